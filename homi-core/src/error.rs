@@ -1,0 +1,186 @@
+//! The one error type of `homi-core`, and its classification.
+
+use std::time::Duration;
+
+/// A `Result` whose error defaults to [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, classified for the doors: the server maps kinds to HTTP
+/// statuses, the Python module to exception classes, the CLI to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller passed something invalid; the message names the field.
+    InvalidInput,
+    /// A configuration value is missing or invalid; the message names the variable.
+    Config,
+    /// The thing asked for does not exist (in the caller's scope).
+    NotFound,
+    /// The request conflicts with the current state (e.g. the store was
+    /// embedded with another embedder).
+    Conflict,
+    /// The model provider asked us to slow down.
+    RateLimited,
+    /// The model provider is not configured.
+    ProviderNotConfigured,
+    /// The model provider failed or could not be reached.
+    ProviderUnavailable,
+    /// The model provider did not answer in time.
+    ProviderTimeout,
+    /// The model provider answered with something that is not what was asked for.
+    ProviderInvalidResponse,
+    /// The store failed.
+    Storage,
+}
+
+/// Errors of `homi-core`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument is invalid.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The argument or field at fault, e.g. `user_id` or `filters.age`.
+        field: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A configuration value is invalid.
+    #[error("invalid configuration {variable}: {reason}")]
+    Config {
+        /// The environment variable or config key at fault.
+        variable: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// Not found.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, e.g. `memory 6f1c…`.
+        what: String,
+    },
+    /// The store was written with another embedder than the one configured.
+    #[error(
+        "the store was embedded with {stored}, but this Memory is configured with {configured}; \
+         vectors of different embedders cannot be compared. Configure the original embedder \
+         (HOMI_EMBEDDING_MODEL / HOMI_EMBEDDING_DIMS), use another database, or re-embed the \
+         store's memories with the new embedder"
+    )]
+    EmbedderMismatch {
+        /// The embedder recorded in the store, e.g. `text-embedding-3-small (1536 dims)`.
+        stored: String,
+        /// The embedder configured now.
+        configured: String,
+    },
+    /// No model provider is configured.
+    #[error("no model provider is configured: {0}")]
+    ProviderNotConfigured(String),
+    /// The provider answered with an error status or could not be reached.
+    #[error("the model provider failed{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Provider {
+        /// HTTP status, when there was a response.
+        status: Option<u16>,
+        /// The provider's message.
+        message: String,
+        /// How long the provider asked us to wait, for 429s.
+        retry_after: Option<Duration>,
+    },
+    /// The provider did not answer in time.
+    #[error("the model provider did not answer within {0:?}")]
+    ProviderTimeout(Duration),
+    /// The provider's answer could not be used.
+    #[error("the model provider's answer could not be used: {reason}; raw answer: {raw}")]
+    ProviderInvalidResponse {
+        /// What was wrong with it.
+        reason: String,
+        /// The raw body or content, as received.
+        raw: String,
+    },
+    /// The store failed.
+    #[error("storage error: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl Error {
+    /// Classifies the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Error::Config { .. } => ErrorKind::Config,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::EmbedderMismatch { .. } => ErrorKind::Conflict,
+            Error::ProviderNotConfigured(_) => ErrorKind::ProviderNotConfigured,
+            Error::Provider {
+                status: Some(429), ..
+            } => ErrorKind::RateLimited,
+            Error::Provider { .. } => ErrorKind::ProviderUnavailable,
+            Error::ProviderTimeout(_) => ErrorKind::ProviderTimeout,
+            Error::ProviderInvalidResponse { .. } => ErrorKind::ProviderInvalidResponse,
+            Error::Storage(_) => ErrorKind::Storage,
+        }
+    }
+
+    /// How long to wait before retrying, when the provider said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Provider { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn config(variable: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            variable: variable.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn storage(message: impl Into<String>) -> Self {
+        Error::Storage(message.into().into())
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Storage(Box::new(e))
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::Storage(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_classify() {
+        assert_eq!(Error::invalid("user_id", "empty").kind(), ErrorKind::InvalidInput);
+        let rl = Error::Provider {
+            status: Some(429),
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(rl.kind(), ErrorKind::RateLimited);
+        assert_eq!(rl.retry_after(), Some(Duration::from_secs(2)));
+        let e = Error::config("API_PORT", "'x' is not a port number");
+        assert_eq!(e.to_string(), "invalid configuration API_PORT: 'x' is not a port number");
+    }
+}

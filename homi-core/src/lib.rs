@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod config;
+pub mod error;
+#[cfg(feature = "memory")]
+pub mod memory;
+pub mod provider;
+#[cfg(feature = "memory")]
+pub mod store;
+
+pub use config::Config;
+pub use error::{Error, ErrorKind, Result};
+#[cfg(feature = "memory")]
+pub use memory::{
+    AddEvent, AddOptions, AddResult, Event, Filter, HistoryEntry, ListOptions, Memory, MemoryBuilder,
+    MemoryItem, Messages, Metadata, Scope, SearchOptions, SearchResult, Usage,
+};

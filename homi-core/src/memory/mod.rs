@@ -1,0 +1,729 @@
+//! The Memory client: mem0's operations on a [`Store`], an [`Embedder`] and a
+//! [`ChatModel`].
+//!
+//! ```no_run
+//! # tokio_test_block_on(async {
+//! use homi_core::{AddOptions, Config, Memory, Scope, SearchOptions};
+//! let memory = Memory::open(&Config::from_env()?).await?;
+//! let alice = Scope::user("alice");
+//! memory.add("I'm vegetarian and I love hiking", &alice, AddOptions::default()).await?;
+//! let found = memory.search("what do I like to eat?", &alice, SearchOptions::default().limit(3)).await?;
+//! for m in &found.results {
+//!     println!("{:.2} {}", m.score.unwrap_or(0.0), m.memory);
+//! }
+//! # Ok::<(), homi_core::Error>(()) });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output { tokio::runtime::Runtime::new().unwrap().block_on(f) }
+//! ```
+
+pub mod filter;
+pub(crate) mod infer;
+pub mod messages;
+pub mod types;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use uuid::Uuid;
+
+pub use filter::{Field, Filter, Op};
+pub use messages::{InputMessage, Messages};
+pub use types::{
+    AddEvent, AddOptions, AddResult, Event, HistoryEntry, ListOptions, MemoryItem, Metadata, Scope,
+    SearchOptions, SearchResult, Usage, parse_memory_id, text_hash,
+};
+
+use crate::error::{Error, Result};
+use crate::provider::{ChatModel, ChatRequest, Embedder, Role};
+use crate::store::{Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store};
+use infer::{Decision, FactOp};
+
+/// The Memory client. Cheap to clone; share one per process.
+#[derive(Clone, Debug)]
+pub struct Memory {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn Store>,
+    embedder: Option<Arc<dyn Embedder>>,
+    chat: Option<Arc<dyn ChatModel>>,
+    infer_context: usize,
+    not_configured: String,
+}
+
+/// Builds a [`Memory`] from parts.
+///
+/// ```no_run
+/// # tokio_test_block_on(async {
+/// use std::sync::Arc;
+/// use homi_core::{Config, Memory};
+/// use homi_core::provider::openai::{OpenAiChatModel, OpenAiEmbedder};
+/// use homi_core::store::sqlite::SqliteStore;
+/// let config = Config::default().with_openai_base_url("http://localhost:11434/v1");
+/// let memory = Memory::builder(Arc::new(SqliteStore::open("sqlite::memory:").await?))
+///     .embedder(Arc::new(OpenAiEmbedder::new(&config.provider, &config.embedder)?))
+///     .chat_model(Arc::new(OpenAiChatModel::new(&config.provider)?))
+///     .build()
+///     .await?;
+/// # Ok::<(), homi_core::Error>(()) });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output { tokio::runtime::Runtime::new().unwrap().block_on(f) }
+/// ```
+#[derive(Debug)]
+pub struct MemoryBuilder {
+    store: Arc<dyn Store>,
+    embedder: Option<Arc<dyn Embedder>>,
+    chat: Option<Arc<dyn ChatModel>>,
+    infer_context: usize,
+    not_configured: String,
+}
+
+impl MemoryBuilder {
+    /// Sets the embedder.
+    pub fn embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+    /// Sets the chat model used by `add(infer=true)`.
+    pub fn chat_model(mut self, chat: Arc<dyn ChatModel>) -> Self {
+        self.chat = Some(chat);
+        self
+    }
+    /// How many nearest existing memories the model sees per `add` (default 10).
+    pub fn infer_context(mut self, n: usize) -> Self {
+        self.infer_context = n;
+        self
+    }
+    /// The sentence returned when a provider is needed and missing.
+    pub fn not_configured_message(mut self, message: impl Into<String>) -> Self {
+        self.not_configured = message.into();
+        self
+    }
+
+    /// Checks the embedder against the one recorded in the store and builds.
+    pub async fn build(self) -> Result<Memory> {
+        if let (Some(e), Some(stored)) = (&self.embedder, self.store.embedder().await?) {
+            let configured_dims = e.dims();
+            if stored.model != e.model() || configured_dims.is_some_and(|d| d != stored.dims) {
+                return Err(Error::EmbedderMismatch {
+                    stored: stored.to_string(),
+                    configured: match configured_dims {
+                        Some(d) => format!("{} ({d} dims)", e.model()),
+                        None => e.model().to_owned(),
+                    },
+                });
+            }
+        }
+        Ok(Memory {
+            inner: Arc::new(Inner {
+                store: self.store,
+                embedder: self.embedder,
+                chat: self.chat,
+                infer_context: self.infer_context,
+                not_configured: self.not_configured,
+            }),
+        })
+    }
+}
+
+fn elapsed_ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+impl Memory {
+    /// Starts building a Memory on a store.
+    pub fn builder(store: Arc<dyn Store>) -> MemoryBuilder {
+        MemoryBuilder {
+            store,
+            embedder: None,
+            chat: None,
+            infer_context: 10,
+            not_configured: "set OPENAI_API_KEY or OPENAI_BASE_URL".to_owned(),
+        }
+    }
+
+    /// Opens the store named by `config.database_url` and the provider of
+    /// `config.provider`. Without a provider, reads and deletions work and
+    /// `add`/`search` fail with a `ProviderNotConfigured` error saying what to set.
+    #[cfg(all(feature = "sqlite", feature = "openai"))]
+    pub async fn open(config: &crate::Config) -> Result<Memory> {
+        use crate::provider::openai::{NOT_CONFIGURED, OpenAiChatModel, OpenAiEmbedder};
+        use crate::store::sqlite::{SqliteOptions, SqliteStore};
+        let url = config.database_url.as_str();
+        let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+            Arc::new(
+                SqliteStore::open_with(
+                    url,
+                    SqliteOptions {
+                        cache_bytes: config.memory.vector_cache_mb.saturating_mul(1024 * 1024),
+                        ..SqliteOptions::default()
+                    },
+                )
+                .await?,
+            )
+        } else {
+            return Err(Error::config(
+                "DATABASE_URL",
+                format!(
+                    "'{}' needs the Postgres store, which this build of homi-core does not include; \
+                     use sqlite://path/to/homi.db",
+                    config.redacted_database_url()
+                ),
+            ));
+        };
+        let mut builder = Memory::builder(store)
+            .infer_context(config.memory.infer_context)
+            .not_configured_message(NOT_CONFIGURED);
+        if config.provider.is_configured() {
+            builder = builder
+                .embedder(Arc::new(OpenAiEmbedder::new(&config.provider, &config.embedder)?))
+                .chat_model(Arc::new(OpenAiChatModel::new(&config.provider)?));
+        }
+        builder.build().await
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    fn embedder(&self) -> Result<&Arc<dyn Embedder>> {
+        self.inner
+            .embedder
+            .as_ref()
+            .ok_or_else(|| Error::ProviderNotConfigured(self.inner.not_configured.clone()))
+    }
+
+    fn chat(&self) -> Result<&Arc<dyn ChatModel>> {
+        self.inner
+            .chat
+            .as_ref()
+            .ok_or_else(|| Error::ProviderNotConfigured(self.inner.not_configured.clone()))
+    }
+
+    async fn embed(&self, texts: &[String], usage: &mut Usage) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let embedder = self.embedder()?;
+        let out = embedder.embed(texts).await?;
+        usage.embedding_calls += out.requests;
+        usage.embedding_tokens += out.tokens;
+        let dims = out.vectors.first().map_or(0, Vec::len);
+        let info = EmbedderInfo {
+            model: embedder.model().to_owned(),
+            dims,
+        };
+        self.inner.store.bind_embedder(&info).await?;
+        Ok(out.vectors)
+    }
+
+    /// Adds memories from messages (a string, a message, or a list), with
+    /// mem0's behaviour: `infer=false` stores each non-system message verbatim;
+    /// `infer=true` extracts facts and reconciles them with the scope's nearest
+    /// memories in one chat-model call (see the crate documentation).
+    pub async fn add(&self, messages: impl Into<Messages>, scope: &Scope, options: AddOptions) -> Result<AddResult> {
+        let start = Instant::now();
+        let messages = messages.into();
+        scope.validate(true)?;
+        messages.validate()?;
+        let mut usage = Usage::default();
+        let results = if options.infer {
+            self.add_inferred(&messages, scope, &options, &mut usage).await?
+        } else {
+            self.add_verbatim(&messages, scope, &options, &mut usage).await?
+        };
+        usage.duration_ms = elapsed_ms(start);
+        Ok(AddResult { results, usage })
+    }
+
+    /// Current memories of exactly this scope with these hashes, by hash.
+    async fn known(&self, scope: &Scope, hashes: &[String]) -> Result<HashMap<String, MemoryItem>> {
+        let found = self.inner.store.find_by_hash(scope, hashes).await?;
+        Ok(found
+            .into_iter()
+            .filter(|m| m.user_id == scope.user_id && m.agent_id == scope.agent_id && m.run_id == scope.run_id)
+            .map(|m| (m.hash.clone(), m))
+            .collect())
+    }
+
+    async fn add_verbatim(
+        &self,
+        messages: &Messages,
+        scope: &Scope,
+        options: &AddOptions,
+        usage: &mut Usage,
+    ) -> Result<Vec<AddEvent>> {
+        let items: Vec<&InputMessage> = messages
+            .0
+            .iter()
+            .filter(|m| m.role != Role::System && !m.content.trim().is_empty())
+            .collect();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hashes: Vec<String> = items.iter().map(|m| text_hash(&m.content)).collect();
+        let known = self.known(scope, &hashes).await?;
+        let mut seen = HashSet::new();
+        let mut fresh: Vec<usize> = Vec::new();
+        for (i, h) in hashes.iter().enumerate() {
+            if !known.contains_key(h) && seen.insert(h.clone()) {
+                fresh.push(i);
+            }
+        }
+        let texts: Vec<String> = fresh.iter().map(|&i| items[i].content.clone()).collect();
+        let vectors = self.embed(&texts, usage).await?;
+        let changes: Vec<Change> = fresh
+            .iter()
+            .zip(vectors)
+            .map(|(&i, embedding)| {
+                Change::Add(NewMemory {
+                    id: Uuid::new_v4(),
+                    text: items[i].content.clone(),
+                    hash: hashes[i].clone(),
+                    metadata: options.metadata.clone().unwrap_or_default(),
+                    scope: scope.clone(),
+                    actor_id: items[i].name.clone(),
+                    role: Some(items[i].role.as_str().to_owned()),
+                    embedding,
+                })
+            })
+            .collect();
+        let outcomes = self.inner.store.apply(scope, changes).await?;
+        let mut by_hash: HashMap<String, AddEvent> = HashMap::new();
+        for o in outcomes {
+            for e in events_of(o) {
+                by_hash.insert(text_hash(&e.memory), e);
+            }
+        }
+        // One event per distinct input text, in input order.
+        let mut out = Vec::new();
+        let mut reported = HashSet::new();
+        for h in &hashes {
+            if !reported.insert(h.clone()) {
+                continue;
+            }
+            if let Some(e) = by_hash.remove(h) {
+                out.push(e);
+            } else if let Some(m) = known.get(h) {
+                out.push(AddEvent {
+                    id: m.id,
+                    memory: m.memory.clone(),
+                    event: Event::None,
+                    previous_memory: None,
+                    superseded_by: None,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn add_inferred(
+        &self,
+        messages: &Messages,
+        scope: &Scope,
+        options: &AddOptions,
+        usage: &mut Usage,
+    ) -> Result<Vec<AddEvent>> {
+        let conversation: Vec<&InputMessage> = messages
+            .0
+            .iter()
+            .filter(|m| m.role != Role::System && !m.content.trim().is_empty())
+            .collect();
+        if conversation.is_empty() {
+            return Ok(Vec::new());
+        }
+        let chat = self.chat()?.clone();
+        // Exact duplicates need no model: when every message is already a
+        // memory of this scope, nothing is asked and nothing is written.
+        let hashes: Vec<String> = conversation.iter().map(|m| text_hash(m.content.trim())).collect();
+        let known = self.known(scope, &hashes).await?;
+        if hashes.iter().all(|h| known.contains_key(h)) {
+            let mut seen = HashSet::new();
+            return Ok(hashes
+                .iter()
+                .filter(|h| seen.insert((*h).clone()))
+                .filter_map(|h| known.get(h))
+                .map(|m| AddEvent {
+                    id: m.id,
+                    memory: m.memory.clone(),
+                    event: Event::None,
+                    previous_memory: None,
+                    superseded_by: None,
+                })
+                .collect());
+        }
+
+        // (1) Embed the new messages; fetch the scope's nearest memories.
+        let texts: Vec<String> = conversation.iter().map(|m| m.content.clone()).collect();
+        let vectors = self.embed(&texts, usage).await?;
+        let mut existing: Vec<MemoryItem> = Vec::new();
+        if self.inner.infer_context > 0 {
+            let params = ReadParams {
+                limit: self.inner.infer_context,
+                ..ReadParams::default()
+            };
+            let mut best: HashMap<Uuid, MemoryItem> = HashMap::new();
+            for v in &vectors {
+                for m in self.inner.store.search(scope, v, &params).await? {
+                    let keep = best
+                        .get(&m.id)
+                        .is_none_or(|old| old.score.unwrap_or(0.0) < m.score.unwrap_or(0.0));
+                    if keep {
+                        best.insert(m.id, m);
+                    }
+                }
+            }
+            existing = best.into_values().collect();
+            existing.sort_by(|a, b| {
+                b.score
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.score.unwrap_or(0.0))
+                    .then(a.id.cmp(&b.id))
+            });
+            existing.truncate(self.inner.infer_context);
+        }
+
+        // (2) One structured-output call; one repair attempt on a bad answer.
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        let shown: Vec<String> = existing.iter().map(|m| m.memory.clone()).collect();
+        let mut request = ChatRequest::new(infer::prompt(&shown, &conversation, &today));
+        request.json_schema = Some(infer::schema());
+        request.temperature = Some(0.0);
+        let ops = self.extract(chat.as_ref(), request, existing.len(), usage).await?;
+
+        // Map the model's small ids back to memories and plan the changes.
+        let actor = single_actor(&conversation);
+        let metadata = options.metadata.clone().unwrap_or_default();
+        let existing_hashes: HashMap<String, usize> =
+            existing.iter().enumerate().map(|(i, m)| (m.hash.clone(), i)).collect();
+        let fact_hashes: Vec<String> = ops.iter().map(|o| text_hash(&o.text)).collect();
+        let known_facts = self.known(scope, &fact_hashes).await?;
+        let mut targeted = HashSet::new();
+        let mut planned_hashes = HashSet::new();
+        let mut none_events = Vec::new();
+        let mut plan: Vec<(FactOp, String)> = Vec::new();
+        for (op, hash) in ops.into_iter().zip(fact_hashes) {
+            let decision = match op.decision {
+                Decision::None(t) => {
+                    if targeted.insert(t) {
+                        let m = &existing[t];
+                        none_events.push(AddEvent {
+                            id: m.id,
+                            memory: m.memory.clone(),
+                            event: Event::None,
+                            previous_memory: None,
+                            superseded_by: None,
+                        });
+                    }
+                    continue;
+                }
+                // A second decision about one memory would race the first: keep the fact as new.
+                Decision::Update(t) | Decision::Delete(t) if !targeted.insert(t) => Decision::Add,
+                Decision::Update(t) if existing[t].hash == hash => {
+                    let m = &existing[t];
+                    none_events.push(AddEvent {
+                        id: m.id,
+                        memory: m.memory.clone(),
+                        event: Event::None,
+                        previous_memory: None,
+                        superseded_by: None,
+                    });
+                    continue;
+                }
+                d => d,
+            };
+            if decision == Decision::Add {
+                let dup = existing_hashes.get(&hash).map(|&i| &existing[i]).or_else(|| known_facts.get(&hash));
+                if let Some(m) = dup {
+                    if planned_hashes.insert(hash.clone()) {
+                        none_events.push(AddEvent {
+                            id: m.id,
+                            memory: m.memory.clone(),
+                            event: Event::None,
+                            previous_memory: None,
+                            superseded_by: None,
+                        });
+                    }
+                    continue;
+                }
+            }
+            if !planned_hashes.insert(hash.clone()) && decision == Decision::Add {
+                continue;
+            }
+            plan.push((
+                FactOp {
+                    text: op.text,
+                    decision,
+                },
+                hash,
+            ));
+        }
+        if plan.is_empty() {
+            return Ok(none_events);
+        }
+
+        // (3) One embeddings request for every new or changed text.
+        let texts: Vec<String> = plan.iter().map(|(op, _)| op.text.clone()).collect();
+        let vectors = self.embed(&texts, usage).await?;
+
+        // (4) Apply everything in one transaction.
+        let new_memory = |text: String, hash: String, embedding: Vec<f32>| NewMemory {
+            id: Uuid::new_v4(),
+            text,
+            hash,
+            metadata: metadata.clone(),
+            scope: scope.clone(),
+            actor_id: actor.clone(),
+            role: None,
+            embedding,
+        };
+        let changes: Vec<Change> = plan
+            .into_iter()
+            .zip(vectors)
+            .map(|((op, hash), embedding)| match op.decision {
+                Decision::Update(t) => Change::Update {
+                    id: existing[t].id,
+                    text: op.text,
+                    hash,
+                    embedding,
+                    metadata: options.metadata.clone(),
+                    replace_metadata: false,
+                    actor_id: actor.clone(),
+                    role: None,
+                },
+                Decision::Delete(t) => Change::Supersede {
+                    id: existing[t].id,
+                    replacement: new_memory(op.text, hash, embedding),
+                },
+                _ => Change::Add(new_memory(op.text, hash, embedding)),
+            })
+            .collect();
+        let outcomes = self.inner.store.apply(scope, changes).await?;
+        let mut events: Vec<AddEvent> = outcomes.into_iter().flat_map(events_of).collect();
+        events.extend(none_events);
+        Ok(events)
+    }
+
+    async fn extract(
+        &self,
+        chat: &dyn ChatModel,
+        mut request: ChatRequest,
+        existing_len: usize,
+        usage: &mut Usage,
+    ) -> Result<Vec<FactOp>> {
+        let mut last_error = String::new();
+        for attempt in 0..2 {
+            let response = chat.complete(request.clone()).await?;
+            usage.chat_calls += 1;
+            usage.prompt_tokens += response.usage.prompt_tokens;
+            usage.completion_tokens += response.usage.completion_tokens;
+            match infer::parse(&response.content, existing_len) {
+                Ok(ops) => return Ok(ops),
+                Err(reason) => {
+                    tracing::warn!(attempt, %reason, "the model's memory operations could not be used");
+                    if attempt == 1 {
+                        return Err(Error::ProviderInvalidResponse {
+                            reason: format!("the memory operations are invalid after one repair attempt: {reason}"),
+                            raw: response.content,
+                        });
+                    }
+                    request.messages.push(crate::provider::ChatMessage::assistant(response.content));
+                    request.messages.push(infer::repair_message(&reason));
+                    last_error = reason;
+                }
+            }
+        }
+        Err(Error::ProviderInvalidResponse {
+            reason: last_error,
+            raw: String::new(),
+        })
+    }
+
+    /// Searches the scope's memories by meaning. Scores are in [0, 1], best first.
+    pub async fn search(&self, query: &str, scope: &Scope, options: SearchOptions) -> Result<SearchResult> {
+        let start = Instant::now();
+        scope.validate(true)?;
+        options.validate()?;
+        if query.trim().is_empty() {
+            return Err(Error::invalid("query", "must not be empty"));
+        }
+        if query.len() > messages::MAX_MESSAGE_BYTES {
+            return Err(Error::invalid(
+                "query",
+                format!("is longer than {} bytes", messages::MAX_MESSAGE_BYTES),
+            ));
+        }
+        let mut usage = Usage::default();
+        let vectors = self.embed(&[query.to_owned()], &mut usage).await?;
+        let Some(vector) = vectors.first() else {
+            return Err(Error::ProviderInvalidResponse {
+                reason: "no embedding for the query".into(),
+                raw: String::new(),
+            });
+        };
+        let params = ReadParams {
+            limit: options.limit,
+            filter: options.filters,
+            as_of: options.as_of,
+            include_superseded: options.include_superseded,
+            threshold: options.threshold,
+        };
+        let results = self.inner.store.search(scope, vector, &params).await?;
+        usage.duration_ms = elapsed_ms(start);
+        Ok(SearchResult { results, usage })
+    }
+
+    /// One memory by id, if it exists in `scope` ([`Scope::any`] matches every scope).
+    pub async fn get(&self, id: &str, scope: &Scope) -> Result<Option<MemoryItem>> {
+        scope.validate(false)?;
+        let id = parse_memory_id(id)?;
+        self.inner.store.get(id, scope).await
+    }
+
+    /// The scope's memories, newest first.
+    pub async fn get_all(&self, scope: &Scope, options: ListOptions) -> Result<Vec<MemoryItem>> {
+        scope.validate(true)?;
+        types::check_limit(options.limit)?;
+        let params = ReadParams {
+            limit: options.limit,
+            filter: options.filters,
+            as_of: options.as_of,
+            include_superseded: options.include_superseded,
+            threshold: None,
+        };
+        self.inner.store.list(scope, &params).await
+    }
+
+    /// Replaces a memory's text (and, when given, its metadata). History keeps
+    /// the old text. Returns the memory as it is now.
+    pub async fn update(&self, id: &str, scope: &Scope, text: &str, metadata: Option<Metadata>) -> Result<MemoryItem> {
+        scope.validate(false)?;
+        let uuid = parse_memory_id(id)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::invalid("data", "must not be empty"));
+        }
+        if text.len() > messages::MAX_MESSAGE_BYTES {
+            return Err(Error::invalid("data", format!("is longer than {} bytes", messages::MAX_MESSAGE_BYTES)));
+        }
+        if self.inner.store.get(uuid, scope).await?.is_none() {
+            return Err(Error::not_found(format!("memory {uuid}")));
+        }
+        let mut usage = Usage::default();
+        let vectors = self.embed(&[text.to_owned()], &mut usage).await?;
+        let embedding = vectors.into_iter().next().unwrap_or_default();
+        let change = Change::Update {
+            id: uuid,
+            text: text.to_owned(),
+            hash: text_hash(text),
+            embedding,
+            replace_metadata: metadata.is_some(),
+            metadata,
+            actor_id: None,
+            role: None,
+        };
+        let outcomes = self.inner.store.apply(scope, vec![change]).await?;
+        let id_now = match outcomes.first() {
+            Some(Outcome::Updated { id, .. }) | Some(Outcome::Duplicate { id, .. }) => *id,
+            Some(Outcome::Added { id, .. }) => *id,
+            _ => uuid,
+        };
+        self.inner
+            .store
+            .get(id_now, scope)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("memory {uuid}")))
+    }
+
+    /// Deletes one memory: its text, embedding and history texts are removed.
+    pub async fn delete(&self, id: &str, scope: &Scope) -> Result<()> {
+        scope.validate(false)?;
+        let uuid = parse_memory_id(id)?;
+        if self.inner.store.delete(uuid, scope).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found(format!("memory {uuid}")))
+        }
+    }
+
+    /// Deletes every memory of the scope (all of them, not one page). Returns how many.
+    pub async fn delete_all(&self, scope: &Scope) -> Result<u64> {
+        scope.validate(true)?;
+        self.inner.store.delete_scope(scope).await
+    }
+
+    /// A memory's history, oldest first (empty for an unknown id).
+    pub async fn history(&self, id: &str, scope: &Scope) -> Result<Vec<HistoryEntry>> {
+        scope.validate(false)?;
+        let uuid = parse_memory_id(id)?;
+        self.inner.store.history(uuid, scope).await
+    }
+
+    /// Deletes every memory of every scope, and the recorded embedder.
+    pub async fn reset(&self) -> Result<()> {
+        self.inner.store.reset().await
+    }
+}
+
+/// The speaker's name when exactly one named user speaks.
+fn single_actor(conversation: &[&InputMessage]) -> Option<String> {
+    let names: HashSet<&str> = conversation
+        .iter()
+        .filter(|m| m.role == Role::User)
+        .filter_map(|m| m.name.as_deref())
+        .collect();
+    if names.len() == 1 {
+        names.into_iter().next().map(str::to_owned)
+    } else {
+        None
+    }
+}
+
+fn events_of(outcome: Outcome) -> Vec<AddEvent> {
+    match outcome {
+        Outcome::Added { id, text } => vec![AddEvent {
+            id,
+            memory: text,
+            event: Event::Add,
+            previous_memory: None,
+            superseded_by: None,
+        }],
+        Outcome::Duplicate { id, text } => vec![AddEvent {
+            id,
+            memory: text,
+            event: Event::None,
+            previous_memory: None,
+            superseded_by: None,
+        }],
+        Outcome::Updated { id, old_text, new_text } => vec![AddEvent {
+            id,
+            memory: new_text,
+            event: Event::Update,
+            previous_memory: Some(old_text),
+            superseded_by: None,
+        }],
+        Outcome::Superseded {
+            id,
+            old_text,
+            replacement,
+            replacement_text,
+        } => vec![
+            AddEvent {
+                id,
+                memory: old_text,
+                event: Event::Delete,
+                previous_memory: None,
+                superseded_by: Some(replacement),
+            },
+            AddEvent {
+                id: replacement,
+                memory: replacement_text,
+                event: Event::Add,
+                previous_memory: None,
+                superseded_by: None,
+            },
+        ],
+    }
+}

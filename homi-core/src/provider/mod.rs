@@ -1,0 +1,216 @@
+//! The model provider: a [`ChatModel`] and an [`Embedder`].
+//!
+//! Both are traits, so a program can plug in its own; [`openai`] implements them
+//! for any OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp, …).
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[cfg(feature = "openai")]
+pub mod openai;
+
+/// Who wrote a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions.
+    System,
+    /// The person.
+    User,
+    /// The model.
+    Assistant,
+}
+
+impl Role {
+    /// The wire name: `system`, `user` or `assistant`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "system" | "developer" => Some(Role::System),
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            _ => None,
+        }
+    }
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Who wrote it.
+    pub role: Role,
+    /// What it says.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::System,
+            content: content.into(),
+        }
+    }
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
+    }
+    /// An assistant message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// A JSON schema the answer must follow (structured outputs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonSchema {
+    /// Schema name (`a-z A-Z 0-9 _ -`, at most 64 characters).
+    pub name: String,
+    /// The JSON schema of the answer.
+    pub schema: serde_json::Value,
+}
+
+/// A request to the chat model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// When set, the answer is JSON following this schema (strict).
+    pub json_schema: Option<JsonSchema>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+}
+
+impl ChatRequest {
+    /// A request with these messages.
+    pub fn new(messages: Vec<ChatMessage>) -> Self {
+        Self {
+            messages,
+            json_schema: None,
+            temperature: None,
+        }
+    }
+}
+
+/// Tokens a call used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// Input tokens.
+    pub prompt_tokens: u64,
+    /// Output tokens.
+    pub completion_tokens: u64,
+}
+
+/// The chat model's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatResponse {
+    /// The text of the answer.
+    pub content: String,
+    /// Tokens used.
+    pub usage: TokenUsage,
+}
+
+/// One event of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatChunk {
+    /// A piece of text.
+    Delta(String),
+    /// The stream ended; token usage when the provider reported it.
+    Done(Option<TokenUsage>),
+}
+
+/// A chat model: one completion, or a stream of deltas.
+#[async_trait]
+pub trait ChatModel: Send + Sync + Debug {
+    /// The model's name, e.g. `gpt-4o-mini`.
+    fn model(&self) -> &str;
+
+    /// Runs one completion. With a [`JsonSchema`], the content is JSON (the
+    /// caller still validates it: not every server enforces schemas).
+    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse>;
+
+    /// Streams one completion: text deltas, then [`ChatChunk::Done`].
+    async fn stream(&self, request: ChatRequest) -> Result<BoxStream<'static, Result<ChatChunk>>>;
+}
+
+/// Vectors for a batch of texts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Embeddings {
+    /// One vector per input text, in input order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Input tokens, as reported.
+    pub tokens: u64,
+    /// HTTP requests made (a large batch is split).
+    pub requests: u32,
+}
+
+/// An embedder: texts to vectors.
+#[async_trait]
+pub trait Embedder: Send + Sync + Debug {
+    /// The model's name, e.g. `text-embedding-3-small`; recorded in the store.
+    fn model(&self) -> &str;
+
+    /// The vector size, when known before the first call.
+    fn dims(&self) -> Option<usize>;
+
+    /// Embeds every text, in as few requests as the batch size allows.
+    async fn embed(&self, texts: &[String]) -> Result<Embeddings>;
+}
+
+/// Vector sizes of well-known embedding models.
+pub fn known_dims(model: &str) -> Option<usize> {
+    match model {
+        "text-embedding-3-small" | "text-embedding-ada-002" => Some(1536),
+        "text-embedding-3-large" => Some(3072),
+        "nomic-embed-text" => Some(768),
+        "mxbai-embed-large" => Some(1024),
+        "all-minilm" | "all-MiniLM-L6-v2" | "all-minilm-l6-v2" => Some(384),
+        _ => None,
+    }
+}
+
+/// Checks that the provider returned one finite, non-empty vector per text,
+/// all of one size.
+pub(crate) fn check_vectors(vectors: &[Vec<f32>], expected: usize, dims: Option<usize>) -> Result<()> {
+    if vectors.len() != expected {
+        return Err(Error::ProviderInvalidResponse {
+            reason: format!("asked for {expected} embeddings, got {}", vectors.len()),
+            raw: String::new(),
+        });
+    }
+    let want = dims.or_else(|| vectors.first().map(Vec::len)).unwrap_or(0);
+    for v in vectors {
+        if v.is_empty() || v.len() != want {
+            return Err(Error::ProviderInvalidResponse {
+                reason: format!("an embedding has {} dimensions, expected {want}", v.len()),
+                raw: String::new(),
+            });
+        }
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(Error::ProviderInvalidResponse {
+                reason: "an embedding contains NaN or infinity".into(),
+                raw: String::new(),
+            });
+        }
+    }
+    Ok(())
+}

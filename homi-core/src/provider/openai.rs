@@ -1,0 +1,538 @@
+//! [`ChatModel`] and [`Embedder`] for any OpenAI-compatible server, on
+//! `async-openai`, with per-attempt timeouts and retries with backoff that honour
+//! `Retry-After`.
+//!
+//! ```no_run
+//! # tokio_test_block_on(async {
+//! use homi_core::provider::{ChatModel, ChatMessage, ChatRequest, openai::OpenAiChatModel};
+//! use homi_core::Config;
+//! let config = Config::default().with_openai_base_url("http://localhost:11434/v1").with_chat_model("llama3.1");
+//! let model = OpenAiChatModel::new(&config.provider)?;
+//! let answer = model.complete(ChatRequest::new(vec![ChatMessage::user("Hi!")])).await?;
+//! println!("{}", answer.content);
+//! # Ok::<(), homi_core::Error>(()) });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output { tokio::runtime::Runtime::new().unwrap().block_on(f) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::{HttpRequestFactory, ReqwestService};
+use async_openai::types::chat::{
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
+    ChatCompletionStreamOptions, CreateChatCompletionRequest, ResponseFormat,
+    ResponseFormatJsonSchema,
+};
+use async_openai::types::embeddings::{CreateEmbeddingRequest, EmbeddingInput};
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use secrecy::ExposeSecret;
+use tower::ServiceExt;
+
+use super::{
+    ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatResponse, Embedder, Embeddings, Role,
+    TokenUsage, check_vectors, known_dims,
+};
+use crate::config::{EmbedderConfig, ProviderConfig};
+use crate::error::{Error, Result};
+
+/// Longest `Retry-After` we wait for inside one call; longer asks are returned
+/// to the caller as a rate-limit error carrying the wait.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(20);
+/// Cap of the exponential backoff between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// First backoff step.
+const BASE_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The final failure of a request after retries, carried through
+/// `OpenAIError::Boxed` so the status and `Retry-After` survive.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("HTTP {status}: {message}")]
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// A tower service around `ReqwestService`: a timeout per attempt, and retries
+/// on 429, 5xx, timeouts and connection errors.
+#[derive(Clone)]
+struct RetryService {
+    inner: ReqwestService,
+    timeout: Duration,
+    max_retries: u32,
+}
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = std::result::Result<reqwest::Response, OpenAIError>> + Send>>;
+
+fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let step = BASE_BACKOFF.saturating_mul(1u32 << attempt.min(10));
+    let cap = step.min(MAX_BACKOFF);
+    // Full jitter keeps concurrent clients from retrying in lockstep.
+    cap.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+async fn error_message(response: reqwest::Response) -> String {
+    let body = match tokio::time::timeout(Duration::from_secs(5), response.bytes()).await {
+        Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => return "(no readable body)".to_owned(),
+    };
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or(body)
+}
+
+impl tower::Service<HttpRequestFactory> for RetryService {
+    type Response = reqwest::Response;
+    type Error = OpenAIError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: HttpRequestFactory) -> Self::Future {
+        let inner = self.inner.clone();
+        let timeout = self.timeout;
+        let max_retries = self.max_retries;
+        Box::pin(async move {
+            let mut attempt: u32 = 0;
+            loop {
+                let outcome = tokio::time::timeout(timeout, inner.clone().oneshot(request.clone())).await;
+                let last = attempt >= max_retries;
+                let wait = match outcome {
+                    Err(_) => {
+                        if last {
+                            return Err(OpenAIError::Boxed(Box::new(Failure::Timeout(timeout))));
+                        }
+                        backoff(attempt)
+                    }
+                    Ok(Ok(response)) => {
+                        let status = response.status();
+                        if !(status.as_u16() == 429 || status.is_server_error()) {
+                            return Ok(response);
+                        }
+                        let retry_after = parse_retry_after(response.headers());
+                        let too_long = retry_after.is_some_and(|d| d > MAX_RETRY_WAIT);
+                        if last || too_long {
+                            let message = error_message(response).await;
+                            return Err(OpenAIError::Boxed(Box::new(Failure::Status {
+                                status: status.as_u16(),
+                                message,
+                                retry_after,
+                            })));
+                        }
+                        tracing::warn!(status = status.as_u16(), attempt, "model provider asked to retry");
+                        retry_after.unwrap_or_else(|| backoff(attempt))
+                    }
+                    Ok(Err(OpenAIError::Reqwest(e))) if !last && (e.is_connect() || e.is_timeout()) => {
+                        tracing::warn!(error = %e, attempt, "model provider unreachable, retrying");
+                        backoff(attempt)
+                    }
+                    Ok(Err(e)) => return Err(e),
+                };
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        })
+    }
+}
+
+fn map_error(e: OpenAIError) -> Error {
+    match e {
+        OpenAIError::Boxed(boxed) => match boxed.downcast::<Failure>() {
+            Ok(f) => match *f {
+                Failure::Timeout(d) => Error::ProviderTimeout(d),
+                Failure::Status {
+                    status,
+                    message,
+                    retry_after,
+                } => Error::Provider {
+                    status: Some(status),
+                    message,
+                    retry_after,
+                },
+            },
+            Err(other) => Error::Provider {
+                status: None,
+                message: other.to_string(),
+                retry_after: None,
+            },
+        },
+        OpenAIError::ApiError(api) => Error::Provider {
+            status: Some(api.status_code.as_u16()),
+            message: api.api_error.to_string(),
+            retry_after: None,
+        },
+        OpenAIError::JSONDeserialize(err, raw) => Error::ProviderInvalidResponse {
+            reason: format!("the response is not the expected JSON ({err})"),
+            raw,
+        },
+        OpenAIError::Reqwest(e) => {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                message.push_str(": ");
+                message.push_str(&s.to_string());
+                source = s.source();
+            }
+            Error::Provider {
+                status: e.status().map(|s| s.as_u16()),
+                message,
+                retry_after: None,
+            }
+        }
+        other => Error::Provider {
+            status: None,
+            message: other.to_string(),
+            retry_after: None,
+        },
+    }
+}
+
+/// The message a user sees when no provider is configured.
+pub const NOT_CONFIGURED: &str = "set OPENAI_API_KEY to use OpenAI, or OPENAI_BASE_URL to use any \
+     OpenAI-compatible server (Ollama, vLLM, llama.cpp, …)";
+
+fn client(config: &ProviderConfig) -> Result<Client<OpenAIConfig>> {
+    if !config.is_configured() {
+        return Err(Error::ProviderNotConfigured(NOT_CONFIGURED.to_owned()));
+    }
+    // Set both explicitly: OpenAIConfig::default() would read the environment.
+    let key = config
+        .api_key
+        .as_ref()
+        .map(|k| k.expose_secret().to_owned())
+        .unwrap_or_default();
+    let base = config
+        .base_url
+        .clone()
+        .unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
+    let openai = OpenAIConfig::new().with_api_key(key).with_api_base(base);
+    let http = reqwest::Client::builder()
+        .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| Error::config("OPENAI_BASE_URL", format!("cannot build an HTTP client: {e}")))?;
+    let service = RetryService {
+        inner: ReqwestService::new(http.clone()),
+        timeout: config.timeout,
+        max_retries: config.max_retries,
+    };
+    Ok(Client::with_config(openai)
+        .with_http_client(http)
+        .with_http_service(service))
+}
+
+fn to_openai_message(m: &ChatMessage) -> ChatCompletionRequestMessage {
+    match m.role {
+        Role::System => ChatCompletionRequestSystemMessage::from(m.content.as_str()).into(),
+        Role::User => ChatCompletionRequestUserMessage::from(m.content.as_str()).into(),
+        Role::Assistant => ChatCompletionRequestAssistantMessage::from(m.content.as_str()).into(),
+    }
+}
+
+/// A chat model on an OpenAI-compatible server.
+#[derive(Clone)]
+pub struct OpenAiChatModel {
+    client: Client<OpenAIConfig>,
+    model: String,
+}
+
+impl std::fmt::Debug for OpenAiChatModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiChatModel")
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiChatModel {
+    /// A chat model from the provider config (`MODEL_CHOICE` names the model).
+    pub fn new(config: &ProviderConfig) -> Result<Self> {
+        Ok(Self {
+            client: client(config)?,
+            model: config.chat_model.clone(),
+        })
+    }
+
+    fn request(&self, request: ChatRequest, stream: bool) -> CreateChatCompletionRequest {
+        CreateChatCompletionRequest {
+            model: self.model.clone(),
+            messages: request.messages.iter().map(to_openai_message).collect(),
+            temperature: request.temperature,
+            response_format: request.json_schema.map(|s| ResponseFormat::JsonSchema {
+                json_schema: ResponseFormatJsonSchema {
+                    description: None,
+                    name: s.name,
+                    schema: s.schema,
+                    strict: Some(true),
+                },
+            }),
+            stream: stream.then_some(true),
+            stream_options: stream.then_some(ChatCompletionStreamOptions {
+                include_usage: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for OpenAiChatModel {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    async fn complete(&self, request: ChatRequest) -> Result<ChatResponse> {
+        let response = self
+            .client
+            .chat()
+            .create(self.request(request, false))
+            .await
+            .map_err(map_error)?;
+        let usage = response
+            .usage
+            .as_ref()
+            .map(|u| TokenUsage {
+                prompt_tokens: u64::from(u.prompt_tokens),
+                completion_tokens: u64::from(u.completion_tokens),
+            })
+            .unwrap_or_default();
+        let Some(choice) = response.choices.into_iter().next() else {
+            return Err(Error::ProviderInvalidResponse {
+                reason: "the answer has no choices".into(),
+                raw: String::new(),
+            });
+        };
+        if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty()) {
+            return Err(Error::ProviderInvalidResponse {
+                reason: "the model refused".into(),
+                raw: refusal,
+            });
+        }
+        Ok(ChatResponse {
+            content: choice.message.content.unwrap_or_default(),
+            usage,
+        })
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<BoxStream<'static, Result<ChatChunk>>> {
+        let inner = self
+            .client
+            .chat()
+            .create_stream(self.request(request, true))
+            .await
+            .map_err(map_error)?;
+        struct St<S> {
+            inner: S,
+            usage: Option<TokenUsage>,
+            done: bool,
+        }
+        let state = St {
+            inner,
+            usage: None,
+            done: false,
+        };
+        let stream = futures::stream::unfold(state, |mut st| async move {
+            if st.done {
+                return None;
+            }
+            loop {
+                match st.inner.next().await {
+                    None => {
+                        st.done = true;
+                        let usage = st.usage.take();
+                        return Some((Ok(ChatChunk::Done(usage)), st));
+                    }
+                    Some(Err(e)) => {
+                        st.done = true;
+                        return Some((Err(map_error(e)), st));
+                    }
+                    Some(Ok(chunk)) => {
+                        if let Some(u) = chunk.usage {
+                            st.usage = Some(TokenUsage {
+                                prompt_tokens: u64::from(u.prompt_tokens),
+                                completion_tokens: u64::from(u.completion_tokens),
+                            });
+                        }
+                        let text: String = chunk
+                            .choices
+                            .into_iter()
+                            .filter_map(|c| c.delta.content)
+                            .collect();
+                        if !text.is_empty() {
+                            return Some((Ok(ChatChunk::Delta(text)), st));
+                        }
+                    }
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+}
+
+/// An embedder on an OpenAI-compatible server.
+#[derive(Clone)]
+pub struct OpenAiEmbedder {
+    client: Client<OpenAIConfig>,
+    model: String,
+    dims: Option<usize>,
+    send_dims: bool,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for OpenAiEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiEmbedder")
+            .field("model", &self.model)
+            .field("dims", &self.dims)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiEmbedder {
+    /// An embedder from the provider and embedder configs.
+    pub fn new(provider: &ProviderConfig, embedder: &EmbedderConfig) -> Result<Self> {
+        if embedder.model.trim().is_empty() {
+            return Err(Error::config("HOMI_EMBEDDING_MODEL", "must not be empty"));
+        }
+        // OpenAI's v3 models can shorten their vectors on request; other servers
+        // may reject the field, so it is only sent to those models.
+        let send_dims = embedder.dims.is_some() && embedder.model.starts_with("text-embedding-3");
+        Ok(Self {
+            client: client(provider)?,
+            model: embedder.model.clone(),
+            dims: embedder.dims.or_else(|| known_dims(&embedder.model)),
+            send_dims,
+            batch_size: embedder.batch_size.max(1),
+        })
+    }
+
+    async fn embed_batch(&self, texts: Vec<String>) -> Result<(Vec<Vec<f32>>, u64)> {
+        let count = texts.len();
+        let request = CreateEmbeddingRequest {
+            model: self.model.clone(),
+            input: EmbeddingInput::StringArray(texts),
+            encoding_format: None,
+            user: None,
+            dimensions: if self.send_dims {
+                self.dims.and_then(|d| u32::try_from(d).ok())
+            } else {
+                None
+            },
+        };
+        let mut response = self
+            .client
+            .embeddings()
+            .create(request)
+            .await
+            .map_err(map_error)?;
+        response.data.sort_by_key(|e| e.index);
+        let vectors: Vec<Vec<f32>> = response.data.into_iter().map(|e| e.embedding).collect();
+        check_vectors(&vectors, count, self.dims)?;
+        Ok((vectors, u64::from(response.usage.prompt_tokens)))
+    }
+}
+
+#[async_trait]
+impl Embedder for OpenAiEmbedder {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn dims(&self) -> Option<usize> {
+        self.dims
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Embeddings> {
+        if texts.is_empty() {
+            return Ok(Embeddings::default());
+        }
+        let batches: Vec<Vec<String>> = texts.chunks(self.batch_size).map(<[String]>::to_vec).collect();
+        let requests = batches.len() as u32;
+        let results: Vec<Result<(Vec<Vec<f32>>, u64)>> = futures::stream::iter(batches)
+            .map(|b| self.embed_batch(b))
+            .buffered(4)
+            .collect()
+            .await;
+        let mut out = Embeddings {
+            vectors: Vec::with_capacity(texts.len()),
+            tokens: 0,
+            requests,
+        };
+        for r in results {
+            let (vectors, tokens) = r?;
+            out.vectors.extend(vectors);
+            out.tokens += tokens;
+        }
+        check_vectors(&out.vectors, texts.len(), None)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(3)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(30);
+        h.insert("retry-after", httpdate::fmt_http_date(later).parse().unwrap());
+        let d = parse_retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) <= BASE_BACKOFF);
+        assert!(backoff(20) <= MAX_BACKOFF);
+        assert!(backoff(3) >= BASE_BACKOFF * 4);
+    }
+
+    #[test]
+    fn unconfigured_provider_says_what_to_set() {
+        let err = OpenAiChatModel::new(&crate::Config::default().provider).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::ProviderNotConfigured);
+        assert!(err.to_string().contains("OPENAI_API_KEY"));
+        assert!(err.to_string().contains("OPENAI_BASE_URL"));
+    }
+}

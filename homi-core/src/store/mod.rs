@@ -1,0 +1,196 @@
+//! The store behind the Memory client: one trait, one module per database.
+//!
+//! [`sqlite`] is the embedded default. Every method takes the caller's scope and
+//! filters by it in SQL.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::memory::{Filter, HistoryEntry, MemoryItem, Metadata, Scope};
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+#[cfg(feature = "sqlite")]
+pub(crate) mod vector;
+
+/// The embedder a store's vectors were made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbedderInfo {
+    /// Model name.
+    pub model: String,
+    /// Vector size.
+    pub dims: usize,
+}
+
+impl std::fmt::Display for EmbedderInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} dims)", self.model, self.dims)
+    }
+}
+
+/// A memory to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMemory {
+    /// Its id.
+    pub id: Uuid,
+    /// The statement.
+    pub text: String,
+    /// MD5 of the statement.
+    pub hash: String,
+    /// Metadata.
+    pub metadata: Metadata,
+    /// Owner ids.
+    pub scope: Scope,
+    /// Who said it.
+    pub actor_id: Option<String>,
+    /// Role of the source message.
+    pub role: Option<String>,
+    /// Its embedding (any length matching the store's dimension; normalised by the store).
+    pub embedding: Vec<f32>,
+}
+
+/// One change, applied by [`Store::apply`] with the others in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Insert, unless a current memory with the same hash exists in its scope.
+    Add(NewMemory),
+    /// Replace a memory's text (same id); history keeps the old text. When the
+    /// target is gone (deleted meanwhile), the text is added as a new memory.
+    Update {
+        /// Target.
+        id: Uuid,
+        /// New text.
+        text: String,
+        /// Its hash.
+        hash: String,
+        /// Its embedding.
+        embedding: Vec<f32>,
+        /// Metadata keys to set (merged over the existing metadata); `None` keeps it.
+        metadata: Option<Metadata>,
+        /// Replace the metadata instead of merging.
+        replace_metadata: bool,
+        /// Who.
+        actor_id: Option<String>,
+        /// Role.
+        role: Option<String>,
+    },
+    /// Close the target's validity window and point it at `replacement`, which
+    /// is inserted. When the target is no longer current, only the replacement
+    /// is inserted.
+    Supersede {
+        /// Target.
+        id: Uuid,
+        /// What replaces it.
+        replacement: NewMemory,
+    },
+}
+
+/// What happened to one [`Change`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Inserted.
+    Added {
+        /// The new memory.
+        id: Uuid,
+        /// Its text.
+        text: String,
+    },
+    /// Not inserted: a current memory with this hash exists in the scope.
+    Duplicate {
+        /// The existing memory.
+        id: Uuid,
+        /// Its text.
+        text: String,
+    },
+    /// Text replaced.
+    Updated {
+        /// The memory.
+        id: Uuid,
+        /// Text before.
+        old_text: String,
+        /// Text now.
+        new_text: String,
+    },
+    /// Target superseded by a new memory.
+    Superseded {
+        /// The old memory.
+        id: Uuid,
+        /// Its text.
+        old_text: String,
+        /// The replacement.
+        replacement: Uuid,
+        /// The replacement's text.
+        replacement_text: String,
+    },
+}
+
+/// What `search` and `list` look at.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadParams {
+    /// At most this many.
+    pub limit: usize,
+    /// Metadata filters.
+    pub filter: Option<Filter>,
+    /// What was valid at this time (overrides `include_superseded`).
+    pub as_of: Option<DateTime<Utc>>,
+    /// Superseded memories too.
+    pub include_superseded: bool,
+    /// Minimum score (search).
+    pub threshold: Option<f32>,
+}
+
+/// The store: memories, their embeddings and history, and store metadata.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The embedder recorded in the store, if any memory was ever written.
+    async fn embedder(&self) -> Result<Option<EmbedderInfo>>;
+
+    /// Records the embedder, or fails with `EmbedderMismatch` if another one is recorded.
+    async fn bind_embedder(&self, info: &EmbedderInfo) -> Result<()>;
+
+    /// Current memories of `scope` whose hash is in `hashes`.
+    async fn find_by_hash(&self, scope: &Scope, hashes: &[String]) -> Result<Vec<MemoryItem>>;
+
+    /// The memories of `scope` closest to `query`, best first, `score` set.
+    async fn search(&self, scope: &Scope, query: &[f32], params: &ReadParams) -> Result<Vec<MemoryItem>>;
+
+    /// One memory, if it exists in `scope` (an empty scope matches any).
+    async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>>;
+
+    /// Memories of `scope`, newest first.
+    async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>>;
+
+    /// Applies changes in one transaction, writing history. Update and
+    /// supersede targets must lie in `scope`.
+    async fn apply(&self, scope: &Scope, changes: Vec<Change>) -> Result<Vec<Outcome>>;
+
+    /// Deletes one memory, its embedding and the texts of its history. Returns
+    /// whether it existed in `scope`.
+    async fn delete(&self, id: Uuid, scope: &Scope) -> Result<bool>;
+
+    /// Deletes every memory of `scope` (all of them, superseded included).
+    async fn delete_scope(&self, scope: &Scope) -> Result<u64>;
+
+    /// A memory's history, oldest first.
+    async fn history(&self, id: Uuid, scope: &Scope) -> Result<Vec<HistoryEntry>>;
+
+    /// Deletes everything, the recorded embedder included.
+    async fn reset(&self) -> Result<()>;
+}
+
+/// Cosine similarity in [-1, 1] to Homi's score in [0, 1].
+pub fn score_from_cosine(cos: f32) -> f32 {
+    ((1.0 + cos) / 2.0).clamp(0.0, 1.0)
+}
+
+/// Normalises a vector to unit length (a zero vector stays zero).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        for x in v.iter_mut() {
+            *x /= norm;
+        }
+    }
+}

@@ -1,0 +1,1228 @@
+//! The embedded store: SQLite through sqlx, in WAL mode, with embedded
+//! migrations and an in-process vector cache per scope.
+//!
+//! The cache stays correct when other processes write to the same file: every
+//! write transaction bumps a change counter (`store_state.seq`) and stamps the
+//! rows it touches; before answering, a search compares its copy's counter with
+//! the database's and reads only what changed (or everything, after a wipe).
+//!
+//! Explicit deletions leave no text behind: `secure_delete` zeroes freed
+//! content, history keeps only that a deletion happened, and the write-ahead
+//! log is checkpointed and truncated afterwards.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection};
+use uuid::Uuid;
+
+use super::vector::{Accept, ScopeVectors};
+use super::{Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store, normalize, score_from_cosine};
+use crate::error::{Error, Result};
+use crate::memory::filter::{Field, Filter, Op};
+use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
+
+const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories.sql");
+
+/// Tombstones older than this many changes are pruned; caches further behind reload fully.
+const TOMBSTONE_WINDOW: i64 = 100_000;
+/// Most SQL parameters per `IN (…)` list.
+const IN_CHUNK: usize = 500;
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("memories"),
+        MigrationType::Simple,
+        sqlx::SqlStr::from_static(MIGRATION_0001),
+        false,
+    )])
+}
+
+/// Options of [`SqliteStore::open_with`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Memory budget of the vector cache, in bytes.
+    pub cache_bytes: usize,
+    /// Connections in the pool.
+    pub max_connections: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 1024 * 1024 * 1024,
+            max_connections: 4,
+        }
+    }
+}
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    cache: Arc<VectorCache>,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    data: tokio::sync::RwLock<Option<ScopeVectors>>,
+    last_used: AtomicU64,
+}
+
+#[derive(Debug)]
+struct VectorCache {
+    entries: Mutex<HashMap<Scope, Arc<CacheEntry>>>,
+    budget: usize,
+    clock: AtomicU64,
+}
+
+impl VectorCache {
+    fn entry(&self, scope: &Scope) -> Arc<CacheEntry> {
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let e = entries
+            .entry(scope.clone())
+            .or_insert_with(|| {
+                Arc::new(CacheEntry {
+                    data: tokio::sync::RwLock::new(None),
+                    last_used: AtomicU64::new(tick),
+                })
+            })
+            .clone();
+        e.last_used.store(tick, Ordering::Relaxed);
+        e
+    }
+
+    /// Drops least recently used scopes (other than `keep`) while over budget.
+    fn evict(&self, keep: &Scope) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sizes: Vec<(u64, Scope, usize)> = entries
+            .iter()
+            .map(|(s, e)| {
+                let bytes = e
+                    .data
+                    .try_read()
+                    .map(|g| g.as_ref().map_or(0, ScopeVectors::bytes))
+                    .unwrap_or(0);
+                (e.last_used.load(Ordering::Relaxed), s.clone(), bytes)
+            })
+            .collect();
+        let mut total: usize = sizes.iter().map(|x| x.2).sum();
+        if total <= self.budget {
+            return;
+        }
+        sizes.sort_by_key(|x| x.0);
+        for (_, scope, bytes) in sizes {
+            if total <= self.budget {
+                break;
+            }
+            if &scope != keep {
+                entries.remove(&scope);
+                total -= bytes;
+            }
+        }
+    }
+}
+
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn to_time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+fn encode_vec(v: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+fn decode_vec(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// A bound SQL value.
+#[derive(Debug, Clone)]
+enum Bind {
+    Text(String),
+    Int(i64),
+    Real(f64),
+}
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
+
+fn bind_all<'q>(mut q: Query<'q>, binds: &'q [Bind]) -> Query<'q> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Int(i) => q.bind(*i),
+            Bind::Real(r) => q.bind(*r),
+        };
+    }
+    q
+}
+
+/// `alias.user_id = ? AND …` for the ids the scope gives (`1` when none).
+fn scope_sql(scope: &Scope, alias: &str, binds: &mut Vec<Bind>) -> String {
+    let mut parts = Vec::new();
+    for (col, v) in [
+        ("user_id", &scope.user_id),
+        ("agent_id", &scope.agent_id),
+        ("run_id", &scope.run_id),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{alias}.{col} = ?"));
+            binds.push(Bind::Text(v.clone()));
+        }
+    }
+    if parts.is_empty() {
+        "1".to_owned()
+    } else {
+        parts.join(" AND ")
+    }
+}
+
+fn validity_sql(params: &ReadParams, binds: &mut Vec<Bind>) -> String {
+    if let Some(at) = params.as_of {
+        let t = at.timestamp_micros();
+        binds.push(Bind::Int(t));
+        binds.push(Bind::Int(t));
+        "m.valid_from <= ? AND (m.valid_to IS NULL OR m.valid_to > ?)".to_owned()
+    } else if params.include_superseded {
+        "1".to_owned()
+    } else {
+        "m.valid_to IS NULL".to_owned()
+    }
+}
+
+fn json_path(key: &str) -> String {
+    format!("$.\"{key}\"")
+}
+
+fn scalar_bind(v: &Value) -> Option<Bind> {
+    match v {
+        Value::String(s) => Some(Bind::Text(s.clone())),
+        Value::Bool(b) => Some(Bind::Int(i64::from(*b))),
+        Value::Number(n) => Some(match n.as_i64() {
+            Some(i) => Bind::Int(i),
+            None => Bind::Real(n.as_f64().unwrap_or(0.0)),
+        }),
+        _ => None,
+    }
+}
+
+/// Compiles a filter to SQL over `m` (memories).
+fn filter_sql(f: &Filter, binds: &mut Vec<Bind>) -> String {
+    match f {
+        Filter::And(fs) => format!(
+            "({})",
+            fs.iter().map(|f| filter_sql(f, binds)).collect::<Vec<_>>().join(" AND ")
+        ),
+        Filter::Or(fs) => format!(
+            "({})",
+            fs.iter().map(|f| filter_sql(f, binds)).collect::<Vec<_>>().join(" OR ")
+        ),
+        Filter::Not(f) => format!("(NOT {})", filter_sql(f, binds)),
+        Filter::Cond { field, op, value } => cond_sql(field, *op, value, binds),
+    }
+}
+
+fn cond_sql(field: &Field, op: Op, value: &Value, binds: &mut Vec<Bind>) -> String {
+    // `expr` pushes its own binds each time it is used.
+    let (col, path) = match field {
+        Field::ActorId => (Some("m.actor_id"), None),
+        Field::Role => (Some("m.role"), None),
+        Field::Metadata(k) => (None, Some(json_path(k))),
+    };
+    let expr = |binds: &mut Vec<Bind>| -> String {
+        match (col, &path) {
+            (Some(c), _) => c.to_owned(),
+            (None, Some(p)) => {
+                binds.push(Bind::Text(p.clone()));
+                "json_extract(m.metadata, ?)".to_owned()
+            }
+            _ => "NULL".to_owned(),
+        }
+    };
+    let type_check = |binds: &mut Vec<Bind>, numeric: bool| -> String {
+        match (&path, col) {
+            (Some(p), _) => {
+                binds.push(Bind::Text(p.clone()));
+                if numeric {
+                    "json_type(m.metadata, ?) IN ('integer', 'real')".to_owned()
+                } else {
+                    "json_type(m.metadata, ?) = 'text'".to_owned()
+                }
+            }
+            (None, Some(c)) => {
+                if numeric {
+                    "0".to_owned()
+                } else {
+                    format!("{c} IS NOT NULL")
+                }
+            }
+            _ => "0".to_owned(),
+        }
+    };
+    match op {
+        Op::Exists => match (&path, col) {
+            (Some(p), _) => {
+                binds.push(Bind::Text(p.clone()));
+                "json_type(m.metadata, ?) IS NOT NULL".to_owned()
+            }
+            (None, Some(c)) => format!("{c} IS NOT NULL"),
+            _ => "0".to_owned(),
+        },
+        Op::Eq | Op::Ne => {
+            let e = expr(binds);
+            match scalar_bind(value) {
+                None => {
+                    if op == Op::Eq {
+                        format!("{e} IS NULL")
+                    } else {
+                        format!("{e} IS NOT NULL")
+                    }
+                }
+                Some(b) => {
+                    if op == Op::Eq {
+                        binds.push(b);
+                        format!("{e} = ?")
+                    } else {
+                        let e2 = expr(binds);
+                        binds.push(b);
+                        format!("({e} IS NULL OR {e2} != ?)")
+                    }
+                }
+            }
+        }
+        Op::In | Op::Nin => {
+            let items: Vec<Bind> = value
+                .as_array()
+                .map(|a| a.iter().filter_map(scalar_bind).collect())
+                .unwrap_or_default();
+            if items.is_empty() {
+                return if op == Op::In { "0".to_owned() } else { "1".to_owned() };
+            }
+            let placeholders = vec!["?"; items.len()].join(", ");
+            if op == Op::In {
+                let e = expr(binds);
+                binds.extend(items);
+                format!("{e} IN ({placeholders})")
+            } else {
+                let e1 = expr(binds);
+                let e2 = expr(binds);
+                binds.extend(items);
+                format!("({e1} IS NULL OR {e2} NOT IN ({placeholders}))")
+            }
+        }
+        Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+            let sym = match op {
+                Op::Gt => ">",
+                Op::Gte => ">=",
+                Op::Lt => "<",
+                _ => "<=",
+            };
+            let numeric = value.is_number();
+            let check = type_check(binds, numeric);
+            let e = expr(binds);
+            match scalar_bind(value) {
+                Some(b) => {
+                    binds.push(b);
+                    format!("({check} AND {e} {sym} ?)")
+                }
+                None => "0".to_owned(),
+            }
+        }
+        Op::Contains | Op::Icontains => {
+            let needle = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            match (&path, col) {
+                (Some(p), _) => {
+                    if op == Op::Contains {
+                        binds.push(Bind::Text(p.clone()));
+                        binds.push(scalar_bind(value).unwrap_or(Bind::Text(needle.clone())));
+                        binds.push(Bind::Text(p.clone()));
+                        binds.push(Bind::Text(p.clone()));
+                        binds.push(Bind::Text(needle));
+                        "(EXISTS (SELECT 1 FROM json_each(m.metadata, ?) j WHERE j.value = ?) \
+                         OR (json_type(m.metadata, ?) = 'text' AND instr(json_extract(m.metadata, ?), ?) > 0))"
+                            .to_owned()
+                    } else {
+                        binds.push(Bind::Text(p.clone()));
+                        binds.push(Bind::Text(p.clone()));
+                        binds.push(Bind::Text(needle));
+                        "(json_type(m.metadata, ?) = 'text' AND instr(lower(json_extract(m.metadata, ?)), lower(?)) > 0)"
+                            .to_owned()
+                    }
+                }
+                (None, Some(c)) => {
+                    binds.push(Bind::Text(needle));
+                    if op == Op::Contains {
+                        format!("instr({c}, ?) > 0")
+                    } else {
+                        format!("instr(lower({c}), lower(?)) > 0")
+                    }
+                }
+                _ => "0".to_owned(),
+            }
+        }
+    }
+}
+
+const COLUMNS: &str = "m.rid, m.id, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id, \
+     m.actor_id, m.role, m.created_at, m.updated_at, m.valid_from, m.valid_to, m.superseded_by";
+
+fn parse_uuid(s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|e| Error::storage(format!("corrupt id '{s}' in the store: {e}")))
+}
+
+fn item_from_row(row: &SqliteRow) -> Result<(i64, MemoryItem)> {
+    let metadata: String = row.try_get("metadata")?;
+    let metadata: Metadata = match serde_json::from_str(&metadata) {
+        Ok(Value::Object(m)) => m,
+        _ => Metadata::new(),
+    };
+    let id: String = row.try_get("id")?;
+    let superseded_by: Option<String> = row.try_get("superseded_by")?;
+    Ok((
+        row.try_get("rid")?,
+        MemoryItem {
+            id: parse_uuid(&id)?,
+            memory: row.try_get("memory")?,
+            hash: row.try_get("hash")?,
+            metadata,
+            score: None,
+            created_at: to_time(row.try_get("created_at")?),
+            updated_at: to_time(row.try_get("updated_at")?),
+            user_id: row.try_get("user_id")?,
+            agent_id: row.try_get("agent_id")?,
+            run_id: row.try_get("run_id")?,
+            actor_id: row.try_get("actor_id")?,
+            role: row.try_get("role")?,
+            valid_from: to_time(row.try_get("valid_from")?),
+            valid_to: row.try_get::<Option<i64>, _>("valid_to")?.map(to_time),
+            superseded_by: superseded_by.as_deref().map(parse_uuid).transpose()?,
+        },
+    ))
+}
+
+struct State {
+    seq: i64,
+    wipe_seq: i64,
+    tomb_floor: i64,
+}
+
+async fn read_state(conn: &mut SqliteConnection) -> Result<State> {
+    let row = sqlx::query("SELECT seq, wipe_seq, tomb_floor FROM store_state WHERE id = 1")
+        .fetch_one(conn)
+        .await?;
+    Ok(State {
+        seq: row.try_get(0)?,
+        wipe_seq: row.try_get(1)?,
+        tomb_floor: row.try_get(2)?,
+    })
+}
+
+async fn bump_seq(conn: &mut SqliteConnection) -> Result<i64> {
+    let row = sqlx::query("UPDATE store_state SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+async fn read_embedder(conn: &mut SqliteConnection) -> Result<Option<EmbedderInfo>> {
+    let rows = sqlx::query("SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')")
+        .fetch_all(conn)
+        .await?;
+    let mut model = None;
+    let mut dims = None;
+    for r in rows {
+        let key: String = r.try_get(0)?;
+        let value: String = r.try_get(1)?;
+        match key.as_str() {
+            "embedder_model" => model = Some(value),
+            _ => dims = value.parse::<usize>().ok(),
+        }
+    }
+    Ok(match (model, dims) {
+        (Some(model), Some(dims)) => Some(EmbedderInfo { model, dims }),
+        _ => None,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`,
+    /// `sqlite:path` or `sqlite::memory:`) and runs migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, SqliteOptions::default()).await
+    }
+
+    /// [`SqliteStore::open`] with options.
+    pub async fn open_with(url: &str, options: SqliteOptions) -> Result<Self> {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::config("DATABASE_URL", format!("not a valid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("secure_delete", "ON");
+        let mut pool = SqlitePoolOptions::new().max_connections(if memory { 1 } else { options.max_connections.max(1) });
+        if memory {
+            // Each connection to `:memory:` is its own database: keep exactly one, forever.
+            pool = pool.min_connections(1).idle_timeout(None).max_lifetime(None);
+        }
+        let pool = pool.connect_with(connect).await.map_err(|e| {
+            Error::Storage(format!("cannot open the SQLite database {url}: {e}").into())
+        })?;
+        migrator().run(&pool).await?;
+        Ok(Self {
+            pool,
+            cache: Arc::new(VectorCache {
+                entries: Mutex::new(HashMap::new()),
+                budget: options.cache_bytes,
+                clock: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The connection pool (for tests and tools).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Checkpoints the write-ahead log and truncates it, so deleted content
+    /// does not linger in the `-wal` file. Best effort: readers holding an old
+    /// snapshot can delay it to a later checkpoint.
+    async fn scrub_wal(&self) {
+        for _ in 0..3 {
+            match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await {
+                Ok(row) if row.try_get::<i64, _>(0).unwrap_or(1) == 0 => return,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpoint after a deletion failed");
+                    return;
+                }
+            }
+        }
+        tracing::debug!("WAL checkpoint after a deletion was blocked by readers; the next checkpoint completes it");
+    }
+
+    async fn fetch_items(&self, sql: String, binds: &[Bind]) -> Result<Vec<(i64, MemoryItem)>> {
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), binds)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    /// Brings the scope's cached vectors up to date with the database and
+    /// returns a read guard on them.
+    async fn synced(
+        &self,
+        scope: &Scope,
+        dims: usize,
+    ) -> Result<(Arc<CacheEntry>, i64)> {
+        let entry = self.cache.entry(scope);
+        let mut conn = self.pool.acquire().await?;
+        let state = read_state(&mut conn).await?;
+        {
+            let g = entry.data.read().await;
+            if let Some(sv) = g.as_ref()
+                && sv.seq == state.seq
+                && sv.dims() == dims
+            {
+                return Ok((entry.clone(), state.seq));
+            }
+        }
+        let mut g = entry.data.write().await;
+        // One read transaction: the counter and the rows come from one snapshot.
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let state = read_state(&mut tx).await?;
+        let mut binds = Vec::new();
+        let scope_where = scope_sql(scope, "m", &mut binds);
+        let incremental = matches!(g.as_ref(), Some(sv) if sv.seq >= state.wipe_seq && sv.seq >= state.tomb_floor && sv.dims() == dims);
+        let mut loaded = 0usize;
+        if let (true, Some(sv)) = (incremental, g.as_mut()) {
+            if sv.seq != state.seq {
+                let gone = sqlx::query("SELECT rid FROM memory_tombstones WHERE seq > ?")
+                    .bind(sv.seq)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for r in gone {
+                    sv.remove(r.try_get(0)?);
+                }
+                let sql = format!(
+                    "SELECT m.rid, m.valid_from, m.valid_to, e.embedding FROM memories m \
+                     JOIN memory_embeddings e ON e.rid = m.rid WHERE m.seq > ? AND {scope_where}"
+                );
+                let mut all = vec![Bind::Int(sv.seq)];
+                all.extend(binds);
+                let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &all).fetch_all(&mut *tx).await?;
+                for r in rows {
+                    let blob: Vec<u8> = r.try_get(3)?;
+                    sv.upsert(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob));
+                    loaded += 1;
+                }
+                sv.seq = state.seq;
+            }
+        } else {
+            let mut sv = ScopeVectors::new(dims, state.seq);
+            let sql = format!(
+                "SELECT m.rid, m.valid_from, m.valid_to, e.embedding FROM memories m \
+                 JOIN memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
+            );
+            let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds).fetch_all(&mut *tx).await?;
+            for r in rows {
+                let blob: Vec<u8> = r.try_get(3)?;
+                sv.upsert(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob));
+            }
+            loaded = sv.len();
+            *g = Some(sv);
+        }
+        tx.rollback().await?;
+        drop(g);
+        if loaded > 0 {
+            tracing::debug!(loaded, incremental, "vector cache synced");
+            self.cache.evict(scope);
+        }
+        Ok((entry, state.seq))
+    }
+
+    async fn insert_memory(
+        tx: &mut SqliteConnection,
+        m: &NewMemory,
+        seq: i64,
+        now: i64,
+        dims: usize,
+    ) -> Result<Outcome> {
+        if m.embedding.len() != dims {
+            return Err(Error::invalid(
+                "embedding",
+                format!("has {} dimensions, the store holds {dims}", m.embedding.len()),
+            ));
+        }
+        let dup = sqlx::query(
+            "SELECT id, memory FROM memories WHERE hash = ? AND user_id IS ? AND agent_id IS ? \
+             AND run_id IS ? AND valid_to IS NULL LIMIT 1",
+        )
+        .bind(&m.hash)
+        .bind(&m.scope.user_id)
+        .bind(&m.scope.agent_id)
+        .bind(&m.scope.run_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = dup {
+            let id: String = row.try_get(0)?;
+            return Ok(Outcome::Duplicate {
+                id: parse_uuid(&id)?,
+                text: row.try_get(1)?,
+            });
+        }
+        let metadata = Value::Object(m.metadata.clone()).to_string();
+        let row = sqlx::query(
+            "INSERT INTO memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
+             created_at, updated_at, valid_from, valid_to, superseded_by, seq) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?) RETURNING rid",
+        )
+        .bind(m.id.to_string())
+        .bind(&m.text)
+        .bind(&m.hash)
+        .bind(metadata)
+        .bind(&m.scope.user_id)
+        .bind(&m.scope.agent_id)
+        .bind(&m.scope.run_id)
+        .bind(&m.actor_id)
+        .bind(&m.role)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(seq)
+        .fetch_one(&mut *tx)
+        .await?;
+        let rid: i64 = row.try_get(0)?;
+        let mut v = m.embedding.clone();
+        normalize(&mut v);
+        sqlx::query("INSERT INTO memory_embeddings (rid, embedding) VALUES (?, ?)")
+            .bind(rid)
+            .bind(encode_vec(&v))
+            .execute(&mut *tx)
+            .await?;
+        insert_history(
+            tx,
+            m.id,
+            None,
+            Some(&m.text),
+            Event::Add,
+            now,
+            false,
+            m.actor_id.as_deref(),
+            m.role.as_deref(),
+            &m.scope,
+        )
+        .await?;
+        Ok(Outcome::Added {
+            id: m.id,
+            text: m.text.clone(),
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_history(
+    tx: &mut SqliteConnection,
+    memory_id: Uuid,
+    old: Option<&str>,
+    new: Option<&str>,
+    event: Event,
+    now: i64,
+    is_deleted: bool,
+    actor_id: Option<&str>,
+    role: Option<&str>,
+    scope: &Scope,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO memory_history (id, memory_id, old_memory, new_memory, event, created_at, updated_at, \
+         is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(memory_id.to_string())
+    .bind(old)
+    .bind(new)
+    .bind(event.as_str())
+    .bind(now)
+    .bind(now)
+    .bind(i64::from(is_deleted))
+    .bind(actor_id)
+    .bind(role)
+    .bind(&scope.user_id)
+    .bind(&scope.agent_id)
+    .bind(&scope.run_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn row_scope(row: &SqliteRow) -> Result<Scope> {
+    Ok(Scope {
+        user_id: row.try_get("user_id")?,
+        agent_id: row.try_get("agent_id")?,
+        run_id: row.try_get("run_id")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn embedder(&self) -> Result<Option<EmbedderInfo>> {
+        let mut conn = self.pool.acquire().await?;
+        read_embedder(&mut conn).await
+    }
+
+    async fn bind_embedder(&self, info: &EmbedderInfo) -> Result<()> {
+        if let Some(stored) = self.embedder().await? {
+            if stored == *info {
+                return Ok(());
+            }
+            return Err(Error::EmbedderMismatch {
+                stored: stored.to_string(),
+                configured: info.to_string(),
+            });
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        match read_embedder(&mut tx).await? {
+            Some(stored) if stored != *info => {
+                return Err(Error::EmbedderMismatch {
+                    stored: stored.to_string(),
+                    configured: info.to_string(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query("INSERT OR REPLACE INTO homi_meta (key, value) VALUES ('embedder_model', ?), ('embedder_dims', ?)")
+                    .bind(&info.model)
+                    .bind(info.dims.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_by_hash(&self, scope: &Scope, hashes: &[String]) -> Result<Vec<MemoryItem>> {
+        let mut out = Vec::new();
+        for chunk in hashes.chunks(IN_CHUNK) {
+            let mut binds = Vec::new();
+            let scope_where = scope_sql(scope, "m", &mut binds);
+            binds.extend(chunk.iter().map(|h| Bind::Text(h.clone())));
+            let sql = format!(
+                "SELECT {COLUMNS} FROM memories m WHERE {scope_where} AND m.valid_to IS NULL AND m.hash IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            out.extend(self.fetch_items(sql, &binds).await?.into_iter().map(|(_, i)| i));
+        }
+        Ok(out)
+    }
+
+    async fn search(&self, scope: &Scope, query: &[f32], params: &ReadParams) -> Result<Vec<MemoryItem>> {
+        let Some(info) = self.embedder().await? else {
+            return Ok(Vec::new());
+        };
+        if query.len() != info.dims {
+            return Err(Error::invalid(
+                "query",
+                format!("the query vector has {} dimensions, the store holds {}", query.len(), info.dims),
+            ));
+        }
+        let mut q = query.to_vec();
+        normalize(&mut q);
+        let allowed: Option<HashSet<i64>> = match &params.filter {
+            None => None,
+            Some(f) => {
+                let mut binds = Vec::new();
+                let scope_where = scope_sql(scope, "m", &mut binds);
+                let validity = validity_sql(params, &mut binds);
+                let filter = filter_sql(f, &mut binds);
+                let sql = format!("SELECT m.rid FROM memories m WHERE {scope_where} AND {validity} AND {filter}");
+                let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let set = rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>(0))
+                    .collect::<std::result::Result<HashSet<_>, _>>()?;
+                if set.is_empty() {
+                    return Ok(Vec::new());
+                }
+                Some(set)
+            }
+        };
+        let (entry, _) = self.synced(scope, info.dims).await?;
+        let hits = {
+            let g = entry.data.read().await;
+            let Some(sv) = g.as_ref() else {
+                return Ok(Vec::new());
+            };
+            let accept = Accept {
+                as_of: params.as_of.map(|t| t.timestamp_micros()),
+                current_only: !params.include_superseded,
+                allowed: allowed.as_ref(),
+            };
+            sv.search(&q, params.limit, &accept)
+        };
+        let hits: Vec<(i64, f32)> = hits
+            .into_iter()
+            .map(|(rid, cos)| (rid, score_from_cosine(cos)))
+            .filter(|(_, s)| params.threshold.is_none_or(|t| *s >= t))
+            .collect();
+        if hits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut by_rid: HashMap<i64, MemoryItem> = HashMap::with_capacity(hits.len());
+        for chunk in hits.chunks(IN_CHUNK) {
+            let mut binds = Vec::new();
+            let scope_where = scope_sql(scope, "m", &mut binds);
+            binds.extend(chunk.iter().map(|(rid, _)| Bind::Int(*rid)));
+            let sql = format!(
+                "SELECT {COLUMNS} FROM memories m WHERE {scope_where} AND m.rid IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            by_rid.extend(self.fetch_items(sql, &binds).await?);
+        }
+        Ok(hits
+            .into_iter()
+            .filter_map(|(rid, score)| {
+                by_rid.remove(&rid).map(|mut item| {
+                    item.score = Some(score);
+                    item
+                })
+            })
+            .collect())
+    }
+
+    async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>> {
+        let mut binds = vec![Bind::Text(id.to_string())];
+        let scope_where = scope_sql(scope, "m", &mut binds);
+        let sql = format!("SELECT {COLUMNS} FROM memories m WHERE m.id = ? AND {scope_where}");
+        Ok(self.fetch_items(sql, &binds).await?.into_iter().next().map(|(_, i)| i))
+    }
+
+    async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
+        let mut binds = Vec::new();
+        let scope_where = scope_sql(scope, "m", &mut binds);
+        let validity = validity_sql(params, &mut binds);
+        let filter = match &params.filter {
+            Some(f) => filter_sql(f, &mut binds),
+            None => "1".to_owned(),
+        };
+        binds.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM memories m WHERE {scope_where} AND {validity} AND {filter} \
+             ORDER BY m.created_at DESC, m.rid DESC LIMIT ?"
+        );
+        Ok(self.fetch_items(sql, &binds).await?.into_iter().map(|(_, i)| i).collect())
+    }
+
+    async fn apply(&self, scope: &Scope, changes: Vec<Change>) -> Result<Vec<Outcome>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(info) = read_embedder(&mut tx).await? else {
+            return Err(Error::storage("no embedder is recorded in the store; bind one before writing"));
+        };
+        let seq = bump_seq(&mut tx).await?;
+        let now = now_micros();
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            let outcome = match change {
+                Change::Add(m) => Self::insert_memory(&mut tx, &m, seq, now, info.dims).await?,
+                Change::Update {
+                    id,
+                    text,
+                    hash,
+                    embedding,
+                    metadata,
+                    replace_metadata,
+                    actor_id,
+                    role,
+                } => {
+                    let mut binds = vec![Bind::Text(id.to_string())];
+                    let scope_where = scope_sql(scope, "m", &mut binds);
+                    let sql = format!(
+                        "SELECT m.rid, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id FROM memories m \
+                         WHERE m.id = ? AND {scope_where}"
+                    );
+                    let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match row {
+                        None => {
+                            let m = NewMemory {
+                                id: Uuid::new_v4(),
+                                text,
+                                hash,
+                                metadata: metadata.unwrap_or_default(),
+                                scope: scope.clone(),
+                                actor_id,
+                                role,
+                                embedding,
+                            };
+                            Self::insert_memory(&mut tx, &m, seq, now, info.dims).await?
+                        }
+                        Some(row) => {
+                            let rid: i64 = row.try_get(0)?;
+                            let old_text: String = row.try_get(1)?;
+                            let old_hash: String = row.try_get(2)?;
+                            let old_meta: String = row.try_get(3)?;
+                            let owner = row_scope(&row)?;
+                            if old_hash == hash && metadata.is_none() {
+                                outcomes.push(Outcome::Duplicate { id, text: old_text });
+                                continue;
+                            }
+                            if embedding.len() != info.dims {
+                                return Err(Error::invalid(
+                                    "embedding",
+                                    format!("has {} dimensions, the store holds {}", embedding.len(), info.dims),
+                                ));
+                            }
+                            let mut meta = match serde_json::from_str(&old_meta) {
+                                Ok(Value::Object(m)) if !replace_metadata => m,
+                                _ => Metadata::new(),
+                            };
+                            if let Some(new_meta) = metadata {
+                                meta.extend(new_meta);
+                            }
+                            let mut v = embedding;
+                            normalize(&mut v);
+                            sqlx::query(
+                                "UPDATE memories SET memory = ?, hash = ?, metadata = ?, updated_at = ?, seq = ?, \
+                                 actor_id = COALESCE(?, actor_id), role = COALESCE(?, role) WHERE rid = ?",
+                            )
+                            .bind(&text)
+                            .bind(&hash)
+                            .bind(Value::Object(meta).to_string())
+                            .bind(now)
+                            .bind(seq)
+                            .bind(&actor_id)
+                            .bind(&role)
+                            .bind(rid)
+                            .execute(&mut *tx)
+                            .await?;
+                            sqlx::query("UPDATE memory_embeddings SET embedding = ? WHERE rid = ?")
+                                .bind(encode_vec(&v))
+                                .bind(rid)
+                                .execute(&mut *tx)
+                                .await?;
+                            insert_history(
+                                &mut tx,
+                                id,
+                                Some(&old_text),
+                                Some(&text),
+                                Event::Update,
+                                now,
+                                false,
+                                actor_id.as_deref(),
+                                role.as_deref(),
+                                &owner,
+                            )
+                            .await?;
+                            Outcome::Updated {
+                                id,
+                                old_text,
+                                new_text: text,
+                            }
+                        }
+                    }
+                }
+                Change::Supersede { id, replacement } => {
+                    let mut binds = vec![Bind::Text(id.to_string())];
+                    let scope_where = scope_sql(scope, "m", &mut binds);
+                    let sql = format!(
+                        "SELECT m.rid, m.memory, m.user_id, m.agent_id, m.run_id FROM memories m \
+                         WHERE m.id = ? AND m.valid_to IS NULL AND {scope_where}"
+                    );
+                    let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let added = Self::insert_memory(&mut tx, &replacement, seq, now, info.dims).await?;
+                    let (new_id, new_text) = match &added {
+                        Outcome::Added { id, text } | Outcome::Duplicate { id, text } => (*id, text.clone()),
+                        _ => (replacement.id, replacement.text.clone()),
+                    };
+                    match row {
+                        Some(row) if new_id != id => {
+                            let rid: i64 = row.try_get(0)?;
+                            let old_text: String = row.try_get(1)?;
+                            let owner = row_scope(&row)?;
+                            sqlx::query(
+                                "UPDATE memories SET valid_to = ?, superseded_by = ?, updated_at = ?, seq = ? WHERE rid = ?",
+                            )
+                            .bind(now)
+                            .bind(new_id.to_string())
+                            .bind(now)
+                            .bind(seq)
+                            .bind(rid)
+                            .execute(&mut *tx)
+                            .await?;
+                            insert_history(
+                                &mut tx,
+                                id,
+                                Some(&old_text),
+                                None,
+                                Event::Delete,
+                                now,
+                                false,
+                                replacement.actor_id.as_deref(),
+                                replacement.role.as_deref(),
+                                &owner,
+                            )
+                            .await?;
+                            Outcome::Superseded {
+                                id,
+                                old_text,
+                                replacement: new_id,
+                                replacement_text: new_text,
+                            }
+                        }
+                        _ => added,
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn delete(&self, id: Uuid, scope: &Scope) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut binds = vec![Bind::Text(id.to_string())];
+        let scope_where = scope_sql(scope, "m", &mut binds);
+        let sql = format!("SELECT m.rid, m.user_id, m.agent_id, m.run_id FROM memories m WHERE m.id = ? AND {scope_where}");
+        let Some(row) = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let rid: i64 = row.try_get(0)?;
+        let owner = row_scope(&row)?;
+        let seq = bump_seq(&mut tx).await?;
+        let now = now_micros();
+        sqlx::query("DELETE FROM memory_embeddings WHERE rid = ?").bind(rid).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM memories WHERE rid = ?").bind(rid).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM memory_history WHERE memory_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        insert_history(&mut tx, id, None, None, Event::Delete, now, true, None, None, &owner).await?;
+        sqlx::query("INSERT INTO memory_tombstones (seq, rid) VALUES (?, ?)")
+            .bind(seq)
+            .bind(rid)
+            .execute(&mut *tx)
+            .await?;
+        let floor = seq - TOMBSTONE_WINDOW;
+        if floor > 0 {
+            sqlx::query("DELETE FROM memory_tombstones WHERE seq < ?").bind(floor).execute(&mut *tx).await?;
+            sqlx::query("UPDATE store_state SET tomb_floor = MAX(tomb_floor, ?) WHERE id = 1")
+                .bind(floor)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.scrub_wal().await;
+        Ok(true)
+    }
+
+    async fn delete_scope(&self, scope: &Scope) -> Result<u64> {
+        if scope.is_empty() {
+            return Err(Error::invalid("user_id", "at least one of user_id, agent_id or run_id is required"));
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let seq = bump_seq(&mut tx).await?;
+        let now = now_micros();
+        let mut binds = Vec::new();
+        let w = scope_sql(scope, "m", &mut binds);
+        let run = |sql: String| AssertSqlSafe(sql);
+        bind_all(
+            sqlx::query(run(format!(
+                "DELETE FROM memory_embeddings WHERE rid IN (SELECT m.rid FROM memories m WHERE {w})"
+            ))),
+            &binds,
+        )
+        .execute(&mut *tx)
+        .await?;
+        bind_all(
+            sqlx::query(run(format!(
+                "DELETE FROM memory_history WHERE memory_id IN (SELECT m.id FROM memories m WHERE {w})"
+            ))),
+            &binds,
+        )
+        .execute(&mut *tx)
+        .await?;
+        let owners = bind_all(
+            sqlx::query(run(format!("SELECT m.id, m.user_id, m.agent_id, m.run_id FROM memories m WHERE {w}"))),
+            &binds,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &owners {
+            let id = parse_uuid(&row.try_get::<String, _>(0)?)?;
+            insert_history(&mut tx, id, None, None, Event::Delete, now, true, None, None, &row_scope(row)?).await?;
+        }
+        let deleted = bind_all(sqlx::query(run(format!("DELETE FROM memories AS m WHERE {w}"))), &binds)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("UPDATE store_state SET wipe_seq = ? WHERE id = 1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.scrub_wal().await;
+        Ok(deleted)
+    }
+
+    async fn history(&self, id: Uuid, scope: &Scope) -> Result<Vec<HistoryEntry>> {
+        let mut binds = vec![Bind::Text(id.to_string())];
+        let w = scope_sql(scope, "h", &mut binds);
+        let sql = format!(
+            "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
+             h.is_deleted, h.actor_id, h.role FROM memory_history h WHERE h.memory_id = ? AND {w} ORDER BY h.rowid"
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let event: String = r.try_get(4)?;
+                Ok(HistoryEntry {
+                    id: parse_uuid(&r.try_get::<String, _>(0)?)?,
+                    memory_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
+                    old_memory: r.try_get(2)?,
+                    new_memory: r.try_get(3)?,
+                    event: Event::parse(&event)
+                        .ok_or_else(|| Error::storage(format!("unknown history event '{event}'")))?,
+                    created_at: to_time(r.try_get(5)?),
+                    updated_at: r.try_get::<Option<i64>, _>(6)?.map(to_time),
+                    is_deleted: r.try_get::<i64, _>(7)? != 0,
+                    actor_id: r.try_get(8)?,
+                    role: r.try_get(9)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reset(&self) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let seq = bump_seq(&mut tx).await?;
+        for sql in [
+            "DELETE FROM memory_embeddings",
+            "DELETE FROM memories",
+            "DELETE FROM memory_history",
+            "DELETE FROM memory_tombstones",
+            "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
+        ] {
+            sqlx::query(sql).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE store_state SET wipe_seq = ? WHERE id = 1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.scrub_wal().await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    fn sql_for(filter: &Value) -> (String, usize) {
+        let (_, f) = Filter::parse_mem0(filter).unwrap();
+        let mut binds = Vec::new();
+        let sql = filter_sql(&f.unwrap(), &mut binds);
+        (sql, binds.len())
+    }
+
+    #[test]
+    fn placeholders_match_binds() {
+        for f in [
+            json!({"a": 1}),
+            json!({"a": {"ne": "x"}}),
+            json!({"role": {"ne": "user"}}),
+            json!({"a": {"nin": [1, 2]}}),
+            json!({"a": {"gte": 3}, "b": {"contains": "z"}, "c": {"icontains": "Q"}}),
+            json!({"OR": [{"a": "*"}, {"NOT": {"b": [1]}}]}),
+            json!({"actor_id": {"contains": "bo"}}),
+        ] {
+            let (sql, n) = sql_for(&f);
+            assert_eq!(sql.matches('?').count(), n, "{f}: {sql}");
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! In-process vectors of one scope: unit-length f32 vectors plus 1-bit sign
+//! codes, scanned with SIMD (simsimd).
+//!
+//! Small scopes are scanned exactly. Larger ones are scanned in two steps: the
+//! Hamming distance between sign codes (1/32 of the bytes) picks a candidate
+//! pool, which is re-ranked by the exact dot product. The pool is generous
+//! (see [`candidate_pool`]); recall against an exact scan is measured in
+//! `benches/store.rs` and recorded in BENCHMARKS.md.
+
+use std::collections::HashMap;
+
+use simsimd::{BinarySimilarity, SpatialSimilarity};
+
+/// Scopes up to this many vectors are scanned exactly.
+pub(crate) const EXACT_SCAN_MAX: usize = 2048;
+
+/// Vectors of one scope, in parallel arrays.
+#[derive(Debug, Default)]
+pub(crate) struct ScopeVectors {
+    dims: usize,
+    code_len: usize,
+    /// The store's change counter this copy reflects.
+    pub seq: i64,
+    rids: Vec<i64>,
+    /// Validity window, unix microseconds; `i64::MAX` while current.
+    valid_from: Vec<i64>,
+    valid_to: Vec<i64>,
+    vecs: Vec<f32>,
+    codes: Vec<u8>,
+    pos: HashMap<i64, usize>,
+}
+
+/// Which rows a scan accepts.
+pub(crate) struct Accept<'a> {
+    /// Only rows valid at this time (unix µs); `None` with `current_only` false accepts all.
+    pub as_of: Option<i64>,
+    /// Only current rows.
+    pub current_only: bool,
+    /// Only these row ids (from a metadata filter evaluated in SQL).
+    pub allowed: Option<&'a std::collections::HashSet<i64>>,
+}
+
+impl ScopeVectors {
+    pub(crate) fn new(dims: usize, seq: i64) -> Self {
+        Self {
+            dims,
+            code_len: dims.div_ceil(8),
+            seq,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn dims(&self) -> usize {
+        self.dims
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rids.len()
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.vecs.capacity() * 4
+            + self.codes.capacity()
+            + self.rids.capacity() * 24
+            + self.pos.capacity() * 16
+    }
+
+    fn encode(v: &[f32], out: &mut [u8]) {
+        out.fill(0);
+        for (i, x) in v.iter().enumerate() {
+            if *x > 0.0 {
+                out[i / 8] |= 1 << (i % 8);
+            }
+        }
+    }
+
+    /// Inserts or replaces a row. `vec` must be unit length and `dims` long.
+    pub(crate) fn upsert(&mut self, rid: i64, valid_from: i64, valid_to: Option<i64>, vec: &[f32]) {
+        if vec.len() != self.dims {
+            return;
+        }
+        let valid_to = valid_to.unwrap_or(i64::MAX);
+        let i = match self.pos.get(&rid) {
+            Some(&i) => i,
+            None => {
+                let i = self.rids.len();
+                self.rids.push(rid);
+                self.valid_from.push(valid_from);
+                self.valid_to.push(valid_to);
+                self.vecs.resize(self.vecs.len() + self.dims, 0.0);
+                self.codes.resize(self.codes.len() + self.code_len, 0);
+                self.pos.insert(rid, i);
+                i
+            }
+        };
+        self.valid_from[i] = valid_from;
+        self.valid_to[i] = valid_to;
+        self.vecs[i * self.dims..(i + 1) * self.dims].copy_from_slice(vec);
+        let (start, end) = (i * self.code_len, (i + 1) * self.code_len);
+        Self::encode(vec, &mut self.codes[start..end]);
+    }
+
+    /// Removes a row, if present.
+    pub(crate) fn remove(&mut self, rid: i64) {
+        let Some(i) = self.pos.remove(&rid) else {
+            return;
+        };
+        let last = self.rids.len() - 1;
+        if i != last {
+            let moved = self.rids[last];
+            self.rids.swap(i, last);
+            self.valid_from.swap(i, last);
+            self.valid_to.swap(i, last);
+            let d = self.dims;
+            self.vecs.copy_within(last * d..(last + 1) * d, i * d);
+            let c = self.code_len;
+            self.codes.copy_within(last * c..(last + 1) * c, i * c);
+            self.pos.insert(moved, i);
+        }
+        self.rids.pop();
+        self.valid_from.pop();
+        self.valid_to.pop();
+        self.vecs.truncate(last * self.dims);
+        self.codes.truncate(last * self.code_len);
+    }
+
+    fn accepts(&self, i: usize, accept: &Accept<'_>) -> bool {
+        if let Some(t) = accept.as_of {
+            if self.valid_from[i] > t || self.valid_to[i] <= t {
+                return false;
+            }
+        } else if accept.current_only && self.valid_to[i] != i64::MAX {
+            return false;
+        }
+        match accept.allowed {
+            Some(set) => set.contains(&self.rids[i]),
+            None => true,
+        }
+    }
+
+    fn dot(&self, i: usize, query: &[f32]) -> f32 {
+        let v = &self.vecs[i * self.dims..(i + 1) * self.dims];
+        f32::dot(v, query).map(|d| d as f32).unwrap_or(0.0)
+    }
+
+    /// The `k` rows closest to `query` (unit length), as `(rid, cosine)`, best first.
+    pub(crate) fn search(&self, query: &[f32], k: usize, accept: &Accept<'_>) -> Vec<(i64, f32)> {
+        if query.len() != self.dims || k == 0 {
+            return Vec::new();
+        }
+        let eligible: Vec<usize> = (0..self.rids.len()).filter(|&i| self.accepts(i, accept)).collect();
+        let pool = candidate_pool(eligible.len(), k);
+        let candidates: Vec<usize> = if pool >= eligible.len() {
+            eligible
+        } else {
+            let mut qcode = vec![0u8; self.code_len];
+            Self::encode(query, &mut qcode);
+            let mut ham: Vec<(u32, usize)> = eligible
+                .into_iter()
+                .map(|i| {
+                    let code = &self.codes[i * self.code_len..(i + 1) * self.code_len];
+                    let d = u8::hamming(code, &qcode).unwrap_or(f64::MAX);
+                    (d as u32, i)
+                })
+                .collect();
+            ham.select_nth_unstable(pool - 1);
+            ham.truncate(pool);
+            ham.into_iter().map(|(_, i)| i).collect()
+        };
+        let mut scored: Vec<(f32, usize)> = candidates.into_iter().map(|i| (self.dot(i, query), i)).collect();
+        let k = k.min(scored.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        if k < scored.len() {
+            scored.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+            scored.truncate(k);
+        }
+        scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(self.rids[a.1].cmp(&self.rids[b.1])));
+        scored.into_iter().map(|(s, i)| (self.rids[i], s)).collect()
+    }
+}
+
+/// How many Hamming candidates are re-ranked exactly for `n` eligible rows
+/// and `k` wanted: everything up to [`EXACT_SCAN_MAX`], then the larger of
+/// 40 per wanted result (at least 512) and 4% of the scope.
+pub(crate) fn candidate_pool(n: usize, k: usize) -> usize {
+    if n <= EXACT_SCAN_MAX {
+        return n;
+    }
+    (k.saturating_mul(40)).max(512).max(n / 25).min(n)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn unit(seed: u64, dims: usize) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut v: Vec<f32> = (0..dims)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+            })
+            .collect();
+        crate::store::normalize(&mut v);
+        v
+    }
+
+    #[test]
+    fn upsert_remove_and_exact_search() {
+        let mut sv = ScopeVectors::new(16, 0);
+        for rid in 0..10 {
+            sv.upsert(rid, 0, None, &unit(rid as u64, 16));
+        }
+        sv.remove(3);
+        sv.remove(9);
+        assert_eq!(sv.len(), 8);
+        let all = Accept { as_of: None, current_only: true, allowed: None };
+        let top = sv.search(&unit(5, 16), 3, &all);
+        assert_eq!(top[0].0, 5);
+        assert!((top[0].1 - 1.0).abs() < 1e-5);
+        assert!(top.windows(2).all(|w| w[0].1 >= w[1].1));
+        assert!(sv.search(&unit(3, 16), 10, &all).iter().all(|(r, _)| *r != 3));
+    }
+
+    #[test]
+    fn validity_windows_filter() {
+        let mut sv = ScopeVectors::new(8, 0);
+        sv.upsert(1, 100, Some(200), &unit(1, 8));
+        sv.upsert(2, 150, None, &unit(2, 8));
+        let current = Accept { as_of: None, current_only: true, allowed: None };
+        assert_eq!(sv.search(&unit(1, 8), 5, &current).len(), 1);
+        let then = Accept { as_of: Some(120), current_only: false, allowed: None };
+        let r = sv.search(&unit(1, 8), 5, &then);
+        assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn quantized_scan_finds_near_duplicates() {
+        let dims = 256;
+        let mut sv = ScopeVectors::new(dims, 0);
+        for rid in 0..5000 {
+            sv.upsert(rid, 0, None, &unit(rid as u64, dims));
+        }
+        let all = Accept { as_of: None, current_only: true, allowed: None };
+        for target in [7u64, 1234, 4999] {
+            let mut q = unit(target, dims);
+            q[0] += 0.05;
+            crate::store::normalize(&mut q);
+            let top = sv.search(&q, 5, &all);
+            assert_eq!(top[0].0, target as i64);
+        }
+    }
+}

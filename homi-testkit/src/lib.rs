@@ -1,0 +1,793 @@
+//! A deterministic, OpenAI-compatible fake model provider for Homi's tests.
+//!
+//! [`FakeProvider`] serves `POST /v1/chat/completions` (plain, SSE streaming and
+//! structured outputs), `POST /v1/embeddings` (float and base64 encodings) and
+//! `GET /v1/models` over real HTTP on `127.0.0.1`, so the code under test goes
+//! through its real HTTP client. Faults (500, 429 with `Retry-After`, a timeout,
+//! malformed JSON, an answer of the wrong schema) and latency can be switched on
+//! from Rust through the handle, or from any language through the control routes
+//! under `/_fake/` (see the crate README or `homi-fake-provider --help`).
+//!
+//! Behaviour without a script:
+//! - embeddings are a hashed bag of words (lower-cased alphanumeric words, each
+//!   hashed to a signed dimension), normalised: texts that share words are close.
+//! - a structured-output request whose schema is named `memory_operations`
+//!   (Homi's extraction call) is answered from the JSON document in the last user
+//!   message: each user message becomes one fact, `NONE` when it equals an
+//!   existing memory shown to the model, `ADD` otherwise.
+//! - any other chat request is answered `You said: <last user message>`, followed
+//!   by `I remember: a; b` when the system prompt lists memories as `- ` bullets.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which endpoint a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// `POST /v1/chat/completions`.
+    Chat,
+    /// `POST /v1/embeddings`.
+    Embeddings,
+    /// Both.
+    Any,
+}
+
+/// A fault the fake provider answers with instead of a normal response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// HTTP 500 with an OpenAI-style error body.
+    ServerError,
+    /// HTTP 429 with a `Retry-After` header (seconds).
+    RateLimited {
+        /// Value of the `Retry-After` header, in seconds.
+        retry_after_secs: u64,
+    },
+    /// Waits this long before answering normally (longer than the client's timeout).
+    Timeout {
+        /// How long to wait, in milliseconds.
+        delay_ms: u64,
+    },
+    /// HTTP 200 with a body that is not valid JSON.
+    MalformedJson,
+    /// HTTP 200, valid JSON, but not the shape that was asked for: a chat answer
+    /// whose content does not match the requested JSON schema, or an embeddings
+    /// answer without vectors.
+    WrongSchema,
+}
+
+#[derive(Debug, Clone)]
+struct QueuedFault {
+    target: Target,
+    fault: Fault,
+    remaining: u32,
+}
+
+/// Request counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Chat completion requests received (faulted ones included).
+    pub chat_requests: u64,
+    /// Embeddings requests received (faulted ones included).
+    pub embedding_requests: u64,
+    /// Texts embedded across all embeddings requests.
+    pub embedding_inputs: u64,
+}
+
+/// One request as the fake provider received it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// The path, e.g. `/v1/chat/completions`.
+    pub path: String,
+    /// The JSON body.
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Inner {
+    replies: VecDeque<String>,
+    faults: Vec<QueuedFault>,
+    latency: Duration,
+    log: VecDeque<RecordedRequest>,
+}
+
+const LOG_CAPACITY: usize = 256;
+
+struct Shared {
+    inner: Mutex<Inner>,
+    chat_requests: AtomicU64,
+    embedding_requests: AtomicU64,
+    embedding_inputs: AtomicU64,
+    default_dims: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means a handler panicked mid-update; the data is
+        // plain queues, still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take_fault(&self, target: Target) -> Option<Fault> {
+        let mut inner = self.lock();
+        let pos = inner
+            .faults
+            .iter()
+            .position(|f| f.remaining > 0 && (f.target == target || f.target == Target::Any))?;
+        let entry = &mut inner.faults[pos];
+        entry.remaining -= 1;
+        let fault = entry.fault.clone();
+        if entry.remaining == 0 {
+            inner.faults.remove(pos);
+        }
+        Some(fault)
+    }
+
+    fn record(&self, path: &str, body: &Value) {
+        let mut inner = self.lock();
+        if inner.log.len() == LOG_CAPACITY {
+            inner.log.pop_front();
+        }
+        inner.log.push_back(RecordedRequest {
+            path: path.to_owned(),
+            body: body.clone(),
+        });
+    }
+}
+
+/// Start options.
+#[derive(Debug, Clone)]
+pub struct FakeOptions {
+    /// Address to bind; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// Embedding dimension for models the fake does not know and requests
+    /// without a `dimensions` field.
+    pub default_dims: usize,
+    /// Delay before every answer.
+    pub latency: Duration,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            default_dims: 1536,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// A running fake provider. Dropping it stops the server.
+pub struct FakeProvider {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FakeProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeProvider").field("addr", &self.addr).finish()
+    }
+}
+
+impl FakeProvider {
+    /// Starts on a free port of 127.0.0.1.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_with(FakeOptions::default()).await
+    }
+
+    /// Starts with options.
+    pub async fn start_with(options: FakeOptions) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(options.addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                latency: options.latency,
+                ..Inner::default()
+            }),
+            chat_requests: AtomicU64::new(0),
+            embedding_requests: AtomicU64::new(0),
+            embedding_inputs: AtomicU64::new(0),
+            default_dims: options.default_dims,
+        });
+        let app = router(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            // Small JSON exchanges over keep-alive stall on Nagle + delayed ACK.
+            let _ = tcp.set_nodelay(true);
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            addr,
+            shared,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL to give an OpenAI client, ending in `/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Queues the content of the next chat completion (first in, first out).
+    pub fn push_reply(&self, content: impl Into<String>) {
+        self.shared.lock().replies.push_back(content.into());
+    }
+
+    /// Queues a fault for the next `times` requests to `target`.
+    pub fn push_fault(&self, target: Target, fault: Fault, times: u32) {
+        self.shared.lock().faults.push(QueuedFault {
+            target,
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Sets the delay before every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// Request counters.
+    pub fn stats(&self) -> Stats {
+        stats(&self.shared)
+    }
+
+    /// The most recent requests (up to 256), oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().log.iter().cloned().collect()
+    }
+
+    /// Clears scripts, faults, latency, counters and the request log.
+    pub fn reset(&self) {
+        reset(&self.shared);
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for FakeProvider {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn stats(shared: &Shared) -> Stats {
+    Stats {
+        chat_requests: shared.chat_requests.load(Ordering::Relaxed),
+        embedding_requests: shared.embedding_requests.load(Ordering::Relaxed),
+        embedding_inputs: shared.embedding_inputs.load(Ordering::Relaxed),
+    }
+}
+
+fn reset(shared: &Shared) {
+    *shared.lock() = Inner::default();
+    shared.chat_requests.store(0, Ordering::Relaxed);
+    shared.embedding_requests.store(0, Ordering::Relaxed);
+    shared.embedding_inputs.store(0, Ordering::Relaxed);
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/_fake/replies", post(control_replies))
+        .route("/_fake/faults", post(control_faults))
+        .route("/_fake/latency", post(control_latency))
+        .route("/_fake/stats", get(control_stats))
+        .route("/_fake/requests", get(control_requests))
+        .route("/_fake/reset", post(control_reset))
+        .with_state(shared)
+}
+
+// ---------------------------------------------------------------- control API
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RepliesBody {
+    One { content: String },
+    Many { contents: Vec<String> },
+}
+
+async fn control_replies(State(s): State<Arc<Shared>>, Json(body): Json<RepliesBody>) -> StatusCode {
+    let mut inner = s.lock();
+    match body {
+        RepliesBody::One { content } => inner.replies.push_back(content),
+        RepliesBody::Many { contents } => inner.replies.extend(contents),
+    }
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct FaultBody {
+    target: Target,
+    fault: Fault,
+    #[serde(default = "one")]
+    times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn control_faults(State(s): State<Arc<Shared>>, Json(body): Json<FaultBody>) -> StatusCode {
+    s.lock().faults.push(QueuedFault {
+        target: body.target,
+        fault: body.fault,
+        remaining: body.times,
+    });
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct LatencyBody {
+    ms: u64,
+}
+
+async fn control_latency(State(s): State<Arc<Shared>>, Json(body): Json<LatencyBody>) -> StatusCode {
+    s.lock().latency = Duration::from_millis(body.ms);
+    StatusCode::NO_CONTENT
+}
+
+async fn control_stats(State(s): State<Arc<Shared>>) -> Json<Stats> {
+    Json(stats(&s))
+}
+
+async fn control_requests(State(s): State<Arc<Shared>>) -> Json<Vec<RecordedRequest>> {
+    Json(s.lock().log.iter().cloned().collect())
+}
+
+async fn control_reset(State(s): State<Arc<Shared>>) -> StatusCode {
+    reset(&s);
+    StatusCode::NO_CONTENT
+}
+
+// ------------------------------------------------------------ OpenAI routes
+
+fn api_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"message": message, "type": kind, "param": null, "code": null}})),
+    )
+        .into_response()
+}
+
+/// Applies latency and a queued fault. Returns a response to send instead of
+/// the normal answer, if any.
+async fn before_answer(shared: &Shared, target: Target) -> Option<Response> {
+    let latency = shared.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match shared.take_fault(target)? {
+        Fault::ServerError => Some(api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "The fake provider had an internal error.",
+        )),
+        Fault::RateLimited { retry_after_secs } => {
+            let mut resp = api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "Rate limit reached for requests.",
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                resp.headers_mut().insert("retry-after", v);
+            }
+            Some(resp)
+        }
+        Fault::Timeout { delay_ms } => {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            None
+        }
+        Fault::MalformedJson => Some(
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                "{\"id\": \"chatcmpl-fake\", \"choices\": [",
+            )
+                .into_response(),
+        ),
+        Fault::WrongSchema => Some(match target {
+            Target::Embeddings => {
+                Json(json!({"object": "list", "data": "not a list", "model": "x"})).into_response()
+            }
+            _ => Json(completion_body("fake-model", "{\"unexpected\": true}", 1, 1)).into_response(),
+        }),
+    }
+}
+
+fn word_count(text: &str) -> u64 {
+    text.split_whitespace().count().max(1) as u64
+}
+
+fn completion_body(model: &str, content: &str, prompt_tokens: u64, completion_tokens: u64) -> Value {
+    json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": null},
+            "finish_reason": "stop",
+            "logprobs": null
+        }],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens
+        }
+    })
+}
+
+fn message_text(message: &Value) -> String {
+    match message.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+async fn chat_completions(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    s.chat_requests.fetch_add(1, Ordering::Relaxed);
+    s.record("/v1/chat/completions", &body);
+    if let Some(resp) = before_answer(&s, Target::Chat).await {
+        return resp;
+    }
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "'messages' is a required property",
+        );
+    };
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("fake-model");
+    let prompt_tokens: u64 = messages.iter().map(|m| word_count(&message_text(m))).sum();
+    let scripted = s.lock().replies.pop_front();
+    let content = match scripted {
+        Some(c) => c,
+        None => default_reply(&body, messages),
+    };
+    let completion_tokens = word_count(&content);
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        let include_usage = body
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        return sse_response(model, &content, include_usage, prompt_tokens, completion_tokens);
+    }
+    Json(completion_body(model, &content, prompt_tokens, completion_tokens)).into_response()
+}
+
+fn sse_response(
+    model: &str,
+    content: &str,
+    include_usage: bool,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+) -> Response {
+    let chunk = |delta: Value, finish: Value| {
+        json!({
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]
+        })
+    };
+    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    // Split after each space so that the deltas concatenate to the content exactly.
+    let mut start = 0;
+    for (i, c) in content.char_indices() {
+        if c == ' ' {
+            events.push(chunk(json!({"content": &content[start..=i]}), Value::Null));
+            start = i + 1;
+        }
+    }
+    if start < content.len() {
+        events.push(chunk(json!({"content": &content[start..]}), Value::Null));
+    }
+    events.push(chunk(json!({}), json!("stop")));
+    if include_usage {
+        events.push(json!({
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens
+            }
+        }));
+    }
+    let mut body = String::new();
+    for e in events {
+        body.push_str("data: ");
+        body.push_str(&e.to_string());
+        body.push_str("\n\n");
+    }
+    body.push_str("data: [DONE]\n\n");
+    let stream = futures::stream::iter(
+        body.split_inclusive("\n\n")
+            .map(|part| Ok::<_, std::convert::Infallible>(part.to_owned()))
+            .collect::<Vec<_>>(),
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("text/event-stream"));
+    headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+    (headers, axum::body::Body::from_stream(stream)).into_response()
+}
+
+fn default_reply(body: &Value, messages: &[Value]) -> String {
+    let schema_name = body
+        .pointer("/response_format/json_schema/name")
+        .and_then(Value::as_str);
+    if body.pointer("/response_format/type").and_then(Value::as_str) == Some("json_schema") {
+        return match schema_name {
+            Some("memory_operations") => memory_operations(messages),
+            _ => "{}".to_owned(),
+        };
+    }
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .map(message_text)
+        .unwrap_or_default();
+    let remembered: Vec<String> = messages
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("system"))
+        .flat_map(|m| {
+            message_text(m)
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("- ").map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if remembered.is_empty() {
+        format!("You said: {last_user}")
+    } else {
+        format!("You said: {last_user} I remember: {}", remembered.join("; "))
+    }
+}
+
+/// Homi's extraction call: the last user message is a JSON document with
+/// `existing_memories: [{id, text}]` and `messages: [{role, content}]`.
+fn memory_operations(messages: &[Value]) -> String {
+    // The newest user message that is the JSON document (a repair request
+    // follows it as plain text).
+    let doc = messages
+        .iter()
+        .rev()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .filter_map(|m| serde_json::from_str::<Value>(&message_text(m)).ok())
+        .find(|v| v.get("messages").is_some())
+        .unwrap_or(Value::Null);
+    let existing: Vec<(i64, String)> = doc
+        .get("existing_memories")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|m| {
+                    Some((
+                        m.get("id")?.as_i64()?,
+                        m.get("text")?.as_str()?.to_lowercase(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut facts = Vec::new();
+    for m in doc.get("messages").and_then(Value::as_array).into_iter().flatten() {
+        if m.get("role").and_then(Value::as_str) != Some("user") {
+            continue;
+        }
+        let text = message_text(m).trim().to_owned();
+        if text.is_empty() {
+            continue;
+        }
+        let lower = text.to_lowercase();
+        match existing.iter().find(|(_, t)| *t == lower) {
+            Some((id, _)) => facts.push(json!({"text": text, "event": "NONE", "target": id})),
+            None => facts.push(json!({"text": text, "event": "ADD", "target": null})),
+        }
+    }
+    json!({ "facts": facts }).to_string()
+}
+
+fn dims_for(model: &str, requested: Option<u64>, default_dims: usize) -> usize {
+    if let Some(d) = requested {
+        return d as usize;
+    }
+    match model {
+        "text-embedding-3-small" | "text-embedding-ada-002" => 1536,
+        "text-embedding-3-large" => 3072,
+        "all-minilm-l6-v2" | "all-MiniLM-L6-v2" => 384,
+        _ => default_dims,
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A deterministic bag-of-words embedding: each lower-cased alphanumeric word
+/// adds ±1 to one hashed dimension; the result is normalised.
+pub fn lexical_embedding(text: &str, dims: usize) -> Vec<f32> {
+    let mut v = vec![0f32; dims.max(1)];
+    let lower = text.to_lowercase();
+    let mut any = false;
+    for word in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        let h = fnv1a(word.as_bytes());
+        let idx = (h % v.len() as u64) as usize;
+        let sign = if (h >> 63) == 0 { 1.0 } else { -1.0 };
+        v[idx] += sign;
+        any = true;
+    }
+    if !any {
+        v[0] = 1.0;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    for x in &mut v {
+        *x /= norm;
+    }
+    v
+}
+
+async fn embeddings(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    s.embedding_requests.fetch_add(1, Ordering::Relaxed);
+    s.record("/v1/embeddings", &body);
+    if let Some(resp) = before_answer(&s, Target::Embeddings).await {
+        return resp;
+    }
+    let inputs: Vec<String> = match body.get("input") {
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(many)) if many.iter().all(Value::is_string) => many
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "'input' must be a string or a list of strings",
+            );
+        }
+    };
+    if inputs.is_empty() || inputs.iter().any(String::is_empty) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "'input' must not be empty",
+        );
+    }
+    s.embedding_inputs
+        .fetch_add(inputs.len() as u64, Ordering::Relaxed);
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("text-embedding-3-small");
+    let dims = dims_for(
+        model,
+        body.get("dimensions").and_then(Value::as_u64),
+        s.default_dims,
+    );
+    let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let mut tokens = 0;
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            tokens += word_count(text);
+            let v = lexical_embedding(text, dims);
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    Json(json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
+    }))
+    .into_response()
+}
+
+async fn models() -> Json<Value> {
+    Json(json!({
+        "object": "list",
+        "data": [
+            {"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "homi-testkit"},
+            {"id": "text-embedding-3-small", "object": "model", "created": 0, "owned_by": "homi-testkit"}
+        ]
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn lexical_embeddings_are_unit_and_share_words() {
+        let a = lexical_embedding("I love pizza", 64);
+        let b = lexical_embedding("pizza", 64);
+        let c = lexical_embedding("the weather is cold", 64);
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+        assert!((dot(&a, &a) - 1.0).abs() < 1e-5);
+        assert!(dot(&a, &b) > dot(&a, &c));
+    }
+
+    #[test]
+    fn memory_operations_marks_known_facts_none() {
+        let doc = json!({
+            "existing_memories": [{"id": 0, "text": "Likes tea"}],
+            "messages": [{"role": "user", "content": "likes tea"}, {"role": "user", "content": "Has a cat"}]
+        });
+        let out = memory_operations(&[json!({"role": "user", "content": doc.to_string()})]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["facts"][0]["event"], "NONE");
+        assert_eq!(v["facts"][0]["target"], 0);
+        assert_eq!(v["facts"][1]["event"], "ADD");
+    }
+}
