@@ -203,7 +203,8 @@ impl Config {
             c.embedder.batch_size = parse_range("HOMI_EMBEDDING_BATCH", &v, 1, 2048)? as usize;
         }
         if let Some(v) = get("HOMI_VECTOR_CACHE_MB") {
-            c.memory.vector_cache_mb = parse_range("HOMI_VECTOR_CACHE_MB", &v, 1, 1 << 20)? as usize;
+            c.memory.vector_cache_mb =
+                parse_range("HOMI_VECTOR_CACHE_MB", &v, 1, 1 << 20)? as usize;
         }
         if let Some(v) = get("HOMI_INFER_CONTEXT") {
             c.memory.infer_context = parse_range("HOMI_INFER_CONTEXT", &v, 0, 100)? as usize;
@@ -390,7 +391,10 @@ mod tests {
             ("DEBUG", "true"),
         ])
         .unwrap();
-        assert_eq!(c.provider.base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
+        assert_eq!(
+            c.provider.base_url.as_deref(),
+            Some("http://127.0.0.1:9/v1")
+        );
         assert_eq!(c.provider.chat_model, "gpt-4.1-mini");
         assert_eq!(c.server.port, 9000);
         assert!(c.server.debug);

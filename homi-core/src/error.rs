@@ -172,7 +172,10 @@ mod tests {
 
     #[test]
     fn kinds_classify() {
-        assert_eq!(Error::invalid("user_id", "empty").kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            Error::invalid("user_id", "empty").kind(),
+            ErrorKind::InvalidInput
+        );
         let rl = Error::Provider {
             status: Some(429),
             message: "slow down".into(),
@@ -181,6 +184,9 @@ mod tests {
         assert_eq!(rl.kind(), ErrorKind::RateLimited);
         assert_eq!(rl.retry_after(), Some(Duration::from_secs(2)));
         let e = Error::config("API_PORT", "'x' is not a port number");
-        assert_eq!(e.to_string(), "invalid configuration API_PORT: 'x' is not a port number");
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration API_PORT: 'x' is not a port number"
+        );
     }
 }

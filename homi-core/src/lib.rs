@@ -13,6 +13,6 @@ pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "memory")]
 pub use memory::{
-    AddEvent, AddOptions, AddResult, Event, Filter, HistoryEntry, ListOptions, Memory, MemoryBuilder,
-    MemoryItem, Messages, Metadata, Scope, SearchOptions, SearchResult, Usage,
+    AddEvent, AddOptions, AddResult, Event, Filter, HistoryEntry, ListOptions, Memory,
+    MemoryBuilder, MemoryItem, Messages, Metadata, Scope, SearchOptions, SearchResult, Usage,
 };

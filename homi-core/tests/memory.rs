@@ -1,1 +1,1168 @@
-fn main() {}
+//! The Memory client end to end: SQLite store on a temp file, the fake
+//! OpenAI-compatible provider over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use homi_core::memory::Filter;
+use homi_core::{AddOptions, Config, ErrorKind, Event, ListOptions, Memory, Scope, SearchOptions};
+use homi_testkit::{FakeProvider, Fault, Target};
+use serde_json::json;
+
+const DIMS: usize = 64;
+
+struct Env {
+    fake: FakeProvider,
+    memory: Memory,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn db_path(&self) -> PathBuf {
+        self.dir.path().join("homi.db")
+    }
+
+    fn config(&self) -> Config {
+        config_for(&self.fake, &self.db_path(), DIMS)
+    }
+
+    /// Every byte of the database, its WAL and shared-memory files.
+    fn file_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let p = PathBuf::from(format!("{}{suffix}", self.db_path().display()));
+            if let Ok(b) = std::fs::read(p) {
+                all.extend(b);
+            }
+        }
+        all
+    }
+}
+
+fn config_for(fake: &FakeProvider, db: &std::path::Path, dims: usize) -> Config {
+    Config::default()
+        .with_database_url(format!("sqlite://{}", db.display()))
+        .with_openai_base_url(fake.base_url())
+        .with_openai_api_key("sk-test")
+        .with_embedding_model("text-embedding-3-small", Some(dims))
+        .with_provider_timeout(Duration::from_secs(2))
+        .with_provider_max_retries(1)
+}
+
+async fn env() -> Env {
+    let fake = FakeProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let memory = Memory::open(&config_for(&fake, &dir.path().join("homi.db"), DIMS))
+        .await
+        .unwrap();
+    Env { fake, memory, dir }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn ops(facts: serde_json::Value) -> String {
+    json!({ "facts": facts }).to_string()
+}
+
+#[tokio::test]
+async fn verbatim_add_stores_each_non_system_message() {
+    let e = env().await;
+    let alice = Scope::user("alice");
+    let messages = homi_core::Messages::from_json(&json!([
+        {"role": "system", "content": "You are helpful."},
+        {"role": "user", "content": "I am allergic to peanuts", "name": "alice"},
+        {"role": "assistant", "content": "I will remember your peanut allergy."}
+    ]))
+    .unwrap();
+    let r = e
+        .memory
+        .add(messages, &alice, AddOptions::raw())
+        .await
+        .unwrap();
+    assert_eq!(r.results.len(), 2);
+    assert!(r.results.iter().all(|x| x.event == Event::Add));
+    assert_eq!(r.usage.chat_calls, 0);
+    assert_eq!(r.usage.embedding_calls, 1);
+    let all = e
+        .memory
+        .get_all(&alice, ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let user = all.iter().find(|m| m.memory.contains("peanuts")).unwrap();
+    assert_eq!(user.role.as_deref(), Some("user"));
+    assert_eq!(user.actor_id.as_deref(), Some("alice"));
+    assert_eq!(
+        user.hash,
+        homi_core::memory::text_hash("I am allergic to peanuts")
+    );
+    assert!(all.iter().all(|m| m.user_id.as_deref() == Some("alice")));
+    assert!(!all.iter().any(|m| m.memory.contains("helpful")));
+}
+
+#[tokio::test]
+async fn exact_duplicates_touch_nothing() {
+    let e = env().await;
+    let s = Scope::user("u");
+    let first = e
+        .memory
+        .add("Drinks green tea", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    let before = e.fake.stats();
+    let again = e
+        .memory
+        .add("Drinks green tea", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    assert_eq!(again.results[0].event, Event::None);
+    assert_eq!(again.results[0].id, first.results[0].id);
+    // Inferred: a message that is already a memory needs no model at all.
+    let inferred = e
+        .memory
+        .add("Drinks green tea", &s, AddOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(inferred.results[0].event, Event::None);
+    assert_eq!(inferred.usage.model_calls(), 0);
+    assert_eq!(e.fake.stats(), before);
+    assert_eq!(
+        e.memory
+            .get_all(&s, ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn search_scores_are_in_range_and_sorted() {
+    let e = env().await;
+    let s = Scope::user("bob");
+    for t in [
+        "Loves pizza with mushrooms",
+        "Works as a nurse",
+        "Has two cats",
+        "Plays tennis on Sundays",
+    ] {
+        e.memory.add(t, &s, AddOptions::raw()).await.unwrap();
+    }
+    let r = e
+        .memory
+        .search("pizza", &s, SearchOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.results[0].memory, "Loves pizza with mushrooms");
+    assert_eq!(r.results.len(), 4);
+    let scores: Vec<f32> = r.results.iter().map(|m| m.score.unwrap()).collect();
+    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "{scores:?}");
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert_eq!(r.usage.embedding_calls, 1);
+    assert!(r.usage.duration_ms > 0.0);
+    let top1 = e
+        .memory
+        .search("pizza", &s, SearchOptions::default().limit(1))
+        .await
+        .unwrap();
+    assert_eq!(top1.results.len(), 1);
+    let strict = e
+        .memory
+        .search(
+            "pizza",
+            &s,
+            SearchOptions::default().threshold(scores[0] - 1e-4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(strict.results.len(), 1);
+}
+
+#[tokio::test]
+async fn inferred_add_uses_one_chat_call_and_at_most_two_embedding_requests() {
+    let e = env().await;
+    let s = Scope::user("carol");
+    e.memory
+        .add("Lives in Lisbon", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    let before = e.fake.stats();
+    let r = e
+        .memory
+        .add(
+            json_messages(json!([
+                {"role": "user", "content": "I just adopted a beagle"},
+                {"role": "assistant", "content": "Congratulations!"},
+                {"role": "user", "content": "I also started learning Portuguese"}
+            ])),
+            &s,
+            AddOptions::default(),
+        )
+        .await
+        .unwrap();
+    let after = e.fake.stats();
+    assert_eq!(after.chat_requests - before.chat_requests, 1);
+    assert!(after.embedding_requests - before.embedding_requests <= 2);
+    assert_eq!(r.usage.chat_calls, 1);
+    assert_eq!(r.usage.embedding_calls, 2);
+    assert!(r.usage.prompt_tokens > 0 && r.usage.completion_tokens > 0);
+    let added: Vec<&str> = r
+        .results
+        .iter()
+        .filter(|x| x.event == Event::Add)
+        .map(|x| x.memory.as_str())
+        .collect();
+    assert_eq!(
+        added,
+        vec![
+            "I just adopted a beagle",
+            "I also started learning Portuguese"
+        ]
+    );
+    // The model saw the scope's memory under a small integer id, never a UUID.
+    let sent = e
+        .fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with("chat/completions"))
+        .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(sent.body["messages"][1]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(doc["existing_memories"][0]["id"], 0);
+    assert_eq!(doc["existing_memories"][0]["text"], "Lives in Lisbon");
+    assert!(!sent.body.to_string().contains(&r.results[0].id.to_string()));
+}
+
+fn json_messages(v: serde_json::Value) -> homi_core::Messages {
+    homi_core::Messages::from_json(&v).unwrap()
+}
+
+#[tokio::test]
+async fn update_keeps_the_id_and_history_keeps_the_old_text() {
+    let e = env().await;
+    let s = Scope::user("dan");
+    let id = e
+        .memory
+        .add("Likes pizza", &s, AddOptions::raw())
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    e.fake.push_reply(ops(
+        json!([{"text": "Likes pizza, especially margherita", "event": "UPDATE", "target": 0}]),
+    ));
+    let r = e
+        .memory
+        .add(
+            "My favourite pizza is margherita",
+            &s,
+            AddOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(r.results[0].event, Event::Update);
+    assert_eq!(r.results[0].id, id);
+    assert_eq!(r.results[0].previous_memory.as_deref(), Some("Likes pizza"));
+    let now = e.memory.get(&id.to_string(), &s).await.unwrap().unwrap();
+    assert_eq!(now.memory, "Likes pizza, especially margherita");
+    let h = e.memory.history(&id.to_string(), &s).await.unwrap();
+    assert_eq!(
+        h.iter().map(|x| x.event).collect::<Vec<_>>(),
+        vec![Event::Add, Event::Update]
+    );
+    assert_eq!(h[1].old_memory.as_deref(), Some("Likes pizza"));
+    assert_eq!(
+        h[1].new_memory.as_deref(),
+        Some("Likes pizza, especially margherita")
+    );
+}
+
+#[tokio::test]
+async fn contradiction_supersedes_and_as_of_still_sees_the_old_fact() {
+    let e = env().await;
+    let s = Scope::user("erin");
+    let old = e
+        .memory
+        .add("Is vegetarian", &s, AddOptions::raw())
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    let before = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    e.fake.push_reply(ops(
+        json!([{"text": "Eats meat again", "event": "DELETE", "target": 0}]),
+    ));
+    let r = e
+        .memory
+        .add("I started eating meat again", &s, AddOptions::default())
+        .await
+        .unwrap();
+    let del = r.results.iter().find(|x| x.event == Event::Delete).unwrap();
+    let add = r.results.iter().find(|x| x.event == Event::Add).unwrap();
+    assert_eq!(del.id, old);
+    assert_eq!(del.memory, "Is vegetarian");
+    assert_eq!(del.superseded_by, Some(add.id));
+    assert_eq!(add.memory, "Eats meat again");
+
+    // Gone from default reads, kept with its validity window.
+    let current = e.memory.get_all(&s, ListOptions::default()).await.unwrap();
+    assert_eq!(
+        current
+            .iter()
+            .map(|m| m.memory.as_str())
+            .collect::<Vec<_>>(),
+        vec!["Eats meat again"]
+    );
+    let found = e
+        .memory
+        .search("vegetarian", &s, SearchOptions::default())
+        .await
+        .unwrap();
+    assert!(found.results.iter().all(|m| m.id != old));
+    let all = e
+        .memory
+        .get_all(&s, ListOptions::default().include_superseded(true))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let old_item = e.memory.get(&old.to_string(), &s).await.unwrap().unwrap();
+    assert!(old_item.valid_to.is_some());
+    assert_eq!(old_item.superseded_by, Some(add.id));
+    let with_old = e
+        .memory
+        .search(
+            "vegetarian",
+            &s,
+            SearchOptions::default().include_superseded(true),
+        )
+        .await
+        .unwrap();
+    assert!(with_old.results.iter().any(|m| m.id == old));
+
+    // What was true then.
+    let then = e
+        .memory
+        .search("vegetarian", &s, SearchOptions::default().as_of(before))
+        .await
+        .unwrap();
+    assert_eq!(
+        then.results
+            .iter()
+            .map(|m| m.memory.as_str())
+            .collect::<Vec<_>>(),
+        vec!["Is vegetarian"]
+    );
+    let then_list = e
+        .memory
+        .get_all(&s, ListOptions::default().as_of(before))
+        .await
+        .unwrap();
+    assert_eq!(then_list.len(), 1);
+    assert_eq!(then_list[0].id, old);
+    let h = e.memory.history(&old.to_string(), &s).await.unwrap();
+    assert_eq!(h.last().unwrap().event, Event::Delete);
+    assert_eq!(
+        h.last().unwrap().old_memory.as_deref(),
+        Some("Is vegetarian")
+    );
+    assert!(!h.last().unwrap().is_deleted);
+}
+
+#[tokio::test]
+async fn none_decision_writes_nothing() {
+    let e = env().await;
+    let s = Scope::user("fay");
+    let id = e
+        .memory
+        .add("Has a sister called Ana", &s, AddOptions::raw())
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    e.fake.push_reply(ops(
+        json!([{"text": "Has a sister named Ana", "event": "NONE", "target": 0}]),
+    ));
+    let before = e.fake.stats();
+    let r = e
+        .memory
+        .add("My sister Ana visited", &s, AddOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(r.results[0].event, Event::None);
+    assert_eq!(r.results[0].id, id);
+    // Only the message embedding; nothing new to embed or write.
+    assert_eq!(
+        e.fake.stats().embedding_requests - before.embedding_requests,
+        1
+    );
+    assert_eq!(
+        e.memory.history(&id.to_string(), &s).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_fact_equal_to_a_memory_is_not_added_twice() {
+    let e = env().await;
+    let s = Scope::user("gus");
+    e.memory
+        .add("Plays the cello", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    e.fake.push_reply(ops(json!([
+        {"text": "Plays the cello", "event": "ADD", "target": null},
+        {"text": "Lives in Porto", "event": "ADD", "target": null},
+        {"text": "Lives in Porto", "event": "ADD", "target": null}
+    ])));
+    let r = e
+        .memory
+        .add(
+            "I play the cello, I live in Porto",
+            &s,
+            AddOptions::default(),
+        )
+        .await
+        .unwrap();
+    let adds: Vec<_> = r.results.iter().filter(|x| x.event == Event::Add).collect();
+    assert_eq!(adds.len(), 1);
+    assert_eq!(adds[0].memory, "Lives in Porto");
+    assert!(
+        r.results
+            .iter()
+            .any(|x| x.event == Event::None && x.memory == "Plays the cello")
+    );
+    assert_eq!(
+        e.memory
+            .get_all(&s, ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn malformed_model_json_is_repaired_once() {
+    let e = env().await;
+    let s = Scope::user("hal");
+    e.fake
+        .push_reply("```json\n{\"facts\": [{\"text\": \"Runs marathons\", \"event\": \"ADD\"");
+    e.fake.push_reply(format!(
+        "```json\n{}\n```",
+        ops(json!([{"text": "Runs marathons", "event": "ADD", "target": null}]))
+    ));
+    let r = e
+        .memory
+        .add("I run marathons", &s, AddOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.usage.chat_calls, 2);
+    assert_eq!(r.results[0].memory, "Runs marathons");
+    // The repair request showed the model its error.
+    let repair = e
+        .fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with("chat/completions"))
+        .unwrap();
+    let msgs = repair.body["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 4);
+    assert!(
+        msgs[3]["content"]
+            .as_str()
+            .unwrap()
+            .contains("could not be used")
+    );
+}
+
+#[tokio::test]
+async fn invalid_answers_twice_fail_clearly_and_write_nothing() {
+    let e = env().await;
+    let s = Scope::user("ida");
+    e.memory
+        .add("Speaks French", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    // An invented id, then an answer of the wrong schema.
+    e.fake.push_reply(ops(
+        json!([{"text": "Speaks German", "event": "UPDATE", "target": 7}]),
+    ));
+    e.fake.push_reply("{\"unexpected\": true}");
+    let err = e
+        .memory
+        .add("I speak German too", &s, AddOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ProviderInvalidResponse);
+    assert!(
+        err.to_string().contains("unexpected"),
+        "the raw answer is kept: {err}"
+    );
+    let all = e
+        .memory
+        .get_all(&s, ListOptions::default().include_superseded(true))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].memory, "Speaks French");
+}
+
+#[tokio::test]
+async fn provider_failures_are_clear_and_leave_nothing_half_written() {
+    let e = env().await;
+    let s = Scope::user("jo");
+    e.memory
+        .add("Owns a bicycle", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    let cases = [
+        (
+            Target::Chat,
+            Fault::ServerError,
+            ErrorKind::ProviderUnavailable,
+        ),
+        (
+            Target::Chat,
+            Fault::RateLimited {
+                retry_after_secs: 300,
+            },
+            ErrorKind::RateLimited,
+        ),
+        (
+            Target::Chat,
+            Fault::Timeout { delay_ms: 5000 },
+            ErrorKind::ProviderTimeout,
+        ),
+        (
+            Target::Chat,
+            Fault::MalformedJson,
+            ErrorKind::ProviderInvalidResponse,
+        ),
+    ];
+    for (target, fault, kind) in cases {
+        e.fake.reset();
+        e.fake.push_fault(target, fault.clone(), 5);
+        let err = e
+            .memory
+            .add(
+                "I sold my bicycle and bought a car",
+                &s,
+                AddOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{fault:?}: {err}");
+    }
+    // The second embeddings request (for the new facts) fails after the model answered.
+    e.fake.reset();
+    e.fake.push_reply(ops(
+        json!([{"text": "Bought a car", "event": "DELETE", "target": 0}]),
+    ));
+    e.fake
+        .push_fault_after(Target::Embeddings, Fault::ServerError, 5, 1);
+    let err = e
+        .memory
+        .add(
+            "I sold my bicycle and bought a car",
+            &s,
+            AddOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ProviderUnavailable, "{err}");
+    assert_eq!(e.fake.stats().chat_requests, 1);
+    let all = e
+        .memory
+        .get_all(&s, ListOptions::default().include_superseded(true))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(all[0].is_current());
+    assert_eq!(all[0].memory, "Owns a bicycle");
+    assert_eq!(
+        e.memory
+            .history(&all[0].id.to_string(), &s)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn deleted_text_is_found_nowhere_in_the_database_files() {
+    let e = env().await;
+    let s = Scope::user("kim");
+    let secret_one = "Kim's locker code is zebra-4471";
+    let secret_all = "Kim hides a key under flowerpot-9925";
+    let id = e
+        .memory
+        .add(secret_one, &s, AddOptions::raw())
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    // Give it history with the text in both columns.
+    e.memory
+        .update(
+            &id.to_string(),
+            &s,
+            "Kim's locker code is zebra-4471 (gym)",
+            None,
+        )
+        .await
+        .unwrap();
+    e.memory
+        .add(secret_all, &s, AddOptions::raw())
+        .await
+        .unwrap();
+    e.memory
+        .add("Kim likes jazz", &Scope::user("other"), AddOptions::raw())
+        .await
+        .unwrap();
+    assert!(contains(&e.file_bytes(), "zebra-4471"));
+
+    e.memory.delete(&id.to_string(), &s).await.unwrap();
+    let bytes = e.file_bytes();
+    assert!(
+        !contains(&bytes, "zebra-4471"),
+        "deleted text survives in the files"
+    );
+    let h = e.memory.history(&id.to_string(), &s).await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].event, Event::Delete);
+    assert!(h[0].is_deleted && h[0].old_memory.is_none() && h[0].new_memory.is_none());
+    assert!(e.memory.get(&id.to_string(), &s).await.unwrap().is_none());
+
+    assert!(contains(&e.file_bytes(), "flowerpot-9925"));
+    assert_eq!(e.memory.delete_all(&s).await.unwrap(), 1);
+    let bytes = e.file_bytes();
+    assert!(
+        !contains(&bytes, "flowerpot-9925"),
+        "delete_all left text behind"
+    );
+    assert!(
+        contains(&bytes, "Kim likes jazz"),
+        "another scope's memory must stay"
+    );
+    // Deleted memories are gone from search too.
+    assert!(
+        e.memory
+            .search("flowerpot", &s, SearchOptions::default())
+            .await
+            .unwrap()
+            .results
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn scopes_never_mix() {
+    let e = env().await;
+    let a = Scope::user("ann");
+    let b = Scope::user("ben");
+    let a_id = e
+        .memory
+        .add("Ann's passport number is X123", &a, AddOptions::raw())
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    e.memory
+        .add("Ben likes chess", &b, AddOptions::raw())
+        .await
+        .unwrap();
+    let a_id = a_id.to_string();
+
+    let found = e
+        .memory
+        .search("passport number", &b, SearchOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        found
+            .results
+            .iter()
+            .all(|m| m.user_id.as_deref() == Some("ben"))
+    );
+    assert!(
+        e.memory
+            .get_all(&b, ListOptions::default())
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.memory == "Ben likes chess")
+    );
+    assert!(e.memory.get(&a_id, &b).await.unwrap().is_none());
+    assert!(e.memory.history(&a_id, &b).await.unwrap().is_empty());
+    assert_eq!(
+        e.memory
+            .update(&a_id, &b, "hijacked", None)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        e.memory.delete(&a_id, &b).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(e.memory.delete_all(&b).await.unwrap(), 1);
+    let still = e.memory.get(&a_id, &a).await.unwrap().unwrap();
+    assert_eq!(still.memory, "Ann's passport number is X123");
+    // A narrower scope sees only what carries every id it names.
+    e.memory
+        .add(
+            "Ann's agent note",
+            &a.clone().with_agent("travel"),
+            AddOptions::raw(),
+        )
+        .await
+        .unwrap();
+    let agent_only = e
+        .memory
+        .get_all(
+            &Scope::user("ann").with_agent("travel"),
+            ListOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(agent_only.len(), 1);
+    assert_eq!(
+        e.memory
+            .get_all(&a, ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn delete_all_removes_every_memory_not_one_page() {
+    let e = env().await;
+    let s = Scope::user("bulk");
+    let texts: Vec<homi_core::provider::ChatMessage> = (0..10_000)
+        .map(|i| homi_core::provider::ChatMessage::user(format!("bulk fact number {i}")))
+        .collect();
+    let r = e.memory.add(texts, &s, AddOptions::raw()).await.unwrap();
+    assert_eq!(r.results.len(), 10_000);
+    e.memory
+        .add("keep me", &Scope::user("keeper"), AddOptions::raw())
+        .await
+        .unwrap();
+    assert_eq!(e.memory.delete_all(&s).await.unwrap(), 10_000);
+    assert!(
+        e.memory
+            .get_all(&s, ListOptions::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memories WHERE user_id = 'bulk'")
+        .fetch_one(
+            &sqlx::SqlitePool::connect(&format!("sqlite://{}", e.db_path().display()))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    assert_eq!(
+        e.memory
+            .get_all(&Scope::user("keeper"), ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn another_embedder_dimension_is_a_clear_error() {
+    let e = env().await;
+    e.memory
+        .add("anything", &Scope::user("z"), AddOptions::raw())
+        .await
+        .unwrap();
+    let other = config_for(&e.fake, &e.db_path(), 128);
+    let err = Memory::open(&other).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    let msg = err.to_string();
+    assert!(msg.contains("64 dims") && msg.contains("128 dims"), "{msg}");
+    assert!(msg.contains("re-embed"), "{msg}");
+}
+
+#[tokio::test]
+async fn invalid_input_names_the_field() {
+    let e = env().await;
+    let cases: Vec<(homi_core::Error, &str)> = vec![
+        (
+            e.memory
+                .add("x", &Scope::any(), AddOptions::raw())
+                .await
+                .unwrap_err(),
+            "user_id",
+        ),
+        (
+            e.memory
+                .add("x", &Scope::user(""), AddOptions::raw())
+                .await
+                .unwrap_err(),
+            "user_id",
+        ),
+        (
+            e.memory
+                .get("not-a-uuid", &Scope::user("u"))
+                .await
+                .unwrap_err(),
+            "memory_id",
+        ),
+        (
+            e.memory
+                .search("q", &Scope::user("u"), SearchOptions::default().limit(0))
+                .await
+                .unwrap_err(),
+            "limit",
+        ),
+        (
+            e.memory
+                .search(
+                    "q",
+                    &Scope::user("u"),
+                    SearchOptions::default().threshold(1.5),
+                )
+                .await
+                .unwrap_err(),
+            "threshold",
+        ),
+        (
+            e.memory
+                .search(" ", &Scope::user("u"), SearchOptions::default())
+                .await
+                .unwrap_err(),
+            "query",
+        ),
+        (
+            e.memory
+                .get_all(&Scope::any(), ListOptions::default())
+                .await
+                .unwrap_err(),
+            "user_id",
+        ),
+        (
+            e.memory.delete_all(&Scope::any()).await.unwrap_err(),
+            "user_id",
+        ),
+    ];
+    for (err, field) in cases {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains(field), "{err} should name {field}");
+    }
+}
+
+#[tokio::test]
+async fn metadata_filters() {
+    let e = env().await;
+    let s = Scope::user("meta");
+    let add = |text: &'static str, meta: serde_json::Value| {
+        let memory = e.memory.clone();
+        let s = s.clone();
+        async move {
+            let m = meta.as_object().unwrap().clone();
+            memory
+                .add(text, &s, AddOptions::raw().metadata(m))
+                .await
+                .unwrap();
+        }
+    };
+    add(
+        "Pizza night on Fridays",
+        json!({"category": "food", "rating": 5, "tags": ["weekly", "fun"]}),
+    )
+    .await;
+    add("Dislikes olives", json!({"category": "food", "rating": 2})).await;
+    add(
+        "Runs every morning",
+        json!({"category": "sport", "rating": 4, "note": "Early Bird"}),
+    )
+    .await;
+    let texts = |filter: serde_json::Value| {
+        let memory = e.memory.clone();
+        let s = s.clone();
+        async move {
+            let (scope, f) = Filter::parse_mem0(&filter).unwrap();
+            let scope = s.merge(scope).unwrap();
+            let mut opts = ListOptions::default();
+            opts.filters = f.clone();
+            let mut listed: Vec<String> = memory
+                .get_all(&scope, opts)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.memory)
+                .collect();
+            listed.sort();
+            let mut sopts = SearchOptions::default();
+            sopts.filters = f;
+            let mut searched: Vec<String> = memory
+                .search("food sport", &scope, sopts)
+                .await
+                .unwrap()
+                .results
+                .into_iter()
+                .map(|m| m.memory)
+                .collect();
+            searched.sort();
+            assert_eq!(listed, searched, "search and get_all disagree for {filter}");
+            listed
+        }
+    };
+    assert_eq!(
+        texts(json!({"category": "food"})).await,
+        vec!["Dislikes olives", "Pizza night on Fridays"]
+    );
+    assert_eq!(
+        texts(json!({"rating": {"gte": 4}})).await,
+        vec!["Pizza night on Fridays", "Runs every morning"]
+    );
+    assert_eq!(
+        texts(json!({"rating": {"lt": 3}})).await,
+        vec!["Dislikes olives"]
+    );
+    assert_eq!(
+        texts(json!({"rating": {"in": [2, 4]}})).await,
+        vec!["Dislikes olives", "Runs every morning"]
+    );
+    assert_eq!(
+        texts(json!({"rating": {"nin": [2, 4]}})).await,
+        vec!["Pizza night on Fridays"]
+    );
+    assert_eq!(
+        texts(json!({"category": {"ne": "food"}})).await,
+        vec!["Runs every morning"]
+    );
+    assert_eq!(
+        texts(json!({"tags": {"contains": "weekly"}})).await,
+        vec!["Pizza night on Fridays"]
+    );
+    assert_eq!(
+        texts(json!({"note": {"icontains": "early"}})).await,
+        vec!["Runs every morning"]
+    );
+    assert_eq!(
+        texts(json!({"note": "*"})).await,
+        vec!["Runs every morning"]
+    );
+    assert_eq!(
+        texts(json!({"NOT": {"category": "food"}})).await,
+        vec!["Runs every morning"]
+    );
+    assert_eq!(
+        texts(json!({"OR": [{"rating": 2}, {"category": "sport"}]})).await,
+        vec!["Dislikes olives", "Runs every morning"]
+    );
+    assert_eq!(
+        texts(json!({"user_id": "meta", "AND": [{"category": "food"}, {"rating": {"gt": 3}}]}))
+            .await,
+        vec!["Pizza night on Fridays"]
+    );
+    assert!(texts(json!({"category": "travel"})).await.is_empty());
+}
+
+#[tokio::test]
+async fn another_process_writes_are_seen_by_search() {
+    let e = env().await;
+    let s = Scope::user("shared");
+    e.memory
+        .add("Collects stamps", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    // Warm this instance's vector cache.
+    assert_eq!(
+        e.memory
+            .search("stamps", &s, SearchOptions::default())
+            .await
+            .unwrap()
+            .results
+            .len(),
+        1
+    );
+    // A second Memory on the same file: its own pool and cache, as another process has.
+    let other = Memory::open(&e.config()).await.unwrap();
+    let added = other
+        .add("Collects vintage coins", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    let seen = e
+        .memory
+        .search("collects", &s, SearchOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.results.len(),
+        2,
+        "a write by another process must be visible"
+    );
+    other
+        .delete(&added.results[0].id.to_string(), &s)
+        .await
+        .unwrap();
+    let seen = e
+        .memory
+        .search("collects", &s, SearchOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.results.len(),
+        1,
+        "a deletion by another process must be visible"
+    );
+    other
+        .update(
+            &seen.results[0].id.to_string(),
+            &s,
+            "Collects rare stamps from Japan",
+            None,
+        )
+        .await
+        .unwrap();
+    let seen = e
+        .memory
+        .search("japan", &s, SearchOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(seen.results[0].memory, "Collects rare stamps from Japan");
+    other.delete_all(&s).await.unwrap();
+    assert!(
+        e.memory
+            .search("collects", &s, SearchOptions::default())
+            .await
+            .unwrap()
+            .results
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn explicit_update_reembeds_and_replaces_metadata() {
+    let e = env().await;
+    let s = Scope::user("upd");
+    let meta = json!({"source": "chat"}).as_object().unwrap().clone();
+    let id = e
+        .memory
+        .add("Likes trains", &s, AddOptions::raw().metadata(meta))
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    let new_meta = json!({"source": "profile"}).as_object().unwrap().clone();
+    let item = e
+        .memory
+        .update(
+            &id.to_string(),
+            &s,
+            "Likes high-speed trains",
+            Some(new_meta),
+        )
+        .await
+        .unwrap();
+    assert_eq!(item.id, id);
+    assert_eq!(item.memory, "Likes high-speed trains");
+    assert_eq!(item.metadata["source"], "profile");
+    assert!(item.updated_at > item.created_at);
+    let top = e
+        .memory
+        .search("high-speed", &s, SearchOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(top.results[0].id, id);
+    let missing = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        e.memory
+            .update(&missing, &s, "x", None)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        e.memory.delete(&missing, &s).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[tokio::test]
+async fn without_a_provider_reads_work_and_writes_say_what_to_set() {
+    let e = env().await;
+    let s = Scope::user("np");
+    e.memory
+        .add("Knows Rust", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    let bare = Config::default().with_database_url(format!("sqlite://{}", e.db_path().display()));
+    let m = Memory::open(&bare).await.unwrap();
+    assert_eq!(
+        m.get_all(&s, ListOptions::default()).await.unwrap().len(),
+        1
+    );
+    let err = m.add("x", &s, AddOptions::raw()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ProviderNotConfigured);
+    assert!(
+        err.to_string().contains("OPENAI_API_KEY") && err.to_string().contains("OPENAI_BASE_URL")
+    );
+    assert_eq!(
+        m.search("rust", &s, SearchOptions::default())
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::ProviderNotConfigured
+    );
+}
+
+#[tokio::test]
+async fn reset_forgets_everything() {
+    let e = env().await;
+    e.memory
+        .add("a fact", &Scope::user("r1"), AddOptions::raw())
+        .await
+        .unwrap();
+    e.memory
+        .add("another fact", &Scope::agent("r2"), AddOptions::raw())
+        .await
+        .unwrap();
+    e.memory.reset().await.unwrap();
+    assert!(
+        e.memory
+            .get_all(&Scope::user("r1"), ListOptions::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        e.memory
+            .get_all(&Scope::agent("r2"), ListOptions::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!contains(&e.file_bytes(), "another fact"));
+    // A reset store accepts a new embedder.
+    let other = Memory::open(&config_for(&e.fake, &e.db_path(), 128))
+        .await
+        .unwrap();
+    other
+        .add("fresh start", &Scope::user("r1"), AddOptions::raw())
+        .await
+        .unwrap();
+}

@@ -76,6 +76,8 @@ pub enum Fault {
 struct QueuedFault {
     target: Target,
     fault: Fault,
+    /// Matching requests to let through before the fault applies.
+    skip: u32,
     remaining: u32,
 }
 
@@ -131,6 +133,10 @@ impl Shared {
             .iter()
             .position(|f| f.remaining > 0 && (f.target == target || f.target == Target::Any))?;
         let entry = &mut inner.faults[pos];
+        if entry.skip > 0 {
+            entry.skip -= 1;
+            return None;
+        }
         entry.remaining -= 1;
         let fault = entry.fault.clone();
         if entry.remaining == 0 {
@@ -183,7 +189,9 @@ pub struct FakeProvider {
 
 impl std::fmt::Debug for FakeProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeProvider").field("addr", &self.addr).finish()
+        f.debug_struct("FakeProvider")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -245,9 +253,16 @@ impl FakeProvider {
 
     /// Queues a fault for the next `times` requests to `target`.
     pub fn push_fault(&self, target: Target, fault: Fault, times: u32) {
+        self.push_fault_after(target, fault, times, 0);
+    }
+
+    /// Lets the next `after` requests to `target` through, then answers the
+    /// `times` following ones with `fault`.
+    pub fn push_fault_after(&self, target: Target, fault: Fault, times: u32, after: u32) {
         self.shared.lock().faults.push(QueuedFault {
             target,
             fault,
+            skip: after,
             remaining: times,
         });
     }
@@ -332,7 +347,10 @@ enum RepliesBody {
     Many { contents: Vec<String> },
 }
 
-async fn control_replies(State(s): State<Arc<Shared>>, Json(body): Json<RepliesBody>) -> StatusCode {
+async fn control_replies(
+    State(s): State<Arc<Shared>>,
+    Json(body): Json<RepliesBody>,
+) -> StatusCode {
     let mut inner = s.lock();
     match body {
         RepliesBody::One { content } => inner.replies.push_back(content),
@@ -347,6 +365,8 @@ struct FaultBody {
     fault: Fault,
     #[serde(default = "one")]
     times: u32,
+    #[serde(default)]
+    after: u32,
 }
 
 fn one() -> u32 {
@@ -357,6 +377,7 @@ async fn control_faults(State(s): State<Arc<Shared>>, Json(body): Json<FaultBody
     s.lock().faults.push(QueuedFault {
         target: body.target,
         fault: body.fault,
+        skip: body.after,
         remaining: body.times,
     });
     StatusCode::NO_CONTENT
@@ -367,7 +388,10 @@ struct LatencyBody {
     ms: u64,
 }
 
-async fn control_latency(State(s): State<Arc<Shared>>, Json(body): Json<LatencyBody>) -> StatusCode {
+async fn control_latency(
+    State(s): State<Arc<Shared>>,
+    Json(body): Json<LatencyBody>,
+) -> StatusCode {
     s.lock().latency = Duration::from_millis(body.ms);
     StatusCode::NO_CONTENT
 }
@@ -435,7 +459,13 @@ async fn before_answer(shared: &Shared, target: Target) -> Option<Response> {
             Target::Embeddings => {
                 Json(json!({"object": "list", "data": "not a list", "model": "x"})).into_response()
             }
-            _ => Json(completion_body("fake-model", "{\"unexpected\": true}", 1, 1)).into_response(),
+            _ => Json(completion_body(
+                "fake-model",
+                "{\"unexpected\": true}",
+                1,
+                1,
+            ))
+            .into_response(),
         }),
     }
 }
@@ -444,7 +474,12 @@ fn word_count(text: &str) -> u64 {
     text.split_whitespace().count().max(1) as u64
 }
 
-fn completion_body(model: &str, content: &str, prompt_tokens: u64, completion_tokens: u64) -> Value {
+fn completion_body(
+    model: &str,
+    content: &str,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+) -> Value {
     json!({
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -489,7 +524,10 @@ async fn chat_completions(State(s): State<Arc<Shared>>, Json(body): Json<Value>)
             "'messages' is a required property",
         );
     };
-    let model = body.get("model").and_then(Value::as_str).unwrap_or("fake-model");
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("fake-model");
     let prompt_tokens: u64 = messages.iter().map(|m| word_count(&message_text(m))).sum();
     let scripted = s.lock().replies.pop_front();
     let content = match scripted {
@@ -502,9 +540,21 @@ async fn chat_completions(State(s): State<Arc<Shared>>, Json(body): Json<Value>)
             .pointer("/stream_options/include_usage")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        return sse_response(model, &content, include_usage, prompt_tokens, completion_tokens);
+        return sse_response(
+            model,
+            &content,
+            include_usage,
+            prompt_tokens,
+            completion_tokens,
+        );
     }
-    Json(completion_body(model, &content, prompt_tokens, completion_tokens)).into_response()
+    Json(completion_body(
+        model,
+        &content,
+        prompt_tokens,
+        completion_tokens,
+    ))
+    .into_response()
 }
 
 fn sse_response(
@@ -523,7 +573,10 @@ fn sse_response(
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]
         })
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     // Split after each space so that the deltas concatenate to the content exactly.
     let mut start = 0;
     for (i, c) in content.char_indices() {
@@ -563,7 +616,10 @@ fn sse_response(
             .collect::<Vec<_>>(),
     );
     let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
     headers.insert("cache-control", HeaderValue::from_static("no-cache"));
     (headers, axum::body::Body::from_stream(stream)).into_response()
 }
@@ -572,7 +628,11 @@ fn default_reply(body: &Value, messages: &[Value]) -> String {
     let schema_name = body
         .pointer("/response_format/json_schema/name")
         .and_then(Value::as_str);
-    if body.pointer("/response_format/type").and_then(Value::as_str) == Some("json_schema") {
+    if body
+        .pointer("/response_format/type")
+        .and_then(Value::as_str)
+        == Some("json_schema")
+    {
         return match schema_name {
             Some("memory_operations") => memory_operations(messages),
             _ => "{}".to_owned(),
@@ -597,7 +657,10 @@ fn default_reply(body: &Value, messages: &[Value]) -> String {
     if remembered.is_empty() {
         format!("You said: {last_user}")
     } else {
-        format!("You said: {last_user} I remember: {}", remembered.join("; "))
+        format!(
+            "You said: {last_user} I remember: {}",
+            remembered.join("; ")
+        )
     }
 }
 
@@ -628,7 +691,12 @@ fn memory_operations(messages: &[Value]) -> String {
         })
         .unwrap_or_default();
     let mut facts = Vec::new();
-    for m in doc.get("messages").and_then(Value::as_array).into_iter().flatten() {
+    for m in doc
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if m.get("role").and_then(Value::as_str) != Some("user") {
             continue;
         }
@@ -672,7 +740,10 @@ pub fn lexical_embedding(text: &str, dims: usize) -> Vec<f32> {
     let mut v = vec![0f32; dims.max(1)];
     let lower = text.to_lowercase();
     let mut any = false;
-    for word in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         let h = fnv1a(word.as_bytes());
         let idx = (h % v.len() as u64) as usize;
         let sign = if (h >> 63) == 0 { 1.0 } else { -1.0 };

@@ -140,7 +140,10 @@ impl Filter {
 
 fn parse_object(map: &Map<String, Value>, path: &str, depth: usize) -> Result<Option<Filter>> {
     if depth > MAX_DEPTH {
-        return Err(Error::invalid(path, format!("nests deeper than {MAX_DEPTH} levels")));
+        return Err(Error::invalid(
+            path,
+            format!("nests deeper than {MAX_DEPTH} levels"),
+        ));
     }
     let mut parts = Vec::new();
     for (key, value) in map {
@@ -162,7 +165,11 @@ fn parse_object(map: &Map<String, Value>, path: &str, depth: usize) -> Result<Op
                 if subs.is_empty() {
                     return Err(Error::invalid(here, "must not be empty"));
                 }
-                parts.push(if key == "AND" { Filter::And(subs) } else { Filter::Or(subs) });
+                parts.push(if key == "AND" {
+                    Filter::And(subs)
+                } else {
+                    Filter::Or(subs)
+                });
             }
             "NOT" => {
                 let inner = match value {
@@ -171,7 +178,10 @@ fn parse_object(map: &Map<String, Value>, path: &str, depth: usize) -> Result<Op
                         let mut subs = Vec::new();
                         for (i, item) in items.iter().enumerate() {
                             let Value::Object(m) = item else {
-                                return Err(Error::invalid(format!("{here}[{i}]"), "must be an object"));
+                                return Err(Error::invalid(
+                                    format!("{here}[{i}]"),
+                                    "must be an object",
+                                ));
                             };
                             if let Some(f) = parse_object(m, &format!("{here}[{i}]"), depth + 1)? {
                                 subs.push(f);
@@ -179,7 +189,12 @@ fn parse_object(map: &Map<String, Value>, path: &str, depth: usize) -> Result<Op
                         }
                         (!subs.is_empty()).then_some(Filter::And(subs))
                     }
-                    _ => return Err(Error::invalid(here, "must be an object or a list of objects")),
+                    _ => {
+                        return Err(Error::invalid(
+                            here,
+                            "must be an object or a list of objects",
+                        ));
+                    }
                 };
                 let Some(inner) = inner else {
                     return Err(Error::invalid(here, "must not be empty"));
@@ -204,10 +219,16 @@ fn parse_object(map: &Map<String, Value>, path: &str, depth: usize) -> Result<Op
 
 fn field_for(key: &str, path: &str) -> Result<Field> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(Error::invalid(path, format!("keys must be 1..={MAX_KEY_LEN} bytes")));
+        return Err(Error::invalid(
+            path,
+            format!("keys must be 1..={MAX_KEY_LEN} bytes"),
+        ));
     }
     if key.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
-        return Err(Error::invalid(path, "keys must not contain quotes, backslashes or control characters"));
+        return Err(Error::invalid(
+            path,
+            "keys must not contain quotes, backslashes or control characters",
+        ));
     }
     Ok(match key {
         "actor_id" => Field::ActorId,
@@ -219,7 +240,10 @@ fn field_for(key: &str, path: &str) -> Result<Field> {
 fn check_scalar(value: &Value, path: &str) -> Result<()> {
     match value {
         Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => Ok(()),
-        _ => Err(Error::invalid(path, "must be a string, number, boolean or null")),
+        _ => Err(Error::invalid(
+            path,
+            "must be a string, number, boolean or null",
+        )),
     }
 }
 
@@ -266,7 +290,10 @@ fn parse_conditions(key: &str, value: &Value, path: &str) -> Result<Vec<Filter>>
                         }
                     }
                     Op::Contains | Op::Icontains => {
-                        if !operand.is_string() && !(op == Op::Contains && (operand.is_number() || operand.is_boolean())) {
+                        if !operand.is_string()
+                            && !(op == Op::Contains
+                                && (operand.is_number() || operand.is_boolean()))
+                        {
                             return Err(Error::invalid(here, "must be a string"));
                         }
                     }
@@ -307,9 +334,15 @@ mod tests {
             "OR": [{"f": true}, {"role": "user"}]
         }))
         .unwrap();
-        let Some(Filter::And(parts)) = f else { panic!("expected AND") };
+        let Some(Filter::And(parts)) = f else {
+            panic!("expected AND")
+        };
         assert_eq!(parts.len(), 7);
-        assert!(parts.contains(&Filter::Cond { field: Field::Metadata("d".into()), op: Op::Exists, value: Value::Null }));
+        assert!(parts.contains(&Filter::Cond {
+            field: Field::Metadata("d".into()),
+            op: Op::Exists,
+            value: Value::Null
+        }));
     }
 
     #[test]

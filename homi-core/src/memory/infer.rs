@@ -86,7 +86,11 @@ Use only ids from the list; never invent one. Target each existing memory at mos
 If nothing is worth remembering, return an empty list of facts. Answer with JSON only.";
 
 /// The messages of the extraction call.
-pub(crate) fn prompt(existing: &[String], conversation: &[&InputMessage], today: &str) -> Vec<ChatMessage> {
+pub(crate) fn prompt(
+    existing: &[String],
+    conversation: &[&InputMessage],
+    today: &str,
+) -> Vec<ChatMessage> {
     let existing: Vec<Value> = existing
         .iter()
         .enumerate()
@@ -120,7 +124,10 @@ pub(crate) fn strip_fences(raw: &str) -> &str {
     let Some(rest) = t.strip_prefix("```") else {
         return t;
     };
-    let rest = rest.strip_prefix("json").or_else(|| rest.strip_prefix("JSON")).unwrap_or(rest);
+    let rest = rest
+        .strip_prefix("json")
+        .or_else(|| rest.strip_prefix("JSON"))
+        .unwrap_or(rest);
     rest.trim_end().strip_suffix("```").unwrap_or(rest).trim()
 }
 
@@ -140,7 +147,8 @@ struct RawFact {
 /// Parses and validates the model's answer against `existing_len` shown memories.
 pub(crate) fn parse(raw: &str, existing_len: usize) -> Result<Vec<FactOp>, String> {
     let body = strip_fences(raw);
-    let answer: RawAnswer = serde_json::from_str(body).map_err(|e| format!("it is not valid JSON for the schema ({e})"))?;
+    let answer: RawAnswer = serde_json::from_str(body)
+        .map_err(|e| format!("it is not valid JSON for the schema ({e})"))?;
     let mut out = Vec::with_capacity(answer.facts.len());
     for (i, f) in answer.facts.into_iter().enumerate() {
         let text = f.text.trim().to_owned();
@@ -148,7 +156,9 @@ pub(crate) fn parse(raw: &str, existing_len: usize) -> Result<Vec<FactOp>, Strin
             return Err(format!("facts[{i}].text is empty"));
         }
         if text.len() > MAX_FACT_BYTES {
-            return Err(format!("facts[{i}].text is longer than {MAX_FACT_BYTES} bytes"));
+            return Err(format!(
+                "facts[{i}].text is longer than {MAX_FACT_BYTES} bytes"
+            ));
         }
         let target = |name: &str| -> Result<usize, String> {
             match f.target {
@@ -164,7 +174,11 @@ pub(crate) fn parse(raw: &str, existing_len: usize) -> Result<Vec<FactOp>, Strin
             "UPDATE" => Decision::Update(target("UPDATE")?),
             "DELETE" => Decision::Delete(target("DELETE")?),
             "NONE" => Decision::None(target("NONE")?),
-            other => return Err(format!("facts[{i}].event '{other}' is not ADD, UPDATE, DELETE or NONE")),
+            other => {
+                return Err(format!(
+                    "facts[{i}].event '{other}' is not ADD, UPDATE, DELETE or NONE"
+                ));
+            }
         };
         out.push(FactOp { text, decision });
     }
@@ -178,7 +192,10 @@ mod tests {
 
     #[test]
     fn fences_are_stripped() {
-        assert_eq!(strip_fences("```json\n{\"facts\": []}\n```"), "{\"facts\": []}");
+        assert_eq!(
+            strip_fences("```json\n{\"facts\": []}\n```"),
+            "{\"facts\": []}"
+        );
         assert_eq!(strip_fences("  {\"facts\": []} "), "{\"facts\": []}");
         assert_eq!(strip_fences("```\n{}\n```"), "{}");
     }
@@ -195,11 +212,36 @@ mod tests {
         assert_eq!(ops[0].decision, Decision::Add);
         assert_eq!(ops[1].decision, Decision::Delete(1));
         assert_eq!(ops[2].decision, Decision::None(0));
-        assert!(parse(r#"{"facts": [{"text": "a", "event": "UPDATE", "target": 7}]}"#, 2).unwrap_err().contains("target 7"));
-        assert!(parse(r#"{"facts": [{"text": "a", "event": "UPDATE", "target": null}]}"#, 2).is_err());
-        assert!(parse(r#"{"facts": [{"text": " ", "event": "ADD", "target": null}]}"#, 0).is_err());
+        assert!(
+            parse(
+                r#"{"facts": [{"text": "a", "event": "UPDATE", "target": 7}]}"#,
+                2
+            )
+            .unwrap_err()
+            .contains("target 7")
+        );
+        assert!(
+            parse(
+                r#"{"facts": [{"text": "a", "event": "UPDATE", "target": null}]}"#,
+                2
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                r#"{"facts": [{"text": " ", "event": "ADD", "target": null}]}"#,
+                0
+            )
+            .is_err()
+        );
         assert!(parse(r#"{"unexpected": true}"#, 0).is_err());
         assert!(parse("{facts: [", 0).is_err());
-        assert!(parse(r#"{"facts": [{"text": "a", "event": "MERGE", "target": 0}]}"#, 1).is_err());
+        assert!(
+            parse(
+                r#"{"facts": [{"text": "a", "event": "MERGE", "target": 0}]}"#,
+                1
+            )
+            .is_err()
+        );
     }
 }

@@ -114,7 +114,10 @@ fn parse_one(value: &Value, path: &str) -> Result<InputMessage> {
             return Err(Error::invalid(format!("{path}.content"), "is required"));
         }
         Some(_) => {
-            return Err(Error::invalid(format!("{path}.content"), "must be a string"));
+            return Err(Error::invalid(
+                format!("{path}.content"),
+                "must be a string",
+            ));
         }
     };
     let name = match map.get("name") {
@@ -176,7 +179,9 @@ mod tests {
 
     #[test]
     fn shapes() {
-        let one = Messages::from_json(&json!({"role": "assistant", "content": "hi", "name": "bot"})).unwrap();
+        let one =
+            Messages::from_json(&json!({"role": "assistant", "content": "hi", "name": "bot"}))
+                .unwrap();
         assert_eq!(one.0[0].role, Role::Assistant);
         assert_eq!(one.0[0].name.as_deref(), Some("bot"));
         let e = Messages::from_json(&json!([{"role": "user"}])).unwrap_err();

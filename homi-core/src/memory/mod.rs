@@ -177,7 +177,10 @@ impl Memory {
             .not_configured_message(NOT_CONFIGURED);
         if config.provider.is_configured() {
             builder = builder
-                .embedder(Arc::new(OpenAiEmbedder::new(&config.provider, &config.embedder)?))
+                .embedder(Arc::new(OpenAiEmbedder::new(
+                    &config.provider,
+                    &config.embedder,
+                )?))
                 .chat_model(Arc::new(OpenAiChatModel::new(&config.provider)?));
         }
         builder.build().await
@@ -223,16 +226,23 @@ impl Memory {
     /// mem0's behaviour: `infer=false` stores each non-system message verbatim;
     /// `infer=true` extracts facts and reconciles them with the scope's nearest
     /// memories in one chat-model call (see the crate documentation).
-    pub async fn add(&self, messages: impl Into<Messages>, scope: &Scope, options: AddOptions) -> Result<AddResult> {
+    pub async fn add(
+        &self,
+        messages: impl Into<Messages>,
+        scope: &Scope,
+        options: AddOptions,
+    ) -> Result<AddResult> {
         let start = Instant::now();
         let messages = messages.into();
         scope.validate(true)?;
         messages.validate()?;
         let mut usage = Usage::default();
         let results = if options.infer {
-            self.add_inferred(&messages, scope, &options, &mut usage).await?
+            self.add_inferred(&messages, scope, &options, &mut usage)
+                .await?
         } else {
-            self.add_verbatim(&messages, scope, &options, &mut usage).await?
+            self.add_verbatim(&messages, scope, &options, &mut usage)
+                .await?
         };
         usage.duration_ms = elapsed_ms(start);
         Ok(AddResult { results, usage })
@@ -243,7 +253,11 @@ impl Memory {
         let found = self.inner.store.find_by_hash(scope, hashes).await?;
         Ok(found
             .into_iter()
-            .filter(|m| m.user_id == scope.user_id && m.agent_id == scope.agent_id && m.run_id == scope.run_id)
+            .filter(|m| {
+                m.user_id == scope.user_id
+                    && m.agent_id == scope.agent_id
+                    && m.run_id == scope.run_id
+            })
             .map(|m| (m.hash.clone(), m))
             .collect())
     }
@@ -337,7 +351,10 @@ impl Memory {
         let chat = self.chat()?.clone();
         // Exact duplicates need no model: when every message is already a
         // memory of this scope, nothing is asked and nothing is written.
-        let hashes: Vec<String> = conversation.iter().map(|m| text_hash(m.content.trim())).collect();
+        let hashes: Vec<String> = conversation
+            .iter()
+            .map(|m| text_hash(m.content.trim()))
+            .collect();
         let known = self.known(scope, &hashes).await?;
         if hashes.iter().all(|h| known.contains_key(h)) {
             let mut seen = HashSet::new();
@@ -391,13 +408,18 @@ impl Memory {
         let mut request = ChatRequest::new(infer::prompt(&shown, &conversation, &today));
         request.json_schema = Some(infer::schema());
         request.temperature = Some(0.0);
-        let ops = self.extract(chat.as_ref(), request, existing.len(), usage).await?;
+        let ops = self
+            .extract(chat.as_ref(), request, existing.len(), usage)
+            .await?;
 
         // Map the model's small ids back to memories and plan the changes.
         let actor = single_actor(&conversation);
         let metadata = options.metadata.clone().unwrap_or_default();
-        let existing_hashes: HashMap<String, usize> =
-            existing.iter().enumerate().map(|(i, m)| (m.hash.clone(), i)).collect();
+        let existing_hashes: HashMap<String, usize> = existing
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.hash.clone(), i))
+            .collect();
         let fact_hashes: Vec<String> = ops.iter().map(|o| text_hash(&o.text)).collect();
         let known_facts = self.known(scope, &fact_hashes).await?;
         let mut targeted = HashSet::new();
@@ -435,7 +457,10 @@ impl Memory {
                 d => d,
             };
             if decision == Decision::Add {
-                let dup = existing_hashes.get(&hash).map(|&i| &existing[i]).or_else(|| known_facts.get(&hash));
+                let dup = existing_hashes
+                    .get(&hash)
+                    .map(|&i| &existing[i])
+                    .or_else(|| known_facts.get(&hash));
                 if let Some(m) = dup {
                     if planned_hashes.insert(hash.clone()) {
                         none_events.push(AddEvent {
@@ -525,11 +550,15 @@ impl Memory {
                     tracing::warn!(attempt, %reason, "the model's memory operations could not be used");
                     if attempt == 1 {
                         return Err(Error::ProviderInvalidResponse {
-                            reason: format!("the memory operations are invalid after one repair attempt: {reason}"),
+                            reason: format!(
+                                "the memory operations are invalid after one repair attempt: {reason}"
+                            ),
                             raw: response.content,
                         });
                     }
-                    request.messages.push(crate::provider::ChatMessage::assistant(response.content));
+                    request
+                        .messages
+                        .push(crate::provider::ChatMessage::assistant(response.content));
                     request.messages.push(infer::repair_message(&reason));
                     last_error = reason;
                 }
@@ -542,7 +571,12 @@ impl Memory {
     }
 
     /// Searches the scope's memories by meaning. Scores are in [0, 1], best first.
-    pub async fn search(&self, query: &str, scope: &Scope, options: SearchOptions) -> Result<SearchResult> {
+    pub async fn search(
+        &self,
+        query: &str,
+        scope: &Scope,
+        options: SearchOptions,
+    ) -> Result<SearchResult> {
         let start = Instant::now();
         scope.validate(true)?;
         options.validate()?;
@@ -598,7 +632,13 @@ impl Memory {
 
     /// Replaces a memory's text (and, when given, its metadata). History keeps
     /// the old text. Returns the memory as it is now.
-    pub async fn update(&self, id: &str, scope: &Scope, text: &str, metadata: Option<Metadata>) -> Result<MemoryItem> {
+    pub async fn update(
+        &self,
+        id: &str,
+        scope: &Scope,
+        text: &str,
+        metadata: Option<Metadata>,
+    ) -> Result<MemoryItem> {
         scope.validate(false)?;
         let uuid = parse_memory_id(id)?;
         let text = text.trim();
@@ -606,7 +646,10 @@ impl Memory {
             return Err(Error::invalid("data", "must not be empty"));
         }
         if text.len() > messages::MAX_MESSAGE_BYTES {
-            return Err(Error::invalid("data", format!("is longer than {} bytes", messages::MAX_MESSAGE_BYTES)));
+            return Err(Error::invalid(
+                "data",
+                format!("is longer than {} bytes", messages::MAX_MESSAGE_BYTES),
+            ));
         }
         if self.inner.store.get(uuid, scope).await?.is_none() {
             return Err(Error::not_found(format!("memory {uuid}")));
@@ -697,7 +740,11 @@ fn events_of(outcome: Outcome) -> Vec<AddEvent> {
             previous_memory: None,
             superseded_by: None,
         }],
-        Outcome::Updated { id, old_text, new_text } => vec![AddEvent {
+        Outcome::Updated {
+            id,
+            old_text,
+            new_text,
+        } => vec![AddEvent {
             id,
             memory: new_text,
             event: Event::Update,

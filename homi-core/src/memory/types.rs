@@ -97,7 +97,10 @@ impl Scope {
                     return Err(Error::invalid(name, "must not be empty"));
                 }
                 if v.len() > MAX_ID_LEN {
-                    return Err(Error::invalid(name, format!("is longer than {MAX_ID_LEN} bytes")));
+                    return Err(Error::invalid(
+                        name,
+                        format!("is longer than {MAX_ID_LEN} bytes"),
+                    ));
                 }
                 if v.chars().any(char::is_control) {
                     return Err(Error::invalid(name, "contains control characters"));
@@ -416,7 +419,10 @@ impl SearchOptions {
         if let Some(t) = self.threshold
             && !(0.0..=1.0).contains(&t)
         {
-            return Err(Error::invalid("threshold", format!("{t} is not within [0, 1]")));
+            return Err(Error::invalid(
+                "threshold",
+                format!("{t} is not within [0, 1]"),
+            ));
         }
         Ok(())
     }

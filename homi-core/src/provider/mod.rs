@@ -190,7 +190,11 @@ pub fn known_dims(model: &str) -> Option<usize> {
 
 /// Checks that the provider returned one finite, non-empty vector per text,
 /// all of one size.
-pub(crate) fn check_vectors(vectors: &[Vec<f32>], expected: usize, dims: Option<usize>) -> Result<()> {
+pub(crate) fn check_vectors(
+    vectors: &[Vec<f32>],
+    expected: usize,
+    dims: Option<usize>,
+) -> Result<()> {
     if vectors.len() != expected {
         return Err(Error::ProviderInvalidResponse {
             reason: format!("asked for {expected} embeddings, got {}", vectors.len()),

@@ -77,7 +77,11 @@ type ResponseFuture =
     Pin<Box<dyn Future<Output = std::result::Result<reqwest::Response, OpenAIError>> + Send>>;
 
 fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }
@@ -129,7 +133,8 @@ impl tower::Service<HttpRequestFactory> for RetryService {
         Box::pin(async move {
             let mut attempt: u32 = 0;
             loop {
-                let outcome = tokio::time::timeout(timeout, inner.clone().oneshot(request.clone())).await;
+                let outcome =
+                    tokio::time::timeout(timeout, inner.clone().oneshot(request.clone())).await;
                 let last = attempt >= max_retries;
                 let wait = match outcome {
                     Err(_) => {
@@ -153,10 +158,16 @@ impl tower::Service<HttpRequestFactory> for RetryService {
                                 retry_after,
                             })));
                         }
-                        tracing::warn!(status = status.as_u16(), attempt, "model provider asked to retry");
+                        tracing::warn!(
+                            status = status.as_u16(),
+                            attempt,
+                            "model provider asked to retry"
+                        );
                         retry_after.unwrap_or_else(|| backoff(attempt))
                     }
-                    Ok(Err(OpenAIError::Reqwest(e))) if !last && (e.is_connect() || e.is_timeout()) => {
+                    Ok(Err(OpenAIError::Reqwest(e)))
+                        if !last && (e.is_connect() || e.is_timeout()) =>
+                    {
                         tracing::warn!(error = %e, attempt, "model provider unreachable, retrying");
                         backoff(attempt)
                     }
@@ -244,7 +255,12 @@ fn client(config: &ProviderConfig) -> Result<Client<OpenAIConfig>> {
         .connect_timeout(config.timeout.min(Duration::from_secs(10)))
         .tcp_nodelay(true)
         .build()
-        .map_err(|e| Error::config("OPENAI_BASE_URL", format!("cannot build an HTTP client: {e}")))?;
+        .map_err(|e| {
+            Error::config(
+                "OPENAI_BASE_URL",
+                format!("cannot build an HTTP client: {e}"),
+            )
+        })?;
     let service = RetryService {
         inner: ReqwestService::new(http.clone()),
         timeout: config.timeout,
@@ -481,7 +497,10 @@ impl Embedder for OpenAiEmbedder {
         if texts.is_empty() {
             return Ok(Embeddings::default());
         }
-        let batches: Vec<Vec<String>> = texts.chunks(self.batch_size).map(<[String]>::to_vec).collect();
+        let batches: Vec<Vec<String>> = texts
+            .chunks(self.batch_size)
+            .map(<[String]>::to_vec)
+            .collect();
         let requests = batches.len() as u32;
         let results: Vec<Result<(Vec<Vec<f32>>, u64)>> = futures::stream::iter(batches)
             .map(|b| self.embed_batch(b))
@@ -514,9 +533,15 @@ mod tests {
         h.insert("retry-after", "3".parse().unwrap());
         assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(3)));
         let later = std::time::SystemTime::now() + Duration::from_secs(30);
-        h.insert("retry-after", httpdate::fmt_http_date(later).parse().unwrap());
+        h.insert(
+            "retry-after",
+            httpdate::fmt_http_date(later).parse().unwrap(),
+        );
         let d = parse_retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(parse_retry_after(&h), None);
     }

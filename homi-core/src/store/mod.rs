@@ -154,7 +154,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn find_by_hash(&self, scope: &Scope, hashes: &[String]) -> Result<Vec<MemoryItem>>;
 
     /// The memories of `scope` closest to `query`, best first, `score` set.
-    async fn search(&self, scope: &Scope, query: &[f32], params: &ReadParams) -> Result<Vec<MemoryItem>>;
+    async fn search(
+        &self,
+        scope: &Scope,
+        query: &[f32],
+        params: &ReadParams,
+    ) -> Result<Vec<MemoryItem>>;
 
     /// One memory, if it exists in `scope` (an empty scope matches any).
     async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>>;

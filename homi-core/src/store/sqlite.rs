@@ -29,7 +29,9 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use super::vector::{Accept, ScopeVectors};
-use super::{Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store, normalize, score_from_cosine};
+use super::{
+    Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store, normalize, score_from_cosine,
+};
 use crate::error::{Error, Result};
 use crate::memory::filter::{Field, Filter, Op};
 use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
@@ -235,11 +237,17 @@ fn filter_sql(f: &Filter, binds: &mut Vec<Bind>) -> String {
     match f {
         Filter::And(fs) => format!(
             "({})",
-            fs.iter().map(|f| filter_sql(f, binds)).collect::<Vec<_>>().join(" AND ")
+            fs.iter()
+                .map(|f| filter_sql(f, binds))
+                .collect::<Vec<_>>()
+                .join(" AND ")
         ),
         Filter::Or(fs) => format!(
             "({})",
-            fs.iter().map(|f| filter_sql(f, binds)).collect::<Vec<_>>().join(" OR ")
+            fs.iter()
+                .map(|f| filter_sql(f, binds))
+                .collect::<Vec<_>>()
+                .join(" OR ")
         ),
         Filter::Not(f) => format!("(NOT {})", filter_sql(f, binds)),
         Filter::Cond { field, op, value } => cond_sql(field, *op, value, binds),
@@ -320,7 +328,11 @@ fn cond_sql(field: &Field, op: Op, value: &Value, binds: &mut Vec<Bind>) -> Stri
                 .map(|a| a.iter().filter_map(scalar_bind).collect())
                 .unwrap_or_default();
             if items.is_empty() {
-                return if op == Op::In { "0".to_owned() } else { "1".to_owned() };
+                return if op == Op::In {
+                    "0".to_owned()
+                } else {
+                    "1".to_owned()
+                };
             }
             let placeholders = vec!["?"; items.len()].join(", ");
             if op == Op::In {
@@ -452,9 +464,11 @@ async fn bump_seq(conn: &mut SqliteConnection) -> Result<i64> {
 }
 
 async fn read_embedder(conn: &mut SqliteConnection) -> Result<Option<EmbedderInfo>> {
-    let rows = sqlx::query("SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')")
-        .fetch_all(conn)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
+    )
+    .fetch_all(conn)
+    .await?;
     let mut model = None;
     let mut dims = None;
     for r in rows {
@@ -489,10 +503,17 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("secure_delete", "ON");
-        let mut pool = SqlitePoolOptions::new().max_connections(if memory { 1 } else { options.max_connections.max(1) });
+        let mut pool = SqlitePoolOptions::new().max_connections(if memory {
+            1
+        } else {
+            options.max_connections.max(1)
+        });
         if memory {
             // Each connection to `:memory:` is its own database: keep exactly one, forever.
-            pool = pool.min_connections(1).idle_timeout(None).max_lifetime(None);
+            pool = pool
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
         }
         let pool = pool.connect_with(connect).await.map_err(|e| {
             Error::Storage(format!("cannot open the SQLite database {url}: {e}").into())
@@ -518,7 +539,10 @@ impl SqliteStore {
     /// snapshot can delay it to a later checkpoint.
     async fn scrub_wal(&self) {
         for _ in 0..3 {
-            match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await {
+            match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await
+            {
                 Ok(row) if row.try_get::<i64, _>(0).unwrap_or(1) == 0 => return,
                 Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                 Err(e) => {
@@ -527,7 +551,9 @@ impl SqliteStore {
                 }
             }
         }
-        tracing::debug!("WAL checkpoint after a deletion was blocked by readers; the next checkpoint completes it");
+        tracing::debug!(
+            "WAL checkpoint after a deletion was blocked by readers; the next checkpoint completes it"
+        );
     }
 
     async fn fetch_items(&self, sql: String, binds: &[Bind]) -> Result<Vec<(i64, MemoryItem)>> {
@@ -539,11 +565,7 @@ impl SqliteStore {
 
     /// Brings the scope's cached vectors up to date with the database and
     /// returns a read guard on them.
-    async fn synced(
-        &self,
-        scope: &Scope,
-        dims: usize,
-    ) -> Result<(Arc<CacheEntry>, i64)> {
+    async fn synced(&self, scope: &Scope, dims: usize) -> Result<(Arc<CacheEntry>, i64)> {
         let entry = self.cache.entry(scope);
         let mut conn = self.pool.acquire().await?;
         let state = read_state(&mut conn).await?;
@@ -579,10 +601,17 @@ impl SqliteStore {
                 );
                 let mut all = vec![Bind::Int(sv.seq)];
                 all.extend(binds);
-                let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &all).fetch_all(&mut *tx).await?;
+                let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &all)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 for r in rows {
                     let blob: Vec<u8> = r.try_get(3)?;
-                    sv.upsert(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob));
+                    sv.upsert(
+                        r.try_get(0)?,
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                        &decode_vec(&blob),
+                    );
                     loaded += 1;
                 }
                 sv.seq = state.seq;
@@ -593,10 +622,17 @@ impl SqliteStore {
                 "SELECT m.rid, m.valid_from, m.valid_to, e.embedding FROM memories m \
                  JOIN memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
             );
-            let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds).fetch_all(&mut *tx).await?;
+            let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+                .fetch_all(&mut *tx)
+                .await?;
             for r in rows {
                 let blob: Vec<u8> = r.try_get(3)?;
-                sv.upsert(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob));
+                sv.upsert(
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    &decode_vec(&blob),
+                );
             }
             loaded = sv.len();
             *g = Some(sv);
@@ -620,7 +656,10 @@ impl SqliteStore {
         if m.embedding.len() != dims {
             return Err(Error::invalid(
                 "embedding",
-                format!("has {} dimensions, the store holds {dims}", m.embedding.len()),
+                format!(
+                    "has {} dimensions, the store holds {dims}",
+                    m.embedding.len()
+                ),
             ));
         }
         let dup = sqlx::query(
@@ -780,19 +819,33 @@ impl Store for SqliteStore {
                 "SELECT {COLUMNS} FROM memories m WHERE {scope_where} AND m.valid_to IS NULL AND m.hash IN ({})",
                 vec!["?"; chunk.len()].join(", ")
             );
-            out.extend(self.fetch_items(sql, &binds).await?.into_iter().map(|(_, i)| i));
+            out.extend(
+                self.fetch_items(sql, &binds)
+                    .await?
+                    .into_iter()
+                    .map(|(_, i)| i),
+            );
         }
         Ok(out)
     }
 
-    async fn search(&self, scope: &Scope, query: &[f32], params: &ReadParams) -> Result<Vec<MemoryItem>> {
+    async fn search(
+        &self,
+        scope: &Scope,
+        query: &[f32],
+        params: &ReadParams,
+    ) -> Result<Vec<MemoryItem>> {
         let Some(info) = self.embedder().await? else {
             return Ok(Vec::new());
         };
         if query.len() != info.dims {
             return Err(Error::invalid(
                 "query",
-                format!("the query vector has {} dimensions, the store holds {}", query.len(), info.dims),
+                format!(
+                    "the query vector has {} dimensions, the store holds {}",
+                    query.len(),
+                    info.dims
+                ),
             ));
         }
         let mut q = query.to_vec();
@@ -804,7 +857,9 @@ impl Store for SqliteStore {
                 let scope_where = scope_sql(scope, "m", &mut binds);
                 let validity = validity_sql(params, &mut binds);
                 let filter = filter_sql(f, &mut binds);
-                let sql = format!("SELECT m.rid FROM memories m WHERE {scope_where} AND {validity} AND {filter}");
+                let sql = format!(
+                    "SELECT m.rid FROM memories m WHERE {scope_where} AND {validity} AND {filter}"
+                );
                 let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
                     .fetch_all(&self.pool)
                     .await?;
@@ -865,7 +920,12 @@ impl Store for SqliteStore {
         let mut binds = vec![Bind::Text(id.to_string())];
         let scope_where = scope_sql(scope, "m", &mut binds);
         let sql = format!("SELECT {COLUMNS} FROM memories m WHERE m.id = ? AND {scope_where}");
-        Ok(self.fetch_items(sql, &binds).await?.into_iter().next().map(|(_, i)| i))
+        Ok(self
+            .fetch_items(sql, &binds)
+            .await?
+            .into_iter()
+            .next()
+            .map(|(_, i)| i))
     }
 
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
@@ -881,7 +941,12 @@ impl Store for SqliteStore {
             "SELECT {COLUMNS} FROM memories m WHERE {scope_where} AND {validity} AND {filter} \
              ORDER BY m.created_at DESC, m.rid DESC LIMIT ?"
         );
-        Ok(self.fetch_items(sql, &binds).await?.into_iter().map(|(_, i)| i).collect())
+        Ok(self
+            .fetch_items(sql, &binds)
+            .await?
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect())
     }
 
     async fn apply(&self, scope: &Scope, changes: Vec<Change>) -> Result<Vec<Outcome>> {
@@ -890,7 +955,9 @@ impl Store for SqliteStore {
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let Some(info) = read_embedder(&mut tx).await? else {
-            return Err(Error::storage("no embedder is recorded in the store; bind one before writing"));
+            return Err(Error::storage(
+                "no embedder is recorded in the store; bind one before writing",
+            ));
         };
         let seq = bump_seq(&mut tx).await?;
         let now = now_micros();
@@ -944,7 +1011,11 @@ impl Store for SqliteStore {
                             if embedding.len() != info.dims {
                                 return Err(Error::invalid(
                                     "embedding",
-                                    format!("has {} dimensions, the store holds {}", embedding.len(), info.dims),
+                                    format!(
+                                        "has {} dimensions, the store holds {}",
+                                        embedding.len(),
+                                        info.dims
+                                    ),
                                 ));
                             }
                             let mut meta = match serde_json::from_str(&old_meta) {
@@ -1006,9 +1077,12 @@ impl Store for SqliteStore {
                     let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
                         .fetch_optional(&mut *tx)
                         .await?;
-                    let added = Self::insert_memory(&mut tx, &replacement, seq, now, info.dims).await?;
+                    let added =
+                        Self::insert_memory(&mut tx, &replacement, seq, now, info.dims).await?;
                     let (new_id, new_text) = match &added {
-                        Outcome::Added { id, text } | Outcome::Duplicate { id, text } => (*id, text.clone()),
+                        Outcome::Added { id, text } | Outcome::Duplicate { id, text } => {
+                            (*id, text.clone())
+                        }
                         _ => (replacement.id, replacement.text.clone()),
                     };
                     match row {
@@ -1060,7 +1134,9 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut binds = vec![Bind::Text(id.to_string())];
         let scope_where = scope_sql(scope, "m", &mut binds);
-        let sql = format!("SELECT m.rid, m.user_id, m.agent_id, m.run_id FROM memories m WHERE m.id = ? AND {scope_where}");
+        let sql = format!(
+            "SELECT m.rid, m.user_id, m.agent_id, m.run_id FROM memories m WHERE m.id = ? AND {scope_where}"
+        );
         let Some(row) = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
             .fetch_optional(&mut *tx)
             .await?
@@ -1071,13 +1147,31 @@ impl Store for SqliteStore {
         let owner = row_scope(&row)?;
         let seq = bump_seq(&mut tx).await?;
         let now = now_micros();
-        sqlx::query("DELETE FROM memory_embeddings WHERE rid = ?").bind(rid).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM memories WHERE rid = ?").bind(rid).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM memory_embeddings WHERE rid = ?")
+            .bind(rid)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM memories WHERE rid = ?")
+            .bind(rid)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM memory_history WHERE memory_id = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        insert_history(&mut tx, id, None, None, Event::Delete, now, true, None, None, &owner).await?;
+        insert_history(
+            &mut tx,
+            id,
+            None,
+            None,
+            Event::Delete,
+            now,
+            true,
+            None,
+            None,
+            &owner,
+        )
+        .await?;
         sqlx::query("INSERT INTO memory_tombstones (seq, rid) VALUES (?, ?)")
             .bind(seq)
             .bind(rid)
@@ -1085,7 +1179,10 @@ impl Store for SqliteStore {
             .await?;
         let floor = seq - TOMBSTONE_WINDOW;
         if floor > 0 {
-            sqlx::query("DELETE FROM memory_tombstones WHERE seq < ?").bind(floor).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM memory_tombstones WHERE seq < ?")
+                .bind(floor)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE store_state SET tomb_floor = MAX(tomb_floor, ?) WHERE id = 1")
                 .bind(floor)
                 .execute(&mut *tx)
@@ -1098,7 +1195,10 @@ impl Store for SqliteStore {
 
     async fn delete_scope(&self, scope: &Scope) -> Result<u64> {
         if scope.is_empty() {
-            return Err(Error::invalid("user_id", "at least one of user_id, agent_id or run_id is required"));
+            return Err(Error::invalid(
+                "user_id",
+                "at least one of user_id, agent_id or run_id is required",
+            ));
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let seq = bump_seq(&mut tx).await?;
@@ -1123,19 +1223,36 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let owners = bind_all(
-            sqlx::query(run(format!("SELECT m.id, m.user_id, m.agent_id, m.run_id FROM memories m WHERE {w}"))),
+            sqlx::query(run(format!(
+                "SELECT m.id, m.user_id, m.agent_id, m.run_id FROM memories m WHERE {w}"
+            ))),
             &binds,
         )
         .fetch_all(&mut *tx)
         .await?;
         for row in &owners {
             let id = parse_uuid(&row.try_get::<String, _>(0)?)?;
-            insert_history(&mut tx, id, None, None, Event::Delete, now, true, None, None, &row_scope(row)?).await?;
+            insert_history(
+                &mut tx,
+                id,
+                None,
+                None,
+                Event::Delete,
+                now,
+                true,
+                None,
+                None,
+                &row_scope(row)?,
+            )
+            .await?;
         }
-        let deleted = bind_all(sqlx::query(run(format!("DELETE FROM memories AS m WHERE {w}"))), &binds)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let deleted = bind_all(
+            sqlx::query(run(format!("DELETE FROM memories AS m WHERE {w}"))),
+            &binds,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         sqlx::query("UPDATE store_state SET wipe_seq = ? WHERE id = 1")
             .bind(seq)
             .execute(&mut *tx)
@@ -1163,8 +1280,9 @@ impl Store for SqliteStore {
                     memory_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
                     old_memory: r.try_get(2)?,
                     new_memory: r.try_get(3)?,
-                    event: Event::parse(&event)
-                        .ok_or_else(|| Error::storage(format!("unknown history event '{event}'")))?,
+                    event: Event::parse(&event).ok_or_else(|| {
+                        Error::storage(format!("unknown history event '{event}'"))
+                    })?,
                     created_at: to_time(r.try_get(5)?),
                     updated_at: r.try_get::<Option<i64>, _>(6)?.map(to_time),
                     is_deleted: r.try_get::<i64, _>(7)? != 0,

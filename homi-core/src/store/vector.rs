@@ -149,7 +149,9 @@ impl ScopeVectors {
         if query.len() != self.dims || k == 0 {
             return Vec::new();
         }
-        let eligible: Vec<usize> = (0..self.rids.len()).filter(|&i| self.accepts(i, accept)).collect();
+        let eligible: Vec<usize> = (0..self.rids.len())
+            .filter(|&i| self.accepts(i, accept))
+            .collect();
         let pool = candidate_pool(eligible.len(), k);
         let candidates: Vec<usize> = if pool >= eligible.len() {
             eligible
@@ -168,7 +170,10 @@ impl ScopeVectors {
             ham.truncate(pool);
             ham.into_iter().map(|(_, i)| i).collect()
         };
-        let mut scored: Vec<(f32, usize)> = candidates.into_iter().map(|i| (self.dot(i, query), i)).collect();
+        let mut scored: Vec<(f32, usize)> = candidates
+            .into_iter()
+            .map(|i| (self.dot(i, query), i))
+            .collect();
         let k = k.min(scored.len());
         if k == 0 {
             return Vec::new();
@@ -177,7 +182,10 @@ impl ScopeVectors {
             scored.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
             scored.truncate(k);
         }
-        scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(self.rids[a.1].cmp(&self.rids[b.1])));
+        scored.sort_unstable_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then(self.rids[a.1].cmp(&self.rids[b.1]))
+        });
         scored.into_iter().map(|(s, i)| (self.rids[i], s)).collect()
     }
 }
@@ -198,10 +206,14 @@ mod tests {
     use super::*;
 
     fn unit(seed: u64, dims: usize) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut v: Vec<f32> = (0..dims)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
             })
             .collect();
@@ -218,12 +230,20 @@ mod tests {
         sv.remove(3);
         sv.remove(9);
         assert_eq!(sv.len(), 8);
-        let all = Accept { as_of: None, current_only: true, allowed: None };
+        let all = Accept {
+            as_of: None,
+            current_only: true,
+            allowed: None,
+        };
         let top = sv.search(&unit(5, 16), 3, &all);
         assert_eq!(top[0].0, 5);
         assert!((top[0].1 - 1.0).abs() < 1e-5);
         assert!(top.windows(2).all(|w| w[0].1 >= w[1].1));
-        assert!(sv.search(&unit(3, 16), 10, &all).iter().all(|(r, _)| *r != 3));
+        assert!(
+            sv.search(&unit(3, 16), 10, &all)
+                .iter()
+                .all(|(r, _)| *r != 3)
+        );
     }
 
     #[test]
@@ -231,9 +251,17 @@ mod tests {
         let mut sv = ScopeVectors::new(8, 0);
         sv.upsert(1, 100, Some(200), &unit(1, 8));
         sv.upsert(2, 150, None, &unit(2, 8));
-        let current = Accept { as_of: None, current_only: true, allowed: None };
+        let current = Accept {
+            as_of: None,
+            current_only: true,
+            allowed: None,
+        };
         assert_eq!(sv.search(&unit(1, 8), 5, &current).len(), 1);
-        let then = Accept { as_of: Some(120), current_only: false, allowed: None };
+        let then = Accept {
+            as_of: Some(120),
+            current_only: false,
+            allowed: None,
+        };
         let r = sv.search(&unit(1, 8), 5, &then);
         assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1]);
     }
@@ -245,7 +273,11 @@ mod tests {
         for rid in 0..5000 {
             sv.upsert(rid, 0, None, &unit(rid as u64, dims));
         }
-        let all = Accept { as_of: None, current_only: true, allowed: None };
+        let all = Accept {
+            as_of: None,
+            current_only: true,
+            allowed: None,
+        };
         for target in [7u64, 1234, 4999] {
             let mut q = unit(target, dims);
             q[0] += 0.05;
