@@ -1,1 +1,255 @@
-fn main() {}
+//! Store-only search latency (embedding excluded) and recall@10 against an exact
+//! scan, at 1k, 10k and 100k memories in the searched scope, with ten other
+//! scopes of the same size in the table. 1536 dimensions.
+//!
+//! `cargo bench -p homi-core --bench store`              full run (sizes 1000,10000,100000)
+//! `HOMI_BENCH_SIZES=10000 cargo bench -p homi-core --bench store`   one size
+//! `cargo test -p homi-core --benches`                   smoke run (tiny sizes, as in CI)
+//!
+//! Vectors are synthetic and clustered like sentence embeddings: 64 topics ×
+//! 16 subtopics, v = normalize(topic + 0.7·subtopic + 0.8·noise). Queries are
+//! fresh draws from the same distribution (a new sentence on a known topic).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use homi_core::Scope;
+use homi_core::store::sqlite::{SqliteOptions, SqliteStore};
+use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store, normalize};
+use uuid::Uuid;
+
+struct Gen {
+    state: u64,
+    topics: Vec<Vec<f32>>,
+    subtopics: Vec<Vec<f32>>,
+    dims: usize,
+}
+
+impl Gen {
+    fn new(dims: usize, seed: u64) -> Self {
+        let mut g = Gen {
+            state: seed,
+            topics: Vec::new(),
+            subtopics: Vec::new(),
+            dims,
+        };
+        g.topics = (0..64).map(|_| g.unit()).collect();
+        g.subtopics = (0..64 * 16).map(|_| g.unit()).collect();
+        g
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        // splitmix64
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn gauss(&mut self) -> f32 {
+        // Sum of uniforms: close enough to normal for this purpose, and fast.
+        let mut s = 0.0f32;
+        for _ in 0..4 {
+            s += (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        }
+        (s - 2.0) * 1.732
+    }
+
+    fn unit(&mut self) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..self.dims).map(|_| self.gauss()).collect();
+        normalize(&mut v);
+        v
+    }
+
+    fn sample(&mut self) -> Vec<f32> {
+        let sub = (self.next_u64() % self.subtopics.len() as u64) as usize;
+        let topic = sub / 16;
+        let noise = self.unit();
+        let mut v: Vec<f32> = (0..self.dims)
+            .map(|i| self.topics[topic][i] + 0.7 * self.subtopics[sub][i] + 0.8 * noise[i])
+            .collect();
+        normalize(&mut v);
+        v
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    scope: Scope,
+    vectors: Vec<Vec<f32>>,
+    ids: Vec<Uuid>,
+    queries: Vec<Vec<f32>>,
+    insert_rate: f64,
+}
+
+async fn build(per_scope: usize, other_scopes: usize, dims: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = Arc::new(
+        SqliteStore::open_with(
+            &url,
+            SqliteOptions {
+                cache_bytes: 8 << 30,
+                max_connections: 4,
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    store
+        .bind_embedder(&EmbedderInfo {
+            model: "bench".into(),
+            dims,
+        })
+        .await
+        .unwrap();
+    let mut g = Gen::new(dims, 42);
+    let target = Scope::user("target");
+    let mut vectors = Vec::with_capacity(per_scope);
+    let mut ids = Vec::with_capacity(per_scope);
+    let start = Instant::now();
+    let mut inserted = 0usize;
+    for s in 0..=other_scopes {
+        let scope = if s == 0 {
+            target.clone()
+        } else {
+            Scope::user(format!("other-{s}"))
+        };
+        let mut left = per_scope;
+        while left > 0 {
+            let n = left.min(5_000);
+            left -= n;
+            let mut changes = Vec::with_capacity(n);
+            for _ in 0..n {
+                let v = g.sample();
+                let id = Uuid::new_v4();
+                let text = format!("memory {id}");
+                if s == 0 {
+                    vectors.push(v.clone());
+                    ids.push(id);
+                }
+                changes.push(Change::Add(NewMemory {
+                    id,
+                    hash: homi_core::memory::text_hash(&text),
+                    text,
+                    metadata: Default::default(),
+                    scope: scope.clone(),
+                    actor_id: None,
+                    role: None,
+                    embedding: v,
+                }));
+            }
+            store.apply(&scope, changes).await.unwrap();
+            inserted += n;
+        }
+    }
+    let insert_rate = inserted as f64 / start.elapsed().as_secs_f64();
+    let queries = (0..200).map(|_| g.sample()).collect();
+    Fixture {
+        _dir: dir,
+        store,
+        scope: target,
+        vectors,
+        ids,
+        queries,
+        insert_rate,
+    }
+}
+
+fn exact_top(f: &Fixture, q: &[f32], k: usize) -> Vec<Uuid> {
+    let mut scored: Vec<(f32, usize)> = f
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.iter().zip(q).map(|(a, b)| a * b).sum::<f32>(), i))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.iter().take(k).map(|(_, i)| f.ids[*i]).collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn sizes(smoke: bool) -> Vec<usize> {
+    if smoke {
+        return vec![300, 3000];
+    }
+    std::env::var("HOMI_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000])
+}
+
+fn bench_search(c: &mut Criterion) {
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (dims, others) = if smoke { (64, 2) } else { (1536, 10) };
+    let mut group = c.benchmark_group("store_search");
+    group.sample_size(if smoke { 10 } else { 50 });
+    for n in sizes(smoke) {
+        let t = Instant::now();
+        let f = rt.block_on(build(n, others, dims));
+        let setup = t.elapsed();
+        let params = ReadParams {
+            limit: 10,
+            ..ReadParams::default()
+        };
+        // First search loads the scope's vectors into the cache.
+        let t = Instant::now();
+        rt.block_on(f.store.search(&f.scope, &f.queries[0], &params))
+            .unwrap();
+        let cold = t.elapsed();
+
+        // Recall@10 against an exact scan, and latency percentiles.
+        // Latency first (searches back to back), recall after: the exact scan
+        // would evict the caches between timed searches.
+        let mut lat = Vec::new();
+        let mut answers = Vec::new();
+        for _round in 0..5 {
+            for q in &f.queries {
+                let t = Instant::now();
+                let got = rt.block_on(f.store.search(&f.scope, q, &params)).unwrap();
+                lat.push(t.elapsed());
+                answers.push(got);
+            }
+        }
+        let mut hit = 0usize;
+        for (q, got) in f.queries.iter().zip(&answers) {
+            let truth = exact_top(&f, q, 10);
+            hit += got.iter().filter(|m| truth.contains(&m.id)).count();
+        }
+        lat.sort();
+        let recall = hit as f64 / (10 * f.queries.len()) as f64;
+        println!(
+            "store_search n={n} others={others} dims={dims}: p50={:.3}ms p99={:.3}ms recall@10={recall:.4} \
+             cold_load={:.1}ms insert={:.0}/s setup={:.1}s",
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            cold.as_secs_f64() * 1e3,
+            f.insert_rate,
+            setup.as_secs_f64(),
+        );
+        assert!(recall >= 0.9, "recall@10 {recall} is far below target");
+
+        let mut i = 0usize;
+        group.bench_function(format!("n{n}_d{dims}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % f.queries.len();
+                rt.block_on(f.store.search(&f.scope, &f.queries[i], &params))
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_search);
+criterion_main!(benches);

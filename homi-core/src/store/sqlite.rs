@@ -42,6 +42,8 @@ const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories
 const TOMBSTONE_WINDOW: i64 = 100_000;
 /// Most SQL parameters per `IN (…)` list.
 const IN_CHUNK: usize = 500;
+/// Rows per multi-row INSERT (13 parameters each, far below SQLite's limit).
+const ROWS_PER_INSERT: usize = 400;
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![Migration::new(
@@ -443,16 +445,24 @@ struct State {
     seq: i64,
     wipe_seq: i64,
     tomb_floor: i64,
+    /// The recorded embedding dimension, if any memory was ever written.
+    dims: Option<usize>,
 }
 
 async fn read_state(conn: &mut SqliteConnection) -> Result<State> {
-    let row = sqlx::query("SELECT seq, wipe_seq, tomb_floor FROM store_state WHERE id = 1")
-        .fetch_one(conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT seq, wipe_seq, tomb_floor, \
+         (SELECT value FROM homi_meta WHERE key = 'embedder_dims') FROM store_state WHERE id = 1",
+    )
+    .fetch_one(conn)
+    .await?;
     Ok(State {
         seq: row.try_get(0)?,
         wipe_seq: row.try_get(1)?,
         tomb_floor: row.try_get(2)?,
+        dims: row
+            .try_get::<Option<String>, _>(3)?
+            .and_then(|d| d.parse().ok()),
     })
 }
 
@@ -503,11 +513,14 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("secure_delete", "ON");
-        let mut pool = SqlitePoolOptions::new().max_connections(if memory {
-            1
-        } else {
-            options.max_connections.max(1)
-        });
+        // A local file cannot drop a connection: skip the ping on every acquire.
+        let mut pool = SqlitePoolOptions::new()
+            .test_before_acquire(false)
+            .max_connections(if memory {
+                1
+            } else {
+                options.max_connections.max(1)
+            });
         if memory {
             // Each connection to `:memory:` is its own database: keep exactly one, forever.
             pool = pool
@@ -565,22 +578,26 @@ impl SqliteStore {
 
     /// Brings the scope's cached vectors up to date with the database and
     /// returns a read guard on them.
-    async fn synced(&self, scope: &Scope, dims: usize) -> Result<(Arc<CacheEntry>, i64)> {
+    async fn synced(
+        &self,
+        conn: &mut SqliteConnection,
+        state: &State,
+        scope: &Scope,
+        dims: usize,
+    ) -> Result<Arc<CacheEntry>> {
         let entry = self.cache.entry(scope);
-        let mut conn = self.pool.acquire().await?;
-        let state = read_state(&mut conn).await?;
         {
             let g = entry.data.read().await;
             if let Some(sv) = g.as_ref()
                 && sv.seq == state.seq
                 && sv.dims() == dims
             {
-                return Ok((entry.clone(), state.seq));
+                return Ok(entry.clone());
             }
         }
         let mut g = entry.data.write().await;
         // One read transaction: the counter and the rows come from one snapshot.
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = sqlx::Connection::begin(conn).await?;
         let state = read_state(&mut tx).await?;
         let mut binds = Vec::new();
         let scope_where = scope_sql(scope, "m", &mut binds);
@@ -596,7 +613,7 @@ impl SqliteStore {
                     sv.remove(r.try_get(0)?);
                 }
                 let sql = format!(
-                    "SELECT m.rid, m.valid_from, m.valid_to, e.embedding FROM memories m \
+                    "SELECT m.rid, m.valid_from, m.valid_to, e.embedding FROM memories m INDEXED BY memories_seq \
                      JOIN memory_embeddings e ON e.rid = m.rid WHERE m.seq > ? AND {scope_where}"
                 );
                 let mut all = vec![Bind::Int(sv.seq)];
@@ -643,7 +660,7 @@ impl SqliteStore {
             tracing::debug!(loaded, incremental, "vector cache synced");
             self.cache.evict(scope);
         }
-        Ok((entry, state.seq))
+        Ok(entry)
     }
 
     async fn insert_memory(
@@ -653,78 +670,164 @@ impl SqliteStore {
         now: i64,
         dims: usize,
     ) -> Result<Outcome> {
-        if m.embedding.len() != dims {
-            return Err(Error::invalid(
-                "embedding",
-                format!(
-                    "has {} dimensions, the store holds {dims}",
-                    m.embedding.len()
-                ),
-            ));
+        let mut out = Self::insert_memories(tx, &[m], seq, now, dims).await?;
+        out.pop()
+            .ok_or_else(|| Error::storage("an insert produced no outcome"))
+    }
+
+    /// Inserts memories with multi-row statements; a memory whose hash is
+    /// already current in its exact scope (in the store or earlier in the
+    /// batch) is a `Duplicate` and is not written.
+    async fn insert_memories(
+        tx: &mut SqliteConnection,
+        ms: &[&NewMemory],
+        seq: i64,
+        now: i64,
+        dims: usize,
+    ) -> Result<Vec<Outcome>> {
+        type Key = (String, Option<String>, Option<String>, Option<String>);
+        let key = |m: &NewMemory| -> Key {
+            (
+                m.hash.clone(),
+                m.scope.user_id.clone(),
+                m.scope.agent_id.clone(),
+                m.scope.run_id.clone(),
+            )
+        };
+        for m in ms {
+            if m.embedding.len() != dims {
+                return Err(Error::invalid(
+                    "embedding",
+                    format!(
+                        "has {} dimensions, the store holds {dims}",
+                        m.embedding.len()
+                    ),
+                ));
+            }
         }
-        let dup = sqlx::query(
-            "SELECT id, memory FROM memories WHERE hash = ? AND user_id IS ? AND agent_id IS ? \
-             AND run_id IS ? AND valid_to IS NULL LIMIT 1",
-        )
-        .bind(&m.hash)
-        .bind(&m.scope.user_id)
-        .bind(&m.scope.agent_id)
-        .bind(&m.scope.run_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = dup {
-            let id: String = row.try_get(0)?;
-            return Ok(Outcome::Duplicate {
-                id: parse_uuid(&id)?,
-                text: row.try_get(1)?,
-            });
+        let mut known: HashMap<Key, (Uuid, String)> = HashMap::new();
+        let hashes: Vec<&str> = {
+            let mut seen = HashSet::new();
+            ms.iter()
+                .map(|m| m.hash.as_str())
+                .filter(|h| seen.insert(*h))
+                .collect()
+        };
+        for chunk in hashes.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT id, memory, hash, user_id, agent_id, run_id FROM memories \
+                 WHERE valid_to IS NULL AND hash IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for h in chunk {
+                q = q.bind(*h);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let id = parse_uuid(&row.try_get::<String, _>(0)?)?;
+                known.insert(
+                    (
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                        row.try_get(4)?,
+                        row.try_get(5)?,
+                    ),
+                    (id, row.try_get(1)?),
+                );
+            }
         }
-        let metadata = Value::Object(m.metadata.clone()).to_string();
-        let row = sqlx::query(
-            "INSERT INTO memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
-             created_at, updated_at, valid_from, valid_to, superseded_by, seq) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?) RETURNING rid",
-        )
-        .bind(m.id.to_string())
-        .bind(&m.text)
-        .bind(&m.hash)
-        .bind(metadata)
-        .bind(&m.scope.user_id)
-        .bind(&m.scope.agent_id)
-        .bind(&m.scope.run_id)
-        .bind(&m.actor_id)
-        .bind(&m.role)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .bind(seq)
-        .fetch_one(&mut *tx)
-        .await?;
-        let rid: i64 = row.try_get(0)?;
-        let mut v = m.embedding.clone();
-        normalize(&mut v);
-        sqlx::query("INSERT INTO memory_embeddings (rid, embedding) VALUES (?, ?)")
-            .bind(rid)
-            .bind(encode_vec(&v))
-            .execute(&mut *tx)
-            .await?;
-        insert_history(
-            tx,
-            m.id,
-            None,
-            Some(&m.text),
-            Event::Add,
-            now,
-            false,
-            m.actor_id.as_deref(),
-            m.role.as_deref(),
-            &m.scope,
-        )
-        .await?;
-        Ok(Outcome::Added {
-            id: m.id,
-            text: m.text.clone(),
-        })
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; ms.len()];
+        let mut fresh: Vec<usize> = Vec::new();
+        for (i, m) in ms.iter().enumerate() {
+            match known.get(&key(m)) {
+                Some((id, text)) => {
+                    outcomes[i] = Some(Outcome::Duplicate {
+                        id: *id,
+                        text: text.clone(),
+                    });
+                }
+                None => {
+                    known.insert(key(m), (m.id, m.text.clone()));
+                    fresh.push(i);
+                }
+            }
+        }
+        for chunk in fresh.chunks(ROWS_PER_INSERT) {
+            let rows =
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
+                 created_at, updated_at, valid_from, valid_to, superseded_by, seq) VALUES {rows} RETURNING rid, id"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for &i in chunk {
+                let m = ms[i];
+                q = q
+                    .bind(m.id.to_string())
+                    .bind(m.text.as_str())
+                    .bind(m.hash.as_str())
+                    .bind(Value::Object(m.metadata.clone()).to_string())
+                    .bind(m.scope.user_id.as_deref())
+                    .bind(m.scope.agent_id.as_deref())
+                    .bind(m.scope.run_id.as_deref())
+                    .bind(m.actor_id.as_deref())
+                    .bind(m.role.as_deref())
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .bind(seq);
+            }
+            let mut rid_of: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
+            for row in q.fetch_all(&mut *tx).await? {
+                rid_of.insert(row.try_get(1)?, row.try_get(0)?);
+            }
+            let sql = format!(
+                "INSERT INTO memory_embeddings (rid, embedding) VALUES {}",
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for &i in chunk {
+                let m = ms[i];
+                let rid = *rid_of
+                    .get(&m.id.to_string())
+                    .ok_or_else(|| Error::storage("an inserted memory returned no row id"))?;
+                let mut v = m.embedding.clone();
+                normalize(&mut v);
+                q = q.bind(rid).bind(encode_vec(&v));
+            }
+            q.execute(&mut *tx).await?;
+            let sql = format!(
+                "INSERT INTO memory_history (id, memory_id, old_memory, new_memory, event, created_at, updated_at, \
+                 is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES {}",
+                vec!["(?, ?, NULL, ?, 'ADD', ?, ?, 0, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for &i in chunk {
+                let m = ms[i];
+                q = q
+                    .bind(Uuid::new_v4().to_string())
+                    .bind(m.id.to_string())
+                    .bind(m.text.as_str())
+                    .bind(now)
+                    .bind(now)
+                    .bind(m.actor_id.as_deref())
+                    .bind(m.role.as_deref())
+                    .bind(m.scope.user_id.as_deref())
+                    .bind(m.scope.agent_id.as_deref())
+                    .bind(m.scope.run_id.as_deref());
+            }
+            q.execute(&mut *tx).await?;
+            for &i in chunk {
+                outcomes[i] = Some(Outcome::Added {
+                    id: ms[i].id,
+                    text: ms[i].text.clone(),
+                });
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| Error::storage("a memory was neither inserted nor found")))
+            .collect()
     }
 }
 
@@ -835,16 +938,17 @@ impl Store for SqliteStore {
         query: &[f32],
         params: &ReadParams,
     ) -> Result<Vec<MemoryItem>> {
-        let Some(info) = self.embedder().await? else {
+        let mut conn = self.pool.acquire().await?;
+        let state = read_state(&mut conn).await?;
+        let Some(dims) = state.dims else {
             return Ok(Vec::new());
         };
-        if query.len() != info.dims {
+        if query.len() != dims {
             return Err(Error::invalid(
                 "query",
                 format!(
-                    "the query vector has {} dimensions, the store holds {}",
-                    query.len(),
-                    info.dims
+                    "the query vector has {} dimensions, the store holds {dims}",
+                    query.len()
                 ),
             ));
         }
@@ -861,7 +965,7 @@ impl Store for SqliteStore {
                     "SELECT m.rid FROM memories m WHERE {scope_where} AND {validity} AND {filter}"
                 );
                 let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await?;
                 let set = rows
                     .iter()
@@ -873,7 +977,7 @@ impl Store for SqliteStore {
                 Some(set)
             }
         };
-        let (entry, _) = self.synced(scope, info.dims).await?;
+        let entry = self.synced(&mut conn, &state, scope, dims).await?;
         let hits = {
             let g = entry.data.read().await;
             let Some(sv) = g.as_ref() else {
@@ -896,14 +1000,21 @@ impl Store for SqliteStore {
         }
         let mut by_rid: HashMap<i64, MemoryItem> = HashMap::with_capacity(hits.len());
         for chunk in hits.chunks(IN_CHUNK) {
-            let mut binds = Vec::new();
+            let mut binds: Vec<Bind> = chunk.iter().map(|(rid, _)| Bind::Int(*rid)).collect();
             let scope_where = scope_sql(scope, "m", &mut binds);
-            binds.extend(chunk.iter().map(|(rid, _)| Bind::Int(*rid)));
             let sql = format!(
-                "SELECT {COLUMNS} FROM memories m WHERE {scope_where} AND m.rid IN ({})",
+                // Row-id lookups; without NOT INDEXED the planner may walk the
+                // scope's whole index instead.
+                "SELECT {COLUMNS} FROM memories m NOT INDEXED WHERE m.rid IN ({}) AND {scope_where}",
                 vec!["?"; chunk.len()].join(", ")
             );
-            by_rid.extend(self.fetch_items(sql, &binds).await?);
+            let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+                .fetch_all(&mut *conn)
+                .await?;
+            for row in &rows {
+                let (rid, item) = item_from_row(row)?;
+                by_rid.insert(rid, item);
+            }
         }
         Ok(hits
             .into_iter()
@@ -962,9 +1073,22 @@ impl Store for SqliteStore {
         let seq = bump_seq(&mut tx).await?;
         let now = now_micros();
         let mut outcomes = Vec::with_capacity(changes.len());
-        for change in changes {
+        let mut changes = changes.into_iter().peekable();
+        while let Some(change) = changes.next() {
             let outcome = match change {
-                Change::Add(m) => Self::insert_memory(&mut tx, &m, seq, now, info.dims).await?,
+                Change::Add(first) => {
+                    // Consecutive adds go in multi-row statements.
+                    let mut batch = vec![first];
+                    while let Some(Change::Add(_)) = changes.peek() {
+                        if let Some(Change::Add(m)) = changes.next() {
+                            batch.push(m);
+                        }
+                    }
+                    let refs: Vec<&NewMemory> = batch.iter().collect();
+                    outcomes
+                        .extend(Self::insert_memories(&mut tx, &refs, seq, now, info.dims).await?);
+                    continue;
+                }
                 Change::Update {
                     id,
                     text,

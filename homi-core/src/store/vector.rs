@@ -1,11 +1,12 @@
 //! In-process vectors of one scope: unit-length f32 vectors plus 1-bit sign
 //! codes, scanned with SIMD (simsimd).
 //!
-//! Small scopes are scanned exactly. Larger ones are scanned in two steps: the
-//! Hamming distance between sign codes (1/32 of the bytes) picks a candidate
-//! pool, which is re-ranked by the exact dot product. The pool is generous
-//! (see [`candidate_pool`]); recall against an exact scan is measured in
-//! `benches/store.rs` and recorded in BENCHMARKS.md.
+//! Small scopes are scanned exactly. Larger ones are scanned in three steps:
+//! the Hamming distance between sign codes (1/32 of the bytes) picks a
+//! generous candidate pool (see [`candidate_pool`]), an int8 dot product (1/4
+//! of the bytes) narrows it to a few times the wanted count, and the exact f32
+//! dot product ranks those and gives the scores. Recall against an exact scan
+//! is measured in `benches/store.rs` and recorded in BENCHMARKS.md.
 
 use std::collections::HashMap;
 
@@ -27,6 +28,9 @@ pub(crate) struct ScopeVectors {
     valid_to: Vec<i64>,
     vecs: Vec<f32>,
     codes: Vec<u8>,
+    /// int8 copies of `vecs`, one scale per row.
+    small: Vec<i8>,
+    scales: Vec<f32>,
     pos: HashMap<i64, usize>,
 }
 
@@ -62,6 +66,8 @@ impl ScopeVectors {
     pub(crate) fn bytes(&self) -> usize {
         self.vecs.capacity() * 4
             + self.codes.capacity()
+            + self.small.capacity()
+            + self.scales.capacity() * 4
             + self.rids.capacity() * 24
             + self.pos.capacity() * 16
     }
@@ -73,6 +79,20 @@ impl ScopeVectors {
                 out[i / 8] |= 1 << (i % 8);
             }
         }
+    }
+
+    /// int8 quantisation with one scale per vector: `v[i] ≈ q[i] * scale`.
+    fn quantize(v: &[f32], out: &mut [i8]) -> f32 {
+        let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        if max == 0.0 {
+            out.fill(0);
+            return 0.0;
+        }
+        let scale = max / 127.0;
+        for (o, x) in out.iter_mut().zip(v) {
+            *o = (x / scale).round().clamp(-127.0, 127.0) as i8;
+        }
+        scale
     }
 
     /// Inserts or replaces a row. `vec` must be unit length and `dims` long.
@@ -90,6 +110,8 @@ impl ScopeVectors {
                 self.valid_to.push(valid_to);
                 self.vecs.resize(self.vecs.len() + self.dims, 0.0);
                 self.codes.resize(self.codes.len() + self.code_len, 0);
+                self.small.resize(self.small.len() + self.dims, 0);
+                self.scales.push(0.0);
                 self.pos.insert(rid, i);
                 i
             }
@@ -99,6 +121,8 @@ impl ScopeVectors {
         self.vecs[i * self.dims..(i + 1) * self.dims].copy_from_slice(vec);
         let (start, end) = (i * self.code_len, (i + 1) * self.code_len);
         Self::encode(vec, &mut self.codes[start..end]);
+        let d = self.dims;
+        self.scales[i] = Self::quantize(vec, &mut self.small[i * d..(i + 1) * d]);
     }
 
     /// Removes a row, if present.
@@ -114,6 +138,8 @@ impl ScopeVectors {
             self.valid_to.swap(i, last);
             let d = self.dims;
             self.vecs.copy_within(last * d..(last + 1) * d, i * d);
+            self.small.copy_within(last * d..(last + 1) * d, i * d);
+            self.scales.swap(i, last);
             let c = self.code_len;
             self.codes.copy_within(last * c..(last + 1) * c, i * c);
             self.pos.insert(moved, i);
@@ -122,6 +148,8 @@ impl ScopeVectors {
         self.valid_from.pop();
         self.valid_to.pop();
         self.vecs.truncate(last * self.dims);
+        self.small.truncate(last * self.dims);
+        self.scales.pop();
         self.codes.truncate(last * self.code_len);
     }
 
@@ -156,6 +184,7 @@ impl ScopeVectors {
         let candidates: Vec<usize> = if pool >= eligible.len() {
             eligible
         } else {
+            // Step 1: sign codes.
             let mut qcode = vec![0u8; self.code_len];
             Self::encode(query, &mut qcode);
             let mut ham: Vec<(u32, usize)> = eligible
@@ -168,8 +197,26 @@ impl ScopeVectors {
                 .collect();
             ham.select_nth_unstable(pool - 1);
             ham.truncate(pool);
-            ham.into_iter().map(|(_, i)| i).collect()
+            // Step 2: int8 dot products.
+            let keep = rerank_pool(k).min(pool);
+            let mut qsmall = vec![0i8; self.dims];
+            let qscale = Self::quantize(query, &mut qsmall);
+            let d = self.dims;
+            let mut approx: Vec<(f32, usize)> = ham
+                .into_iter()
+                .map(|(_, i)| {
+                    let dot =
+                        i8::dot(&self.small[i * d..(i + 1) * d], &qsmall).unwrap_or(0.0) as f32;
+                    (dot * self.scales[i] * qscale, i)
+                })
+                .collect();
+            if keep < approx.len() {
+                approx.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0));
+                approx.truncate(keep);
+            }
+            approx.into_iter().map(|(_, i)| i).collect()
         };
+        // Step 3: exact f32 dot products.
         let mut scored: Vec<(f32, usize)> = candidates
             .into_iter()
             .map(|i| (self.dot(i, query), i))
@@ -188,6 +235,11 @@ impl ScopeVectors {
         });
         scored.into_iter().map(|(s, i)| (self.rids[i], s)).collect()
     }
+}
+
+/// How many int8-ranked candidates are ranked exactly for `k` wanted.
+pub(crate) fn rerank_pool(k: usize) -> usize {
+    k.saturating_mul(4).max(64)
 }
 
 /// How many Hamming candidates are re-ranked exactly for `n` eligible rows

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, as CI does. Installs what it needs.
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Tools: rustfmt and clippy ship with the toolchain; nextest is optional.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  step "installing rustfmt and clippy"
+  rustup component add rustfmt clippy
+fi
+
+step "format"
+cargo fmt --all --check
+
+step "lint (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "each homi-core feature compiles on its own"
+for features in "" memory sqlite openai; do
+  cargo check -q -p homi-core --no-default-features ${features:+--features "$features"}
+done
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --lib --bins --tests
+fi
+
+step "doc tests and docs"
+cargo test --workspace --doc
+RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --all-features
+
+step "benchmarks, smoke size"
+cargo test -q -p homi-core --benches
+
+step "example: memory_chat against the fake provider"
+bash scripts/example-smoke.sh
+
+echo
+echo "all checks passed"
