@@ -20,7 +20,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "each homi-core feature compiles on its own"
 for features in "" memory sqlite openai; do
-  cargo check -q -p homi-core --no-default-features ${features:+--features "$features"}
+  cargo clippy -q -p homi-core --no-default-features ${features:+--features "$features"} -- -D warnings
 done
 
 step "tests"
@@ -35,7 +35,7 @@ cargo test --workspace --doc
 RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --all-features
 
 step "benchmarks, smoke size"
-cargo test -q -p homi-core --benches
+cargo test -q -p homi-core --bench store --bench memory
 
 step "example: memory_chat against the fake provider"
 bash scripts/example-smoke.sh

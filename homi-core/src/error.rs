@@ -128,6 +128,7 @@ impl Error {
         }
     }
 
+    #[cfg_attr(not(feature = "memory"), allow(dead_code))]
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidInput {
             field: field.into(),
@@ -142,6 +143,7 @@ impl Error {
         }
     }
 
+    #[cfg_attr(not(feature = "memory"), allow(dead_code))]
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
         Error::NotFound { what: what.into() }
     }

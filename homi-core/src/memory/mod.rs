@@ -55,20 +55,24 @@ struct Inner {
 
 /// Builds a [`Memory`] from parts.
 ///
-/// ```no_run
-/// # tokio_test_block_on(async {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> homi_core::Result<()> {
+/// # let fake = homi_testkit::FakeProvider::start().await.unwrap();
 /// use std::sync::Arc;
-/// use homi_core::{Config, Memory};
+/// use homi_core::{AddOptions, Config, Memory, Scope};
 /// use homi_core::provider::openai::{OpenAiChatModel, OpenAiEmbedder};
 /// use homi_core::store::sqlite::SqliteStore;
-/// let config = Config::default().with_openai_base_url("http://localhost:11434/v1");
+/// let config = Config::default().with_openai_base_url(fake.base_url());
 /// let memory = Memory::builder(Arc::new(SqliteStore::open("sqlite::memory:").await?))
 ///     .embedder(Arc::new(OpenAiEmbedder::new(&config.provider, &config.embedder)?))
 ///     .chat_model(Arc::new(OpenAiChatModel::new(&config.provider)?))
+///     .infer_context(5)
 ///     .build()
 ///     .await?;
-/// # Ok::<(), homi_core::Error>(()) });
-/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output { tokio::runtime::Runtime::new().unwrap().block_on(f) }
+/// let r = memory.add("Prefers window seats", &Scope::user("u1"), AddOptions::default()).await?;
+/// assert_eq!(r.results.len(), 1);
+/// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct MemoryBuilder {
@@ -351,10 +355,7 @@ impl Memory {
         let chat = self.chat()?.clone();
         // Exact duplicates need no model: when every message is already a
         // memory of this scope, nothing is asked and nothing is written.
-        let hashes: Vec<String> = conversation
-            .iter()
-            .map(|m| text_hash(m.content.trim()))
-            .collect();
+        let hashes: Vec<String> = conversation.iter().map(|m| text_hash(&m.content)).collect();
         let known = self.known(scope, &hashes).await?;
         if hashes.iter().all(|h| known.contains_key(h)) {
             let mut seen = HashSet::new();

@@ -213,6 +213,7 @@ impl Event {
         }
     }
 
+    #[cfg(feature = "sqlite")]
     pub(crate) fn parse(s: &str) -> Option<Event> {
         match s {
             "ADD" => Some(Event::Add),

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[cfg(feature = "openai")]
 pub mod openai;
@@ -190,11 +190,13 @@ pub fn known_dims(model: &str) -> Option<usize> {
 
 /// Checks that the provider returned one finite, non-empty vector per text,
 /// all of one size.
+#[cfg(feature = "openai")]
 pub(crate) fn check_vectors(
     vectors: &[Vec<f32>],
     expected: usize,
     dims: Option<usize>,
 ) -> Result<()> {
+    use crate::error::Error;
     if vectors.len() != expected {
         return Err(Error::ProviderInvalidResponse {
             reason: format!("asked for {expected} embeddings, got {}", vectors.len()),

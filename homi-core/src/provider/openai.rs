@@ -2,16 +2,23 @@
 //! `async-openai`, with per-attempt timeouts and retries with backoff that honour
 //! `Retry-After`.
 //!
-//! ```no_run
-//! # tokio_test_block_on(async {
-//! use homi_core::provider::{ChatModel, ChatMessage, ChatRequest, openai::OpenAiChatModel};
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> homi_core::Result<()> {
+//! # let fake = homi_testkit::FakeProvider::start().await.unwrap();
 //! use homi_core::Config;
-//! let config = Config::default().with_openai_base_url("http://localhost:11434/v1").with_chat_model("llama3.1");
+//! use homi_core::provider::openai::{OpenAiChatModel, OpenAiEmbedder};
+//! use homi_core::provider::{ChatMessage, ChatModel, ChatRequest, Embedder};
+//! // Any OpenAI-compatible server; here the test kit's fake one.
+//! let config = Config::default().with_openai_base_url(fake.base_url()).with_chat_model("llama3.1");
 //! let model = OpenAiChatModel::new(&config.provider)?;
 //! let answer = model.complete(ChatRequest::new(vec![ChatMessage::user("Hi!")])).await?;
-//! println!("{}", answer.content);
-//! # Ok::<(), homi_core::Error>(()) });
-//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output { tokio::runtime::Runtime::new().unwrap().block_on(f) }
+//! assert_eq!(answer.content, "You said: Hi!");
+//!
+//! let embedder = OpenAiEmbedder::new(&config.provider, &config.embedder)?;
+//! let out = embedder.embed(&["one".to_string(), "two".to_string()]).await?;
+//! assert_eq!((out.vectors.len(), out.vectors[0].len(), out.requests), (2, 1536, 1));
+//! # Ok(()) }
 //! ```
 
 use std::future::Future;

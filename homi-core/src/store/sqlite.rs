@@ -74,6 +74,37 @@ impl Default for SqliteOptions {
 }
 
 /// The SQLite store.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> homi_core::Result<()> {
+/// use homi_core::Scope;
+/// use homi_core::store::sqlite::SqliteStore;
+/// use homi_core::store::{Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store};
+/// let store = SqliteStore::open("sqlite::memory:").await?;
+/// store.bind_embedder(&EmbedderInfo { model: "my-embedder".into(), dims: 3 }).await?;
+/// let scope = Scope::user("u1");
+/// let memory = |text: &str, embedding: Vec<f32>| NewMemory {
+///     id: uuid::Uuid::new_v4(),
+///     text: text.into(),
+///     hash: homi_core::memory::text_hash(text),
+///     metadata: Default::default(),
+///     scope: scope.clone(),
+///     actor_id: None,
+///     role: None,
+///     embedding,
+/// };
+/// let out = store
+///     .apply(&scope, vec![
+///         Change::Add(memory("Likes tea", vec![1.0, 0.0, 0.0])),
+///         Change::Add(memory("Likes tea", vec![1.0, 0.0, 0.0])),
+///     ])
+///     .await?;
+/// assert!(matches!(out[1], Outcome::Duplicate { .. }));
+/// let hits = store.search(&scope, &[0.9, 0.1, 0.0], &ReadParams { limit: 5, ..Default::default() }).await?;
+/// assert_eq!(hits[0].memory, "Likes tea");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -866,6 +897,29 @@ async fn insert_history(
     Ok(())
 }
 
+/// The one history entry an explicitly deleted memory keeps: that it was
+/// deleted, when, and whose it was; no text.
+async fn insert_deletion_marker(
+    tx: &mut SqliteConnection,
+    memory_id: Uuid,
+    now: i64,
+    owner: &Scope,
+) -> Result<()> {
+    insert_history(
+        tx,
+        memory_id,
+        None,
+        None,
+        Event::Delete,
+        now,
+        true,
+        None,
+        None,
+        owner,
+    )
+    .await
+}
+
 fn row_scope(row: &SqliteRow) -> Result<Scope> {
     Ok(Scope {
         user_id: row.try_get("user_id")?,
@@ -1283,19 +1337,7 @@ impl Store for SqliteStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        insert_history(
-            &mut tx,
-            id,
-            None,
-            None,
-            Event::Delete,
-            now,
-            true,
-            None,
-            None,
-            &owner,
-        )
-        .await?;
+        insert_deletion_marker(&mut tx, id, now, &owner).await?;
         sqlx::query("INSERT INTO memory_tombstones (seq, rid) VALUES (?, ?)")
             .bind(seq)
             .bind(rid)
@@ -1356,19 +1398,7 @@ impl Store for SqliteStore {
         .await?;
         for row in &owners {
             let id = parse_uuid(&row.try_get::<String, _>(0)?)?;
-            insert_history(
-                &mut tx,
-                id,
-                None,
-                None,
-                Event::Delete,
-                now,
-                true,
-                None,
-                None,
-                &row_scope(row)?,
-            )
-            .await?;
+            insert_deletion_marker(&mut tx, id, now, &row_scope(row)?).await?;
         }
         let deleted = bind_all(
             sqlx::query(run(format!("DELETE FROM memories AS m WHERE {w}"))),
