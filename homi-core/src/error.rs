@@ -34,6 +34,13 @@ pub enum ErrorKind {
 }
 
 /// Errors of `homi-core`.
+///
+/// ```
+/// use homi_core::{Config, ErrorKind};
+/// let err = Config::from_lookup(|k| (k == "DEBUG").then(|| "maybe".to_string())).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Config);
+/// assert_eq!(err.to_string(), "invalid configuration DEBUG: 'maybe' is not a boolean (true/false, 1/0, yes/no, on/off)");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

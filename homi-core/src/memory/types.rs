@@ -243,6 +243,12 @@ pub struct AddEvent {
 }
 
 /// What an operation cost.
+///
+/// ```
+/// let u = homi_core::Usage { chat_calls: 1, embedding_calls: 2, prompt_tokens: 300, completion_tokens: 40, ..Default::default() };
+/// assert_eq!(u.model_calls(), 3);
+/// assert_eq!(u.total_tokens(), 340);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     /// Chat model calls (retries of a call not counted twice; a repair call counts).
@@ -316,6 +322,14 @@ pub struct HistoryEntry {
 }
 
 /// Options of `add`.
+///
+/// ```
+/// use homi_core::AddOptions;
+/// let meta = serde_json::json!({"source": "onboarding"}).as_object().unwrap().clone();
+/// let opts = AddOptions::raw().metadata(meta);       // store messages verbatim, with metadata
+/// assert!(!opts.infer);
+/// assert!(AddOptions::default().infer);               // extract facts with the model
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddOptions {
@@ -361,6 +375,17 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 10_000;
 
 /// Options of `search`.
+///
+/// ```
+/// use homi_core::{Filter, SearchOptions};
+/// let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+/// let opts = SearchOptions::default()
+///     .limit(5)
+///     .threshold(0.6)
+///     .filters(Filter::eq("category", "food"))
+///     .as_of(yesterday);                              // what was true then
+/// assert_eq!(opts.limit, 5);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SearchOptions {
@@ -430,6 +455,12 @@ impl SearchOptions {
 }
 
 /// Options of `get_all`.
+///
+/// ```
+/// use homi_core::ListOptions;
+/// let opts = ListOptions::default().limit(1000).include_superseded(true);
+/// assert!(opts.include_superseded);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListOptions {

@@ -139,6 +139,26 @@ pub enum ChatChunk {
 }
 
 /// A chat model: one completion, or a stream of deltas.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> homi_core::Result<()> {
+/// # let fake = homi_testkit::FakeProvider::start().await.unwrap();
+/// use futures::StreamExt;
+/// use homi_core::provider::{ChatChunk, ChatMessage, ChatModel, ChatRequest, openai::OpenAiChatModel};
+/// let config = homi_core::Config::default().with_openai_base_url(fake.base_url());
+/// let model = OpenAiChatModel::new(&config.provider)?;
+/// let mut stream = model.stream(ChatRequest::new(vec![ChatMessage::user("tell me a story")])).await?;
+/// let mut text = String::new();
+/// while let Some(chunk) = stream.next().await {
+///     match chunk? {
+///         ChatChunk::Delta(d) => text.push_str(&d),
+///         ChatChunk::Done(usage) => assert!(usage.is_some()),
+///     }
+/// }
+/// assert_eq!(text, "You said: tell me a story");
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait ChatModel: Send + Sync + Debug {
     /// The model's name, e.g. `gpt-4o-mini`.
