@@ -15,23 +15,30 @@ fi
 step "format"
 cargo fmt --all --check
 
-step "lint (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets -- -D warnings
+step "lint (all targets, all features, warnings are errors)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "each homi-core feature compiles on its own"
-for features in "" memory sqlite openai; do
+for features in "" memory sqlite postgres openai; do
   cargo clippy -q -p homi-core --no-default-features ${features:+--features "$features"} -- -D warnings
 done
 
-step "tests"
+step "PostgreSQL 18 + pgvector test server"
+bash scripts/pg.sh stop 2>/dev/null || true
+eval "$(bash scripts/pg.sh start)"
+trap 'bash scripts/pg.sh stop' EXIT
+# The Postgres half of the conformance suite must run, not skip.
+export HOMI_REQUIRE_POSTGRES=1
+
+step "tests (SQLite and Postgres)"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
+  cargo nextest run --workspace --all-features --no-fail-fast
 else
-  cargo test --workspace --lib --bins --tests
+  cargo test --workspace --all-features --lib --bins --tests
 fi
 
 step "doc tests and docs"
-cargo test --workspace --doc
+cargo test --workspace --all-features --doc
 RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --all-features
 
 step "benchmarks, smoke size"

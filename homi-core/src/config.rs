@@ -31,8 +31,11 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://homi.db";
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// `sqlite://path` (or `sqlite::memory:`); `postgres://…` needs the Postgres store.
+    /// `sqlite://path` (or `sqlite::memory:`), or `postgres://user:pass@host/db`
+    /// (with `?sslmode=require` for managed Postgres such as Supabase).
     pub database_url: String,
+    /// `HOMI_DB_MAX_CONNECTIONS`: Postgres pool size.
+    pub database_max_connections: u32,
     /// The OpenAI-compatible server behind the chat model and the embedder.
     pub provider: ProviderConfig,
     /// The embedder.
@@ -107,6 +110,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
+            database_max_connections: 10,
             provider: ProviderConfig {
                 api_key: None,
                 base_url: None,
@@ -170,6 +174,10 @@ impl Config {
         let mut c = Config::default();
         if let Some(url) = get("DATABASE_URL") {
             c.database_url = check_database_url("DATABASE_URL", url.trim())?;
+        }
+        if let Some(v) = get("HOMI_DB_MAX_CONNECTIONS") {
+            c.database_max_connections =
+                parse_range("HOMI_DB_MAX_CONNECTIONS", &v, 1, 1000)? as u32;
         }
         if let Some(key) = get("OPENAI_API_KEY") {
             c.provider.api_key = Some(SecretString::from(key.trim().to_owned()));

@@ -79,6 +79,9 @@ pub enum Error {
         /// The embedder configured now.
         configured: String,
     },
+    /// The change conflicts with the current state.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// No model provider is configured.
     #[error("no model provider is configured: {0}")]
     ProviderNotConfigured(String),
@@ -115,7 +118,7 @@ impl Error {
             Error::InvalidInput { .. } => ErrorKind::InvalidInput,
             Error::Config { .. } => ErrorKind::Config,
             Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::EmbedderMismatch { .. } => ErrorKind::Conflict,
+            Error::EmbedderMismatch { .. } | Error::Conflict(_) => ErrorKind::Conflict,
             Error::ProviderNotConfigured(_) => ErrorKind::ProviderNotConfigured,
             Error::Provider {
                 status: Some(429), ..
@@ -161,14 +164,14 @@ impl Error {
     }
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         Error::Storage(Box::new(e))
     }
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl From<sqlx::migrate::MigrateError> for Error {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         Error::Storage(Box::new(e))

@@ -1,5 +1,6 @@
-//! The Memory client end to end: SQLite store on a temp file, the fake
-//! OpenAI-compatible provider over real HTTP.
+//! The Memory conformance suite: every test runs unchanged on the SQLite store
+//! (a temp file) and on Postgres + pgvector (a fresh database on the test
+//! server), with the fake OpenAI-compatible provider over real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::PathBuf;
@@ -12,9 +13,19 @@ use serde_json::json;
 
 const DIMS: usize = 64;
 
+/// The store a conformance test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+}
+
 struct Env {
+    backend: Backend,
     fake: FakeProvider,
     memory: Memory,
+    url: String,
     dir: tempfile::TempDir,
 }
 
@@ -24,25 +35,126 @@ impl Env {
     }
 
     fn config(&self) -> Config {
-        config_for(&self.fake, &self.db_path(), DIMS)
+        self.config_with_dims(DIMS)
     }
 
-    /// Every byte of the database, its WAL and shared-memory files.
-    fn file_bytes(&self) -> Vec<u8> {
-        let mut all = Vec::new();
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let p = PathBuf::from(format!("{}{suffix}", self.db_path().display()));
-            if let Ok(b) = std::fs::read(p) {
-                all.extend(b);
+    fn config_with_dims(&self, dims: usize) -> Config {
+        config_for(&self.fake, &self.url, dims)
+    }
+
+    /// Whether `needle` is anywhere in the database: every byte of the SQLite
+    /// file, its WAL and shared-memory files; every text column on Postgres.
+    async fn holds(&self, needle: &str) -> bool {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut all = Vec::new();
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let p = PathBuf::from(format!("{}{suffix}", self.db_path().display()));
+                    if let Ok(b) = std::fs::read(p) {
+                        all.extend(b);
+                    }
+                }
+                all.windows(needle.len()).any(|w| w == needle.as_bytes())
             }
+            Backend::Postgres => postgres_holds(&self.url, needle).await,
         }
-        all
+    }
+
+    /// Rows of the memories table owned by `user`, counted in SQL.
+    async fn count_rows(&self, user: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+                sqlx::query_scalar("SELECT COUNT(*) FROM memories WHERE user_id = ?")
+                    .bind(user)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres => postgres_count(&self.url, user).await,
+        }
     }
 }
 
-fn config_for(fake: &FakeProvider, db: &std::path::Path, dims: usize) -> Config {
+#[cfg(feature = "postgres")]
+async fn postgres_holds(url: &str, needle: &str) -> bool {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let like = format!("%{needle}%");
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM homi_memories WHERE memory LIKE $1 OR metadata::text LIKE $1) \
+         OR EXISTS (SELECT 1 FROM homi_memory_history WHERE old_memory LIKE $1 OR new_memory LIKE $1)",
+    )
+    .bind(like)
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_count(url: &str, user: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM homi_memories WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_holds(_: &str, _: &str) -> bool {
+    unreachable!("Postgres tests are compiled only with the postgres feature")
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_count(_: &str, _: &str) -> i64 {
+    unreachable!("Postgres tests are compiled only with the postgres feature")
+}
+
+/// A fresh database for one test: a file for SQLite; a new database on the
+/// test server (HOMI_TEST_DATABASE_URL, started by scripts/pg.sh) for Postgres.
+/// Without a test server the Postgres variant is skipped, unless
+/// HOMI_REQUIRE_POSTGRES=1 (as scripts/test.sh sets), when it fails.
+async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}", dir.join("homi.db").display())),
+        Backend::Postgres => {
+            let Ok(base) = std::env::var("HOMI_TEST_DATABASE_URL") else {
+                assert!(
+                    std::env::var("HOMI_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "HOMI_TEST_DATABASE_URL is not set: start the test server with `eval \"$(bash scripts/pg.sh start)\"`"
+                );
+                eprintln!("skipped: HOMI_TEST_DATABASE_URL is not set (bash scripts/pg.sh start)");
+                return None;
+            };
+            Some(fresh_postgres_database(&base).await)
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn fresh_postgres_database(base: &str) -> String {
+    let name = format!("homi_t_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (prefix, rest) = base.rsplit_once('/').unwrap();
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{prefix}/{name}{query}")
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn fresh_postgres_database(_: &str) -> String {
+    unreachable!("Postgres tests are compiled only with the postgres feature")
+}
+
+fn config_for(fake: &FakeProvider, url: &str, dims: usize) -> Config {
     Config::default()
-        .with_database_url(format!("sqlite://{}", db.display()))
+        .with_database_url(url)
         .with_openai_base_url(fake.base_url())
         .with_openai_api_key("sk-test")
         .with_embedding_model("text-embedding-3-small", Some(dims))
@@ -50,28 +162,26 @@ fn config_for(fake: &FakeProvider, db: &std::path::Path, dims: usize) -> Config 
         .with_provider_max_retries(1)
 }
 
-async fn env() -> Env {
+async fn env(backend: Backend) -> Option<Env> {
     let fake = FakeProvider::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let memory = Memory::open(&config_for(&fake, &dir.path().join("homi.db"), DIMS))
-        .await
-        .unwrap();
-    Env { fake, memory, dir }
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+    let url = database_url(backend, dir.path()).await?;
+    let memory = Memory::open(&config_for(&fake, &url, DIMS)).await.unwrap();
+    Some(Env {
+        backend,
+        fake,
+        memory,
+        url,
+        dir,
+    })
 }
 
 fn ops(facts: serde_json::Value) -> String {
     json!({ "facts": facts }).to_string()
 }
 
-#[tokio::test]
-async fn verbatim_add_stores_each_non_system_message() {
-    let e = env().await;
+async fn verbatim_add_stores_each_non_system_message(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let alice = Scope::user("alice");
     let messages = homi_core::Messages::from_json(&json!([
         {"role": "system", "content": "You are helpful."},
@@ -105,9 +215,8 @@ async fn verbatim_add_stores_each_non_system_message() {
     assert!(!all.iter().any(|m| m.memory.contains("helpful")));
 }
 
-#[tokio::test]
-async fn exact_duplicates_touch_nothing() {
-    let e = env().await;
+async fn exact_duplicates_touch_nothing(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("u");
     let first = e
         .memory
@@ -141,9 +250,8 @@ async fn exact_duplicates_touch_nothing() {
     );
 }
 
-#[tokio::test]
-async fn search_scores_are_in_range_and_sorted() {
-    let e = env().await;
+async fn search_scores_are_in_range_and_sorted(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("bob");
     for t in [
         "Loves pizza with mushrooms",
@@ -183,9 +291,8 @@ async fn search_scores_are_in_range_and_sorted() {
     assert_eq!(strict.results.len(), 1);
 }
 
-#[tokio::test]
-async fn inferred_add_uses_one_chat_call_and_at_most_two_embedding_requests() {
-    let e = env().await;
+async fn inferred_add_uses_one_chat_call_and_at_most_two_embedding_requests(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("carol");
     e.memory
         .add("Lives in Lisbon", &s, AddOptions::raw())
@@ -243,9 +350,8 @@ fn json_messages(v: serde_json::Value) -> homi_core::Messages {
     homi_core::Messages::from_json(&v).unwrap()
 }
 
-#[tokio::test]
-async fn update_keeps_the_id_and_history_keeps_the_old_text() {
-    let e = env().await;
+async fn update_keeps_the_id_and_history_keeps_the_old_text(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("dan");
     let id = e
         .memory
@@ -284,9 +390,8 @@ async fn update_keeps_the_id_and_history_keeps_the_old_text() {
     );
 }
 
-#[tokio::test]
-async fn contradiction_supersedes_and_as_of_still_sees_the_old_fact() {
-    let e = env().await;
+async fn contradiction_supersedes_and_as_of_still_sees_the_old_fact(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("erin");
     let old = e
         .memory
@@ -376,9 +481,8 @@ async fn contradiction_supersedes_and_as_of_still_sees_the_old_fact() {
     assert!(!h.last().unwrap().is_deleted);
 }
 
-#[tokio::test]
-async fn none_decision_writes_nothing() {
-    let e = env().await;
+async fn none_decision_writes_nothing(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("fay");
     let id = e
         .memory
@@ -410,9 +514,8 @@ async fn none_decision_writes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn a_fact_equal_to_a_memory_is_not_added_twice() {
-    let e = env().await;
+async fn a_fact_equal_to_a_memory_is_not_added_twice(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("gus");
     e.memory
         .add("Plays the cello", &s, AddOptions::raw())
@@ -450,9 +553,8 @@ async fn a_fact_equal_to_a_memory_is_not_added_twice() {
     );
 }
 
-#[tokio::test]
-async fn malformed_model_json_is_repaired_once() {
-    let e = env().await;
+async fn malformed_model_json_is_repaired_once(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("hal");
     e.fake
         .push_reply("```json\n{\"facts\": [{\"text\": \"Runs marathons\", \"event\": \"ADD\"");
@@ -485,9 +587,8 @@ async fn malformed_model_json_is_repaired_once() {
     );
 }
 
-#[tokio::test]
-async fn invalid_answers_twice_fail_clearly_and_write_nothing() {
-    let e = env().await;
+async fn invalid_answers_twice_fail_clearly_and_write_nothing(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("ida");
     e.memory
         .add("Speaks French", &s, AddOptions::raw())
@@ -517,9 +618,8 @@ async fn invalid_answers_twice_fail_clearly_and_write_nothing() {
     assert_eq!(all[0].memory, "Speaks French");
 }
 
-#[tokio::test]
-async fn provider_failures_are_clear_and_leave_nothing_half_written() {
-    let e = env().await;
+async fn provider_failures_are_clear_and_leave_nothing_half_written(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("jo");
     e.memory
         .add("Owns a bicycle", &s, AddOptions::raw())
@@ -599,9 +699,8 @@ async fn provider_failures_are_clear_and_leave_nothing_half_written() {
     );
 }
 
-#[tokio::test]
-async fn deleted_text_is_found_nowhere_in_the_database_files() {
-    let e = env().await;
+async fn deleted_text_is_found_nowhere_in_the_database_files(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("kim");
     let secret_one = "Kim's locker code is zebra-4471";
     let secret_all = "Kim hides a key under flowerpot-9925";
@@ -630,13 +729,12 @@ async fn deleted_text_is_found_nowhere_in_the_database_files() {
         .add("Kim likes jazz", &Scope::user("other"), AddOptions::raw())
         .await
         .unwrap();
-    assert!(contains(&e.file_bytes(), "zebra-4471"));
+    assert!(e.holds("zebra-4471").await);
 
     e.memory.delete(&id.to_string(), &s).await.unwrap();
-    let bytes = e.file_bytes();
     assert!(
-        !contains(&bytes, "zebra-4471"),
-        "deleted text survives in the files"
+        !e.holds("zebra-4471").await,
+        "deleted text survives in the database"
     );
     let h = e.memory.history(&id.to_string(), &s).await.unwrap();
     assert_eq!(h.len(), 1);
@@ -644,15 +742,14 @@ async fn deleted_text_is_found_nowhere_in_the_database_files() {
     assert!(h[0].is_deleted && h[0].old_memory.is_none() && h[0].new_memory.is_none());
     assert!(e.memory.get(&id.to_string(), &s).await.unwrap().is_none());
 
-    assert!(contains(&e.file_bytes(), "flowerpot-9925"));
+    assert!(e.holds("flowerpot-9925").await);
     assert_eq!(e.memory.delete_all(&s).await.unwrap(), 1);
-    let bytes = e.file_bytes();
     assert!(
-        !contains(&bytes, "flowerpot-9925"),
+        !e.holds("flowerpot-9925").await,
         "delete_all left text behind"
     );
     assert!(
-        contains(&bytes, "Kim likes jazz"),
+        e.holds("Kim likes jazz").await,
         "another scope's memory must stay"
     );
     // Deleted memories are gone from search too.
@@ -666,9 +763,8 @@ async fn deleted_text_is_found_nowhere_in_the_database_files() {
     );
 }
 
-#[tokio::test]
-async fn scopes_never_mix() {
-    let e = env().await;
+async fn scopes_never_mix(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let a = Scope::user("ann");
     let b = Scope::user("ben");
     let a_id = e
@@ -748,9 +844,8 @@ async fn scopes_never_mix() {
     );
 }
 
-#[tokio::test]
-async fn delete_all_removes_every_memory_not_one_page() {
-    let e = env().await;
+async fn delete_all_removes_every_memory_not_one_page(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("bulk");
     let texts: Vec<homi_core::provider::ChatMessage> = (0..10_000)
         .map(|i| homi_core::provider::ChatMessage::user(format!("bulk fact number {i}")))
@@ -769,15 +864,7 @@ async fn delete_all_removes_every_memory_not_one_page() {
             .unwrap()
             .is_empty()
     );
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memories WHERE user_id = 'bulk'")
-        .fetch_one(
-            &sqlx::SqlitePool::connect(&format!("sqlite://{}", e.db_path().display()))
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(rows, 0);
+    assert_eq!(e.count_rows("bulk").await, 0);
     assert_eq!(
         e.memory
             .get_all(&Scope::user("keeper"), ListOptions::default())
@@ -788,14 +875,13 @@ async fn delete_all_removes_every_memory_not_one_page() {
     );
 }
 
-#[tokio::test]
-async fn another_embedder_dimension_is_a_clear_error() {
-    let e = env().await;
+async fn another_embedder_dimension_is_a_clear_error(b: Backend) {
+    let Some(e) = env(b).await else { return };
     e.memory
         .add("anything", &Scope::user("z"), AddOptions::raw())
         .await
         .unwrap();
-    let other = config_for(&e.fake, &e.db_path(), 128);
+    let other = e.config_with_dims(128);
     let err = Memory::open(&other).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict);
     let msg = err.to_string();
@@ -803,9 +889,8 @@ async fn another_embedder_dimension_is_a_clear_error() {
     assert!(msg.contains("re-embed"), "{msg}");
 }
 
-#[tokio::test]
-async fn invalid_input_names_the_field() {
-    let e = env().await;
+async fn invalid_input_names_the_field(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let cases: Vec<(homi_core::Error, &str)> = vec![
         (
             e.memory
@@ -871,9 +956,8 @@ async fn invalid_input_names_the_field() {
     }
 }
 
-#[tokio::test]
-async fn metadata_filters() {
-    let e = env().await;
+async fn metadata_filters(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("meta");
     let add = |text: &'static str, meta: serde_json::Value| {
         let memory = e.memory.clone();
@@ -980,9 +1064,8 @@ async fn metadata_filters() {
     assert!(texts(json!({"category": "travel"})).await.is_empty());
 }
 
-#[tokio::test]
-async fn another_process_writes_are_seen_by_search() {
-    let e = env().await;
+async fn another_process_writes_are_seen_by_search(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("shared");
     e.memory
         .add("Collects stamps", &s, AddOptions::raw())
@@ -1054,9 +1137,8 @@ async fn another_process_writes_are_seen_by_search() {
     );
 }
 
-#[tokio::test]
-async fn explicit_update_reembeds_and_replaces_metadata() {
-    let e = env().await;
+async fn explicit_update_reembeds_and_replaces_metadata(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("upd");
     let meta = json!({"source": "chat"}).as_object().unwrap().clone();
     let id = e
@@ -1102,15 +1184,14 @@ async fn explicit_update_reembeds_and_replaces_metadata() {
     );
 }
 
-#[tokio::test]
-async fn without_a_provider_reads_work_and_writes_say_what_to_set() {
-    let e = env().await;
+async fn without_a_provider_reads_work_and_writes_say_what_to_set(b: Backend) {
+    let Some(e) = env(b).await else { return };
     let s = Scope::user("np");
     e.memory
         .add("Knows Rust", &s, AddOptions::raw())
         .await
         .unwrap();
-    let bare = Config::default().with_database_url(format!("sqlite://{}", e.db_path().display()));
+    let bare = Config::default().with_database_url(e.url.clone());
     let m = Memory::open(&bare).await.unwrap();
     assert_eq!(
         m.get_all(&s, ListOptions::default()).await.unwrap().len(),
@@ -1130,9 +1211,8 @@ async fn without_a_provider_reads_work_and_writes_say_what_to_set() {
     );
 }
 
-#[tokio::test]
-async fn reset_forgets_everything() {
-    let e = env().await;
+async fn reset_forgets_everything(b: Backend) {
+    let Some(e) = env(b).await else { return };
     e.memory
         .add("a fact", &Scope::user("r1"), AddOptions::raw())
         .await
@@ -1156,13 +1236,54 @@ async fn reset_forgets_everything() {
             .unwrap()
             .is_empty()
     );
-    assert!(!contains(&e.file_bytes(), "another fact"));
+    assert!(!e.holds("another fact").await);
     // A reset store accepts a new embedder.
-    let other = Memory::open(&config_for(&e.fake, &e.db_path(), 128))
-        .await
-        .unwrap();
+    let other = Memory::open(&e.config_with_dims(128)).await.unwrap();
     other
         .add("fresh start", &Scope::user("r1"), AddOptions::raw())
         .await
         .unwrap();
 }
+
+/// Instantiates each conformance test once per store.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await
+            })*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::Postgres).await
+            })*
+        }
+    };
+}
+
+conformance!(
+    verbatim_add_stores_each_non_system_message,
+    exact_duplicates_touch_nothing,
+    search_scores_are_in_range_and_sorted,
+    inferred_add_uses_one_chat_call_and_at_most_two_embedding_requests,
+    update_keeps_the_id_and_history_keeps_the_old_text,
+    contradiction_supersedes_and_as_of_still_sees_the_old_fact,
+    none_decision_writes_nothing,
+    a_fact_equal_to_a_memory_is_not_added_twice,
+    malformed_model_json_is_repaired_once,
+    invalid_answers_twice_fail_clearly_and_write_nothing,
+    provider_failures_are_clear_and_leave_nothing_half_written,
+    deleted_text_is_found_nowhere_in_the_database_files,
+    scopes_never_mix,
+    delete_all_removes_every_memory_not_one_page,
+    another_embedder_dimension_is_a_clear_error,
+    invalid_input_names_the_field,
+    metadata_filters,
+    another_process_writes_are_seen_by_search,
+    explicit_update_reembeds_and_replaces_metadata,
+    without_a_provider_reads_work_and_writes_say_what_to_set,
+    reset_forgets_everything,
+);

@@ -150,32 +150,10 @@ impl Memory {
     /// Opens the store named by `config.database_url` and the provider of
     /// `config.provider`. Without a provider, reads and deletions work and
     /// `add`/`search` fail with a `ProviderNotConfigured` error saying what to set.
-    #[cfg(all(feature = "sqlite", feature = "openai"))]
+    #[cfg(feature = "openai")]
     pub async fn open(config: &crate::Config) -> Result<Memory> {
         use crate::provider::openai::{NOT_CONFIGURED, OpenAiChatModel, OpenAiEmbedder};
-        use crate::store::sqlite::{SqliteOptions, SqliteStore};
-        let url = config.database_url.as_str();
-        let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
-            Arc::new(
-                SqliteStore::open_with(
-                    url,
-                    SqliteOptions {
-                        cache_bytes: config.memory.vector_cache_mb.saturating_mul(1024 * 1024),
-                        ..SqliteOptions::default()
-                    },
-                )
-                .await?,
-            )
-        } else {
-            return Err(Error::config(
-                "DATABASE_URL",
-                format!(
-                    "'{}' needs the Postgres store, which this build of homi-core does not include; \
-                     use sqlite://path/to/homi.db",
-                    config.redacted_database_url()
-                ),
-            ));
-        };
+        let store = crate::store::open(config).await?;
         let mut builder = Memory::builder(store)
             .infer_context(config.memory.infer_context)
             .not_configured_message(NOT_CONFIGURED);
@@ -670,6 +648,11 @@ impl Memory {
         };
         let outcomes = self.inner.store.apply(scope, vec![change]).await?;
         let id_now = match outcomes.first() {
+            Some(Outcome::Duplicate { id, .. }) if *id != uuid => {
+                return Err(Error::Conflict(format!(
+                    "memory {id} of the same scope already says this; delete one of them instead"
+                )));
+            }
             Some(Outcome::Updated { id, .. }) | Some(Outcome::Duplicate { id, .. }) => *id,
             Some(Outcome::Added { id, .. }) => *id,
             _ => uuid,

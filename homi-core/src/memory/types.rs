@@ -213,7 +213,7 @@ impl Event {
         }
     }
 
-    #[cfg(feature = "sqlite")]
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn parse(s: &str) -> Option<Event> {
         match s {
             "ADD" => Some(Event::Add),

@@ -10,6 +10,8 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::memory::{Filter, HistoryEntry, MemoryItem, Metadata, Scope};
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "sqlite")]
@@ -183,6 +185,56 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Deletes everything, the recorded embedder included.
     async fn reset(&self) -> Result<()>;
+}
+
+/// Opens the store `config.database_url` names: `sqlite:` URLs with the
+/// `sqlite` feature, `postgres://` / `postgresql://` with the `postgres` feature.
+pub async fn open(config: &crate::Config) -> Result<std::sync::Arc<dyn Store>> {
+    let url = config.database_url.as_str();
+    if url.starts_with("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        {
+            let options = sqlite::SqliteOptions {
+                cache_bytes: config.memory.vector_cache_mb.saturating_mul(1024 * 1024),
+                ..sqlite::SqliteOptions::default()
+            };
+            return Ok(std::sync::Arc::new(
+                sqlite::SqliteStore::open_with(url, options).await?,
+            ));
+        }
+        #[cfg(not(feature = "sqlite"))]
+        return Err(crate::Error::config(
+            "DATABASE_URL",
+            "sqlite: URLs need homi-core's `sqlite` feature, which this build does not include",
+        ));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        {
+            let options = postgres::PostgresOptions {
+                max_connections: config.database_max_connections,
+                ..postgres::PostgresOptions::default()
+            };
+            return Ok(std::sync::Arc::new(
+                postgres::PostgresStore::open_with(url, options).await?,
+            ));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(crate::Error::config(
+            "DATABASE_URL",
+            format!(
+                "'{}' needs homi-core's `postgres` feature, which this build does not include",
+                config.redacted_database_url()
+            ),
+        ));
+    }
+    Err(crate::Error::config(
+        "DATABASE_URL",
+        format!(
+            "'{}' is not supported: use sqlite://path/to/file.db or postgres://user:pass@host/db",
+            config.redacted_database_url()
+        ),
+    ))
 }
 
 /// Cosine similarity in [-1, 1] to Homi's score in [0, 1].

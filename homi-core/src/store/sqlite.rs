@@ -1186,6 +1186,27 @@ impl Store for SqliteStore {
                                 outcomes.push(Outcome::Duplicate { id, text: old_text });
                                 continue;
                             }
+                            // Another current memory of the same scope already says this.
+                            if old_hash != hash {
+                                let other = sqlx::query(
+                                    "SELECT id, memory FROM memories WHERE hash = ? AND user_id IS ? AND agent_id IS ? \
+                                     AND run_id IS ? AND valid_to IS NULL AND rid <> ? LIMIT 1",
+                                )
+                                .bind(&hash)
+                                .bind(&owner.user_id)
+                                .bind(&owner.agent_id)
+                                .bind(&owner.run_id)
+                                .bind(rid)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                                if let Some(o) = other {
+                                    outcomes.push(Outcome::Duplicate {
+                                        id: parse_uuid(&o.try_get::<String, _>(0)?)?,
+                                        text: o.try_get(1)?,
+                                    });
+                                    continue;
+                                }
+                            }
                             if embedding.len() != info.dims {
                                 return Err(Error::invalid(
                                     "embedding",

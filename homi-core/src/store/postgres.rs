@@ -1,0 +1,969 @@
+//! The scale-out store: PostgreSQL with pgvector (Supabase-compatible), through
+//! sqlx.
+//!
+//! Every query filters by scope in SQL. Search ranks the scope's rows by exact
+//! cosine distance (`<=>`), so results never depend on an index's recall.
+//! Several processes can share one database: writes are transactions, and a
+//! partial unique index keeps one current memory per text and exact scope, so
+//! concurrent writers cannot insert the same fact twice.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pgvector::Vector;
+use serde_json::Value;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Postgres, Row};
+use uuid::Uuid;
+
+use super::{
+    Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store, normalize, score_from_cosine,
+};
+use crate::error::{Error, Result};
+use crate::memory::filter::{Field, Filter, Op};
+use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
+
+const MIGRATION_0001: &str = include_str!("../../migrations/postgres/0001_memories.sql");
+
+fn migrator() -> Migrator {
+    let mut m = Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("memories"),
+        MigrationType::Simple,
+        sqlx::SqlStr::from_static(MIGRATION_0001),
+        false,
+    )]);
+    // A shared database (e.g. a Supabase project) may run its own sqlx migrations.
+    m.dangerous_set_table_name("homi_migrations");
+    m
+}
+
+/// Options of [`PostgresStore::open_with`].
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Most connections in the pool.
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// How long to wait for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The Postgres store.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// A bound SQL value.
+#[derive(Debug, Clone)]
+enum Bind {
+    Text(String),
+    Json(Value),
+    Uuid(Uuid),
+    Time(DateTime<Utc>),
+    Vector(Vector),
+    I64(i64),
+}
+
+/// SQL parameters with Postgres' numbered placeholders.
+#[derive(Debug, Default)]
+struct Args(Vec<Bind>);
+
+impl Args {
+    fn push(&mut self, b: Bind) -> String {
+        self.0.push(b);
+        format!("${}", self.0.len())
+    }
+    fn text(&mut self, s: impl Into<String>) -> String {
+        self.push(Bind::Text(s.into()))
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+fn bind_all<'q>(mut q: Query<'q>, args: &'q Args) -> Query<'q> {
+    for b in &args.0 {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Json(v) => q.bind(sqlx::types::Json(v)),
+            Bind::Uuid(u) => q.bind(*u),
+            Bind::Time(t) => q.bind(*t),
+            Bind::Vector(v) => q.bind(v),
+            Bind::I64(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+fn scope_sql(scope: &Scope, alias: &str, args: &mut Args) -> String {
+    let mut parts = Vec::new();
+    for (col, v) in [
+        ("user_id", &scope.user_id),
+        ("agent_id", &scope.agent_id),
+        ("run_id", &scope.run_id),
+    ] {
+        if let Some(v) = v {
+            let p = args.text(v.clone());
+            parts.push(format!("{alias}.{col} = {p}"));
+        }
+    }
+    if parts.is_empty() {
+        "TRUE".to_owned()
+    } else {
+        parts.join(" AND ")
+    }
+}
+
+fn validity_sql(params: &ReadParams, args: &mut Args) -> String {
+    if let Some(at) = params.as_of {
+        let p = args.push(Bind::Time(at));
+        format!("m.valid_from <= {p} AND (m.valid_to IS NULL OR m.valid_to > {p})")
+    } else if params.include_superseded {
+        "TRUE".to_owned()
+    } else {
+        "m.valid_to IS NULL".to_owned()
+    }
+}
+
+fn filter_sql(f: &Filter, args: &mut Args) -> String {
+    match f {
+        Filter::And(fs) => format!(
+            "({})",
+            fs.iter()
+                .map(|f| filter_sql(f, args))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        ),
+        Filter::Or(fs) => format!(
+            "({})",
+            fs.iter()
+                .map(|f| filter_sql(f, args))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        ),
+        Filter::Not(f) => format!("(NOT {})", filter_sql(f, args)),
+        Filter::Cond { field, op, value } => match field {
+            Field::Metadata(key) => metadata_cond(key, *op, value, args),
+            Field::ActorId => column_cond("m.actor_id", *op, value, args),
+            Field::Role => column_cond("m.role", *op, value, args),
+        },
+    }
+}
+
+/// Conditions on a metadata key, compared as JSON values (numbers by value,
+/// strings byte-wise), with the same meaning as the SQLite store.
+fn metadata_cond(key: &str, op: Op, value: &Value, args: &mut Args) -> String {
+    let k = args.text(key);
+    let j = format!("(m.metadata -> {k})");
+    let t = format!("(m.metadata ->> {k})");
+    match op {
+        Op::Exists => format!("(m.metadata ? {k})"),
+        Op::Eq if value.is_null() => format!("({j} IS NULL OR {j} = 'null'::jsonb)"),
+        Op::Ne if value.is_null() => format!("({j} IS NOT NULL AND {j} <> 'null'::jsonb)"),
+        Op::Eq => {
+            let v = args.push(Bind::Json(value.clone()));
+            format!("({j} = {v}::jsonb)")
+        }
+        Op::Ne => {
+            let v = args.push(Bind::Json(value.clone()));
+            format!("({j} IS NULL OR {j} <> {v}::jsonb)")
+        }
+        Op::In | Op::Nin => {
+            let items: Vec<String> = value
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| format!("{}::jsonb", args.push(Bind::Json(x.clone()))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            match (op, items.is_empty()) {
+                (Op::In, true) => "FALSE".to_owned(),
+                (_, true) => "TRUE".to_owned(),
+                (Op::In, false) => format!("({j} IN ({}))", items.join(", ")),
+                _ => format!("({j} IS NULL OR {j} NOT IN ({}))", items.join(", ")),
+            }
+        }
+        Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+            let sym = match op {
+                Op::Gt => ">",
+                Op::Gte => ">=",
+                Op::Lt => "<",
+                _ => "<=",
+            };
+            match value {
+                Value::Number(n) => {
+                    let v = args.text(n.to_string());
+                    format!("(jsonb_typeof({j}) = 'number' AND {t}::numeric {sym} {v}::numeric)")
+                }
+                Value::String(s) => {
+                    let v = args.text(s.clone());
+                    format!(
+                        "(jsonb_typeof({j}) = 'string' AND {t} COLLATE \"C\" {sym} {v} COLLATE \"C\")"
+                    )
+                }
+                _ => "FALSE".to_owned(),
+            }
+        }
+        Op::Contains => {
+            let v = args.push(Bind::Json(value.clone()));
+            let needle = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let s = args.text(needle);
+            format!(
+                "({j} @> {v}::jsonb OR (jsonb_typeof({j}) = 'string' AND strpos({t}, {s}) > 0))"
+            )
+        }
+        Op::Icontains => {
+            let s = args.text(value.as_str().unwrap_or_default());
+            format!("(jsonb_typeof({j}) = 'string' AND strpos(lower({t}), lower({s})) > 0)")
+        }
+    }
+}
+
+fn column_cond(col: &str, op: Op, value: &Value, args: &mut Args) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    };
+    match op {
+        Op::Exists => format!("{col} IS NOT NULL"),
+        Op::Eq | Op::Ne => match (text(value), value.is_null()) {
+            (_, true) if op == Op::Eq => format!("{col} IS NULL"),
+            (_, true) => format!("{col} IS NOT NULL"),
+            (Some(s), _) => {
+                let p = args.text(s);
+                if op == Op::Eq {
+                    format!("{col} = {p}")
+                } else {
+                    format!("({col} IS NULL OR {col} <> {p})")
+                }
+            }
+            (None, _) => if op == Op::Eq { "FALSE" } else { "TRUE" }.to_owned(),
+        },
+        Op::In | Op::Nin => {
+            let items: Vec<String> = value
+                .as_array()
+                .map(|a| a.iter().filter_map(text).map(|s| args.text(s)).collect())
+                .unwrap_or_default();
+            match (op, items.is_empty()) {
+                (Op::In, true) => "FALSE".to_owned(),
+                (_, true) => "TRUE".to_owned(),
+                (Op::In, false) => format!("{col} IN ({})", items.join(", ")),
+                _ => format!("({col} IS NULL OR {col} NOT IN ({}))", items.join(", ")),
+            }
+        }
+        Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+            let sym = match op {
+                Op::Gt => ">",
+                Op::Gte => ">=",
+                Op::Lt => "<",
+                _ => "<=",
+            };
+            match text(value) {
+                Some(s) => {
+                    let p = args.text(s);
+                    format!("({col} COLLATE \"C\" {sym} {p} COLLATE \"C\")")
+                }
+                None => "FALSE".to_owned(),
+            }
+        }
+        Op::Contains | Op::Icontains => {
+            let needle = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let p = args.text(needle);
+            if op == Op::Contains {
+                format!("strpos({col}, {p}) > 0")
+            } else {
+                format!("strpos(lower({col}), lower({p})) > 0")
+            }
+        }
+    }
+}
+
+const COLUMNS: &str = "m.id, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id, \
+     m.actor_id, m.role, m.created_at, m.updated_at, m.valid_from, m.valid_to, m.superseded_by";
+
+fn item_from_row(row: &PgRow) -> Result<MemoryItem> {
+    let metadata: sqlx::types::Json<Value> = row.try_get("metadata")?;
+    let metadata = match metadata.0 {
+        Value::Object(m) => m,
+        _ => Metadata::new(),
+    };
+    Ok(MemoryItem {
+        id: row.try_get("id")?,
+        memory: row.try_get("memory")?,
+        hash: row.try_get("hash")?,
+        metadata,
+        score: None,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        user_id: row.try_get("user_id")?,
+        agent_id: row.try_get("agent_id")?,
+        run_id: row.try_get("run_id")?,
+        actor_id: row.try_get("actor_id")?,
+        role: row.try_get("role")?,
+        valid_from: row.try_get("valid_from")?,
+        valid_to: row.try_get("valid_to")?,
+        superseded_by: row.try_get("superseded_by")?,
+    })
+}
+
+fn row_scope(row: &PgRow) -> Result<Scope> {
+    Ok(Scope {
+        user_id: row.try_get("user_id")?,
+        agent_id: row.try_get("agent_id")?,
+        run_id: row.try_get("run_id")?,
+    })
+}
+
+fn to_vector(v: &[f32]) -> Vector {
+    let mut v = v.to_vec();
+    normalize(&mut v);
+    Vector::from(v)
+}
+
+async fn read_embedder(conn: &mut PgConnection) -> Result<Option<EmbedderInfo>> {
+    let rows = sqlx::query(
+        "SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut model = None;
+    let mut dims = None;
+    for r in rows {
+        let key: String = r.try_get(0)?;
+        let value: String = r.try_get(1)?;
+        match key.as_str() {
+            "embedder_model" => model = Some(value),
+            _ => dims = value.parse::<usize>().ok(),
+        }
+    }
+    Ok(match (model, dims) {
+        (Some(model), Some(dims)) => Some(EmbedderInfo { model, dims }),
+        _ => None,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_history(
+    tx: &mut PgConnection,
+    memory_id: Uuid,
+    old: Option<&str>,
+    new: Option<&str>,
+    event: Event,
+    now: DateTime<Utc>,
+    is_deleted: bool,
+    actor_id: Option<&str>,
+    role: Option<&str>,
+    scope: &Scope,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, updated_at, \
+         is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(memory_id)
+    .bind(old)
+    .bind(new)
+    .bind(event.as_str())
+    .bind(now)
+    .bind(is_deleted)
+    .bind(actor_id)
+    .bind(role)
+    .bind(&scope.user_id)
+    .bind(&scope.agent_id)
+    .bind(&scope.run_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The one history entry an explicitly deleted memory keeps: no text.
+async fn insert_deletion_marker(
+    tx: &mut PgConnection,
+    memory_id: Uuid,
+    now: DateTime<Utc>,
+    owner: &Scope,
+) -> Result<()> {
+    insert_history(
+        tx,
+        memory_id,
+        None,
+        None,
+        Event::Delete,
+        now,
+        true,
+        None,
+        None,
+        owner,
+    )
+    .await
+}
+
+/// A current memory with this hash in exactly this scope, other than `except`.
+async fn current_with_hash(
+    tx: &mut PgConnection,
+    hash: &str,
+    scope: &Scope,
+    except: Option<Uuid>,
+) -> Result<Option<(Uuid, String)>> {
+    let row = sqlx::query(
+        "SELECT id, memory FROM homi_memories WHERE hash = $1 AND user_id IS NOT DISTINCT FROM $2 \
+         AND agent_id IS NOT DISTINCT FROM $3 AND run_id IS NOT DISTINCT FROM $4 AND valid_to IS NULL \
+         AND ($5::uuid IS NULL OR id <> $5) LIMIT 1",
+    )
+    .bind(hash)
+    .bind(&scope.user_id)
+    .bind(&scope.agent_id)
+    .bind(&scope.run_id)
+    .bind(except)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+        None => None,
+    })
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:pass@host:port/db?sslmode=require`)
+    /// and runs migrations (creating the `vector` extension if it is missing).
+    pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, PostgresOptions::default()).await
+    }
+
+    /// [`PostgresStore::open`] with pool options.
+    pub async fn open_with(url: &str, options: PostgresOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::config("DATABASE_URL", format!("not a valid Postgres URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| Error::Storage(format!("cannot connect to Postgres: {e}").into()))?;
+        migrator().run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool (for tests and tools).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn insert_memory(
+        tx: &mut PgConnection,
+        m: &NewMemory,
+        now: DateTime<Utc>,
+        dims: usize,
+    ) -> Result<Outcome> {
+        if m.embedding.len() != dims {
+            return Err(Error::invalid(
+                "embedding",
+                format!(
+                    "has {} dimensions, the store holds {dims}",
+                    m.embedding.len()
+                ),
+            ));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
+             created_at, updated_at, valid_from, embedding) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, $11) \
+             ON CONFLICT (hash, user_id, agent_id, run_id) WHERE valid_to IS NULL DO NOTHING RETURNING id",
+        )
+        .bind(m.id)
+        .bind(&m.text)
+        .bind(&m.hash)
+        .bind(sqlx::types::Json(Value::Object(m.metadata.clone())))
+        .bind(&m.scope.user_id)
+        .bind(&m.scope.agent_id)
+        .bind(&m.scope.run_id)
+        .bind(&m.actor_id)
+        .bind(&m.role)
+        .bind(now)
+        .bind(to_vector(&m.embedding))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if inserted.is_none() {
+            return match current_with_hash(tx, &m.hash, &m.scope, None).await? {
+                Some((id, text)) => Ok(Outcome::Duplicate { id, text }),
+                None => Err(Error::storage(
+                    "an insert conflicted with a memory that cannot be found",
+                )),
+            };
+        }
+        insert_history(
+            tx,
+            m.id,
+            None,
+            Some(&m.text),
+            Event::Add,
+            now,
+            false,
+            m.actor_id.as_deref(),
+            m.role.as_deref(),
+            &m.scope,
+        )
+        .await?;
+        Ok(Outcome::Added {
+            id: m.id,
+            text: m.text.clone(),
+        })
+    }
+
+    async fn fetch_items(&self, sql: String, args: &Args) -> Result<Vec<MemoryItem>> {
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), args)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn embedder(&self) -> Result<Option<EmbedderInfo>> {
+        let mut conn = self.pool.acquire().await?;
+        read_embedder(&mut conn).await
+    }
+
+    async fn bind_embedder(&self, info: &EmbedderInfo) -> Result<()> {
+        if let Some(stored) = self.embedder().await? {
+            if stored == *info {
+                return Ok(());
+            }
+            return Err(Error::EmbedderMismatch {
+                stored: stored.to_string(),
+                configured: info.to_string(),
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        // Serialise first writers: one of them records the embedder.
+        sqlx::query("LOCK TABLE homi_meta IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        match read_embedder(&mut tx).await? {
+            Some(stored) if stored != *info => {
+                return Err(Error::EmbedderMismatch {
+                    stored: stored.to_string(),
+                    configured: info.to_string(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query(
+                    "INSERT INTO homi_meta (key, value) VALUES ('embedder_model', $1), ('embedder_dims', $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                )
+                .bind(&info.model)
+                .bind(info.dims.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_by_hash(&self, scope: &Scope, hashes: &[String]) -> Result<Vec<MemoryItem>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = Args::default();
+        let w = scope_sql(scope, "m", &mut args);
+        let mut list = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            list.push(args.text(h.clone()));
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM homi_memories m WHERE {w} AND m.valid_to IS NULL AND m.hash IN ({})",
+            list.join(", ")
+        );
+        self.fetch_items(sql, &args).await
+    }
+
+    async fn search(
+        &self,
+        scope: &Scope,
+        query: &[f32],
+        params: &ReadParams,
+    ) -> Result<Vec<MemoryItem>> {
+        let Some(info) = self.embedder().await? else {
+            return Ok(Vec::new());
+        };
+        if query.len() != info.dims {
+            return Err(Error::invalid(
+                "query",
+                format!(
+                    "the query vector has {} dimensions, the store holds {}",
+                    query.len(),
+                    info.dims
+                ),
+            ));
+        }
+        let mut args = Args::default();
+        let q = args.push(Bind::Vector(to_vector(query)));
+        let w = scope_sql(scope, "m", &mut args);
+        let validity = validity_sql(params, &mut args);
+        let filter = match &params.filter {
+            Some(f) => filter_sql(f, &mut args),
+            None => "TRUE".to_owned(),
+        };
+        let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT {COLUMNS}, 1 - (m.embedding <=> {q}) AS cosine FROM homi_memories m \
+             WHERE {w} AND {validity} AND {filter} ORDER BY m.embedding <=> {q}, m.id LIMIT {limit}"
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let cos: f64 = row.try_get("cosine")?;
+            let score = score_from_cosine(cos as f32);
+            if params.threshold.is_some_and(|t| score < t) {
+                continue;
+            }
+            let mut item = item_from_row(row)?;
+            item.score = Some(score);
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>> {
+        let mut args = Args::default();
+        let p = args.push(Bind::Uuid(id));
+        let w = scope_sql(scope, "m", &mut args);
+        let sql = format!("SELECT {COLUMNS} FROM homi_memories m WHERE m.id = {p} AND {w}");
+        Ok(self.fetch_items(sql, &args).await?.into_iter().next())
+    }
+
+    async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
+        let mut args = Args::default();
+        let w = scope_sql(scope, "m", &mut args);
+        let validity = validity_sql(params, &mut args);
+        let filter = match &params.filter {
+            Some(f) => filter_sql(f, &mut args),
+            None => "TRUE".to_owned(),
+        };
+        let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM homi_memories m WHERE {w} AND {validity} AND {filter} \
+             ORDER BY m.created_at DESC, m.id DESC LIMIT {limit}"
+        );
+        self.fetch_items(sql, &args).await
+    }
+
+    async fn apply(&self, scope: &Scope, changes: Vec<Change>) -> Result<Vec<Outcome>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let Some(info) = read_embedder(&mut tx).await? else {
+            return Err(Error::storage(
+                "no embedder is recorded in the store; bind one before writing",
+            ));
+        };
+        let now = Utc::now();
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            let outcome = match change {
+                Change::Add(m) => Self::insert_memory(&mut tx, &m, now, info.dims).await?,
+                Change::Update {
+                    id,
+                    text,
+                    hash,
+                    embedding,
+                    metadata,
+                    replace_metadata,
+                    actor_id,
+                    role,
+                } => {
+                    let mut args = Args::default();
+                    let p = args.push(Bind::Uuid(id));
+                    let w = scope_sql(scope, "m", &mut args);
+                    let sql = format!(
+                        "SELECT m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
+                         WHERE m.id = {p} AND {w} FOR UPDATE"
+                    );
+                    let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match row {
+                        None => {
+                            let m = NewMemory {
+                                id: Uuid::new_v4(),
+                                text,
+                                hash,
+                                metadata: metadata.unwrap_or_default(),
+                                scope: scope.clone(),
+                                actor_id,
+                                role,
+                                embedding,
+                            };
+                            Self::insert_memory(&mut tx, &m, now, info.dims).await?
+                        }
+                        Some(row) => {
+                            let old_text: String = row.try_get(0)?;
+                            let old_hash: String = row.try_get(1)?;
+                            let old_meta: sqlx::types::Json<Value> = row.try_get(2)?;
+                            let owner = row_scope(&row)?;
+                            if old_hash == hash && metadata.is_none() {
+                                outcomes.push(Outcome::Duplicate { id, text: old_text });
+                                continue;
+                            }
+                            if old_hash != hash
+                                && let Some((other, other_text)) =
+                                    current_with_hash(&mut tx, &hash, &owner, Some(id)).await?
+                            {
+                                outcomes.push(Outcome::Duplicate {
+                                    id: other,
+                                    text: other_text,
+                                });
+                                continue;
+                            }
+                            if embedding.len() != info.dims {
+                                return Err(Error::invalid(
+                                    "embedding",
+                                    format!(
+                                        "has {} dimensions, the store holds {}",
+                                        embedding.len(),
+                                        info.dims
+                                    ),
+                                ));
+                            }
+                            let mut meta = match old_meta.0 {
+                                Value::Object(m) if !replace_metadata => m,
+                                _ => Metadata::new(),
+                            };
+                            if let Some(new_meta) = metadata {
+                                meta.extend(new_meta);
+                            }
+                            sqlx::query(
+                                "UPDATE homi_memories SET memory = $1, hash = $2, metadata = $3, updated_at = $4, \
+                                 actor_id = COALESCE($5, actor_id), role = COALESCE($6, role), embedding = $7 WHERE id = $8",
+                            )
+                            .bind(&text)
+                            .bind(&hash)
+                            .bind(sqlx::types::Json(Value::Object(meta)))
+                            .bind(now)
+                            .bind(&actor_id)
+                            .bind(&role)
+                            .bind(to_vector(&embedding))
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                            insert_history(
+                                &mut tx,
+                                id,
+                                Some(&old_text),
+                                Some(&text),
+                                Event::Update,
+                                now,
+                                false,
+                                actor_id.as_deref(),
+                                role.as_deref(),
+                                &owner,
+                            )
+                            .await?;
+                            Outcome::Updated {
+                                id,
+                                old_text,
+                                new_text: text,
+                            }
+                        }
+                    }
+                }
+                Change::Supersede { id, replacement } => {
+                    let mut args = Args::default();
+                    let p = args.push(Bind::Uuid(id));
+                    let w = scope_sql(scope, "m", &mut args);
+                    let sql = format!(
+                        "SELECT m.memory, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
+                         WHERE m.id = {p} AND m.valid_to IS NULL AND {w} FOR UPDATE"
+                    );
+                    let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let added = Self::insert_memory(&mut tx, &replacement, now, info.dims).await?;
+                    let (new_id, new_text) = match &added {
+                        Outcome::Added { id, text } | Outcome::Duplicate { id, text } => {
+                            (*id, text.clone())
+                        }
+                        _ => (replacement.id, replacement.text.clone()),
+                    };
+                    match row {
+                        Some(row) if new_id != id => {
+                            let old_text: String = row.try_get(0)?;
+                            let owner = row_scope(&row)?;
+                            sqlx::query(
+                                "UPDATE homi_memories SET valid_to = $1, superseded_by = $2, updated_at = $1 WHERE id = $3",
+                            )
+                            .bind(now)
+                            .bind(new_id)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                            insert_history(
+                                &mut tx,
+                                id,
+                                Some(&old_text),
+                                None,
+                                Event::Delete,
+                                now,
+                                false,
+                                replacement.actor_id.as_deref(),
+                                replacement.role.as_deref(),
+                                &owner,
+                            )
+                            .await?;
+                            Outcome::Superseded {
+                                id,
+                                old_text,
+                                replacement: new_id,
+                                replacement_text: new_text,
+                            }
+                        }
+                        _ => added,
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn delete(&self, id: Uuid, scope: &Scope) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let mut args = Args::default();
+        let p = args.push(Bind::Uuid(id));
+        let w = scope_sql(scope, "m", &mut args);
+        let sql = format!(
+            "DELETE FROM homi_memories m WHERE m.id = {p} AND {w} RETURNING m.user_id, m.agent_id, m.run_id"
+        );
+        let Some(row) = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let owner = row_scope(&row)?;
+        sqlx::query("DELETE FROM homi_memory_history WHERE memory_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        insert_deletion_marker(&mut tx, id, Utc::now(), &owner).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_scope(&self, scope: &Scope) -> Result<u64> {
+        if scope.is_empty() {
+            return Err(Error::invalid(
+                "user_id",
+                "at least one of user_id, agent_id or run_id is required",
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut args = Args::default();
+        let w = scope_sql(scope, "m", &mut args);
+        let sql = format!(
+            "DELETE FROM homi_memories m WHERE {w} RETURNING m.id, m.user_id, m.agent_id, m.run_id"
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_all(&mut *tx)
+            .await?;
+        let ids: Vec<Uuid> = rows
+            .iter()
+            .map(|r| r.try_get::<Uuid, _>(0))
+            .collect::<std::result::Result<_, _>>()?;
+        sqlx::query("DELETE FROM homi_memory_history WHERE memory_id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        let now = Utc::now();
+        let owners: Vec<Scope> = rows.iter().map(row_scope).collect::<Result<_>>()?;
+        sqlx::query(
+            "INSERT INTO homi_memory_history (id, memory_id, event, created_at, updated_at, is_deleted, user_id, agent_id, run_id) \
+             SELECT gen_random_uuid(), t.memory_id, 'DELETE', $1, $1, TRUE, t.user_id, t.agent_id, t.run_id \
+             FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[]) AS t(memory_id, user_id, agent_id, run_id)",
+        )
+        .bind(now)
+        .bind(&ids)
+        .bind(owners.iter().map(|s| s.user_id.clone()).collect::<Vec<_>>())
+        .bind(owners.iter().map(|s| s.agent_id.clone()).collect::<Vec<_>>())
+        .bind(owners.iter().map(|s| s.run_id.clone()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn history(&self, id: Uuid, scope: &Scope) -> Result<Vec<HistoryEntry>> {
+        let mut args = Args::default();
+        let p = args.push(Bind::Uuid(id));
+        let w = scope_sql(scope, "h", &mut args);
+        let sql = format!(
+            "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
+             h.is_deleted, h.actor_id, h.role FROM homi_memory_history h WHERE h.memory_id = {p} AND {w} ORDER BY h.pos"
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let event: String = r.try_get(4)?;
+                Ok(HistoryEntry {
+                    id: r.try_get(0)?,
+                    memory_id: r.try_get(1)?,
+                    old_memory: r.try_get(2)?,
+                    new_memory: r.try_get(3)?,
+                    event: Event::parse(&event).ok_or_else(|| {
+                        Error::storage(format!("unknown history event '{event}'"))
+                    })?,
+                    created_at: r.try_get(5)?,
+                    updated_at: r.try_get(6)?,
+                    is_deleted: r.try_get(7)?,
+                    actor_id: r.try_get(8)?,
+                    role: r.try_get(9)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reset(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM homi_memories",
+            "DELETE FROM homi_memory_history",
+            "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
+        ] {
+            sqlx::query(sql).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
