@@ -1245,6 +1245,60 @@ async fn reset_forgets_everything(b: Backend) {
         .unwrap();
 }
 
+async fn two_processes_adding_at_once_lose_nothing(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    // Record the embedder first, as any earlier write would have.
+    e.memory
+        .add("warm-up", &Scope::user("someone-else"), AddOptions::raw())
+        .await
+        .unwrap();
+    let bin = env!("CARGO_BIN_EXE_homi-test-writer");
+    let run = |prefix: &'static str| {
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.args([
+            e.url.as_str(),
+            &e.fake.base_url(),
+            "racer",
+            prefix,
+            "150",
+            "100",
+        ]);
+        async move { cmd.output().await.unwrap() }
+    };
+    let (a, c) = tokio::join!(run("alpha"), run("beta"));
+    let mut added = 0;
+    let mut none = 0;
+    for out in [&a, &c] {
+        assert!(
+            out.status.success(),
+            "writer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        added += v["added"].as_u64().unwrap();
+        none += v["none"].as_u64().unwrap();
+    }
+    // Each shared fact was added exactly once; every unique fact was added.
+    assert_eq!(added, 150 + 100 + 100);
+    assert_eq!(none, 150);
+    let racer = Scope::user("racer");
+    let all = e
+        .memory
+        .get_all(&racer, ListOptions::default().limit(10_000))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 350);
+    let distinct: std::collections::HashSet<&str> = all.iter().map(|m| m.memory.as_str()).collect();
+    assert_eq!(distinct.len(), 350, "a fact was stored twice");
+    for m in all.iter().step_by(7) {
+        let h = e.memory.history(&m.id.to_string(), &racer).await.unwrap();
+        assert_eq!(h.len(), 1, "history of {} is {h:?}", m.memory);
+        assert_eq!(h[0].event, Event::Add);
+        assert_eq!(h[0].new_memory.as_deref(), Some(m.memory.as_str()));
+    }
+    assert_eq!(e.count_rows("racer").await, 350);
+}
+
 /// Instantiates each conformance test once per store.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -1265,6 +1319,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    two_processes_adding_at_once_lose_nothing,
     verbatim_add_stores_each_non_system_message,
     exact_duplicates_touch_nothing,
     search_scores_are_in_range_and_sorted,
