@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod error;
+#[cfg(all(feature = "memory", feature = "postgres"))]
+pub mod import;
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod provider;

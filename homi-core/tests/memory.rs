@@ -11,6 +11,8 @@ use homi_core::{AddOptions, Config, ErrorKind, Event, ListOptions, Memory, Scope
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::json;
 
+mod common;
+
 const DIMS: usize = 64;
 
 /// The store a conformance test runs on.
@@ -111,45 +113,12 @@ async fn postgres_count(_: &str, _: &str) -> i64 {
 }
 
 /// A fresh database for one test: a file for SQLite; a new database on the
-/// test server (HOMI_TEST_DATABASE_URL, started by scripts/pg.sh) for Postgres.
-/// Without a test server the Postgres variant is skipped, unless
-/// HOMI_REQUIRE_POSTGRES=1 (as scripts/test.sh sets), when it fails.
+/// Postgres test server (see `common::postgres_url`).
 async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<String> {
     match backend {
         Backend::Sqlite => Some(format!("sqlite://{}", dir.join("homi.db").display())),
-        Backend::Postgres => {
-            let Ok(base) = std::env::var("HOMI_TEST_DATABASE_URL") else {
-                assert!(
-                    std::env::var("HOMI_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                    "HOMI_TEST_DATABASE_URL is not set: start the test server with `eval \"$(bash scripts/pg.sh start)\"`"
-                );
-                eprintln!("skipped: HOMI_TEST_DATABASE_URL is not set (bash scripts/pg.sh start)");
-                return None;
-            };
-            Some(fresh_postgres_database(&base).await)
-        }
+        Backend::Postgres => common::postgres_url().await,
     }
-}
-
-#[cfg(feature = "postgres")]
-async fn fresh_postgres_database(base: &str) -> String {
-    let name = format!("homi_t_{}", uuid::Uuid::new_v4().simple());
-    let pool = sqlx::PgPool::connect(base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let (prefix, rest) = base.rsplit_once('/').unwrap();
-    let query = rest
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{prefix}/{name}{query}")
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn fresh_postgres_database(_: &str) -> String {
-    unreachable!("Postgres tests are compiled only with the postgres feature")
 }
 
 fn config_for(fake: &FakeProvider, url: &str, dims: usize) -> Config {

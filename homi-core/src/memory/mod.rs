@@ -710,6 +710,7 @@ fn single_actor(conversation: &[&InputMessage]) -> Option<String> {
 
 fn events_of(outcome: Outcome) -> Vec<AddEvent> {
     match outcome {
+        Outcome::Exists { .. } => Vec::new(),
         Outcome::Added { id, text } => vec![AddEvent {
             id,
             memory: text,

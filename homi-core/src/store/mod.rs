@@ -87,11 +87,27 @@ pub enum Change {
         /// What replaces it.
         replacement: NewMemory,
     },
+    /// Insert a memory from elsewhere, keeping its id and timestamps; skipped
+    /// when the id exists ([`Outcome::Exists`]) or its text is already current
+    /// in its scope ([`Outcome::Duplicate`]).
+    Import {
+        /// The memory (its `id` is kept).
+        memory: NewMemory,
+        /// Its original creation time.
+        created_at: DateTime<Utc>,
+        /// Its original last change.
+        updated_at: DateTime<Utc>,
+    },
 }
 
 /// What happened to one [`Change`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// Not inserted: a memory with this id exists (an import ran before).
+    Exists {
+        /// The id.
+        id: Uuid,
+    },
     /// Inserted.
     Added {
         /// The new memory.

@@ -533,6 +533,75 @@ impl PostgresStore {
         })
     }
 
+    async fn import_memory(
+        tx: &mut PgConnection,
+        m: &NewMemory,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+        dims: usize,
+    ) -> Result<Outcome> {
+        if m.embedding.len() != dims {
+            return Err(Error::invalid(
+                "embedding",
+                format!(
+                    "has {} dimensions, the store holds {dims}",
+                    m.embedding.len()
+                ),
+            ));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
+             created_at, updated_at, valid_from, embedding) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $12) ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(m.id)
+        .bind(&m.text)
+        .bind(&m.hash)
+        .bind(sqlx::types::Json(Value::Object(m.metadata.clone())))
+        .bind(&m.scope.user_id)
+        .bind(&m.scope.agent_id)
+        .bind(&m.scope.run_id)
+        .bind(&m.actor_id)
+        .bind(&m.role)
+        .bind(created_at)
+        .bind(updated_at)
+        .bind(to_vector(&m.embedding))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if inserted.is_none() {
+            let exists = sqlx::query("SELECT 1 FROM homi_memories WHERE id = $1")
+                .bind(m.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_some() {
+                return Ok(Outcome::Exists { id: m.id });
+            }
+            return match current_with_hash(tx, &m.hash, &m.scope, None).await? {
+                Some((id, text)) => Ok(Outcome::Duplicate { id, text }),
+                None => Err(Error::storage(
+                    "an import conflicted with a memory that cannot be found",
+                )),
+            };
+        }
+        insert_history(
+            tx,
+            m.id,
+            None,
+            Some(&m.text),
+            Event::Add,
+            created_at,
+            false,
+            m.actor_id.as_deref(),
+            m.role.as_deref(),
+            &m.scope,
+        )
+        .await?;
+        Ok(Outcome::Added {
+            id: m.id,
+            text: m.text.clone(),
+        })
+    }
+
     async fn fetch_items(&self, sql: String, args: &Args) -> Result<Vec<MemoryItem>> {
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), args)
             .fetch_all(&self.pool)
@@ -796,6 +865,11 @@ impl Store for PostgresStore {
                         }
                     }
                 }
+                Change::Import {
+                    memory: m,
+                    created_at,
+                    updated_at,
+                } => Self::import_memory(&mut tx, &m, created_at, updated_at, info.dims).await?,
                 Change::Supersede { id, replacement } => {
                     let mut args = Args::default();
                     let p = args.push(Bind::Uuid(id));

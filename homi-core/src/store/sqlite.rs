@@ -1266,6 +1266,39 @@ impl Store for SqliteStore {
                         }
                     }
                 }
+                Change::Import {
+                    memory: m,
+                    created_at,
+                    updated_at,
+                } => {
+                    let exists = sqlx::query("SELECT 1 FROM memories WHERE id = ?")
+                        .bind(m.id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if exists.is_some() {
+                        Outcome::Exists { id: m.id }
+                    } else {
+                        let out = Self::insert_memory(&mut tx, &m, seq, now, info.dims).await?;
+                        if matches!(out, Outcome::Added { .. }) {
+                            let (c, u) =
+                                (created_at.timestamp_micros(), updated_at.timestamp_micros());
+                            sqlx::query("UPDATE memories SET created_at = ?, updated_at = ?, valid_from = ? WHERE id = ?")
+                                .bind(c)
+                                .bind(u)
+                                .bind(c)
+                                .bind(m.id.to_string())
+                                .execute(&mut *tx)
+                                .await?;
+                            sqlx::query("UPDATE memory_history SET created_at = ?, updated_at = ? WHERE memory_id = ?")
+                                .bind(c)
+                                .bind(c)
+                                .bind(m.id.to_string())
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        out
+                    }
+                }
                 Change::Supersede { id, replacement } => {
                     let mut binds = vec![Bind::Text(id.to_string())];
                     let scope_where = scope_sql(scope, "m", &mut binds);
