@@ -27,6 +27,9 @@ use crate::error::{Error, Result};
 use crate::memory::filter::{Field, Filter, Op};
 use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
 
+/// Rows per multi-row INSERT (10 parameters each; Postgres allows 65,535).
+const ROWS_PER_INSERT: usize = 500;
+
 const MIGRATION_0001: &str = include_str!("../../migrations/postgres/0001_memories.sql");
 
 fn migrator() -> Migrator {
@@ -51,6 +54,10 @@ pub struct PostgresOptions {
     pub min_connections: u32,
     /// How long to wait for a free connection.
     pub acquire_timeout: Duration,
+    /// Scopes with at most this many memories are ranked by an exact scan;
+    /// larger ones go through the HNSW index (with pgvector's iterative scan,
+    /// and an exact scan when the index returns fewer rows than asked).
+    pub exact_scan_max: usize,
 }
 
 impl Default for PostgresOptions {
@@ -59,20 +66,50 @@ impl Default for PostgresOptions {
             max_connections: 10,
             min_connections: 0,
             acquire_timeout: Duration::from_secs(30),
+            exact_scan_max: DEFAULT_EXACT_SCAN_MAX,
         }
     }
 }
+
+/// Default of [`PostgresOptions::exact_scan_max`] (see BENCHMARKS.md).
+pub const DEFAULT_EXACT_SCAN_MAX: usize = 10_000;
 
 /// The Postgres store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    exact_scan_max: usize,
+}
+
+/// The indexable cast of the embedding column for `dims`: pgvector's HNSW
+/// indexes `vector` up to 2,000 dimensions and `halfvec` up to 4,000.
+fn ann_cast(dims: usize) -> Option<(&'static str, &'static str)> {
+    if dims <= 2000 {
+        Some(("vector", "vector_cosine_ops"))
+    } else if dims <= 4000 {
+        Some(("halfvec", "halfvec_cosine_ops"))
+    } else {
+        None
+    }
+}
+
+/// Creates the HNSW index for `dims` if it is missing.
+async fn create_vector_index(conn: &mut PgConnection, dims: usize) -> Result<()> {
+    if let Some((ty, ops)) = ann_cast(dims) {
+        let sql = format!(
+            "CREATE INDEX IF NOT EXISTS homi_memories_embedding_hnsw ON homi_memories \
+             USING hnsw ((embedding::{ty}({dims})) {ops})"
+        );
+        sqlx::query(AssertSqlSafe(sql)).execute(conn).await?;
+    }
+    Ok(())
 }
 
 /// A bound SQL value.
 #[derive(Debug, Clone)]
 enum Bind {
     Text(String),
+    OptText(Option<String>),
     Json(Value),
     Uuid(Uuid),
     Time(DateTime<Utc>),
@@ -100,6 +137,7 @@ fn bind_all<'q>(mut q: Query<'q>, args: &'q Args) -> Query<'q> {
     for b in &args.0 {
         q = match b {
             Bind::Text(s) => q.bind(s.as_str()),
+            Bind::OptText(s) => q.bind(s.as_deref()),
             Bind::Json(v) => q.bind(sqlx::types::Json(v)),
             Bind::Uuid(u) => q.bind(*u),
             Bind::Time(t) => q.bind(*t),
@@ -464,12 +502,120 @@ impl PostgresStore {
             .await
             .map_err(|e| Error::Storage(format!("cannot connect to Postgres: {e}").into()))?;
         migrator().run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            exact_scan_max: options.exact_scan_max,
+        })
     }
 
     /// The connection pool (for tests and tools).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Creates the HNSW index if the embedder is known and the index is
+    /// missing (it is created with the first write; a bulk load may drop it
+    /// and build it once at the end). Returns whether an index exists now.
+    pub async fn ensure_vector_index(&self) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(info) = read_embedder(&mut conn).await? else {
+            return Ok(false);
+        };
+        create_vector_index(&mut conn, info.dims).await?;
+        Ok(ann_cast(info.dims).is_some())
+    }
+
+    /// Drops the HNSW index (before a bulk load).
+    pub async fn drop_vector_index(&self) -> Result<()> {
+        sqlx::query("DROP INDEX IF EXISTS homi_memories_embedding_hnsw")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ranks the scope's rows: exactly, or through the HNSW index.
+    async fn rank(
+        &self,
+        scope: &Scope,
+        query: &[f32],
+        params: &ReadParams,
+        dims: usize,
+        use_index: bool,
+    ) -> Result<Vec<MemoryItem>> {
+        let mut args = Args::default();
+        let q = args.push(Bind::Vector(to_vector(query)));
+        let w = scope_sql(scope, "m", &mut args);
+        let validity = validity_sql(params, &mut args);
+        let filter = match &params.filter {
+            Some(f) => filter_sql(f, &mut args),
+            None => "TRUE".to_owned(),
+        };
+        let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
+        // The exact order uses the plain column, which no index covers; the
+        // indexed order uses the cast the HNSW index was built on. Scores are
+        // always the exact cosine.
+        let order = match (use_index, ann_cast(dims)) {
+            (true, Some((ty, _))) => format!("(m.embedding::{ty}({dims})) <=> {q}::{ty}({dims})"),
+            _ => format!("m.embedding <=> {q}"),
+        };
+        let sql = format!(
+            "SELECT {COLUMNS}, 1 - (m.embedding <=> {q}) AS cosine FROM homi_memories m \
+             WHERE {w} AND {validity} AND {filter} ORDER BY {order}, m.id LIMIT {limit}"
+        );
+        let rows = if use_index {
+            let mut tx = self.pool.begin().await?;
+            // The scope is large: walk the graph (the planner may otherwise
+            // prefer the scope's btree and a sort), and keep walking until
+            // enough rows pass the scope filter.
+            for setting in [
+                "SET LOCAL enable_seqscan = off",
+                "SET LOCAL enable_sort = off",
+                "SET LOCAL hnsw.iterative_scan = strict_order",
+            ] {
+                sqlx::query(setting).execute(&mut *tx).await?;
+            }
+            let ef = params.limit.saturating_mul(4).clamp(100, 1000);
+            sqlx::query(AssertSqlSafe(format!("SET LOCAL hnsw.ef_search = {ef}")))
+                .execute(&mut *tx)
+                .await?;
+            let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            rows
+        } else {
+            bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+                .fetch_all(&self.pool)
+                .await?
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let cos: f64 = row.try_get("cosine")?;
+            let mut item = item_from_row(row)?;
+            item.score = Some(score_from_cosine(cos as f32));
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    /// How many rows the search would rank, counting no further than `cap`.
+    async fn scope_size(&self, scope: &Scope, params: &ReadParams, cap: usize) -> Result<usize> {
+        let mut args = Args::default();
+        let w = scope_sql(scope, "m", &mut args);
+        let validity = validity_sql(params, &mut args);
+        let filter = match &params.filter {
+            Some(f) => filter_sql(f, &mut args),
+            None => "TRUE".to_owned(),
+        };
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM homi_memories m WHERE {w} AND {validity} AND {filter} LIMIT {}) t",
+            cap.saturating_add(1).min(i64::MAX as usize)
+        );
+        let n: i64 = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     async fn insert_memory(
@@ -531,6 +677,126 @@ impl PostgresStore {
             id: m.id,
             text: m.text.clone(),
         })
+    }
+
+    /// Inserts memories with multi-row statements. A memory whose text is
+    /// already current in its exact scope (in the table, or earlier in the
+    /// batch) is a `Duplicate`: the partial unique index decides, so
+    /// concurrent writers agree.
+    async fn insert_memories(
+        tx: &mut PgConnection,
+        ms: &[&NewMemory],
+        now: DateTime<Utc>,
+        dims: usize,
+    ) -> Result<Vec<Outcome>> {
+        for m in ms {
+            if m.embedding.len() != dims {
+                return Err(Error::invalid(
+                    "embedding",
+                    format!(
+                        "has {} dimensions, the store holds {dims}",
+                        m.embedding.len()
+                    ),
+                ));
+            }
+        }
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; ms.len()];
+        for (chunk_no, chunk) in ms.chunks(ROWS_PER_INSERT).enumerate() {
+            let base = chunk_no * ROWS_PER_INSERT;
+            let mut args = Args::default();
+            let now_p = args.push(Bind::Time(now));
+            let mut rows = Vec::with_capacity(chunk.len());
+            for m in chunk {
+                let vals = [
+                    args.push(Bind::Uuid(m.id)),
+                    args.text(m.text.clone()),
+                    args.text(m.hash.clone()),
+                    args.push(Bind::Json(Value::Object(m.metadata.clone()))),
+                    args.push(Bind::OptText(m.scope.user_id.clone())),
+                    args.push(Bind::OptText(m.scope.agent_id.clone())),
+                    args.push(Bind::OptText(m.scope.run_id.clone())),
+                    args.push(Bind::OptText(m.actor_id.clone())),
+                    args.push(Bind::OptText(m.role.clone())),
+                    args.push(Bind::Vector(to_vector(&m.embedding))),
+                ];
+                rows.push(format!(
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {now_p}, {now_p}, {now_p}, {})",
+                    vals[0],
+                    vals[1],
+                    vals[2],
+                    vals[3],
+                    vals[4],
+                    vals[5],
+                    vals[6],
+                    vals[7],
+                    vals[8],
+                    vals[9]
+                ));
+            }
+            let sql = format!(
+                "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
+                 created_at, updated_at, valid_from, embedding) VALUES {} \
+                 ON CONFLICT (hash, user_id, agent_id, run_id) WHERE valid_to IS NULL DO NOTHING RETURNING id",
+                rows.join(", ")
+            );
+            let inserted: std::collections::HashSet<Uuid> =
+                bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<Uuid, _>(0))
+                    .collect::<std::result::Result<_, _>>()?;
+            let mut hist = Args::default();
+            let now_h = hist.push(Bind::Time(now));
+            let mut hist_rows = Vec::new();
+            for (i, m) in chunk.iter().enumerate() {
+                if inserted.contains(&m.id) {
+                    let vals = [
+                        hist.push(Bind::Uuid(Uuid::new_v4())),
+                        hist.push(Bind::Uuid(m.id)),
+                        hist.text(m.text.clone()),
+                        hist.push(Bind::OptText(m.actor_id.clone())),
+                        hist.push(Bind::OptText(m.role.clone())),
+                        hist.push(Bind::OptText(m.scope.user_id.clone())),
+                        hist.push(Bind::OptText(m.scope.agent_id.clone())),
+                        hist.push(Bind::OptText(m.scope.run_id.clone())),
+                    ];
+                    hist_rows.push(format!(
+                        "({}, {}, NULL, {}, 'ADD', {now_h}, {now_h}, FALSE, {}, {}, {}, {}, {})",
+                        vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7]
+                    ));
+                    outcomes[base + i] = Some(Outcome::Added {
+                        id: m.id,
+                        text: m.text.clone(),
+                    });
+                } else {
+                    outcomes[base + i] = Some(
+                        match current_with_hash(tx, &m.hash, &m.scope, None).await? {
+                            Some((id, text)) => Outcome::Duplicate { id, text },
+                            None => {
+                                return Err(Error::storage(
+                                    "an insert conflicted with a memory that cannot be found",
+                                ));
+                            }
+                        },
+                    );
+                }
+            }
+            if !hist_rows.is_empty() {
+                let sql = format!(
+                    "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, \
+                     updated_at, is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES {}",
+                    hist_rows.join(", ")
+                );
+                bind_all(sqlx::query(AssertSqlSafe(sql)), &hist)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| Error::storage("a memory was neither inserted nor found")))
+            .collect()
     }
 
     async fn import_memory(
@@ -649,6 +915,7 @@ impl Store for PostgresStore {
                 .bind(info.dims.to_string())
                 .execute(&mut *tx)
                 .await?;
+                create_vector_index(&mut tx, info.dims).await?;
             }
         }
         tx.commit().await?;
@@ -691,34 +958,32 @@ impl Store for PostgresStore {
                 ),
             ));
         }
-        let mut args = Args::default();
-        let q = args.push(Bind::Vector(to_vector(query)));
-        let w = scope_sql(scope, "m", &mut args);
-        let validity = validity_sql(params, &mut args);
-        let filter = match &params.filter {
-            Some(f) => filter_sql(f, &mut args),
-            None => "TRUE".to_owned(),
+        // Counting is bounded: it stops one row past the threshold.
+        let size = if self.exact_scan_max == usize::MAX {
+            0
+        } else {
+            self.scope_size(scope, params, self.exact_scan_max).await?
         };
-        let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
-        let sql = format!(
-            "SELECT {COLUMNS}, 1 - (m.embedding <=> {q}) AS cosine FROM homi_memories m \
-             WHERE {w} AND {validity} AND {filter} ORDER BY m.embedding <=> {q}, m.id LIMIT {limit}"
-        );
-        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let cos: f64 = row.try_get("cosine")?;
-            let score = score_from_cosine(cos as f32);
-            if params.threshold.is_some_and(|t| score < t) {
-                continue;
+        let mut results = Vec::new();
+        if size > self.exact_scan_max && ann_cast(info.dims).is_some() {
+            results = self.rank(scope, query, params, info.dims, true).await?;
+            // The index may stop short (pgvector bounds iterative scans):
+            // never return fewer rows than exist, rank exactly instead.
+            if results.len() < params.limit.min(size) {
+                tracing::debug!(
+                    found = results.len(),
+                    "HNSW scan stopped short; ranking exactly"
+                );
+                results.clear();
             }
-            let mut item = item_from_row(row)?;
-            item.score = Some(score);
-            out.push(item);
         }
-        Ok(out)
+        if results.is_empty() {
+            results = self.rank(scope, query, params, info.dims, false).await?;
+        }
+        if let Some(t) = params.threshold {
+            results.retain(|m| m.score.is_some_and(|s| s >= t));
+        }
+        Ok(results)
     }
 
     async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>> {
@@ -757,9 +1022,21 @@ impl Store for PostgresStore {
         };
         let now = Utc::now();
         let mut outcomes = Vec::with_capacity(changes.len());
-        for change in changes {
+        let mut changes = changes.into_iter().peekable();
+        while let Some(change) = changes.next() {
             let outcome = match change {
-                Change::Add(m) => Self::insert_memory(&mut tx, &m, now, info.dims).await?,
+                Change::Add(first) => {
+                    // Consecutive adds go in multi-row statements.
+                    let mut batch = vec![first];
+                    while let Some(Change::Add(_)) = changes.peek() {
+                        if let Some(Change::Add(m)) = changes.next() {
+                            batch.push(m);
+                        }
+                    }
+                    let refs: Vec<&NewMemory> = batch.iter().collect();
+                    outcomes.extend(Self::insert_memories(&mut tx, &refs, now, info.dims).await?);
+                    continue;
+                }
                 Change::Update {
                     id,
                     text,
@@ -1034,6 +1311,8 @@ impl Store for PostgresStore {
             "DELETE FROM homi_memories",
             "DELETE FROM homi_memory_history",
             "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
+            // The next embedder may have another dimension.
+            "DROP INDEX IF EXISTS homi_memories_embedding_hnsw",
         ] {
             sqlx::query(sql).execute(&mut *tx).await?;
         }

@@ -1,0 +1,167 @@
+//! Postgres-only behaviour: the choice between an exact scan and the HNSW
+//! index for large scopes, which must never drop results.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use homi_core::Scope;
+use homi_core::memory::{Filter, text_hash};
+use homi_core::store::postgres::{PostgresOptions, PostgresStore};
+use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store};
+use homi_testkit::lexical_embedding;
+use serde_json::json;
+
+mod common;
+
+const DIMS: usize = 64;
+const WORDS: [&str; 12] = [
+    "tea", "coffee", "hiking", "chess", "lisbon", "tokyo", "jazz", "rust", "cats", "dogs", "pizza",
+    "yoga",
+];
+
+fn text(i: usize) -> String {
+    format!(
+        "{} {} {} note {i}",
+        WORDS[i % 12],
+        WORDS[(i / 12) % 12],
+        WORDS[(i * 7) % 12]
+    )
+}
+
+/// The plan Postgres picks for the store's indexed query shape, with the
+/// settings the store uses for large scopes.
+async fn indexed_plan(store: &PostgresStore) -> String {
+    let mut tx = store.pool().begin().await.unwrap();
+    for s in [
+        "SET LOCAL enable_seqscan = off",
+        "SET LOCAL enable_sort = off",
+        "SET LOCAL hnsw.iterative_scan = strict_order",
+    ] {
+        sqlx::query(s).execute(&mut *tx).await.unwrap();
+    }
+    let q = format!("[{}]", vec!["0.125"; DIMS].join(","));
+    let sql = format!(
+        "EXPLAIN SELECT m.id FROM homi_memories m WHERE m.user_id = 'big' AND m.valid_to IS NULL \
+         ORDER BY (m.embedding::vector({DIMS})) <=> '{q}'::vector({DIMS}), m.id LIMIT 10"
+    );
+    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    rows.join("\n")
+}
+
+#[tokio::test]
+async fn large_scopes_use_the_index_and_lose_nothing() {
+    let Some(url) = common::postgres_url().await else {
+        return;
+    };
+    let exact = PostgresStore::open_with(
+        &url,
+        PostgresOptions {
+            exact_scan_max: usize::MAX,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    exact
+        .bind_embedder(&EmbedderInfo {
+            model: "lexical".into(),
+            dims: DIMS,
+        })
+        .await
+        .unwrap();
+    let scope = Scope::user("big");
+    let changes: Vec<Change> = (0..400)
+        .map(|i| {
+            let t = text(i);
+            let mut metadata = serde_json::Map::new();
+            metadata.insert("bucket".into(), json!(i % 16));
+            Change::Add(NewMemory {
+                id: uuid::Uuid::new_v4(),
+                hash: text_hash(&t),
+                embedding: lexical_embedding(&t, DIMS),
+                text: t,
+                metadata,
+                scope: if i % 4 == 0 {
+                    Scope::user("other")
+                } else {
+                    scope.clone()
+                },
+                actor_id: None,
+                role: None,
+            })
+        })
+        .collect();
+    exact.apply(&Scope::any(), changes).await.unwrap();
+    sqlx::query("ANALYZE homi_memories")
+        .execute(exact.pool())
+        .await
+        .unwrap();
+    let indexed = PostgresStore::open_with(
+        &url,
+        PostgresOptions {
+            exact_scan_max: 20,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let plan = indexed_plan(&indexed).await;
+    assert!(
+        plan.contains("homi_memories_embedding_hnsw"),
+        "the HNSW index is not used:\n{plan}"
+    );
+    let params = ReadParams {
+        limit: 10,
+        ..Default::default()
+    };
+    let mut hits = 0;
+    for (n, q) in [
+        "tea chess",
+        "tokyo jazz",
+        "rust cats",
+        "pizza yoga",
+        "coffee lisbon",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let v = lexical_embedding(q, DIMS);
+        let want = exact.search(&scope, &v, &params).await.unwrap();
+        let got = indexed.search(&scope, &v, &params).await.unwrap();
+        assert_eq!(got.len(), 10, "query {n}");
+        assert!(got.iter().all(|m| m.user_id.as_deref() == Some("big")));
+        // Tie-aware recall: the texts repeat words, so many memories share a
+        // score; a result counts when it is as close as the exact 10th.
+        let tenth = want[9].score.unwrap();
+        hits += got
+            .iter()
+            .filter(|m| m.score.unwrap() >= tenth - 1e-6)
+            .count();
+        // Scores are exact cosines on both paths.
+        for m in &got {
+            if let Some(w) = want.iter().find(|w| w.id == m.id) {
+                assert!((w.score.unwrap() - m.score.unwrap()).abs() < 1e-5);
+            }
+        }
+    }
+    assert!(hits >= 45, "recall@10 {} is too low", hits as f64 / 50.0);
+
+    // A filter that keeps few rows of a large scope: every match comes back.
+    let (_, filter) = Filter::parse_mem0(&json!({"bucket": 3})).unwrap();
+    let filtered = ReadParams {
+        limit: 100,
+        filter,
+        ..Default::default()
+    };
+    let v = lexical_embedding("tea", DIMS);
+    let want = exact.search(&scope, &v, &filtered).await.unwrap();
+    let got = indexed.search(&scope, &v, &filtered).await.unwrap();
+    assert_eq!(want.len(), 25);
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "a filtered index scan dropped results"
+    );
+}
