@@ -58,7 +58,7 @@ start() {
     || { cat "$work/initdb.log" >&2; exit 1; }
   mkdir -p "$work/sock" && { [ "$(id -u)" != 0 ] || chown "$pg_user" "$work/sock"; }
   as_pg "$pgbin/pg_ctl" -D "$work/data" -l "$work/server.log" -w -t 60 \
-    -o "-p $port -k $work/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    -o "-p $port -k $work/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=1GB -c maintenance_work_mem=2GB -c max_parallel_maintenance_workers=1" \
     start >&2 || { cat "$work/server.log" >&2; exit 1; }
   mkdir -p "$(dirname "$state")"
   printf 'pgbin=%q\nwork=%q\nport=%q\n' "$pgbin" "$work" "$port" >"$state"

@@ -42,7 +42,7 @@ cargo test --workspace --all-features --doc
 RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --all-features
 
 step "benchmarks, smoke size"
-cargo test -q -p homi-core --bench store --bench memory
+cargo test -q -p homi-core --all-features --bench store --bench memory --bench pg_store
 
 step "example: memory_chat against the fake provider"
 bash scripts/example-smoke.sh

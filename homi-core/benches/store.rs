@@ -17,64 +17,12 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use homi_core::Scope;
 use homi_core::store::sqlite::{SqliteOptions, SqliteStore};
-use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store, normalize};
+use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store};
+
+#[path = "support/data.rs"]
+mod data;
+use data::Gen;
 use uuid::Uuid;
-
-struct Gen {
-    state: u64,
-    topics: Vec<Vec<f32>>,
-    subtopics: Vec<Vec<f32>>,
-    dims: usize,
-}
-
-impl Gen {
-    fn new(dims: usize, seed: u64) -> Self {
-        let mut g = Gen {
-            state: seed,
-            topics: Vec::new(),
-            subtopics: Vec::new(),
-            dims,
-        };
-        g.topics = (0..64).map(|_| g.unit()).collect();
-        g.subtopics = (0..64 * 16).map(|_| g.unit()).collect();
-        g
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        // splitmix64
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn gauss(&mut self) -> f32 {
-        // Sum of uniforms: close enough to normal for this purpose, and fast.
-        let mut s = 0.0f32;
-        for _ in 0..4 {
-            s += (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        }
-        (s - 2.0) * 1.732
-    }
-
-    fn unit(&mut self) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..self.dims).map(|_| self.gauss()).collect();
-        normalize(&mut v);
-        v
-    }
-
-    fn sample(&mut self) -> Vec<f32> {
-        let sub = (self.next_u64() % self.subtopics.len() as u64) as usize;
-        let topic = sub / 16;
-        let noise = self.unit();
-        let mut v: Vec<f32> = (0..self.dims)
-            .map(|i| self.topics[topic][i] + 0.7 * self.subtopics[sub][i] + 0.8 * noise[i])
-            .collect();
-        normalize(&mut v);
-        v
-    }
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
