@@ -31,15 +31,25 @@ use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
 const ROWS_PER_INSERT: usize = 500;
 
 const MIGRATION_0001: &str = include_str!("../../migrations/postgres/0001_memories.sql");
+const MIGRATION_0002: &str = include_str!("../../migrations/postgres/0002_inline_vectors.sql");
 
 fn migrator() -> Migrator {
-    let mut m = Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("memories"),
-        MigrationType::Simple,
-        sqlx::SqlStr::from_static(MIGRATION_0001),
-        false,
-    )]);
+    let mut m = Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("memories"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0001),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("inline vectors"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0002),
+            false,
+        ),
+    ]);
     // A shared database (e.g. a Supabase project) may run its own sqlx migrations.
     m.dangerous_set_table_name("homi_migrations");
     m
