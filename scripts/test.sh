@@ -23,7 +23,7 @@ for features in "" memory sqlite postgres openai; do
   cargo clippy -q -p homi-core --no-default-features ${features:+--features "$features"} -- -D warnings
 done
 
-step "PostgreSQL 18 + pgvector test server"
+step "PostgreSQL 18 + pgvector test server (and a TLS one)"
 bash scripts/pg.sh stop 2>/dev/null || true
 eval "$(bash scripts/pg.sh start)"
 trap 'bash scripts/pg.sh stop' EXIT

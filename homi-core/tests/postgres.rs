@@ -1,5 +1,5 @@
 //! Postgres-only behaviour: the choice between an exact scan and the HNSW
-//! index for large scopes, which must never drop results.
+//! index for large scopes, which must never drop results; TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use homi_core::Scope;
@@ -164,4 +164,31 @@ async fn large_scopes_use_the_index_and_lose_nothing() {
         want.len(),
         "a filtered index scan dropped results"
     );
+}
+
+#[tokio::test]
+async fn sslmode_require_encrypts_the_connection() {
+    let Some(url) = common::tls_postgres_url() else {
+        return;
+    };
+    // The connect options the store parses from DATABASE_URL.
+    for (mode, encrypted) in [("require", true), ("disable", false)] {
+        let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&format!(
+            "{url}?sslmode={mode}"
+        ))
+        .unwrap();
+        let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+        let ssl: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(ssl, encrypted, "sslmode={mode}");
+    }
+    // The store itself gets through TLS to its migrations; this plain server
+    // has no pgvector, so the server refuses `CREATE EXTENSION vector`.
+    let err = PostgresStore::open(&format!("{url}?sslmode=require"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("vector"), "{err}");
 }

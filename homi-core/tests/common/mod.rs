@@ -17,6 +17,20 @@ pub async fn postgres_url() -> Option<String> {
     Some(fresh_postgres_database(&base).await)
 }
 
+/// The plain TLS-enabled server started by `scripts/pg.sh`
+/// (`HOMI_TEST_TLS_DATABASE_URL`); same skip/fail rule as [`postgres_url`].
+pub fn tls_postgres_url() -> Option<String> {
+    let Ok(url) = std::env::var("HOMI_TEST_TLS_DATABASE_URL") else {
+        assert!(
+            std::env::var("HOMI_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "HOMI_TEST_TLS_DATABASE_URL is not set: start the test servers with `eval \"$(bash scripts/pg.sh start)\"`"
+        );
+        eprintln!("skipped: HOMI_TEST_TLS_DATABASE_URL is not set (bash scripts/pg.sh start)");
+        return None;
+    };
+    Some(url)
+}
+
 #[cfg(feature = "postgres")]
 async fn fresh_postgres_database(base: &str) -> String {
     let name = format!("homi_t_{}", uuid::Uuid::new_v4().simple());
