@@ -23,6 +23,13 @@ for features in "" memory sqlite postgres openai; do
   cargo clippy -q -p homi-core --no-default-features ${features:+--features "$features"} -- -D warnings
 done
 
+step "docs and doc tests"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --all-features
+cargo test -p homi-core --all-features --doc
+
+step "example: memory_chat against the fake provider"
+bash scripts/example-smoke.sh
+
 step "PostgreSQL 18 + pgvector test server (and a TLS one)"
 bash scripts/pg.sh stop 2>/dev/null || true
 eval "$(bash scripts/pg.sh start)"
@@ -30,22 +37,16 @@ trap 'bash scripts/pg.sh stop' EXIT
 # The Postgres half of the conformance suite must run, not skip.
 export HOMI_REQUIRE_POSTGRES=1
 
-step "tests (SQLite and Postgres)"
+step "benchmarks, smoke size (SQLite, Memory, Postgres)"
+cargo test -q -p homi-core --all-features --bench store --bench memory --bench pg_store
+
+# Last, so that its summary closes the output.
+step "tests: unit, integration, and the conformance suite on SQLite and Postgres"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --no-fail-fast
 else
   cargo test --workspace --all-features --lib --bins --tests
 fi
-
-step "doc tests and docs"
-cargo test --workspace --all-features --doc
-RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --all-features
-
-step "benchmarks, smoke size"
-cargo test -q -p homi-core --all-features --bench store --bench memory --bench pg_store
-
-step "example: memory_chat against the fake provider"
-bash scripts/example-smoke.sh
 
 echo
 echo "all checks passed"
