@@ -23,6 +23,8 @@ use homi_core::store::postgres::{PostgresOptions, PostgresStore};
 use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store};
 use uuid::Uuid;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "support/data.rs"]
 mod data;
 use data::{Gen, percentile_ms};
@@ -70,32 +72,16 @@ fn cases(smoke: bool) -> Vec<Case> {
     out
 }
 
-async fn fresh_database(base: &str) -> String {
-    let name = format!("homi_bench_{}", Uuid::new_v4().simple());
-    let pool = sqlx::PgPool::connect(base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let (prefix, rest) = base.rsplit_once('/').unwrap();
-    let query = rest
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{prefix}/{name}{query}")
-}
-
 struct Loaded {
     store: PostgresStore,
     exact: PostgresStore,
     queries: Vec<(Scope, Vec<f32>)>,
 }
 
-async fn load(case: &Case, base: &str) -> Loaded {
-    let url = fresh_database(base).await;
-    let store = PostgresStore::open(&url).await.unwrap();
+async fn load(case: &Case, url: &str) -> Loaded {
+    let store = PostgresStore::open(url).await.unwrap();
     let exact = PostgresStore::open_with(
-        &url,
+        url,
         PostgresOptions {
             exact_scan_max: usize::MAX,
             ..Default::default()
@@ -221,16 +207,6 @@ async fn measure(case: &Case, l: &Loaded) {
 
 fn bench_pg(c: &mut Criterion) {
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let Ok(base) = std::env::var("HOMI_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("HOMI_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "HOMI_TEST_DATABASE_URL is not set: eval \"$(bash scripts/pg.sh start)\""
-        );
-        eprintln!(
-            "pg_store: skipped, HOMI_TEST_DATABASE_URL is not set (bash scripts/pg.sh start)"
-        );
-        return;
-    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -240,7 +216,11 @@ fn bench_pg(c: &mut Criterion) {
         .sample_size(if smoke { 10 } else { 30 })
         .measurement_time(Duration::from_secs(if smoke { 1 } else { 10 }));
     for case in cases(smoke) {
-        let loaded = rt.block_on(load(&case, &base));
+        // A fresh database per case (None: no test server, and none required).
+        let Some(url) = rt.block_on(common::postgres_url()) else {
+            return;
+        };
+        let loaded = rt.block_on(load(&case, &url));
         rt.block_on(measure(&case, &loaded));
         let params = ReadParams {
             limit: 10,
