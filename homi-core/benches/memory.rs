@@ -8,7 +8,7 @@
 //! `cargo bench -p homi-core --bench memory`; `cargo test -p homi-core --benches` is the smoke run.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use homi_core::provider::ChatMessage;
@@ -48,9 +48,9 @@ fn sentence(i: usize) -> String {
     format!("Fact {i}: enjoys {a} and {b} on day {}", i % 365)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
-}
+#[path = "support/data.rs"]
+mod data;
+use data::percentile_ms;
 
 fn bench_memory(c: &mut Criterion) {
     let smoke = !std::env::args().any(|a| a == "--bench");
@@ -131,8 +131,8 @@ fn bench_memory(c: &mut Criterion) {
         lat.sort();
         println!(
             "add(infer=true) [{label}]: p50={:.2}ms p95={:.2}ms; per add: {:.2} chat calls, {:.2} embeddings requests ({:.2} model calls reported)",
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.95),
+            percentile_ms(&lat, 0.5),
+            percentile_ms(&lat, 0.95),
             (after.chat_requests - before.chat_requests) as f64 / rounds as f64,
             (after.embedding_requests - before.embedding_requests) as f64 / rounds as f64,
             f64::from(calls) / rounds as f64,

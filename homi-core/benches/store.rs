@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use homi_core::Scope;
@@ -21,7 +21,7 @@ use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store};
 
 #[path = "support/data.rs"]
 mod data;
-use data::Gen;
+use data::{Gen, percentile_ms};
 use uuid::Uuid;
 
 struct Fixture {
@@ -119,10 +119,6 @@ fn exact_top(f: &Fixture, q: &[f32], k: usize) -> Vec<Uuid> {
     scored.iter().take(k).map(|(_, i)| f.ids[*i]).collect()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn sizes(smoke: bool) -> Vec<usize> {
     if smoke {
         return vec![300, 3000];
@@ -179,8 +175,8 @@ fn bench_search(c: &mut Criterion) {
         println!(
             "store_search n={n} others={others} dims={dims}: p50={:.3}ms p99={:.3}ms recall@10={recall:.4} \
              cold_load={:.1}ms insert={:.0}/s setup={:.1}s",
-            percentile(&lat, 0.5).as_secs_f64() * 1e3,
-            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            percentile_ms(&lat, 0.5),
+            percentile_ms(&lat, 0.99),
             cold.as_secs_f64() * 1e3,
             f.insert_rate,
             setup.as_secs_f64(),

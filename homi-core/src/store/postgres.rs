@@ -634,59 +634,10 @@ impl PostgresStore {
         now: DateTime<Utc>,
         dims: usize,
     ) -> Result<Outcome> {
-        if m.embedding.len() != dims {
-            return Err(Error::invalid(
-                "embedding",
-                format!(
-                    "has {} dimensions, the store holds {dims}",
-                    m.embedding.len()
-                ),
-            ));
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
-             created_at, updated_at, valid_from, embedding) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, $11) \
-             ON CONFLICT (hash, user_id, agent_id, run_id) WHERE valid_to IS NULL DO NOTHING RETURNING id",
-        )
-        .bind(m.id)
-        .bind(&m.text)
-        .bind(&m.hash)
-        .bind(sqlx::types::Json(Value::Object(m.metadata.clone())))
-        .bind(&m.scope.user_id)
-        .bind(&m.scope.agent_id)
-        .bind(&m.scope.run_id)
-        .bind(&m.actor_id)
-        .bind(&m.role)
-        .bind(now)
-        .bind(to_vector(&m.embedding))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if inserted.is_none() {
-            return match current_with_hash(tx, &m.hash, &m.scope, None).await? {
-                Some((id, text)) => Ok(Outcome::Duplicate { id, text }),
-                None => Err(Error::storage(
-                    "an insert conflicted with a memory that cannot be found",
-                )),
-            };
-        }
-        insert_history(
-            tx,
-            m.id,
-            None,
-            Some(&m.text),
-            Event::Add,
-            now,
-            false,
-            m.actor_id.as_deref(),
-            m.role.as_deref(),
-            &m.scope,
-        )
-        .await?;
-        Ok(Outcome::Added {
-            id: m.id,
-            text: m.text.clone(),
-        })
+        Self::insert_memories(tx, &[m], now, dims)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::storage("an insert produced no outcome"))
     }
 
     /// Inserts memories with multi-row statements. A memory whose text is
