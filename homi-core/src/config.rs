@@ -36,6 +36,10 @@ pub struct Config {
     pub database_url: String,
     /// `HOMI_DB_MAX_CONNECTIONS`: Postgres pool size.
     pub database_max_connections: u32,
+    /// `HOMI_DB_MIN_CONNECTIONS`: Postgres connections kept open when idle.
+    pub database_min_connections: u32,
+    /// `HOMI_DB_ACQUIRE_TIMEOUT_SECS`: how long to wait for a free connection.
+    pub database_acquire_timeout: Duration,
     /// The OpenAI-compatible server behind the chat model and the embedder.
     pub provider: ProviderConfig,
     /// The embedder.
@@ -111,6 +115,8 @@ impl Default for Config {
         Self {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             database_max_connections: 10,
+            database_min_connections: 0,
+            database_acquire_timeout: Duration::from_secs(30),
             provider: ProviderConfig {
                 api_key: None,
                 base_url: None,
@@ -178,6 +184,23 @@ impl Config {
         if let Some(v) = get("HOMI_DB_MAX_CONNECTIONS") {
             c.database_max_connections =
                 parse_range("HOMI_DB_MAX_CONNECTIONS", &v, 1, 1000)? as u32;
+        }
+        if let Some(v) = get("HOMI_DB_MIN_CONNECTIONS") {
+            c.database_min_connections =
+                parse_range("HOMI_DB_MIN_CONNECTIONS", &v, 0, 1000)? as u32;
+        }
+        if c.database_min_connections > c.database_max_connections {
+            return Err(Error::config(
+                "HOMI_DB_MIN_CONNECTIONS",
+                format!(
+                    "{} is more than HOMI_DB_MAX_CONNECTIONS ({})",
+                    c.database_min_connections, c.database_max_connections
+                ),
+            ));
+        }
+        if let Some(v) = get("HOMI_DB_ACQUIRE_TIMEOUT_SECS") {
+            c.database_acquire_timeout =
+                Duration::from_secs(parse_range("HOMI_DB_ACQUIRE_TIMEOUT_SECS", &v, 1, 3600)?);
         }
         if let Some(key) = get("OPENAI_API_KEY") {
             c.provider.api_key = Some(SecretString::from(key.trim().to_owned()));
@@ -397,8 +420,14 @@ mod tests {
             ("API_HOST", "127.0.0.1"),
             ("API_PORT", "9000"),
             ("DEBUG", "true"),
+            ("HOMI_DB_MAX_CONNECTIONS", "20"),
+            ("HOMI_DB_MIN_CONNECTIONS", "2"),
+            ("HOMI_DB_ACQUIRE_TIMEOUT_SECS", "5"),
         ])
         .unwrap();
+        assert_eq!(c.database_max_connections, 20);
+        assert_eq!(c.database_min_connections, 2);
+        assert_eq!(c.database_acquire_timeout, Duration::from_secs(5));
         assert_eq!(
             c.provider.base_url.as_deref(),
             Some("http://127.0.0.1:9/v1")
@@ -422,6 +451,8 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("HOMI_EMBEDDING_DIMS", "0"),
             ("HOMI_PROVIDER_TIMEOUT_SECS", "-1"),
+            ("HOMI_DB_MIN_CONNECTIONS", "50"),
+            ("HOMI_DB_ACQUIRE_TIMEOUT_SECS", "0"),
         ] {
             let err = from(&[(var, value)]).unwrap_err();
             assert!(err.to_string().contains(var), "{var}={value}: {err}");

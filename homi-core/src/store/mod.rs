@@ -229,6 +229,8 @@ pub async fn open(config: &crate::Config) -> Result<std::sync::Arc<dyn Store>> {
         {
             let options = postgres::PostgresOptions {
                 max_connections: config.database_max_connections,
+                min_connections: config.database_min_connections,
+                acquire_timeout: config.database_acquire_timeout,
                 ..postgres::PostgresOptions::default()
             };
             return Ok(std::sync::Arc::new(
