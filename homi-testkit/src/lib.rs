@@ -1,4 +1,14 @@
-//! A deterministic, OpenAI-compatible fake model provider for Homi's tests.
+//! Test doubles for Homi: a deterministic, OpenAI-compatible fake model
+//! provider (this module's root), an SMTP sink ([`smtp::SmtpSink`]) and a fake
+//! Supabase Auth server ([`supabase::FakeSupabase`]), each on real sockets of
+//! `127.0.0.1` so the code under test goes through its real clients.
+//!
+//! - [`smtp`]: receives mail over plain SMTP (as `lettre` sends it) and decodes
+//!   headers and quoted-printable / base64 bodies, for tests of confirmation and
+//!   password-reset mails.
+//! - [`supabase`]: GoTrue's REST API under `/auth/v1` (sign-up, password and
+//!   refresh-token grants with reuse detection, logout, user, recover, admin
+//!   delete, JWKS), signing HS256 or ES256, with switchable faults.
 //!
 //! [`FakeProvider`] serves `POST /v1/chat/completions` (plain, SSE streaming and
 //! structured outputs), `POST /v1/embeddings` (float and base64 encodings) and
@@ -35,6 +45,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+pub mod smtp;
+pub mod supabase;
 
 /// Which endpoint a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
