@@ -19,7 +19,7 @@ step "lint (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "each homi-core feature compiles on its own"
-for features in "" memory sqlite postgres openai; do
+for features in "" memory sqlite postgres openai auth; do
   cargo clippy -q -p homi-core --no-default-features ${features:+--features "$features"} -- -D warnings
 done
 
@@ -37,8 +37,8 @@ trap 'bash scripts/pg.sh stop' EXIT
 # The Postgres half of the conformance suite must run, not skip.
 export HOMI_REQUIRE_POSTGRES=1
 
-step "benchmarks, smoke size (SQLite, Memory, Postgres)"
-cargo test -q -p homi-core --all-features --bench store --bench memory --bench pg_store
+step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth)"
+cargo test -q -p homi-core --all-features --bench store --bench memory --bench pg_store --bench auth
 
 # Last, so that its summary closes the output.
 step "tests: unit, integration, and the conformance suite on SQLite and Postgres"

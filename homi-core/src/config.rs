@@ -48,6 +48,8 @@ pub struct Config {
     pub memory: MemoryConfig,
     /// Server bind address and verbosity (used by `homi-server`).
     pub server: ServerConfig,
+    /// Accounts and tokens (the `auth` feature): built-in, or Supabase Auth.
+    pub auth: AuthConfig,
 }
 
 /// The model provider: any OpenAI-compatible server.
@@ -110,6 +112,105 @@ pub struct ServerConfig {
     pub debug: bool,
 }
 
+/// Accounts and tokens. With [`AuthConfig::supabase`] set, Supabase Auth
+/// holds the accounts; otherwise Homi's built-in accounts live in the store.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AuthConfig {
+    /// `HOMI_JWT_SECRET`: the HS256 key of access tokens (at least 32 bytes).
+    /// When unset, a random one is generated once and kept in the store.
+    pub jwt_secret: Option<SecretString>,
+    /// `HOMI_JWT_ISSUER`: the `iss` claim.
+    pub jwt_issuer: String,
+    /// `HOMI_JWT_AUDIENCE`: the `aud` claim.
+    pub jwt_audience: String,
+    /// `HOMI_ACCESS_TOKEN_TTL_SECS`: lifetime of an access token.
+    pub access_token_ttl: Duration,
+    /// `HOMI_SESSION_TTL_SECS`: an auth session ends after this long without a refresh.
+    pub session_ttl: Duration,
+    /// `HOMI_REFRESH_REUSE_GRACE_SECS`: how long an already-used refresh token
+    /// is still accepted (for concurrent refreshes) before its reuse revokes the
+    /// whole auth session.
+    pub refresh_reuse_grace: Duration,
+    /// `HOMI_PASSWORD_MIN_LENGTH`: shortest password accepted (at most 1024 is the upper bound).
+    pub password_min_length: usize,
+    /// `HOMI_RESET_TOKEN_TTL_SECS`: lifetime of password-reset and email-confirmation tokens.
+    pub reset_token_ttl: Duration,
+    /// `HOMI_REQUIRE_EMAIL_CONFIRMATION`: sign-up sends a confirmation link and
+    /// sign-in waits for it (needs SMTP).
+    pub require_email_confirmation: bool,
+    /// `HOMI_SIGNIN_MAX_FAILURES`: failed sign-ins for one email before it is locked.
+    pub max_failed_signins: u32,
+    /// `HOMI_SIGNIN_LOCKOUT_SECS`: the first lock's length; it doubles with
+    /// each further failure (at most an hour).
+    pub signin_lockout: Duration,
+    /// `HOMI_SMTP_URL`: e.g. `smtps://user:pass@smtp.example.com` or
+    /// `smtp://127.0.0.1:2525` (plain, for a local relay).
+    pub smtp_url: Option<SecretString>,
+    /// `HOMI_SMTP_FROM`: the sender of Homi's emails.
+    pub smtp_from: String,
+    /// `HOMI_PUBLIC_URL`: the address users reach Homi (or your app) at; links
+    /// in emails point there.
+    pub public_url: String,
+    /// `SUPABASE_URL` + `SUPABASE_KEY` (+ `SUPABASE_JWT_SECRET`): use Supabase Auth.
+    pub supabase: Option<SupabaseConfig>,
+}
+
+/// A Supabase project whose Auth (GoTrue) holds the accounts.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SupabaseConfig {
+    /// `SUPABASE_URL`, e.g. `https://abcd.supabase.co`.
+    pub url: String,
+    /// `SUPABASE_KEY`: the project's anon (or service-role) key, sent as `apikey`.
+    pub key: SecretString,
+    /// `SUPABASE_JWT_SECRET`: verifies HS256 access tokens locally; when unset,
+    /// tokens are verified with the project's JWKS (ES256 / RS256).
+    pub jwt_secret: Option<SecretString>,
+}
+
+impl SupabaseConfig {
+    /// A project at `url` with its API key.
+    pub fn new(url: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            url: url.into().trim_end_matches('/').to_owned(),
+            key: SecretString::from(key.into()),
+            jwt_secret: None,
+        }
+    }
+
+    /// Verifies access tokens with this HS256 secret instead of the JWKS.
+    pub fn with_jwt_secret(mut self, secret: impl Into<String>) -> Self {
+        self.jwt_secret = Some(SecretString::from(secret.into()));
+        self
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_issuer: "homi".to_owned(),
+            jwt_audience: "authenticated".to_owned(),
+            access_token_ttl: Duration::from_secs(900),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_reuse_grace: Duration::ZERO,
+            password_min_length: 8,
+            reset_token_ttl: Duration::from_secs(3600),
+            require_email_confirmation: false,
+            max_failed_signins: 5,
+            signin_lockout: Duration::from_secs(60),
+            smtp_url: None,
+            smtp_from: "Homi <no-reply@localhost>".to_owned(),
+            public_url: "http://localhost:8000".to_owned(),
+            supabase: None,
+        }
+    }
+}
+
+/// Longest password accepted (argon2 hashes any length; this bounds the work).
+pub const MAX_PASSWORD_LENGTH: usize = 1024;
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -138,6 +239,7 @@ impl Default for Config {
                 port: 8000,
                 debug: false,
             },
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -249,6 +351,7 @@ impl Config {
         if let Some(v) = get("DEBUG") {
             c.server.debug = parse_bool("DEBUG", &v)?;
         }
+        read_auth(&mut c.auth, &mut get)?;
         Ok(c)
     }
 
@@ -307,6 +410,124 @@ impl Config {
             .as_ref()
             .is_some_and(|k| !k.expose_secret().is_empty())
     }
+}
+
+fn read_auth(a: &mut AuthConfig, get: &mut impl FnMut(&str) -> Option<String>) -> Result<()> {
+    if let Some(secret) = get("HOMI_JWT_SECRET") {
+        if secret.len() < 32 {
+            return Err(Error::config(
+                "HOMI_JWT_SECRET",
+                format!(
+                    "the secret is {} bytes long; it must be at least 32 (e.g. `openssl rand -base64 48`), or unset to let Homi generate and keep one",
+                    secret.len()
+                ),
+            ));
+        }
+        a.jwt_secret = Some(SecretString::from(secret));
+    }
+    if let Some(v) = get("HOMI_JWT_ISSUER") {
+        a.jwt_issuer = v.trim().to_owned();
+    }
+    if let Some(v) = get("HOMI_JWT_AUDIENCE") {
+        a.jwt_audience = v.trim().to_owned();
+    }
+    if let Some(v) = get("HOMI_ACCESS_TOKEN_TTL_SECS") {
+        a.access_token_ttl =
+            Duration::from_secs(parse_range("HOMI_ACCESS_TOKEN_TTL_SECS", &v, 10, 86_400)?);
+    }
+    if let Some(v) = get("HOMI_SESSION_TTL_SECS") {
+        a.session_ttl = Duration::from_secs(parse_range(
+            "HOMI_SESSION_TTL_SECS",
+            &v,
+            60,
+            10 * 365 * 86_400,
+        )?);
+    }
+    if a.session_ttl < a.access_token_ttl {
+        return Err(Error::config(
+            "HOMI_SESSION_TTL_SECS",
+            "must be at least HOMI_ACCESS_TOKEN_TTL_SECS",
+        ));
+    }
+    if let Some(v) = get("HOMI_REFRESH_REUSE_GRACE_SECS") {
+        a.refresh_reuse_grace =
+            Duration::from_secs(parse_range("HOMI_REFRESH_REUSE_GRACE_SECS", &v, 0, 300)?);
+    }
+    if let Some(v) = get("HOMI_PASSWORD_MIN_LENGTH") {
+        a.password_min_length = parse_range(
+            "HOMI_PASSWORD_MIN_LENGTH",
+            &v,
+            1,
+            MAX_PASSWORD_LENGTH as u64,
+        )? as usize;
+    }
+    if let Some(v) = get("HOMI_RESET_TOKEN_TTL_SECS") {
+        a.reset_token_ttl = Duration::from_secs(parse_range(
+            "HOMI_RESET_TOKEN_TTL_SECS",
+            &v,
+            60,
+            7 * 86_400,
+        )?);
+    }
+    if let Some(v) = get("HOMI_REQUIRE_EMAIL_CONFIRMATION") {
+        a.require_email_confirmation = parse_bool("HOMI_REQUIRE_EMAIL_CONFIRMATION", &v)?;
+    }
+    if let Some(v) = get("HOMI_SIGNIN_MAX_FAILURES") {
+        a.max_failed_signins = parse_range("HOMI_SIGNIN_MAX_FAILURES", &v, 1, 1000)? as u32;
+    }
+    if let Some(v) = get("HOMI_SIGNIN_LOCKOUT_SECS") {
+        a.signin_lockout =
+            Duration::from_secs(parse_range("HOMI_SIGNIN_LOCKOUT_SECS", &v, 1, 3600)?);
+    }
+    if let Some(v) = get("HOMI_SMTP_URL") {
+        let v = v.trim();
+        if !["smtp://", "smtps://"].iter().any(|s| v.starts_with(s)) {
+            return Err(Error::config(
+                "HOMI_SMTP_URL",
+                format!(
+                    "'{}' is not an smtp:// or smtps:// URL",
+                    redact_url_password(v)
+                ),
+            ));
+        }
+        a.smtp_url = Some(SecretString::from(v.to_owned()));
+    }
+    if let Some(v) = get("HOMI_SMTP_FROM") {
+        a.smtp_from = v.trim().to_owned();
+    }
+    if let Some(v) = get("HOMI_PUBLIC_URL") {
+        a.public_url = check_http_url("HOMI_PUBLIC_URL", v.trim())?;
+    }
+    if a.require_email_confirmation && a.smtp_url.is_none() {
+        return Err(Error::config(
+            "HOMI_REQUIRE_EMAIL_CONFIRMATION",
+            "confirmation links are sent by email: set HOMI_SMTP_URL too",
+        ));
+    }
+    match (get("SUPABASE_URL"), get("SUPABASE_KEY")) {
+        (Some(url), Some(key)) => {
+            let url = check_http_url("SUPABASE_URL", url.trim())?;
+            let mut s = SupabaseConfig::new(url, key.trim());
+            if let Some(secret) = get("SUPABASE_JWT_SECRET") {
+                s = s.with_jwt_secret(secret.trim());
+            }
+            a.supabase = Some(s);
+        }
+        (Some(_), None) => {
+            return Err(Error::config(
+                "SUPABASE_KEY",
+                "SUPABASE_URL is set but SUPABASE_KEY is not: set the project's anon or service-role key (or unset SUPABASE_URL for built-in auth)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Error::config(
+                "SUPABASE_URL",
+                "SUPABASE_KEY is set but SUPABASE_URL is not: set the project's URL, e.g. https://abcd.supabase.co",
+            ));
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 fn redact_url_password(url: &str) -> String {
@@ -453,10 +674,39 @@ mod tests {
             ("HOMI_PROVIDER_TIMEOUT_SECS", "-1"),
             ("HOMI_DB_MIN_CONNECTIONS", "50"),
             ("HOMI_DB_ACQUIRE_TIMEOUT_SECS", "0"),
+            ("HOMI_JWT_SECRET", "too-short"),
+            ("HOMI_ACCESS_TOKEN_TTL_SECS", "0"),
+            ("HOMI_PASSWORD_MIN_LENGTH", "2000"),
+            ("HOMI_SMTP_URL", "mail.example.com"),
+            ("HOMI_REQUIRE_EMAIL_CONFIRMATION", "true"),
+            ("SUPABASE_URL", "https://x.supabase.co"),
+            ("SUPABASE_KEY", "anon"),
         ] {
             let err = from(&[(var, value)]).unwrap_err();
             assert!(err.to_string().contains(var), "{var}={value}: {err}");
             assert_eq!(err.kind(), crate::ErrorKind::Config);
+        }
+    }
+
+    #[test]
+    fn auth_settings_are_read_and_secrets_redacted() {
+        let c = from(&[
+            ("HOMI_JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
+            ("HOMI_SMTP_URL", "smtp://mailer:smtp-pass@127.0.0.1:2525"),
+            ("HOMI_REQUIRE_EMAIL_CONFIRMATION", "yes"),
+            ("HOMI_PASSWORD_MIN_LENGTH", "6"),
+            ("SUPABASE_URL", "https://abcd.supabase.co/"),
+            ("SUPABASE_KEY", "anon-key-value"),
+            ("SUPABASE_JWT_SECRET", "supa-jwt-secret"),
+        ])
+        .unwrap();
+        assert!(c.auth.require_email_confirmation);
+        assert_eq!(c.auth.password_min_length, 6);
+        let s = c.auth.supabase.as_ref().unwrap();
+        assert_eq!(s.url, "https://abcd.supabase.co");
+        let debug = format!("{c:?}");
+        for secret in ["-secret", "smtp-pass", "anon-key-value", "supa-jwt-secret"] {
+            assert!(!debug.contains(secret), "{secret} leaked: {debug}");
         }
     }
 

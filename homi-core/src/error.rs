@@ -19,7 +19,12 @@ pub enum ErrorKind {
     /// The request conflicts with the current state (e.g. the store was
     /// embedded with another embedder).
     Conflict,
-    /// The model provider asked us to slow down.
+    /// Credentials or a token are missing, invalid, expired or revoked.
+    Unauthorized,
+    /// The caller is known but may not do this (e.g. the email is not confirmed yet).
+    Forbidden,
+    /// Too many attempts (the model provider's 429, or repeated failed
+    /// sign-ins): wait [`Error::retry_after`].
     RateLimited,
     /// The model provider is not configured.
     ProviderNotConfigured,
@@ -29,6 +34,9 @@ pub enum ErrorKind {
     ProviderTimeout,
     /// The model provider answered with something that is not what was asked for.
     ProviderInvalidResponse,
+    /// A service Homi depends on besides the model provider (Supabase Auth,
+    /// the SMTP server) failed or could not be reached.
+    Unavailable,
     /// The store failed.
     Storage,
 }
@@ -82,6 +90,21 @@ pub enum Error {
     /// The change conflicts with the current state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Credentials or a token were refused. The message says why, without
+    /// telling an attacker more than they know (e.g. never whether an email exists).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The caller may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Too many attempts; try again after `retry_after`.
+    #[error("{message}; try again in {}s", retry_after.as_secs().max(1))]
+    RateLimited {
+        /// What was limited.
+        message: String,
+        /// How long to wait.
+        retry_after: Duration,
+    },
     /// No model provider is configured.
     #[error("no model provider is configured: {0}")]
     ProviderNotConfigured(String),
@@ -106,6 +129,9 @@ pub enum Error {
         /// The raw body or content, as received.
         raw: String,
     },
+    /// Supabase Auth or the SMTP server failed or could not be reached.
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed.
     #[error("storage error: {0}")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -119,6 +145,9 @@ impl Error {
             Error::Config { .. } => ErrorKind::Config,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::EmbedderMismatch { .. } | Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Unauthorized(_) => ErrorKind::Unauthorized,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::ProviderNotConfigured(_) => ErrorKind::ProviderNotConfigured,
             Error::Provider {
                 status: Some(429), ..
@@ -126,6 +155,7 @@ impl Error {
             Error::Provider { .. } => ErrorKind::ProviderUnavailable,
             Error::ProviderTimeout(_) => ErrorKind::ProviderTimeout,
             Error::ProviderInvalidResponse { .. } => ErrorKind::ProviderInvalidResponse,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::Storage(_) => ErrorKind::Storage,
         }
     }
@@ -134,6 +164,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Provider { retry_after, .. } => *retry_after,
+            Error::RateLimited { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

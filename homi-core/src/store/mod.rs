@@ -203,9 +203,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn reset(&self) -> Result<()>;
 }
 
+/// The stores of one database: the memories, and (with the `auth` feature)
+/// the accounts and auth sessions, sharing one connection pool.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Stores {
+    /// The memory store.
+    pub memory: std::sync::Arc<dyn Store>,
+    /// The accounts and auth sessions.
+    #[cfg(feature = "auth")]
+    pub auth: std::sync::Arc<dyn crate::auth::AuthStore>,
+}
+
 /// Opens the store `config.database_url` names: `sqlite:` URLs with the
 /// `sqlite` feature, `postgres://` / `postgresql://` with the `postgres` feature.
 pub async fn open(config: &crate::Config) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(open_stores(config).await?.memory)
+}
+
+/// Like [`open`], with every store of the database.
+pub async fn open_stores(config: &crate::Config) -> Result<Stores> {
     let url = config.database_url.as_str();
     if url.starts_with("sqlite:") {
         #[cfg(feature = "sqlite")]
@@ -214,9 +231,12 @@ pub async fn open(config: &crate::Config) -> Result<std::sync::Arc<dyn Store>> {
                 cache_bytes: config.memory.vector_cache_mb.saturating_mul(1024 * 1024),
                 ..sqlite::SqliteOptions::default()
             };
-            return Ok(std::sync::Arc::new(
-                sqlite::SqliteStore::open_with(url, options).await?,
-            ));
+            let store = std::sync::Arc::new(sqlite::SqliteStore::open_with(url, options).await?);
+            return Ok(Stores {
+                memory: store.clone(),
+                #[cfg(feature = "auth")]
+                auth: store,
+            });
         }
         #[cfg(not(feature = "sqlite"))]
         return Err(crate::Error::config(
@@ -233,9 +253,13 @@ pub async fn open(config: &crate::Config) -> Result<std::sync::Arc<dyn Store>> {
                 acquire_timeout: config.database_acquire_timeout,
                 ..postgres::PostgresOptions::default()
             };
-            return Ok(std::sync::Arc::new(
-                postgres::PostgresStore::open_with(url, options).await?,
-            ));
+            let store =
+                std::sync::Arc::new(postgres::PostgresStore::open_with(url, options).await?);
+            return Ok(Stores {
+                memory: store.clone(),
+                #[cfg(feature = "auth")]
+                auth: store,
+            });
         }
         #[cfg(not(feature = "postgres"))]
         return Err(crate::Error::config(

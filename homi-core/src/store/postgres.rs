@@ -20,6 +20,9 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPool
 use sqlx::{AssertSqlSafe, Postgres, Row};
 use uuid::Uuid;
 
+#[cfg(feature = "auth")]
+mod auth;
+
 use super::{
     Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store, normalize, score_from_cosine,
 };
@@ -32,6 +35,7 @@ const ROWS_PER_INSERT: usize = 500;
 
 const MIGRATION_0001: &str = include_str!("../../migrations/postgres/0001_memories.sql");
 const MIGRATION_0002: &str = include_str!("../../migrations/postgres/0002_inline_vectors.sql");
+const MIGRATION_0003: &str = include_str!("../../migrations/postgres/0003_auth.sql");
 
 fn migrator() -> Migrator {
     let mut m = Migrator::with_migrations(vec![
@@ -47,6 +51,15 @@ fn migrator() -> Migrator {
             Cow::Borrowed("inline vectors"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0002),
+            false,
+        ),
+        // Auth tables exist in every build, so one database serves builds with
+        // and without the `auth` feature.
+        Migration::new(
+            3,
+            Cow::Borrowed("auth"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0003),
             false,
         ),
     ]);

@@ -28,6 +28,9 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
+#[cfg(feature = "auth")]
+mod auth;
+
 use super::vector::{Accept, ScopeVectors};
 use super::{
     Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store, normalize, score_from_cosine,
@@ -37,6 +40,7 @@ use crate::memory::filter::{Field, Filter, Op};
 use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
 
 const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories.sql");
+const MIGRATION_0002: &str = include_str!("../../migrations/sqlite/0002_auth.sql");
 
 /// Tombstones older than this many changes are pruned; caches further behind reload fully.
 const TOMBSTONE_WINDOW: i64 = 100_000;
@@ -46,13 +50,24 @@ const IN_CHUNK: usize = 500;
 const ROWS_PER_INSERT: usize = 400;
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("memories"),
-        MigrationType::Simple,
-        sqlx::SqlStr::from_static(MIGRATION_0001),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("memories"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0001),
+            false,
+        ),
+        // Auth tables exist in every build, so one database serves builds with
+        // and without the `auth` feature.
+        Migration::new(
+            2,
+            Cow::Borrowed("auth"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0002),
+            false,
+        ),
+    ])
 }
 
 /// Options of [`SqliteStore::open_with`].
@@ -109,6 +124,9 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pool: SqlitePool,
     cache: Arc<VectorCache>,
+    /// Synchronous readers for the token-verification hot path (file databases only).
+    #[cfg(feature = "auth")]
+    session_reader: Option<Arc<auth::SessionReader>>,
 }
 
 #[derive(Debug)]
@@ -559,11 +577,16 @@ impl SqliteStore {
                 .idle_timeout(None)
                 .max_lifetime(None);
         }
-        let pool = pool.connect_with(connect).await.map_err(|e| {
+        let pool = pool.connect_with(connect.clone()).await.map_err(|e| {
             Error::Storage(format!("cannot open the SQLite database {url}: {e}").into())
         })?;
         migrator().run(&pool).await?;
         Ok(Self {
+            #[cfg(feature = "auth")]
+            session_reader: (!memory)
+                .then(|| auth::SessionReader::open(connect.get_filename()))
+                .flatten()
+                .map(Arc::new),
             pool,
             cache: Arc::new(VectorCache {
                 entries: Mutex::new(HashMap::new()),

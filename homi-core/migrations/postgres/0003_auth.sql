@@ -1,0 +1,56 @@
+-- Built-in accounts and auth sessions (Postgres). Secrets are stored only as
+-- SHA-256 digests (refresh, reset and confirmation tokens) or argon2id hashes
+-- (passwords).
+
+CREATE TABLE homi_auth_users (
+    id                 uuid PRIMARY KEY,
+    email              text NOT NULL,
+    email_normalized   text NOT NULL UNIQUE,
+    password_hash      text NOT NULL,
+    full_name          text,
+    email_confirmed_at timestamptz,
+    created_at         timestamptz NOT NULL,
+    updated_at         timestamptz NOT NULL
+);
+
+CREATE TABLE homi_auth_sessions (
+    id           uuid PRIMARY KEY,
+    user_id      uuid NOT NULL REFERENCES homi_auth_users (id) ON DELETE CASCADE,
+    created_at   timestamptz NOT NULL,
+    refreshed_at timestamptz NOT NULL,
+    expires_at   timestamptz NOT NULL,
+    revoked_at   timestamptz
+);
+CREATE INDEX homi_auth_sessions_user ON homi_auth_sessions (user_id);
+
+CREATE TABLE homi_auth_refresh_tokens (
+    token_hash text PRIMARY KEY,
+    session_id uuid NOT NULL REFERENCES homi_auth_sessions (id) ON DELETE CASCADE,
+    created_at timestamptz NOT NULL,
+    used_at    timestamptz
+);
+CREATE INDEX homi_auth_refresh_tokens_session ON homi_auth_refresh_tokens (session_id);
+
+CREATE TABLE homi_auth_one_time_tokens (
+    token_hash text PRIMARY KEY,
+    user_id    uuid NOT NULL REFERENCES homi_auth_users (id) ON DELETE CASCADE,
+    purpose    text NOT NULL CHECK (purpose IN ('reset_password', 'confirm_email')),
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX homi_auth_one_time_tokens_user ON homi_auth_one_time_tokens (user_id);
+
+-- Failed sign-ins per email, keyed by the SHA-256 of the lower-cased email.
+CREATE TABLE homi_auth_signin_failures (
+    email_digest     text PRIMARY KEY,
+    failures         integer NOT NULL,
+    last_failure_at  timestamptz NOT NULL,
+    locked_until     timestamptz
+);
+
+CREATE TABLE homi_auth_revoked_sessions (
+    session_id uuid PRIMARY KEY,
+    user_id    text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX homi_auth_revoked_sessions_user ON homi_auth_revoked_sessions (user_id);

@@ -1,0 +1,535 @@
+//! The built-in backend: accounts in Homi's own store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::jwt::Signer;
+use super::mail::Mailer;
+use super::store::{
+    AuthStore, NewSession, RefreshOutcome, RevokeSessions, TokenPurpose, UserRecord,
+};
+use super::{
+    AuthBackend, AuthHealth, AuthSession, Principal, SignUp, SignedUp, User, UserUpdate,
+    normalize_email, normalize_name, password, random_token, token_digest,
+};
+use crate::config::{AuthConfig, Config, MAX_PASSWORD_LENGTH};
+use crate::error::{Error, Result};
+
+/// Failed sign-ins older than this are forgotten.
+const FAILURE_WINDOW: Duration = Duration::from_secs(3600);
+
+#[derive(Clone)]
+pub(super) struct Builtin {
+    store: Arc<dyn AuthStore>,
+    signer: Signer,
+    config: AuthConfig,
+    mailer: Option<Arc<dyn Mailer>>,
+    debug: bool,
+}
+
+impl std::fmt::Debug for Builtin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builtin")
+            .field("store", &self.store)
+            .field("signer", &self.signer)
+            .field("mailer", &self.mailer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn to_user(r: &UserRecord) -> User {
+    User {
+        id: r.id,
+        email: r.email.clone(),
+        full_name: r.full_name.clone(),
+        email_confirmed_at: r.email_confirmed_at,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn ended() -> Error {
+    Error::Unauthorized(
+        "the auth session has ended (signed out, expired or revoked); sign in again".into(),
+    )
+}
+
+fn wrong_credentials() -> Error {
+    Error::Unauthorized("invalid email or password".into())
+}
+
+fn locked(until: DateTime<Utc>, now: DateTime<Utc>) -> Error {
+    let wait = (until - now).to_std().unwrap_or_default();
+    Error::RateLimited {
+        message: "too many failed sign-ins for this email".into(),
+        retry_after: wait.max(Duration::from_secs(1)),
+    }
+}
+
+impl Builtin {
+    pub async fn new(
+        config: &Config,
+        store: Arc<dyn AuthStore>,
+        mailer: Option<Arc<dyn Mailer>>,
+    ) -> Result<Self> {
+        let secret = match &config.auth.jwt_secret {
+            Some(s) => s.expose_secret().to_owned(),
+            None => store.jwt_secret(random_token()? + &random_token()?).await?,
+        };
+        if mailer.is_none() {
+            tracing::warn!(
+                "HOMI_SMTP_URL is not set: password-reset emails cannot be sent (requests are accepted and logged)"
+            );
+        }
+        let a = &config.auth;
+        Ok(Self {
+            signer: Signer::new(
+                secret.as_bytes(),
+                &a.jwt_issuer,
+                &a.jwt_audience,
+                a.access_token_ttl,
+            ),
+            store,
+            config: a.clone(),
+            mailer,
+            debug: config.server.debug,
+        })
+    }
+
+    fn session_expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(self.config.session_ttl).unwrap_or(chrono::Duration::MAX)
+    }
+
+    fn token_expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(self.config.reset_token_ttl)
+            .unwrap_or(chrono::Duration::MAX)
+    }
+
+    fn pair(
+        &self,
+        user: &UserRecord,
+        session: Uuid,
+        refresh_token: String,
+        now: DateTime<Utc>,
+    ) -> Result<AuthSession> {
+        let (access_token, exp) = self.signer.issue(user.id, session, &user.email, now)?;
+        Ok(AuthSession {
+            access_token,
+            refresh_token,
+            token_type: "bearer".into(),
+            expires_in: self.signer.ttl().as_secs(),
+            expires_at: exp.timestamp(),
+            user: to_user(user),
+        })
+    }
+
+    async fn new_session(&self, user: &UserRecord) -> Result<AuthSession> {
+        let now = Utc::now();
+        let id = Uuid::new_v4();
+        let refresh = random_token()?;
+        self.store
+            .create_session(&NewSession {
+                id,
+                user_id: user.id,
+                refresh_token_hash: token_digest(&refresh),
+                created_at: now,
+                expires_at: self.session_expiry(now),
+            })
+            .await?;
+        self.pair(user, id, refresh, now)
+    }
+
+    async fn send_link(&self, user: &UserRecord, purpose: TokenPurpose) -> Result<()> {
+        let now = Utc::now();
+        let token = random_token()?;
+        self.store
+            .create_one_time_token(
+                &token_digest(&token),
+                user.id,
+                purpose,
+                now,
+                self.token_expiry(now),
+            )
+            .await?;
+        let minutes = self.config.reset_token_ttl.as_secs() / 60;
+        let base = &self.config.public_url;
+        let (subject, body) = match purpose {
+            TokenPurpose::ResetPassword => (
+                "Reset your Homi password",
+                format!(
+                    "Someone asked to reset the password of the Homi account for {email}.\r\n\r\n\
+                     Reset token: {token}\r\n\r\n\
+                     Or open: {base}/reset-password?token={token}\r\n\r\n\
+                     The token works once and expires in {minutes} minutes. \
+                     If you did not ask for this, ignore this email: your password stays as it is.\r\n",
+                    email = user.email
+                ),
+            ),
+            TokenPurpose::ConfirmEmail => (
+                "Confirm your email for Homi",
+                format!(
+                    "Confirm that {email} is yours to finish signing up to Homi.\r\n\r\n\
+                     Confirmation token: {token}\r\n\r\n\
+                     Or open: {base}/api/v1/auth/confirm?token={token}\r\n\r\n\
+                     The link works once and expires in {minutes} minutes.\r\n",
+                    email = user.email
+                ),
+            ),
+        };
+        match &self.mailer {
+            Some(m) => m.send(&user.email, subject, &body).await,
+            None => {
+                if self.debug {
+                    tracing::debug!(user_id = %user.id, %token, purpose = purpose.as_str(), "HOMI_SMTP_URL is not set: email not sent (token shown because DEBUG is on)");
+                } else {
+                    tracing::warn!(user_id = %user.id, purpose = purpose.as_str(), "HOMI_SMTP_URL is not set: email not sent");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn sign_up(&self, request: SignUp) -> Result<SignedUp> {
+        let (email, _) = normalize_email("email", &request.email)?;
+        let pw = request.password.expose_secret();
+        password::check_policy("password", pw, self.config.password_min_length)?;
+        let full_name = normalize_name("full_name", request.full_name.as_deref())?;
+        let now = Utc::now();
+        let confirm = self.config.require_email_confirmation;
+        let record = UserRecord {
+            id: Uuid::new_v4(),
+            email,
+            password_hash: password::hash(pw).await?,
+            full_name,
+            email_confirmed_at: (!confirm).then_some(now),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_user(&record).await?;
+        if confirm {
+            if let Err(e) = self.send_link(&record, TokenPurpose::ConfirmEmail).await {
+                // No account that cannot be confirmed: undo the sign-up.
+                self.store.delete_user(&record.id.to_string()).await?;
+                return Err(e);
+            }
+            return Ok(SignedUp {
+                user: to_user(&record),
+                session: None,
+            });
+        }
+        let session = self.new_session(&record).await?;
+        Ok(SignedUp {
+            user: to_user(&record),
+            session: Some(session),
+        })
+    }
+
+    pub async fn sign_in(&self, email: &str, pw: &str) -> Result<AuthSession> {
+        let normalized = email.trim().to_lowercase();
+        let digest = token_digest(&normalized);
+        if normalized.is_empty() {
+            return Err(Error::invalid("email", "an email address is required"));
+        }
+        if pw.is_empty() {
+            return Err(Error::invalid("password", "a password is required"));
+        }
+        if pw.chars().count() > MAX_PASSWORD_LENGTH {
+            return Err(wrong_credentials());
+        }
+        let now = Utc::now();
+        if let Some(until) = self.store.signin_locked_until(&digest, now).await? {
+            return Err(locked(until, now));
+        }
+        let user = self.store.user_by_email(&normalized).await?;
+        // Unknown emails cost the same hash work as known ones.
+        let hash = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => password::dummy_hash().await?,
+        };
+        let matches = password::verify(pw, &hash).await?;
+        let Some(user) = user.filter(|_| matches) else {
+            let lock = self
+                .store
+                .record_signin_failure(
+                    &digest,
+                    now,
+                    self.config.max_failed_signins,
+                    self.config.signin_lockout,
+                    FAILURE_WINDOW,
+                )
+                .await?;
+            return Err(match lock {
+                Some(until) => locked(until, now),
+                None => wrong_credentials(),
+            });
+        };
+        self.store.clear_signin_failures(&digest).await?;
+        if self.config.require_email_confirmation && user.email_confirmed_at.is_none() {
+            return Err(Error::Forbidden(
+                "the email address is not confirmed yet: open the link sent to it".into(),
+            ));
+        }
+        self.new_session(&user).await
+    }
+
+    pub async fn sign_out(&self, principal: &Principal) -> Result<()> {
+        self.store
+            .revoke_session(principal.session_id, principal.user_id, Utc::now())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<AuthSession> {
+        let refresh_token = refresh_token.trim();
+        if refresh_token.is_empty() {
+            return Err(Error::invalid(
+                "refresh_token",
+                "a refresh token is required",
+            ));
+        }
+        let now = Utc::now();
+        let next = random_token()?;
+        let outcome = self
+            .store
+            .rotate_refresh_token(
+                &token_digest(refresh_token),
+                &token_digest(&next),
+                now,
+                self.session_expiry(now),
+                self.config.refresh_reuse_grace,
+            )
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated {
+                session_id,
+                user_id,
+            } => {
+                let user = self.store.user_by_id(user_id).await?.ok_or_else(ended)?;
+                self.pair(&user, session_id, next, now)
+            }
+            RefreshOutcome::Reused => Err(Error::Unauthorized(
+                "this refresh token was already used, so the auth session has been revoked to be safe; sign in again".into(),
+            )),
+            RefreshOutcome::Invalid => Err(Error::Unauthorized(
+                "the refresh token is invalid or its auth session has ended; sign in again".into(),
+            )),
+        }
+    }
+
+    pub async fn verify_access_token(&self, token: &str) -> Result<Principal> {
+        let now = Utc::now();
+        let (user_id, session_id, expires_at) = self.signer.verify(token, now)?;
+        if !self.store.session_active(session_id, user_id, now).await? {
+            return Err(ended());
+        }
+        Ok(Principal {
+            user_id,
+            session_id,
+            expires_at,
+            token: token.to_owned().into(),
+        })
+    }
+
+    async fn current(&self, principal: &Principal) -> Result<UserRecord> {
+        self.store
+            .user_by_id(principal.user_id)
+            .await?
+            .ok_or_else(ended)
+    }
+
+    pub async fn get_user(&self, principal: &Principal) -> Result<User> {
+        Ok(to_user(&self.current(principal).await?))
+    }
+
+    pub async fn update_user(&self, principal: &Principal, update: UserUpdate) -> Result<User> {
+        let before = self.current(principal).await?;
+        let name = match &update.full_name {
+            Some(n) => Some(normalize_name("full_name", Some(n))?),
+            None => None,
+        };
+        let mut confirm = false;
+        let email = match &update.email {
+            Some(e) => {
+                let (email, normalized) = normalize_email("email", e)?;
+                if normalized == before.email.to_lowercase() {
+                    Some((email, before.email_confirmed_at))
+                } else {
+                    confirm = self.config.require_email_confirmation;
+                    Some((email, (!confirm).then(Utc::now)))
+                }
+            }
+            None => None,
+        };
+        let after = self
+            .store
+            .update_user(principal.user_id, name, email, Utc::now())
+            .await?
+            .ok_or_else(ended)?;
+        if confirm && let Err(e) = self.send_link(&after, TokenPurpose::ConfirmEmail).await {
+            // Keep the old, confirmed address rather than one nobody can confirm.
+            self.store
+                .update_user(
+                    principal.user_id,
+                    None,
+                    Some((before.email.clone(), before.email_confirmed_at)),
+                    Utc::now(),
+                )
+                .await?;
+            return Err(e);
+        }
+        Ok(to_user(&after))
+    }
+
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<()> {
+        if current_password.is_empty() {
+            return Err(Error::invalid(
+                "current_password",
+                "the current password is required",
+            ));
+        }
+        password::check_policy(
+            "new_password",
+            new_password,
+            self.config.password_min_length,
+        )?;
+        let user = self.current(principal).await?;
+        let digest = token_digest(&user.email.to_lowercase());
+        let now = Utc::now();
+        if let Some(until) = self.store.signin_locked_until(&digest, now).await? {
+            return Err(locked(until, now));
+        }
+        if current_password.chars().count() > MAX_PASSWORD_LENGTH
+            || !password::verify(current_password, &user.password_hash).await?
+        {
+            let lock = self
+                .store
+                .record_signin_failure(
+                    &digest,
+                    now,
+                    self.config.max_failed_signins,
+                    self.config.signin_lockout,
+                    FAILURE_WINDOW,
+                )
+                .await?;
+            return Err(match lock {
+                Some(until) => locked(until, now),
+                None => Error::Unauthorized("the current password is wrong".into()),
+            });
+        }
+        let hash = password::hash(new_password).await?;
+        self.store
+            .set_password(
+                user.id,
+                &hash,
+                RevokeSessions::AllExcept(principal.session_id),
+                Utc::now(),
+            )
+            .await
+    }
+
+    pub async fn request_password_reset(&self, email: &str) -> Result<()> {
+        let (_, normalized) = normalize_email("email", email)?;
+        // The work happens after the answer, so its timing says nothing about
+        // whether the email has an account.
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = async {
+                if let Some(user) = this.store.user_by_email(&normalized).await? {
+                    this.send_link(&user, TokenPurpose::ResetPassword).await?;
+                }
+                Ok::<_, Error>(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "a password-reset email could not be sent");
+            }
+        });
+        Ok(())
+    }
+
+    pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Result<()> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(Error::invalid("token", "the reset token is required"));
+        }
+        password::check_policy(
+            "new_password",
+            new_password,
+            self.config.password_min_length,
+        )?;
+        let hash = password::hash(new_password).await?;
+        match self
+            .store
+            .reset_password(&token_digest(token), &hash, Utc::now())
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => Err(Error::invalid(
+                "token",
+                "the reset token is invalid, already used or expired; request a new one",
+            )),
+        }
+    }
+
+    pub async fn confirm_email(&self, token: &str) -> Result<User> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(Error::invalid(
+                "token",
+                "the confirmation token is required",
+            ));
+        }
+        let id = self
+            .store
+            .confirm_email(&token_digest(token), Utc::now())
+            .await?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "token",
+                    "the confirmation link is invalid, already used or expired",
+                )
+            })?;
+        let user = self
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("user {id}")))?;
+        Ok(to_user(&user))
+    }
+
+    pub async fn delete_user(&self, user_id: Uuid) -> Result<bool> {
+        self.store.delete_user(&user_id.to_string()).await
+    }
+
+    pub async fn list_users(&self, limit: usize, offset: usize) -> Result<Vec<User>> {
+        Ok(self
+            .store
+            .list_users(limit, offset)
+            .await?
+            .iter()
+            .map(to_user)
+            .collect())
+    }
+
+    pub async fn health(&self) -> AuthHealth {
+        let probe = self.store.user_by_id(Uuid::nil()).await;
+        AuthHealth {
+            backend: AuthBackend::Builtin,
+            healthy: probe.is_ok(),
+            detail: match probe {
+                Ok(_) => "built-in accounts: the store answers".into(),
+                Err(e) => format!("built-in accounts: {e}"),
+            },
+            email_delivery: self.mailer.is_some(),
+        }
+    }
+}

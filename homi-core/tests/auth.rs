@@ -1,0 +1,779 @@
+//! The Auth conformance suite (built-in accounts): every test runs unchanged on
+//! the SQLite store (a temp file) and on Postgres (a fresh database on the test
+//! server). Emails go over real SMTP to the test kit's sink on loopback.
+//!
+//! The attack tests each forge or replay one thing; removing the check that
+//! stops it makes the test fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use homi_core::auth::{Auth, AuthSession, SignUp, UserUpdate};
+use homi_core::{AddOptions, Config, ErrorKind, Memory, Scope};
+use homi_testkit::FakeProvider;
+use homi_testkit::smtp::{ReceivedMail, SmtpSink};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+
+mod common;
+
+/// The HS256 secret of these tests, so they can forge tokens with the real key.
+const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+const PASSWORD: &str = "correct horse battery";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+}
+
+struct Env {
+    backend: Backend,
+    auth: Auth,
+    config: Config,
+    smtp: SmtpSink,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+async fn env(backend: Backend) -> Option<Env> {
+    env_with(backend, |_| {}).await
+}
+
+async fn env_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Env> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("homi.db").display()),
+        Backend::Postgres => common::postgres_url().await?,
+    };
+    let smtp = SmtpSink::start().await.unwrap();
+    let mut config = Config::default().with_database_url(&url);
+    config.auth.jwt_secret = Some(SECRET.to_owned().into());
+    config.auth.smtp_url = Some(smtp.url().into());
+    config.auth.smtp_from = "Homi <auth@homi.test>".into();
+    config.auth.public_url = "https://app.homi.test".into();
+    tweak(&mut config);
+    let auth = Auth::open(&config).await.unwrap();
+    Some(Env {
+        backend,
+        auth,
+        config,
+        smtp,
+        url,
+        dir,
+    })
+}
+
+impl Env {
+    async fn sign_up(&self, email: &str) -> AuthSession {
+        self.auth
+            .sign_up(SignUp::new(email, PASSWORD).with_full_name("Ada Lovelace"))
+            .await
+            .unwrap()
+            .session
+            .expect("signed in at once")
+    }
+
+    /// Whether `needle` is anywhere in the database: every byte of the SQLite
+    /// files; every column of every table on Postgres.
+    async fn holds(&self, needle: &str) -> bool {
+        match self.backend {
+            Backend::Sqlite => {
+                let db = self.dir.path().join("homi.db");
+                let mut all = Vec::new();
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let p = PathBuf::from(format!("{}{suffix}", db.display()));
+                    if let Ok(b) = std::fs::read(p) {
+                        all.extend(b);
+                    }
+                }
+                all.windows(needle.len()).any(|w| w == needle.as_bytes())
+            }
+            Backend::Postgres => postgres_holds(&self.url, needle).await,
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_holds(url: &str, needle: &str) -> bool {
+    use sqlx::Row;
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let columns = sqlx::query(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name LIKE 'homi\\_%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for c in &columns {
+        let (table, column): (String, String) = (c.get(0), c.get(1));
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE \"{column}\"::text LIKE $1)");
+        let found: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(format!("%{needle}%"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if found {
+            eprintln!("found in {table}.{column}");
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_holds(_: &str, _: &str) -> bool {
+    unreachable!("Postgres tests are compiled only with the postgres feature")
+}
+
+/// The token after `label: ` in an email's body.
+fn token_in(mail: &ReceivedMail, label: &str) -> String {
+    let body = mail.body_text();
+    let line = body
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no '{label}' in {body}"));
+    line.trim().to_owned()
+}
+
+fn forge(claims: serde_json::Value, key: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(key),
+    )
+    .unwrap()
+}
+
+/// The payload of a JWT, decoded without any check.
+fn payload(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+async fn assert_refused(auth: &Auth, token: &str, what: &str) {
+    match auth.verify_access_token(token).await {
+        Ok(p) => panic!("{what}: accepted as {p:?}"),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Unauthorized, "{what}: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+async fn lifecycle_sign_up_refresh_update_sign_out(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let up = e
+        .auth
+        .sign_up(SignUp::new("  Ada@Example.COM ", PASSWORD).with_full_name(" Ada "))
+        .await
+        .unwrap();
+    assert_eq!(up.user.email, "Ada@Example.COM");
+    assert_eq!(up.user.full_name.as_deref(), Some("Ada"));
+    assert!(up.user.email_confirmed_at.is_some());
+    let s = up.session.unwrap();
+    assert_eq!(s.token_type, "bearer");
+    assert_eq!(s.expires_in, 900);
+    let claims = payload(&s.access_token);
+    assert_eq!(claims["sub"], up.user.id.to_string());
+    assert_eq!(claims["aud"], "authenticated");
+    assert_eq!(claims["iss"], "homi");
+    assert!(claims["sid"].is_string() && claims["iat"].is_i64() && claims["exp"].is_i64());
+
+    let p = e.auth.verify_access_token(&s.access_token).await.unwrap();
+    assert_eq!(p.user_id, up.user.id);
+    assert_eq!(e.auth.get_user(&p).await.unwrap().email, "Ada@Example.COM");
+
+    // Emails are unique case-insensitively.
+    let dup = e
+        .auth
+        .sign_up(SignUp::new("ada@example.com", PASSWORD))
+        .await
+        .unwrap_err();
+    assert_eq!(dup.kind(), ErrorKind::Conflict, "{dup}");
+
+    // Sign in with another spelling of the email.
+    let s2 = e.auth.sign_in("ADA@example.com", PASSWORD).await.unwrap();
+    assert_ne!(s2.refresh_token, s.refresh_token);
+
+    // Refresh rotates; the new pair works.
+    let r = e.auth.refresh(&s.refresh_token).await.unwrap();
+    assert_ne!(r.refresh_token, s.refresh_token);
+    let p2 = e.auth.verify_access_token(&r.access_token).await.unwrap();
+    assert_eq!(
+        p2.session_id, p.session_id,
+        "a refresh keeps the auth session"
+    );
+
+    // Profile update.
+    let u = e
+        .auth
+        .update_user(
+            &p2,
+            UserUpdate::default()
+                .full_name("Ada King")
+                .email("ada@lovelace.test"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.full_name.as_deref(), Some("Ada King"));
+    assert_eq!(u.email, "ada@lovelace.test");
+    assert!(e.auth.sign_in("ada@example.com", PASSWORD).await.is_err());
+    e.auth.sign_in("ada@lovelace.test", PASSWORD).await.unwrap();
+
+    // Sign-out: this session's access tokens stop at once, its refresh token too;
+    // the other session lives on.
+    e.auth.sign_out(&p2).await.unwrap();
+    assert_refused(&e.auth, &r.access_token, "token of a signed-out session").await;
+    assert_refused(&e.auth, &s.access_token, "older token of the same session").await;
+    let err = e.auth.refresh(&r.refresh_token).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    e.auth.verify_access_token(&s2.access_token).await.unwrap();
+    assert!(e.auth.health().await.healthy);
+}
+
+async fn invalid_input_names_the_field(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    for (email, password, field) in [
+        ("", PASSWORD, "email"),
+        ("not-an-email", PASSWORD, "email"),
+        ("a@b.test", "short", "password"),
+        ("a@b.test", &"x".repeat(1025), "password"),
+    ] {
+        let err = e
+            .auth
+            .sign_up(SignUp::new(email, password))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+    let err = e.auth.refresh("").await.unwrap_err();
+    assert!(err.to_string().contains("refresh_token"), "{err}");
+    // 8 characters is enough by default; 1024 too.
+    e.auth
+        .sign_up(SignUp::new("eight@b.test", "12345678"))
+        .await
+        .unwrap();
+    e.auth
+        .sign_up(SignUp::new("long@b.test", "y".repeat(1024)))
+        .await
+        .unwrap();
+}
+
+async fn reused_refresh_token_revokes_the_whole_session(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let s = e.sign_up("reuse@homi.test").await;
+    let r1 = e.auth.refresh(&s.refresh_token).await.unwrap();
+    let r2 = e.auth.refresh(&r1.refresh_token).await.unwrap();
+    // An attacker replays the first, stolen refresh token.
+    let err = e.auth.refresh(&s.refresh_token).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert!(err.to_string().contains("already used"), "{err}");
+    // The whole session is gone: newest refresh token and access tokens included.
+    let err = e.auth.refresh(&r2.refresh_token).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert_refused(
+        &e.auth,
+        &r2.access_token,
+        "access token of a revoked session",
+    )
+    .await;
+    // Unknown refresh tokens are refused.
+    assert!(e.auth.refresh("made-up-token").await.is_err());
+}
+
+async fn grace_window_allows_a_concurrent_refresh(backend: Backend) {
+    let Some(e) = env_with(backend, |c| {
+        c.auth.refresh_reuse_grace = Duration::from_secs(30)
+    })
+    .await
+    else {
+        return;
+    };
+    let s = e.sign_up("grace@homi.test").await;
+    let (a, b) = tokio::join!(
+        e.auth.refresh(&s.refresh_token),
+        e.auth.refresh(&s.refresh_token)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    e.auth.verify_access_token(&a.access_token).await.unwrap();
+    e.auth.verify_access_token(&b.access_token).await.unwrap();
+}
+
+async fn change_password_revokes_other_sessions(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let mine = e.sign_up("pw@homi.test").await;
+    let other = e.auth.sign_in("pw@homi.test", PASSWORD).await.unwrap();
+    let p = e
+        .auth
+        .verify_access_token(&mine.access_token)
+        .await
+        .unwrap();
+
+    let err = e
+        .auth
+        .change_password(&p, "wrong password", "a new password")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    let err = e
+        .auth
+        .change_password(&p, PASSWORD, "short")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("new_password"), "{err}");
+
+    e.auth
+        .change_password(&p, PASSWORD, "a new password")
+        .await
+        .unwrap();
+    e.auth
+        .verify_access_token(&mine.access_token)
+        .await
+        .unwrap();
+    assert_refused(
+        &e.auth,
+        &other.access_token,
+        "another session after a password change",
+    )
+    .await;
+    assert!(e.auth.refresh(&other.refresh_token).await.is_err());
+    // The old password no longer signs in; the new one does.
+    let err = e.auth.sign_in("pw@homi.test", PASSWORD).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    e.auth
+        .sign_in("pw@homi.test", "a new password")
+        .await
+        .unwrap();
+}
+
+async fn password_reset_by_email_is_one_time(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let s = e.sign_up("reset@homi.test").await;
+    // Unknown and known emails get the same answer.
+    e.auth
+        .request_password_reset("nobody@homi.test")
+        .await
+        .unwrap();
+    e.auth
+        .request_password_reset(" RESET@homi.test")
+        .await
+        .unwrap();
+    let mails = e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(mails.len(), 1, "only the existing account gets an email");
+    let mail = &mails[0];
+    assert_eq!(mail.to, vec!["reset@homi.test".to_string()]);
+    assert_eq!(mail.from, "auth@homi.test");
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Reset your Homi password")
+    );
+    let token = token_in(mail, "Reset token: ");
+    assert!(mail.body_text().contains(&format!(
+        "https://app.homi.test/reset-password?token={token}"
+    )));
+    assert!(
+        !e.holds(&token).await,
+        "the reset token is stored only as a digest"
+    );
+
+    let err = e
+        .auth
+        .confirm_password_reset(&token, "short")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("new_password"), "{err}");
+    e.auth
+        .confirm_password_reset(&token, "a brand new password")
+        .await
+        .unwrap();
+    // Every session ended; the new password works, the old one not.
+    assert_refused(&e.auth, &s.access_token, "session after a password reset").await;
+    assert!(e.auth.sign_in("reset@homi.test", PASSWORD).await.is_err());
+    e.auth
+        .sign_in("reset@homi.test", "a brand new password")
+        .await
+        .unwrap();
+    // Single use.
+    let err = e
+        .auth
+        .confirm_password_reset(&token, "another new password")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("token"), "{err}");
+    assert!(
+        e.auth
+            .confirm_password_reset("made-up", "another new password")
+            .await
+            .is_err()
+    );
+}
+
+async fn expired_reset_token_is_refused(backend: Backend) {
+    let Some(e) = env_with(backend, |c| c.auth.reset_token_ttl = Duration::ZERO).await else {
+        return;
+    };
+    e.sign_up("late@homi.test").await;
+    e.auth
+        .request_password_reset("late@homi.test")
+        .await
+        .unwrap();
+    let mails = e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap();
+    let token = token_in(&mails[0], "Reset token: ");
+    let err = e
+        .auth
+        .confirm_password_reset(&token, "a brand new password")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    e.auth.sign_in("late@homi.test", PASSWORD).await.unwrap();
+}
+
+async fn email_confirmation_gates_sign_in(backend: Backend) {
+    let Some(e) = env_with(backend, |c| c.auth.require_email_confirmation = true).await else {
+        return;
+    };
+    let up = e
+        .auth
+        .sign_up(SignUp::new("new@homi.test", PASSWORD))
+        .await
+        .unwrap();
+    assert!(up.session.is_none(), "no session before confirmation");
+    assert!(up.user.email_confirmed_at.is_none());
+    let err = e.auth.sign_in("new@homi.test", PASSWORD).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
+    assert!(err.to_string().contains("not confirmed"), "{err}");
+    let mails = e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap();
+    let token = token_in(&mails[0], "Confirmation token: ");
+    assert!(mails[0].body_text().contains(&format!(
+        "https://app.homi.test/api/v1/auth/confirm?token={token}"
+    )));
+    let user = e.auth.confirm_email(&token).await.unwrap();
+    assert!(user.email_confirmed_at.is_some());
+    e.auth.sign_in("new@homi.test", PASSWORD).await.unwrap();
+    // The link confirms once.
+    assert_eq!(
+        e.auth.confirm_email(&token).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+async fn sign_up_fails_whole_when_the_confirmation_cannot_be_sent(backend: Backend) {
+    let Some(e) = env_with(backend, |c| {
+        c.auth.require_email_confirmation = true;
+        // Nothing listens on port 9 of loopback.
+        c.auth.smtp_url = Some("smtp://127.0.0.1:9".to_owned().into());
+    })
+    .await
+    else {
+        return;
+    };
+    let err = e
+        .auth
+        .sign_up(SignUp::new("lost@homi.test", PASSWORD))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(!e.holds("lost@homi.test").await, "no half-made account");
+}
+
+async fn repeated_failures_lock_the_email(backend: Backend) {
+    let Some(e) = env_with(backend, |c| {
+        c.auth.max_failed_signins = 3;
+        c.auth.signin_lockout = Duration::from_secs(120);
+    })
+    .await
+    else {
+        return;
+    };
+    e.sign_up("target@homi.test").await;
+    for email in ["target@homi.test", "ghost@homi.test"] {
+        for i in 0..2 {
+            let err = e.auth.sign_in(email, "wrong guess").await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unauthorized, "{email} #{i}: {err}");
+            assert_eq!(err.to_string(), "unauthorized: invalid email or password");
+        }
+        // The third failure locks, for known and unknown emails alike.
+        let err = e.auth.sign_in(email, "wrong guess").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RateLimited, "{email}: {err}");
+        let wait = err.retry_after().unwrap();
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
+    }
+    // While locked, even the right password is refused.
+    let err = e
+        .auth
+        .sign_in("target@homi.test", PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    // Other accounts are not affected.
+    e.sign_up("bystander@homi.test").await;
+    e.auth
+        .sign_in("bystander@homi.test", PASSWORD)
+        .await
+        .unwrap();
+}
+
+async fn forged_and_expired_tokens_are_refused(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let s = e.sign_up("victim@homi.test").await;
+    let real = payload(&s.access_token);
+    let (sub, sid) = (real["sub"].clone(), real["sid"].clone());
+    let t = now();
+    let claims = |over: serde_json::Value| {
+        let mut c = json!({"sub": sub, "sid": sid, "iat": t, "nbf": t, "exp": t + 600,
+                           "aud": "authenticated", "iss": "homi"});
+        for (k, v) in over.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    };
+    // The control: a token made like Homi makes them is accepted.
+    e.auth
+        .verify_access_token(&forge(claims(json!({})), SECRET.as_bytes()))
+        .await
+        .unwrap();
+
+    use base64::Engine as _;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(claims(json!({})))
+    );
+    assert_refused(&e.auth, &unsigned, "alg: none").await;
+    let unsigned_upper = format!(
+        "{}.{}.",
+        b64(json!({"alg": "None", "typ": "JWT"})),
+        b64(claims(json!({})))
+    );
+    assert_refused(&e.auth, &unsigned_upper, "alg: None").await;
+
+    assert_refused(
+        &e.auth,
+        &forge(claims(json!({})), b"another-key-another-key-another-key!!"),
+        "signed with another key",
+    )
+    .await;
+
+    // RS256 with an RSA key the attacker made.
+    let rsa = jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &claims(json!({})),
+        &EncodingKey::from_rsa_pem(TEST_RSA_KEY.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_refused(&e.auth, &rsa, "RS256 token (algorithm confusion)").await;
+    // HS256 with the RSA public key as the HMAC secret (the classic confusion attack).
+    assert_refused(
+        &e.auth,
+        &forge(claims(json!({})), TEST_RSA_PUBLIC_KEY.as_bytes()),
+        "HS256 signed with a public key",
+    )
+    .await;
+
+    for (over, what) in [
+        (json!({"exp": t - 60}), "expired"),
+        (json!({"nbf": t + 600}), "not yet valid (nbf)"),
+        (json!({"iat": t + 600}), "issued in the future"),
+        (json!({"aud": "someone-else"}), "wrong aud"),
+        (json!({"iss": "evil"}), "wrong iss"),
+        (json!({"exp": null}), "no exp"),
+        (json!({"aud": null}), "no aud"),
+        (
+            json!({"sid": uuid::Uuid::new_v4().to_string()}),
+            "unknown session",
+        ),
+        (
+            json!({"sub": uuid::Uuid::new_v4().to_string()}),
+            "session of another user",
+        ),
+        (json!({"sub": "not-a-uuid"}), "malformed sub"),
+    ] {
+        assert_refused(&e.auth, &forge(claims(over), SECRET.as_bytes()), what).await;
+    }
+
+    // Tampered payload: another subject, the original signature.
+    let other = e.sign_up("attacker@homi.test").await;
+    let mut parts: Vec<String> = s.access_token.split('.').map(str::to_owned).collect();
+    let mut tampered = payload(&s.access_token);
+    tampered["sub"] = payload(&other.access_token)["sub"].clone();
+    parts[1] = b64(tampered);
+    assert_refused(&e.auth, &parts.join("."), "tampered payload").await;
+    for junk in ["", "Bearer", "a.b", "a.b.c", "....", "\u{0}"] {
+        assert_refused(&e.auth, junk, "garbage").await;
+    }
+    // And the genuine token still works after all that.
+    e.auth.verify_access_token(&s.access_token).await.unwrap();
+}
+
+async fn deleting_a_user_leaves_nothing(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let fake = FakeProvider::start().await.unwrap();
+    let config = e
+        .config
+        .clone()
+        .with_openai_base_url(fake.base_url())
+        .with_openai_api_key("sk-test")
+        .with_embedding_model("text-embedding-3-small", Some(64));
+    let memory = Memory::open(&config).await.unwrap();
+
+    let s = e.sign_up("leaving@homi.test").await;
+    let stays = e.sign_up("staying@homi.test").await;
+    let gone = s.user.id.to_string();
+    let kept = stays.user.id.to_string();
+    let leaving = Scope::user(&gone);
+    for text in ["Leaver likes quinces", "Leaver lives in Zurich"] {
+        memory
+            .add(text, &leaving, AddOptions::default().infer(false))
+            .await
+            .unwrap();
+    }
+    let first = memory.get_all(&leaving, Default::default()).await.unwrap();
+    memory
+        .update(
+            &first[0].id.to_string(),
+            &leaving,
+            "Leaver loves quinces",
+            None,
+        )
+        .await
+        .unwrap();
+    memory
+        .add(
+            "Stayer keeps bees",
+            &Scope::user(&kept),
+            AddOptions::default().infer(false),
+        )
+        .await
+        .unwrap();
+    e.auth.sign_in("leaving@homi.test", PASSWORD).await.unwrap();
+    e.auth
+        .request_password_reset("leaving@homi.test")
+        .await
+        .unwrap();
+    e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap();
+    let _ = e.auth.sign_in("leaving@homi.test", "wrong guess").await;
+
+    assert!(e.auth.delete_user(s.user.id).await.unwrap());
+    assert_refused(&e.auth, &s.access_token, "token of a deleted user").await;
+    assert!(e.auth.refresh(&s.refresh_token).await.is_err());
+    assert!(e.auth.sign_in("leaving@homi.test", PASSWORD).await.is_err());
+    for needle in [
+        gone.as_str(),
+        "leaving@homi.test",
+        "Leaver likes quinces",
+        "Leaver loves quinces",
+        "Leaver lives in Zurich",
+    ] {
+        assert!(!e.holds(needle).await, "'{needle}' survived the deletion");
+    }
+    // The other user keeps everything.
+    assert!(e.holds("Stayer keeps bees").await);
+    e.auth
+        .verify_access_token(&stays.access_token)
+        .await
+        .unwrap();
+    assert_eq!(
+        memory
+            .get_all(&Scope::user(&kept), Default::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        !e.auth.delete_user(s.user.id).await.unwrap(),
+        "nothing left to delete"
+    );
+}
+
+async fn generated_secret_survives_a_restart(backend: Backend) {
+    let Some(e) = env_with(backend, |c| c.auth.jwt_secret = None).await else {
+        return;
+    };
+    let s = e.sign_up("restart@homi.test").await;
+    let reopened = Auth::open(&e.config).await.unwrap();
+    reopened.verify_access_token(&s.access_token).await.unwrap();
+    // And the generated secret is not the tests' known one.
+    let forged = forge(payload(&s.access_token), SECRET.as_bytes());
+    assert_refused(&reopened, &forged, "forged with a guessed secret").await;
+}
+
+async fn revocations_by_another_client_are_seen_at_once(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    // A second client on the same database, as the CLI or a second server
+    // process would be: its own connections, nothing shared in memory.
+    let other = Auth::open(&e.config).await.unwrap();
+    let a = e.sign_up("twice@homi.test").await;
+    let b = e.auth.sign_in("twice@homi.test", PASSWORD).await.unwrap();
+    // Warm both paths, then revoke through the other client.
+    let pa = e.auth.verify_access_token(&a.access_token).await.unwrap();
+    e.auth.verify_access_token(&b.access_token).await.unwrap();
+    other.verify_access_token(&a.access_token).await.unwrap();
+    other.sign_out(&pa).await.unwrap();
+    assert_refused(&e.auth, &a.access_token, "signed out by another client").await;
+    e.auth.verify_access_token(&b.access_token).await.unwrap();
+    assert!(other.delete_user(a.user.id).await.unwrap());
+    assert_refused(&e.auth, &b.access_token, "user deleted by another client").await;
+}
+
+/// Instantiates each conformance test once per store.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await
+            })*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::Postgres).await
+            })*
+        }
+    };
+}
+
+conformance!(
+    lifecycle_sign_up_refresh_update_sign_out,
+    invalid_input_names_the_field,
+    reused_refresh_token_revokes_the_whole_session,
+    grace_window_allows_a_concurrent_refresh,
+    change_password_revokes_other_sessions,
+    password_reset_by_email_is_one_time,
+    expired_reset_token_is_refused,
+    email_confirmation_gates_sign_in,
+    sign_up_fails_whole_when_the_confirmation_cannot_be_sent,
+    repeated_failures_lock_the_email,
+    forged_and_expired_tokens_are_refused,
+    deleting_a_user_leaves_nothing,
+    generated_secret_survives_a_restart,
+    revocations_by_another_client_are_seen_at_once,
+);
+
+/// An RSA key made for these tests only (the attacker's).
+const TEST_RSA_KEY: &str = include_str!("data/attacker_rsa.pem");
+const TEST_RSA_PUBLIC_KEY: &str = include_str!("data/attacker_rsa.pub.pem");
