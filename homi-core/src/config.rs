@@ -132,8 +132,11 @@ pub struct AuthConfig {
     /// is still accepted (for concurrent refreshes) before its reuse revokes the
     /// whole auth session.
     pub refresh_reuse_grace: Duration,
-    /// `HOMI_PASSWORD_MIN_LENGTH`: shortest password accepted (at most 1024 is the upper bound).
+    /// `HOMI_PASSWORD_MIN_LENGTH`: shortest password accepted.
     pub password_min_length: usize,
+    /// `HOMI_PASSWORD_MAX_LENGTH`: longest password accepted (at most
+    /// [`PASSWORD_LENGTH_LIMIT`]; it bounds the hashing work).
+    pub password_max_length: usize,
     /// `HOMI_RESET_TOKEN_TTL_SECS`: lifetime of password-reset and email-confirmation tokens.
     pub reset_token_ttl: Duration,
     /// `HOMI_REQUIRE_EMAIL_CONFIRMATION`: sign-up sends a confirmation link and
@@ -196,6 +199,7 @@ impl Default for AuthConfig {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             refresh_reuse_grace: Duration::ZERO,
             password_min_length: 8,
+            password_max_length: 1024,
             reset_token_ttl: Duration::from_secs(3600),
             require_email_confirmation: false,
             max_failed_signins: 5,
@@ -208,8 +212,98 @@ impl Default for AuthConfig {
     }
 }
 
-/// Longest password accepted (argon2 hashes any length; this bounds the work).
-pub const MAX_PASSWORD_LENGTH: usize = 1024;
+/// The most [`AuthConfig::password_max_length`] can be.
+pub const PASSWORD_LENGTH_LIMIT: usize = 4096;
+
+impl AuthConfig {
+    /// Checks values set in code as [`Config::from_env`] checks the
+    /// environment; the error names the variable.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err(Error::config(
+                "HOMI_JWT_SECRET",
+                format!(
+                    "the secret is {} bytes long; it must be at least 32 (e.g. `openssl rand -base64 48`), or unset to let Homi generate and keep one",
+                    secret.expose_secret().len()
+                ),
+            ));
+        }
+        let check = |var: &str, d: Duration, min: u64, max: u64| {
+            if d < Duration::from_secs(min) || d > Duration::from_secs(max) {
+                Err(Error::config(
+                    var,
+                    format!("{}s is out of range ({min}..={max} seconds)", d.as_secs()),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        check(
+            "HOMI_ACCESS_TOKEN_TTL_SECS",
+            self.access_token_ttl,
+            10,
+            86_400,
+        )?;
+        check(
+            "HOMI_SESSION_TTL_SECS",
+            self.session_ttl,
+            60,
+            10 * 365 * 86_400,
+        )?;
+        check(
+            "HOMI_REFRESH_REUSE_GRACE_SECS",
+            self.refresh_reuse_grace,
+            0,
+            300,
+        )?;
+        check(
+            "HOMI_RESET_TOKEN_TTL_SECS",
+            self.reset_token_ttl,
+            0,
+            7 * 86_400,
+        )?;
+        check("HOMI_SIGNIN_LOCKOUT_SECS", self.signin_lockout, 1, 3600)?;
+        if self.session_ttl < self.access_token_ttl {
+            return Err(Error::config(
+                "HOMI_SESSION_TTL_SECS",
+                "must be at least HOMI_ACCESS_TOKEN_TTL_SECS",
+            ));
+        }
+        if self.max_failed_signins == 0 {
+            return Err(Error::config(
+                "HOMI_SIGNIN_MAX_FAILURES",
+                "must be at least 1",
+            ));
+        }
+        if self.password_min_length == 0 || self.password_min_length > self.password_max_length {
+            return Err(Error::config(
+                "HOMI_PASSWORD_MIN_LENGTH",
+                format!(
+                    "{} must be at least 1 and at most HOMI_PASSWORD_MAX_LENGTH ({})",
+                    self.password_min_length, self.password_max_length
+                ),
+            ));
+        }
+        if self.password_max_length > PASSWORD_LENGTH_LIMIT {
+            return Err(Error::config(
+                "HOMI_PASSWORD_MAX_LENGTH",
+                format!(
+                    "{} is more than {PASSWORD_LENGTH_LIMIT}",
+                    self.password_max_length
+                ),
+            ));
+        }
+        if self.require_email_confirmation && self.smtp_url.is_none() && self.supabase.is_none() {
+            return Err(Error::config(
+                "HOMI_REQUIRE_EMAIL_CONFIRMATION",
+                "confirmation links are sent by email: set HOMI_SMTP_URL too",
+            ));
+        }
+        Ok(())
+    }
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -414,15 +508,6 @@ impl Config {
 
 fn read_auth(a: &mut AuthConfig, get: &mut impl FnMut(&str) -> Option<String>) -> Result<()> {
     if let Some(secret) = get("HOMI_JWT_SECRET") {
-        if secret.len() < 32 {
-            return Err(Error::config(
-                "HOMI_JWT_SECRET",
-                format!(
-                    "the secret is {} bytes long; it must be at least 32 (e.g. `openssl rand -base64 48`), or unset to let Homi generate and keep one",
-                    secret.len()
-                ),
-            ));
-        }
         a.jwt_secret = Some(SecretString::from(secret));
     }
     if let Some(v) = get("HOMI_JWT_ISSUER") {
@@ -443,12 +528,6 @@ fn read_auth(a: &mut AuthConfig, get: &mut impl FnMut(&str) -> Option<String>) -
             10 * 365 * 86_400,
         )?);
     }
-    if a.session_ttl < a.access_token_ttl {
-        return Err(Error::config(
-            "HOMI_SESSION_TTL_SECS",
-            "must be at least HOMI_ACCESS_TOKEN_TTL_SECS",
-        ));
-    }
     if let Some(v) = get("HOMI_REFRESH_REUSE_GRACE_SECS") {
         a.refresh_reuse_grace =
             Duration::from_secs(parse_range("HOMI_REFRESH_REUSE_GRACE_SECS", &v, 0, 300)?);
@@ -458,7 +537,15 @@ fn read_auth(a: &mut AuthConfig, get: &mut impl FnMut(&str) -> Option<String>) -
             "HOMI_PASSWORD_MIN_LENGTH",
             &v,
             1,
-            MAX_PASSWORD_LENGTH as u64,
+            PASSWORD_LENGTH_LIMIT as u64,
+        )? as usize;
+    }
+    if let Some(v) = get("HOMI_PASSWORD_MAX_LENGTH") {
+        a.password_max_length = parse_range(
+            "HOMI_PASSWORD_MAX_LENGTH",
+            &v,
+            1,
+            PASSWORD_LENGTH_LIMIT as u64,
         )? as usize;
     }
     if let Some(v) = get("HOMI_RESET_TOKEN_TTL_SECS") {
@@ -498,12 +585,6 @@ fn read_auth(a: &mut AuthConfig, get: &mut impl FnMut(&str) -> Option<String>) -
     if let Some(v) = get("HOMI_PUBLIC_URL") {
         a.public_url = check_http_url("HOMI_PUBLIC_URL", v.trim())?;
     }
-    if a.require_email_confirmation && a.smtp_url.is_none() {
-        return Err(Error::config(
-            "HOMI_REQUIRE_EMAIL_CONFIRMATION",
-            "confirmation links are sent by email: set HOMI_SMTP_URL too",
-        ));
-    }
     match (get("SUPABASE_URL"), get("SUPABASE_KEY")) {
         (Some(url), Some(key)) => {
             let url = check_http_url("SUPABASE_URL", url.trim())?;
@@ -527,7 +608,7 @@ fn read_auth(a: &mut AuthConfig, get: &mut impl FnMut(&str) -> Option<String>) -
         }
         (None, None) => {}
     }
-    Ok(())
+    a.validate()
 }
 
 fn redact_url_password(url: &str) -> String {
@@ -677,6 +758,7 @@ mod tests {
             ("HOMI_JWT_SECRET", "too-short"),
             ("HOMI_ACCESS_TOKEN_TTL_SECS", "0"),
             ("HOMI_PASSWORD_MIN_LENGTH", "2000"),
+            ("HOMI_PASSWORD_MAX_LENGTH", "5000"),
             ("HOMI_SMTP_URL", "mail.example.com"),
             ("HOMI_REQUIRE_EMAIL_CONFIRMATION", "true"),
             ("SUPABASE_URL", "https://x.supabase.co"),
@@ -708,6 +790,43 @@ mod tests {
         for secret in ["-secret", "smtp-pass", "anon-key-value", "supa-jwt-secret"] {
             assert!(!debug.contains(secret), "{secret} leaked: {debug}");
         }
+    }
+
+    #[test]
+    fn auth_values_set_in_code_are_checked_too() {
+        let mut a = AuthConfig::default();
+        assert!(a.validate().is_ok());
+        a.jwt_secret = Some(SecretString::from(String::new()));
+        assert!(
+            a.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("HOMI_JWT_SECRET")
+        );
+        let mut a = AuthConfig::default();
+        a.session_ttl = Duration::MAX;
+        assert!(
+            a.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("HOMI_SESSION_TTL_SECS")
+        );
+        let mut a = AuthConfig::default();
+        a.signin_lockout = Duration::from_secs(1 << 40);
+        assert!(
+            a.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("HOMI_SIGNIN_LOCKOUT_SECS")
+        );
+        let mut a = AuthConfig::default();
+        a.password_min_length = 2000;
+        assert!(
+            a.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("HOMI_PASSWORD_MIN_LENGTH")
+        );
     }
 
     #[test]

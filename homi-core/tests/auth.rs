@@ -370,7 +370,13 @@ async fn password_reset_by_email_is_one_time(backend: Backend) {
         .await
         .unwrap();
     let mails = e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap();
-    assert_eq!(mails.len(), 1, "only the existing account gets an email");
+    assert!(
+        e.smtp
+            .wait_for(2, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "only the existing account gets an email"
+    );
     let mail = &mails[0];
     assert_eq!(mail.to, vec!["reset@homi.test".to_string()]);
     assert_eq!(mail.from, "auth@homi.test");
@@ -454,9 +460,24 @@ async fn email_confirmation_gates_sign_in(backend: Backend) {
     let err = e.auth.sign_in("new@homi.test", PASSWORD).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
     assert!(err.to_string().contains("not confirmed"), "{err}");
-    let mails = e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap();
-    let token = token_in(&mails[0], "Confirmation token: ");
-    assert!(mails[0].body_text().contains(&format!(
+    // A lost link can be sent again; the new one replaces the old.
+    let first = token_in(
+        &e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap()[0],
+        "Confirmation token: ",
+    );
+    e.auth.resend_confirmation("NEW@homi.test").await.unwrap();
+    e.auth
+        .resend_confirmation("nobody@homi.test")
+        .await
+        .unwrap();
+    let mails = e.smtp.wait_for(2, Duration::from_secs(10)).await.unwrap();
+    let token = token_in(&mails[1], "Confirmation token: ");
+    assert_ne!(token, first);
+    assert_eq!(
+        e.auth.confirm_email(&first).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert!(mails[1].body_text().contains(&format!(
         "https://app.homi.test/api/v1/auth/confirm?token={token}"
     )));
     let user = e.auth.confirm_email(&token).await.unwrap();
@@ -738,6 +759,80 @@ async fn revocations_by_another_client_are_seen_at_once(backend: Backend) {
     assert_refused(&e.auth, &b.access_token, "user deleted by another client").await;
 }
 
+async fn concurrent_refreshes_without_grace_revoke_the_session(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let s = e.sign_up("race@homi.test").await;
+    let (a, b) = tokio::join!(
+        e.auth.refresh(&s.refresh_token),
+        e.auth.refresh(&s.refresh_token)
+    );
+    let winners: Vec<_> = [a, b].into_iter().filter_map(Result::ok).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one refresh of one token succeeds"
+    );
+    // The second presentation was a reuse: the whole session is gone.
+    assert_refused(
+        &e.auth,
+        &winners[0].access_token,
+        "token of a reused session",
+    )
+    .await;
+    assert!(e.auth.refresh(&winners[0].refresh_token).await.is_err());
+}
+
+async fn parallel_guesses_cannot_outrun_the_lock(backend: Backend) {
+    let Some(e) = env_with(backend, |c| c.auth.max_failed_signins = 3).await else {
+        return;
+    };
+    e.sign_up("burst@homi.test").await;
+    let guesses = (0..12).map(|i| {
+        let auth = e.auth.clone();
+        tokio::spawn(async move {
+            auth.sign_in("burst@homi.test", &format!("guess number {i}"))
+                .await
+        })
+    });
+    let mut checked = 0;
+    for g in guesses {
+        match g.await.unwrap() {
+            Ok(_) => panic!("a wrong password signed in"),
+            Err(err) if err.kind() == ErrorKind::Unauthorized => checked += 1,
+            Err(err) => assert_eq!(err.kind(), ErrorKind::RateLimited, "{err}"),
+        }
+    }
+    assert!(
+        checked <= 3,
+        "{checked} passwords were checked, at most 3 may be"
+    );
+}
+
+async fn changing_the_email_voids_pending_reset_tokens(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let s = e.sign_up("old@homi.test").await;
+    e.auth
+        .request_password_reset("old@homi.test")
+        .await
+        .unwrap();
+    let token = token_in(
+        &e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap()[0],
+        "Reset token: ",
+    );
+    let p = e.auth.verify_access_token(&s.access_token).await.unwrap();
+    e.auth
+        .update_user(&p, UserUpdate::default().email("new@homi.test"))
+        .await
+        .unwrap();
+    let err = e
+        .auth
+        .confirm_password_reset(&token, "taken over password")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    e.auth.sign_in("new@homi.test", PASSWORD).await.unwrap();
+}
+
 /// Instantiates each conformance test once per store.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -772,7 +867,93 @@ conformance!(
     deleting_a_user_leaves_nothing,
     generated_secret_survives_a_restart,
     revocations_by_another_client_are_seen_at_once,
+    concurrent_refreshes_without_grace_revoke_the_session,
+    parallel_guesses_cannot_outrun_the_lock,
+    changing_the_email_voids_pending_reset_tokens,
 );
+
+/// Captures what Homi logs, for the tests of what it must not log.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (with a deadline) until the log holds `needle`.
+    async fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "'{needle}' never logged: {text}"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Without SMTP, a reset request is logged without its token; with DEBUG on,
+/// the token is logged (and it is the real one).
+#[tokio::test(flavor = "current_thread")]
+async fn reset_tokens_are_logged_only_in_debug_mode() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    for debug in [false, true] {
+        let Some(e) = env_with(Backend::Sqlite, |c| {
+            c.auth.smtp_url = None;
+            c.server.debug = debug;
+        })
+        .await
+        else {
+            return;
+        };
+        e.sign_up("quiet@homi.test").await;
+        log.0.lock().unwrap().clear();
+        e.auth
+            .request_password_reset("quiet@homi.test")
+            .await
+            .unwrap();
+        let text = log
+            .wait_for("HOMI_SMTP_URL is not set: email not sent")
+            .await;
+        if !debug {
+            assert!(!text.contains("token="), "a token was logged: {text}");
+            continue;
+        }
+        let token = text
+            .split("token=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no token in the debug log: {text}"))
+            .to_owned();
+        e.auth
+            .confirm_password_reset(&token, "a logged new password")
+            .await
+            .unwrap();
+    }
+}
 
 /// An RSA key made for these tests only (the attacker's).
 const TEST_RSA_KEY: &str = include_str!("data/attacker_rsa.pem");

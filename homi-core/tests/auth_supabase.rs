@@ -128,6 +128,22 @@ async fn lifecycle_through_supabase_auth() {
     e.auth.sign_out(&p2).await.unwrap();
     assert_refused(&e.auth, &s2.access_token, "signed-out Supabase session").await;
     assert!(e.auth.refresh(&s2.refresh_token).await.is_err());
+    // Signing out a session Supabase already ended still refuses its token.
+    let s3 = e.auth.sign_in("grace@example.com", PASSWORD).await.unwrap();
+    let p3 = e.auth.verify_access_token(&s3.access_token).await.unwrap();
+    let s4 = e.auth.sign_in("grace@example.com", PASSWORD).await.unwrap();
+    let p4 = e.auth.verify_access_token(&s4.access_token).await.unwrap();
+    e.auth
+        .change_password(&p4, PASSWORD, "another password")
+        .await
+        .unwrap();
+    e.auth.sign_out(&p3).await.unwrap();
+    assert_refused(
+        &e.auth,
+        &s3.access_token,
+        "signed out after Supabase ended it",
+    )
+    .await;
     let h = e.auth.health().await;
     assert!(h.healthy, "{h:?}");
 }
@@ -159,8 +175,16 @@ async fn change_and_reset_password() {
         .sign_in("ken@homi.test", "a new password")
         .await
         .unwrap();
-    // Other sessions are ended at Supabase: their refresh tokens stop working.
+    // Other sessions end: Homi refuses their access tokens at once, and
+    // Supabase their refresh tokens; the caller's session goes on.
+    assert_refused(
+        &e.auth,
+        &other.access_token,
+        "another session after a password change",
+    )
+    .await;
     assert!(e.auth.refresh(&other.refresh_token).await.is_err());
+    e.auth.verify_access_token(&s.access_token).await.unwrap();
     e.auth.get_user(&p).await.unwrap();
 
     // Reset: the same answer for unknown emails; the link's token hash works once.
@@ -168,21 +192,28 @@ async fn change_and_reset_password() {
         .request_password_reset("nobody@homi.test")
         .await
         .unwrap();
-    assert_eq!(e.fake.last_recovery_email(), None);
     e.auth
         .request_password_reset("ken@homi.test")
         .await
         .unwrap();
-    assert_eq!(
-        e.fake.last_recovery_email().as_deref(),
-        Some("ken@homi.test")
-    );
+    // Supabase is asked after the answer: wait for both requests to arrive.
+    eventually(|| {
+        let recovers = e
+            .fake
+            .requests()
+            .iter()
+            .filter(|(_, path)| path.starts_with("/auth/v1/recover"))
+            .count();
+        (recovers == 2).then_some(())
+    })
+    .await;
     let hash = e.fake.last_recovery_token_hash().unwrap();
     e.auth
         .confirm_password_reset(&hash, "the reset password")
         .await
         .unwrap();
-    e.auth
+    let after = e
+        .auth
         .sign_in("ken@homi.test", "the reset password")
         .await
         .unwrap();
@@ -192,6 +223,12 @@ async fn change_and_reset_password() {
             .await
             .is_err()
     );
+    // A reset ends every earlier session, the one that changed the password too.
+    assert_refused(&e.auth, &s.access_token, "a session from before the reset").await;
+    e.auth
+        .verify_access_token(&after.access_token)
+        .await
+        .unwrap();
     let reused = e
         .auth
         .confirm_password_reset(&hash, "yet another password")
@@ -213,7 +250,19 @@ async fn a_project_with_email_confirmation_signs_up_without_a_session() {
     assert!(up.user.email_confirmed_at.is_none());
     let err = e.auth.sign_in("new@homi.test", PASSWORD).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
-    let hash = e.fake.confirmation_token_hash("new@homi.test").unwrap();
+    // A lost link can be sent again; the new one replaces the old.
+    let first = e.fake.confirmation_token_hash("new@homi.test").unwrap();
+    e.auth.resend_confirmation("new@homi.test").await.unwrap();
+    let hash = eventually(|| {
+        e.fake
+            .confirmation_token_hash("new@homi.test")
+            .filter(|h| *h != first)
+    })
+    .await;
+    assert_eq!(
+        e.auth.confirm_email(&first).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
     let user = e.auth.confirm_email(&hash).await.unwrap();
     assert!(user.email_confirmed_at.is_some());
     e.auth.sign_in("new@homi.test", PASSWORD).await.unwrap();
@@ -394,6 +443,7 @@ async fn deleting_a_user_removes_the_account_and_their_memories() {
             .unwrap()
             .is_empty()
     );
+    assert_refused(&e.auth, &s.access_token, "token of a deleted user").await;
     assert!(e.auth.sign_in("bye@homi.test", PASSWORD).await.is_err());
     assert!(!e.auth.delete_user(s.user.id).await.unwrap());
 
@@ -410,6 +460,75 @@ async fn deleting_a_user_removes_the_account_and_their_memories() {
     assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
     assert!(err.to_string().contains("service-role"), "{err}");
 }
+
+#[tokio::test]
+async fn rs256_jwks_keys_are_pinned_to_their_algorithm() {
+    let e = env(SupabaseSigning::Rs256, true, Key::Anon, false).await;
+    let s = e
+        .auth
+        .sign_up(SignUp::new("rsa@homi.test", PASSWORD))
+        .await
+        .unwrap()
+        .session
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&s.access_token).unwrap();
+    assert_eq!(header.alg, Algorithm::RS256);
+    let p = e.auth.verify_access_token(&s.access_token).await.unwrap();
+    let t = now();
+    let claims = json!({"sub": p.user_id.to_string(), "session_id": p.session_id.to_string(),
+        "aud": "authenticated", "role": "authenticated", "iss": format!("{}/auth/v1", e.fake.url()),
+        "iat": t, "exp": t + 600});
+    e.auth
+        .verify_access_token(&e.fake.sign(&claims))
+        .await
+        .unwrap();
+    // HS256 keyed with the published RSA public key (the classic confusion).
+    let pem = e.fake.rs256_public_pem().unwrap();
+    let mut confused = Header::new(Algorithm::HS256);
+    confused.kid = header.kid.clone();
+    let forged = jsonwebtoken::encode(
+        &confused,
+        &claims,
+        &EncodingKey::from_secret(pem.as_bytes()),
+    )
+    .unwrap();
+    assert_refused(&e.auth, &forged, "HS256 signed with the RSA public key").await;
+    // ES256 under the RSA key's kid: the key decides the algorithm.
+    let mut wrong_alg = Header::new(Algorithm::ES256);
+    wrong_alg.kid = header.kid.clone();
+    let forged = jsonwebtoken::encode(
+        &wrong_alg,
+        &claims,
+        &EncodingKey::from_ec_pem(ATTACKER_EC_KEY.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_refused(&e.auth, &forged, "ES256 under an RSA kid").await;
+    // RS256 signed by another RSA key under the project's kid.
+    let mut foreign = Header::new(Algorithm::RS256);
+    foreign.kid = header.kid.clone();
+    let forged = jsonwebtoken::encode(
+        &foreign,
+        &claims,
+        &EncodingKey::from_rsa_pem(ATTACKER_RSA_KEY.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_refused(&e.auth, &forged, "RS256 signed by another key").await;
+}
+
+/// Polls `f` until it gives a value, with a deadline (for work Homi does
+/// after answering).
+async fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never happened");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+const ATTACKER_RSA_KEY: &str = include_str!("data/attacker_rsa.pem");
 
 /// A P-256 key made for these tests only (the attacker's).
 const ATTACKER_EC_KEY: &str = include_str!("data/attacker_ec.pem");

@@ -192,3 +192,108 @@ async fn sslmode_require_encrypts_the_connection() {
         .unwrap_err();
     assert!(err.to_string().contains("vector"), "{err}");
 }
+
+/// On Supabase, the Data API serves the public schema to anyone holding the
+/// project's anon key. Homi's tables must give it nothing: row-level security
+/// on every table, and no privileges for the `anon` / `authenticated` roles
+/// even where the project grants them by default.
+#[tokio::test]
+async fn supabase_api_roles_see_none_of_homis_rows() {
+    let Some(url) = common::postgres_url().await else {
+        return;
+    };
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    for role in ["anon", "authenticated"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+    }
+    // What a Supabase project does for tables created in public.
+    for sql in [
+        "GRANT USAGE ON SCHEMA public TO anon, authenticated",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated",
+    ] {
+        sqlx::query(sql).execute(&admin).await.unwrap();
+    }
+    let store = PostgresStore::open(&url).await.unwrap();
+    store
+        .bind_embedder(&EmbedderInfo {
+            model: "m".into(),
+            dims: DIMS,
+        })
+        .await
+        .unwrap();
+    let scope = Scope::user("alice");
+    store
+        .apply(
+            &scope,
+            vec![Change::Add(NewMemory {
+                id: uuid::Uuid::new_v4(),
+                text: "Alice's secret".into(),
+                hash: text_hash("Alice's secret"),
+                metadata: Default::default(),
+                scope: scope.clone(),
+                actor_id: None,
+                role: None,
+                embedding: lexical_embedding("Alice's secret", DIMS),
+            })],
+        )
+        .await
+        .unwrap();
+
+    let unprotected: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relname LIKE 'homi\\_%' AND relkind = 'r' \
+         AND relnamespace = 'public'::regnamespace AND NOT relrowsecurity",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(
+        unprotected.is_empty(),
+        "no row-level security on {unprotected:?}"
+    );
+
+    let mut conn = admin.acquire().await.unwrap();
+    for role in ["anon", "authenticated"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET ROLE {role}")))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for table in [
+            "homi_memories",
+            "homi_meta",
+            "homi_auth_users",
+            "homi_auth_sessions",
+        ] {
+            let read = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table}")))
+                .fetch_all(&mut *conn)
+                .await;
+            let err = read
+                .err()
+                .unwrap_or_else(|| panic!("{role} could read {table}"));
+            assert!(
+                err.to_string().contains("permission denied"),
+                "{role} on {table}: {err}"
+            );
+        }
+        sqlx::query("RESET ROLE").execute(&mut *conn).await.unwrap();
+    }
+    // Even a grant made by hand afterwards yields no rows: RLS has no policy.
+    sqlx::query("GRANT SELECT ON homi_memories TO anon")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("SET ROLE anon")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM homi_memories")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    sqlx::query("RESET ROLE").execute(&mut *conn).await.unwrap();
+}

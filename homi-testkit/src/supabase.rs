@@ -9,23 +9,25 @@
 //! - `POST /auth/v1/signup`, `POST /auth/v1/token?grant_type=password|refresh_token`
 //! - `POST /auth/v1/logout?scope=global|local|others`
 //! - `GET /auth/v1/user`, `PUT /auth/v1/user`
-//! - `POST /auth/v1/recover`
+//! - `POST /auth/v1/recover`, `POST /auth/v1/resend` with `{"type", "email"}`
 //! - `POST /auth/v1/verify` with `{"type", "token_hash"}` (email links)
 //! - `DELETE /auth/v1/admin/users/{id}` (service-role bearer)
 //!
 //! Like the Supabase API gateway, every request must carry an `apikey` header
 //! (or `?apikey=` parameter) equal to [`FakeSupabase::anon_key`] or
 //! [`FakeSupabase::service_role_key`]. Access tokens are signed HS256 with the
-//! project's JWT secret ([`SupabaseSigning::Hs256`], legacy projects) or ES256
+//! project's JWT secret ([`SupabaseSigning::Hs256`], legacy projects), ES256
 //! with a P-256 key served in the JWKS ([`SupabaseSigning::Es256`], projects on
-//! asymmetric signing keys). Refresh tokens rotate on use, and presenting a used
+//! asymmetric signing keys) or RS256 with a 2048-bit RSA key served in the JWKS
+//! ([`SupabaseSigning::Rs256`], projects on asymmetric RSA keys). Refresh tokens rotate on use, and presenting a used
 //! one revokes its session (GoTrue's reuse detection, without its grace
 //! interval).
 //!
 //! Email links work as on Supabase with `{{ .TokenHash }}` templates: a sign-up
 //! without autoconfirm and a `/recover` that matches a user create a one-time
 //! token hash (56 hex characters, valid one hour), which `POST /auth/v1/verify`
-//! exchanges for a session. No mail is sent; tests read the hashes with
+//! exchanges for a session; `POST /auth/v1/resend` replaces an unconfirmed
+//! user's confirmation hash with a fresh one. No mail is sent; tests read the hashes with
 //! [`FakeSupabase::confirmation_token_hash`] and
 //! [`FakeSupabase::last_recovery_token_hash`].
 
@@ -66,6 +68,62 @@ const PROJECT_REF: &str = "homitestkitfakeref00";
 /// Expiration").
 const ONE_TIME_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
+/// The RS256 signing key of [`SupabaseSigning::Rs256`], PKCS#8 PEM.
+///
+/// A TEST-ONLY key, public in this source and so protecting nothing: made once
+/// with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048` and
+/// shipped fixed, because generating a 2048-bit RSA key at run time is slow in
+/// debug builds. Never use it outside tests.
+const RS256_TEST_PRIVATE_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCTnlzenoRYzVzF
+mSda5skiVK+bzDRuoQiko+AbJNQUwLeug2MiaFCQ58Jj/jLY4TmVdTK0K8jFdy/i
+I5K6comI7zNwAUXCdHyvUQkZjhqK2eb3GuMlTl/D1LhsYOYD2XIOkQMXVpwmyU37
+xpaSscOBW3MeyhUOV53DR+Z8gGLWlSirJIeQoototToNqgmsCLSt7OvXVvNsRkHQ
+wBfQw78Zt2SnfMfK244DtchNq6db5b+WFg+TkBo0kfgSC84mf7gzBHFqLxu+RNM0
+zPcVCpAAeGZRslJzFY+e67eXDYVovtnVUGS3V4lLHXjc7n8qFu0GI1x6dTJCbqJs
+1/g1r78hAgMBAAECggEALcsaPztIji3C4k+VDFd8vMgto/SwrUMKZdyqeHEv03JH
+aP08Qx++In2q6Y8hYfNYhDtTq93LTiqfsZTcfzdp4A9oUw4qAF1XkqFeY82YAUwA
+oNZ38YpDHgJ+5awXnskVX1xv640EKuoW5YyhCEfaAOaIK1yANK9Mcxh6cVP4lV0+
+m7Jn9j6pIrFHivExvx44wAhF/D6pWjHJJvzqZDTOzhva+suYuJbLpyP0PMSjuFVq
+rFRpfQy1Jh4mO2Xn/OCDvHmWhgUlu3sJiNNzRJ/O4tmDXkxqRd9QSwBT2za7C0jJ
+YqH5dBiVIJ53Cx01FmFDJBMvo47s6hLs0/WIMNgeEwKBgQDF1nyzCwshMmmZjPph
+TeBgyw3lEBr3vs+OBkNwMJbTXLszmHkDsKDdhIBG1+zDPOU+j/eukeBEmKHO06ez
+hydEr+oBfLsxltvU6tPOk5Jn0nmu8RjDmQHxejNBMqSq/tphPhO+GNDY0SEqacZo
+C71DVcCgs+Q8r5Blf1AwSlWaGwKBgQC/BFDZd/PvfjvvOX0MY0UvCGN2NdCPa55p
+sLxQk4MEmIEawafBtSj2mNA2KFAu35S/olU7S1Wi0Ma/iLG3OX1Mz50t2zyGo25L
+WNAjjMUHzcmmtt0OXDz66RI09TJYhx7VHGRVTLwgbCO8af/GVYE2u67McB815KrQ
+V8hjX9rfcwKBgQCJwmAUwHTgid0UiiFzDipW3C3xujQ9HUYjzGK7RWpRBXppZBuo
+IR7zASfdrM915/pthQxgJ731ph7OCX32Of9zCde1b2heEIFFEruoVgQVfW80DThE
+Q1AiGQiFtsEJPOtN2U8gCOGsiHtCsGLy4nHI6HZ4sKsWQt4Wfv+UkL5ozwKBgEt+
+uy2YOTMYozuDbybsPTW/jP/1eP6WPD/teCAojQnN9IjMrS7kGNKNxw0AleBQwYuT
+7zfGKIx3E3Yz4nlWIW2wSKENGzjjcv4YlfrW8jCJZv+bGndIgVlxsJ55onJWxRrZ
+Y9ZKw7fUxbL7+fk7ZhxpxUZLsiosvE4nw61y/yB9AoGBAIFMX2rxvo9BfhG5Ja+u
+xi2KqchfgoxJyPjh0v7imEb5GwTc5xdwQaUj8EiQ9w1NDr4AFQeulgjZ7PL3LZds
+mcG/3kUyXkjOCSQhvqvwKnvw0Kc+t9b4OTmvCgiSyytsUchPixOPcJiV56DwFjz0
+woStW16ZQ5YIgOnW0ZzMqGXA
+-----END PRIVATE KEY-----
+";
+
+/// The public half of [`RS256_TEST_PRIVATE_KEY_PEM`], SPKI PEM (`openssl pkey
+/// -pubout`).
+const RS256_TEST_PUBLIC_KEY_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAk55c3p6EWM1cxZknWubJ
+IlSvm8w0bqEIpKPgGyTUFMC3roNjImhQkOfCY/4y2OE5lXUytCvIxXcv4iOSunKJ
+iO8zcAFFwnR8r1EJGY4aitnm9xrjJU5fw9S4bGDmA9lyDpEDF1acJslN+8aWkrHD
+gVtzHsoVDledw0fmfIBi1pUoqySHkKKLaLU6DaoJrAi0rezr11bzbEZB0MAX0MO/
+Gbdkp3zHytuOA7XITaunW+W/lhYPk5AaNJH4EgvOJn+4MwRxai8bvkTTNMz3FQqQ
+AHhmUbJScxWPnuu3lw2FaL7Z1VBkt1eJSx143O5/KhbtBiNcenUyQm6ibNf4Na+/
+IQIDAQAB
+-----END PUBLIC KEY-----
+";
+
+/// The JWK `n` of [`RS256_TEST_PRIVATE_KEY_PEM`]: its 256-byte modulus,
+/// big-endian, base64url without padding (from `openssl rsa -modulus`).
+const RS256_TEST_MODULUS: &str = "k55c3p6EWM1cxZknWubJIlSvm8w0bqEIpKPgGyTUFMC3roNjImhQkOfCY_4y2OE5lXUytCvIxXcv4iOSunKJiO8zcAFFwnR8r1EJGY4aitnm9xrjJU5fw9S4bGDmA9lyDpEDF1acJslN-8aWkrHDgVtzHsoVDledw0fmfIBi1pUoqySHkKKLaLU6DaoJrAi0rezr11bzbEZB0MAX0MO_Gbdkp3zHytuOA7XITaunW-W_lhYPk5AaNJH4EgvOJn-4MwRxai8bvkTTNMz3FQqQAHhmUbJScxWPnuu3lw2FaL7Z1VBkt1eJSx143O5_KhbtBiNcenUyQm6ibNf4Na-_IQ";
+
+/// The JWK `e` of [`RS256_TEST_PRIVATE_KEY_PEM`]: 65537, base64url.
+const RS256_TEST_EXPONENT: &str = "AQAB";
+
 /// How the fake project signs access tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SupabaseSigning {
@@ -75,6 +133,13 @@ pub enum SupabaseSigning {
     /// `kid` (a project on asymmetric signing keys). Tokens signed HS256 with the
     /// JWT secret, like the API keys, are still accepted.
     Es256,
+    /// RS256 with a 2048-bit RSA key, served in the JWKS as `{"kty": "RSA",
+    /// "n", "e", "alg": "RS256", "use": "sig", "kid"}` (a project on asymmetric
+    /// RSA keys); the `kid` is new for each instance. The key itself is one
+    /// fixed test-only key shipped with this module, the same for every
+    /// instance. Tokens signed HS256 with the JWT secret, like the API keys,
+    /// are still accepted.
+    Rs256,
 }
 
 /// Start options.
@@ -109,13 +174,47 @@ struct EcKey {
     public_pem: String,
 }
 
+/// The RS256 key of [`SupabaseSigning::Rs256`]: the fixed test key, with a
+/// `kid` made for the instance.
+struct RsaKey {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kid: String,
+}
+
+impl RsaKey {
+    fn load() -> std::io::Result<Self> {
+        Ok(Self {
+            encoding: EncodingKey::from_rsa_pem(RS256_TEST_PRIVATE_KEY_PEM.as_bytes())
+                .map_err(std::io::Error::other)?,
+            decoding: DecodingKey::from_rsa_components(RS256_TEST_MODULUS, RS256_TEST_EXPONENT)
+                .map_err(std::io::Error::other)?,
+            kid: Uuid::new_v4().to_string(),
+        })
+    }
+}
+
 struct Keys {
     jwt_secret: String,
     hs_encoding: EncodingKey,
     hs_decoding: DecodingKey,
     ec: Option<EcKey>,
+    rsa: Option<RsaKey>,
     anon_key: String,
     service_role_key: String,
+}
+
+impl Keys {
+    /// The asymmetric key with this `kid`, and its algorithm.
+    fn by_kid(&self, kid: &str) -> Option<(&DecodingKey, Algorithm)> {
+        if let Some(ec) = self.ec.as_ref().filter(|k| k.kid == kid) {
+            return Some((&ec.decoding, Algorithm::ES256));
+        }
+        self.rsa
+            .as_ref()
+            .filter(|k| k.kid == kid)
+            .map(|k| (&k.decoding, Algorithm::RS256))
+    }
 }
 
 struct User {
@@ -264,11 +363,16 @@ impl Shared {
 
     /// Signs claims with the current signing key.
     fn sign(&self, claims: &Value) -> Result<String, jsonwebtoken::errors::Error> {
-        match (&self.signing, &self.keys.ec) {
-            (SupabaseSigning::Es256, Some(ec)) => {
+        match (&self.signing, &self.keys.ec, &self.keys.rsa) {
+            (SupabaseSigning::Es256, Some(ec), _) => {
                 let mut header = Header::new(Algorithm::ES256);
                 header.kid = Some(ec.kid.clone());
                 jsonwebtoken::encode(&header, claims, &ec.encoding)
+            }
+            (SupabaseSigning::Rs256, _, Some(rsa)) => {
+                let mut header = Header::new(Algorithm::RS256);
+                header.kid = Some(rsa.kid.clone());
+                jsonwebtoken::encode(&header, claims, &rsa.encoding)
             }
             _ => jsonwebtoken::encode(
                 &Header::new(Algorithm::HS256),
@@ -283,17 +387,17 @@ impl Shared {
     fn verify(&self, token: &str) -> Result<Map<String, Value>, String> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| format!("token is malformed: {e}"))?;
-        let (key, alg) = match (&header.kid, &self.keys.ec) {
-            (Some(kid), Some(ec)) if *kid == ec.kid => (&ec.decoding, Algorithm::ES256),
-            (Some(kid), _) => {
-                return Err(format!(
-                    "token is unverifiable: error while executing keyfunc: invalid kid: {kid}"
-                ));
-            }
-            (None, _) if header.alg == Algorithm::HS256 => {
-                (&self.keys.hs_decoding, Algorithm::HS256)
-            }
-            (None, _) => {
+        let (key, alg) = match &header.kid {
+            Some(kid) => match self.keys.by_kid(kid) {
+                Some(found) => found,
+                None => {
+                    return Err(format!(
+                        "token is unverifiable: error while executing keyfunc: invalid kid: {kid}"
+                    ));
+                }
+            },
+            None if header.alg == Algorithm::HS256 => (&self.keys.hs_decoding, Algorithm::HS256),
+            None => {
                 return Err(
                     "token is unverifiable: error while executing keyfunc: missing kid".to_owned(),
                 );
@@ -459,7 +563,11 @@ impl FakeSupabase {
             jwt_secret,
             ec: match options.signing {
                 SupabaseSigning::Es256 => Some(generate_ec_key()?),
-                SupabaseSigning::Hs256 => None,
+                SupabaseSigning::Hs256 | SupabaseSigning::Rs256 => None,
+            },
+            rsa: match options.signing {
+                SupabaseSigning::Rs256 => Some(RsaKey::load()?),
+                SupabaseSigning::Hs256 | SupabaseSigning::Es256 => None,
             },
         };
         let shared = Arc::new(Shared {
@@ -523,7 +631,8 @@ impl FakeSupabase {
     }
 
     /// Signs arbitrary claims with the project's current signing key: HS256
-    /// with the JWT secret, or ES256 with the P-256 key (header `kid` set).
+    /// with the JWT secret, ES256 with the P-256 key or RS256 with the RSA key
+    /// (header `kid` set for both).
     /// Tests use it to forge expired or wrong-audience tokens. Empty if
     /// signing fails, which it does not with the keys this server makes.
     pub fn sign(&self, claims: &Value) -> String {
@@ -531,15 +640,32 @@ impl FakeSupabase {
     }
 
     /// The ES256 public key as an SPKI PEM (`-----BEGIN PUBLIC KEY-----`), or
-    /// `None` for [`SupabaseSigning::Hs256`].
+    /// `None` unless [`SupabaseSigning::Es256`].
     pub fn es256_public_pem(&self) -> Option<String> {
         self.shared.keys.ec.as_ref().map(|k| k.public_pem.clone())
     }
 
-    /// The `kid` of the ES256 key in the JWKS, or `None` for
-    /// [`SupabaseSigning::Hs256`].
+    /// The `kid` of the ES256 key in the JWKS, or `None` unless
+    /// [`SupabaseSigning::Es256`].
     pub fn es256_kid(&self) -> Option<String> {
         self.shared.keys.ec.as_ref().map(|k| k.kid.clone())
+    }
+
+    /// The RS256 public key as an SPKI PEM (`-----BEGIN PUBLIC KEY-----`), or
+    /// `None` unless [`SupabaseSigning::Rs256`]. It is the same fixed test key
+    /// for every instance.
+    pub fn rs256_public_pem(&self) -> Option<String> {
+        self.shared
+            .keys
+            .rsa
+            .as_ref()
+            .map(|_| RS256_TEST_PUBLIC_KEY_PEM.to_owned())
+    }
+
+    /// The `kid` of the RS256 key in the JWKS (new for each instance), or
+    /// `None` unless [`SupabaseSigning::Rs256`].
+    pub fn rs256_kid(&self) -> Option<String> {
+        self.shared.keys.rsa.as_ref().map(|k| k.kid.clone())
     }
 
     /// Marks the user with this email confirmed, as clicking the link in the
@@ -594,7 +720,8 @@ impl FakeSupabase {
 
     /// The current confirmation token hash of the user with this email
     /// (compared case-insensitively): what `{{ .TokenHash }}` puts in the
-    /// confirmation email of a sign-up without autoconfirm, to send to `POST
+    /// confirmation email of a sign-up without autoconfirm (or of a later
+    /// `POST /auth/v1/resend`, which replaces it), to send to `POST
     /// /auth/v1/verify` with `"type": "email"` or `"signup"`. `None` if there
     /// is no such user or it has no unused one (confirmed, or autoconfirmed).
     /// An expired hash is still returned; `/verify` refuses it.
@@ -660,6 +787,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/auth/v1/logout", post(logout))
         .route("/auth/v1/user", get(get_user).put(update_user))
         .route("/auth/v1/recover", post(recover))
+        .route("/auth/v1/resend", post(resend))
         .route("/auth/v1/verify", post(verify))
         .route("/auth/v1/admin/users/{id}", delete(admin_delete_user))
         .fallback(not_found)
@@ -1065,23 +1193,30 @@ async fn health() -> Json<Value> {
 }
 
 async fn jwks(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let keys: Vec<Value> = s
-        .keys
-        .ec
-        .iter()
-        .map(|k| {
-            json!({
-                "kty": "EC",
-                "crv": "P-256",
-                "x": k.x,
-                "y": k.y,
-                "alg": "ES256",
-                "use": "sig",
-                "kid": k.kid,
-                "key_ops": ["verify"],
-            })
+    let ec = s.keys.ec.iter().map(|k| {
+        json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": k.x,
+            "y": k.y,
+            "alg": "ES256",
+            "use": "sig",
+            "kid": k.kid,
+            "key_ops": ["verify"],
         })
-        .collect();
+    });
+    let rsa = s.keys.rsa.iter().map(|k| {
+        json!({
+            "kty": "RSA",
+            "n": RS256_TEST_MODULUS,
+            "e": RS256_TEST_EXPONENT,
+            "alg": "RS256",
+            "use": "sig",
+            "kid": k.kid,
+            "key_ops": ["verify"],
+        })
+    });
+    let keys: Vec<Value> = ec.chain(rsa).collect();
     Json(json!({ "keys": keys }))
 }
 
@@ -1477,6 +1612,66 @@ async fn recover(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         db.last_recovery_email = Some(email);
         db.last_recovery_token_hash = Some(hash);
     }
+    Json(json!({})).into_response()
+}
+
+#[derive(Deserialize)]
+struct ResendBody {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    email: Option<String>,
+}
+
+/// `POST /resend`: sends the sign-up confirmation (`"type": "signup"`) or the
+/// email-change mail (`"email_change"`) again. For an unconfirmed user a
+/// `signup` resend makes a fresh confirmation token hash, replacing the old
+/// one; an `email_change` resend only stamps `email_change_sent_at` of a user
+/// with a pending change (this fake makes no email-change hashes). An unknown
+/// email, a confirmed user or no pending change get the same `200 {}` and
+/// nothing happens, so the answer tells nothing about the account. The phone
+/// types (`sms`, `phone_change`) are not served.
+async fn resend(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let body: ResendBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(resp) => return *resp,
+    };
+    let kind = body.kind.unwrap_or_default();
+    if !matches!(kind.as_str(), "signup" | "email_change") {
+        return gotrue_error(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "Unsupported verification type",
+        );
+    }
+    let email = normalize_email(body.email.as_deref().unwrap_or(""));
+    if email.is_empty() {
+        return gotrue_error(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "Missing email address",
+        );
+    }
+    if !valid_email(&email) {
+        return invalid_email();
+    }
+    let now = Utc::now();
+    let mut db = s.lock();
+    let Some(user) = db.users.values_mut().find(|u| u.email == email) else {
+        return Json(json!({})).into_response();
+    };
+    if kind == "email_change" {
+        if user.new_email.is_some() {
+            user.email_change_sent_at = Some(now);
+        }
+        return Json(json!({})).into_response();
+    }
+    if user.email_confirmed_at.is_some() {
+        return Json(json!({})).into_response();
+    }
+    user.confirmation_sent_at = Some(now);
+    let user_id = user.id;
+    // The new confirmation email's `{{ .TokenHash }}`.
+    db.issue_one_time_token(user_id, OneTimeTokenKind::Confirmation, now);
     Json(json!({})).into_response()
 }
 
@@ -1912,6 +2107,8 @@ mod tests {
         assert_eq!(fake.requests().len(), 8);
         assert!(fake.jwt_secret().len() >= 32);
         assert!(fake.es256_public_pem().is_none());
+        assert!(fake.rs256_public_pem().is_none());
+        assert!(fake.rs256_kid().is_none());
     }
 
     #[tokio::test]
@@ -1949,6 +2146,8 @@ mod tests {
         assert_eq!(data.claims["email"], "ed@example.com");
         assert_eq!(jwks["keys"][0]["key_ops"], json!(["verify"]));
 
+        assert!(fake.rs256_public_pem().is_none());
+
         // The same key from the PEM.
         let pem = fake.es256_public_pem().unwrap();
         let from_pem = DecodingKey::from_ec_pem(pem.as_bytes()).unwrap();
@@ -1979,6 +2178,231 @@ mod tests {
             (403, Some("unexpected_audience"))
         );
         assert_eq!(c.get_user(&fake.sign(&claims)).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn rs256_tokens_verify_with_the_served_jwks() {
+        let fake = FakeSupabase::start_with(FakeSupabaseOptions {
+            signing: SupabaseSigning::Rs256,
+            ..FakeSupabaseOptions::default()
+        })
+        .await
+        .unwrap();
+        assert!(fake.es256_public_pem().is_none());
+        assert!(fake.es256_kid().is_none());
+        let c = Client::new(&fake);
+        let (status, session) = c
+            .post(
+                "/signup",
+                json!({"email": "rae@example.com", "password": "secret-rae"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{session}");
+        let token = str_of(&session, "access_token");
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        assert_eq!(header.alg, Algorithm::RS256);
+        assert_eq!(header.kid, fake.rs256_kid());
+
+        // The served JWKS: one RSA key, and it verifies the token.
+        let (status, jwks) = c
+            .call(reqwest::Method::GET, "/.well-known/jwks.json", None, None)
+            .await;
+        assert_eq!(status, 200, "{jwks}");
+        assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
+        let served = &jwks["keys"][0];
+        assert_eq!(served["kty"], "RSA");
+        assert_eq!(served["alg"], "RS256");
+        assert_eq!(served["use"], "sig");
+        assert_eq!(served["e"], "AQAB");
+        assert_eq!(served["kid"].as_str(), fake.rs256_kid().as_deref());
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(str_of(served, "n"))
+            .unwrap();
+        assert_eq!(n.len(), 256, "a 2048-bit modulus");
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+        let jwk = set.find(header.kid.as_deref().unwrap()).unwrap();
+        let key = DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&["authenticated"]);
+        validation.set_issuer(&[format!("{}/auth/v1", fake.url())]);
+        let data = jsonwebtoken::decode::<Value>(token, &key, &validation).unwrap();
+        assert_eq!(data.claims["email"], "rae@example.com");
+        assert_eq!(data.claims["sub"], session["user"]["id"]);
+
+        // The same key from the PEM; the fake accepts its own tokens.
+        let pem = fake.rs256_public_pem().unwrap();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        let from_pem = DecodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+        jsonwebtoken::decode::<Value>(token, &from_pem, &validation).unwrap();
+        assert_eq!(c.get_user(token).await.0, 200);
+
+        // `sign` signs RS256 with the kid too.
+        let claims = data.claims.clone();
+        let forged = fake.sign(&claims);
+        let forged_header = jsonwebtoken::decode_header(&forged).unwrap();
+        assert_eq!(
+            (forged_header.alg, forged_header.kid),
+            (Algorithm::RS256, fake.rs256_kid())
+        );
+        jsonwebtoken::decode::<Value>(&forged, &key, &validation).unwrap();
+        assert_eq!(c.get_user(&forged).await.0, 200);
+
+        // HS256 with the JWT secret and no kid is still accepted; HS256 under
+        // the RSA kid, or signed with the public key (algorithm confusion), is not.
+        let legacy = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(fake.jwt_secret().as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(c.get_user(&legacy).await.0, 200);
+        let mut confused = Header::new(Algorithm::HS256);
+        confused.kid = fake.rs256_kid();
+        for (header, secret) in [
+            (confused.clone(), fake.jwt_secret()),
+            (confused, pem.clone()),
+            (Header::new(Algorithm::HS256), pem.clone()),
+        ] {
+            let bad = jsonwebtoken::encode(
+                &header,
+                &claims,
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap();
+            let (status, v) = c.get_user(&bad).await;
+            assert_eq!(
+                (status, v["error_code"].as_str()),
+                (403, Some("bad_jwt")),
+                "{v}"
+            );
+        }
+        fake.stop().await;
+    }
+
+    #[tokio::test]
+    async fn resend_replaces_the_confirmation_token_hash() {
+        let fake = FakeSupabase::start_with(FakeSupabaseOptions {
+            autoconfirm: false,
+            ..FakeSupabaseOptions::default()
+        })
+        .await
+        .unwrap();
+        let c = Client::new(&fake);
+        let creds = json!({"email": "gil@example.com", "password": "password-gil"});
+        let (status, user) = c.post("/signup", creds.clone()).await;
+        assert_eq!(status, 200, "{user}");
+        let sent_first = str_of(&user, "confirmation_sent_at").to_owned();
+        let old = fake.confirmation_token_hash("gil@example.com").unwrap();
+
+        // The gateway wants an apikey here too.
+        let resp = reqwest::Client::new()
+            .post(format!("{}/resend", c.base))
+            .json(&json!({"type": "signup", "email": "gil@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 401);
+        assert_eq!(
+            fake.confirmation_token_hash("gil@example.com"),
+            Some(old.clone())
+        );
+
+        assert_eq!(
+            c.post(
+                "/resend",
+                json!({"type": "signup", "email": " Gil@Example.com "})
+            )
+            .await,
+            (200, json!({}))
+        );
+        let new = fake.confirmation_token_hash("gil@example.com").unwrap();
+        assert_ne!(old, new);
+        assert_eq!(new.len(), 56);
+        {
+            let db = fake.shared.lock();
+            let gil = db.user_by_email("gil@example.com").unwrap();
+            assert!(ts_opt(gil.confirmation_sent_at).as_str() >= Some(sent_first.as_str()));
+            assert!(gil.email_confirmed_at.is_none());
+        }
+        assert_eq!(
+            c.post("/verify", json!({"type": "signup", "token_hash": old}))
+                .await,
+            (
+                403,
+                json!({
+                    "code": 403,
+                    "error_code": "otp_expired",
+                    "msg": "Email link is invalid or has expired"
+                })
+            )
+        );
+        let (status, session) = c
+            .post("/verify", json!({"type": "email", "token_hash": new}))
+            .await;
+        assert_eq!(status, 200, "{session}");
+        assert!(session["user"]["email_confirmed_at"].is_string());
+        assert_eq!(c.post("/token?grant_type=password", creds).await.0, 200);
+
+        // Confirmed or unknown: the same answer, and nothing happens.
+        for email in ["gil@example.com", "nobody@example.com"] {
+            assert_eq!(
+                c.post("/resend", json!({"type": "signup", "email": email}))
+                    .await,
+                (200, json!({}))
+            );
+            assert_eq!(fake.confirmation_token_hash(email), None);
+        }
+        assert_eq!(
+            c.post(
+                "/resend",
+                json!({"type": "email_change", "email": "gil@example.com"})
+            )
+            .await,
+            (200, json!({}))
+        );
+
+        // Validation.
+        for (body, msg) in [
+            (json!({"type": "signup"}), "Missing email address"),
+            (
+                json!({"type": "signup", "email": "  "}),
+                "Missing email address",
+            ),
+            (json!({"type": "email_change"}), "Missing email address"),
+            (
+                json!({"type": "sms", "email": "gil@example.com"}),
+                "Unsupported verification type",
+            ),
+            (
+                json!({"type": "recovery", "email": "gil@example.com"}),
+                "Unsupported verification type",
+            ),
+            (
+                json!({"email": "gil@example.com"}),
+                "Unsupported verification type",
+            ),
+            (
+                json!({"type": "signup", "email": "not-an-email"}),
+                "Unable to validate email address: invalid format",
+            ),
+        ] {
+            let (status, v) = c.post("/resend", body).await;
+            if msg == "Missing email address" {
+                assert_eq!(
+                    (status, &v),
+                    (
+                        400,
+                        &json!({"code": 400, "error_code": "validation_failed", "msg": msg})
+                    )
+                );
+            }
+            assert_eq!(
+                (status, v["error_code"].as_str(), v["msg"].as_str()),
+                (400, Some("validation_failed"), Some(msg)),
+                "{v}"
+            );
+        }
+        fake.stop().await;
     }
 
     #[tokio::test]

@@ -26,8 +26,10 @@ CREATE INDEX auth_sessions_user ON auth_sessions (user_id);
 CREATE TABLE auth_refresh_tokens (
     token_hash TEXT PRIMARY KEY,
     session_id TEXT NOT NULL REFERENCES auth_sessions (id) ON DELETE CASCADE,
-    created_at INTEGER NOT NULL,
-    used_at    INTEGER
+    created_at  INTEGER NOT NULL,
+    used_at     INTEGER,
+    -- The token that replaced this one (its digest).
+    replaced_by TEXT
 );
 CREATE INDEX auth_refresh_tokens_session ON auth_refresh_tokens (session_id);
 
@@ -59,3 +61,13 @@ CREATE TABLE auth_revoked_sessions (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX auth_revoked_sessions_user ON auth_revoked_sessions (user_id);
+
+-- Supabase users whose earlier tokens Homi refuses (deleted users, password
+-- changes and resets): tokens issued before `not_before` are refused, except
+-- those of `keep_session` (the caller's, after a password change).
+CREATE TABLE auth_user_revocations (
+    user_id      TEXT PRIMARY KEY,
+    not_before   INTEGER NOT NULL,
+    keep_session TEXT,
+    expires_at   INTEGER NOT NULL
+);

@@ -16,7 +16,7 @@ use super::{
     AuthBackend, AuthHealth, AuthSession, Principal, SignUp, SignedUp, User, UserUpdate,
     normalize_email, normalize_name, password, random_token, token_digest,
 };
-use crate::config::{AuthConfig, Config, MAX_PASSWORD_LENGTH};
+use crate::config::{AuthConfig, Config};
 use crate::error::{Error, Result};
 
 /// Failed sign-ins older than this are forgotten.
@@ -56,6 +56,14 @@ fn ended() -> Error {
     Error::Unauthorized(
         "the auth session has ended (signed out, expired or revoked); sign in again".into(),
     )
+}
+
+/// `now + d`, or a configuration error naming `var` when that is out of range.
+pub(super) fn later(now: DateTime<Utc>, d: Duration, var: &str) -> Result<DateTime<Utc>> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| Error::config(var, format!("{}s is too long", d.as_secs())))
 }
 
 fn wrong_credentials() -> Error {
@@ -100,13 +108,46 @@ impl Builtin {
         })
     }
 
-    fn session_expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now + chrono::Duration::from_std(self.config.session_ttl).unwrap_or(chrono::Duration::MAX)
+    fn session_expiry(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        later(now, self.config.session_ttl, "HOMI_SESSION_TTL_SECS")
     }
 
-    fn token_expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now + chrono::Duration::from_std(self.config.reset_token_ttl)
-            .unwrap_or(chrono::Duration::MAX)
+    fn token_expiry(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        later(
+            now,
+            self.config.reset_token_ttl,
+            "HOMI_RESET_TOKEN_TTL_SECS",
+        )
+    }
+
+    /// Checks `pw` against `hash` (a dummy hash when the account is unknown,
+    /// so both cost the same) under the email's failure lock: the attempt is
+    /// counted before the check, so parallel guesses cannot outrun the lock.
+    async fn guarded_check(&self, digest: &str, pw: &str, hash: Option<&str>) -> Result<bool> {
+        let (max, lockout) = (self.config.max_failed_signins, self.config.signin_lockout);
+        let now = Utc::now();
+        if let Some(until) = self
+            .store
+            .begin_signin_attempt(digest, now, max, lockout, FAILURE_WINDOW)
+            .await?
+        {
+            return Err(locked(until, now));
+        }
+        let hash = match hash {
+            Some(h) => h.to_owned(),
+            None => password::dummy_hash().await?,
+        };
+        let matches = pw.chars().count() <= self.config.password_max_length
+            && password::verify(pw, &hash).await?;
+        if matches {
+            self.store.clear_signin_failures(digest).await?;
+            return Ok(true);
+        }
+        let now = Utc::now();
+        match self.store.signin_failed(digest, now, max, lockout).await? {
+            Some(until) => Err(locked(until, now)),
+            None => Ok(false),
+        }
     }
 
     fn pair(
@@ -137,7 +178,7 @@ impl Builtin {
                 user_id: user.id,
                 refresh_token_hash: token_digest(&refresh),
                 created_at: now,
-                expires_at: self.session_expiry(now),
+                expires_at: self.session_expiry(now)?,
             })
             .await?;
         self.pair(user, id, refresh, now)
@@ -152,7 +193,7 @@ impl Builtin {
                 user.id,
                 purpose,
                 now,
-                self.token_expiry(now),
+                self.token_expiry(now)?,
             )
             .await?;
         let minutes = self.config.reset_token_ttl.as_secs() / 60;
@@ -196,7 +237,12 @@ impl Builtin {
     pub async fn sign_up(&self, request: SignUp) -> Result<SignedUp> {
         let (email, _) = normalize_email("email", &request.email)?;
         let pw = request.password.expose_secret();
-        password::check_policy("password", pw, self.config.password_min_length)?;
+        password::check_policy(
+            "password",
+            pw,
+            self.config.password_min_length,
+            self.config.password_max_length,
+        )?;
         let full_name = normalize_name("full_name", request.full_name.as_deref())?;
         let now = Utc::now();
         let confirm = self.config.require_email_confirmation;
@@ -237,40 +283,18 @@ impl Builtin {
         if pw.is_empty() {
             return Err(Error::invalid("password", "a password is required"));
         }
-        if pw.chars().count() > MAX_PASSWORD_LENGTH {
+        let user = self.store.user_by_email(&normalized).await?;
+        let hash = user.as_ref().map(|u| u.password_hash.as_str());
+        if !self.guarded_check(&digest, pw, hash).await? {
             return Err(wrong_credentials());
         }
-        let now = Utc::now();
-        if let Some(until) = self.store.signin_locked_until(&digest, now).await? {
-            return Err(locked(until, now));
-        }
-        let user = self.store.user_by_email(&normalized).await?;
-        // Unknown emails cost the same hash work as known ones.
-        let hash = match &user {
-            Some(u) => u.password_hash.clone(),
-            None => password::dummy_hash().await?,
+        let Some(user) = user else {
+            return Err(wrong_credentials());
         };
-        let matches = password::verify(pw, &hash).await?;
-        let Some(user) = user.filter(|_| matches) else {
-            let lock = self
-                .store
-                .record_signin_failure(
-                    &digest,
-                    now,
-                    self.config.max_failed_signins,
-                    self.config.signin_lockout,
-                    FAILURE_WINDOW,
-                )
-                .await?;
-            return Err(match lock {
-                Some(until) => locked(until, now),
-                None => wrong_credentials(),
-            });
-        };
-        self.store.clear_signin_failures(&digest).await?;
         if self.config.require_email_confirmation && user.email_confirmed_at.is_none() {
             return Err(Error::Forbidden(
-                "the email address is not confirmed yet: open the link sent to it".into(),
+                "the email address is not confirmed yet: open the link sent to it, or ask for a new one"
+                    .into(),
             ));
         }
         self.new_session(&user).await
@@ -299,7 +323,7 @@ impl Builtin {
                 &token_digest(refresh_token),
                 &token_digest(&next),
                 now,
-                self.session_expiry(now),
+                self.session_expiry(now)?,
                 self.config.refresh_reuse_grace,
             )
             .await?;
@@ -400,30 +424,15 @@ impl Builtin {
             "new_password",
             new_password,
             self.config.password_min_length,
+            self.config.password_max_length,
         )?;
         let user = self.current(principal).await?;
         let digest = token_digest(&user.email.to_lowercase());
-        let now = Utc::now();
-        if let Some(until) = self.store.signin_locked_until(&digest, now).await? {
-            return Err(locked(until, now));
-        }
-        if current_password.chars().count() > MAX_PASSWORD_LENGTH
-            || !password::verify(current_password, &user.password_hash).await?
+        if !self
+            .guarded_check(&digest, current_password, Some(&user.password_hash))
+            .await?
         {
-            let lock = self
-                .store
-                .record_signin_failure(
-                    &digest,
-                    now,
-                    self.config.max_failed_signins,
-                    self.config.signin_lockout,
-                    FAILURE_WINDOW,
-                )
-                .await?;
-            return Err(match lock {
-                Some(until) => locked(until, now),
-                None => Error::Unauthorized("the current password is wrong".into()),
-            });
+            return Err(Error::Unauthorized("the current password is wrong".into()));
         }
         let hash = password::hash(new_password).await?;
         self.store
@@ -437,20 +446,34 @@ impl Builtin {
     }
 
     pub async fn request_password_reset(&self, email: &str) -> Result<()> {
+        self.send_later(email, TokenPurpose::ResetPassword)
+    }
+
+    pub async fn resend_confirmation(&self, email: &str) -> Result<()> {
+        self.send_later(email, TokenPurpose::ConfirmEmail)
+    }
+
+    /// Emails a one-time link for `purpose` if an account has this email (and,
+    /// for a confirmation, is not confirmed yet). The work happens after the
+    /// answer, so neither the answer nor its timing says whether it has.
+    fn send_later(&self, email: &str, purpose: TokenPurpose) -> Result<()> {
         let (_, normalized) = normalize_email("email", email)?;
-        // The work happens after the answer, so its timing says nothing about
-        // whether the email has an account.
         let this = self.clone();
         tokio::spawn(async move {
             let result = async {
-                if let Some(user) = this.store.user_by_email(&normalized).await? {
-                    this.send_link(&user, TokenPurpose::ResetPassword).await?;
+                let user = this.store.user_by_email(&normalized).await?;
+                let wanted = match purpose {
+                    TokenPurpose::ResetPassword => user,
+                    TokenPurpose::ConfirmEmail => user.filter(|u| u.email_confirmed_at.is_none()),
+                };
+                if let Some(user) = wanted {
+                    this.send_link(&user, purpose).await?;
                 }
                 Ok::<_, Error>(())
             }
             .await;
             if let Err(e) = result {
-                tracing::error!(error = %e, "a password-reset email could not be sent");
+                tracing::error!(error = %e, purpose = purpose.as_str(), "an email could not be sent");
             }
         });
         Ok(())
@@ -465,6 +488,7 @@ impl Builtin {
             "new_password",
             new_password,
             self.config.password_min_length,
+            self.config.password_max_length,
         )?;
         let hash = password::hash(new_password).await?;
         match self

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
-use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -112,7 +112,7 @@ impl Signer {
         email: &str,
         now: DateTime<Utc>,
     ) -> Result<(String, DateTime<Utc>)> {
-        let exp = now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX);
+        let exp = super::builtin::later(now, self.ttl, "HOMI_ACCESS_TOKEN_TTL_SECS")?;
         let claims = Claims {
             sub: user.to_string(),
             sid: session.to_string(),
@@ -166,11 +166,16 @@ pub(crate) struct SupabaseVerifier {
     http: reqwest::Client,
     api_key: secrecy::SecretString,
     keys: Mutex<JwksCache>,
+    /// One fetch at a time; requests that wait for it use its result.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 struct JwksCache {
     keys: HashMap<String, (Algorithm, DecodingKey)>,
+    /// When the keys were last fetched successfully.
     fetched: Option<Instant>,
+    /// When a fetch was last attempted (successful or not).
+    attempted: Option<Instant>,
 }
 
 /// How long fetched JWKS keys are trusted before they are fetched again.
@@ -203,7 +208,9 @@ impl SupabaseVerifier {
             keys: Mutex::new(JwksCache {
                 keys: HashMap::new(),
                 fetched: None,
+                attempted: None,
             }),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -256,25 +263,39 @@ impl SupabaseVerifier {
     }
 
     async fn jwks_key(&self, kid: &str) -> Result<(Algorithm, DecodingKey)> {
-        {
-            let cache = self.lock();
-            let fresh = cache.fetched.is_some_and(|t| t.elapsed() < JWKS_TTL);
-            if let Some(k) = cache.keys.get(kid)
-                && fresh
-            {
-                return Ok(k.clone());
+        // Keys fetched recently are used as they are; an unknown `kid` (a
+        // rotation) triggers a fetch, at most one per JWKS_MIN_REFETCH.
+        let cached = |c: &JwksCache| -> Option<Result<(Algorithm, DecodingKey)>> {
+            let fresh = c.fetched.is_some_and(|t| t.elapsed() < JWKS_TTL);
+            match c.keys.get(kid) {
+                Some(k) if fresh => Some(Ok(k.clone())),
+                _ if c.attempted.is_some_and(|t| t.elapsed() < JWKS_MIN_REFETCH) => {
+                    Some(c.keys.get(kid).cloned().ok_or_else(unknown_key))
+                }
+                _ => None,
             }
-            let recently = cache
-                .fetched
-                .is_some_and(|t| t.elapsed() < JWKS_MIN_REFETCH);
-            if recently {
-                return Err(unknown_key());
-            }
+        };
+        if let Some(answer) = cached(&self.lock()) {
+            return answer;
         }
-        let keys = self.fetch_jwks().await?;
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(answer) = cached(&self.lock()) {
+            return answer;
+        }
+        let fetched = self.fetch_jwks().await;
         let mut cache = self.lock();
-        cache.keys = keys;
-        cache.fetched = Some(Instant::now());
+        cache.attempted = Some(Instant::now());
+        match fetched {
+            Ok(keys) => {
+                cache.keys = keys;
+                cache.fetched = cache.attempted;
+            }
+            // Keep the keys we had: a JWKS outage must not refuse every token.
+            Err(e) if cache.keys.contains_key(kid) => {
+                tracing::warn!(error = %e, "cannot refresh the Supabase JWKS; using the keys fetched before");
+            }
+            Err(e) => return Err(e),
+        }
         cache.keys.get(kid).cloned().ok_or_else(unknown_key)
     }
 
@@ -305,10 +326,19 @@ impl SupabaseVerifier {
             .map_err(|e| Error::Unavailable(format!("Supabase Auth JWKS is not a JWK set: {e}")))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
-            let alg = match jwk.common.key_algorithm {
-                Some(KeyAlgorithm::ES256) => Algorithm::ES256,
-                Some(KeyAlgorithm::RS256) => Algorithm::RS256,
-                _ => continue,
+            // The key's algorithm is pinned by the key: its `alg`, or its type
+            // when it has none (EC P-256 → ES256, RSA → RS256).
+            let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+                (Some(KeyAlgorithm::ES256), _) => Algorithm::ES256,
+                (Some(KeyAlgorithm::RS256), _) => Algorithm::RS256,
+                (Some(_), _) => continue,
+                (None, AlgorithmParameters::EllipticCurve(ec))
+                    if ec.curve == EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
+                (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+                (None, _) => continue,
             };
             let Some(kid) = jwk.common.key_id.clone() else {
                 continue;

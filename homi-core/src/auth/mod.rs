@@ -260,6 +260,7 @@ impl Auth {
         store: Arc<dyn AuthStore>,
         mailer: Option<Arc<dyn Mailer>>,
     ) -> Result<Self> {
+        config.auth.validate()?;
         let backend = match &config.auth.supabase {
             Some(project) => Backend::Supabase(supabase::Supabase::new(config, project, store)?),
             None => Backend::Builtin(builtin::Builtin::new(config, store, mailer).await?),
@@ -346,13 +347,25 @@ impl Auth {
         dispatch!(self.confirm_password_reset(token, new_password))
     }
 
+    /// Emails a new confirmation link if an unconfirmed account has this
+    /// email. The answer (and its timing) is the same whether or not it has.
+    pub async fn resend_confirmation(&self, email: &str) -> Result<()> {
+        dispatch!(self.resend_confirmation(email))
+    }
+
     /// Confirms an email address with the token of the confirmation link.
     pub async fn confirm_email(&self, token: &str) -> Result<User> {
         dispatch!(self.confirm_email(token))
     }
 
     /// Deletes a user and everything of theirs: the account, auth sessions,
-    /// memories with their history and embeddings. Returns whether anything existed.
+    /// memories with their history and embeddings; their access tokens are
+    /// refused from now on. Returns whether anything existed.
+    ///
+    /// This is an administrative operation: a door calls it with the id of a
+    /// verified [`Principal`] (a user deleting themselves) or from an admin
+    /// context, never with an id taken from a request body. With Supabase,
+    /// `SUPABASE_KEY` must be the service-role key.
     pub async fn delete_user(&self, user_id: Uuid) -> Result<bool> {
         dispatch!(self.delete_user(user_id))
     }

@@ -5,7 +5,6 @@ use std::sync::OnceLock;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use crate::config::MAX_PASSWORD_LENGTH;
 use crate::error::{Error, Result};
 
 /// OWASP's first argon2id configuration: 19 MiB, two passes, one lane.
@@ -27,7 +26,12 @@ fn hasher() -> Result<Argon2<'static>> {
 }
 
 /// Checks a new password against the policy; the error names `field`.
-pub(crate) fn check_policy(field: &str, password: &str, min_length: usize) -> Result<()> {
+pub(crate) fn check_policy(
+    field: &str,
+    password: &str,
+    min_length: usize,
+    max_length: usize,
+) -> Result<()> {
     let chars = password.chars().count();
     if chars < min_length {
         return Err(Error::invalid(
@@ -35,13 +39,36 @@ pub(crate) fn check_policy(field: &str, password: &str, min_length: usize) -> Re
             format!("the password must be at least {min_length} characters long"),
         ));
     }
-    if chars > MAX_PASSWORD_LENGTH {
+    if chars > max_length {
         return Err(Error::invalid(
             field,
-            format!("the password must be at most {MAX_PASSWORD_LENGTH} characters long"),
+            format!("the password must be at most {max_length} characters long"),
         ));
     }
     Ok(())
+}
+
+/// Hashes running at once, process-wide: each holds 19 MiB and a core, so a
+/// burst of sign-ins queues here instead of exhausting memory.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(2 * cores)
+    })
+}
+
+/// Runs `work` on the blocking pool under a hashing permit.
+async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|e| Error::storage(format!("password hashing is shut down: {e}")))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::storage(format!("password hashing task failed: {e}")))?
 }
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`),
@@ -50,7 +77,7 @@ pub(crate) async fn hash(password: &str) -> Result<String> {
     let password = password.to_owned();
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| Error::storage(format!("no randomness: {e}")))?;
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let salt = SaltString::encode_b64(&salt)
             .map_err(|e| Error::storage(format!("argon2 salt: {e}")))?;
         hasher()?
@@ -59,14 +86,13 @@ pub(crate) async fn hash(password: &str) -> Result<String> {
             .map_err(|e| Error::storage(format!("argon2: {e}")))
     })
     .await
-    .map_err(|e| Error::storage(format!("password hashing task failed: {e}")))?
 }
 
 /// Whether `password` matches the PHC string `phc`, off the async runtime's threads.
 pub(crate) async fn verify(password: &str, phc: &str) -> Result<bool> {
     let password = password.to_owned();
     let phc = phc.to_owned();
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let parsed = PasswordHash::new(&phc)
             .map_err(|e| Error::storage(format!("a stored password hash is corrupt: {e}")))?;
         Ok(hasher()?
@@ -74,7 +100,6 @@ pub(crate) async fn verify(password: &str, phc: &str) -> Result<bool> {
             .is_ok())
     })
     .await
-    .map_err(|e| Error::storage(format!("password hashing task failed: {e}")))?
 }
 
 /// A hash of a random password with the same parameters: sign-ins for unknown
@@ -110,9 +135,9 @@ mod tests {
 
     #[test]
     fn policy_names_the_field() {
-        let e = check_policy("new_password", "short", 8).unwrap_err();
+        let e = check_policy("new_password", "short", 8, 1024).unwrap_err();
         assert!(e.to_string().contains("new_password"), "{e}");
-        assert!(check_policy("password", &"x".repeat(1025), 8).is_err());
-        assert!(check_policy("password", "long enough", 8).is_ok());
+        assert!(check_policy("password", &"x".repeat(1025), 8, 1024).is_err());
+        assert!(check_policy("password", "long enough", 8, 1024).is_ok());
     }
 }

@@ -97,7 +97,109 @@ pub(crate) fn lock_length(failures: i64, max: u32, lockout: Duration) -> Option<
         return None;
     }
     let factor = 1u32 << over.min(12) as u32;
-    Some((lockout * factor).min(Duration::from_secs(3600)))
+    Some(
+        lockout
+            .checked_mul(factor)
+            .unwrap_or(Duration::MAX)
+            .min(Duration::from_secs(3600)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_start_at_max_and_double() {
+        let m = Duration::from_secs(60);
+        assert_eq!(lock_length(2, 3, m), None);
+        assert_eq!(lock_length(3, 3, m), Some(m));
+        assert_eq!(lock_length(4, 3, m), Some(2 * m));
+        assert_eq!(lock_length(40, 3, m), Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn bursts_past_max_are_refused_and_one_try_follows_a_lock() {
+        let (now, m) = (Utc::now(), Duration::from_secs(60));
+        assert!(!attempt_decision(3, false, now, 3, m).refuse);
+        let burst = attempt_decision(4, false, now, 3, m);
+        assert!(burst.refuse);
+        assert_eq!(burst.lock, Some(now + m));
+        let after_lock = attempt_decision(4, true, now, 3, m);
+        assert!(!after_lock.refuse, "one try after a lock runs out");
+        assert_eq!(
+            after_lock.lock,
+            Some(now + 2 * m),
+            "the next lock is set at once"
+        );
+    }
+
+    #[test]
+    fn grace_needs_a_window_and_an_unused_replacement() {
+        assert!(!within_grace(0, 0, true), "grace 0: any reuse revokes");
+        assert!(within_grace(1_000, 5_000_000, true));
+        assert!(!within_grace(6_000_000, 5_000_000, true));
+        assert!(!within_grace(1_000, 5_000_000, false), "the chain moved on");
+    }
+}
+
+/// Revocations of an external (Supabase) user's tokens recorded by Homi.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExternalRevocation {
+    /// The token's session was signed out through Homi.
+    pub session_revoked: bool,
+    /// The user's tokens issued before this are refused (unless the token's
+    /// session is `keep_session`).
+    pub user_not_before: Option<DateTime<Utc>>,
+    /// The session exempt from `user_not_before` (the caller's, after a
+    /// password change).
+    pub keep_session: Option<Uuid>,
+}
+
+/// What to do with a sign-in attempt, counted before its password is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AttemptDecision {
+    /// Refuse it (the email is locked from now on until `lock`).
+    pub refuse: bool,
+    /// The lock to record, if it changes.
+    pub lock: Option<DateTime<Utc>>,
+}
+
+/// Decides about the `attempts`-th attempt in a row (this one included) for an
+/// email that is not locked now; `had_lock` says whether an earlier lock has
+/// run out. Up to `max` attempts go ahead. One more in a burst (no lock yet)
+/// is refused and locks the email. After a lock has run out, one attempt goes
+/// ahead, but the next, longer lock is set at once, so that parallel guesses
+/// get no further and a success lifts it.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn attempt_decision(
+    attempts: i64,
+    had_lock: bool,
+    now: DateTime<Utc>,
+    max: u32,
+    lockout: Duration,
+) -> AttemptDecision {
+    if attempts <= i64::from(max) {
+        return AttemptDecision {
+            refuse: false,
+            lock: None,
+        };
+    }
+    let (refuse, counted) = if had_lock {
+        (false, attempts)
+    } else {
+        (true, attempts - 1)
+    };
+    AttemptDecision {
+        refuse,
+        lock: lock_length(counted, max, lockout).map(|d| now + d),
+    }
+}
+
+/// Whether a refresh token used `elapsed_us` ago may rotate again.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn within_grace(elapsed_us: i64, grace_us: i64, replacement_unused: bool) -> bool {
+    grace_us > 0 && elapsed_us <= grace_us && replacement_unused
 }
 
 /// Store operations of the built-in accounts. Every method that touches a
@@ -121,7 +223,9 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     async fn list_users(&self, limit: usize, offset: usize) -> Result<Vec<UserRecord>>;
 
     /// Changes the display name and/or the email (with whether it is confirmed);
-    /// `Conflict` when the new email is taken. Returns the account after the change.
+    /// `Conflict` when the new email is taken. A changed email voids the
+    /// user's pending one-time tokens (they were sent to the old address).
+    /// Returns the account after the change.
     async fn update_user(
         &self,
         id: Uuid,
@@ -139,25 +243,31 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// Until when sign-ins for this email are refused, if they are. Emails
-    /// are named by the SHA-256 of their lower-cased form (`email_digest`), so
-    /// addresses typed at a sign-in form are never stored.
-    async fn signin_locked_until(
-        &self,
-        email_digest: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>>;
-
-    /// Counts a failed sign-in for this email (failures older than `window`
-    /// are forgotten); after `max_failures` the email is locked for `lockout`,
-    /// doubling with each further failure up to an hour. Returns the lock's end.
-    async fn record_signin_failure(
+    /// Counts a sign-in attempt for this email *before* its password is
+    /// checked, so that parallel guesses cannot outrun the lock. Emails are
+    /// named by the SHA-256 of their lower-cased form (`email_digest`), so
+    /// addresses typed at a sign-in form are never stored. Returns the end of
+    /// the lock when the email is locked (already, or now because this
+    /// attempt is one more than `max_failures` allows); attempts older than
+    /// `window` are forgotten.
+    async fn begin_signin_attempt(
         &self,
         email_digest: &str,
         now: DateTime<Utc>,
         max_failures: u32,
         lockout: Duration,
         window: Duration,
+    ) -> Result<Option<DateTime<Utc>>>;
+
+    /// Records that the attempt failed: once the counted attempts reach
+    /// `max_failures`, the email is locked for `lockout`, doubling with each
+    /// further failure up to an hour. Returns the lock's end.
+    async fn signin_failed(
+        &self,
+        email_digest: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lockout: Duration,
     ) -> Result<Option<DateTime<Utc>>>;
 
     /// Forgets the failed sign-ins of this email.
@@ -176,8 +286,10 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     ) -> Result<bool>;
 
     /// Rotates a refresh token: marks `old_hash` used and stores `new_hash` for
-    /// the same session, extending it to `expires_at`. A token used within
-    /// `grace` before rotates again; one used earlier revokes the session.
+    /// the same session, extending it to `expires_at`. A used token presented
+    /// again revokes the session, unless `grace` is not zero, it was used at
+    /// most `grace` ago and the token that replaced it has not been used yet
+    /// (two requests refreshing at once): then it rotates again.
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -206,8 +318,8 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
 
     /// Consumes a password-reset token: in one transaction, deletes it, sets
-    /// the new password hash, revokes every session and clears the sign-in
-    /// lock. Returns the user, or `None` for an unknown, used or expired token.
+    /// the new password hash, confirms the email (the link proved the
+    /// mailbox), revokes every session and clears the sign-in lock. Returns the user, or `None` for an unknown, used or expired token.
     async fn reset_password(
         &self,
         token_hash: &str,
@@ -219,7 +331,8 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     async fn confirm_email(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Uuid>>;
 
     /// Records that an external (Supabase) session was signed out, so its
-    /// access tokens are refused until they expire.
+    /// access tokens are refused until `expires_at` (when none can be valid
+    /// any more).
     async fn revoke_external_session(
         &self,
         session_id: Uuid,
@@ -227,13 +340,31 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
         expires_at: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// Whether an external session was signed out through Homi.
-    async fn external_session_revoked(&self, session_id: Uuid) -> Result<bool>;
+    /// Refuses an external user's tokens issued before `not_before` (all but
+    /// `keep_session`'s) until `expires_at`.
+    async fn revoke_external_user(
+        &self,
+        user_id: &str,
+        not_before: DateTime<Utc>,
+        keep_session: Option<Uuid>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// What Homi recorded against an external token of `user_id` in
+    /// `session_id`: its session signed out, or the user's earlier tokens
+    /// revoked.
+    async fn external_revocation(
+        &self,
+        session_id: Uuid,
+        user_id: &str,
+    ) -> Result<ExternalRevocation>;
 
     /// Deletes everything of `user_id`, in one transaction: the built-in
     /// account if there is one (sessions, refresh and one-time tokens, sign-in
     /// failures), every memory whose `user_id` it is, with embeddings and all
-    /// history (deletion markers included), and recorded external sessions.
-    /// Returns whether there was an account or any memory.
+    /// history (deletion markers included). Revocations of external tokens
+    /// stay until they expire (they hold ids, no personal data), so the
+    /// user's tokens stay refused. Returns whether there was an account or
+    /// any memory.
     async fn delete_user(&self, user_id: &str) -> Result<bool>;
 }

@@ -26,7 +26,7 @@ pub(super) struct Supabase {
     http: reqwest::Client,
     verifier: SupabaseVerifier,
     store: Arc<dyn AuthStore>,
-    password_min_length: usize,
+    password_length: (usize, usize),
 }
 
 impl std::fmt::Debug for Supabase {
@@ -99,8 +99,21 @@ impl GoTrueSession {
     }
 }
 
-/// Maps a GoTrue error answer to Homi's error.
-fn gotrue_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Error {
+/// The longest access-token lifetime a Supabase project can set (one week):
+/// revocations Homi records for Supabase tokens last this long.
+const MAX_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::days(7);
+
+const INVALID_REFRESH: &str =
+    "the refresh token is invalid or its auth session has ended; sign in again";
+
+/// Maps a GoTrue error answer to Homi's error (`refreshing`: the request
+/// presented a refresh token, which older GoTrue versions refuse as `invalid_grant`).
+fn gotrue_error(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &str,
+    refreshing: bool,
+) -> Error {
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let code = v
         .get("error_code")
@@ -126,6 +139,7 @@ fn gotrue_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -
             message: format!("Supabase Auth: {msg}"),
             retry_after: retry_after.unwrap_or(Duration::from_secs(60)),
         },
+        (_, "invalid_grant") if refreshing => Error::Unauthorized(INVALID_REFRESH.into()),
         (_, "invalid_credentials" | "invalid_grant") => {
             Error::Unauthorized("invalid email or password".into())
         }
@@ -136,9 +150,7 @@ fn gotrue_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -
             "this refresh token was already used, so the auth session has been revoked to be safe; sign in again".into(),
         ),
         (_, "refresh_token_not_found" | "session_not_found" | "session_expired") => {
-            Error::Unauthorized(
-                "the refresh token is invalid or its auth session has ended; sign in again".into(),
-            )
+            Error::Unauthorized(INVALID_REFRESH.into())
         }
         (_, "weak_password") => Error::invalid("password", msg),
         (_, "user_already_exists" | "email_exists") => {
@@ -161,6 +173,32 @@ fn gotrue_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -
             status.as_u16()
         )),
     }
+}
+
+/// Sends a request to Supabase Auth; the JSON body of a 2xx answer, or the mapped error.
+async fn send(request: RequestBuilder, refreshing: bool) -> Result<Value> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Error::Unavailable(format!("Supabase Auth could not be reached: {e}")))?;
+    let status = response.status();
+    let retry_after = parse_retry_after(response.headers());
+    let body = response
+        .text()
+        .await
+        .map_err(|e| Error::Unavailable(format!("Supabase Auth's answer broke off: {e}")))?;
+    if !status.is_success() {
+        return Err(gotrue_error(status, retry_after, &body, refreshing));
+    }
+    if body.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&body).map_err(|e| {
+        Error::Unavailable(format!(
+            "Supabase Auth answered something that is not JSON ({e}): {}",
+            body.chars().take(200).collect::<String>()
+        ))
+    })
 }
 
 fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -198,7 +236,10 @@ impl Supabase {
             http,
             verifier,
             store,
-            password_min_length: config.auth.password_min_length,
+            password_length: (
+                config.auth.password_min_length,
+                config.auth.password_max_length,
+            ),
         })
     }
 
@@ -212,28 +253,11 @@ impl Supabase {
 
     /// Sends a request; the JSON body of a 2xx answer, or the mapped error.
     async fn call(&self, request: RequestBuilder) -> Result<Value> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Error::Unavailable(format!("Supabase Auth could not be reached: {e}")))?;
-        let status = response.status();
-        let retry_after = parse_retry_after(response.headers());
-        let body = response
-            .text()
-            .await
-            .map_err(|e| Error::Unavailable(format!("Supabase Auth's answer broke off: {e}")))?;
-        if !status.is_success() {
-            return Err(gotrue_error(status, retry_after, &body));
-        }
-        if body.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&body).map_err(|e| {
-            Error::Unavailable(format!(
-                "Supabase Auth answered something that is not JSON ({e}): {}",
-                body.chars().take(200).collect::<String>()
-            ))
-        })
+        self.call_as(request, false).await
+    }
+
+    async fn call_as(&self, request: RequestBuilder, refreshing: bool) -> Result<Value> {
+        send(request, refreshing).await
     }
 
     fn parse<T: for<'de> Deserialize<'de>>(what: &str, v: Value) -> Result<T> {
@@ -257,7 +281,8 @@ impl Supabase {
     pub async fn sign_up(&self, request: SignUp) -> Result<SignedUp> {
         let (email, _) = normalize_email("email", &request.email)?;
         let pw = request.password.expose_secret();
-        password::check_policy("password", pw, self.password_min_length)?;
+        let (min, max) = self.password_length;
+        password::check_policy("password", pw, min, max)?;
         let full_name = normalize_name("full_name", request.full_name.as_deref())?;
         let mut body = json!({"email": email, "password": pw});
         if let Some(name) = &full_name {
@@ -294,20 +319,38 @@ impl Supabase {
     }
 
     pub async fn sign_out(&self, principal: &Principal) -> Result<()> {
-        self.call(self.request(
-            Method::POST,
-            "/logout?scope=local",
-            Some(principal.access_token()),
-        ))
-        .await?;
-        // Supabase's access tokens stay valid until they expire; Homi refuses
-        // them from now on.
+        // Supabase's access tokens stay valid until they expire: Homi refuses
+        // this session's from now on, first, so that nothing Supabase answers
+        // can leave them working.
         self.store
             .revoke_external_session(
                 principal.session_id,
                 &principal.user_id.to_string(),
-                principal.expires_at,
+                Utc::now() + MAX_TOKEN_LIFETIME,
             )
+            .await?;
+        match self
+            .call(self.request(
+                Method::POST,
+                "/logout?scope=local",
+                Some(principal.access_token()),
+            ))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already ended at Supabase (e.g. by a password change elsewhere).
+            Err(e) if e.kind() == crate::ErrorKind::Unauthorized => Ok(()),
+            Err(e) => Err(Error::Unavailable(format!(
+                "signed out in Homi, but Supabase Auth could not end the session (its refresh token may still work): {e}"
+            ))),
+        }
+    }
+
+    /// Refuses the user's earlier tokens in Homi (all but `keep`'s).
+    async fn revoke_user_tokens(&self, user_id: Uuid, keep: Option<Uuid>) -> Result<()> {
+        let now = Utc::now();
+        self.store
+            .revoke_external_user(&user_id.to_string(), now, keep, now + MAX_TOKEN_LIFETIME)
             .await
     }
 
@@ -320,9 +363,10 @@ impl Supabase {
             ));
         }
         let v = self
-            .call(
+            .call_as(
                 self.request(Method::POST, "/token?grant_type=refresh_token", None)
                     .json(&json!({"refresh_token": refresh_token})),
+                true,
             )
             .await?;
         Ok(Self::parse::<GoTrueSession>("session", v)?.into_session())
@@ -343,10 +387,39 @@ impl Supabase {
             .as_deref()
             .and_then(|s| Uuid::parse_str(s).ok())
             .ok_or_else(|| Error::Unauthorized("the access token names no auth session".into()))?;
-        if self.store.external_session_revoked(session_id).await? {
-            return Err(Error::Unauthorized(
+        let revoked = self
+            .store
+            .external_revocation(session_id, &claims.sub)
+            .await?;
+        let ended = || {
+            Error::Unauthorized(
                 "the auth session has ended (signed out, expired or revoked); sign in again".into(),
-            ));
+            )
+        };
+        if revoked.session_revoked {
+            return Err(ended());
+        }
+        if let Some(not_before) = revoked.user_not_before
+            && revoked.keep_session != Some(session_id)
+        {
+            // `iat` has whole seconds. Issued before the revocation's second:
+            // refused; after it: fine; within it: Supabase Auth decides
+            // (whether the token's session still exists).
+            let iat = claims.iat.unwrap_or(0);
+            let cut = not_before.timestamp();
+            if iat < cut {
+                return Err(ended());
+            }
+            if iat == cut
+                && let Err(e) = self
+                    .call(self.request(Method::GET, "/user", Some(token)))
+                    .await
+            {
+                return Err(match e.kind() {
+                    crate::ErrorKind::Unauthorized => ended(),
+                    _ => e,
+                });
+            }
         }
         Ok(Principal {
             user_id,
@@ -392,7 +465,8 @@ impl Supabase {
                 "the current password is required",
             ));
         }
-        password::check_policy("new_password", new_password, self.password_min_length)?;
+        let (min, max) = self.password_length;
+        password::check_policy("new_password", new_password, min, max)?;
         let user = self.get_user(principal).await?;
         // GoTrue does not check the current password itself: a password grant
         // does, and the session it opens is closed again at once.
@@ -415,22 +489,44 @@ impl Supabase {
                 .json(&json!({"password": new_password})),
         )
         .await?;
+        // The other sessions end: Homi refuses their tokens at once, Supabase
+        // stops refreshing them.
+        self.revoke_user_tokens(principal.user_id, Some(principal.session_id))
+            .await?;
         self.call(self.request(
             Method::POST,
             "/logout?scope=others",
             Some(principal.access_token()),
         ))
-        .await?;
+        .await
+        .map_err(|e| {
+            Error::Unavailable(format!(
+                "the password was changed and Homi refuses the other sessions' tokens, but Supabase Auth could not end those sessions: {e}"
+            ))
+        })?;
         Ok(())
     }
 
     pub async fn request_password_reset(&self, email: &str) -> Result<()> {
+        self.send_later(email, "/recover", json!({}))
+    }
+
+    pub async fn resend_confirmation(&self, email: &str) -> Result<()> {
+        self.send_later(email, "/resend", json!({"type": "signup"}))
+    }
+
+    /// Asks Supabase to email a link, after answering: GoTrue's answer (a
+    /// rate limit for known emails only) and its timing would tell whether an
+    /// account exists.
+    fn send_later(&self, email: &str, path: &'static str, mut body: Value) -> Result<()> {
         let (email, _) = normalize_email("email", email)?;
-        self.call(
-            self.request(Method::POST, "/recover", None)
-                .json(&json!({"email": email})),
-        )
-        .await?;
+        body["email"] = json!(email);
+        let request = self.request(Method::POST, path, None).json(&body);
+        tokio::spawn(async move {
+            if let Err(e) = send(request, false).await {
+                tracing::error!(error = %e, path, "Supabase Auth did not take an email request");
+            }
+        });
         Ok(())
     }
 
@@ -451,19 +547,46 @@ impl Supabase {
     }
 
     pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Result<()> {
-        password::check_policy("new_password", new_password, self.password_min_length)?;
+        let (min, max) = self.password_length;
+        password::check_policy("new_password", new_password, min, max)?;
         let session = self.verify_otp("recovery", token).await?;
-        self.call(
-            self.request(Method::PUT, "/user", Some(&session.access_token))
-                .json(&json!({"password": new_password})),
-        )
-        .await?;
+        let set = self
+            .call(
+                self.request(Method::PUT, "/user", Some(&session.access_token))
+                    .json(&json!({"password": new_password})),
+            )
+            .await;
+        if let Err(e) = set {
+            // The link is spent: end the session it opened, and say so.
+            let _ = self
+                .call(self.request(
+                    Method::POST,
+                    "/logout?scope=local",
+                    Some(&session.access_token),
+                ))
+                .await;
+            return Err(match e.kind() {
+                crate::ErrorKind::InvalidInput => Error::invalid(
+                    "new_password",
+                    format!("{e}; the reset link is used up: request a new one"),
+                ),
+                _ => Error::Unavailable(format!(
+                    "the password was not changed ({e}); the reset link is used up: request a new one"
+                )),
+            });
+        }
+        self.revoke_user_tokens(session.user.id, None).await?;
         self.call(self.request(
             Method::POST,
             "/logout?scope=global",
             Some(&session.access_token),
         ))
-        .await?;
+        .await
+        .map_err(|e| {
+            Error::Unavailable(format!(
+                "the password was changed and Homi refuses the old sessions' tokens, but Supabase Auth could not end those sessions: {e}"
+            ))
+        })?;
         Ok(())
     }
 
@@ -480,6 +603,18 @@ impl Supabase {
             Err(e) if e.kind() == crate::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
         };
+        // The user's access tokens stay valid at Supabase until they expire:
+        // Homi refuses every one of them (issued before a time no token of
+        // theirs can reach).
+        let now = Utc::now();
+        self.store
+            .revoke_external_user(
+                &user_id.to_string(),
+                now + MAX_TOKEN_LIFETIME,
+                None,
+                now + MAX_TOKEN_LIFETIME,
+            )
+            .await?;
         let local = self.store.delete_user(&user_id.to_string()).await?;
         Ok(existed || local)
     }

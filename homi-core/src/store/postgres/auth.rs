@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::PostgresStore;
 use crate::auth::store::{
-    AuthStore, NewSession, RefreshOutcome, RevokeSessions, TokenPurpose, UserRecord, lock_length,
+    AuthStore, ExternalRevocation, NewSession, RefreshOutcome, RevokeSessions, TokenPurpose,
+    UserRecord, attempt_decision, lock_length, within_grace,
 };
 use crate::error::{Error, Result};
 
@@ -143,6 +144,10 @@ impl AuthStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(email_taken)?;
+            sqlx::query("DELETE FROM homi_auth_one_time_tokens WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         let sql = format!("SELECT {USER_COLUMNS} FROM homi_auth_users WHERE id = $1");
         let user = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -198,21 +203,7 @@ impl AuthStore for PostgresStore {
         Ok(())
     }
 
-    async fn signin_locked_until(
-        &self,
-        email_digest: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>> {
-        let until: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-            "SELECT locked_until FROM homi_auth_signin_failures WHERE email_digest = $1",
-        )
-        .bind(email_digest)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(until.flatten().filter(|&t| t > now))
-    }
-
-    async fn record_signin_failure(
+    async fn begin_signin_attempt(
         &self,
         email_digest: &str,
         now: DateTime<Utc>,
@@ -229,28 +220,77 @@ impl AuthStore for PostgresStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let failures: i32 = sqlx::query_scalar(
+        // Make the row exist, then lock it: parallel attempts for one email
+        // are decided one at a time.
+        sqlx::query(
             "INSERT INTO homi_auth_signin_failures (email_digest, failures, last_failure_at) \
-             VALUES ($1, 1, $2) ON CONFLICT (email_digest) DO UPDATE SET \
-             failures = homi_auth_signin_failures.failures + 1, last_failure_at = EXCLUDED.last_failure_at \
-             RETURNING failures",
+             VALUES ($1, 0, $2) ON CONFLICT (email_digest) DO NOTHING",
         )
         .bind(email_digest)
         .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let (failures, locked): (i32, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT failures, locked_until FROM homi_auth_signin_failures \
+             WHERE email_digest = $1 FOR UPDATE",
+        )
+        .bind(email_digest)
         .fetch_one(&mut *tx)
         .await?;
-        let until = lock_length(i64::from(failures), max_failures, lockout).map(|d| now + d);
-        if let Some(until) = until {
-            sqlx::query(
-                "UPDATE homi_auth_signin_failures SET locked_until = $1 WHERE email_digest = $2",
-            )
-            .bind(until)
-            .bind(email_digest)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(until) = locked.filter(|&t| t > now) {
+            tx.commit().await?;
+            return Ok(Some(until));
         }
+        let attempts = i64::from(failures) + 1;
+        let decision = attempt_decision(attempts, locked.is_some(), now, max_failures, lockout);
+        sqlx::query(
+            "UPDATE homi_auth_signin_failures SET failures = $1, last_failure_at = $2, \
+             locked_until = $3 WHERE email_digest = $4",
+        )
+        .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
+        .bind(now)
+        .bind(decision.lock.or(locked))
+        .bind(email_digest)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(until)
+        Ok(decision.refuse.then_some(decision.lock).flatten())
+    }
+
+    async fn signin_failed(
+        &self,
+        email_digest: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lockout: Duration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT failures, locked_until FROM homi_auth_signin_failures \
+             WHERE email_digest = $1 FOR UPDATE",
+        )
+        .bind(email_digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((failures, locked)) = row else {
+            return Ok(None);
+        };
+        if let Some(until) = locked.filter(|&t| t > now) {
+            return Ok(Some(until));
+        }
+        let Some(length) = lock_length(i64::from(failures), max_failures, lockout) else {
+            return Ok(None);
+        };
+        let until = now + length;
+        sqlx::query(
+            "UPDATE homi_auth_signin_failures SET locked_until = $1 WHERE email_digest = $2",
+        )
+        .bind(until)
+        .bind(email_digest)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(until))
     }
 
     async fn clear_signin_failures(&self, email_digest: &str) -> Result<()> {
@@ -314,7 +354,7 @@ impl AuthStore for PostgresStore {
         let mut tx = self.pool.begin().await?;
         // Lock the session row: concurrent refreshes of one session run one at a time.
         let row = sqlx::query(
-            "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at \
+            "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at, t.replaced_by \
              FROM homi_auth_refresh_tokens t JOIN homi_auth_sessions s ON s.id = t.session_id \
              WHERE t.token_hash = $1 FOR UPDATE OF s, t",
         )
@@ -329,11 +369,26 @@ impl AuthStore for PostgresStore {
         let user_id: Uuid = row.try_get(2)?;
         let revoked_at: Option<DateTime<Utc>> = row.try_get(3)?;
         let session_expires: DateTime<Utc> = row.try_get(4)?;
+        let replaced_by: Option<String> = row.try_get(5)?;
+        // A statement of its own, so that it sees what a refresh that held the
+        // lock before us committed (READ COMMITTED takes a new snapshot).
+        let replacement_unused = match &replaced_by {
+            Some(child) if used_at.is_some() && !grace.is_zero() => sqlx::query_scalar::<_, bool>(
+                "SELECT used_at IS NULL FROM homi_auth_refresh_tokens WHERE token_hash = $1",
+            )
+            .bind(child)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(false),
+            _ => false,
+        };
         if revoked_at.is_some() || session_expires <= now {
             return Ok(RefreshOutcome::Invalid);
         }
-        if let Some(used) = used_at
-            && now - used > interval(grace)
+        let elapsed = used_at.map(|u| (now - u).num_microseconds().unwrap_or(i64::MAX));
+        let grace_us = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
+        if let Some(elapsed) = elapsed
+            && !within_grace(elapsed, grace_us, replacement_unused)
         {
             sqlx::query("UPDATE homi_auth_sessions SET revoked_at = $1 WHERE id = $2")
                 .bind(now)
@@ -343,13 +398,15 @@ impl AuthStore for PostgresStore {
             tx.commit().await?;
             return Ok(RefreshOutcome::Reused);
         }
-        if used_at.is_none() {
-            sqlx::query("UPDATE homi_auth_refresh_tokens SET used_at = $1 WHERE token_hash = $2")
-                .bind(now)
-                .bind(old_hash)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query(
+            "UPDATE homi_auth_refresh_tokens SET used_at = COALESCE(used_at, $1), replaced_by = $2 \
+             WHERE token_hash = $3",
+        )
+        .bind(now)
+        .bind(new_hash)
+        .bind(old_hash)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO homi_auth_refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
         )
@@ -433,7 +490,8 @@ impl AuthStore for PostgresStore {
             return Ok(None);
         };
         let email: Option<String> = sqlx::query_scalar(
-            "UPDATE homi_auth_users SET password_hash = $1, updated_at = $2 WHERE id = $3 \
+            "UPDATE homi_auth_users SET password_hash = $1, updated_at = $2, \
+             email_confirmed_at = COALESCE(email_confirmed_at, $2) WHERE id = $3 \
              RETURNING email_normalized",
         )
         .bind(password_hash)
@@ -483,9 +541,8 @@ impl AuthStore for PostgresStore {
         user_id: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("DELETE FROM homi_auth_revoked_sessions WHERE expires_at < now()")
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin().await?;
+        purge_expired_revocations(&mut tx).await?;
         sqlx::query(
             "INSERT INTO homi_auth_revoked_sessions (session_id, user_id, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (session_id) DO UPDATE SET \
@@ -494,18 +551,56 @@ impl AuthStore for PostgresStore {
         .bind(session_id)
         .bind(user_id)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn external_session_revoked(&self, session_id: Uuid) -> Result<bool> {
-        let found: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM homi_auth_revoked_sessions WHERE session_id = $1")
-                .bind(session_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(found.is_some())
+    async fn revoke_external_user(
+        &self,
+        user_id: &str,
+        not_before: DateTime<Utc>,
+        keep_session: Option<Uuid>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        purge_expired_revocations(&mut tx).await?;
+        sqlx::query(
+            "INSERT INTO homi_auth_user_revocations (user_id, not_before, keep_session, expires_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
+             not_before = EXCLUDED.not_before, keep_session = EXCLUDED.keep_session, \
+             expires_at = GREATEST(homi_auth_user_revocations.expires_at, EXCLUDED.expires_at)",
+        )
+        .bind(user_id)
+        .bind(not_before)
+        .bind(keep_session)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn external_revocation(
+        &self,
+        session_id: Uuid,
+        user_id: &str,
+    ) -> Result<ExternalRevocation> {
+        let row: (bool, Option<DateTime<Utc>>, Option<Uuid>) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM homi_auth_revoked_sessions WHERE session_id = $1 AND user_id = $2), \
+             (SELECT not_before FROM homi_auth_user_revocations WHERE user_id = $2), \
+             (SELECT keep_session FROM homi_auth_user_revocations WHERE user_id = $2)",
+        )
+        .bind(session_id)
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ExternalRevocation {
+            session_revoked: row.0,
+            user_not_before: row.1,
+            keep_session: row.2,
+        })
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<bool> {
@@ -538,13 +633,19 @@ impl AuthStore for PostgresStore {
             }
             account = email.is_some();
         }
-        sqlx::query("DELETE FROM homi_auth_revoked_sessions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(account || memories > 0)
     }
+}
+
+async fn purge_expired_revocations(tx: &mut PgConnection) -> Result<()> {
+    sqlx::query("DELETE FROM homi_auth_revoked_sessions WHERE expires_at < now()")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM homi_auth_user_revocations WHERE expires_at < now()")
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Deletes a one-time token of `purpose` and returns its user, unless it is

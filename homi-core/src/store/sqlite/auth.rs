@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::{SqliteStore, bump_seq, parse_uuid, to_time};
 use crate::auth::store::{
-    AuthStore, NewSession, RefreshOutcome, RevokeSessions, TokenPurpose, UserRecord, lock_length,
+    AuthStore, ExternalRevocation, NewSession, RefreshOutcome, RevokeSessions, TokenPurpose,
+    UserRecord, attempt_decision, lock_length, within_grace,
 };
 use crate::error::{Error, Result};
 
@@ -52,9 +53,9 @@ impl SessionReader {
                 path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
-            // Never wait long on the caller's thread: a busy database is
-            // asked through sqlx instead.
-            conn.busy_timeout(Duration::from_millis(50))?;
+            // Never wait on the caller's thread: a busy database is asked
+            // through sqlx instead.
+            conn.busy_timeout(Duration::ZERO)?;
             conn.pragma_update(None, "query_only", true)?;
             Ok(conn)
         };
@@ -78,10 +79,8 @@ impl SessionReader {
     fn session_active(&self, session_id: &str, user_id: &str, now: i64) -> Option<bool> {
         let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let n = self.conns.len();
-        // A free connection if there is one, else wait for ours.
-        let guard = (0..n)
-            .find_map(|i| self.conns[(start + i) % n].try_lock().ok())
-            .or_else(|| self.conns[start % n].lock().ok())?;
+        // A free connection, or none: then sqlx answers, without blocking here.
+        let guard = (0..n).find_map(|i| self.conns[(start + i) % n].try_lock().ok())?;
         let result = guard
             .prepare_cached(SESSION_ACTIVE_SQL)
             .and_then(|mut stmt| stmt.exists(rusqlite::params![session_id, user_id, now]));
@@ -228,6 +227,10 @@ impl AuthStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(email_taken)?;
+            sqlx::query("DELETE FROM auth_one_time_tokens WHERE user_id = ?")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         let sql = format!("SELECT {USER_COLUMNS} FROM auth_users WHERE id = ?");
         let user = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -281,21 +284,7 @@ impl AuthStore for SqliteStore {
         Ok(())
     }
 
-    async fn signin_locked_until(
-        &self,
-        email_digest: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>> {
-        let until: Option<Option<i64>> = sqlx::query_scalar(
-            "SELECT locked_until FROM auth_signin_failures WHERE email_digest = ?",
-        )
-        .bind(email_digest)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(until.flatten().filter(|&t| t > micros(now)).map(to_time))
-    }
-
-    async fn record_signin_failure(
+    async fn begin_signin_attempt(
         &self,
         email_digest: &str,
         now: DateTime<Utc>,
@@ -306,30 +295,72 @@ impl AuthStore for SqliteStore {
         let now_us = micros(now);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // Forget stale rows, so emails that were tried once do not pile up.
-        sqlx::query("DELETE FROM auth_signin_failures WHERE last_failure_at < ? AND (locked_until IS NULL OR locked_until < ?)")
-            .bind(now_us - duration_micros(window))
-            .bind(now_us)
-            .execute(&mut *tx)
-            .await?;
-        let failures: i64 = sqlx::query_scalar(
-            "INSERT INTO auth_signin_failures (email_digest, failures, last_failure_at) VALUES (?, 1, ?) \
-             ON CONFLICT (email_digest) DO UPDATE SET failures = failures + 1, \
-             last_failure_at = excluded.last_failure_at RETURNING failures",
+        sqlx::query(
+            "DELETE FROM auth_signin_failures WHERE last_failure_at < ? \
+             AND (locked_until IS NULL OR locked_until < ?)",
+        )
+        .bind(now_us - duration_micros(window))
+        .bind(now_us)
+        .execute(&mut *tx)
+        .await?;
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT failures, locked_until FROM auth_signin_failures WHERE email_digest = ?",
         )
         .bind(email_digest)
-        .bind(now_us)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        let until = lock_length(failures, max_failures, lockout).map(|d| now + d);
-        if let Some(until) = until {
-            sqlx::query("UPDATE auth_signin_failures SET locked_until = ? WHERE email_digest = ?")
-                .bind(micros(until))
-                .bind(email_digest)
-                .execute(&mut *tx)
-                .await?;
+        let (failures, locked) = row.unwrap_or((0, None));
+        if let Some(until) = locked.filter(|&t| t > now_us) {
+            return Ok(Some(to_time(until)));
         }
+        let decision = attempt_decision(failures + 1, locked.is_some(), now, max_failures, lockout);
+        sqlx::query(
+            "INSERT INTO auth_signin_failures (email_digest, failures, last_failure_at, locked_until) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (email_digest) DO UPDATE SET failures = excluded.failures, \
+             last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until",
+        )
+        .bind(email_digest)
+        .bind(failures + 1)
+        .bind(now_us)
+        .bind(decision.lock.map(micros).or(locked))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(until)
+        Ok(decision.refuse.then_some(decision.lock).flatten())
+    }
+
+    async fn signin_failed(
+        &self,
+        email_digest: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+        lockout: Duration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let now_us = micros(now);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT failures, locked_until FROM auth_signin_failures WHERE email_digest = ?",
+        )
+        .bind(email_digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((failures, locked)) = row else {
+            return Ok(None);
+        };
+        if let Some(until) = locked.filter(|&t| t > now_us) {
+            return Ok(Some(to_time(until)));
+        }
+        let Some(length) = lock_length(failures, max_failures, lockout) else {
+            return Ok(None);
+        };
+        let until = now + length;
+        sqlx::query("UPDATE auth_signin_failures SET locked_until = ? WHERE email_digest = ?")
+            .bind(micros(until))
+            .bind(email_digest)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(until))
     }
 
     async fn clear_signin_failures(&self, email_digest: &str) -> Result<()> {
@@ -399,7 +430,8 @@ impl AuthStore for SqliteStore {
         let now_us = micros(now);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
-            "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at \
+            "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at, \
+             (SELECT c.used_at IS NULL FROM auth_refresh_tokens c WHERE c.token_hash = t.replaced_by) \
              FROM auth_refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id \
              WHERE t.token_hash = ?",
         )
@@ -414,11 +446,12 @@ impl AuthStore for SqliteStore {
         let user_id = parse_uuid(&row.try_get::<String, _>(2)?)?;
         let revoked_at: Option<i64> = row.try_get(3)?;
         let session_expires: i64 = row.try_get(4)?;
+        let replacement_unused = row.try_get::<Option<bool>, _>(5)?.unwrap_or(false);
         if revoked_at.is_some() || session_expires <= now_us {
             return Ok(RefreshOutcome::Invalid);
         }
         if let Some(used) = used_at
-            && now_us - used > duration_micros(grace)
+            && !within_grace(now_us - used, duration_micros(grace), replacement_unused)
         {
             sqlx::query("UPDATE auth_sessions SET revoked_at = ? WHERE id = ?")
                 .bind(now_us)
@@ -428,13 +461,14 @@ impl AuthStore for SqliteStore {
             tx.commit().await?;
             return Ok(RefreshOutcome::Reused);
         }
-        if used_at.is_none() {
-            sqlx::query("UPDATE auth_refresh_tokens SET used_at = ? WHERE token_hash = ?")
-                .bind(now_us)
-                .bind(old_hash)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query(
+            "UPDATE auth_refresh_tokens SET used_at = COALESCE(used_at, ?), replaced_by = ? WHERE token_hash = ?",
+        )
+        .bind(now_us)
+        .bind(new_hash)
+        .bind(old_hash)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO auth_refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
         )
@@ -516,7 +550,8 @@ impl AuthStore for SqliteStore {
             return Ok(None);
         };
         let email: Option<String> = sqlx::query_scalar(
-            "UPDATE auth_users SET password_hash = ?, updated_at = ? WHERE id = ? RETURNING email_normalized",
+            "UPDATE auth_users SET password_hash = ?, updated_at = ?, \
+             email_confirmed_at = COALESCE(email_confirmed_at, updated_at) WHERE id = ? RETURNING email_normalized",
         )
         .bind(password_hash)
         .bind(micros(now))
@@ -565,11 +600,8 @@ impl AuthStore for SqliteStore {
         user_id: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        let now = micros(Utc::now());
-        sqlx::query("DELETE FROM auth_revoked_sessions WHERE expires_at < ?")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        purge_expired_revocations(&mut tx).await?;
         sqlx::query(
             "INSERT INTO auth_revoked_sessions (session_id, user_id, expires_at) VALUES (?, ?, ?) \
              ON CONFLICT (session_id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
@@ -577,18 +609,66 @@ impl AuthStore for SqliteStore {
         .bind(session_id.to_string())
         .bind(user_id)
         .bind(micros(expires_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn external_session_revoked(&self, session_id: Uuid) -> Result<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM auth_revoked_sessions WHERE session_id = ?")
-                .bind(session_id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(found.is_some())
+    async fn revoke_external_user(
+        &self,
+        user_id: &str,
+        not_before: DateTime<Utc>,
+        keep_session: Option<Uuid>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        purge_expired_revocations(&mut tx).await?;
+        sqlx::query(
+            "INSERT INTO auth_user_revocations (user_id, not_before, keep_session, expires_at) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET not_before = excluded.not_before, \
+             keep_session = excluded.keep_session, expires_at = MAX(expires_at, excluded.expires_at)",
+        )
+        .bind(user_id)
+        .bind(micros(not_before))
+        .bind(keep_session.map(|s| s.to_string()))
+        .bind(micros(expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn external_revocation(
+        &self,
+        session_id: Uuid,
+        user_id: &str,
+    ) -> Result<ExternalRevocation> {
+        let session_revoked: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM auth_revoked_sessions WHERE session_id = ? AND user_id = ?",
+        )
+        .bind(session_id.to_string())
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let user: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT not_before, keep_session FROM auth_user_revocations WHERE user_id = ?",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (user_not_before, keep_session) = match user {
+            Some((t, keep)) => (
+                Some(to_time(t)),
+                keep.as_deref().map(parse_uuid).transpose()?,
+            ),
+            None => (None, None),
+        };
+        Ok(ExternalRevocation {
+            session_revoked: session_revoked.is_some(),
+            user_not_before,
+            keep_session,
+        })
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<bool> {
@@ -628,14 +708,23 @@ impl AuthStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM auth_revoked_sessions WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         self.scrub_wal().await;
         Ok(email.is_some() || memories > 0)
     }
+}
+
+async fn purge_expired_revocations(tx: &mut sqlx::SqliteConnection) -> Result<()> {
+    let now = micros(Utc::now());
+    sqlx::query("DELETE FROM auth_revoked_sessions WHERE expires_at < ?")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM auth_user_revocations WHERE expires_at < ?")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Deletes a current one-time token of `purpose` and returns its user;
