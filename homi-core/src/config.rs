@@ -803,24 +803,30 @@ mod tests {
                 .to_string()
                 .contains("HOMI_JWT_SECRET")
         );
-        let mut a = AuthConfig::default();
-        a.session_ttl = Duration::MAX;
+        let a = AuthConfig {
+            session_ttl: Duration::MAX,
+            ..AuthConfig::default()
+        };
         assert!(
             a.validate()
                 .unwrap_err()
                 .to_string()
                 .contains("HOMI_SESSION_TTL_SECS")
         );
-        let mut a = AuthConfig::default();
-        a.signin_lockout = Duration::from_secs(1 << 40);
+        let a = AuthConfig {
+            signin_lockout: Duration::from_secs(1 << 40),
+            ..AuthConfig::default()
+        };
         assert!(
             a.validate()
                 .unwrap_err()
                 .to_string()
                 .contains("HOMI_SIGNIN_LOCKOUT_SECS")
         );
-        let mut a = AuthConfig::default();
-        a.password_min_length = 2000;
+        let a = AuthConfig {
+            password_min_length: 2000,
+            ..AuthConfig::default()
+        };
         assert!(
             a.validate()
                 .unwrap_err()

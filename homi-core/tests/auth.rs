@@ -6,7 +6,6 @@
 //! stops it makes the test fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use homi_core::auth::{Auth, AuthSession, SignUp, UserUpdate};
@@ -16,18 +15,13 @@ use homi_testkit::smtp::{ReceivedMail, SmtpSink};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
+#[macro_use]
 mod common;
+use common::{Backend, assert_refused, postgres_holds, sqlite_files_hold, with_claims};
 
 /// The HS256 secret of these tests, so they can forge tokens with the real key.
 const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 const PASSWORD: &str = "correct horse battery";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    Postgres,
-}
 
 struct Env {
     backend: Backend,
@@ -80,52 +74,10 @@ impl Env {
     /// files; every column of every table on Postgres.
     async fn holds(&self, needle: &str) -> bool {
         match self.backend {
-            Backend::Sqlite => {
-                let db = self.dir.path().join("homi.db");
-                let mut all = Vec::new();
-                for suffix in ["", "-wal", "-shm", "-journal"] {
-                    let p = PathBuf::from(format!("{}{suffix}", db.display()));
-                    if let Ok(b) = std::fs::read(p) {
-                        all.extend(b);
-                    }
-                }
-                all.windows(needle.len()).any(|w| w == needle.as_bytes())
-            }
+            Backend::Sqlite => sqlite_files_hold(&self.dir.path().join("homi.db"), needle),
             Backend::Postgres => postgres_holds(&self.url, needle).await,
         }
     }
-}
-
-#[cfg(feature = "postgres")]
-async fn postgres_holds(url: &str, needle: &str) -> bool {
-    use sqlx::Row;
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
-    let columns = sqlx::query(
-        "SELECT table_name::text, column_name::text FROM information_schema.columns \
-         WHERE table_schema = 'public' AND table_name LIKE 'homi\\_%'",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    for c in &columns {
-        let (table, column): (String, String) = (c.get(0), c.get(1));
-        let sql = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE \"{column}\"::text LIKE $1)");
-        let found: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(format!("%{needle}%"))
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if found {
-            eprintln!("found in {table}.{column}");
-            return true;
-        }
-    }
-    false
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn postgres_holds(_: &str, _: &str) -> bool {
-    unreachable!("Postgres tests are compiled only with the postgres feature")
 }
 
 /// The token after `label: ` in an email's body.
@@ -159,13 +111,6 @@ fn payload(token: &str) -> serde_json::Value {
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-async fn assert_refused(auth: &Auth, token: &str, what: &str) {
-    match auth.verify_access_token(token).await {
-        Ok(p) => panic!("{what}: accepted as {p:?}"),
-        Err(e) => assert_eq!(e.kind(), ErrorKind::Unauthorized, "{what}: {e}"),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -556,16 +501,11 @@ async fn forged_and_expired_tokens_are_refused(backend: Backend) {
     let (sub, sid) = (real["sub"].clone(), real["sid"].clone());
     let t = now();
     let claims = |over: serde_json::Value| {
-        let mut c = json!({"sub": sub, "sid": sid, "iat": t, "nbf": t, "exp": t + 600,
-                           "aud": "authenticated", "iss": "homi"});
-        for (k, v) in over.as_object().unwrap() {
-            if v.is_null() {
-                c.as_object_mut().unwrap().remove(k);
-            } else {
-                c[k] = v.clone();
-            }
-        }
-        c
+        with_claims(
+            json!({"sub": sub, "sid": sid, "iat": t, "nbf": t, "exp": t + 600,
+                   "aud": "authenticated", "iss": "homi"}),
+            over,
+        )
     };
     // The control: a token made like Homi makes them is accepted.
     e.auth
@@ -831,25 +771,6 @@ async fn changing_the_email_voids_pending_reset_tokens(backend: Backend) {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     e.auth.sign_in("new@homi.test", PASSWORD).await.unwrap();
-}
-
-/// Instantiates each conformance test once per store.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Backend::Sqlite).await
-            })*
-        }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Backend::Postgres).await
-            })*
-        }
-    };
 }
 
 conformance!(

@@ -15,6 +15,9 @@ use homi_testkit::supabase::{FakeSupabase, FakeSupabaseOptions, SupabaseSigning}
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
+mod common;
+use common::{assert_refused, with_claims};
+
 const PASSWORD: &str = "correct horse battery";
 
 struct Env {
@@ -67,13 +70,6 @@ enum Key {
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
-}
-
-async fn assert_refused(auth: &Auth, token: &str, what: &str) {
-    match auth.verify_access_token(token).await {
-        Ok(p) => panic!("{what}: accepted as {p:?}"),
-        Err(e) => assert_eq!(e.kind(), ErrorKind::Unauthorized, "{what}: {e}"),
-    }
 }
 
 #[tokio::test]
@@ -285,16 +281,12 @@ async fn jwks_verification_and_attacks() {
     let t = now();
     let iss = format!("{}/auth/v1", e.fake.url());
     let claims = |over: serde_json::Value| {
-        let mut c = json!({"sub": p.user_id.to_string(), "session_id": p.session_id.to_string(),
-            "aud": "authenticated", "role": "authenticated", "iss": iss, "iat": t, "exp": t + 600});
-        for (k, v) in over.as_object().unwrap() {
-            if v.is_null() {
-                c.as_object_mut().unwrap().remove(k);
-            } else {
-                c[k] = v.clone();
-            }
-        }
-        c
+        with_claims(
+            json!({"sub": p.user_id.to_string(), "session_id": p.session_id.to_string(),
+                   "aud": "authenticated", "role": "authenticated", "iss": iss, "iat": t,
+                   "exp": t + 600}),
+            over,
+        )
     };
     // The control: a token the project signs is accepted.
     e.auth

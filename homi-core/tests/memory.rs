@@ -11,17 +11,11 @@ use homi_core::{AddOptions, Config, ErrorKind, Event, ListOptions, Memory, Scope
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::json;
 
+#[macro_use]
 mod common;
+use common::{Backend, postgres_holds, sqlite_files_hold};
 
 const DIMS: usize = 64;
-
-/// The store a conformance test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    Postgres,
-}
 
 struct Env {
     backend: Backend,
@@ -48,16 +42,7 @@ impl Env {
     /// file, its WAL and shared-memory files; every text column on Postgres.
     async fn holds(&self, needle: &str) -> bool {
         match self.backend {
-            Backend::Sqlite => {
-                let mut all = Vec::new();
-                for suffix in ["", "-wal", "-shm", "-journal"] {
-                    let p = PathBuf::from(format!("{}{suffix}", self.db_path().display()));
-                    if let Ok(b) = std::fs::read(p) {
-                        all.extend(b);
-                    }
-                }
-                all.windows(needle.len()).any(|w| w == needle.as_bytes())
-            }
+            Backend::Sqlite => sqlite_files_hold(&self.db_path(), needle),
             Backend::Postgres => postgres_holds(&self.url, needle).await,
         }
     }
@@ -79,20 +64,6 @@ impl Env {
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres_holds(url: &str, needle: &str) -> bool {
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
-    let like = format!("%{needle}%");
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM homi_memories WHERE memory LIKE $1 OR metadata::text LIKE $1) \
-         OR EXISTS (SELECT 1 FROM homi_memory_history WHERE old_memory LIKE $1 OR new_memory LIKE $1)",
-    )
-    .bind(like)
-    .fetch_one(&pool)
-    .await
-    .unwrap()
-}
-
-#[cfg(feature = "postgres")]
 async fn postgres_count(url: &str, user: &str) -> i64 {
     let pool = sqlx::PgPool::connect(url).await.unwrap();
     sqlx::query_scalar("SELECT COUNT(*) FROM homi_memories WHERE user_id = $1")
@@ -100,11 +71,6 @@ async fn postgres_count(url: &str, user: &str) -> i64 {
         .fetch_one(&pool)
         .await
         .unwrap()
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn postgres_holds(_: &str, _: &str) -> bool {
-    unreachable!("Postgres tests are compiled only with the postgres feature")
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -1266,25 +1232,6 @@ async fn two_processes_adding_at_once_lose_nothing(b: Backend) {
         assert_eq!(h[0].new_memory.as_deref(), Some(m.memory.as_str()));
     }
     assert_eq!(e.count_rows("racer").await, 350);
-}
-
-/// Instantiates each conformance test once per store.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Backend::Sqlite).await
-            })*
-        }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Backend::Postgres).await
-            })*
-        }
-    };
 }
 
 conformance!(

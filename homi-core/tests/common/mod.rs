@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::panic)]
 
 /// A new, empty database on the Postgres test server started by
 /// `scripts/pg.sh` (`HOMI_TEST_DATABASE_URL`). Without a server this returns
@@ -50,4 +50,102 @@ async fn fresh_postgres_database(base: &str) -> String {
 #[cfg(not(feature = "postgres"))]
 async fn fresh_postgres_database(_: &str) -> String {
     unreachable!("Postgres tests are compiled only with the postgres feature")
+}
+
+/// The store a conformance test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A temp SQLite file.
+    Sqlite,
+    /// A fresh database on the Postgres test server.
+    Postgres,
+}
+
+/// Instantiates each conformance test (an `async fn(Backend)` of the test
+/// file, which imports `common::Backend`) once per store.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await
+            })*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::Postgres).await
+            })*
+        }
+    };
+}
+
+/// Whether `needle` is anywhere in the bytes of the SQLite database at `db`:
+/// the file, its WAL and shared-memory files.
+pub fn sqlite_files_hold(db: &std::path::Path, needle: &str) -> bool {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        if let Ok(b) = std::fs::read(format!("{}{suffix}", db.display())) {
+            all.extend(b);
+        }
+    }
+    all.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Whether `needle` is in any column of any of Homi's tables on Postgres.
+#[cfg(feature = "postgres")]
+pub async fn postgres_holds(url: &str, needle: &str) -> bool {
+    use sqlx::Row;
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let columns = sqlx::query(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name LIKE 'homi\\_%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for c in &columns {
+        let (table, column): (String, String) = (c.get(0), c.get(1));
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE \"{column}\"::text LIKE $1)");
+        let found: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(format!("%{needle}%"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if found {
+            eprintln!("found in {table}.{column}");
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(not(feature = "postgres"))]
+pub async fn postgres_holds(_: &str, _: &str) -> bool {
+    unreachable!("Postgres tests are compiled only with the postgres feature")
+}
+
+/// JWT claims: `base` with the keys of `over` set, or removed where `over`
+/// has them as null.
+pub fn with_claims(mut base: serde_json::Value, over: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), Some(o)) = (base.as_object_mut(), over.as_object()) {
+        for (k, v) in o {
+            if v.is_null() {
+                b.remove(k);
+            } else {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    base
+}
+
+/// Asserts that `auth` refuses `token` as unauthorized.
+#[cfg(feature = "auth")]
+pub async fn assert_refused(auth: &homi_core::auth::Auth, token: &str, what: &str) {
+    match auth.verify_access_token(token).await {
+        Ok(p) => panic!("{what}: accepted as {p:?}"),
+        Err(e) => assert_eq!(e.kind(), homi_core::ErrorKind::Unauthorized, "{what}: {e}"),
+    }
 }
