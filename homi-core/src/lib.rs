@@ -8,6 +8,8 @@ pub mod error;
 #[cfg(all(feature = "memory", feature = "postgres"))]
 pub mod import;
 #[cfg(feature = "memory")]
+pub mod jobs;
+#[cfg(feature = "memory")]
 pub mod memory;
 pub mod provider;
 #[cfg(feature = "memory")]

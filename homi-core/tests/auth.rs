@@ -628,6 +628,17 @@ async fn deleting_a_user_leaves_nothing(backend: Backend) {
         )
         .await
         .unwrap();
+    // An extraction still queued for the user (their message in its payload).
+    homi_core::jobs::JobQueue::for_memory(&memory, Default::default())
+        .unwrap()
+        .enqueue_extraction(
+            &leaving,
+            vec![homi_core::provider::ChatMessage::user(
+                "Leaver queued a secret",
+            )],
+        )
+        .await
+        .unwrap();
     e.auth.sign_in("leaving@homi.test", PASSWORD).await.unwrap();
     e.auth
         .request_password_reset("leaving@homi.test")
@@ -646,6 +657,7 @@ async fn deleting_a_user_leaves_nothing(backend: Backend) {
         "Leaver likes quinces",
         "Leaver loves quinces",
         "Leaver lives in Zurich",
+        "Leaver queued a secret",
     ] {
         assert!(!e.holds(needle).await, "'{needle}' survived the deletion");
     }

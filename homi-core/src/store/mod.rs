@@ -201,6 +201,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Deletes everything, the recorded embedder included.
     async fn reset(&self) -> Result<()>;
+
+    /// The durable job queue kept in the same database, if this store has one.
+    fn job_store(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::jobs::JobStore>> {
+        None
+    }
 }
 
 /// The stores of one database: the memories, and (with the `auth` feature)

@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 #[cfg(feature = "auth")]
 mod auth;
+mod jobs;
 
 use super::{
     Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store, normalize, score_from_cosine,
@@ -36,6 +38,7 @@ const ROWS_PER_INSERT: usize = 500;
 const MIGRATION_0001: &str = include_str!("../../migrations/postgres/0001_memories.sql");
 const MIGRATION_0002: &str = include_str!("../../migrations/postgres/0002_inline_vectors.sql");
 const MIGRATION_0003: &str = include_str!("../../migrations/postgres/0003_auth.sql");
+const MIGRATION_0004: &str = include_str!("../../migrations/postgres/0004_jobs.sql");
 
 fn migrator() -> Migrator {
     let mut m = Migrator::with_migrations(vec![
@@ -60,6 +63,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("auth"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0003),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("jobs"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0004),
             false,
         ),
     ]);
@@ -1277,6 +1287,10 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    fn job_store(self: Arc<Self>) -> Option<Arc<dyn crate::jobs::JobStore>> {
+        Some(self)
     }
 
     async fn reset(&self) -> Result<()> {

@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 #[cfg(feature = "auth")]
 mod auth;
+mod jobs;
 
 use super::vector::{Accept, ScopeVectors};
 use super::{
@@ -41,6 +42,7 @@ use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
 
 const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories.sql");
 const MIGRATION_0002: &str = include_str!("../../migrations/sqlite/0002_auth.sql");
+const MIGRATION_0003: &str = include_str!("../../migrations/sqlite/0003_jobs.sql");
 
 /// Tombstones older than this many changes are pruned; caches further behind reload fully.
 const TOMBSTONE_WINDOW: i64 = 100_000;
@@ -65,6 +67,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("auth"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0002),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("jobs"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0003),
             false,
         ),
     ])
@@ -1522,6 +1531,10 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    fn job_store(self: Arc<Self>) -> Option<Arc<dyn crate::jobs::JobStore>> {
+        Some(self)
     }
 
     async fn reset(&self) -> Result<()> {

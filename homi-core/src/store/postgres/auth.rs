@@ -633,6 +633,10 @@ impl AuthStore for PostgresStore {
             }
             account = email.is_some();
         }
+        sqlx::query("DELETE FROM homi_jobs WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(account || memories > 0)
     }

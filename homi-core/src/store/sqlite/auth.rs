@@ -708,6 +708,10 @@ impl AuthStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query("DELETE FROM jobs WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.scrub_wal().await;
         Ok(email.is_some() || memories > 0)

@@ -1,0 +1,421 @@
+//! Durable jobs: memory extraction that runs after a chat turn has been
+//! answered, survives a crash or a restart, and is retried with backoff.
+//!
+//! A [`JobQueue`] writes jobs to the store; workers ([`JobQueue::run_next`],
+//! or the loop of [`JobQueue::spawn_worker`]) claim them one at a time under a
+//! lease. A worker that dies loses its lease and another worker takes the job
+//! over; on Postgres, several processes share one queue (claims use
+//! `FOR UPDATE SKIP LOCKED`). A failed attempt is retried after an
+//! exponential backoff; after the last attempt the job is *dead* and stays
+//! visible in [`JobCounts`].
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> homi_core::Result<()> {
+//! # let fake = homi_testkit::FakeProvider::start().await.unwrap();
+//! use homi_core::jobs::{JobOutcome, JobQueue, QueueOptions};
+//! use homi_core::provider::ChatMessage;
+//! use homi_core::{Config, Memory, Scope};
+//! let config = Config::default()
+//!     .with_database_url("sqlite::memory:")
+//!     .with_openai_base_url(fake.base_url())
+//!     .with_embedding_model("text-embedding-3-small", Some(64));
+//! let memory = Memory::open(&config).await?;
+//! let queue = JobQueue::for_memory(&memory, QueueOptions::default())?;
+//! let alice = Scope::user("alice");
+//! queue
+//!     .enqueue_extraction(&alice, vec![ChatMessage::user("I moved to Lisbon")])
+//!     .await?;
+//! let run = queue.run_next(&memory).await?.expect("a job was queued");
+//! assert!(matches!(run.outcome, JobOutcome::Done));
+//! assert_eq!(memory.get_all(&alice, Default::default()).await?.len(), 1);
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::memory::{AddOptions, Memory, Scope};
+use crate::provider::ChatMessage;
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobKind {
+    /// `Memory::add(messages, scope, infer=true)` for a turn.
+    ExtractMemories,
+}
+
+impl JobKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::ExtractMemories => "extract_memories",
+        }
+    }
+
+    /// The kind with this stored name.
+    pub fn parse(s: &str) -> Option<JobKind> {
+        match s {
+            "extract_memories" => Some(JobKind::ExtractMemories),
+            _ => None,
+        }
+    }
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// What it does.
+    pub kind: JobKind,
+    /// Whose it is (deleting the user deletes their jobs).
+    pub user_id: Option<String>,
+    /// Its input.
+    pub payload: Value,
+    /// Attempts before it is dead.
+    pub max_attempts: u32,
+}
+
+/// A claimed job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Its id.
+    pub id: Uuid,
+    /// What it does.
+    pub kind: JobKind,
+    /// Whose it is.
+    pub user_id: Option<String>,
+    /// Its input.
+    pub payload: Value,
+    /// This attempt's number (1 for the first).
+    pub attempt: u32,
+    /// Attempts before it is dead.
+    pub max_attempts: u32,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// How many jobs are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// Waiting to run (retries included).
+    pub queued: u64,
+    /// Of those, jobs that failed at least once and wait for another attempt.
+    pub retrying: u64,
+    /// Claimed by a worker now.
+    pub running: u64,
+    /// Finished.
+    pub done: u64,
+    /// Failed on their last attempt.
+    pub dead: u64,
+}
+
+/// The store side of the queue: one trait, implemented by the SQLite and the
+/// Postgres stores.
+#[async_trait]
+pub trait JobStore: Send + Sync + std::fmt::Debug {
+    /// Writes a job, runnable at `now`.
+    async fn enqueue(&self, job: &NewJob, now: DateTime<Utc>) -> Result<Uuid>;
+
+    /// Claims the oldest runnable job — queued with `run_at <= now`, or
+    /// running with an expired lease — counting the attempt and leasing it
+    /// until `now + lease`. Concurrent claims never get the same job.
+    async fn claim(&self, now: DateTime<Utc>, lease: Duration) -> Result<Option<Job>>;
+
+    /// Marks a claimed job done (its payload is dropped).
+    async fn complete(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
+
+    /// Records a failed attempt: queued again at `retry_at`, or dead (payload
+    /// dropped) when `retry_at` is `None`.
+    async fn fail(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Jobs per state.
+    async fn counts(&self) -> Result<JobCounts>;
+}
+
+/// Queue settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct QueueOptions {
+    /// How long a claim lasts before another worker may take the job.
+    pub lease: Duration,
+    /// Attempts before a job is dead.
+    pub max_attempts: u32,
+    /// Backoff after the first failure; it doubles per attempt.
+    pub backoff: Duration,
+    /// The longest backoff.
+    pub max_backoff: Duration,
+    /// How often an idle worker looks for jobs enqueued by other processes.
+    pub poll_interval: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(300),
+            max_attempts: 8,
+            backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl QueueOptions {
+    /// Sets the lease.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+    /// Sets the attempts before a job is dead (at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+    /// Sets the first backoff and the longest one.
+    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.backoff = first;
+        self.max_backoff = max.max(first);
+        self
+    }
+    /// Sets how often an idle worker polls.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every;
+        self
+    }
+
+    /// The wait before attempt `attempt + 1`, after `attempt` failed:
+    /// `backoff · 2^(attempt-1)`, capped, with up to 20 % jitter taken off so
+    /// that jobs failing together do not retry together.
+    pub fn backoff_after(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .backoff
+            .checked_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff);
+        let jitter = doubled.mul_f64(0.2 * jitter_unit());
+        doubled.saturating_sub(jitter)
+    }
+}
+
+/// A number in [0, 1] (randomness only spreads retries out).
+fn jitter_unit() -> f64 {
+    let b = Uuid::new_v4();
+    f64::from(u16::from_le_bytes([b.as_bytes()[0], b.as_bytes()[1]])) / f64::from(u16::MAX)
+}
+
+/// The input of an extraction job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Extraction {
+    scope: Scope,
+    messages: Vec<ChatMessage>,
+}
+
+/// What running one job did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    /// It finished.
+    Done,
+    /// It failed and runs again at `at`.
+    Retry {
+        /// When.
+        at: DateTime<Utc>,
+        /// Why it failed.
+        error: String,
+    },
+    /// It failed on its last attempt (or its input is invalid).
+    Dead {
+        /// Why.
+        error: String,
+    },
+}
+
+/// One job run by [`JobQueue::run_next`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRun {
+    /// The job.
+    pub id: Uuid,
+    /// Its attempt number.
+    pub attempt: u32,
+    /// What happened.
+    pub outcome: JobOutcome,
+}
+
+/// The queue: enqueues jobs and runs them.
+#[derive(Debug, Clone)]
+pub struct JobQueue {
+    store: Arc<dyn JobStore>,
+    options: QueueOptions,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl JobQueue {
+    /// A queue on a store.
+    pub fn new(store: Arc<dyn JobStore>, options: QueueOptions) -> Self {
+        Self {
+            store,
+            options,
+            wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// A queue on the store `memory` uses.
+    pub fn for_memory(memory: &Memory, options: QueueOptions) -> Result<Self> {
+        let store = memory.store().clone().job_store().ok_or_else(|| {
+            Error::config(
+                "DATABASE_URL",
+                "this store keeps no job queue (use the SQLite or Postgres store)",
+            )
+        })?;
+        Ok(Self::new(store, options))
+    }
+
+    /// Enqueues memory extraction for a turn's messages in `scope`.
+    pub async fn enqueue_extraction(
+        &self,
+        scope: &Scope,
+        messages: Vec<ChatMessage>,
+    ) -> Result<Uuid> {
+        scope.validate(true)?;
+        if messages.is_empty() {
+            return Err(Error::invalid(
+                "messages",
+                "at least one message is required",
+            ));
+        }
+        let payload = serde_json::to_value(Extraction {
+            scope: scope.clone(),
+            messages,
+        })
+        .map_err(|e| Error::storage(format!("cannot encode a job: {e}")))?;
+        let id = self
+            .store
+            .enqueue(
+                &NewJob {
+                    kind: JobKind::ExtractMemories,
+                    user_id: scope.user_id.clone(),
+                    payload,
+                    max_attempts: self.options.max_attempts,
+                },
+                Utc::now(),
+            )
+            .await?;
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Jobs per state.
+    pub async fn counts(&self) -> Result<JobCounts> {
+        self.store.counts().await
+    }
+
+    /// Claims and runs the next runnable job; `None` when there is none.
+    pub async fn run_next(&self, memory: &Memory) -> Result<Option<JobRun>> {
+        let Some(job) = self.store.claim(Utc::now(), self.options.lease).await? else {
+            return Ok(None);
+        };
+        let result = match job.kind {
+            JobKind::ExtractMemories => run_extraction(memory, &job.payload).await,
+        };
+        let now = Utc::now();
+        let outcome = match result {
+            Ok(()) => {
+                self.store.complete(job.id, now).await?;
+                JobOutcome::Done
+            }
+            Err(e) => {
+                let error = e.to_string();
+                // Input that cannot work never will: no retry.
+                let hopeless = e.kind() == ErrorKind::InvalidInput;
+                if hopeless || job.attempt >= job.max_attempts {
+                    tracing::warn!(job = %job.id, attempt = job.attempt, %error, "job failed for good");
+                    self.store.fail(job.id, &error, None, now).await?;
+                    JobOutcome::Dead { error }
+                } else {
+                    let wait = self.options.backoff_after(job.attempt);
+                    let at =
+                        now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+                    tracing::info!(job = %job.id, attempt = job.attempt, %error, retry_in = ?wait, "job failed; will retry");
+                    self.store.fail(job.id, &error, Some(at), now).await?;
+                    JobOutcome::Retry { at, error }
+                }
+            }
+        };
+        Ok(Some(JobRun {
+            id: job.id,
+            attempt: job.attempt,
+            outcome,
+        }))
+    }
+
+    /// Runs jobs until `shutdown` resolves: everything runnable, then waits for
+    /// a local enqueue or the poll interval. A job interrupted by the shutdown
+    /// keeps its lease and runs again after it.
+    pub fn spawn_worker(
+        &self,
+        memory: Memory,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::pin!(shutdown);
+            loop {
+                let idle = match queue.run_next(&memory).await {
+                    Ok(Some(_)) => false,
+                    Ok(None) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the job queue failed; trying again");
+                        true
+                    }
+                };
+                if idle {
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = queue.wake.notified() => {}
+                        _ = tokio::time::sleep(queue.options.poll_interval) => {}
+                    }
+                } else if futures::FutureExt::now_or_never(&mut shutdown).is_some() {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+async fn run_extraction(memory: &Memory, payload: &Value) -> Result<()> {
+    let job: Extraction = serde_json::from_value(payload.clone())
+        .map_err(|e| Error::invalid("job payload", e.to_string()))?;
+    memory
+        .add(job.messages, &job.scope, AddOptions::default())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let o = QueueOptions::default().backoff(Duration::from_secs(2), Duration::from_secs(60));
+        let first = o.backoff_after(1);
+        assert!(first <= Duration::from_secs(2) && first >= Duration::from_millis(1600));
+        let third = o.backoff_after(3);
+        assert!(third <= Duration::from_secs(8) && third >= Duration::from_millis(6400));
+        assert!(o.backoff_after(30) <= Duration::from_secs(60));
+    }
+}

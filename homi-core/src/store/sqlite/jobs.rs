@@ -1,0 +1,147 @@
+//! [`JobStore`] on SQLite: the durable job queue in the same file as the memories.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{SqliteStore, parse_uuid, to_time};
+use crate::error::{Error, Result};
+use crate::jobs::{Job, JobCounts, JobKind, JobStore, NewJob};
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Why a job whose worker vanished on its last attempt is dead.
+const LOST_ON_LAST_ATTEMPT: &str =
+    "the worker running the last attempt stopped before finishing (its lease ran out)";
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn enqueue(&self, job: &NewJob, now: DateTime<Utc>) -> Result<Uuid> {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, user_id, payload, state, attempts, max_attempts, run_at, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(job.kind.as_str())
+        .bind(&job.user_id)
+        .bind(job.payload.to_string())
+        .bind(i64::from(job.max_attempts))
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(micros(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn claim(&self, now: DateTime<Utc>, lease: Duration) -> Result<Option<Job>> {
+        let now_us = micros(now);
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::zero());
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE jobs SET state = 'dead', payload = '{}', locked_until = NULL, last_error = ?, \
+             updated_at = ? WHERE state = 'running' AND locked_until <= ? AND attempts >= max_attempts",
+        )
+        .bind(LOST_ON_LAST_ATTEMPT)
+        .bind(now_us)
+        .bind(now_us)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?, updated_at = ? \
+             WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= ?) \
+             OR (state = 'running' AND locked_until <= ?) ORDER BY run_at, created_at LIMIT 1) \
+             RETURNING id, kind, user_id, payload, attempts, max_attempts, created_at",
+        )
+        .bind(micros(until))
+        .bind(now_us)
+        .bind(now_us)
+        .bind(now_us)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let kind: String = row.try_get(1)?;
+        let payload: String = row.try_get(3)?;
+        Ok(Some(Job {
+            id: parse_uuid(&row.try_get::<String, _>(0)?)?,
+            kind: JobKind::parse(&kind)
+                .ok_or_else(|| Error::storage(format!("unknown job kind '{kind}'")))?,
+            user_id: row.try_get(2)?,
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| Error::storage(format!("corrupt job payload: {e}")))?,
+            attempt: u32::try_from(row.try_get::<i64, _>(4)?).unwrap_or(u32::MAX),
+            max_attempts: u32::try_from(row.try_get::<i64, _>(5)?).unwrap_or(1),
+            created_at: to_time(row.try_get(6)?),
+        }))
+    }
+
+    async fn complete(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'done', payload = '{}', locked_until = NULL, last_error = NULL, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(micros(now))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let q = match retry_at {
+            Some(at) => sqlx::query(
+                "UPDATE jobs SET state = 'queued', run_at = ?, locked_until = NULL, last_error = ?, \
+                 updated_at = ? WHERE id = ?",
+            )
+            .bind(micros(at)),
+            None => sqlx::query(
+                "UPDATE jobs SET state = 'dead', payload = '{}', locked_until = NULL, last_error = ?, \
+                 updated_at = ? WHERE id = ?",
+            ),
+        };
+        q.bind(error)
+            .bind(micros(now))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn counts(&self) -> Result<JobCounts> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*), SUM(attempts > 0) FROM jobs GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut c = JobCounts::default();
+        for r in &rows {
+            let state: String = r.try_get(0)?;
+            let n = u64::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0);
+            match state.as_str() {
+                "queued" => {
+                    c.queued = n;
+                    c.retrying = u64::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0);
+                }
+                "running" => c.running = n,
+                "done" => c.done = n,
+                "dead" => c.dead = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+}

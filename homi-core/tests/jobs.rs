@@ -1,0 +1,343 @@
+//! The durable job queue, unchanged on SQLite and on Postgres: extraction runs
+//! after the fact, failures are retried with backoff and end dead after the
+//! last attempt, a job whose worker died is taken over, and concurrent workers
+//! (separate connections, as separate processes have) never run a job twice.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::time::Duration;
+
+use homi_core::jobs::{JobCounts, JobOutcome, JobQueue, QueueOptions};
+use homi_core::provider::ChatMessage;
+use homi_core::{Config, Memory, Scope};
+use homi_testkit::{FakeProvider, Fault, Target};
+
+#[macro_use]
+mod common;
+use common::{Backend, postgres_holds, sqlite_files_hold};
+
+struct Env {
+    backend: Backend,
+    fake: FakeProvider,
+    config: Config,
+    memory: Memory,
+    dir: tempfile::TempDir,
+}
+
+async fn env(backend: Backend) -> Option<Env> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("homi.db").display()),
+        Backend::Postgres => common::postgres_url().await?,
+    };
+    let fake = FakeProvider::start().await.unwrap();
+    let config = Config::default()
+        .with_database_url(url)
+        .with_openai_base_url(fake.base_url())
+        .with_openai_api_key("sk-test")
+        .with_embedding_model("text-embedding-3-small", Some(64))
+        .with_provider_timeout(Duration::from_secs(2))
+        .with_provider_max_retries(0);
+    let memory = Memory::open(&config).await.unwrap();
+    Some(Env {
+        backend,
+        fake,
+        config,
+        memory,
+        dir,
+    })
+}
+
+impl Env {
+    fn queue(&self, options: QueueOptions) -> JobQueue {
+        JobQueue::for_memory(&self.memory, options).unwrap()
+    }
+
+    async fn holds(&self, needle: &str) -> bool {
+        match self.backend {
+            Backend::Sqlite => sqlite_files_hold(&self.dir.path().join("homi.db"), needle),
+            Backend::Postgres => postgres_holds(&self.config.database_url, needle).await,
+        }
+    }
+
+    /// Whether a job row's payload still holds `needle` (as SQL sees it).
+    async fn job_payload_holds(&self, needle: &str) -> bool {
+        let like = format!("%{needle}%");
+        let n: i64 = match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.config.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE payload LIKE ?")
+                    .bind(like)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres => postgres_job_payloads(&self.config.database_url, &like).await,
+        };
+        n > 0
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_job_payloads(url: &str, like: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM homi_jobs WHERE payload::text LIKE $1")
+        .bind(like)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_job_payloads(_: &str, _: &str) -> i64 {
+    unreachable!("Postgres tests are compiled only with the postgres feature")
+}
+
+fn fast() -> QueueOptions {
+    QueueOptions::default().backoff(Duration::ZERO, Duration::ZERO)
+}
+
+async fn extraction_runs_after_the_fact_and_keeps_no_payload(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let q = e.queue(QueueOptions::default());
+    let alice = Scope::user("alice");
+    q.enqueue_extraction(&alice, vec![ChatMessage::user("I keep bees on the roof")])
+        .await
+        .unwrap();
+    assert_eq!(e.fake.stats().chat_requests, 0, "enqueueing calls no model");
+    assert_eq!(q.counts().await.unwrap().queued, 1);
+    let run = q.run_next(&e.memory).await.unwrap().unwrap();
+    assert_eq!(run.outcome, JobOutcome::Done);
+    assert_eq!(run.attempt, 1);
+    let all = e.memory.get_all(&alice, Default::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].memory, "I keep bees on the roof");
+    assert!(q.run_next(&e.memory).await.unwrap().is_none());
+    assert_eq!(
+        q.counts().await.unwrap(),
+        JobCounts {
+            done: 1,
+            ..Default::default()
+        }
+    );
+    // Only the memory keeps the text; the finished job does not.
+    e.memory.delete_all(&alice).await.unwrap();
+    assert!(!e.holds("bees on the roof").await);
+    let err = q
+        .enqueue_extraction(&Scope::default(), vec![ChatMessage::user("x")])
+        .await;
+    assert!(err.unwrap_err().to_string().contains("user_id"));
+}
+
+async fn failures_retry_with_backoff_then_die(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    // A real backoff: the retry waits.
+    let q = e.queue(QueueOptions::default().max_attempts(3));
+    let bob = Scope::user("bob");
+    q.enqueue_extraction(&bob, vec![ChatMessage::user("Bob plays the oboe")])
+        .await
+        .unwrap();
+    e.fake.push_fault(Target::Any, Fault::ServerError, 1);
+    let run = q.run_next(&e.memory).await.unwrap().unwrap();
+    let JobOutcome::Retry { at, error } = run.outcome else {
+        panic!("{run:?}")
+    };
+    assert!(error.contains("model provider"), "{error}");
+    assert!(at > chrono::Utc::now(), "the retry waits");
+    assert!(
+        q.run_next(&e.memory).await.unwrap().is_none(),
+        "not runnable yet"
+    );
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.queued, c.retrying), (1, 1));
+
+    // Without backoff: the provider recovers on the second attempt.
+    let Some(e) = env(backend).await else { return };
+    let q = e.queue(fast().max_attempts(3));
+    q.enqueue_extraction(&bob, vec![ChatMessage::user("Bob plays the oboe")])
+        .await
+        .unwrap();
+    e.fake.push_fault(Target::Any, Fault::ServerError, 1);
+    assert!(matches!(
+        q.run_next(&e.memory).await.unwrap().unwrap().outcome,
+        JobOutcome::Retry { .. }
+    ));
+    let run = q.run_next(&e.memory).await.unwrap().unwrap();
+    assert_eq!((run.attempt, run.outcome), (2, JobOutcome::Done));
+    assert_eq!(
+        e.memory
+            .get_all(&bob, Default::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A provider that keeps failing: dead after the last attempt, payload gone.
+    q.enqueue_extraction(&bob, vec![ChatMessage::user("Bob fears the dentist")])
+        .await
+        .unwrap();
+    e.fake.push_fault(Target::Any, Fault::ServerError, 100);
+    for attempt in 1..=3 {
+        let run = q.run_next(&e.memory).await.unwrap().unwrap();
+        assert_eq!(run.attempt, attempt);
+        if attempt < 3 {
+            assert!(matches!(run.outcome, JobOutcome::Retry { .. }), "{run:?}");
+        } else {
+            assert!(matches!(run.outcome, JobOutcome::Dead { .. }), "{run:?}");
+        }
+    }
+    assert!(q.run_next(&e.memory).await.unwrap().is_none());
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.done, c.dead, c.queued), (1, 1, 0));
+    assert!(
+        !e.job_payload_holds("fears the dentist").await,
+        "a dead job keeps no payload"
+    );
+    // Forgetting the user's memories leaves no trace of it in the files either.
+    e.memory.delete_all(&bob).await.unwrap();
+    assert!(!e.holds("fears the dentist").await);
+}
+
+async fn a_job_whose_worker_died_is_taken_over(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    // The first worker claims with a lease that runs out at once, then "dies".
+    let dying = e.queue(fast().lease(Duration::ZERO).max_attempts(2));
+    dying
+        .enqueue_extraction(
+            &Scope::user("carol"),
+            vec![ChatMessage::user("Carol sails")],
+        )
+        .await
+        .unwrap();
+    let store = e.memory.store().clone().job_store().unwrap();
+    let claimed = store
+        .claim(chrono::Utc::now(), Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.attempt, 1);
+    assert_eq!(dying.counts().await.unwrap().running, 1);
+    // A restarted worker takes it over.
+    let after_restart = e.queue(fast());
+    let run = after_restart.run_next(&e.memory).await.unwrap().unwrap();
+    assert_eq!(
+        (run.id, run.attempt, run.outcome),
+        (claimed.id, 2, JobOutcome::Done)
+    );
+
+    // A job whose worker dies on every attempt ends dead, not looping.
+    dying
+        .enqueue_extraction(&Scope::user("carol"), vec![ChatMessage::user("Carol rows")])
+        .await
+        .unwrap();
+    for attempt in 1..=2 {
+        let job = store
+            .claim(chrono::Utc::now(), Duration::ZERO)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.attempt, attempt);
+    }
+    assert!(
+        store
+            .claim(chrono::Utc::now(), Duration::ZERO)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let c = after_restart.counts().await.unwrap();
+    assert_eq!((c.running, c.dead, c.done), (0, 1, 1));
+    assert!(!e.job_payload_holds("Carol rows").await);
+}
+
+async fn concurrent_workers_run_each_job_once(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let q = e.queue(fast());
+    let scope = Scope::user("dave");
+    for i in 0..24 {
+        q.enqueue_extraction(
+            &scope,
+            vec![ChatMessage::user(format!("Dave fact number {i}"))],
+        )
+        .await
+        .unwrap();
+    }
+    // Three workers, each on its own connections (as three processes would be).
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        let memory = Memory::open(&e.config).await.unwrap();
+        let q = JobQueue::for_memory(&memory, fast()).unwrap();
+        handles.push(tokio::spawn(async move {
+            let mut ran = Vec::new();
+            while let Some(run) = q.run_next(&memory).await.unwrap() {
+                assert_eq!(run.outcome, JobOutcome::Done);
+                ran.push(run.id);
+            }
+            ran
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    let distinct: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(
+        (all.len(), distinct.len()),
+        (24, 24),
+        "each job ran exactly once"
+    );
+    assert_eq!(e.fake.stats().chat_requests, 24);
+    assert_eq!(
+        e.memory
+            .get_all(&scope, Default::default())
+            .await
+            .unwrap()
+            .len(),
+        24
+    );
+}
+
+async fn a_worker_runs_jobs_until_shut_down(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let q = e.queue(fast().poll_interval(Duration::from_secs(60)));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = q.spawn_worker(e.memory.clone(), async {
+        let _ = stopped.await;
+    });
+    let erin = Scope::user("erin");
+    q.enqueue_extraction(&erin, vec![ChatMessage::user("Erin grows chillies")])
+        .await
+        .unwrap();
+    // The local enqueue wakes the worker (the poll interval is a minute).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while q.counts().await.unwrap().done < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never ran the job"
+        );
+        tokio::task::yield_now().await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .expect("the worker stops on shutdown")
+        .unwrap();
+    assert_eq!(
+        e.memory
+            .get_all(&erin, Default::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+conformance!(
+    extraction_runs_after_the_fact_and_keeps_no_payload,
+    failures_retry_with_backoff_then_die,
+    a_job_whose_worker_died_is_taken_over,
+    concurrent_workers_run_each_job_once,
+    a_worker_runs_jobs_until_shut_down,
+);
