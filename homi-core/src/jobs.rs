@@ -118,6 +118,28 @@ pub struct JobCounts {
     pub dead: u64,
 }
 
+impl JobCounts {
+    /// Counts from `(state, jobs, jobs attempted at least once)` rows.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn tally(rows: impl IntoIterator<Item = (String, i64, i64)>) -> Self {
+        let mut c = JobCounts::default();
+        for (state, n, attempted) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            match state.as_str() {
+                "queued" => {
+                    c.queued = n;
+                    c.retrying = u64::try_from(attempted).unwrap_or(0);
+                }
+                "running" => c.running = n,
+                "done" => c.done = n,
+                "dead" => c.dead = n,
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
 /// The store side of the queue: one trait, implemented by the SQLite and the
 /// Postgres stores.
 #[async_trait]

@@ -123,25 +123,10 @@ impl JobStore for SqliteStore {
     }
 
     async fn counts(&self) -> Result<JobCounts> {
-        let rows =
-            sqlx::query("SELECT state, COUNT(*), SUM(attempts > 0) FROM jobs GROUP BY state")
+        let rows: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*), SUM(attempts > 0) FROM jobs GROUP BY state")
                 .fetch_all(&self.pool)
                 .await?;
-        let mut c = JobCounts::default();
-        for r in &rows {
-            let state: String = r.try_get(0)?;
-            let n = u64::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0);
-            match state.as_str() {
-                "queued" => {
-                    c.queued = n;
-                    c.retrying = u64::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0);
-                }
-                "running" => c.running = n,
-                "done" => c.done = n,
-                "dead" => c.dead = n,
-                _ => {}
-            }
-        }
-        Ok(c)
+        Ok(JobCounts::tally(rows))
     }
 }
