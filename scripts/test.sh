@@ -19,7 +19,7 @@ step "lint (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "each homi-core feature compiles on its own"
-for features in "" memory sqlite postgres openai auth; do
+for features in "" memory sqlite postgres openai auth chat; do
   cargo clippy -q -p homi-core --no-default-features ${features:+--features "$features"} -- -D warnings
 done
 

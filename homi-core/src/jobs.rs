@@ -306,12 +306,9 @@ impl JobQueue {
         Ok(Self::new(store, options))
     }
 
-    /// Enqueues memory extraction for a turn's messages in `scope`.
-    pub async fn enqueue_extraction(
-        &self,
-        scope: &Scope,
-        messages: Vec<ChatMessage>,
-    ) -> Result<Uuid> {
+    /// The job that extracts memories from `messages` into `scope` (to
+    /// enqueue with something else in one transaction).
+    pub fn extraction_job(&self, scope: &Scope, messages: Vec<ChatMessage>) -> Result<NewJob> {
         scope.validate(true)?;
         if messages.is_empty() {
             return Err(Error::invalid(
@@ -324,20 +321,30 @@ impl JobQueue {
             messages,
         })
         .map_err(|e| Error::storage(format!("cannot encode a job: {e}")))?;
-        let id = self
-            .store
-            .enqueue(
-                &NewJob {
-                    kind: JobKind::ExtractMemories,
-                    user_id: scope.user_id.clone(),
-                    payload,
-                    max_attempts: self.options.max_attempts,
-                },
-                Utc::now(),
-            )
-            .await?;
-        self.wake.notify_one();
+        Ok(NewJob {
+            kind: JobKind::ExtractMemories,
+            user_id: scope.user_id.clone(),
+            payload,
+            max_attempts: self.options.max_attempts,
+        })
+    }
+
+    /// Enqueues memory extraction for a turn's messages in `scope`.
+    pub async fn enqueue_extraction(
+        &self,
+        scope: &Scope,
+        messages: Vec<ChatMessage>,
+    ) -> Result<Uuid> {
+        let job = self.extraction_job(scope, messages)?;
+        let id = self.store.enqueue(&job, Utc::now()).await?;
+        self.wake();
         Ok(id)
+    }
+
+    /// Wakes this process's idle workers (after a job was written elsewhere,
+    /// e.g. with a chat turn).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Jobs per state.

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "chat")]
+pub mod chat;
 pub mod config;
 pub mod error;
 #[cfg(all(feature = "memory", feature = "postgres"))]

@@ -628,6 +628,19 @@ async fn deleting_a_user_leaves_nothing(backend: Backend) {
         )
         .await
         .unwrap();
+    // A conversation of the user's.
+    let chat = homi_core::chat::Chat::new(
+        memory.clone(),
+        Some(std::sync::Arc::new(
+            homi_core::provider::openai::OpenAiChatModel::new(&config.provider).unwrap(),
+        )),
+        Default::default(),
+        Default::default(),
+    )
+    .unwrap();
+    chat.turn(&gone, "Leaver chatted about tulips", None)
+        .await
+        .unwrap();
     // An extraction still queued for the user (their message in its payload).
     homi_core::jobs::JobQueue::for_memory(&memory, Default::default())
         .unwrap()
@@ -658,6 +671,7 @@ async fn deleting_a_user_leaves_nothing(backend: Backend) {
         "Leaver loves quinces",
         "Leaver lives in Zurich",
         "Leaver queued a secret",
+        "Leaver chatted about tulips",
     ] {
         assert!(!e.holds(needle).await, "'{needle}' survived the deletion");
     }

@@ -362,7 +362,7 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     /// Deletes everything of `user_id`, in one transaction: the built-in
     /// account if there is one (sessions, refresh and one-time tokens, sign-in
     /// failures), every memory whose `user_id` it is, with embeddings and all
-    /// history (deletion markers included), and the user's jobs. Revocations of external tokens
+    /// history (deletion markers included), the user's conversations and jobs. Revocations of external tokens
     /// stay until they expire (they hold ids, no personal data), so the
     /// user's tokens stay refused. Returns whether there was an account or
     /// any memory.

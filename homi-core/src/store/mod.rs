@@ -202,6 +202,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes everything, the recorded embedder included.
     async fn reset(&self) -> Result<()>;
 
+    /// The conversations kept in the same database, if this store has them.
+    #[cfg(feature = "chat")]
+    fn chat_store(
+        self: std::sync::Arc<Self>,
+    ) -> Option<std::sync::Arc<dyn crate::chat::ChatStore>> {
+        None
+    }
+
     /// The durable job queue kept in the same database, if this store has one.
     fn job_store(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::jobs::JobStore>> {
         None

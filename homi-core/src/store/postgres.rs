@@ -23,6 +23,8 @@ use uuid::Uuid;
 
 #[cfg(feature = "auth")]
 mod auth;
+#[cfg(feature = "chat")]
+mod chat;
 mod jobs;
 
 use super::{
@@ -39,6 +41,7 @@ const MIGRATION_0001: &str = include_str!("../../migrations/postgres/0001_memori
 const MIGRATION_0002: &str = include_str!("../../migrations/postgres/0002_inline_vectors.sql");
 const MIGRATION_0003: &str = include_str!("../../migrations/postgres/0003_auth.sql");
 const MIGRATION_0004: &str = include_str!("../../migrations/postgres/0004_jobs.sql");
+const MIGRATION_0005: &str = include_str!("../../migrations/postgres/0005_conversations.sql");
 
 fn migrator() -> Migrator {
     let mut m = Migrator::with_migrations(vec![
@@ -70,6 +73,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("jobs"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0004),
+            false,
+        ),
+        Migration::new(
+            5,
+            Cow::Borrowed("conversations"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0005),
             false,
         ),
     ]);
@@ -1290,6 +1300,11 @@ impl Store for PostgresStore {
     }
 
     fn job_store(self: Arc<Self>) -> Option<Arc<dyn crate::jobs::JobStore>> {
+        Some(self)
+    }
+
+    #[cfg(feature = "chat")]
+    fn chat_store(self: Arc<Self>) -> Option<Arc<dyn crate::chat::ChatStore>> {
         Some(self)
     }
 

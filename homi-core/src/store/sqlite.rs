@@ -30,6 +30,8 @@ use uuid::Uuid;
 
 #[cfg(feature = "auth")]
 mod auth;
+#[cfg(feature = "chat")]
+mod chat;
 mod jobs;
 
 use super::vector::{Accept, ScopeVectors};
@@ -43,6 +45,7 @@ use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
 const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories.sql");
 const MIGRATION_0002: &str = include_str!("../../migrations/sqlite/0002_auth.sql");
 const MIGRATION_0003: &str = include_str!("../../migrations/sqlite/0003_jobs.sql");
+const MIGRATION_0004: &str = include_str!("../../migrations/sqlite/0004_conversations.sql");
 
 /// Tombstones older than this many changes are pruned; caches further behind reload fully.
 const TOMBSTONE_WINDOW: i64 = 100_000;
@@ -74,6 +77,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("jobs"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0003),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("conversations"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0004),
             false,
         ),
     ])
@@ -1534,6 +1544,11 @@ impl Store for SqliteStore {
     }
 
     fn job_store(self: Arc<Self>) -> Option<Arc<dyn crate::jobs::JobStore>> {
+        Some(self)
+    }
+
+    #[cfg(feature = "chat")]
+    fn chat_store(self: Arc<Self>) -> Option<Arc<dyn crate::chat::ChatStore>> {
         Some(self)
     }
 

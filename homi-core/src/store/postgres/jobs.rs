@@ -16,23 +16,33 @@ use crate::jobs::{Job, JobCounts, JobKind, JobStore, NewJob};
 const LOST_ON_LAST_ATTEMPT: &str =
     "the worker running the last attempt stopped before finishing (its lease ran out)";
 
+/// Writes a job (also inside other transactions, e.g. with a chat turn).
+pub(super) async fn insert_job(
+    conn: &mut sqlx::PgConnection,
+    job: &NewJob,
+    now: DateTime<Utc>,
+) -> Result<Uuid> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO homi_jobs (id, kind, user_id, payload, state, attempts, max_attempts, run_at, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $6, $6)",
+    )
+    .bind(id)
+    .bind(job.kind.as_str())
+    .bind(&job.user_id)
+    .bind(sqlx::types::Json(&job.payload))
+    .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
 #[async_trait]
 impl JobStore for PostgresStore {
     async fn enqueue(&self, job: &NewJob, now: DateTime<Utc>) -> Result<Uuid> {
-        let id = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO homi_jobs (id, kind, user_id, payload, state, attempts, max_attempts, run_at, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $6, $6)",
-        )
-        .bind(id)
-        .bind(job.kind.as_str())
-        .bind(&job.user_id)
-        .bind(sqlx::types::Json(&job.payload))
-        .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(id)
+        let mut conn = self.pool.acquire().await?;
+        insert_job(&mut conn, job, now).await
     }
 
     async fn claim(&self, now: DateTime<Utc>, lease: Duration) -> Result<Option<Job>> {

@@ -19,25 +19,35 @@ fn micros(t: DateTime<Utc>) -> i64 {
 const LOST_ON_LAST_ATTEMPT: &str =
     "the worker running the last attempt stopped before finishing (its lease ran out)";
 
+/// Writes a job (also inside other transactions, e.g. with a chat turn).
+pub(super) async fn insert_job(
+    conn: &mut sqlx::SqliteConnection,
+    job: &NewJob,
+    now: DateTime<Utc>,
+) -> Result<Uuid> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, user_id, payload, state, attempts, max_attempts, run_at, \
+         created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+    )
+    .bind(id.to_string())
+    .bind(job.kind.as_str())
+    .bind(&job.user_id)
+    .bind(job.payload.to_string())
+    .bind(i64::from(job.max_attempts))
+    .bind(micros(now))
+    .bind(micros(now))
+    .bind(micros(now))
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn enqueue(&self, job: &NewJob, now: DateTime<Utc>) -> Result<Uuid> {
-        let id = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, user_id, payload, state, attempts, max_attempts, run_at, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(job.kind.as_str())
-        .bind(&job.user_id)
-        .bind(job.payload.to_string())
-        .bind(i64::from(job.max_attempts))
-        .bind(micros(now))
-        .bind(micros(now))
-        .bind(micros(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(id)
+        let mut conn = self.pool.acquire().await?;
+        insert_job(&mut conn, job, now).await
     }
 
     async fn claim(&self, now: DateTime<Utc>, lease: Duration) -> Result<Option<Job>> {

@@ -1,0 +1,620 @@
+//! The Chat client: one memory-augmented turn at a time.
+//!
+//! A turn searches the user's memories, builds the system prompt (the persona
+//! and the memories as bullets) and the conversation's recent turns within a
+//! token budget, calls the chat model, stores the turn in its conversation
+//! (the API's `session_id`), and enqueues memory extraction for it as a
+//! durable job ([`crate::jobs`]): the reply never waits for extraction. The
+//! user's message is stored before the model is called, so a provider failure
+//! loses nothing; its extraction is enqueued all the same.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> homi_core::Result<()> {
+//! # let fake = homi_testkit::FakeProvider::start().await.unwrap();
+//! use homi_core::chat::Chat;
+//! use homi_core::Config;
+//! let config = Config::default()
+//!     .with_database_url("sqlite::memory:")
+//!     .with_openai_base_url(fake.base_url())
+//!     .with_embedding_model("text-embedding-3-small", Some(64));
+//! let chat = Chat::open(&config).await?;
+//! let turn = chat.turn("alice", "I love hiking in the Alps", None).await?;
+//! assert_eq!(turn.response, "You said: I love hiking in the Alps");
+//! // Extraction runs after the reply, from the durable queue.
+//! chat.queue().run_next(chat.memory()).await?;
+//! let next = chat.turn("alice", "Where should I go this summer?", Some(&turn.session_id)).await?;
+//! assert_eq!(next.memories_used, ["I love hiking in the Alps"]);
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::jobs::{JobQueue, NewJob, QueueOptions};
+use crate::memory::{ListOptions, Memory, Scope, SearchOptions};
+use crate::provider::{ChatChunk, ChatMessage, ChatModel, ChatRequest, Role};
+
+/// The persona of the original backend.
+pub const DEFAULT_PERSONA: &str = "You are Homi, a helpful assistant with long-term memory. \
+Answer the user's message; use what you remember about them when it helps.";
+
+/// A conversation (the API's `session_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Its id: the `session_id` a client passes back.
+    pub id: String,
+    /// Whose.
+    pub user_id: String,
+    /// The first message, shortened.
+    pub title: Option<String>,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// Its last message.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationMessage {
+    /// Its id.
+    pub id: Uuid,
+    /// The conversation.
+    pub conversation_id: String,
+    /// Whose conversation.
+    pub user_id: String,
+    /// `user` or `assistant`.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+    /// For a reply: the memories it was given.
+    pub memories_used: Vec<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Conversations in the store: one trait, implemented by the SQLite and the
+/// Postgres stores. Every method takes the user and filters by it in SQL.
+#[async_trait]
+pub trait ChatStore: Send + Sync + std::fmt::Debug {
+    /// The user's conversation `id`, created (titled `title`) if no
+    /// conversation has that id; `None` if another user's has.
+    async fn open_conversation(
+        &self,
+        id: &str,
+        user_id: &str,
+        title: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Conversation>>;
+
+    /// The last `limit` messages of the user's conversation, oldest first.
+    async fn recent_messages(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationMessage>>;
+
+    /// Appends a message to its conversation and, with `job`, enqueues the
+    /// job in the same transaction.
+    async fn append_message(
+        &self,
+        message: &ConversationMessage,
+        job: Option<&NewJob>,
+    ) -> Result<()>;
+
+    /// The user's conversations, most recent first.
+    async fn conversations(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Conversation>>;
+
+    /// Deletes the user's conversation and its messages. Returns whether it existed.
+    async fn delete_conversation(&self, id: &str, user_id: &str) -> Result<bool>;
+}
+
+/// Chat settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ChatOptions {
+    /// Memories searched per turn (the original: 3).
+    pub memories_per_turn: usize,
+    /// Token budget of the prompt (system prompt, memories, earlier turns and
+    /// the message); the oldest turns are dropped first.
+    pub prompt_token_budget: usize,
+    /// The longest message accepted, in characters.
+    pub max_message_chars: usize,
+    /// The assistant's persona (the start of the system prompt).
+    pub persona: String,
+}
+
+impl Default for ChatOptions {
+    fn default() -> Self {
+        Self {
+            memories_per_turn: 3,
+            prompt_token_budget: 4000,
+            max_message_chars: 2000,
+            persona: DEFAULT_PERSONA.to_owned(),
+        }
+    }
+}
+
+/// What a turn answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnResult {
+    /// The reply.
+    pub response: String,
+    /// Whose turn.
+    pub user_id: String,
+    /// The conversation.
+    pub session_id: String,
+    /// The memories the reply was given.
+    pub memories_used: Vec<String>,
+    /// When the reply was stored.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// One event of a streamed turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    /// First: the memories the reply is given, and the conversation.
+    Memories {
+        /// The conversation.
+        session_id: String,
+        /// The memories.
+        memories: Vec<String>,
+    },
+    /// A piece of the reply.
+    Delta {
+        /// The text.
+        content: String,
+    },
+    /// Last: the whole turn, stored.
+    Done(TurnResult),
+}
+
+/// A summary of what Homi remembers about a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemorySummary {
+    /// Whose.
+    pub user_id: String,
+    /// The summary.
+    pub summary: String,
+    /// How many memories it covers.
+    pub memory_count: usize,
+}
+
+/// The Chat client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Chat {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    memory: Memory,
+    model: Option<Arc<dyn ChatModel>>,
+    store: Arc<dyn ChatStore>,
+    queue: JobQueue,
+    options: ChatOptions,
+    not_configured: String,
+}
+
+/// A rough token count (four characters a token, plus a little per message):
+/// enough to keep a prompt within a budget without a tokenizer.
+fn estimate_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(4) + 4
+}
+
+fn title_of(message: &str) -> String {
+    let mut t: String = message.chars().take(60).collect();
+    if message.chars().count() > 60 {
+        t.push('…');
+    }
+    t
+}
+
+impl Chat {
+    /// Opens the store, the memory and the chat model the configuration names.
+    /// Without a model provider, turns fail with a `ProviderNotConfigured`
+    /// error that says what to set; conversations can still be read.
+    #[cfg(feature = "openai")]
+    pub async fn open(config: &crate::Config) -> Result<Self> {
+        use crate::provider::openai::{NOT_CONFIGURED, OpenAiChatModel};
+        let memory = Memory::open(config).await?;
+        let model: Option<Arc<dyn ChatModel>> = if config.provider.is_configured() {
+            Some(Arc::new(OpenAiChatModel::new(&config.provider)?))
+        } else {
+            None
+        };
+        let mut chat = Self::new(
+            memory,
+            model,
+            ChatOptions::default(),
+            QueueOptions::default(),
+        )?;
+        if let Some(inner) = Arc::get_mut(&mut chat.inner) {
+            inner.not_configured = NOT_CONFIGURED.to_owned();
+        }
+        Ok(chat)
+    }
+
+    /// A Chat over a Memory (whose store keeps the conversations and the job
+    /// queue) and a chat model.
+    pub fn new(
+        memory: Memory,
+        model: Option<Arc<dyn ChatModel>>,
+        options: ChatOptions,
+        queue: QueueOptions,
+    ) -> Result<Self> {
+        let store = memory.store().clone().chat_store().ok_or_else(|| {
+            Error::config(
+                "DATABASE_URL",
+                "this store keeps no conversations (use the SQLite or Postgres store)",
+            )
+        })?;
+        let queue = JobQueue::for_memory(&memory, queue)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                memory,
+                model,
+                store,
+                queue,
+                options,
+                not_configured: "set OPENAI_API_KEY or OPENAI_BASE_URL".to_owned(),
+            }),
+        })
+    }
+
+    /// The memory turns search and extraction writes to.
+    pub fn memory(&self) -> &Memory {
+        &self.inner.memory
+    }
+
+    /// The queue of extraction jobs (run it with [`JobQueue::spawn_worker`]).
+    pub fn queue(&self) -> &JobQueue {
+        &self.inner.queue
+    }
+
+    fn model(&self) -> Result<&Arc<dyn ChatModel>> {
+        self.inner
+            .model
+            .as_ref()
+            .ok_or_else(|| Error::ProviderNotConfigured(self.inner.not_configured.clone()))
+    }
+
+    fn check(&self, user_id: &str, message: &str) -> Result<String> {
+        if user_id.trim().is_empty() {
+            return Err(Error::invalid("user_id", "a user id is required"));
+        }
+        let message = message.trim();
+        if message.is_empty() {
+            return Err(Error::invalid("message", "the message is empty"));
+        }
+        let max = self.inner.options.max_message_chars;
+        if message.chars().count() > max {
+            return Err(Error::invalid(
+                "message",
+                format!("the message is longer than {max} characters"),
+            ));
+        }
+        Ok(message.to_owned())
+    }
+
+    /// Everything up to the model call: the conversation, the stored user
+    /// message, the memories and the prompt.
+    async fn prepare(
+        &self,
+        user_id: &str,
+        message: &str,
+        session_id: Option<&str>,
+    ) -> Result<Prepared> {
+        let message = self.check(user_id, message)?;
+        let model = self.model()?.clone();
+        let session_id = match session_id.map(str::trim) {
+            Some(s) if !s.is_empty() => {
+                if s.chars().count() > 128 {
+                    return Err(Error::invalid("session_id", "longer than 128 characters"));
+                }
+                s.to_owned()
+            }
+            _ => Uuid::new_v4().to_string(),
+        };
+        let store = &self.inner.store;
+        let now = Utc::now();
+        store
+            .open_conversation(&session_id, user_id, &title_of(&message), now)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("conversation {session_id}")))?;
+        let history = store.recent_messages(&session_id, user_id, 100).await?;
+        let user_message = ConversationMessage {
+            id: Uuid::new_v4(),
+            conversation_id: session_id.clone(),
+            user_id: user_id.to_owned(),
+            role: Role::User,
+            content: message.clone(),
+            memories_used: Vec::new(),
+            created_at: now,
+        };
+        store.append_message(&user_message, None).await?;
+        let scope = Scope::user(user_id);
+        let memories: Vec<String> = match self
+            .inner
+            .memory
+            .search(
+                &message,
+                &scope,
+                SearchOptions::default().limit(self.inner.options.memories_per_turn.max(1)),
+            )
+            .await
+        {
+            Ok(found) => found.results.into_iter().map(|m| m.memory).collect(),
+            Err(e) => {
+                self.enqueue_after_failure(&scope, &message).await;
+                return Err(e);
+            }
+        };
+        let request = self.prompt(&memories, &history, &message);
+        Ok(Prepared {
+            model,
+            session_id,
+            scope,
+            message,
+            memories,
+            request,
+        })
+    }
+
+    /// The system prompt with the memories, the newest earlier turns that fit
+    /// the budget, and the message.
+    fn prompt(
+        &self,
+        memories: &[String],
+        history: &[ConversationMessage],
+        message: &str,
+    ) -> ChatRequest {
+        let mut system = self.inner.options.persona.clone();
+        if !memories.is_empty() {
+            system.push_str("\n\nWhat you remember about the user:");
+            for m in memories {
+                system.push_str("\n- ");
+                system.push_str(m);
+            }
+        }
+        // The memories and the message always go in; earlier turns fill what is left.
+        let mut left = self
+            .inner
+            .options
+            .prompt_token_budget
+            .saturating_sub(estimate_tokens(&system) + estimate_tokens(message));
+        let mut earlier = Vec::new();
+        for m in history.iter().rev() {
+            let cost = estimate_tokens(&m.content);
+            if cost > left {
+                break;
+            }
+            left -= cost;
+            earlier.push(ChatMessage {
+                role: m.role,
+                content: m.content.clone(),
+            });
+        }
+        earlier.reverse();
+        let mut messages = Vec::with_capacity(earlier.len() + 2);
+        messages.push(ChatMessage::system(system));
+        messages.extend(earlier);
+        messages.push(ChatMessage::user(message));
+        ChatRequest::new(messages)
+    }
+
+    /// When the model failed after the user's message was stored, its
+    /// extraction still happens (once the provider is back).
+    async fn enqueue_after_failure(&self, scope: &Scope, message: &str) {
+        if let Err(e) = self
+            .inner
+            .queue
+            .enqueue_extraction(scope, vec![ChatMessage::user(message)])
+            .await
+        {
+            tracing::error!(error = %e, "could not enqueue the extraction of a stored message");
+        }
+    }
+
+    /// Stores the reply and enqueues the turn's extraction, in one transaction.
+    async fn finish(&self, p: &Prepared, reply: String) -> Result<TurnResult> {
+        let now = Utc::now();
+        let job = self.inner.queue.extraction_job(
+            &p.scope,
+            vec![
+                ChatMessage::user(&p.message),
+                ChatMessage::assistant(&reply),
+            ],
+        )?;
+        self.inner
+            .store
+            .append_message(
+                &ConversationMessage {
+                    id: Uuid::new_v4(),
+                    conversation_id: p.session_id.clone(),
+                    user_id: p.scope.user_id.clone().unwrap_or_default(),
+                    role: Role::Assistant,
+                    content: reply.clone(),
+                    memories_used: p.memories.clone(),
+                    created_at: now,
+                },
+                Some(&job),
+            )
+            .await?;
+        self.inner.queue.wake();
+        Ok(TurnResult {
+            response: reply,
+            user_id: p.scope.user_id.clone().unwrap_or_default(),
+            session_id: p.session_id.clone(),
+            memories_used: p.memories.clone(),
+            timestamp: now,
+        })
+    }
+
+    /// One turn: `message` from `user_id` in the conversation `session_id`
+    /// (a new one when `None`, or when no conversation has that id yet).
+    pub async fn turn(
+        &self,
+        user_id: &str,
+        message: &str,
+        session_id: Option<&str>,
+    ) -> Result<TurnResult> {
+        let p = self.prepare(user_id, message, session_id).await?;
+        match p.model.complete(p.request.clone()).await {
+            Ok(answer) => self.finish(&p, answer.content).await,
+            Err(e) => {
+                self.enqueue_after_failure(&p.scope, &p.message).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// One turn, streamed: [`ChatEvent::Memories`], then [`ChatEvent::Delta`]s,
+    /// then [`ChatEvent::Done`] once the turn is stored. The turn completes
+    /// and is stored even if the caller stops reading.
+    pub async fn stream(
+        &self,
+        user_id: &str,
+        message: &str,
+        session_id: Option<&str>,
+    ) -> Result<BoxStream<'static, Result<ChatEvent>>> {
+        let p = self.prepare(user_id, message, session_id).await?;
+        let mut chunks = match p.model.stream(p.request.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.enqueue_after_failure(&p.scope, &p.message).await;
+                return Err(e);
+            }
+        };
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<ChatEvent>>();
+        let _ = tx.unbounded_send(Ok(ChatEvent::Memories {
+            session_id: p.session_id.clone(),
+            memories: p.memories.clone(),
+        }));
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut reply = String::new();
+            while let Some(chunk) = chunks.next().await {
+                match chunk {
+                    Ok(ChatChunk::Delta(d)) => {
+                        reply.push_str(&d);
+                        let _ = tx.unbounded_send(Ok(ChatEvent::Delta { content: d }));
+                    }
+                    Ok(ChatChunk::Done(_)) => break,
+                    Err(e) => {
+                        this.enqueue_after_failure(&p.scope, &p.message).await;
+                        let _ = tx.unbounded_send(Err(e));
+                        return;
+                    }
+                }
+            }
+            let done = this.finish(&p, reply).await.map(ChatEvent::Done);
+            let _ = tx.unbounded_send(done);
+        });
+        Ok(rx.boxed())
+    }
+
+    /// What Homi remembers about the user, summarised by the chat model (with
+    /// no memories, a plain answer without a model call).
+    pub async fn summary(&self, user_id: &str) -> Result<MemorySummary> {
+        if user_id.trim().is_empty() {
+            return Err(Error::invalid("user_id", "a user id is required"));
+        }
+        let memories = self
+            .inner
+            .memory
+            .get_all(&Scope::user(user_id), ListOptions::default().limit(100))
+            .await?;
+        if memories.is_empty() {
+            return Ok(MemorySummary {
+                user_id: user_id.to_owned(),
+                summary: "I don't remember anything about you yet.".to_owned(),
+                memory_count: 0,
+            });
+        }
+        let list: String = memories
+            .iter()
+            .map(|m| format!("- {}\n", m.memory))
+            .collect();
+        let answer = self
+            .model()?
+            .complete(ChatRequest::new(vec![
+                ChatMessage::system(
+                    "Summarise, in a few sentences addressed to the user, what you know about them \
+                     from these memories. Do not invent anything.",
+                ),
+                ChatMessage::user(list),
+            ]))
+            .await?;
+        Ok(MemorySummary {
+            user_id: user_id.to_owned(),
+            summary: answer.content,
+            memory_count: memories.len(),
+        })
+    }
+
+    /// The user's conversations, most recent first.
+    pub async fn conversations(
+        &self,
+        user_id: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Conversation>> {
+        self.inner.store.conversations(user_id, limit, offset).await
+    }
+
+    /// The last `limit` messages of the user's conversation, oldest first.
+    pub async fn messages(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationMessage>> {
+        self.inner
+            .store
+            .recent_messages(session_id, user_id, limit)
+            .await
+    }
+
+    /// Deletes the user's conversation and its messages.
+    pub async fn delete_conversation(&self, user_id: &str, session_id: &str) -> Result<bool> {
+        self.inner
+            .store
+            .delete_conversation(session_id, user_id)
+            .await
+    }
+}
+
+struct Prepared {
+    model: Arc<dyn ChatModel>,
+    session_id: String,
+    scope: Scope,
+    message: String,
+    memories: Vec<String>,
+    request: ChatRequest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_short() {
+        assert_eq!(title_of("hi"), "hi");
+        assert_eq!(title_of(&"x".repeat(100)).chars().count(), 61);
+    }
+}
