@@ -31,18 +31,9 @@ async fn env(backend: Backend) -> Option<Env> {
 
 async fn env_with(backend: Backend, options: ChatOptions) -> Option<Env> {
     let dir = tempfile::tempdir().unwrap();
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}", dir.path().join("homi.db").display()),
-        Backend::Postgres => common::postgres_url().await?,
-    };
+    let url = common::database_url(backend, dir.path()).await?;
     let fake = FakeProvider::start().await.unwrap();
-    let config = Config::default()
-        .with_database_url(url)
-        .with_openai_base_url(fake.base_url())
-        .with_openai_api_key("sk-test")
-        .with_embedding_model("text-embedding-3-small", Some(64))
-        .with_provider_timeout(Duration::from_secs(2))
-        .with_provider_max_retries(0);
+    let config = common::provider_config(&url, &fake.base_url(), 64, 0);
     let chat = chat_for(&config, &fake, options).await;
     Some(Env {
         fake,

@@ -78,23 +78,12 @@ async fn postgres_count(_: &str, _: &str) -> i64 {
     unreachable!("Postgres tests are compiled only with the postgres feature")
 }
 
-/// A fresh database for one test: a file for SQLite; a new database on the
-/// Postgres test server (see `common::postgres_url`).
 async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<String> {
-    match backend {
-        Backend::Sqlite => Some(format!("sqlite://{}", dir.join("homi.db").display())),
-        Backend::Postgres => common::postgres_url().await,
-    }
+    common::database_url(backend, dir).await
 }
 
 fn config_for(fake: &FakeProvider, url: &str, dims: usize) -> Config {
-    Config::default()
-        .with_database_url(url)
-        .with_openai_base_url(fake.base_url())
-        .with_openai_api_key("sk-test")
-        .with_embedding_model("text-embedding-3-small", Some(dims))
-        .with_provider_timeout(Duration::from_secs(2))
-        .with_provider_max_retries(1)
+    common::provider_config(url, &fake.base_url(), dims, 1)
 }
 
 async fn env(backend: Backend) -> Option<Env> {

@@ -149,3 +149,24 @@ pub async fn assert_refused(auth: &homi_core::auth::Auth, token: &str, what: &st
         Err(e) => assert_eq!(e.kind(), homi_core::ErrorKind::Unauthorized, "{what}: {e}"),
     }
 }
+
+/// A fresh database for one test: a file in `dir` for SQLite, a new database
+/// on the Postgres test server (or `None`, see [`postgres_url`]).
+pub async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}", dir.join("homi.db").display())),
+        Backend::Postgres => postgres_url().await,
+    }
+}
+
+/// A configuration on `url` with the fake provider at `base_url` (embeddings
+/// of `dims`), short timeouts and `retries` retries.
+pub fn provider_config(url: &str, base_url: &str, dims: usize, retries: u32) -> homi_core::Config {
+    homi_core::Config::default()
+        .with_database_url(url)
+        .with_openai_base_url(base_url)
+        .with_openai_api_key("sk-test")
+        .with_embedding_model("text-embedding-3-small", Some(dims))
+        .with_provider_timeout(std::time::Duration::from_secs(2))
+        .with_provider_max_retries(retries)
+}
