@@ -30,6 +30,9 @@ cargo test -p homi-core --all-features --doc
 step "example: memory_chat against the fake provider"
 bash scripts/example-smoke.sh
 
+step "homi-server binary: embedded default, fake provider, background worker, SIGTERM"
+bash scripts/server-smoke.sh
+
 step "PostgreSQL 18 + pgvector test server (and a TLS one)"
 bash scripts/pg.sh stop 2>/dev/null || true
 eval "$(bash scripts/pg.sh start)"

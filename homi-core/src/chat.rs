@@ -230,8 +230,13 @@ impl Chat {
     /// error that says what to set; conversations can still be read.
     #[cfg(feature = "openai")]
     pub async fn open(config: &crate::Config) -> Result<Self> {
+        Self::with_memory(config, Memory::open(config).await?)
+    }
+
+    /// Like [`Chat::open`], over a Memory the caller opened.
+    #[cfg(feature = "openai")]
+    pub fn with_memory(config: &crate::Config, memory: Memory) -> Result<Self> {
         use crate::provider::openai::{NOT_CONFIGURED, OpenAiChatModel};
-        let memory = Memory::open(config).await?;
         let model: Option<Arc<dyn ChatModel>> = if config.provider.is_configured() {
             Some(Arc::new(OpenAiChatModel::new(&config.provider)?))
         } else {

@@ -152,8 +152,14 @@ impl Memory {
     /// `add`/`search` fail with a `ProviderNotConfigured` error saying what to set.
     #[cfg(feature = "openai")]
     pub async fn open(config: &crate::Config) -> Result<Memory> {
+        Self::with_store(config, crate::store::open(config).await?).await
+    }
+
+    /// Like [`Memory::open`], on a store the caller opened (e.g. shared with
+    /// the Auth client through [`crate::store::open_stores`]).
+    #[cfg(feature = "openai")]
+    pub async fn with_store(config: &crate::Config, store: Arc<dyn Store>) -> Result<Memory> {
         use crate::provider::openai::{NOT_CONFIGURED, OpenAiChatModel, OpenAiEmbedder};
-        let store = crate::store::open(config).await?;
         let mut builder = Memory::builder(store)
             .infer_context(config.memory.infer_context)
             .not_configured_message(NOT_CONFIGURED);

@@ -1,0 +1,128 @@
+//! Every error the server answers with, mapped in one place: JSON
+//! `{"error": "<machine_code>", "detail": "<human sentence>"}` with the right
+//! status, `WWW-Authenticate: Bearer` on 401 and `Retry-After` on 429.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use homi_core::{Error, ErrorKind};
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An answer with this status, code and sentence.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 401 for a missing or malformed `Authorization` header.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    /// The JSON body of the answer.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": self.code, "detail": self.detail})
+    }
+
+    /// 404 for a path the server does not have.
+    pub fn no_route() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "there is no such endpoint",
+        )
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let (status, code) = match e.kind() {
+            ErrorKind::InvalidInput => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ErrorKind::ProviderNotConfigured => {
+                (StatusCode::SERVICE_UNAVAILABLE, "provider_not_configured")
+            }
+            ErrorKind::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
+            ErrorKind::ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"),
+            ErrorKind::ProviderInvalidResponse => {
+                (StatusCode::BAD_GATEWAY, "provider_invalid_response")
+            }
+            ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // The cause goes to the log, not to the client.
+            tracing::error!(error = %e, "request failed");
+            "the server failed; the cause is in its log".to_owned()
+        } else {
+            e.to_string()
+        };
+        Self {
+            status,
+            code,
+            detail,
+            retry_after: e.retry_after().map(|d| d.as_secs().max(1)),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let detail = r.body_text();
+        match r {
+            JsonRejection::JsonDataError(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", detail)
+            }
+            JsonRejection::JsonSyntaxError(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_json", detail)
+            }
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            ),
+            other => Self::new(other.status(), "invalid_request", detail),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}

@@ -1,0 +1,412 @@
+//! The routes. Each parses its input, calls one `homi-core` function and
+//! renders the answer; the caller's user id comes from [`CurrentUser`].
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
+use homi_core::auth::{AuthSession, SignUp, User, UserUpdate};
+use homi_core::chat::ChatEvent;
+use homi_core::{MemoryItem, Scope, SearchOptions};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, CurrentUser};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+// ---------------------------------------------------------------- auth
+
+/// `POST /api/v1/auth/signup`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignUpBody {
+    email: String,
+    password: String,
+    #[serde(default)]
+    full_name: Option<String>,
+}
+
+/// `POST /api/v1/auth/signin`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInBody {
+    email: String,
+    password: String,
+}
+
+/// The token answer of sign-up, sign-in and refresh (the original's shape).
+#[derive(Debug, Serialize)]
+pub struct TokenAnswer {
+    user: User,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<u64>,
+    token_type: &'static str,
+    /// Sign-up only: the email must be confirmed before signing in.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    confirmation_required: bool,
+}
+
+impl From<AuthSession> for TokenAnswer {
+    fn from(s: AuthSession) -> Self {
+        Self {
+            user: s.user,
+            access_token: Some(s.access_token),
+            refresh_token: Some(s.refresh_token),
+            expires_in: Some(s.expires_in),
+            token_type: "bearer",
+            confirmation_required: false,
+        }
+    }
+}
+
+/// `POST /api/v1/auth/signup`: creates an account (201), signed in unless the email must be confirmed.
+pub async fn signup(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<SignUpBody>,
+) -> ApiResult<(StatusCode, Json<TokenAnswer>)> {
+    let mut request = SignUp::new(b.email, b.password);
+    if let Some(name) = b.full_name {
+        request = request.with_full_name(name);
+    }
+    let up = s.auth.sign_up(request).await?;
+    let answer = match up.session {
+        Some(session) => TokenAnswer::from(session),
+        None => TokenAnswer {
+            user: up.user,
+            access_token: None,
+            refresh_token: None,
+            expires_in: None,
+            token_type: "bearer",
+            confirmation_required: true,
+        },
+    };
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// `POST /api/v1/auth/signin`: email and password → tokens; 401 on a wrong pair.
+pub async fn signin(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<SignInBody>,
+) -> ApiResult<Json<TokenAnswer>> {
+    Ok(Json(s.auth.sign_in(&b.email, &b.password).await?.into()))
+}
+
+/// `POST /api/v1/auth/signout`: ends the caller's auth session.
+pub async fn signout(State(s): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
+    s.auth.sign_out(&user.0).await?;
+    Ok(Json(json!({"message": "signed out"})))
+}
+
+/// `POST /api/v1/auth/refresh`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+/// `POST /api/v1/auth/refresh`: a refresh token → a new pair (each works once).
+pub async fn refresh(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<RefreshBody>,
+) -> ApiResult<Json<TokenAnswer>> {
+    Ok(Json(s.auth.refresh(&b.refresh_token).await?.into()))
+}
+
+/// `GET /api/v1/auth/me`: the caller's profile.
+pub async fn me(State(s): State<AppState>, user: CurrentUser) -> ApiResult<Json<User>> {
+    Ok(Json(s.auth.get_user(&user.0).await?))
+}
+
+/// `PUT /api/v1/auth/me`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeBody {
+    #[serde(default)]
+    full_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// `PUT /api/v1/auth/me`: changes the caller's name and/or email.
+pub async fn update_me(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    ApiJson(b): ApiJson<UpdateMeBody>,
+) -> ApiResult<Json<User>> {
+    let mut update = UserUpdate::default();
+    if let Some(n) = b.full_name {
+        update = update.full_name(n);
+    }
+    if let Some(e) = b.email {
+        update = update.email(e);
+    }
+    Ok(Json(s.auth.update_user(&user.0, update).await?))
+}
+
+/// `POST /api/v1/auth/change-password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/v1/auth/change-password`: checks the current password; other sessions end.
+pub async fn change_password(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    ApiJson(b): ApiJson<ChangePasswordBody>,
+) -> ApiResult<Json<Value>> {
+    s.auth
+        .change_password(&user.0, &b.current_password, &b.new_password)
+        .await?;
+    Ok(Json(
+        json!({"message": "password changed; your other sessions are signed out"}),
+    ))
+}
+
+/// `POST /api/v1/auth/reset-password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBody {
+    email: String,
+}
+
+/// `POST /api/v1/auth/reset-password`: 202 whether or not the email has an account.
+pub async fn reset_password(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<ResetBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    s.auth.request_password_reset(&b.email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message": "if an account has this email, a reset link is on its way"})),
+    ))
+}
+
+/// `POST /api/v1/auth/reset-password/confirm`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmResetBody {
+    token: String,
+    new_password: String,
+}
+
+/// `POST /api/v1/auth/reset-password/confirm`: a reset token and a new password.
+pub async fn confirm_reset(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<ConfirmResetBody>,
+) -> ApiResult<Json<Value>> {
+    s.auth
+        .confirm_password_reset(&b.token, &b.new_password)
+        .await?;
+    Ok(Json(
+        json!({"message": "password changed; sign in with the new one"}),
+    ))
+}
+
+/// `GET /api/v1/auth/confirm?token=…`: the link of a confirmation email.
+#[derive(Debug, Deserialize)]
+pub struct ConfirmQuery {
+    token: String,
+}
+
+/// `GET /api/v1/auth/confirm?token=…`: confirms an email address.
+pub async fn confirm_email(
+    State(s): State<AppState>,
+    Query(q): Query<ConfirmQuery>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(s.auth.confirm_email(&q.token).await?))
+}
+
+/// `GET /api/v1/auth/health`: the auth backend's state (503 when it does not answer).
+pub async fn auth_health(State(s): State<AppState>) -> Response {
+    let h = s.auth.health().await;
+    let status = if h.healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(h)).into_response()
+}
+
+// ---------------------------------------------------------------- chat
+
+/// `POST /api/v1/chat` and `/api/v1/chat/stream`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    message: String,
+    #[serde(default)]
+    session_id: Option<String>,
+}
+
+/// `POST /api/v1/chat`: one memory-augmented turn.
+pub async fn chat(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    ApiJson(b): ApiJson<ChatBody>,
+) -> ApiResult<Json<homi_core::chat::TurnResult>> {
+    Ok(Json(
+        s.chat
+            .turn(&user.id(), &b.message, b.session_id.as_deref())
+            .await?,
+    ))
+}
+
+/// `POST /api/v1/chat/stream`: one turn as server-sent events (`memories`, `delta`…, `done`).
+pub async fn chat_stream(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    ApiJson(b): ApiJson<ChatBody>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let events = s
+        .chat
+        .stream(&user.id(), &b.message, b.session_id.as_deref())
+        .await?;
+    let sse = events.map(|ev| {
+        Ok(match ev {
+            Ok(ev) => {
+                let name = match &ev {
+                    ChatEvent::Memories { .. } => "memories",
+                    ChatEvent::Delta { .. } => "delta",
+                    ChatEvent::Done(_) => "done",
+                };
+                Event::default()
+                    .event(name)
+                    .json_data(&ev)
+                    .unwrap_or_else(|_| Event::default().event(name))
+            }
+            Err(e) => {
+                let e = ApiError::from(e);
+                Event::default().event("error").data(e.body().to_string())
+            }
+        })
+    });
+    Ok(Sse::new(sse).keep_alive(KeepAlive::default()))
+}
+
+// ---------------------------------------------------------------- memories
+
+fn default_limit() -> usize {
+    5
+}
+
+/// `POST /api/v1/memories/search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    query: String,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+/// The search answer: the original's `memories` (texts) and the full results.
+#[derive(Debug, Serialize)]
+pub struct SearchAnswer {
+    memories: Vec<String>,
+    results: Vec<MemoryItem>,
+    user_id: String,
+    query: String,
+}
+
+/// `POST /api/v1/memories/search`: the caller's memories closest to `query`.
+pub async fn search_memories(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    ApiJson(b): ApiJson<SearchBody>,
+) -> ApiResult<Json<SearchAnswer>> {
+    if !(1..=20).contains(&b.limit) {
+        return Err(homi_core::Error::InvalidInput {
+            field: "limit".into(),
+            reason: format!("{} is not between 1 and 20", b.limit),
+        }
+        .into());
+    }
+    let found = s
+        .memory
+        .search(
+            &b.query,
+            &Scope::user(user.id()),
+            SearchOptions::default().limit(b.limit),
+        )
+        .await?;
+    Ok(Json(SearchAnswer {
+        memories: found.results.iter().map(|m| m.memory.clone()).collect(),
+        results: found.results,
+        user_id: user.id(),
+        query: b.query,
+    }))
+}
+
+/// `GET /api/v1/memories/summary`: what Homi remembers about the caller.
+pub async fn summary(
+    State(s): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<homi_core::chat::MemorySummary>> {
+    Ok(Json(s.chat.summary(&user.id()).await?))
+}
+
+/// `DELETE /api/v1/memories`: deletes all of the caller's memories.
+pub async fn delete_memories(
+    State(s): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Value>> {
+    let deleted = s.memory.delete_all(&Scope::user(user.id())).await?;
+    Ok(Json(
+        json!({"deleted": deleted, "message": format!("deleted {deleted} memories")}),
+    ))
+}
+
+// ---------------------------------------------------------------- health
+
+/// `GET /`: what this is.
+pub async fn root() -> Json<Value> {
+    Json(json!({
+        "name": "Homi",
+        "version": env!("CARGO_PKG_VERSION"),
+        "status": "running",
+    }))
+}
+
+/// `GET /health`: liveness.
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: the database answers, and whether a model provider is configured.
+pub async fn ready(State(s): State<AppState>) -> Response {
+    let database = s.chat.queue().counts().await;
+    let ok = database.is_ok();
+    let body = json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "database": match &database {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => {
+                tracing::error!(error = %e, "readiness: the database does not answer");
+                "unavailable".to_owned()
+            }
+        },
+        "provider": if s.provider_configured { "configured" } else { "not configured: set OPENAI_API_KEY or OPENAI_BASE_URL" },
+        "jobs": database.ok(),
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Any other path: a JSON 404.
+pub async fn fallback() -> ApiError {
+    ApiError::no_route()
+}
