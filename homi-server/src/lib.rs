@@ -73,7 +73,15 @@ pub fn app(state: AppState) -> Router {
         .route("/chat/stream", post(chat_stream))
         .route("/memories/search", post(search_memories))
         .route("/memories/summary", get(summary))
-        .route("/memories", axum::routing::delete(delete_memories))
+        .route("/memories", get(list_memories).delete(delete_memories))
+        .route(
+            "/memories/{id}",
+            get(get_memory).put(update_memory).delete(delete_memory),
+        )
+        .route("/memories/{id}/history", get(memory_history))
+        .route("/sessions", get(sessions))
+        .route("/sessions/{id}", axum::routing::delete(delete_session))
+        .route("/sessions/{id}/messages", get(session_messages))
         .route("/health", get(ready));
     Router::new()
         .route("/", get(root))

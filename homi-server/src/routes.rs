@@ -4,14 +4,14 @@
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use homi_core::auth::{AuthSession, SignUp, User, UserUpdate};
 use homi_core::chat::ChatEvent;
-use homi_core::{MemoryItem, Scope, SearchOptions};
+use homi_core::{ListOptions, MemoryItem, Scope, SearchOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -364,6 +364,133 @@ pub async fn delete_memories(
     Ok(Json(
         json!({"deleted": deleted, "message": format!("deleted {deleted} memories")}),
     ))
+}
+
+/// `GET /api/v1/memories?limit=`: paging of the caller's memories.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    offset: Option<usize>,
+}
+
+/// `GET /api/v1/memories`: the caller's memories, newest first.
+pub async fn list_memories(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(100);
+    let items = s
+        .memory
+        .get_all(&Scope::user(user.id()), ListOptions::default().limit(limit))
+        .await?;
+    Ok(Json(json!({"results": items, "user_id": user.id()})))
+}
+
+/// `GET /api/v1/memories/{id}`: one of the caller's memories (404 for anyone else's).
+pub async fn get_memory(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<MemoryItem>> {
+    s.memory
+        .get(&id, &Scope::user(user.id()))
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            homi_core::Error::NotFound {
+                what: format!("memory {id}"),
+            }
+            .into()
+        })
+}
+
+/// `PUT /api/v1/memories/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemoryBody {
+    memory: String,
+    #[serde(default)]
+    metadata: Option<homi_core::Metadata>,
+}
+
+/// `PUT /api/v1/memories/{id}`: replaces the text (history keeps the old one).
+pub async fn update_memory(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UpdateMemoryBody>,
+) -> ApiResult<Json<MemoryItem>> {
+    Ok(Json(
+        s.memory
+            .update(&id, &Scope::user(user.id()), &b.memory, b.metadata)
+            .await?,
+    ))
+}
+
+/// `DELETE /api/v1/memories/{id}`: deletes one memory for good.
+pub async fn delete_memory(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    s.memory.delete(&id, &Scope::user(user.id())).await?;
+    Ok(Json(json!({"message": "memory deleted", "id": id})))
+}
+
+/// `GET /api/v1/memories/{id}/history`: the memory's changes, oldest first.
+pub async fn memory_history(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<homi_core::HistoryEntry>>> {
+    Ok(Json(s.memory.history(&id, &Scope::user(user.id())).await?))
+}
+
+/// `GET /api/v1/sessions`: the caller's conversations, most recent first.
+pub async fn sessions(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<homi_core::chat::Conversation>>> {
+    let limit = q.limit.unwrap_or(50).min(1000);
+    Ok(Json(
+        s.chat
+            .conversations(&user.id(), limit, q.offset.unwrap_or(0))
+            .await?,
+    ))
+}
+
+/// `GET /api/v1/sessions/{id}/messages`: a conversation's last messages, oldest first.
+pub async fn session_messages(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<homi_core::chat::ConversationMessage>>> {
+    let limit = q.limit.unwrap_or(100).min(1000);
+    Ok(Json(s.chat.messages(&user.id(), &id, limit).await?))
+}
+
+/// `DELETE /api/v1/sessions/{id}`: deletes a conversation and its messages.
+pub async fn delete_session(
+    State(s): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    if s.chat.delete_conversation(&user.id(), &id).await? {
+        Ok(Json(
+            json!({"message": "session deleted", "session_id": id}),
+        ))
+    } else {
+        Err(homi_core::Error::NotFound {
+            what: format!("session {id}"),
+        }
+        .into())
+    }
 }
 
 // ---------------------------------------------------------------- health

@@ -12,6 +12,11 @@ use homi_testkit::{FakeProvider, Fault, Target};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+#[path = "../../homi-core/tests/common/mod.rs"]
+#[macro_use]
+mod common;
+use common::Backend;
+
 struct Server {
     base: String,
     state: AppState,
@@ -20,10 +25,10 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
-async fn start(with_provider: bool) -> (Server, Option<FakeProvider>) {
+async fn start(backend: Backend, with_provider: bool) -> Option<(Server, Option<FakeProvider>)> {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default()
-        .with_database_url(format!("sqlite://{}", dir.path().join("homi.db").display()));
+    let url = common::database_url(backend, dir.path()).await?;
+    let mut config = Config::default().with_database_url(url);
     let fake = if with_provider {
         let fake = FakeProvider::start().await.unwrap();
         config = config
@@ -50,7 +55,7 @@ async fn start(with_provider: bool) -> (Server, Option<FakeProvider>) {
         _fake: None,
         _dir: dir,
     };
-    (server, fake)
+    Some((server, fake))
 }
 
 impl Server {
@@ -119,9 +124,10 @@ fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) 
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_original_walkthrough() {
-    let (s, _fake) = start(true).await;
+async fn the_original_walkthrough(backend: Backend) {
+    let Some((s, _fake)) = start(backend, true).await else {
+        return;
+    };
     let (status, root) = s.get("/", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(root["status"], "running");
@@ -230,9 +236,10 @@ async fn the_original_walkthrough() {
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streaming_chat_sends_server_sent_events() {
-    let (s, _fake) = start(true).await;
+async fn streaming_chat_sends_server_sent_events(backend: Backend) {
+    let Some((s, _fake)) = start(backend, true).await else {
+        return;
+    };
     let token = s.signup("stream@example.com").await;
     let resp = s
         .http
@@ -270,9 +277,10 @@ async fn streaming_chat_sends_server_sent_events() {
     assert_eq!(done["response"], "You said: Tell me something");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_a_clear_4xx() {
-    let (s, _fake) = start(true).await;
+async fn bad_input_gets_a_clear_4xx(backend: Backend) {
+    let Some((s, _fake)) = start(backend, true).await else {
+        return;
+    };
     let token = s.signup("bad@example.com").await;
     let raw = |body: Vec<u8>, content_type: Option<&str>| {
         let mut r = s
@@ -414,9 +422,10 @@ async fn bad_input_gets_a_clear_4xx() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_never_reach_each_others_data() {
-    let (s, _fake) = start(true).await;
+async fn users_never_reach_each_others_data(backend: Backend) {
+    let Some((s, _fake)) = start(backend, true).await else {
+        return;
+    };
     let alice = s.signup("alice@example.com").await;
     let mallory = s.signup("mallory@example.com").await;
     let (_, turn) = s
@@ -465,9 +474,10 @@ async fn users_never_reach_each_others_data() {
     assert_eq!(found["memories"], json!(["My bank PIN is 4321"]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn provider_trouble_is_5xx_and_loses_nothing() {
-    let (s, fake) = start(true).await;
+async fn provider_trouble_is_5xx_and_loses_nothing(backend: Backend) {
+    let Some((s, fake)) = start(backend, true).await else {
+        return;
+    };
     let fake = fake.unwrap();
     let token = s.signup("carol@example.com").await;
     fake.push_fault(Target::Chat, Fault::ServerError, 1);
@@ -519,9 +529,10 @@ async fn provider_trouble_is_5xx_and_loses_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_provider_auth_works_and_chat_says_what_to_set() {
-    let (s, _) = start(false).await;
+async fn without_a_provider_auth_works_and_chat_says_what_to_set(backend: Backend) {
+    let Some((s, _)) = start(backend, false).await else {
+        return;
+    };
     let token = s.signup("nokey@example.com").await;
     let (status, body) = s
         .post("/api/v1/chat", Some(&token), json!({"message": "hello"}))
@@ -547,3 +558,126 @@ async fn without_a_provider_auth_works_and_chat_says_what_to_set() {
     let (status, _) = s.get("/api/v1/memories/summary", Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+async fn memories_and_sessions_one_by_one(backend: Backend) {
+    let Some((s, _fake)) = start(backend, true).await else {
+        return;
+    };
+    let alice = s.signup("one@example.com").await;
+    let bob = s.signup("two@example.com").await;
+    let (_, turn) = s
+        .post(
+            "/api/v1/chat",
+            Some(&alice),
+            json!({"message": "I have two cats"}),
+        )
+        .await;
+    s.run_jobs().await;
+    let (status, list) = s.get("/api/v1/memories", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let id = list["results"][0]["id"].as_str().unwrap().to_owned();
+    let (status, one) = s.get(&format!("/api/v1/memories/{id}"), Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["memory"], "I have two cats");
+    // Bob reaches none of it.
+    for path in [
+        format!("/api/v1/memories/{id}"),
+        format!("/api/v1/memories/{id}/history"),
+    ] {
+        let (status, body) = s.get(&path, Some(&bob)).await;
+        assert!(
+            status == StatusCode::NOT_FOUND || body == json!([]),
+            "{path}: {status} {body}"
+        );
+    }
+    let (status, body) = s
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/memories/{id}"),
+            Some(&bob),
+            Some(json!({"memory": "hijacked"})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = s
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/memories/{id}"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (_, bob_sessions) = s.get("/api/v1/sessions", Some(&bob)).await;
+    assert_eq!(bob_sessions, json!([]));
+    let session = turn["session_id"].as_str().unwrap();
+    let (_, bob_messages) = s
+        .get(&format!("/api/v1/sessions/{session}/messages"), Some(&bob))
+        .await;
+    assert_eq!(bob_messages, json!([]));
+
+    // Alice updates, reads the history, lists her sessions, deletes.
+    let (status, updated) = s
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/memories/{id}"),
+            Some(&alice),
+            Some(json!({"memory": "I have three cats"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["memory"], "I have three cats");
+    let (_, history) = s
+        .get(&format!("/api/v1/memories/{id}/history"), Some(&alice))
+        .await;
+    let events: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["ADD", "UPDATE"]);
+    let (_, sessions) = s.get("/api/v1/sessions", Some(&alice)).await;
+    assert_eq!(sessions[0]["id"], session);
+    let (_, messages) = s
+        .get(
+            &format!("/api/v1/sessions/{session}/messages"),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(messages.as_array().unwrap().len(), 2);
+    let (status, _) = s
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/memories/{id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.get(&format!("/api/v1/memories/{id}"), Some(&alice)).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = s.get("/api/v1/memories/not-a-uuid", Some(&alice)).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let (status, _) = s
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/sessions/{session}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, sessions) = s.get("/api/v1/sessions", Some(&alice)).await;
+    assert_eq!(sessions, json!([]));
+}
+
+conformance!(
+    the_original_walkthrough,
+    streaming_chat_sends_server_sent_events,
+    bad_input_gets_a_clear_4xx,
+    users_never_reach_each_others_data,
+    provider_trouble_is_5xx_and_loses_nothing,
+    without_a_provider_auth_works_and_chat_says_what_to_set,
+    memories_and_sessions_one_by_one,
+);
