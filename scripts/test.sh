@@ -33,6 +33,9 @@ bash scripts/example-smoke.sh
 step "homi-server binary: embedded default, fake provider, background worker, SIGTERM"
 bash scripts/server-smoke.sh
 
+step "the official openai Python package against the OpenAI-compatible endpoint"
+bash scripts/openai-sdk-test.sh
+
 step "PostgreSQL 18 + pgvector test server (and a TLS one)"
 bash scripts/pg.sh stop 2>/dev/null || true
 eval "$(bash scripts/pg.sh start)"

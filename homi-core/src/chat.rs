@@ -40,7 +40,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::jobs::{JobQueue, NewJob, QueueOptions};
 use crate::memory::{ListOptions, Memory, Scope, SearchOptions};
-use crate::provider::{ChatChunk, ChatMessage, ChatModel, ChatRequest, Role};
+use crate::provider::{ChatChunk, ChatMessage, ChatModel, ChatRequest, Role, TokenUsage};
 
 /// The persona of the original backend.
 pub const DEFAULT_PERSONA: &str = "You are Homi, a helpful assistant with long-term memory. \
@@ -161,6 +161,13 @@ pub struct TurnResult {
     pub memories_used: Vec<String>,
     /// When the reply was stored.
     pub timestamp: DateTime<Utc>,
+    /// Tokens the chat model used for the reply (zero when the provider did
+    /// not say).
+    #[serde(default)]
+    pub usage: TokenUsage,
+    /// The chat model that answered.
+    #[serde(default)]
+    pub model: String,
 }
 
 /// One event of a streamed turn.
@@ -281,6 +288,11 @@ impl Chat {
         })
     }
 
+    /// The chat model's name, when one is configured.
+    pub fn model_name(&self) -> Option<&str> {
+        self.inner.model.as_ref().map(|m| m.model())
+    }
+
     /// The memory turns search and extraction writes to.
     pub fn memory(&self) -> &Memory {
         &self.inner.memory
@@ -323,6 +335,7 @@ impl Chat {
         user_id: &str,
         message: &str,
         session_id: Option<&str>,
+        given: Option<Vec<ChatMessage>>,
     ) -> Result<Prepared> {
         let message = self.check(user_id, message)?;
         let model = self.model()?.clone();
@@ -341,7 +354,20 @@ impl Chat {
             .open_conversation(&session_id, user_id, &title_of(&message), now)
             .await?
             .ok_or_else(|| Error::not_found(format!("conversation {session_id}")))?;
-        let history = store.recent_messages(&session_id, user_id, 100).await?;
+        // The client's own history (OpenAI-style requests carry it), or the
+        // conversation's.
+        let history: Vec<ChatMessage> = match given {
+            Some(messages) => messages,
+            None => store
+                .recent_messages(&session_id, user_id, 100)
+                .await?
+                .into_iter()
+                .map(|m| ChatMessage {
+                    role: m.role,
+                    content: m.content,
+                })
+                .collect(),
+        };
         let user_message = ConversationMessage {
             id: Uuid::new_v4(),
             conversation_id: session_id.clone(),
@@ -382,13 +408,18 @@ impl Chat {
 
     /// The system prompt with the memories, the newest earlier turns that fit
     /// the budget, and the message.
-    fn prompt(
-        &self,
-        memories: &[String],
-        history: &[ConversationMessage],
-        message: &str,
-    ) -> ChatRequest {
-        let mut system = self.inner.options.persona.clone();
+    fn prompt(&self, memories: &[String], history: &[ChatMessage], message: &str) -> ChatRequest {
+        // A system message of the client's replaces the persona.
+        let client_system: Vec<&str> = history
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .map(|m| m.content.as_str())
+            .collect();
+        let mut system = if client_system.is_empty() {
+            self.inner.options.persona.clone()
+        } else {
+            client_system.join("\n\n")
+        };
         if !memories.is_empty() {
             system.push_str("\n\nWhat you remember about the user:");
             for m in memories {
@@ -403,7 +434,7 @@ impl Chat {
             .prompt_token_budget
             .saturating_sub(estimate_tokens(&system) + estimate_tokens(message));
         let mut earlier = Vec::new();
-        for m in history.iter().rev() {
+        for m in history.iter().rev().filter(|m| m.role != Role::System) {
             let cost = estimate_tokens(&m.content);
             if cost > left {
                 break;
@@ -436,7 +467,7 @@ impl Chat {
     }
 
     /// Stores the reply and enqueues the turn's extraction, in one transaction.
-    async fn finish(&self, p: &Prepared, reply: String) -> Result<TurnResult> {
+    async fn finish(&self, p: &Prepared, reply: String, usage: TokenUsage) -> Result<TurnResult> {
         let now = Utc::now();
         let job = self.inner.queue.extraction_job(
             &p.scope,
@@ -467,6 +498,8 @@ impl Chat {
             session_id: p.session_id.clone(),
             memories_used: p.memories.clone(),
             timestamp: now,
+            usage,
+            model: p.model.model().to_owned(),
         })
     }
 
@@ -478,9 +511,30 @@ impl Chat {
         message: &str,
         session_id: Option<&str>,
     ) -> Result<TurnResult> {
-        let p = self.prepare(user_id, message, session_id).await?;
+        let p = self.prepare(user_id, message, session_id, None).await?;
+        self.complete(p).await
+    }
+
+    /// One turn whose history the client sends, as OpenAI-style clients do:
+    /// the last message is the user's turn, the earlier ones (a system message
+    /// replaces the persona) are the context. The turn is stored in
+    /// `session_id` (a new conversation when `None`) and extracted as usual.
+    pub async fn turn_with_messages(
+        &self,
+        user_id: &str,
+        messages: Vec<ChatMessage>,
+        session_id: Option<&str>,
+    ) -> Result<TurnResult> {
+        let (message, earlier) = split_last_user(messages)?;
+        let p = self
+            .prepare(user_id, &message, session_id, Some(earlier))
+            .await?;
+        self.complete(p).await
+    }
+
+    async fn complete(&self, p: Prepared) -> Result<TurnResult> {
         match p.model.complete(p.request.clone()).await {
-            Ok(answer) => self.finish(&p, answer.content).await,
+            Ok(answer) => self.finish(&p, answer.content, answer.usage).await,
             Err(e) => {
                 self.enqueue_after_failure(&p.scope, &p.message).await;
                 Err(e)
@@ -497,7 +551,25 @@ impl Chat {
         message: &str,
         session_id: Option<&str>,
     ) -> Result<BoxStream<'static, Result<ChatEvent>>> {
-        let p = self.prepare(user_id, message, session_id).await?;
+        let p = self.prepare(user_id, message, session_id, None).await?;
+        self.stream_prepared(p).await
+    }
+
+    /// [`Chat::turn_with_messages`], streamed as [`Chat::stream`] is.
+    pub async fn stream_with_messages(
+        &self,
+        user_id: &str,
+        messages: Vec<ChatMessage>,
+        session_id: Option<&str>,
+    ) -> Result<BoxStream<'static, Result<ChatEvent>>> {
+        let (message, earlier) = split_last_user(messages)?;
+        let p = self
+            .prepare(user_id, &message, session_id, Some(earlier))
+            .await?;
+        self.stream_prepared(p).await
+    }
+
+    async fn stream_prepared(&self, p: Prepared) -> Result<BoxStream<'static, Result<ChatEvent>>> {
         let mut chunks = match p.model.stream(p.request.clone()).await {
             Ok(s) => s,
             Err(e) => {
@@ -513,13 +585,17 @@ impl Chat {
         let this = self.clone();
         tokio::spawn(async move {
             let mut reply = String::new();
+            let mut usage = TokenUsage::default();
             while let Some(chunk) = chunks.next().await {
                 match chunk {
                     Ok(ChatChunk::Delta(d)) => {
                         reply.push_str(&d);
                         let _ = tx.unbounded_send(Ok(ChatEvent::Delta { content: d }));
                     }
-                    Ok(ChatChunk::Done(_)) => break,
+                    Ok(ChatChunk::Done(u)) => {
+                        usage = u.unwrap_or_default();
+                        break;
+                    }
                     Err(e) => {
                         this.enqueue_after_failure(&p.scope, &p.message).await;
                         let _ = tx.unbounded_send(Err(e));
@@ -527,7 +603,7 @@ impl Chat {
                     }
                 }
             }
-            let done = this.finish(&p, reply).await.map(ChatEvent::Done);
+            let done = this.finish(&p, reply, usage).await.map(ChatEvent::Done);
             let _ = tx.unbounded_send(done);
         });
         Ok(rx.boxed())
@@ -601,6 +677,21 @@ impl Chat {
             .store
             .delete_conversation(session_id, user_id)
             .await
+    }
+}
+
+/// The last message (which must be the user's) and the ones before it.
+fn split_last_user(mut messages: Vec<ChatMessage>) -> Result<(String, Vec<ChatMessage>)> {
+    match messages.pop() {
+        Some(last) if last.role == Role::User => Ok((last.content, messages)),
+        Some(_) => Err(Error::invalid(
+            "messages",
+            "the last message must be the user's (role \"user\")",
+        )),
+        None => Err(Error::invalid(
+            "messages",
+            "at least one message is required",
+        )),
     }
 }
 

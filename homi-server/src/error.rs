@@ -34,6 +34,17 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The answer in the OpenAI API's error shape, for the `/v1` routes
+    /// (`{"error": {"message", "type", "code"}}`), so OpenAI SDKs show it.
+    pub fn openai_body(&self) -> serde_json::Value {
+        json!({"error": {"message": self.detail, "type": self.code, "code": self.code, "param": null}})
+    }
+
     /// The JSON body of the answer.
     pub fn body(&self) -> serde_json::Value {
         json!({"error": self.code, "detail": self.detail})

@@ -20,6 +20,7 @@ use tower_http::trace::TraceLayer;
 
 pub mod error;
 pub mod extract;
+pub mod openai;
 pub mod routes;
 
 /// Largest request body accepted (a chat message is at most 2,000 characters).
@@ -87,6 +88,8 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(root))
         .route("/health", get(health))
         .nest("/api/v1", api)
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::models))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())

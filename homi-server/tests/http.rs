@@ -672,7 +672,115 @@ async fn memories_and_sessions_one_by_one(backend: Backend) {
     assert_eq!(sessions, json!([]));
 }
 
+async fn openai_compatible_completions(backend: Backend) {
+    let Some((s, _fake)) = start(backend, true).await else {
+        return;
+    };
+    let token = s.signup("sdk@example.com").await;
+    let resp = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(&token)
+        .header("x-homi-session-id", "from-an-sdk")
+        .json(&json!({"model": "anything", "temperature": 0.2,
+                      "messages": [{"role": "system", "content": "Be brief."},
+                                   {"role": "user", "content": [{"type": "text", "text": "I sing in a choir"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "You said: I sing in a choir"
+    );
+    assert_eq!(body["homi"]["session_id"], "from-an-sdk");
+    // The client's system message replaced the persona in what the model saw.
+    let user = s
+        .state
+        .auth
+        .verify_access_token(&token)
+        .await
+        .unwrap()
+        .user_id
+        .to_string();
+    assert_eq!(
+        s.state
+            .chat
+            .messages(&user, "from-an-sdk", 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let text = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(&token)
+        .json(&json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "stream it"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, "You said: stream it");
+
+    let resp = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth("sk-not-a-homi-token")
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "unauthorized", "{body}");
+    let resp = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(&token)
+        .json(&json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("messages[0].role"),
+        "{body}"
+    );
+    let (status, models) = s.get("/v1/models", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(models["object"], "list");
+}
+
 conformance!(
+    openai_compatible_completions,
     the_original_walkthrough,
     streaming_chat_sends_server_sent_events,
     bad_input_gets_a_clear_4xx,

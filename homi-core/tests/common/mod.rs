@@ -1,5 +1,11 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, unused_macros, unexpected_cfgs, clippy::unwrap_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unused_macros,
+    unexpected_cfgs,
+    clippy::unwrap_used,
+    clippy::panic
+)]
 
 /// A new, empty database on the Postgres test server started by
 /// `scripts/pg.sh` (`HOMI_TEST_DATABASE_URL`). Without a server this returns

@@ -1,0 +1,235 @@
+//! The OpenAI-compatible door: `POST /v1/chat/completions` (plain and
+//! `stream: true`) and `GET /v1/models`, so any OpenAI SDK pointed at Homi
+//! gets memory. The API key is a Homi access token; that user's memories are
+//! injected, and the turn is stored and extracted like `/api/v1/chat`.
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use homi_core::chat::ChatEvent;
+use homi_core::provider::{ChatMessage, Role};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, CurrentUser};
+
+/// An error in the OpenAI API's shape.
+#[derive(Debug)]
+pub struct OpenAiError(ApiError);
+
+impl<E: Into<ApiError>> From<E> for OpenAiError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let mut response = (status, Json(self.0.openai_body())).into_response();
+        // Keep WWW-Authenticate / Retry-After from the usual answer.
+        let usual = self.0.into_response();
+        for name in ["www-authenticate", "retry-after"] {
+            if let Some(v) = usual.headers().get(name) {
+                response.headers_mut().insert(name, v.clone());
+            }
+        }
+        response
+    }
+}
+
+/// The caller, with errors in the OpenAI shape.
+pub struct OpenAiUser(CurrentUser);
+
+impl axum::extract::FromRequestParts<AppState> for OpenAiUser {
+    type Rejection = OpenAiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(CurrentUser::from_request_parts(parts, state).await?))
+    }
+}
+
+/// A JSON body, with errors in the OpenAI shape.
+pub struct OpenAiJson<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for OpenAiJson<T> {
+    type Rejection = OpenAiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiJson(v) = ApiJson::<T>::from_request(req, state).await?;
+        Ok(Self(v))
+    }
+}
+
+/// Message content: a string, or a list of parts of which the text ones count.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Value>),
+}
+
+/// One message of the request.
+#[derive(Debug, Deserialize)]
+struct InMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+/// `POST /v1/chat/completions` (the fields Homi uses; others are ignored, as
+/// OpenAI-compatible servers do).
+#[derive(Debug, Deserialize)]
+pub struct CompletionRequest {
+    #[serde(default)]
+    model: Option<String>,
+    messages: Vec<InMessage>,
+    #[serde(default)]
+    stream: bool,
+}
+
+fn to_messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
+    input
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let role = match m.role.as_str() {
+                "system" | "developer" => Role::System,
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                other => {
+                    return Err(homi_core::Error::InvalidInput {
+                        field: format!("messages[{i}].role"),
+                        reason: format!(
+                            "'{other}' is not supported (system, developer, user, assistant)"
+                        ),
+                    }
+                    .into());
+                }
+            };
+            let content = match m.content {
+                Some(Content::Text(t)) => t,
+                Some(Content::Parts(parts)) => parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                None => String::new(),
+            };
+            Ok(ChatMessage { role, content })
+        })
+        .collect()
+}
+
+/// The conversation to store the turn in: header `X-Homi-Session-Id`, if sent.
+fn session(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-homi-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(
+    State(s): State<AppState>,
+    OpenAiUser(user): OpenAiUser,
+    headers: HeaderMap,
+    OpenAiJson(req): OpenAiJson<CompletionRequest>,
+) -> Result<Response, OpenAiError> {
+    let messages = to_messages(req.messages)?;
+    let session = session(&headers);
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = chrono::Utc::now().timestamp();
+    if !req.stream {
+        let turn = s
+            .chat
+            .turn_with_messages(&user.id(), messages, session.as_deref())
+            .await?;
+        let u = turn.usage;
+        return Ok(Json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": turn.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": turn.response},
+                "finish_reason": "stop",
+                "logprobs": null,
+            }],
+            "usage": {
+                "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens,
+                "total_tokens": u.prompt_tokens + u.completion_tokens,
+            },
+            "homi": {"session_id": turn.session_id, "memories_used": turn.memories_used},
+        }))
+        .into_response());
+    }
+    let model = s
+        .chat
+        .model_name()
+        .map(str::to_owned)
+        .or(req.model)
+        .unwrap_or_default();
+    let events = s
+        .chat
+        .stream_with_messages(&user.id(), messages, session.as_deref())
+        .await?;
+    let chunk = move |delta: Value, finish: Option<&str>| {
+        json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
+        })
+        .to_string()
+    };
+    let stream = events.flat_map(move |ev| {
+        let out: Vec<String> = match ev {
+            Ok(ChatEvent::Memories { .. }) => {
+                vec![chunk(json!({"role": "assistant", "content": ""}), None)]
+            }
+            Ok(ChatEvent::Delta { content }) => vec![chunk(json!({"content": content}), None)],
+            Ok(ChatEvent::Done(_)) => vec![chunk(json!({}), Some("stop")), "[DONE]".to_owned()],
+            Err(e) => vec![
+                ApiError::from(e).openai_body().to_string(),
+                "[DONE]".to_owned(),
+            ],
+        };
+        futures::stream::iter(
+            out.into_iter()
+                .map(|data| Ok::<_, Infallible>(Event::default().data(data))),
+        )
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// `GET /v1/models`: the chat model Homi answers with.
+pub async fn models(
+    State(s): State<AppState>,
+    OpenAiUser(_): OpenAiUser,
+) -> Result<Response, OpenAiError> {
+    let data: Vec<Value> = s
+        .chat
+        .model_name()
+        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "homi"}))
+        .into_iter()
+        .collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({"object": "list", "data": data})),
+    )
+        .into_response())
+}
