@@ -55,4 +55,38 @@ done
 grep -q '"level":"INFO"' "$work/served.log" || { echo "no JSON logs"; exit 1; }
 kill -TERM "$server"
 wait "$server" || { echo "the server did not stop cleanly"; cat "$work/served.log"; exit 1; }
+
+# 3. SIGKILL with extraction jobs queued: after a restart every job completes.
+fake_root=$(head -n1 "$work/fake.out"); fake_root=${fake_root%/v1}
+start_served() {
+  OPENAI_BASE_URL="$fake_root/v1" OPENAI_API_KEY=sk-fake DATABASE_URL="sqlite://$work/served.db" \
+    API_HOST=127.0.0.1 API_PORT="$port" HOMI_JOB_LEASE_SECS=2 ./target/debug/homi-server >>"$work/served.log" 2>&1 &
+  server=$!
+  pids+=($server)
+  wait_up "$base"
+}
+start_served
+# The provider's embeddings fail: turns answer 502, their messages are kept
+# and their extraction is queued (and keeps failing, so it stays queued).
+curl -sf -X POST "$fake_root/_fake/faults" -H 'content-type: application/json' \
+  -d '{"target": "embeddings", "fault": {"kind": "server_error"}, "times": 100000}' >/dev/null
+for fact in "I collect stamps" "My cat is called Nori"; do
+  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$base/api/v1/chat" -H "authorization: Bearer $token" \
+    -H 'content-type: application/json' -d "{\"message\": \"$fact\"}")
+  [ "$status" = 502 ] || { echo "a failing provider answered $status"; exit 1; }
+done
+kill -KILL "$server"; wait "$server" 2>/dev/null || true
+curl -sf -X POST "$fake_root/_fake/reset" >/dev/null
+start_served
+for fact in "I collect stamps" "My cat is called Nori"; do
+  found=""
+  for _ in $(seq 1 300); do
+    found=$(curl -sf -X POST "$base/api/v1/memories/search" -H "authorization: Bearer $token" \
+      -H 'content-type: application/json' -d "{\"query\": \"$fact\", \"limit\": 20}" | json "['memories']")
+    grep -q "$fact" <<<"$found" && break
+    sleep 0.1
+  done
+  grep -q "$fact" <<<"$found" || { echo "the job for '$fact' never completed after the restart: $found"; cat "$work/served.log"; exit 1; }
+done
+kill -TERM "$server"; wait "$server"
 echo "server smoke test passed"

@@ -249,12 +249,10 @@ impl Chat {
         } else {
             None
         };
-        let mut chat = Self::new(
-            memory,
-            model,
-            ChatOptions::default(),
-            QueueOptions::default(),
-        )?;
+        let queue = QueueOptions::default()
+            .lease(config.memory.job_lease)
+            .max_attempts(config.memory.job_max_attempts);
+        let mut chat = Self::new(memory, model, ChatOptions::default(), queue)?;
         if let Some(inner) = Arc::get_mut(&mut chat.inner) {
             inner.not_configured = NOT_CONFIGURED.to_owned();
         }

@@ -98,6 +98,11 @@ pub struct MemoryConfig {
     /// `HOMI_INFER_CONTEXT`: how many nearest existing memories the model sees
     /// when it decides what to do with new facts.
     pub infer_context: usize,
+    /// `HOMI_JOB_LEASE_SECS`: how long a worker holds a job before another
+    /// may take it over (a worker that died).
+    pub job_lease: Duration,
+    /// `HOMI_JOB_MAX_ATTEMPTS`: attempts before a job is dead.
+    pub job_max_attempts: u32,
 }
 
 /// Server settings.
@@ -327,6 +332,8 @@ impl Default for Config {
             memory: MemoryConfig {
                 vector_cache_mb: 1024,
                 infer_context: 10,
+                job_lease: Duration::from_secs(300),
+                job_max_attempts: 8,
             },
             server: ServerConfig {
                 host: "0.0.0.0".to_owned(),
@@ -435,6 +442,13 @@ impl Config {
         }
         if let Some(v) = get("HOMI_INFER_CONTEXT") {
             c.memory.infer_context = parse_range("HOMI_INFER_CONTEXT", &v, 0, 100)? as usize;
+        }
+        if let Some(v) = get("HOMI_JOB_LEASE_SECS") {
+            c.memory.job_lease =
+                Duration::from_secs(parse_range("HOMI_JOB_LEASE_SECS", &v, 1, 86_400)?);
+        }
+        if let Some(v) = get("HOMI_JOB_MAX_ATTEMPTS") {
+            c.memory.job_max_attempts = parse_range("HOMI_JOB_MAX_ATTEMPTS", &v, 1, 100)? as u32;
         }
         if let Some(host) = get("API_HOST") {
             c.server.host = host.trim().to_owned();
