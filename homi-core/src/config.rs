@@ -115,6 +115,12 @@ pub struct ServerConfig {
     pub port: u16,
     /// `DEBUG`.
     pub debug: bool,
+    /// `HOMI_AUTH_RATE_LIMIT`: requests per minute one IP address may send to
+    /// the auth routes (sign-up, sign-in, refresh, resets); 0 turns it off.
+    pub auth_rate_limit_per_minute: u32,
+    /// `HOMI_CORS_ORIGINS`: origins allowed to call the API from a browser
+    /// (comma-separated, or `*`); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 /// Accounts and tokens. With [`AuthConfig::supabase`] set, Supabase Auth
@@ -339,6 +345,8 @@ impl Default for Config {
                 host: "0.0.0.0".to_owned(),
                 port: 8000,
                 debug: false,
+                auth_rate_limit_per_minute: 30,
+                cors_origins: Vec::new(),
             },
             auth: AuthConfig::default(),
         }
@@ -458,6 +466,23 @@ impl Config {
         }
         if let Some(v) = get("DEBUG") {
             c.server.debug = parse_bool("DEBUG", &v)?;
+        }
+        if let Some(v) = get("HOMI_AUTH_RATE_LIMIT") {
+            c.server.auth_rate_limit_per_minute =
+                parse_range("HOMI_AUTH_RATE_LIMIT", &v, 0, 60_000)? as u32;
+        }
+        if let Some(v) = get("HOMI_CORS_ORIGINS") {
+            let origins: Vec<String> = v
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+            for o in &origins {
+                if o != "*" {
+                    check_http_url("HOMI_CORS_ORIGINS", o)?;
+                }
+            }
+            c.server.cors_origins = origins;
         }
         read_auth(&mut c.auth, &mut get)?;
         Ok(c)

@@ -37,6 +37,11 @@ pub struct AppState {
     pub chat: Chat,
     /// Whether a model provider is configured (for readiness).
     pub provider_configured: bool,
+    /// Requests per minute one IP address may send to the unauthenticated
+    /// auth routes (0: unlimited).
+    pub auth_rate_limit_per_minute: u32,
+    /// Origins allowed by CORS (`*` for any); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 impl AppState {
@@ -51,24 +56,34 @@ impl AppState {
             memory,
             chat,
             provider_configured: config.provider.is_configured(),
+            auth_rate_limit_per_minute: config.server.auth_rate_limit_per_minute,
+            cors_origins: config.server.cors_origins.clone(),
         })
     }
 }
 
-/// The router with every route and the middleware.
+/// The router with every route and the middleware. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the auth routes'
+/// rate limit is per client IP address.
 pub fn app(state: AppState) -> Router {
     use routes::*;
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
-    let api = Router::new()
+    // Unauthenticated auth routes: rate limited per IP address.
+    let mut open_auth = Router::new()
         .route("/auth/signup", post(signup))
         .route("/auth/signin", post(signin))
-        .route("/auth/signout", post(signout))
         .route("/auth/refresh", post(refresh))
-        .route("/auth/me", get(me).put(update_me))
-        .route("/auth/change-password", post(change_password))
         .route("/auth/reset-password", post(reset_password))
         .route("/auth/reset-password/confirm", post(confirm_reset))
-        .route("/auth/confirm", get(confirm_email))
+        .route("/auth/confirm", get(confirm_email));
+    if let Some(limit) = rate_limit(state.auth_rate_limit_per_minute) {
+        open_auth = open_auth.layer(limit);
+    }
+    let api = Router::new()
+        .merge(open_auth)
+        .route("/auth/signout", post(signout))
+        .route("/auth/me", get(me).put(update_me))
+        .route("/auth/change-password", post(change_password))
         .route("/auth/health", get(auth_health))
         .route("/chat", post(chat))
         .route("/chat/stream", post(chat_stream))
@@ -84,7 +99,8 @@ pub fn app(state: AppState) -> Router {
         .route("/sessions/{id}", axum::routing::delete(delete_session))
         .route("/sessions/{id}/messages", get(session_messages))
         .route("/health", get(ready));
-    Router::new()
+    let cors = cors(&state.cors_origins);
+    let mut router = Router::new()
         .route("/", get(root))
         .route("/health", get(health))
         .nest("/api/v1", api)
@@ -94,8 +110,69 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-        .with_state(state)
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid));
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    router.with_state(state)
+}
+
+type RateLimit = tower_governor::GovernorLayer<
+    tower_governor::key_extractor::PeerIpKeyExtractor,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+    axum::body::Body,
+>;
+
+/// `per_minute` requests a minute per client IP (a burst of as many), answered
+/// beyond that with a JSON 429 and `Retry-After`.
+fn rate_limit(per_minute: u32) -> Option<RateLimit> {
+    if per_minute == 0 {
+        return None;
+    }
+    let config = tower_governor::governor::GovernorConfigBuilder::default()
+        .per_millisecond(u64::from((60_000 / per_minute).max(1)))
+        .burst_size(per_minute)
+        .finish()?;
+    Some(
+        tower_governor::GovernorLayer::new(config).error_handler(|e| {
+            use axum::response::IntoResponse;
+            match e {
+                tower_governor::GovernorError::TooManyRequests { wait_time, .. } => {
+                    error::ApiError::from(homi_core::Error::RateLimited {
+                        message: "too many requests to the auth routes from this address".into(),
+                        retry_after: Duration::from_secs(wait_time.max(1)),
+                    })
+                    .into_response()
+                }
+                other => {
+                    tracing::error!(error = %other, "rate limiting failed");
+                    error::ApiError::new(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "the server failed; the cause is in its log",
+                    )
+                    .into_response()
+                }
+            }
+        }),
+    )
+}
+
+/// CORS for the configured origins (`*` allows any), none when there are none.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
+    if origins.iter().any(|o| o == "*") {
+        return Some(layer.allow_origin(Any));
+    }
+    let values: Vec<axum::http::HeaderValue> = origins
+        .iter()
+        .filter_map(|o| axum::http::HeaderValue::from_str(o).ok())
+        .collect();
+    Some(layer.allow_origin(AllowOrigin::list(values)))
 }
 
 /// How long a graceful shutdown waits for requests in flight.

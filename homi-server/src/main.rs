@@ -54,9 +54,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     // Queued jobs stay in the store for the next start; a job in flight keeps
     // its lease and is taken over after it.
     let _ = stop_worker.send(());

@@ -26,6 +26,14 @@ struct Server {
 }
 
 async fn start(backend: Backend, with_provider: bool) -> Option<(Server, Option<FakeProvider>)> {
+    start_with(backend, with_provider, |_| {}).await
+}
+
+async fn start_with(
+    backend: Backend,
+    with_provider: bool,
+    tweak: impl FnOnce(&mut AppState),
+) -> Option<(Server, Option<FakeProvider>)> {
     let dir = tempfile::tempdir().unwrap();
     let url = common::database_url(backend, dir.path()).await?;
     let mut config = Config::default().with_database_url(url);
@@ -41,12 +49,18 @@ async fn start(backend: Backend, with_provider: bool) -> Option<(Server, Option<
     } else {
         None
     };
-    let state = AppState::open(&config).await.unwrap();
+    let mut state = AppState::open(&config).await.unwrap();
+    tweak(&mut state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = app(state.clone());
     tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     let server = Server {
         base,
@@ -779,8 +793,64 @@ async fn openai_compatible_completions(backend: Backend) {
     assert_eq!(models["object"], "list");
 }
 
+async fn auth_routes_are_rate_limited_per_address_and_cors_is_opt_in(backend: Backend) {
+    let Some((s, _fake)) = start_with(backend, false, |st| {
+        st.auth_rate_limit_per_minute = 3;
+        st.cors_origins = vec!["https://app.example".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    let body = json!({"email": "nobody@example.com", "password": "a wrong password"});
+    for _ in 0..3 {
+        let (status, _) = s.post("/api/v1/auth/signin", None, body.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let resp = s
+        .http
+        .post(format!("{}/api/v1/auth/signin", s.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&wait), "{wait}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    // Routes for signed-in users are not limited by it.
+    assert_eq!(s.get("/health", None).await.0, StatusCode::OK);
+
+    let preflight = s
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/api/v1/chat", s.base))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = s
+        .http
+        .get(format!("{}/health", s.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
 conformance!(
     openai_compatible_completions,
+    auth_routes_are_rate_limited_per_address_and_cors_is_opt_in,
     the_original_walkthrough,
     streaming_chat_sends_server_sent_events,
     bad_input_gets_a_clear_4xx,
