@@ -80,6 +80,9 @@ impl From<Error> for ApiError {
             ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
+        if code.starts_with("provider_") {
+            crate::metrics::record_provider_error(code);
+        }
         let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
             // The cause goes to the log, not to the client.
             tracing::error!(error = %e, "request failed");

@@ -20,6 +20,7 @@ use tower_http::trace::TraceLayer;
 
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod openai;
 pub mod routes;
 
@@ -67,6 +68,7 @@ impl AppState {
 /// rate limit is per client IP address.
 pub fn app(state: AppState) -> Router {
     use routes::*;
+    metrics::install();
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
     // Unauthenticated auth routes: rate limited per IP address.
     let mut open_auth = Router::new()
@@ -106,6 +108,8 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
+        .route("/metrics", get(metrics::render))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())

@@ -153,6 +153,7 @@ pub async fn chat_completions(
             .chat
             .turn_with_messages(&user.id(), messages, session.as_deref())
             .await?;
+        crate::metrics::record_chat("chat_completions", &turn.usage);
         let u = turn.usage;
         return Ok(Json(json!({
             "id": id,

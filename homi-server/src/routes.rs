@@ -255,11 +255,12 @@ pub async fn chat(
     user: CurrentUser,
     ApiJson(b): ApiJson<ChatBody>,
 ) -> ApiResult<Json<homi_core::chat::TurnResult>> {
-    Ok(Json(
-        s.chat
-            .turn(&user.id(), &b.message, b.session_id.as_deref())
-            .await?,
-    ))
+    let turn = s
+        .chat
+        .turn(&user.id(), &b.message, b.session_id.as_deref())
+        .await?;
+    crate::metrics::record_chat("chat", &turn.usage);
+    Ok(Json(turn))
 }
 
 /// `POST /api/v1/chat/stream`: one turn as server-sent events (`memories`, `delta`…, `done`).
@@ -339,6 +340,7 @@ pub async fn search_memories(
             SearchOptions::default().limit(b.limit),
         )
         .await?;
+    crate::metrics::record_usage("search", &found.usage);
     Ok(Json(SearchAnswer {
         memories: found.results.iter().map(|m| m.memory.clone()).collect(),
         results: found.results,

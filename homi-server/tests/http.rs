@@ -239,6 +239,26 @@ async fn the_original_walkthrough(backend: Backend) {
     assert_eq!(ready["database"], "ok");
     assert_eq!(ready["provider"], "configured");
 
+    // Prometheus metrics: requests per route and status, latency, jobs, model use.
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "homi_http_requests_total{method=\"POST\",route=\"/api/v1/chat\",status=\"200\"}",
+        "homi_http_request_duration_seconds_bucket",
+        "homi_jobs{state=\"done\"}",
+        "homi_model_calls_total{operation=\"search\",model=\"embeddings\"}",
+        "homi_model_tokens_total{operation=\"chat\",kind=\"prompt\"}",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in:\n{metrics}");
+    }
+
     // Sign-out ends the token at once.
     assert_eq!(
         s.post("/api/v1/auth/signout", Some(&token), json!({}))

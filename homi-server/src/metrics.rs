@@ -1,0 +1,123 @@
+//! Prometheus metrics at `GET /metrics`: requests and their latency per route
+//! and status, extraction jobs per state, provider errors, and model calls and
+//! tokens per operation.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use homi_core::Usage;
+use homi_core::provider::TokenUsage;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::AppState;
+
+/// The process-wide recorder (installed once; every server of the process shares it).
+fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("homi_http_request_duration_seconds".into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0,
+                    ],
+                )
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no metrics recorder (another one is installed)");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Installs the recorder (call before serving).
+pub fn install() {
+    let _ = handle();
+}
+
+/// Counts a request and its latency under its route's pattern.
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("homi_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("homi_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Model calls and tokens of an operation (`chat`, `search`).
+pub fn record_chat(operation: &'static str, usage: &TokenUsage) {
+    metrics::counter!("homi_model_calls_total", "operation" => operation, "model" => "chat")
+        .increment(1);
+    metrics::counter!("homi_model_tokens_total", "operation" => operation, "kind" => "prompt")
+        .increment(usage.prompt_tokens);
+    metrics::counter!("homi_model_tokens_total", "operation" => operation, "kind" => "completion")
+        .increment(usage.completion_tokens);
+}
+
+/// Model calls and tokens of a memory operation.
+pub fn record_usage(operation: &'static str, usage: &Usage) {
+    metrics::counter!("homi_model_calls_total", "operation" => operation, "model" => "chat")
+        .increment(u64::from(usage.chat_calls));
+    metrics::counter!("homi_model_calls_total", "operation" => operation, "model" => "embeddings")
+        .increment(u64::from(usage.embedding_calls));
+    metrics::counter!("homi_model_tokens_total", "operation" => operation, "kind" => "prompt")
+        .increment(usage.prompt_tokens);
+    metrics::counter!("homi_model_tokens_total", "operation" => operation, "kind" => "completion")
+        .increment(usage.completion_tokens);
+    metrics::counter!("homi_model_tokens_total", "operation" => operation, "kind" => "embedding")
+        .increment(usage.embedding_tokens);
+}
+
+/// A provider error answered to a client.
+pub fn record_provider_error(code: &'static str) {
+    metrics::counter!("homi_provider_errors_total", "error" => code).increment(1);
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn render(State(s): State<AppState>) -> Response {
+    let Some(handle) = handle() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not recorded in this process",
+        )
+            .into_response();
+    };
+    match s.chat.queue().counts().await {
+        Ok(c) => {
+            for (state, n) in [
+                ("queued", c.queued),
+                ("retrying", c.retrying),
+                ("running", c.running),
+                ("done", c.done),
+                ("dead", c.dead),
+            ] {
+                metrics::gauge!("homi_jobs", "state" => state).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: job counts unavailable"),
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
