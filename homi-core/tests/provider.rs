@@ -9,7 +9,7 @@ use homi_core::provider::openai::{OpenAiChatModel, OpenAiEmbedder};
 use homi_core::provider::{ChatChunk, ChatMessage, ChatModel, ChatRequest, Embedder, JsonSchema};
 use homi_core::{Config, ErrorKind};
 use homi_testkit::{FakeProvider, Fault, Target};
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn config(fake: &FakeProvider) -> Config {
     Config::default()
@@ -99,6 +99,45 @@ async fn embeds_in_batches_in_order() {
         homi_testkit::lexical_embedding("text number 4", 32)
     );
     assert_eq!(fake.requests()[0].body["dimensions"], 32);
+}
+
+#[tokio::test]
+async fn asks_for_base64_and_falls_back_to_floats() {
+    use homi_testkit::Base64Support;
+    let texts: Vec<String> = vec!["alpha beta".into(), "gamma".into()];
+    let expected: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| homi_testkit::lexical_embedding(t, 1536))
+        .collect();
+    for support in [
+        Base64Support::Yes,
+        Base64Support::Ignored,
+        Base64Support::Refused,
+    ] {
+        let fake = FakeProvider::start().await.unwrap();
+        fake.set_base64(support);
+        let cfg = config(&fake);
+        let embedder = OpenAiEmbedder::new(&cfg.provider, &cfg.embedder).unwrap();
+        for round in 0..2 {
+            let out = embedder.embed(&texts).await.unwrap();
+            assert_eq!(out.vectors, expected, "{support:?}, round {round}");
+        }
+        let formats: Vec<Value> = fake
+            .requests()
+            .iter()
+            .map(|r| r.body["encoding_format"].clone())
+            .collect();
+        match support {
+            // Base64 every time.
+            Base64Support::Yes => assert_eq!(formats, vec![json!("base64"); 2]),
+            // The float answer is used, and floats are asked for from then on.
+            Base64Support::Ignored => assert_eq!(formats, vec![json!("base64"), Value::Null]),
+            // Asked again at once for floats, and floats from then on.
+            Base64Support::Refused => {
+                assert_eq!(formats, vec![json!("base64"), Value::Null, Value::Null]);
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -119,7 +119,20 @@ struct Inner {
     replies: VecDeque<String>,
     faults: Vec<QueuedFault>,
     latency: Duration,
+    base64: Base64Support,
     log: VecDeque<RecordedRequest>,
+}
+
+/// How the fake answers `encoding_format: "base64"` on embeddings requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Base64Support {
+    /// Base64-encoded little-endian f32s, as OpenAI does.
+    #[default]
+    Yes,
+    /// Ignores the field and answers float arrays (some compatible servers).
+    Ignored,
+    /// Refuses the field with a 400 naming it (other compatible servers).
+    Refused,
 }
 
 const LOG_CAPACITY: usize = 256;
@@ -221,6 +234,7 @@ impl FakeProvider {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 latency: options.latency,
+                base64: Base64Support::Yes,
                 ..Inner::default()
             }),
             chat_requests: AtomicU64::new(0),
@@ -283,6 +297,11 @@ impl FakeProvider {
     /// Sets the delay before every answer.
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().latency = latency;
+    }
+
+    /// Sets how base64-encoded embeddings are answered.
+    pub fn set_base64(&self, support: Base64Support) {
+        self.shared.lock().base64 = support;
     }
 
     /// Request counters.
@@ -811,7 +830,20 @@ async fn embeddings(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Re
         body.get("dimensions").and_then(Value::as_u64),
         s.default_dims,
     );
-    let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let mut base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    if base64 {
+        match s.lock().base64 {
+            Base64Support::Yes => {}
+            Base64Support::Ignored => base64 = false,
+            Base64Support::Refused => {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "encoding_format 'base64' is not supported",
+                );
+            }
+        }
+    }
     let mut tokens = 0;
     let data: Vec<Value> = inputs
         .iter()

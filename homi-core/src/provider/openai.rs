@@ -35,7 +35,9 @@ use async_openai::types::chat::{
     ChatCompletionStreamOptions, CreateChatCompletionRequest, ResponseFormat,
     ResponseFormatJsonSchema,
 };
-use async_openai::types::embeddings::{CreateEmbeddingRequest, EmbeddingInput};
+use async_openai::types::embeddings::{
+    CreateEmbeddingRequest, CreateEmbeddingResponse, EmbeddingInput, EncodingFormat,
+};
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -435,6 +437,10 @@ pub struct OpenAiEmbedder {
     dims: Option<usize>,
     send_dims: bool,
     batch_size: usize,
+    /// Ask for base64-encoded vectors (as the official SDKs do): a quarter of
+    /// the bytes of a JSON float array and no number parsing. Cleared for
+    /// good when the server answers with something else.
+    base64: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for OpenAiEmbedder {
@@ -461,12 +467,14 @@ impl OpenAiEmbedder {
             dims: embedder.dims.or_else(|| known_dims(&embedder.model)),
             send_dims,
             batch_size: embedder.batch_size.max(1),
+            base64: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
     }
 
     async fn embed_batch(&self, texts: Vec<String>) -> Result<(Vec<Vec<f32>>, u64)> {
+        use std::sync::atomic::Ordering;
         let count = texts.len();
-        let request = CreateEmbeddingRequest {
+        let mut request = CreateEmbeddingRequest {
             model: self.model.clone(),
             input: EmbeddingInput::StringArray(texts),
             encoding_format: None,
@@ -477,17 +485,99 @@ impl OpenAiEmbedder {
                 None
             },
         };
-        let mut response = self
+        if self.base64.load(Ordering::Relaxed) {
+            request.encoding_format = Some(EncodingFormat::Base64);
+            match self
+                .client
+                .embeddings()
+                .create_base64(request.clone())
+                .await
+            {
+                Ok(mut response) => {
+                    response.data.sort_by_key(|e| e.index);
+                    let vectors = response
+                        .data
+                        .into_iter()
+                        .map(|e| decode_base64_vector(&e.embedding.0))
+                        .collect::<Result<Vec<_>>>()?;
+                    check_vectors(&vectors, count, self.dims)?;
+                    return Ok((vectors, u64::from(response.usage.prompt_tokens)));
+                }
+                Err(e) => match map_error(e) {
+                    // A server that ignores the field answers float arrays:
+                    // use this answer, and ask for floats from now on.
+                    Error::ProviderInvalidResponse { reason, raw } => {
+                        let Ok(response) = serde_json::from_str::<CreateEmbeddingResponse>(&raw)
+                        else {
+                            return Err(Error::ProviderInvalidResponse { reason, raw });
+                        };
+                        self.floats_from_now_on();
+                        return floats(response, count, self.dims);
+                    }
+                    // One that refuses the field: ask again for floats.
+                    Error::Provider {
+                        status: Some(400 | 422),
+                        message,
+                        ..
+                    } if message.contains("encoding_format") || message.contains("base64") => {
+                        self.floats_from_now_on();
+                        request.encoding_format = None;
+                    }
+                    other => return Err(other),
+                },
+            }
+        }
+        let response = self
             .client
             .embeddings()
             .create(request)
             .await
             .map_err(map_error)?;
-        response.data.sort_by_key(|e| e.index);
-        let vectors: Vec<Vec<f32>> = response.data.into_iter().map(|e| e.embedding).collect();
-        check_vectors(&vectors, count, self.dims)?;
-        Ok((vectors, u64::from(response.usage.prompt_tokens)))
+        floats(response, count, self.dims)
     }
+
+    fn floats_from_now_on(&self) {
+        if self
+            .base64
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!(
+                model = %self.model,
+                "the provider does not return base64 embeddings; asking for floats from now on"
+            );
+        }
+    }
+}
+
+/// The vectors of a float-array embeddings answer, in input order.
+fn floats(
+    mut response: CreateEmbeddingResponse,
+    count: usize,
+    dims: Option<usize>,
+) -> Result<(Vec<Vec<f32>>, u64)> {
+    response.data.sort_by_key(|e| e.index);
+    let vectors: Vec<Vec<f32>> = response.data.into_iter().map(|e| e.embedding).collect();
+    check_vectors(&vectors, count, dims)?;
+    Ok((vectors, u64::from(response.usage.prompt_tokens)))
+}
+
+/// A base64 embedding: little-endian f32s.
+fn decode_base64_vector(encoded: &str) -> Result<Vec<f32>> {
+    use base64::Engine;
+    let invalid = |reason: &str| Error::ProviderInvalidResponse {
+        reason: format!("an embedding is not valid base64 of f32 values: {reason}"),
+        raw: String::new(),
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| invalid(&e.to_string()))?;
+    if bytes.len() % 4 != 0 {
+        return Err(invalid("its length is not a multiple of 4 bytes"));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 #[async_trait]
