@@ -33,6 +33,7 @@ mod auth;
 #[cfg(feature = "chat")]
 mod chat;
 mod jobs;
+mod reader;
 
 use super::vector::{Accept, ScopeVectors};
 use super::{
@@ -141,11 +142,13 @@ impl Default for SqliteOptions {
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Reads (and the migrations).
     pool: SqlitePool,
+    /// Writes: one connection (the same pool for an in-memory database).
+    writer: SqlitePool,
     cache: Arc<VectorCache>,
-    /// Synchronous readers for the token-verification hot path (file databases only).
-    #[cfg(feature = "auth")]
-    session_reader: Option<Arc<auth::SessionReader>>,
+    /// Synchronous readers for the hot paths (file databases only).
+    reader: Option<Arc<reader::SyncReader>>,
 }
 
 #[derive(Debug)]
@@ -479,34 +482,122 @@ fn parse_uuid(s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|e| Error::storage(format!("corrupt id '{s}' in the store: {e}")))
 }
 
-fn item_from_row(row: &SqliteRow) -> Result<(i64, MemoryItem)> {
-    let metadata: String = row.try_get("metadata")?;
-    let metadata: Metadata = match serde_json::from_str(&metadata) {
+/// Column access shared by sqlx rows and the synchronous reader's rows.
+trait Columns {
+    fn text(&self, i: usize) -> Result<String>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    fn int(&self, i: usize) -> Result<i64>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, i: usize) -> Result<String> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<String> {
+        self.get(i).map_err(sync_read_error)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        self.get(i).map_err(sync_read_error)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        self.get(i).map_err(sync_read_error)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.get(i).map_err(sync_read_error)
+    }
+}
+
+fn sync_read_error(e: rusqlite::Error) -> Error {
+    Error::storage(format!("reading a memory: {e}"))
+}
+
+/// A memory from a row that starts with [`COLUMNS`].
+fn item_from_row(row: &impl Columns) -> Result<(i64, MemoryItem)> {
+    let metadata: Metadata = match serde_json::from_str(&row.text(4)?) {
         Ok(Value::Object(m)) => m,
         _ => Metadata::new(),
     };
-    let id: String = row.try_get("id")?;
-    let superseded_by: Option<String> = row.try_get("superseded_by")?;
     Ok((
-        row.try_get("rid")?,
+        row.int(0)?,
         MemoryItem {
-            id: parse_uuid(&id)?,
-            memory: row.try_get("memory")?,
-            hash: row.try_get("hash")?,
+            id: parse_uuid(&row.text(1)?)?,
+            memory: row.text(2)?,
+            hash: row.text(3)?,
             metadata,
             score: None,
-            created_at: to_time(row.try_get("created_at")?),
-            updated_at: to_time(row.try_get("updated_at")?),
-            user_id: row.try_get("user_id")?,
-            agent_id: row.try_get("agent_id")?,
-            run_id: row.try_get("run_id")?,
-            actor_id: row.try_get("actor_id")?,
-            role: row.try_get("role")?,
-            valid_from: to_time(row.try_get("valid_from")?),
-            valid_to: row.try_get::<Option<i64>, _>("valid_to")?.map(to_time),
-            superseded_by: superseded_by.as_deref().map(parse_uuid).transpose()?,
+            user_id: row.opt_text(5)?,
+            agent_id: row.opt_text(6)?,
+            run_id: row.opt_text(7)?,
+            actor_id: row.opt_text(8)?,
+            role: row.opt_text(9)?,
+            created_at: to_time(row.int(10)?),
+            updated_at: to_time(row.int(11)?),
+            valid_from: to_time(row.int(12)?),
+            valid_to: row.opt_int(13)?.map(to_time),
+            superseded_by: row.opt_text(14)?.as_deref().map(parse_uuid).transpose()?,
         },
     ))
+}
+
+/// The scope's best hits for `query` as `(rid, score)`, best first, within
+/// the threshold.
+fn scan(
+    sv: &ScopeVectors,
+    query: &[f32],
+    params: &ReadParams,
+    allowed: Option<&HashSet<i64>>,
+) -> Vec<(i64, f32)> {
+    let mut q = query.to_vec();
+    normalize(&mut q);
+    let accept = Accept {
+        as_of: params.as_of.map(|t| t.timestamp_micros()),
+        current_only: !params.include_superseded,
+        allowed,
+    };
+    sv.search(&q, params.limit, &accept)
+        .into_iter()
+        .map(|(rid, cos)| (rid, score_from_cosine(cos)))
+        .filter(|(_, s)| params.threshold.is_none_or(|t| *s >= t))
+        .collect()
+}
+
+/// The memories of `hits` (at most [`IN_CHUNK`]), still in the scope.
+fn rows_by_rid_sql(scope: &Scope, hits: &[(i64, f32)]) -> (String, Vec<Bind>) {
+    let mut binds: Vec<Bind> = hits.iter().map(|(rid, _)| Bind::Int(*rid)).collect();
+    let scope_where = scope_sql(scope, "m", &mut binds);
+    let sql = format!(
+        // Row-id lookups; without NOT INDEXED the planner may walk the
+        // scope's whole index instead.
+        "SELECT {COLUMNS} FROM memories m NOT INDEXED WHERE m.rid IN ({}) AND {scope_where}",
+        vec!["?"; hits.len()].join(", ")
+    );
+    (sql, binds)
+}
+
+/// The found memories in the hits' order, scored; rows deleted meanwhile are
+/// left out.
+fn in_hit_order(hits: Vec<(i64, f32)>, mut by_rid: HashMap<i64, MemoryItem>) -> Vec<MemoryItem> {
+    hits.into_iter()
+        .filter_map(|(rid, score)| {
+            by_rid.remove(&rid).map(|mut item| {
+                item.score = Some(score);
+                item
+            })
+        })
+        .collect()
 }
 
 struct State {
@@ -517,13 +608,11 @@ struct State {
     dims: Option<usize>,
 }
 
+const STATE_SQL: &str = "SELECT seq, wipe_seq, tomb_floor, \
+     (SELECT value FROM homi_meta WHERE key = 'embedder_dims') FROM store_state WHERE id = 1";
+
 async fn read_state(conn: &mut SqliteConnection) -> Result<State> {
-    let row = sqlx::query(
-        "SELECT seq, wipe_seq, tomb_floor, \
-         (SELECT value FROM homi_meta WHERE key = 'embedder_dims') FROM store_state WHERE id = 1",
-    )
-    .fetch_one(conn)
-    .await?;
+    let row = sqlx::query(STATE_SQL).fetch_one(conn).await?;
     Ok(State {
         seq: row.try_get(0)?,
         wipe_seq: row.try_get(1)?,
@@ -541,26 +630,32 @@ async fn bump_seq(conn: &mut SqliteConnection) -> Result<i64> {
     Ok(row.try_get(0)?)
 }
 
+const EMBEDDER_SQL: &str =
+    "SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')";
+
 async fn read_embedder(conn: &mut SqliteConnection) -> Result<Option<EmbedderInfo>> {
-    let rows = sqlx::query(
-        "SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows = sqlx::query(EMBEDDER_SQL).fetch_all(conn).await?;
+    let meta = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(embedder_from_meta(meta))
+}
+
+/// The embedder recorded in `homi_meta`'s (key, value) rows, if complete.
+fn embedder_from_meta(meta: Vec<(String, String)>) -> Option<EmbedderInfo> {
     let mut model = None;
     let mut dims = None;
-    for r in rows {
-        let key: String = r.try_get(0)?;
-        let value: String = r.try_get(1)?;
+    for (key, value) in meta {
         match key.as_str() {
             "embedder_model" => model = Some(value),
             _ => dims = value.parse::<usize>().ok(),
         }
     }
-    Ok(match (model, dims) {
+    match (model, dims) {
         (Some(model), Some(dims)) => Some(EmbedderInfo { model, dims }),
         _ => None,
-    })
+    }
 }
 
 impl SqliteStore {
@@ -600,10 +695,27 @@ impl SqliteStore {
             Error::Storage(format!("cannot open the SQLite database {url}: {e}").into())
         })?;
         migrator().run(&pool).await?;
+        // Writes go through one connection of their own: writers of this
+        // process queue for it in order, instead of colliding on SQLite's
+        // write lock and sleeping in its busy handler (which backs off up to
+        // 100 ms a try: the p99 of a chat turn at 50 connections was 580 ms
+        // that way). Other processes still meet the busy timeout.
+        let writer = if memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .test_before_acquire(false)
+                .max_connections(1)
+                .connect_with(connect.clone())
+                .await
+                .map_err(|e| {
+                    Error::Storage(format!("cannot open the SQLite database {url}: {e}").into())
+                })?
+        };
         Ok(Self {
-            #[cfg(feature = "auth")]
-            session_reader: (!memory)
-                .then(|| auth::SessionReader::open(connect.get_filename()))
+            writer,
+            reader: (!memory)
+                .then(|| reader::SyncReader::open(connect.get_filename()))
                 .flatten()
                 .map(Arc::new),
             pool,
@@ -651,6 +763,72 @@ impl SqliteStore {
 
     /// Brings the scope's cached vectors up to date with the database and
     /// returns a read guard on them.
+    /// A search answered on the caller's thread through the synchronous
+    /// reader: when the scope's vectors are cached and current and no metadata
+    /// filter needs SQL. `None` sends the caller the asynchronous way (which
+    /// also brings the cache up to date).
+    fn search_sync(
+        &self,
+        scope: &Scope,
+        query: &[f32],
+        params: &ReadParams,
+    ) -> Result<Option<Vec<MemoryItem>>> {
+        let Some(reader) = &self.reader else {
+            return Ok(None);
+        };
+        if params.filter.is_some() {
+            return Ok(None);
+        }
+        let Some((seq, dims)) = reader.read(|c| {
+            c.prepare_cached(STATE_SQL)?.query_row([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(3)?))
+            })
+        }) else {
+            return Ok(None);
+        };
+        let Some(dims) = dims.and_then(|d| d.parse::<usize>().ok()) else {
+            return Ok(None);
+        };
+        if query.len() != dims {
+            return Ok(None);
+        }
+        let entry = self.cache.entry(scope);
+        let hits = {
+            let Ok(g) = entry.data.try_read() else {
+                return Ok(None);
+            };
+            match g.as_ref() {
+                Some(sv) if sv.seq == seq && sv.dims() == dims => scan(sv, query, params, None),
+                _ => return Ok(None),
+            }
+        };
+        let mut by_rid: HashMap<i64, MemoryItem> = HashMap::with_capacity(hits.len());
+        for chunk in hits.chunks(IN_CHUNK) {
+            let (sql, binds) = rows_by_rid_sql(scope, chunk);
+            let values = binds.iter().map(|b| match b {
+                Bind::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                Bind::Int(i) => rusqlite::types::Value::Integer(*i),
+                Bind::Real(r) => rusqlite::types::Value::Real(*r),
+            });
+            let Some(rows) = reader.read(|c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    out.push(item_from_row(row));
+                }
+                Ok(out)
+            }) else {
+                return Ok(None);
+            };
+            for row in rows {
+                let (rid, item) = row?;
+                by_rid.insert(rid, item);
+            }
+        }
+        Ok(Some(in_hit_order(hits, by_rid)))
+    }
+
     async fn synced(
         &self,
         conn: &mut SqliteConnection,
@@ -973,6 +1151,19 @@ fn row_scope(row: &SqliteRow) -> Result<Scope> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn embedder(&self) -> Result<Option<EmbedderInfo>> {
+        // Asked before every embedding (to refuse a different embedder), so
+        // answered on this thread when possible.
+        if let Some(meta) = self.reader.as_ref().and_then(|r| {
+            r.read(|c| {
+                c.prepare_cached(EMBEDDER_SQL)?
+                    .query_map([], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+        }) {
+            return Ok(embedder_from_meta(meta));
+        }
         let mut conn = self.pool.acquire().await?;
         read_embedder(&mut conn).await
     }
@@ -987,7 +1178,7 @@ impl Store for SqliteStore {
                 configured: info.to_string(),
             });
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         match read_embedder(&mut tx).await? {
             Some(stored) if stored != *info => {
                 return Err(Error::EmbedderMismatch {
@@ -1034,6 +1225,9 @@ impl Store for SqliteStore {
         query: &[f32],
         params: &ReadParams,
     ) -> Result<Vec<MemoryItem>> {
+        if let Some(found) = self.search_sync(scope, query, params)? {
+            return Ok(found);
+        }
         let mut conn = self.pool.acquire().await?;
         let state = read_state(&mut conn).await?;
         let Some(dims) = state.dims else {
@@ -1048,8 +1242,6 @@ impl Store for SqliteStore {
                 ),
             ));
         }
-        let mut q = query.to_vec();
-        normalize(&mut q);
         let allowed: Option<HashSet<i64>> = match &params.filter {
             None => None,
             Some(f) => {
@@ -1079,31 +1271,11 @@ impl Store for SqliteStore {
             let Some(sv) = g.as_ref() else {
                 return Ok(Vec::new());
             };
-            let accept = Accept {
-                as_of: params.as_of.map(|t| t.timestamp_micros()),
-                current_only: !params.include_superseded,
-                allowed: allowed.as_ref(),
-            };
-            sv.search(&q, params.limit, &accept)
+            scan(sv, query, params, allowed.as_ref())
         };
-        let hits: Vec<(i64, f32)> = hits
-            .into_iter()
-            .map(|(rid, cos)| (rid, score_from_cosine(cos)))
-            .filter(|(_, s)| params.threshold.is_none_or(|t| *s >= t))
-            .collect();
-        if hits.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut by_rid: HashMap<i64, MemoryItem> = HashMap::with_capacity(hits.len());
         for chunk in hits.chunks(IN_CHUNK) {
-            let mut binds: Vec<Bind> = chunk.iter().map(|(rid, _)| Bind::Int(*rid)).collect();
-            let scope_where = scope_sql(scope, "m", &mut binds);
-            let sql = format!(
-                // Row-id lookups; without NOT INDEXED the planner may walk the
-                // scope's whole index instead.
-                "SELECT {COLUMNS} FROM memories m NOT INDEXED WHERE m.rid IN ({}) AND {scope_where}",
-                vec!["?"; chunk.len()].join(", ")
-            );
+            let (sql, binds) = rows_by_rid_sql(scope, chunk);
             let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
                 .fetch_all(&mut *conn)
                 .await?;
@@ -1112,15 +1284,7 @@ impl Store for SqliteStore {
                 by_rid.insert(rid, item);
             }
         }
-        Ok(hits
-            .into_iter()
-            .filter_map(|(rid, score)| {
-                by_rid.remove(&rid).map(|mut item| {
-                    item.score = Some(score);
-                    item
-                })
-            })
-            .collect())
+        Ok(in_hit_order(hits, by_rid))
     }
 
     async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>> {
@@ -1160,7 +1324,7 @@ impl Store for SqliteStore {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some(info) = read_embedder(&mut tx).await? else {
             return Err(Error::storage(
                 "no embedder is recorded in the store; bind one before writing",
@@ -1405,7 +1569,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete(&self, id: Uuid, scope: &Scope) -> Result<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut binds = vec![Bind::Text(id.to_string())];
         let scope_where = scope_sql(scope, "m", &mut binds);
         let sql = format!(
@@ -1462,7 +1626,7 @@ impl Store for SqliteStore {
                 "at least one of user_id, agent_id or run_id is required",
             ));
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let seq = bump_seq(&mut tx).await?;
         let now = now_micros();
         let mut binds = Vec::new();
@@ -1553,7 +1717,7 @@ impl Store for SqliteStore {
     }
 
     async fn reset(&self) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let seq = bump_seq(&mut tx).await?;
         for sql in [
             "DELETE FROM memory_embeddings",

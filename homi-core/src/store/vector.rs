@@ -177,37 +177,33 @@ impl ScopeVectors {
         if query.len() != self.dims || k == 0 {
             return Vec::new();
         }
-        let eligible: Vec<usize> = (0..self.rids.len())
-            .filter(|&i| self.accepts(i, accept))
-            .collect();
-        let pool = candidate_pool(eligible.len(), k);
-        let candidates: Vec<usize> = if pool >= eligible.len() {
-            eligible
+        let n = self.rids.len();
+        let all_eligible =
+            accept.as_of.is_none() && !accept.current_only && accept.allowed.is_none();
+        let eligible = if all_eligible {
+            n
         } else {
-            // Step 1: sign codes.
-            let mut qcode = vec![0u8; self.code_len];
-            Self::encode(query, &mut qcode);
-            let mut ham: Vec<(u32, usize)> = eligible
-                .into_iter()
-                .map(|i| {
-                    let code = &self.codes[i * self.code_len..(i + 1) * self.code_len];
-                    let d = u8::hamming(code, &qcode).unwrap_or(f64::MAX);
-                    (d as u32, i)
-                })
-                .collect();
-            ham.select_nth_unstable(pool - 1);
-            ham.truncate(pool);
+            (0..n).filter(|&i| self.accepts(i, accept)).count()
+        };
+        let pool = candidate_pool(eligible, k);
+        let candidates: Vec<u32> = if pool >= eligible {
+            (0..n as u32)
+                .filter(|&i| all_eligible || self.accepts(i as usize, accept))
+                .collect()
+        } else {
+            let ham = self.hamming_candidates(query, pool, all_eligible, accept);
             // Step 2: int8 dot products.
             let keep = rerank_pool(k).min(pool);
             let mut qsmall = vec![0i8; self.dims];
             let qscale = Self::quantize(query, &mut qsmall);
             let d = self.dims;
-            let mut approx: Vec<(f32, usize)> = ham
+            let mut approx: Vec<(f32, u32)> = ham
                 .into_iter()
-                .map(|(_, i)| {
+                .map(|i| {
+                    let r = i as usize;
                     let dot =
-                        i8::dot(&self.small[i * d..(i + 1) * d], &qsmall).unwrap_or(0.0) as f32;
-                    (dot * self.scales[i] * qscale, i)
+                        i8::dot(&self.small[r * d..(r + 1) * d], &qsmall).unwrap_or(0.0) as f32;
+                    (dot * self.scales[r] * qscale, i)
                 })
                 .collect();
             if keep < approx.len() {
@@ -219,7 +215,7 @@ impl ScopeVectors {
         // Step 3: exact f32 dot products.
         let mut scored: Vec<(f32, usize)> = candidates
             .into_iter()
-            .map(|i| (self.dot(i, query), i))
+            .map(|i| (self.dot(i as usize, query), i as usize))
             .collect();
         let k = k.min(scored.len());
         if k == 0 {
@@ -234,6 +230,60 @@ impl ScopeVectors {
                 .then(self.rids[a.1].cmp(&self.rids[b.1]))
         });
         scored.into_iter().map(|(s, i)| (self.rids[i], s)).collect()
+    }
+
+    /// Step 1: the `pool` eligible rows whose sign codes are nearest the
+    /// query's (ties in row order). Distances are small integers (at most the
+    /// dimension count), so a histogram finds the cut-off in one pass instead
+    /// of sorting pairs.
+    fn hamming_candidates(
+        &self,
+        query: &[f32],
+        pool: usize,
+        all_eligible: bool,
+        accept: &Accept<'_>,
+    ) -> Vec<u32> {
+        let mut qcode = vec![0u8; self.code_len];
+        Self::encode(query, &mut qcode);
+        let c = self.code_len;
+        let skip = u16::MAX;
+        let mut histogram = vec![0u32; self.dims + 1];
+        let dist: Vec<u16> = (0..self.rids.len())
+            .map(|i| {
+                if !all_eligible && !self.accepts(i, accept) {
+                    return skip;
+                }
+                let d = u8::hamming(&self.codes[i * c..(i + 1) * c], &qcode).unwrap_or(f64::MAX);
+                let d = (d as usize).min(self.dims);
+                histogram[d] += 1;
+                d as u16
+            })
+            .collect();
+        // The smallest distance `cut` with at least `pool` rows at or below it.
+        let mut below = 0usize;
+        let mut cut = self.dims;
+        for (d, count) in histogram.iter().enumerate() {
+            if below + *count as usize >= pool {
+                cut = d;
+                break;
+            }
+            below += *count as usize;
+        }
+        let mut at_cut = pool - below;
+        let mut out = Vec::with_capacity(pool);
+        for (i, &d) in dist.iter().enumerate() {
+            if d == skip {
+                continue;
+            }
+            let d = d as usize;
+            if d < cut {
+                out.push(i as u32);
+            } else if d == cut && at_cut > 0 {
+                at_cut -= 1;
+                out.push(i as u32);
+            }
+        }
+        out
     }
 }
 

@@ -57,12 +57,16 @@ impl JobStore for PostgresStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // Lost leases first, then the oldest runnable job: two index range
+        // reads (state, run_at) instead of one OR that reads and sorts every
+        // queued job, which made each claim cost O(queue length).
         let row = sqlx::query(
-            "WITH next AS (SELECT id FROM homi_jobs \
-             WHERE (state = 'queued' AND run_at <= $1) OR (state = 'running' AND locked_until <= $1) \
-             ORDER BY run_at, created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             UPDATE homi_jobs j SET state = 'running', attempts = j.attempts + 1, locked_until = $2, \
-             updated_at = $1 FROM next WHERE j.id = next.id \
+            "UPDATE homi_jobs j SET state = 'running', attempts = j.attempts + 1, locked_until = $2, \
+             updated_at = $1 WHERE j.id = COALESCE(\
+               (SELECT id FROM homi_jobs WHERE state = 'running' AND locked_until <= $1 \
+                LIMIT 1 FOR UPDATE SKIP LOCKED), \
+               (SELECT id FROM homi_jobs WHERE state = 'queued' AND run_at <= $1 \
+                ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED)) \
              RETURNING j.id, j.kind, j.user_id, j.payload, j.attempts, j.max_attempts, j.created_at",
         )
         .bind(now)

@@ -16,84 +16,6 @@ use crate::auth::store::{
 };
 use crate::error::{Error, Result};
 
-/// Reads auth sessions synchronously, on the caller's thread, through its own
-/// connections to the same database file (rusqlite on the same bundled SQLite).
-///
-/// Every request verifies a token, and every verification asks whether the
-/// token's auth session is still active. Through sqlx that question crosses to
-/// the connection's worker thread and back: 45–75 µs on a 2-core machine, for
-/// a primary-key lookup SQLite answers in a few microseconds. This reader
-/// answers it in place. It sees every committed write, other processes'
-/// included, exactly as a sqlx connection would: it is just another reader of
-/// the same WAL database. If it cannot answer (busy, an I/O error), the caller
-/// asks through sqlx instead.
-pub(crate) struct SessionReader {
-    conns: Vec<std::sync::Mutex<rusqlite::Connection>>,
-    next: std::sync::atomic::AtomicUsize,
-}
-
-impl std::fmt::Debug for SessionReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionReader")
-            .field("connections", &self.conns.len())
-            .finish()
-    }
-}
-
-/// Readers kept: enough that the runtime's threads rarely wait for each other.
-const SESSION_READERS: usize = 4;
-
-impl SessionReader {
-    /// Readers on the database file at `path`; `None` (and a debug log) when it
-    /// cannot be opened, in which case sessions are read through sqlx.
-    pub(crate) fn open(path: &std::path::Path) -> Option<Self> {
-        use rusqlite::OpenFlags;
-        let open = || -> rusqlite::Result<rusqlite::Connection> {
-            let conn = rusqlite::Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            // Never wait on the caller's thread: a busy database is asked
-            // through sqlx instead.
-            conn.busy_timeout(Duration::ZERO)?;
-            conn.pragma_update(None, "query_only", true)?;
-            Ok(conn)
-        };
-        let mut conns = Vec::with_capacity(SESSION_READERS);
-        for _ in 0..SESSION_READERS {
-            match open() {
-                Ok(c) => conns.push(std::sync::Mutex::new(c)),
-                Err(e) => {
-                    tracing::debug!(error = %e, "no synchronous session reader; sessions are read through sqlx");
-                    return None;
-                }
-            }
-        }
-        Some(Self {
-            conns,
-            next: std::sync::atomic::AtomicUsize::new(0),
-        })
-    }
-
-    /// Whether the session is active; `None` when this reader could not tell.
-    fn session_active(&self, session_id: &str, user_id: &str, now: i64) -> Option<bool> {
-        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let n = self.conns.len();
-        // A free connection, or none: then sqlx answers, without blocking here.
-        let guard = (0..n).find_map(|i| self.conns[(start + i) % n].try_lock().ok())?;
-        let result = guard
-            .prepare_cached(SESSION_ACTIVE_SQL)
-            .and_then(|mut stmt| stmt.exists(rusqlite::params![session_id, user_id, now]));
-        match result {
-            Ok(active) => Some(active),
-            Err(e) => {
-                tracing::debug!(error = %e, "synchronous session read failed; asking through sqlx");
-                None
-            }
-        }
-    }
-}
-
 const SESSION_ACTIVE_SQL: &str = "SELECT 1 FROM auth_sessions WHERE id = ?1 AND user_id = ?2 \
      AND revoked_at IS NULL AND expires_at > ?3";
 
@@ -134,7 +56,7 @@ impl AuthStore for SqliteStore {
     async fn jwt_secret(&self, generated: String) -> Result<String> {
         sqlx::query("INSERT OR IGNORE INTO homi_meta (key, value) VALUES ('jwt_secret', ?)")
             .bind(&generated)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let secret: String =
             sqlx::query_scalar("SELECT value FROM homi_meta WHERE key = 'jwt_secret'")
@@ -156,7 +78,7 @@ impl AuthStore for SqliteStore {
         .bind(user.email_confirmed_at.map(micros))
         .bind(micros(user.created_at))
         .bind(micros(user.updated_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(email_taken)?;
         Ok(())
@@ -205,7 +127,7 @@ impl AuthStore for SqliteStore {
         email: Option<(String, Option<DateTime<Utc>>)>,
         now: DateTime<Utc>,
     ) -> Result<Option<UserRecord>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(name) = &full_name {
             sqlx::query("UPDATE auth_users SET full_name = ?, updated_at = ? WHERE id = ?")
                 .bind(name)
@@ -251,7 +173,7 @@ impl AuthStore for SqliteStore {
         revoke: RevokeSessions,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let changed =
             sqlx::query("UPDATE auth_users SET password_hash = ?, updated_at = ? WHERE id = ?")
                 .bind(password_hash)
@@ -293,7 +215,7 @@ impl AuthStore for SqliteStore {
         window: Duration,
     ) -> Result<Option<DateTime<Utc>>> {
         let now_us = micros(now);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         // Forget stale rows, so emails that were tried once do not pile up.
         sqlx::query(
             "DELETE FROM auth_signin_failures WHERE last_failure_at < ? \
@@ -337,7 +259,7 @@ impl AuthStore for SqliteStore {
         lockout: Duration,
     ) -> Result<Option<DateTime<Utc>>> {
         let now_us = micros(now);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row: Option<(i64, Option<i64>)> = sqlx::query_as(
             "SELECT failures, locked_until FROM auth_signin_failures WHERE email_digest = ?",
         )
@@ -366,13 +288,13 @@ impl AuthStore for SqliteStore {
     async fn clear_signin_failures(&self, email_digest: &str) -> Result<()> {
         sqlx::query("DELETE FROM auth_signin_failures WHERE email_digest = ?")
             .bind(email_digest)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
 
     async fn create_session(&self, session: &NewSession) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO auth_sessions (id, user_id, created_at, refreshed_at, expires_at) \
              VALUES (?, ?, ?, ?, ?)",
@@ -403,11 +325,13 @@ impl AuthStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let (session_id, user_id, now) = (session_id.to_string(), user_id.to_string(), micros(now));
-        if let Some(active) = self
-            .session_reader
-            .as_ref()
-            .and_then(|r| r.session_active(&session_id, &user_id, now))
-        {
+        // Every request verifies a token: answered on this thread when possible.
+        if let Some(active) = self.reader.as_ref().and_then(|r| {
+            r.read(|c| {
+                c.prepare_cached(SESSION_ACTIVE_SQL)?
+                    .exists(rusqlite::params![session_id, user_id, now])
+            })
+        }) {
             return Ok(active);
         }
         let found: Option<i64> = sqlx::query_scalar(SESSION_ACTIVE_SQL)
@@ -428,7 +352,7 @@ impl AuthStore for SqliteStore {
         grace: Duration,
     ) -> Result<RefreshOutcome> {
         let now_us = micros(now);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at, \
              (SELECT c.used_at IS NULL FROM auth_refresh_tokens c WHERE c.token_hash = t.replaced_by) \
@@ -502,7 +426,7 @@ impl AuthStore for SqliteStore {
         .bind(micros(now))
         .bind(session_id.to_string())
         .bind(user_id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n > 0)
@@ -516,7 +440,7 @@ impl AuthStore for SqliteStore {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM auth_one_time_tokens WHERE user_id = ? AND purpose = ?")
             .bind(user_id.to_string())
             .bind(purpose.as_str())
@@ -543,7 +467,7 @@ impl AuthStore for SqliteStore {
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Uuid>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some(user_id) =
             take_token(&mut tx, token_hash, TokenPurpose::ResetPassword, now).await?
         else {
@@ -576,7 +500,7 @@ impl AuthStore for SqliteStore {
     }
 
     async fn confirm_email(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Uuid>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some(user_id) =
             take_token(&mut tx, token_hash, TokenPurpose::ConfirmEmail, now).await?
         else {
@@ -600,7 +524,7 @@ impl AuthStore for SqliteStore {
         user_id: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         purge_expired_revocations(&mut tx).await?;
         sqlx::query(
             "INSERT INTO auth_revoked_sessions (session_id, user_id, expires_at) VALUES (?, ?, ?) \
@@ -622,7 +546,7 @@ impl AuthStore for SqliteStore {
         keep_session: Option<Uuid>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         purge_expired_revocations(&mut tx).await?;
         sqlx::query(
             "INSERT INTO auth_user_revocations (user_id, not_before, keep_session, expires_at) \
@@ -672,7 +596,7 @@ impl AuthStore for SqliteStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let seq = bump_seq(&mut tx).await?;
         sqlx::query(
             "DELETE FROM memory_embeddings WHERE rid IN (SELECT rid FROM memories WHERE user_id = ?)",

@@ -38,7 +38,7 @@ impl ChatStore for SqliteStore {
         title: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Conversation>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO conversations (id, user_id, title, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -68,9 +68,13 @@ impl ChatStore for SqliteStore {
         user_id: &str,
         n: usize,
     ) -> Result<Vec<ConversationMessage>> {
+        // Without statistics the planner may take the user index and read
+        // every message of the user (1.6 ms at a few thousand messages,
+        // measured); the conversation index answers in microseconds.
         let rows = sqlx::query(
             "SELECT id, conversation_id, user_id, role, content, memories_used, created_at FROM \
-             (SELECT * FROM conversation_messages WHERE conversation_id = ? AND user_id = ? \
+             (SELECT * FROM conversation_messages INDEXED BY conversation_messages_conversation \
+              WHERE conversation_id = ? AND user_id = ? \
               ORDER BY seq DESC LIMIT ?) ORDER BY seq",
         )
         .bind(conversation_id)
@@ -100,7 +104,7 @@ impl ChatStore for SqliteStore {
     async fn append_message(&self, m: &ConversationMessage, job: Option<&NewJob>) -> Result<()> {
         let used = serde_json::to_string(&m.memories_used)
             .map_err(|e| Error::storage(format!("cannot encode memories_used: {e}")))?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO conversation_messages (id, conversation_id, user_id, role, content, \
              memories_used, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -151,7 +155,7 @@ impl ChatStore for SqliteStore {
         let n = sqlx::query("DELETE FROM conversations WHERE id = ? AND user_id = ?")
             .bind(id)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         if n > 0 {

@@ -46,14 +46,14 @@ pub(super) async fn insert_job(
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn enqueue(&self, job: &NewJob, now: DateTime<Utc>) -> Result<Uuid> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         insert_job(&mut conn, job, now).await
     }
 
     async fn claim(&self, now: DateTime<Utc>, lease: Duration) -> Result<Option<Job>> {
         let now_us = micros(now);
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::zero());
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE jobs SET state = 'dead', payload = '{}', locked_until = NULL, last_error = ?, \
              updated_at = ? WHERE state = 'running' AND locked_until <= ? AND attempts >= max_attempts",
@@ -63,10 +63,14 @@ impl JobStore for SqliteStore {
         .bind(now_us)
         .execute(&mut *tx)
         .await?;
+        // Lost leases first, then the oldest runnable job: two index range
+        // reads (state, run_at) instead of one OR that reads and sorts every
+        // queued job, which made each claim cost O(queue length).
         let row = sqlx::query(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?, updated_at = ? \
-             WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND run_at <= ?) \
-             OR (state = 'running' AND locked_until <= ?) ORDER BY run_at, created_at LIMIT 1) \
+             WHERE id = COALESCE(\
+               (SELECT id FROM jobs WHERE state = 'running' AND locked_until <= ? LIMIT 1), \
+               (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at LIMIT 1)) \
              RETURNING id, kind, user_id, payload, attempts, max_attempts, created_at",
         )
         .bind(micros(until))
@@ -101,7 +105,7 @@ impl JobStore for SqliteStore {
         )
         .bind(micros(now))
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -127,7 +131,7 @@ impl JobStore for SqliteStore {
         q.bind(error)
             .bind(micros(now))
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
