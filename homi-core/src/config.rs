@@ -103,6 +103,10 @@ pub struct MemoryConfig {
     pub job_lease: Duration,
     /// `HOMI_JOB_MAX_ATTEMPTS`: attempts before a job is dead.
     pub job_max_attempts: u32,
+    /// `HOMI_JOB_CONCURRENCY`: extraction jobs one process runs at once (a
+    /// job mostly waits for the provider; one user's jobs still run one at a
+    /// time).
+    pub job_concurrency: usize,
 }
 
 /// Server settings.
@@ -340,6 +344,7 @@ impl Default for Config {
                 infer_context: 10,
                 job_lease: Duration::from_secs(300),
                 job_max_attempts: 8,
+                job_concurrency: 8,
             },
             server: ServerConfig {
                 host: "0.0.0.0".to_owned(),
@@ -457,6 +462,9 @@ impl Config {
         }
         if let Some(v) = get("HOMI_JOB_MAX_ATTEMPTS") {
             c.memory.job_max_attempts = parse_range("HOMI_JOB_MAX_ATTEMPTS", &v, 1, 100)? as u32;
+        }
+        if let Some(v) = get("HOMI_JOB_CONCURRENCY") {
+            c.memory.job_concurrency = parse_range("HOMI_JOB_CONCURRENCY", &v, 1, 256)? as usize;
         }
         if let Some(host) = get("API_HOST") {
             c.server.host = host.trim().to_owned();

@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -183,6 +184,8 @@ pub struct QueueOptions {
     pub max_backoff: Duration,
     /// How often an idle worker looks for jobs enqueued by other processes.
     pub poll_interval: Duration,
+    /// Jobs a worker runs at once (one user's jobs still one at a time).
+    pub concurrency: usize,
 }
 
 impl Default for QueueOptions {
@@ -193,6 +196,7 @@ impl Default for QueueOptions {
             backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(600),
             poll_interval: Duration::from_secs(1),
+            concurrency: 8,
         }
     }
 }
@@ -212,6 +216,11 @@ impl QueueOptions {
     pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
         self.backoff = first;
         self.max_backoff = max.max(first);
+        self
+    }
+    /// Sets how many jobs a worker runs at once (at least 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
         self
     }
     /// Sets how often an idle worker polls.
@@ -283,6 +292,9 @@ pub struct JobQueue {
     store: Arc<dyn JobStore>,
     options: QueueOptions,
     wake: Arc<tokio::sync::Notify>,
+    /// The users whose jobs this process is running: a user's jobs run one
+    /// at a time, so two extractions never decide on the same memories at once.
+    users: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl JobQueue {
@@ -292,6 +304,7 @@ impl JobQueue {
             store,
             options,
             wake: Arc::new(tokio::sync::Notify::new()),
+            users: Arc::default(),
         }
     }
 
@@ -357,8 +370,11 @@ impl JobQueue {
         let Some(job) = self.store.claim(Utc::now(), self.options.lease).await? else {
             return Ok(None);
         };
-        let result = match job.kind {
-            JobKind::ExtractMemories => run_extraction(memory, &job.payload).await,
+        let result = {
+            let _one_at_a_time = self.hold_user(job.user_id.as_deref()).await;
+            match job.kind {
+                JobKind::ExtractMemories => run_extraction(memory, &job.payload).await,
+            }
         };
         let now = Utc::now();
         let outcome = match result {
@@ -391,10 +407,44 @@ impl JobQueue {
         }))
     }
 
-    /// Runs jobs until `shutdown` resolves: everything runnable, then waits for
-    /// a local enqueue or the poll interval. A job interrupted by the shutdown
-    /// keeps its lease and runs again after it.
+    /// Waits until no other job of `user` runs in this process, and holds
+    /// that until the guard drops.
+    async fn hold_user(&self, user: Option<&str>) -> Option<UserTurn> {
+        let user = user?.to_owned();
+        let lock = {
+            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+            users.entry(user.clone()).or_default().clone()
+        };
+        let guard = lock.clone().lock_owned().await;
+        Some(UserTurn {
+            users: self.users.clone(),
+            user,
+            lock,
+            _guard: guard,
+        })
+    }
+
+    /// Runs jobs until `shutdown` resolves, [`QueueOptions::concurrency`] at a
+    /// time: everything runnable, then waits for a local enqueue or the poll
+    /// interval. A job interrupted by the shutdown keeps its lease and runs
+    /// again after it.
     pub fn spawn_worker(
+        &self,
+        memory: Memory,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let shutdown = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown));
+        let loops: Vec<_> = (0..self.options.concurrency.max(1))
+            .map(|_| self.spawn_loop(memory.clone(), shutdown.clone()))
+            .collect();
+        tokio::spawn(async move {
+            for l in loops {
+                let _ = l.await;
+            }
+        })
+    }
+
+    fn spawn_loop(
         &self,
         memory: Memory,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -422,6 +472,25 @@ impl JobQueue {
                 }
             }
         })
+    }
+}
+
+/// One user's turn at running a job; leaving it frees the user's entry when
+/// no other job of theirs waits.
+struct UserTurn {
+    users: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    user: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for UserTurn {
+    fn drop(&mut self) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        // Held by the map, by `lock` and by the guard: nobody else waits.
+        if Arc::strong_count(&self.lock) <= 3 {
+            users.remove(&self.user);
+        }
     }
 }
 

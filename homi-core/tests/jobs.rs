@@ -325,7 +325,76 @@ async fn a_worker_runs_jobs_until_shut_down(backend: Backend) {
     );
 }
 
+/// Waits until `done` jobs are done.
+async fn wait_done(q: &JobQueue, done: u64, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while q.counts().await.unwrap().done < done {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobs did not finish in {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn a_worker_runs_users_in_parallel_and_each_users_jobs_one_at_a_time(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    // Every provider request takes 200 ms; an extraction makes three (embed
+    // the messages, the chat call, embed the facts): at least 600 ms a job.
+    e.fake.set_latency(Duration::from_millis(200));
+    let q = e.queue(fast().concurrency(6).poll_interval(Duration::from_secs(60)));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = q.spawn_worker(e.memory.clone(), async {
+        let _ = stopped.await;
+    });
+    let start = std::time::Instant::now();
+    for u in 0..6 {
+        q.enqueue_extraction(
+            &Scope::user(format!("user-{u}")),
+            vec![ChatMessage::user(format!("User {u} keeps bees"))],
+        )
+        .await
+        .unwrap();
+    }
+    wait_done(&q, 6, Duration::from_secs(30)).await;
+    let parallel = start.elapsed();
+    // One after another would take at least 3.6 s.
+    assert!(
+        parallel < Duration::from_millis(2500),
+        "six users took {parallel:?}"
+    );
+
+    let start = std::time::Instant::now();
+    let ann = Scope::user("ann");
+    for fact in ["Ann keeps bees", "Ann sells honey", "Ann lives in Porto"] {
+        q.enqueue_extraction(&ann, vec![ChatMessage::user(fact)])
+            .await
+            .unwrap();
+    }
+    wait_done(&q, 9, Duration::from_secs(30)).await;
+    let serial = start.elapsed();
+    // Three jobs of one user never overlap: at least three jobs' time.
+    assert!(
+        serial >= Duration::from_millis(1800),
+        "one user's jobs took {serial:?}"
+    );
+    assert_eq!(
+        e.memory
+            .get_all(&ann, Default::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .expect("the worker stops on shutdown")
+        .unwrap();
+}
+
 conformance!(
+    a_worker_runs_users_in_parallel_and_each_users_jobs_one_at_a_time,
     extraction_runs_after_the_fact_and_keeps_no_payload,
     failures_retry_with_backoff_then_die,
     a_job_whose_worker_died_is_taken_over,
