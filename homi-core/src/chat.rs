@@ -168,6 +168,10 @@ pub struct TurnResult {
     /// The chat model that answered.
     #[serde(default)]
     pub model: String,
+    /// Milliseconds of the turn spent waiting for the provider (the query
+    /// embedding and the reply); the rest of the turn is Homi's own time.
+    #[serde(default)]
+    pub provider_ms: f64,
 }
 
 /// One event of a streamed turn.
@@ -251,7 +255,8 @@ impl Chat {
         };
         let queue = QueueOptions::default()
             .lease(config.memory.job_lease)
-            .max_attempts(config.memory.job_max_attempts);
+            .max_attempts(config.memory.job_max_attempts)
+            .concurrency(config.memory.job_concurrency);
         let mut chat = Self::new(memory, model, ChatOptions::default(), queue)?;
         if let Some(inner) = Arc::get_mut(&mut chat.inner) {
             inner.not_configured = NOT_CONFIGURED.to_owned();
@@ -348,46 +353,54 @@ impl Chat {
         };
         let store = &self.inner.store;
         let now = Utc::now();
-        store
-            .open_conversation(&session_id, user_id, &title_of(&message), now)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("conversation {session_id}")))?;
-        // The client's own history (OpenAI-style requests carry it), or the
-        // conversation's.
-        let history: Vec<ChatMessage> = match given {
-            Some(messages) => messages,
-            None => store
-                .recent_messages(&session_id, user_id, 100)
-                .await?
-                .into_iter()
-                .map(|m| ChatMessage {
-                    role: m.role,
-                    content: m.content,
-                })
-                .collect(),
-        };
-        let user_message = ConversationMessage {
-            id: Uuid::new_v4(),
-            conversation_id: session_id.clone(),
-            user_id: user_id.to_owned(),
-            role: Role::User,
-            content: message.clone(),
-            memories_used: Vec::new(),
-            created_at: now,
-        };
-        store.append_message(&user_message, None).await?;
         let scope = Scope::user(user_id);
-        let memories: Vec<String> = match self
-            .inner
-            .memory
-            .search(
-                &message,
-                &scope,
-                SearchOptions::default().limit(self.inner.options.memories_per_turn.max(1)),
-            )
-            .await
-        {
-            Ok(found) => found.results.into_iter().map(|m| m.memory).collect(),
+        // Storing the user's message and searching the memories do not depend
+        // on each other: the store's work runs while the query is embedded.
+        let record = async {
+            store
+                .open_conversation(&session_id, user_id, &title_of(&message), now)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("conversation {session_id}")))?;
+            // The client's own history (OpenAI-style requests carry it), or the
+            // conversation's.
+            let history: Vec<ChatMessage> = match given {
+                Some(messages) => messages,
+                None => store
+                    .recent_messages(&session_id, user_id, 100)
+                    .await?
+                    .into_iter()
+                    .map(|m| ChatMessage {
+                        role: m.role,
+                        content: m.content,
+                    })
+                    .collect(),
+            };
+            let user_message = ConversationMessage {
+                id: Uuid::new_v4(),
+                conversation_id: session_id.clone(),
+                user_id: user_id.to_owned(),
+                role: Role::User,
+                content: message.clone(),
+                memories_used: Vec::new(),
+                created_at: now,
+            };
+            store.append_message(&user_message, None).await?;
+            Ok::<_, Error>(history)
+        };
+        let search = self.inner.memory.search(
+            &message,
+            &scope,
+            SearchOptions::default().limit(self.inner.options.memories_per_turn.max(1)),
+        );
+        let (recorded, searched) = futures::future::join(record, search).await;
+        // Nothing stored: nothing to extract later.
+        let history = recorded?;
+        let (memories, search_provider_ms): (Vec<String>, f64) = match searched {
+            Ok(found) => (
+                found.results.into_iter().map(|m| m.memory).collect(),
+                found.usage.provider_ms,
+            ),
+            // The message is stored: its extraction runs once the provider is back.
             Err(e) => {
                 self.enqueue_after_failure(&scope, &message).await;
                 return Err(e);
@@ -395,6 +408,7 @@ impl Chat {
         };
         let request = self.prompt(&memories, &history, &message);
         Ok(Prepared {
+            provider_ms: search_provider_ms,
             model,
             session_id,
             scope,
@@ -498,6 +512,7 @@ impl Chat {
             timestamp: now,
             usage,
             model: p.model.model().to_owned(),
+            provider_ms: p.provider_ms,
         })
     }
 
@@ -531,8 +546,15 @@ impl Chat {
     }
 
     async fn complete(&self, p: Prepared) -> Result<TurnResult> {
-        match p.model.complete(p.request.clone()).await {
-            Ok(answer) => self.finish(&p, answer.content, answer.usage).await,
+        let start = std::time::Instant::now();
+        let answer = p.model.complete(p.request.clone()).await;
+        let provider_ms = p.provider_ms + start.elapsed().as_secs_f64() * 1000.0;
+        match answer {
+            Ok(answer) => {
+                let mut turn = self.finish(&p, answer.content, answer.usage).await?;
+                turn.provider_ms = provider_ms;
+                Ok(turn)
+            }
             Err(e) => {
                 self.enqueue_after_failure(&p.scope, &p.message).await;
                 Err(e)
@@ -694,6 +716,8 @@ fn split_last_user(mut messages: Vec<ChatMessage>) -> Result<(String, Vec<ChatMe
 }
 
 struct Prepared {
+    /// Provider time spent so far (the search's query embedding).
+    provider_ms: f64,
     model: Arc<dyn ChatModel>,
     session_id: String,
     scope: Scope,

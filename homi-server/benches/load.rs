@@ -20,6 +20,10 @@ use homi_server::{AppState, app};
 use homi_testkit::FakeProvider;
 use serde_json::{Value, json};
 
+/// The server binary's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -32,6 +36,8 @@ struct Phase {
     ok: usize,
     errors: usize,
     latencies: Vec<Duration>,
+    /// The server's own time per request (the provider's excluded).
+    own: Vec<Duration>,
     elapsed: Duration,
 }
 
@@ -54,7 +60,7 @@ async fn run(
                 .tcp_nodelay(true)
                 .build()
                 .unwrap();
-            let (mut ok, mut errors, mut lat) = (0usize, 0usize, Vec::new());
+            let (mut ok, mut errors, mut lat, mut own) = (0usize, 0usize, Vec::new(), Vec::new());
             let mut i = c * 1_000_000;
             while start.elapsed() < duration {
                 let t = Instant::now();
@@ -66,6 +72,9 @@ async fn run(
                     .await;
                 match r {
                     Ok(resp) if resp.status().is_success() => {
+                        if let Some(t) = own_time(resp.headers()) {
+                            own.push(t);
+                        }
                         let _ = resp.bytes().await;
                         ok += 1;
                         lat.push(t.elapsed());
@@ -74,24 +83,87 @@ async fn run(
                 }
                 i += 1;
             }
-            (ok, errors, lat)
+            (ok, errors, lat, own)
         }));
     }
     let mut phase = Phase {
         ok: 0,
         errors: 0,
         latencies: Vec::new(),
+        own: Vec::new(),
         elapsed: Duration::ZERO,
     };
     for t in tasks {
-        let (ok, errors, lat) = t.await.unwrap();
+        let (ok, errors, lat, own) = t.await.unwrap();
         phase.ok += ok;
         phase.errors += errors;
         phase.latencies.extend(lat);
+        phase.own.extend(own);
     }
     phase.elapsed = start.elapsed();
     phase.latencies.sort();
+    phase.own.sort();
     phase
+}
+
+/// The server's own time from its `Server-Timing` header: the total less the
+/// time it waited for the provider.
+fn own_time(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get("server-timing")?.to_str().ok()?;
+    let mut total = None;
+    let mut provider = None;
+    for metric in value.split(',') {
+        let (name, dur) = metric.trim().split_once(";dur=")?;
+        let ms: f64 = dur.parse().ok()?;
+        match name {
+            "total" => total = Some(ms),
+            "provider" => provider = Some(ms),
+            _ => {}
+        }
+    }
+    Some(Duration::from_secs_f64(
+        ((total? - provider?) / 1000.0).max(0.0),
+    ))
+}
+
+/// Runs `wrk` (a separate, lighter load generator: C and epoll) against
+/// `path` with a search body varied per request; `None` when wrk is missing.
+fn run_wrk(
+    base: &str,
+    token: &str,
+    connections: usize,
+    duration: Duration,
+    path: &str,
+) -> Option<String> {
+    let dir = tempfile::tempdir().ok()?;
+    let script = dir.path().join("search.lua");
+    std::fs::write(
+        &script,
+        format!(
+            r#"wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {token}"
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format(nil, nil, nil, '{{"query": "what about topic ' .. (i % 97) .. '", "limit": 5}}')
+end
+"#
+        ),
+    )
+    .ok()?;
+    let out = std::process::Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{}s", duration.as_secs()),
+        ])
+        .args(["--latency", "-s"])
+        .arg(&script)
+        .arg(format!("{base}{path}"))
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn report(name: &str, connections: usize, p: &Phase) {
@@ -104,6 +176,13 @@ fn report(name: &str, connections: usize, p: &Phase) {
         percentile(&p.latencies, 0.99),
         p.elapsed.as_secs_f64(),
     );
+    if !p.own.is_empty() {
+        println!(
+            "load/{name}: server time without the provider's: p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&p.own, 0.5),
+            percentile(&p.own, 0.99),
+        );
+    }
 }
 
 fn main() {
@@ -113,6 +192,15 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if smoke { 1 } else { 60 });
     let memories: usize = if smoke { 500 } else { 10_000 };
+    // HOMI_LOAD_PHASES=search,chat,slow (default: all) runs a subset, e.g.
+    // to profile one phase alone.
+    let phases = std::env::var("HOMI_LOAD_PHASES").unwrap_or_else(|_| "search,chat,slow".into());
+    let phase = move |name: &str| phases.split(',').any(|p| p.trim() == name);
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -191,42 +279,71 @@ fn main() {
             |i| json!({"query": format!("topic {}", i % 97), "limit": 5}),
         )
         .await;
-        let search = run(
-            &base,
-            &token,
-            32,
-            duration,
-            "/api/v1/memories/search",
-            |i| json!({"query": format!("what about topic {}", i % 97), "limit": 5}),
-        )
-        .await;
-        report(&format!("search ({memories} memories)"), 32, &search);
-        assert_eq!(search.errors, 0, "search had errors");
-
-        let chat = run(
-            &base,
-            &token,
-            50,
-            duration,
-            "/api/v1/chat",
-            |i| json!({"message": format!("Message number {i} about topic {}", i % 97)}),
-        )
-        .await;
-        report("chat (zero-latency provider)", 50, &chat);
-        assert_eq!(chat.errors, 0, "chat had errors");
-
-        fake.set_latency(Duration::from_millis(300));
-        let slow = run(
-            &base,
-            &token,
-            4,
-            duration.max(Duration::from_secs(2)),
-            "/api/v1/chat",
-            |i| json!({"message": format!("Slow message {i}")}),
-        )
-        .await;
-        report("chat (provider answers after 300 ms)", 4, &slow);
-        assert_eq!(slow.errors, 0, "slow chat had errors");
+        if phase("search") {
+            // The full run uses wrk when it is installed (Debian: `apt-get
+            // install wrk`): a load generator that costs the machine far less.
+            let wrk = if smoke || std::env::var_os("HOMI_LOAD_NO_WRK").is_some() {
+                None
+            } else {
+                let (base, token) = (base.clone(), token.clone());
+                tokio::task::spawn_blocking(move || {
+                    run_wrk(&base, &token, 32, duration, "/api/v1/memories/search")
+                })
+                .await
+                .unwrap()
+            };
+            match wrk {
+                Some(out) => {
+                    println!("load/search ({memories} memories), wrk, 32 connections:\n{out}");
+                    assert!(!out.contains("Non-2xx"), "search had errors");
+                    assert!(!out.contains("Socket errors"), "search had socket errors");
+                }
+                None => {
+                    let search = run(
+                        &base,
+                        &token,
+                        32,
+                        duration,
+                        "/api/v1/memories/search",
+                        |i| json!({"query": format!("what about topic {}", i % 97), "limit": 5}),
+                    )
+                    .await;
+                    report(&format!("search ({memories} memories)"), 32, &search);
+                    assert_eq!(search.errors, 0, "search had errors");
+                }
+            }
+        }
+        if phase("chat") {
+            let chat = run(
+                &base,
+                &token,
+                50,
+                duration,
+                "/api/v1/chat",
+                |i| json!({"message": format!("Message number {i} about topic {}", i % 97)}),
+            )
+            .await;
+            report("chat (zero-latency provider)", 50, &chat);
+            assert_eq!(chat.errors, 0, "chat had errors");
+        }
+        if phase("slow") {
+            fake.set_latency(Duration::from_millis(300));
+            let conns: usize = std::env::var("HOMI_LOAD_CHAT_CONNECTIONS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(50);
+            let slow = run(
+                &base,
+                &token,
+                conns,
+                duration.max(Duration::from_secs(2)),
+                "/api/v1/chat",
+                |i| json!({"message": format!("Slow message {i}")}),
+            )
+            .await;
+            report("chat (provider answers after 300 ms)", conns, &slow);
+            assert_eq!(slow.errors, 0, "slow chat had errors");
+        }
         println!(
             "load/jobs after the run: {:?}",
             state.chat.queue().counts().await.unwrap()

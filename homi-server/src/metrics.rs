@@ -22,7 +22,7 @@ fn handle() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    Matcher::Full("homi_http_request_duration_seconds".into()),
+                    Matcher::Suffix("_seconds".into()),
                     &[
                         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                         10.0, 30.0,
@@ -45,7 +45,15 @@ pub fn install() {
     let _ = handle();
 }
 
-/// Counts a request and its latency under its route's pattern.
+/// Milliseconds a handler spent waiting for the model provider, set as a
+/// response extension: [`track`] then reports the server's own time apart.
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderTime(pub f64);
+
+/// Counts a request and its latency under its route's pattern. Responses
+/// that waited for the provider get a `Server-Timing` header
+/// (`total;dur=…, provider;dur=…`, milliseconds) and their own time (the
+/// total less the provider's) in `homi_http_request_own_seconds`.
 pub async fn track(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -54,8 +62,18 @@ pub async fn track(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let start = Instant::now();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
     let status = response.status().as_u16().to_string();
+    if let Some(ProviderTime(provider_ms)) = response.extensions().get::<ProviderTime>().copied() {
+        let total_ms = start.elapsed().as_secs_f64() * 1000.0;
+        if let Ok(value) = header::HeaderValue::from_str(&format!(
+            "total;dur={total_ms:.3}, provider;dur={provider_ms:.3}"
+        )) {
+            response.headers_mut().insert("server-timing", value);
+        }
+        metrics::histogram!("homi_http_request_own_seconds", "route" => route.clone())
+            .record(((total_ms - provider_ms) / 1000.0).max(0.0));
+    }
     metrics::counter!("homi_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("homi_http_request_duration_seconds", "method" => method, "route" => route)

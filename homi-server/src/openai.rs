@@ -5,11 +5,11 @@
 
 use std::convert::Infallible;
 
-use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use futures::StreamExt;
 use homi_core::chat::ChatEvent;
 use homi_core::provider::{ChatMessage, Role};
@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, CurrentUser};
+use crate::metrics::ProviderTime;
 
 /// An error in the OpenAI API's shape.
 #[derive(Debug)]
@@ -155,25 +156,29 @@ pub async fn chat_completions(
             .await?;
         crate::metrics::record_chat("chat_completions", &turn.usage);
         let u = turn.usage;
-        return Ok(Json(json!({
-            "id": id,
-            "object": "chat.completion",
-            "created": created,
-            "model": turn.model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": turn.response},
-                "finish_reason": "stop",
-                "logprobs": null,
-            }],
-            "usage": {
-                "prompt_tokens": u.prompt_tokens,
-                "completion_tokens": u.completion_tokens,
-                "total_tokens": u.prompt_tokens + u.completion_tokens,
-            },
-            "homi": {"session_id": turn.session_id, "memories_used": turn.memories_used},
-        }))
-        .into_response());
+        let waited = Extension(ProviderTime(turn.provider_ms));
+        return Ok((
+            waited,
+            Json(json!({
+                "id": id,
+                "object": "chat.completion",
+                "created": created,
+                "model": turn.model,
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": turn.response},
+                    "finish_reason": "stop",
+                    "logprobs": null,
+                }],
+                "usage": {
+                    "prompt_tokens": u.prompt_tokens,
+                    "completion_tokens": u.completion_tokens,
+                    "total_tokens": u.prompt_tokens + u.completion_tokens,
+                },
+                "homi": {"session_id": turn.session_id, "memories_used": turn.memories_used},
+            })),
+        )
+            .into_response());
     }
     let model = s
         .chat

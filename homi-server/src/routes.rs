@@ -3,11 +3,11 @@
 
 use std::convert::Infallible;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use futures::{Stream, StreamExt};
 use homi_core::auth::{AuthSession, SignUp, User, UserUpdate};
 use homi_core::chat::ChatEvent;
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, CurrentUser};
+use crate::metrics::ProviderTime;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -254,13 +255,13 @@ pub async fn chat(
     State(s): State<AppState>,
     user: CurrentUser,
     ApiJson(b): ApiJson<ChatBody>,
-) -> ApiResult<Json<homi_core::chat::TurnResult>> {
+) -> ApiResult<(Extension<ProviderTime>, Json<homi_core::chat::TurnResult>)> {
     let turn = s
         .chat
         .turn(&user.id(), &b.message, b.session_id.as_deref())
         .await?;
     crate::metrics::record_chat("chat", &turn.usage);
-    Ok(Json(turn))
+    Ok((Extension(ProviderTime(turn.provider_ms)), Json(turn)))
 }
 
 /// `POST /api/v1/chat/stream`: one turn as server-sent events (`memories`, `delta`…, `done`).
@@ -324,7 +325,7 @@ pub async fn search_memories(
     State(s): State<AppState>,
     user: CurrentUser,
     ApiJson(b): ApiJson<SearchBody>,
-) -> ApiResult<Json<SearchAnswer>> {
+) -> ApiResult<(Extension<ProviderTime>, Json<SearchAnswer>)> {
     if !(1..=20).contains(&b.limit) {
         return Err(homi_core::Error::InvalidInput {
             field: "limit".into(),
@@ -341,12 +342,15 @@ pub async fn search_memories(
         )
         .await?;
     crate::metrics::record_usage("search", &found.usage);
-    Ok(Json(SearchAnswer {
-        memories: found.results.iter().map(|m| m.memory.clone()).collect(),
-        results: found.results,
-        user_id: user.id(),
-        query: b.query,
-    }))
+    Ok((
+        Extension(ProviderTime(found.usage.provider_ms)),
+        Json(SearchAnswer {
+            memories: found.results.iter().map(|m| m.memory.clone()).collect(),
+            results: found.results,
+            user_id: user.id(),
+            query: b.query,
+        }),
+    ))
 }
 
 /// `GET /api/v1/memories/summary`: what Homi remembers about the caller.

@@ -198,7 +198,10 @@ impl Memory {
             return Ok(Vec::new());
         }
         let embedder = self.embedder()?;
-        let out = embedder.embed(texts).await?;
+        let start = Instant::now();
+        let out = embedder.embed(texts).await;
+        usage.provider_ms += elapsed_ms(start);
+        let out = out?;
         usage.embedding_calls += out.requests;
         usage.embedding_tokens += out.tokens;
         let dims = out.vectors.first().map_or(0, Vec::len);
@@ -525,7 +528,10 @@ impl Memory {
     ) -> Result<Vec<FactOp>> {
         let mut last_error = String::new();
         for attempt in 0..2 {
-            let response = chat.complete(request.clone()).await?;
+            let start = Instant::now();
+            let response = chat.complete(request.clone()).await;
+            usage.provider_ms += elapsed_ms(start);
+            let response = response?;
             usage.chat_calls += 1;
             usage.prompt_tokens += response.usage.prompt_tokens;
             usage.completion_tokens += response.usage.completion_tokens;

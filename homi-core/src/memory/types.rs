@@ -263,6 +263,10 @@ pub struct Usage {
     pub embedding_tokens: u64,
     /// Wall time of the whole operation, in milliseconds.
     pub duration_ms: f64,
+    /// Of that, milliseconds spent waiting for the provider (chat model and
+    /// embedder); the rest is Homi's own time.
+    #[serde(default)]
+    pub provider_ms: f64,
 }
 
 impl Usage {
