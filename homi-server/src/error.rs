@@ -34,6 +34,11 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
 
+    /// 400 for headers that contradict each other or miss a companion.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -1,10 +1,12 @@
 //! Extractors: JSON bodies whose rejections are the server's JSON errors, and
-//! the caller, from a verified `Authorization: Bearer` access token.
+//! the caller: a user from a verified `Authorization: Bearer` access token, or
+//! a service from a verified `X-API-Key` acting for the user `X-User-Id` names
+//! (inside the key's namespace, within the key's scopes).
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use homi_core::auth::Principal;
+use homi_core::auth::{KeyScope, Principal, ServiceCaller};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
@@ -40,6 +42,11 @@ impl CurrentUser {
     }
 }
 
+/// The header carrying a service API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// The header naming the user a service request is for.
+pub const USER_HEADER: &str = "x-user-id";
+
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
@@ -47,6 +54,17 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(API_KEY_HEADER) {
+            return Err(ApiError::unauthorized(
+                "this route is for signed-in users: send `Authorization: Bearer <access token>`, not an API key",
+            ));
+        }
+        bearer_user(parts, state).await
+    }
+}
+
+async fn bearer_user(parts: &Parts, state: &AppState) -> Result<CurrentUser, ApiError> {
+    {
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -63,6 +81,128 @@ impl FromRequestParts<AppState> for CurrentUser {
             }
         };
         let principal = state.auth.verify_access_token(token).await?;
-        Ok(Self(principal))
+        Ok(CurrentUser(principal))
+    }
+}
+
+/// Whose memories and conversations a request reaches: the signed-in user's,
+/// or, for a service API key, the user `X-User-Id` names in the key's
+/// namespace.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    user_id: String,
+    /// The key, when a service calls.
+    pub service: Option<ServiceCaller>,
+}
+
+impl Caller {
+    /// The user id memories and conversations are scoped by.
+    pub fn id(&self) -> String {
+        self.user_id.clone()
+    }
+}
+
+/// A caller allowed to read (a user, or a key with `read` or `write`).
+#[derive(Debug, Clone)]
+pub struct Reader(pub Caller);
+
+/// A caller allowed to write (a user, or a key with `write`).
+#[derive(Debug, Clone)]
+pub struct Writer(pub Caller);
+
+/// A service API key with the `admin` scope.
+#[derive(Debug, Clone)]
+pub struct Admin(pub ServiceCaller);
+
+impl std::ops::Deref for Reader {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Writer {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+/// The key in `X-API-Key`, if sent.
+fn api_key(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(API_KEY_HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the X-API-Key header is not valid text"))?;
+    if parts.headers.contains_key(header::AUTHORIZATION) {
+        return Err(ApiError::bad_request(
+            "send an access token (Authorization) or an API key (X-API-Key), not both",
+        ));
+    }
+    Ok(Some(key.trim()))
+}
+
+async fn caller(parts: &Parts, state: &AppState, scope: KeyScope) -> Result<Caller, ApiError> {
+    match api_key(parts)? {
+        Some(key) => {
+            let service = state.auth.verify_api_key(key).await?;
+            service.require(scope)?;
+            let user = parts
+                .headers
+                .get(USER_HEADER)
+                .ok_or_else(|| {
+                    ApiError::bad_request("an API key acts for a user: name them in X-User-Id")
+                })?
+                .to_str()
+                .map_err(|_| ApiError::bad_request("the X-User-Id header is not valid text"))?;
+            Ok(Caller {
+                user_id: service.user_id(user)?,
+                service: Some(service),
+            })
+        }
+        None => {
+            // A user's id comes from their token, never from a header.
+            if parts.headers.contains_key(USER_HEADER) {
+                return Err(ApiError::bad_request(
+                    "X-User-Id is for API keys; an access token already says who you are",
+                ));
+            }
+            let user = bearer_user(parts, state).await?;
+            Ok(Caller {
+                user_id: user.id(),
+                service: None,
+            })
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(caller(parts, state, KeyScope::Read).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(caller(parts, state, KeyScope::Write).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = api_key(parts)?.ok_or_else(|| {
+            ApiError::unauthorized("send an API key with the admin scope in X-API-Key")
+        })?;
+        let service = state.auth.verify_api_key(key).await?;
+        service.require(KeyScope::Admin)?;
+        Ok(Self(service))
     }
 }

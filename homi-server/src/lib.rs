@@ -100,6 +100,8 @@ pub fn app(state: AppState) -> Router {
         .route("/sessions", get(sessions))
         .route("/sessions/{id}", axum::routing::delete(delete_session))
         .route("/sessions/{id}/messages", get(session_messages))
+        .route("/admin/keys", get(list_keys).post(create_key))
+        .route("/admin/keys/{id}", axum::routing::delete(revoke_key))
         .route("/health", get(ready));
     let cors = cors(&state.cors_origins);
     let mut router = Router::new()

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, CurrentUser};
+use crate::extract::{Admin, ApiJson, CurrentUser, Reader, Writer};
 use crate::metrics::ProviderTime;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -253,7 +253,7 @@ pub struct ChatBody {
 /// `POST /api/v1/chat`: one memory-augmented turn.
 pub async fn chat(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Writer,
     ApiJson(b): ApiJson<ChatBody>,
 ) -> ApiResult<(Extension<ProviderTime>, Json<homi_core::chat::TurnResult>)> {
     let turn = s
@@ -267,7 +267,7 @@ pub async fn chat(
 /// `POST /api/v1/chat/stream`: one turn as server-sent events (`memories`, `delta`…, `done`).
 pub async fn chat_stream(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Writer,
     ApiJson(b): ApiJson<ChatBody>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let events = s
@@ -323,7 +323,7 @@ pub struct SearchAnswer {
 /// `POST /api/v1/memories/search`: the caller's memories closest to `query`.
 pub async fn search_memories(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Reader,
     ApiJson(b): ApiJson<SearchBody>,
 ) -> ApiResult<(Extension<ProviderTime>, Json<SearchAnswer>)> {
     if !(1..=20).contains(&b.limit) {
@@ -356,16 +356,13 @@ pub async fn search_memories(
 /// `GET /api/v1/memories/summary`: what Homi remembers about the caller.
 pub async fn summary(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Reader,
 ) -> ApiResult<Json<homi_core::chat::MemorySummary>> {
     Ok(Json(s.chat.summary(&user.id()).await?))
 }
 
 /// `DELETE /api/v1/memories`: deletes all of the caller's memories.
-pub async fn delete_memories(
-    State(s): State<AppState>,
-    user: CurrentUser,
-) -> ApiResult<Json<Value>> {
+pub async fn delete_memories(State(s): State<AppState>, user: Writer) -> ApiResult<Json<Value>> {
     let deleted = s.memory.delete_all(&Scope::user(user.id())).await?;
     Ok(Json(
         json!({"deleted": deleted, "message": format!("deleted {deleted} memories")}),
@@ -385,7 +382,7 @@ pub struct ListQuery {
 /// `GET /api/v1/memories`: the caller's memories, newest first.
 pub async fn list_memories(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Reader,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(100);
@@ -399,7 +396,7 @@ pub async fn list_memories(
 /// `GET /api/v1/memories/{id}`: one of the caller's memories (404 for anyone else's).
 pub async fn get_memory(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<MemoryItem>> {
     s.memory
@@ -426,7 +423,7 @@ pub struct UpdateMemoryBody {
 /// `PUT /api/v1/memories/{id}`: replaces the text (history keeps the old one).
 pub async fn update_memory(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Writer,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<UpdateMemoryBody>,
 ) -> ApiResult<Json<MemoryItem>> {
@@ -440,7 +437,7 @@ pub async fn update_memory(
 /// `DELETE /api/v1/memories/{id}`: deletes one memory for good.
 pub async fn delete_memory(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Writer,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     s.memory.delete(&id, &Scope::user(user.id())).await?;
@@ -450,7 +447,7 @@ pub async fn delete_memory(
 /// `GET /api/v1/memories/{id}/history`: the memory's changes, oldest first.
 pub async fn memory_history(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<homi_core::HistoryEntry>>> {
     Ok(Json(s.memory.history(&id, &Scope::user(user.id())).await?))
@@ -459,7 +456,7 @@ pub async fn memory_history(
 /// `GET /api/v1/sessions`: the caller's conversations, most recent first.
 pub async fn sessions(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Reader,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<homi_core::chat::Conversation>>> {
     let limit = q.limit.unwrap_or(50).min(1000);
@@ -473,7 +470,7 @@ pub async fn sessions(
 /// `GET /api/v1/sessions/{id}/messages`: a conversation's last messages, oldest first.
 pub async fn session_messages(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Reader,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<homi_core::chat::ConversationMessage>>> {
@@ -484,7 +481,7 @@ pub async fn session_messages(
 /// `DELETE /api/v1/sessions/{id}`: deletes a conversation and its messages.
 pub async fn delete_session(
     State(s): State<AppState>,
-    user: CurrentUser,
+    user: Writer,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     if s.chat.delete_conversation(&user.id(), &id).await? {
@@ -500,6 +497,59 @@ pub async fn delete_session(
 }
 
 // ---------------------------------------------------------------- health
+
+/// `POST /api/v1/admin/keys` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyBody {
+    name: String,
+    /// The namespace the key's users live in (default `default`).
+    #[serde(default = "default_namespace")]
+    namespace: String,
+    scopes: Vec<String>,
+}
+
+fn default_namespace() -> String {
+    "default".to_owned()
+}
+
+/// `POST /api/v1/admin/keys`: a new service API key; the secret is in this
+/// answer only.
+pub async fn create_key(
+    State(s): State<AppState>,
+    _admin: Admin,
+    ApiJson(b): ApiJson<NewKeyBody>,
+) -> ApiResult<(StatusCode, Json<homi_core::auth::CreatedApiKey>)> {
+    let scopes = b
+        .scopes
+        .iter()
+        .map(|x| homi_core::auth::KeyScope::parse(x))
+        .collect::<homi_core::Result<Vec<_>>>()?;
+    let created = s
+        .auth
+        .create_api_key(homi_core::auth::NewApiKey::new(b.name, b.namespace, scopes))
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `GET /api/v1/admin/keys`: every key, without secrets.
+pub async fn list_keys(State(s): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"keys": s.auth.list_api_keys().await?})))
+}
+
+/// `DELETE /api/v1/admin/keys/{id}`: revokes a key at once.
+pub async fn revoke_key(
+    State(s): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| homi_core::Error::InvalidInput {
+        field: "id".into(),
+        reason: format!("'{id}' is not a key id"),
+    })?;
+    s.auth.revoke_api_key(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
 
 /// `GET /`: what this is.
 pub async fn root() -> Json<Value> {

@@ -18,6 +18,8 @@ mod common;
 use common::Backend;
 
 struct Server {
+    backend: Backend,
+    database_url: String,
     base: String,
     state: AppState,
     http: reqwest::Client,
@@ -36,7 +38,7 @@ async fn start_with(
 ) -> Option<(Server, Option<FakeProvider>)> {
     let dir = tempfile::tempdir().unwrap();
     let url = common::database_url(backend, dir.path()).await?;
-    let mut config = Config::default().with_database_url(url);
+    let mut config = Config::default().with_database_url(url.clone());
     let fake = if with_provider {
         let fake = FakeProvider::start().await.unwrap();
         config = config
@@ -63,6 +65,8 @@ async fn start_with(
         .unwrap();
     });
     let server = Server {
+        backend,
+        database_url: url,
         base,
         state,
         http: reqwest::Client::new(),
@@ -73,6 +77,14 @@ async fn start_with(
 }
 
 impl Server {
+    /// Whether any byte of the store (files or rows) holds `needle`.
+    async fn holds(&self, needle: &str) -> bool {
+        match self.backend {
+            Backend::Sqlite => common::sqlite_files_hold(&self._dir.path().join("homi.db"), needle),
+            Backend::Postgres => common::postgres_holds(&self.database_url, needle).await,
+        }
+    }
+
     async fn send(
         &self,
         method: reqwest::Method,
@@ -868,7 +880,326 @@ async fn auth_routes_are_rate_limited_per_address_and_cors_is_opt_in(backend: Ba
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
 
+/// A request with an API key (and optionally a user, a bearer token too).
+async fn keyed(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    user: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = s
+        .http
+        .request(method, format!("{}{path}", s.base))
+        .header("X-API-Key", key);
+    if let Some(u) = user {
+        req = req.header("X-User-Id", u);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn service_keys_act_within_their_scopes_and_namespace(backend: Backend) {
+    use homi_core::auth::{KeyScope, NewApiKey};
+    use reqwest::Method;
+    let Some((s, _fake)) = start(backend, true).await else {
+        return;
+    };
+    // The first admin key comes from the core (the CLI's `key create`).
+    let admin = s
+        .state
+        .auth
+        .create_api_key(NewApiKey::new("ops", "ops", vec![KeyScope::Admin]))
+        .await
+        .unwrap();
+    let admin = admin.secret();
+    let create = |name: &str, namespace: &str, scopes: Value| json!({"name": name, "namespace": namespace, "scopes": scopes});
+    let (st, writer) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/admin/keys",
+        admin,
+        None,
+        Some(create("backend", "acme", json!(["write"]))),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{writer}");
+    let writer_key = writer["secret"].as_str().unwrap().to_owned();
+    assert!(writer_key.starts_with("homi_sk_"));
+    assert_eq!(writer["scopes"], json!(["write"]));
+    let (_, reader) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/admin/keys",
+        admin,
+        None,
+        Some(create("analytics", "acme", json!(["read"]))),
+    )
+    .await;
+    let reader_key = reader["secret"].as_str().unwrap().to_owned();
+    let (_, other) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/admin/keys",
+        admin,
+        None,
+        Some(create("other", "globex", json!(["write"]))),
+    )
+    .await;
+    let other_key = other["secret"].as_str().unwrap().to_owned();
+    // Bad requests name what is wrong.
+    let (st, body) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/admin/keys",
+        admin,
+        None,
+        Some(create("x", "acme", json!(["root"]))),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("root"));
+    let (st, _) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/admin/keys",
+        admin,
+        None,
+        Some(create("x", "Not Valid", json!(["read"]))),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The writer acts for its users: chat and add, then search.
+    let (st, body) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/chat",
+        &writer_key,
+        Some("bob"),
+        Some(json!({"message": "I play the cello"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["user_id"], "acme:bob");
+    s.run_jobs().await;
+    let (st, found) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/memories/search",
+        &reader_key,
+        Some("bob"),
+        Some(json!({"query": "cello"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{found}");
+    assert!(found["memories"].to_string().contains("cello"), "{found}");
+    assert_eq!(found["user_id"], "acme:bob");
+
+    // A read key never writes; scopes are not inherited upwards.
+    for (method, path, body) in [
+        (Method::POST, "/api/v1/chat", Some(json!({"message": "hi"}))),
+        (Method::DELETE, "/api/v1/memories", None),
+    ] {
+        let (st, body) = keyed(&s, method, path, &reader_key, Some("bob"), body).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert!(body["detail"].as_str().unwrap().contains("write"));
+    }
+    // Neither the writer nor the reader manages keys.
+    for k in [&writer_key, &reader_key] {
+        let (st, _) = keyed(&s, Method::GET, "/api/v1/admin/keys", k, None, None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+    }
+    // The admin key reaches no memories.
+    let (st, _) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/memories/search",
+        admin,
+        Some("bob"),
+        Some(json!({"query": "cello"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Another namespace's key naming the same user sees nothing of acme's bob.
+    let (st, found) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/memories/search",
+        &other_key,
+        Some("bob"),
+        Some(json!({"query": "cello"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(found["results"], json!([]), "{found}");
+    assert_eq!(found["user_id"], "globex:bob");
+    // A signed-up user's memories are out of every key's reach: naming their
+    // id lands in the key's namespace, never on their account.
+    let token = s.signup("carol@example.com").await;
+    let (_, me) = s.get("/api/v1/auth/me", Some(&token)).await;
+    let carol = me["id"].as_str().unwrap().to_owned();
+    let (st, _) = s
+        .post(
+            "/api/v1/chat",
+            Some(&token),
+            json!({"message": "I keep bees"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    s.run_jobs().await;
+    let (_, found) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/memories/search",
+        &writer_key,
+        Some(&carol),
+        Some(json!({"query": "bees"})),
+    )
+    .await;
+    assert_eq!(found["results"], json!([]), "{found}");
+    let (_, listed) = keyed(
+        &s,
+        Method::GET,
+        "/api/v1/memories",
+        &writer_key,
+        Some(&carol),
+        None,
+    )
+    .await;
+    assert_eq!(listed["results"], json!([]), "{listed}");
+    // And carol's token sees none of bob's.
+    let (_, found) = s
+        .post(
+            "/api/v1/memories/search",
+            Some(&token),
+            json!({"query": "cello"}),
+        )
+        .await;
+    assert!(!found["memories"].to_string().contains("cello"), "{found}");
+
+    // Keys and tokens are never confused.
+    let (st, body) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/memories/search",
+        &writer_key,
+        None,
+        Some(json!({"query": "x"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "a key must name its user");
+    assert!(body["detail"].as_str().unwrap().contains("X-User-Id"));
+    let (st, _) = s
+        .http
+        .post(format!("{}/api/v1/memories/search", s.base))
+        .bearer_auth(&token)
+        .header("X-User-Id", "bob")
+        .json(&json!({"query": "x"}))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "a token user cannot name another user"
+    );
+    let (st, _) = s
+        .http
+        .post(format!("{}/api/v1/memories/search", s.base))
+        .bearer_auth(&token)
+        .header("X-API-Key", &writer_key)
+        .json(&json!({"query": "x"}))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(st, StatusCode::BAD_REQUEST, "both credentials at once");
+    // A key sent as a bearer token is not a token, and a token is not a key.
+    let (st, _) = s
+        .post(
+            "/api/v1/memories/search",
+            Some(&writer_key),
+            json!({"query": "x"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = keyed(
+        &s,
+        Method::POST,
+        "/api/v1/memories/search",
+        &token,
+        Some("bob"),
+        Some(json!({"query": "x"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // Account routes are for users only.
+    let (st, _) = keyed(
+        &s,
+        Method::GET,
+        "/api/v1/auth/me",
+        &writer_key,
+        Some("bob"),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+    // Listing shows no secrets; revoking works at once.
+    let (st, listed) = keyed(&s, Method::GET, "/api/v1/admin/keys", admin, None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 4);
+    assert!(!listed.to_string().contains(&writer_key));
+    assert!(!listed.to_string().contains("secret"));
+    let id = writer["id"].as_str().unwrap();
+    let (st, _) = keyed(
+        &s,
+        Method::DELETE,
+        &format!("/api/v1/admin/keys/{id}"),
+        admin,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = keyed(
+        &s,
+        Method::GET,
+        "/api/v1/memories",
+        &writer_key,
+        Some("bob"),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = keyed(
+        &s,
+        Method::DELETE,
+        &format!("/api/v1/admin/keys/{id}"),
+        admin,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // Nothing but digests is stored.
+    assert!(!s.holds(&writer_key).await);
+}
+
 conformance!(
+    service_keys_act_within_their_scopes_and_namespace,
     openai_compatible_completions,
     auth_routes_are_rate_limited_per_address_and_cors_is_opt_in,
     the_original_walkthrough,

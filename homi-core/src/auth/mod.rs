@@ -35,11 +35,13 @@ use crate::error::{Error, Result};
 
 mod builtin;
 mod jwt;
+pub mod keys;
 pub mod mail;
 pub mod password;
 pub mod store;
 mod supabase;
 
+pub use keys::{ApiKey, CreatedApiKey, KeyScope, NewApiKey, ServiceCaller};
 pub use mail::{Mailer, SmtpMailer};
 pub use store::AuthStore;
 
@@ -224,6 +226,8 @@ enum Backend {
 #[derive(Debug, Clone)]
 pub struct Auth {
     backend: Arc<Backend>,
+    /// Service API keys live in Homi's store whatever holds the accounts.
+    store: Arc<dyn AuthStore>,
 }
 
 macro_rules! dispatch {
@@ -262,11 +266,14 @@ impl Auth {
     ) -> Result<Self> {
         config.auth.validate()?;
         let backend = match &config.auth.supabase {
-            Some(project) => Backend::Supabase(supabase::Supabase::new(config, project, store)?),
-            None => Backend::Builtin(builtin::Builtin::new(config, store, mailer).await?),
+            Some(project) => {
+                Backend::Supabase(supabase::Supabase::new(config, project, store.clone())?)
+            }
+            None => Backend::Builtin(builtin::Builtin::new(config, store.clone(), mailer).await?),
         };
         Ok(Self {
             backend: Arc::new(backend),
+            store,
         })
     }
 
@@ -384,6 +391,31 @@ impl Auth {
     /// Whether the backend answers.
     pub async fn health(&self) -> AuthHealth {
         dispatch!(self.health())
+    }
+
+    /// Creates a service API key; its secret is in the answer and nowhere
+    /// else. See [`keys`].
+    pub async fn create_api_key(&self, new: NewApiKey) -> Result<CreatedApiKey> {
+        keys::create(self.store.as_ref(), new).await
+    }
+
+    /// Every service API key (never their secrets), newest first.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.store.list_api_keys().await
+    }
+
+    /// Revokes a key at once; `NotFound` when no current key has that id.
+    pub async fn revoke_api_key(&self, id: Uuid) -> Result<()> {
+        if self.store.revoke_api_key(id, Utc::now()).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found(format!("API key {id}")))
+        }
+    }
+
+    /// The caller a key stands for; `Unauthorized` unless it is a current key.
+    pub async fn verify_api_key(&self, secret: &str) -> Result<ServiceCaller> {
+        keys::verify(self.store.as_ref(), secret).await
     }
 }
 

@@ -367,4 +367,19 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     /// user's tokens stay refused. Returns whether there was an account or
     /// any memory.
     async fn delete_user(&self, user_id: &str) -> Result<bool>;
+
+    /// Stores a new service API key.
+    async fn create_api_key(&self, key: &super::keys::ApiKeyRecord) -> Result<()>;
+
+    /// The key with this digest, revoked or not.
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<super::keys::ApiKeyRecord>>;
+
+    /// Every key, newest first.
+    async fn list_api_keys(&self) -> Result<Vec<super::keys::ApiKey>>;
+
+    /// Revokes a key at `now`; `false` when no current key has that id.
+    async fn revoke_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool>;
+
+    /// Records that a key was used at `now`.
+    async fn touch_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
 }

@@ -42,6 +42,7 @@ const MIGRATION_0002: &str = include_str!("../../migrations/postgres/0002_inline
 const MIGRATION_0003: &str = include_str!("../../migrations/postgres/0003_auth.sql");
 const MIGRATION_0004: &str = include_str!("../../migrations/postgres/0004_jobs.sql");
 const MIGRATION_0005: &str = include_str!("../../migrations/postgres/0005_conversations.sql");
+const MIGRATION_0006: &str = include_str!("../../migrations/postgres/0006_api_keys.sql");
 
 fn migrator() -> Migrator {
     let mut m = Migrator::with_migrations(vec![
@@ -80,6 +81,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("conversations"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0005),
+            false,
+        ),
+        Migration::new(
+            6,
+            Cow::Borrowed("api keys"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0006),
             false,
         ),
     ]);

@@ -47,6 +47,7 @@ const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories
 const MIGRATION_0002: &str = include_str!("../../migrations/sqlite/0002_auth.sql");
 const MIGRATION_0003: &str = include_str!("../../migrations/sqlite/0003_jobs.sql");
 const MIGRATION_0004: &str = include_str!("../../migrations/sqlite/0004_conversations.sql");
+const MIGRATION_0005: &str = include_str!("../../migrations/sqlite/0005_api_keys.sql");
 
 /// Tombstones older than this many changes are pruned; caches further behind reload fully.
 const TOMBSTONE_WINDOW: i64 = 100_000;
@@ -85,6 +86,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("conversations"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0004),
+            false,
+        ),
+        Migration::new(
+            5,
+            Cow::Borrowed("api keys"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0005),
             false,
         ),
     ])

@@ -10,6 +10,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 use uuid::Uuid;
 
 use super::PostgresStore;
+use crate::auth::keys::{ApiKey, ApiKeyRecord, KeyScope};
 use crate::auth::store::{
     AuthStore, ExternalRevocation, NewSession, RefreshOutcome, RevokeSessions, TokenPurpose,
     UserRecord, attempt_decision, lock_length, within_grace,
@@ -648,6 +649,72 @@ impl AuthStore for PostgresStore {
         tx.commit().await?;
         Ok(account || memories > 0)
     }
+
+    async fn create_api_key(&self, record: &ApiKeyRecord) -> Result<()> {
+        let k = &record.key;
+        let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO homi_api_keys (id, name, namespace, prefix, key_hash, scopes, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(k.id)
+        .bind(&k.name)
+        .bind(&k.namespace)
+        .bind(&k.prefix)
+        .bind(&record.key_hash)
+        .bind(&scopes)
+        .bind(k.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query(
+            "SELECT id, name, namespace, prefix, scopes, created_at, last_used_at, revoked_at, key_hash \
+             FROM homi_api_keys WHERE key_hash = $1",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ApiKeyRecord {
+                key: key_from_row(&r)?,
+                key_hash: r.try_get(8)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query(
+            "SELECT id, name, namespace, prefix, scopes, created_at, last_used_at, revoked_at, key_hash \
+             FROM homi_api_keys ORDER BY created_at DESC, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE homi_api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE homi_api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 async fn purge_expired_revocations(tx: &mut PgConnection) -> Result<()> {
@@ -684,4 +751,22 @@ async fn take_token(
         return Ok(None);
     }
     Ok(Some(row.try_get(0)?))
+}
+
+fn key_from_row(row: &PgRow) -> Result<ApiKey> {
+    let scopes: Vec<String> = row.try_get(4)?;
+    Ok(ApiKey {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        namespace: row.try_get(2)?,
+        prefix: row.try_get(3)?,
+        scopes: scopes
+            .iter()
+            .map(|s| KeyScope::parse(s))
+            .collect::<Result<_>>()
+            .map_err(|e| Error::storage(format!("corrupt key scopes {scopes:?}: {e}")))?,
+        created_at: row.try_get(5)?,
+        last_used_at: row.try_get(6)?,
+        revoked_at: row.try_get(7)?,
+    })
 }

@@ -10,6 +10,7 @@ use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::{SqliteStore, bump_seq, parse_uuid, to_time};
+use crate::auth::keys::{ApiKey, ApiKeyRecord, KeyScope};
 use crate::auth::store::{
     AuthStore, ExternalRevocation, NewSession, RefreshOutcome, RevokeSessions, TokenPurpose,
     UserRecord, attempt_decision, lock_length, within_grace,
@@ -648,6 +649,70 @@ impl AuthStore for SqliteStore {
         self.scrub_wal().await;
         Ok(email.is_some() || memories > 0)
     }
+
+    async fn create_api_key(&self, record: &ApiKeyRecord) -> Result<()> {
+        let k = &record.key;
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, namespace, prefix, key_hash, scopes, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(k.id.to_string())
+        .bind(&k.name)
+        .bind(&k.namespace)
+        .bind(&k.prefix)
+        .bind(&record.key_hash)
+        .bind(scopes_text(&k.scopes))
+        .bind(micros(k.created_at))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query(
+            "SELECT id, name, namespace, prefix, scopes, created_at, last_used_at, revoked_at, key_hash \
+             FROM api_keys WHERE key_hash = ?",
+        )
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(ApiKeyRecord {
+                key: key_from_row(&r)?,
+                key_hash: r.try_get(8)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query(
+            "SELECT id, name, namespace, prefix, scopes, created_at, last_used_at, revoked_at, key_hash \
+             FROM api_keys ORDER BY created_at DESC, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(micros(now))
+                .bind(id.to_string())
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            .bind(micros(now))
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
 }
 
 async fn purge_expired_revocations(tx: &mut sqlx::SqliteConnection) -> Result<()> {
@@ -687,4 +752,31 @@ async fn take_token(
         return Ok(None);
     }
     Ok(Some(parse_uuid(&row.try_get::<String, _>(0)?)?))
+}
+
+fn scopes_text(scopes: &[KeyScope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<ApiKey> {
+    let scopes: String = row.try_get(4)?;
+    Ok(ApiKey {
+        id: parse_uuid(&row.try_get::<String, _>(0)?)?,
+        name: row.try_get(1)?,
+        namespace: row.try_get(2)?,
+        prefix: row.try_get(3)?,
+        scopes: scopes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(KeyScope::parse)
+            .collect::<Result<_>>()
+            .map_err(|e| Error::storage(format!("corrupt key scopes '{scopes}': {e}")))?,
+        created_at: to_time(row.try_get(5)?),
+        last_used_at: row.try_get::<Option<i64>, _>(6)?.map(to_time),
+        revoked_at: row.try_get::<Option<i64>, _>(7)?.map(to_time),
+    })
 }
