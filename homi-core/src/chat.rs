@@ -48,6 +48,7 @@ Answer the user's message; use what you remember about them when it helps.";
 
 /// A conversation (the API's `session_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Conversation {
     /// Its id: the `session_id` a client passes back.
     pub id: String,
@@ -63,6 +64,7 @@ pub struct Conversation {
 
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversationMessage {
     /// Its id.
     pub id: Uuid,
@@ -150,6 +152,7 @@ impl Default for ChatOptions {
 
 /// What a turn answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TurnResult {
     /// The reply.
     pub response: String,

@@ -106,6 +106,7 @@ pub struct Job {
 
 /// How many jobs are in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobCounts {
     /// Waiting to run (retries included).
     pub queued: u64,

@@ -129,6 +129,15 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// The shape of every error answer (for the OpenAPI document).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A machine-readable code, e.g. `invalid_input`, `unauthorized`.
+    pub error: String,
+    /// One sentence for people; names the field or header at fault.
+    pub detail: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();

@@ -11,17 +11,20 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 use homi_core::auth::Auth;
 use homi_core::chat::Chat;
 use homi_core::{Config, Memory};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openai;
+pub mod openapi;
 pub mod routes;
 
 /// Largest request body accepted (a chat message is at most 2,000 characters).
@@ -71,45 +74,53 @@ pub fn app(state: AppState) -> Router {
     metrics::install();
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
     // Unauthenticated auth routes: rate limited per IP address.
-    let mut open_auth = Router::new()
-        .route("/auth/signup", post(signup))
-        .route("/auth/signin", post(signin))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/reset-password", post(reset_password))
-        .route("/auth/reset-password/confirm", post(confirm_reset))
-        .route("/auth/confirm", get(confirm_email));
+    let mut open_auth = OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(signin))
+        .routes(routes!(refresh))
+        .routes(routes!(reset_password))
+        .routes(routes!(confirm_reset))
+        .routes(routes!(confirm_email));
     if let Some(limit) = rate_limit(state.auth_rate_limit_per_minute) {
         open_auth = open_auth.layer(limit);
     }
-    let api = Router::new()
+    let api = OpenApiRouter::new()
         .merge(open_auth)
-        .route("/auth/signout", post(signout))
-        .route("/auth/me", get(me).put(update_me))
-        .route("/auth/change-password", post(change_password))
-        .route("/auth/health", get(auth_health))
-        .route("/chat", post(chat))
-        .route("/chat/stream", post(chat_stream))
-        .route("/memories/search", post(search_memories))
-        .route("/memories/summary", get(summary))
-        .route("/memories", get(list_memories).delete(delete_memories))
-        .route(
-            "/memories/{id}",
-            get(get_memory).put(update_memory).delete(delete_memory),
-        )
-        .route("/memories/{id}/history", get(memory_history))
-        .route("/sessions", get(sessions))
-        .route("/sessions/{id}", axum::routing::delete(delete_session))
-        .route("/sessions/{id}/messages", get(session_messages))
-        .route("/admin/keys", get(list_keys).post(create_key))
-        .route("/admin/keys/{id}", axum::routing::delete(revoke_key))
-        .route("/health", get(ready));
+        .routes(routes!(signout))
+        .routes(routes!(me, update_me))
+        .routes(routes!(change_password))
+        .routes(routes!(auth_health))
+        .routes(routes!(chat))
+        .routes(routes!(chat_stream))
+        .routes(routes!(search_memories))
+        .routes(routes!(summary))
+        .routes(routes!(list_memories, delete_memories))
+        .routes(routes!(get_memory, update_memory, delete_memory))
+        .routes(routes!(memory_history))
+        .routes(routes!(sessions))
+        .routes(routes!(delete_session))
+        .routes(routes!(session_messages))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(ready));
+    let (router, doc) =
+        OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+            .routes(routes!(root))
+            .routes(routes!(health))
+            .nest("/api/v1", api)
+            .routes(routes!(openai::chat_completions))
+            .routes(routes!(openai::models))
+            .split_for_parts();
+    let doc = std::sync::Arc::new(doc);
     let cors = cors(&state.cors_origins);
-    let mut router = Router::new()
-        .route("/", get(root))
-        .route("/health", get(health))
-        .nest("/api/v1", api)
-        .route("/v1/chat/completions", post(openai::chat_completions))
-        .route("/v1/models", get(openai::models))
+    let mut router = router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc) }
+            }),
+        )
         .route("/metrics", get(metrics::render))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(fallback)

@@ -139,6 +139,13 @@ fn session(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `POST /v1/chat/completions`.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "OpenAI-compatible",
+    request_body(content = Object, description = "An OpenAI chat completion request (`model`, `messages`, `stream`)"),
+    responses(
+        (status = 200, body = Object, description = "A `chat.completion`, or `chat.completion.chunk` events ending with `data: [DONE]` when `stream` is true"),
+        (status = 401, body = Object, description = "OpenAI-shaped error: missing or invalid access token")
+    ),
+    security(("bearer" = [])))]
 pub async fn chat_completions(
     State(s): State<AppState>,
     OpenAiUser(user): OpenAiUser,
@@ -223,6 +230,8 @@ pub async fn chat_completions(
 }
 
 /// `GET /v1/models`: the chat model Homi answers with.
+#[utoipa::path(get, path = "/v1/models", tag = "OpenAI-compatible",
+    responses((status = 200, body = Object, description = "The chat model Homi answers with")))]
 pub async fn models(
     State(s): State<AppState>,
     OpenAiUser(_): OpenAiUser,

@@ -9,9 +9,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::{Stream, StreamExt};
+use homi_core::auth::{AuthHealth, CreatedApiKey};
 use homi_core::auth::{AuthSession, SignUp, User, UserUpdate};
 use homi_core::chat::ChatEvent;
-use homi_core::{ListOptions, MemoryItem, Scope, SearchOptions};
+use homi_core::chat::TurnResult;
+use homi_core::{HistoryEntry, ListOptions, MemoryItem, Scope, SearchOptions};
+
+use crate::error::ErrorBody;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -25,7 +29,7 @@ type ApiResult<T> = Result<T, ApiError>;
 // ---------------------------------------------------------------- auth
 
 /// `POST /api/v1/auth/signup`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUpBody {
     email: String,
@@ -35,7 +39,7 @@ pub struct SignUpBody {
 }
 
 /// `POST /api/v1/auth/signin`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInBody {
     email: String,
@@ -43,7 +47,7 @@ pub struct SignInBody {
 }
 
 /// The token answer of sign-up, sign-in and refresh (the original's shape).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenAnswer {
     user: User,
     access_token: Option<String>,
@@ -69,6 +73,7 @@ impl From<AuthSession> for TokenAnswer {
 }
 
 /// `POST /api/v1/auth/signup`: creates an account (201), signed in unless the email must be confirmed.
+#[utoipa::path(post, path = "/auth/signup", tag = "Auth", request_body = SignUpBody, responses((status = 201, body = TokenAnswer), (status = 409, description = "the email is taken", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)))]
 pub async fn signup(
     State(s): State<AppState>,
     ApiJson(b): ApiJson<SignUpBody>,
@@ -93,6 +98,7 @@ pub async fn signup(
 }
 
 /// `POST /api/v1/auth/signin`: email and password → tokens; 401 on a wrong pair.
+#[utoipa::path(post, path = "/auth/signin", tag = "Auth", request_body = SignInBody, responses((status = 200, body = TokenAnswer), (status = 401, description = "wrong email or password", body = ErrorBody), (status = 429, description = "too many failures; see Retry-After", body = ErrorBody)))]
 pub async fn signin(
     State(s): State<AppState>,
     ApiJson(b): ApiJson<SignInBody>,
@@ -101,19 +107,21 @@ pub async fn signin(
 }
 
 /// `POST /api/v1/auth/signout`: ends the caller's auth session.
+#[utoipa::path(post, path = "/auth/signout", tag = "Auth", responses((status = 200, body = Object), (status = 401, description = "missing or invalid credentials", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn signout(State(s): State<AppState>, user: CurrentUser) -> ApiResult<Json<Value>> {
     s.auth.sign_out(&user.0).await?;
     Ok(Json(json!({"message": "signed out"})))
 }
 
 /// `POST /api/v1/auth/refresh`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     refresh_token: String,
 }
 
 /// `POST /api/v1/auth/refresh`: a refresh token → a new pair (each works once).
+#[utoipa::path(post, path = "/auth/refresh", tag = "Auth", request_body = RefreshBody, responses((status = 200, body = TokenAnswer), (status = 401, description = "missing or invalid credentials", body = ErrorBody)))]
 pub async fn refresh(
     State(s): State<AppState>,
     ApiJson(b): ApiJson<RefreshBody>,
@@ -122,12 +130,13 @@ pub async fn refresh(
 }
 
 /// `GET /api/v1/auth/me`: the caller's profile.
+#[utoipa::path(get, path = "/auth/me", tag = "Auth", responses((status = 200, body = User), (status = 401, description = "missing or invalid credentials", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn me(State(s): State<AppState>, user: CurrentUser) -> ApiResult<Json<User>> {
     Ok(Json(s.auth.get_user(&user.0).await?))
 }
 
 /// `PUT /api/v1/auth/me`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeBody {
     #[serde(default)]
@@ -137,6 +146,7 @@ pub struct UpdateMeBody {
 }
 
 /// `PUT /api/v1/auth/me`: changes the caller's name and/or email.
+#[utoipa::path(put, path = "/auth/me", tag = "Auth", request_body = UpdateMeBody, responses((status = 200, body = User), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update_me(
     State(s): State<AppState>,
     user: CurrentUser,
@@ -153,7 +163,7 @@ pub async fn update_me(
 }
 
 /// `POST /api/v1/auth/change-password`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordBody {
     current_password: String,
@@ -161,6 +171,7 @@ pub struct ChangePasswordBody {
 }
 
 /// `POST /api/v1/auth/change-password`: checks the current password; other sessions end.
+#[utoipa::path(post, path = "/auth/change-password", tag = "Auth", request_body = ChangePasswordBody, responses((status = 200, body = Object), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn change_password(
     State(s): State<AppState>,
     user: CurrentUser,
@@ -175,13 +186,14 @@ pub async fn change_password(
 }
 
 /// `POST /api/v1/auth/reset-password`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
     email: String,
 }
 
 /// `POST /api/v1/auth/reset-password`: 202 whether or not the email has an account.
+#[utoipa::path(post, path = "/auth/reset-password", tag = "Auth", request_body = ResetBody, responses((status = 202, body = Object, description = "sent if the email has an account")))]
 pub async fn reset_password(
     State(s): State<AppState>,
     ApiJson(b): ApiJson<ResetBody>,
@@ -194,7 +206,7 @@ pub async fn reset_password(
 }
 
 /// `POST /api/v1/auth/reset-password/confirm`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmResetBody {
     token: String,
@@ -202,6 +214,7 @@ pub struct ConfirmResetBody {
 }
 
 /// `POST /api/v1/auth/reset-password/confirm`: a reset token and a new password.
+#[utoipa::path(post, path = "/auth/reset-password/confirm", tag = "Auth", request_body = ConfirmResetBody, responses((status = 200, body = Object), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)))]
 pub async fn confirm_reset(
     State(s): State<AppState>,
     ApiJson(b): ApiJson<ConfirmResetBody>,
@@ -215,12 +228,13 @@ pub async fn confirm_reset(
 }
 
 /// `GET /api/v1/auth/confirm?token=…`: the link of a confirmation email.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ConfirmQuery {
     token: String,
 }
 
 /// `GET /api/v1/auth/confirm?token=…`: confirms an email address.
+#[utoipa::path(get, path = "/auth/confirm", tag = "Auth", params(ConfirmQuery), responses((status = 200, body = User), (status = 401, description = "missing or invalid credentials", body = ErrorBody)))]
 pub async fn confirm_email(
     State(s): State<AppState>,
     Query(q): Query<ConfirmQuery>,
@@ -229,6 +243,7 @@ pub async fn confirm_email(
 }
 
 /// `GET /api/v1/auth/health`: the auth backend's state (503 when it does not answer).
+#[utoipa::path(get, path = "/auth/health", tag = "Auth", responses((status = 200, body = AuthHealth), (status = 503, body = AuthHealth)))]
 pub async fn auth_health(State(s): State<AppState>) -> Response {
     let h = s.auth.health().await;
     let status = if h.healthy {
@@ -242,7 +257,7 @@ pub async fn auth_health(State(s): State<AppState>) -> Response {
 // ---------------------------------------------------------------- chat
 
 /// `POST /api/v1/chat` and `/api/v1/chat/stream`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatBody {
     message: String,
@@ -251,6 +266,7 @@ pub struct ChatBody {
 }
 
 /// `POST /api/v1/chat`: one memory-augmented turn.
+#[utoipa::path(post, path = "/chat", tag = "Chat", request_body = ChatBody, responses((status = 200, body = TurnResult, headers(("Server-Timing" = String, description = "total and provider milliseconds"))), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody), (status = 502, description = "the model provider failed", body = ErrorBody), (status = 503, description = "no model provider configured", body = ErrorBody), (status = 504, description = "the model provider timed out", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn chat(
     State(s): State<AppState>,
     user: Writer,
@@ -265,6 +281,7 @@ pub async fn chat(
 }
 
 /// `POST /api/v1/chat/stream`: one turn as server-sent events (`memories`, `delta`…, `done`).
+#[utoipa::path(post, path = "/chat/stream", tag = "Chat", request_body = ChatBody, responses((status = 200, content_type = "text/event-stream", description = "events `memories`, `delta`…, then `done` (the turn) or `error`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody), (status = 502, description = "the model provider failed", body = ErrorBody), (status = 503, description = "no model provider configured", body = ErrorBody), (status = 504, description = "the model provider timed out", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn chat_stream(
     State(s): State<AppState>,
     user: Writer,
@@ -303,7 +320,7 @@ fn default_limit() -> usize {
 }
 
 /// `POST /api/v1/memories/search`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchBody {
     query: String,
@@ -312,7 +329,7 @@ pub struct SearchBody {
 }
 
 /// The search answer: the original's `memories` (texts) and the full results.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchAnswer {
     memories: Vec<String>,
     results: Vec<MemoryItem>,
@@ -321,6 +338,7 @@ pub struct SearchAnswer {
 }
 
 /// `POST /api/v1/memories/search`: the caller's memories closest to `query`.
+#[utoipa::path(post, path = "/memories/search", tag = "Memories", request_body = SearchBody, responses((status = 200, body = SearchAnswer), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody), (status = 502, description = "the model provider failed", body = ErrorBody), (status = 503, description = "no model provider configured", body = ErrorBody), (status = 504, description = "the model provider timed out", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn search_memories(
     State(s): State<AppState>,
     user: Reader,
@@ -354,6 +372,7 @@ pub async fn search_memories(
 }
 
 /// `GET /api/v1/memories/summary`: what Homi remembers about the caller.
+#[utoipa::path(get, path = "/memories/summary", tag = "Memories", responses((status = 200, body = Object, description = "`{user_id, summary, memory_count}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 502, description = "the model provider failed", body = ErrorBody), (status = 503, description = "no model provider configured", body = ErrorBody), (status = 504, description = "the model provider timed out", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn summary(
     State(s): State<AppState>,
     user: Reader,
@@ -362,6 +381,7 @@ pub async fn summary(
 }
 
 /// `DELETE /api/v1/memories`: deletes all of the caller's memories.
+#[utoipa::path(delete, path = "/memories", tag = "Memories", responses((status = 200, body = Object, description = "`{deleted, user_id}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn delete_memories(State(s): State<AppState>, user: Writer) -> ApiResult<Json<Value>> {
     let deleted = s.memory.delete_all(&Scope::user(user.id())).await?;
     Ok(Json(
@@ -370,7 +390,7 @@ pub async fn delete_memories(State(s): State<AppState>, user: Writer) -> ApiResu
 }
 
 /// `GET /api/v1/memories?limit=`: paging of the caller's memories.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -380,6 +400,7 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v1/memories`: the caller's memories, newest first.
+#[utoipa::path(get, path = "/memories", tag = "Memories", params(ListQuery), responses((status = 200, body = Object, description = "`{results: [memory], user_id}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn list_memories(
     State(s): State<AppState>,
     user: Reader,
@@ -394,6 +415,7 @@ pub async fn list_memories(
 }
 
 /// `GET /api/v1/memories/{id}`: one of the caller's memories (404 for anyone else's).
+#[utoipa::path(get, path = "/memories/{id}", tag = "Memories", params(("id" = String, Path)), responses((status = 200, body = MemoryItem), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn get_memory(
     State(s): State<AppState>,
     user: Reader,
@@ -412,15 +434,17 @@ pub async fn get_memory(
 }
 
 /// `PUT /api/v1/memories/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemoryBody {
     memory: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<homi_core::Metadata>,
 }
 
 /// `PUT /api/v1/memories/{id}`: replaces the text (history keeps the old one).
+#[utoipa::path(put, path = "/memories/{id}", tag = "Memories", params(("id" = String, Path)), request_body = UpdateMemoryBody, responses((status = 200, body = MemoryItem), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody), (status = 502, description = "the model provider failed", body = ErrorBody), (status = 503, description = "no model provider configured", body = ErrorBody), (status = 504, description = "the model provider timed out", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn update_memory(
     State(s): State<AppState>,
     user: Writer,
@@ -435,6 +459,7 @@ pub async fn update_memory(
 }
 
 /// `DELETE /api/v1/memories/{id}`: deletes one memory for good.
+#[utoipa::path(delete, path = "/memories/{id}", tag = "Memories", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn delete_memory(
     State(s): State<AppState>,
     user: Writer,
@@ -445,6 +470,7 @@ pub async fn delete_memory(
 }
 
 /// `GET /api/v1/memories/{id}/history`: the memory's changes, oldest first.
+#[utoipa::path(get, path = "/memories/{id}/history", tag = "Memories", params(("id" = String, Path)), responses((status = 200, body = Vec<HistoryEntry>), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn memory_history(
     State(s): State<AppState>,
     user: Reader,
@@ -454,6 +480,7 @@ pub async fn memory_history(
 }
 
 /// `GET /api/v1/sessions`: the caller's conversations, most recent first.
+#[utoipa::path(get, path = "/sessions", tag = "Conversations", responses((status = 200, body = Object, description = "`{sessions: [conversation], user_id}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn sessions(
     State(s): State<AppState>,
     user: Reader,
@@ -468,6 +495,7 @@ pub async fn sessions(
 }
 
 /// `GET /api/v1/sessions/{id}/messages`: a conversation's last messages, oldest first.
+#[utoipa::path(get, path = "/sessions/{id}/messages", tag = "Conversations", params(("id" = String, Path)), responses((status = 200, body = Object, description = "`{session_id, messages: [message]}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn session_messages(
     State(s): State<AppState>,
     user: Reader,
@@ -479,6 +507,7 @@ pub async fn session_messages(
 }
 
 /// `DELETE /api/v1/sessions/{id}`: deletes a conversation and its messages.
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "Conversations", params(("id" = String, Path)), responses((status = 204), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn delete_session(
     State(s): State<AppState>,
     user: Writer,
@@ -499,7 +528,7 @@ pub async fn delete_session(
 // ---------------------------------------------------------------- health
 
 /// `POST /api/v1/admin/keys` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
     name: String,
@@ -515,6 +544,7 @@ fn default_namespace() -> String {
 
 /// `POST /api/v1/admin/keys`: a new service API key; the secret is in this
 /// answer only.
+#[utoipa::path(post, path = "/admin/keys", tag = "Admin", request_body = NewKeyBody, responses((status = 201, body = CreatedApiKey, description = "the secret is shown this once"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create_key(
     State(s): State<AppState>,
     _admin: Admin,
@@ -533,11 +563,13 @@ pub async fn create_key(
 }
 
 /// `GET /api/v1/admin/keys`: every key, without secrets.
+#[utoipa::path(get, path = "/admin/keys", tag = "Admin", responses((status = 200, body = Object, description = "`{keys: [key]}` without secrets"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_keys(State(s): State<AppState>, _admin: Admin) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"keys": s.auth.list_api_keys().await?})))
 }
 
 /// `DELETE /api/v1/admin/keys/{id}`: revokes a key at once.
+#[utoipa::path(delete, path = "/admin/keys/{id}", tag = "Admin", params(("id" = String, Path)), responses((status = 204), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn revoke_key(
     State(s): State<AppState>,
     _admin: Admin,
@@ -552,6 +584,7 @@ pub async fn revoke_key(
 }
 
 /// `GET /`: what this is.
+#[utoipa::path(get, path = "/", tag = "Health", responses((status = 200, body = Object)))]
 pub async fn root() -> Json<Value> {
     Json(json!({
         "name": "Homi",
@@ -561,11 +594,13 @@ pub async fn root() -> Json<Value> {
 }
 
 /// `GET /health`: liveness.
+#[utoipa::path(get, path = "/health", tag = "Health", responses((status = 200, body = Object, description = "liveness")))]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Readiness: the database answers, and whether a model provider is configured.
+#[utoipa::path(get, path = "/health", tag = "Health", responses((status = 200, body = Object, description = "database and provider ready"), (status = 503, body = Object)))]
 pub async fn ready(State(s): State<AppState>) -> Response {
     let database = s.chat.queue().counts().await;
     let ok = database.is_ok();

@@ -1198,7 +1198,89 @@ async fn service_keys_act_within_their_scopes_and_namespace(backend: Backend) {
     assert!(!s.holds(&writer_key).await);
 }
 
+async fn openapi_document_lists_every_route(backend: Backend) {
+    let Some((s, _fake)) = start(backend, true).await else {
+        return;
+    };
+    let (st, doc) = s.get("/openapi.json", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    // Every route of the original, and the ones beyond it.
+    for path in [
+        "/api/v1/auth/signup",
+        "/api/v1/auth/signin",
+        "/api/v1/auth/signout",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/me",
+        "/api/v1/auth/change-password",
+        "/api/v1/auth/reset-password",
+        "/api/v1/auth/reset-password/confirm",
+        "/api/v1/auth/health",
+        "/api/v1/chat",
+        "/api/v1/chat/stream",
+        "/api/v1/memories/search",
+        "/api/v1/memories/summary",
+        "/api/v1/memories",
+        "/api/v1/memories/{id}",
+        "/api/v1/memories/{id}/history",
+        "/api/v1/sessions",
+        "/api/v1/sessions/{id}",
+        "/api/v1/sessions/{id}/messages",
+        "/api/v1/admin/keys",
+        "/api/v1/admin/keys/{id}",
+        "/",
+        "/health",
+        "/api/v1/health",
+        "/v1/chat/completions",
+        "/v1/models",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    // Every documented operation exists: unauthenticated, it answers
+    // anything but "no such route".
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+        for method in item.as_object().unwrap().keys() {
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let resp = s
+                .http
+                .request(m, format!("{}{concrete}", s.base))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            assert!(
+                !(status == StatusCode::NOT_FOUND
+                    && body["error"] == "not_found"
+                    && body["detail"] == "there is no such endpoint"),
+                "{method} {path} is documented but not served"
+            );
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        }
+    }
+    // The types are in it, with the security schemes.
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "TurnResult",
+        "MemoryItem",
+        "HistoryEntry",
+        "User",
+        "ErrorBody",
+        "ChatBody",
+        "SearchAnswer",
+    ] {
+        assert!(schemas.get(name).is_some(), "no schema {name}");
+    }
+    assert_eq!(schemas["ChatBody"]["required"], json!(["message"]));
+    let security = &doc["components"]["securitySchemes"];
+    assert_eq!(security["bearer"]["scheme"], "bearer");
+    assert_eq!(security["api_key"]["name"], "X-API-Key");
+}
+
 conformance!(
+    openapi_document_lists_every_route,
     service_keys_act_within_their_scopes_and_namespace,
     openai_compatible_completions,
     auth_routes_are_rate_limited_per_address_and_cors_is_opt_in,

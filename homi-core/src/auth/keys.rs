@@ -49,6 +49,7 @@ const LAST_USED_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum KeyScope {
     /// Read memories and conversations.
     Read,
@@ -90,6 +91,7 @@ impl fmt::Display for KeyScope {
 
 /// A key as listed: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKey {
     /// Its id (for revoking it).
     pub id: Uuid,
@@ -147,6 +149,7 @@ impl NewApiKey {
 
 /// A new key and its secret, shown this once. `Debug` hides the secret.
 #[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedApiKey {
     /// The key.
     #[serde(flatten)]

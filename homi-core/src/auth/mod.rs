@@ -47,6 +47,7 @@ pub use store::AuthStore;
 
 /// A user, as the doors show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// The user's id: the `sub` of their access tokens and the `user_id` of their memories.
     pub id: Uuid,
@@ -64,6 +65,7 @@ pub struct User {
 
 /// A signed-in auth session: the token pair and the user. `Debug` hides the tokens.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthSession {
     /// The access token (a JWT): send it as `Authorization: Bearer …`.
     pub access_token: String,
@@ -194,6 +196,7 @@ impl Principal {
 /// Which backend holds the accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AuthBackend {
     /// Homi's own accounts, in its store.
     Builtin,
@@ -203,6 +206,7 @@ pub enum AuthBackend {
 
 /// The auth backend's state, for health checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuthHealth {
     /// Which backend.
     pub backend: AuthBackend,

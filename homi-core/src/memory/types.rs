@@ -140,6 +140,7 @@ impl Scope {
 
 /// One stored memory, as returned by `get`, `get_all` and `search`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemoryItem {
     /// Its id.
     pub id: Uuid,
@@ -148,6 +149,7 @@ pub struct MemoryItem {
     /// MD5 of the statement, hex.
     pub hash: String,
     /// Free-form metadata.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Metadata,
     /// Similarity to the query in [0, 1], higher is closer (search only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,6 +192,7 @@ impl MemoryItem {
 /// What `add` did with one fact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Event {
     /// A new memory.
     Add,
@@ -250,6 +253,7 @@ pub struct AddEvent {
 /// assert_eq!(u.total_tokens(), 340);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     /// Chat model calls (retries of a call not counted twice; a repair call counts).
     pub chat_calls: u32,
@@ -300,6 +304,7 @@ pub struct SearchResult {
 
 /// One change of a memory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryEntry {
     /// Entry id.
     pub id: Uuid,
