@@ -2,7 +2,8 @@
 # Runs the homi-server binary end to end: on the embedded default with nothing
 # configured (it serves, auth works, chat says what to set), then against the
 # fake provider (signup, chat, the background worker extracts the memory,
-# search finds it), then SIGTERM stops it cleanly.
+# search finds it), SIGKILL with jobs queued (all complete after a restart),
+# and SIGTERM with a request in flight (answered before the server exits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p homi-testkit -p homi-server
@@ -89,4 +90,19 @@ for fact in "I collect stamps" "My cat is called Nori"; do
   grep -q "$fact" <<<"$found" || { echo "the job for '$fact' never completed after the restart: $found"; cat "$work/served.log"; exit 1; }
 done
 kill -TERM "$server"; wait "$server"
+
+# 4. SIGTERM with a request in flight: it is answered, then the server exits 0
+# and takes no new requests.
+start_served
+curl -sf -X POST "$fake_root/_fake/latency" -H 'content-type: application/json' -d '{"ms": 1500}' >/dev/null
+curl -s -o "$work/inflight.json" -w '%{http_code}' -X POST "$base/api/v1/chat" -H "authorization: Bearer $token" \
+  -H 'content-type: application/json' -d '{"message": "I am in flight"}' >"$work/inflight.status" &
+inflight=$!
+sleep 0.5
+kill -TERM "$server"
+wait "$inflight"
+[ "$(cat "$work/inflight.status")" = 200 ] || { echo "the request in flight got $(cat "$work/inflight.status")"; cat "$work/inflight.json"; exit 1; }
+grep -q "You said: I am in flight" "$work/inflight.json"
+wait "$server" || { echo "the server did not stop cleanly with a request in flight"; exit 1; }
+if curl -s -o /dev/null "$base/health"; then echo "the server still answers after SIGTERM"; exit 1; fi
 echo "server smoke test passed"

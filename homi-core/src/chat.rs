@@ -199,6 +199,7 @@ pub enum ChatEvent {
 
 /// A summary of what Homi remembers about a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemorySummary {
     /// Whose.
     pub user_id: String,
@@ -527,8 +528,16 @@ impl Chat {
         message: &str,
         session_id: Option<&str>,
     ) -> Result<TurnResult> {
-        let p = self.prepare(user_id, message, session_id, None).await?;
-        self.complete(p).await
+        let this = self.clone();
+        let (user_id, message) = (user_id.to_owned(), message.to_owned());
+        let session_id = session_id.map(str::to_owned);
+        run_to_the_end(async move {
+            let p = this
+                .prepare(&user_id, &message, session_id.as_deref(), None)
+                .await?;
+            this.complete(p).await
+        })
+        .await
     }
 
     /// One turn whose history the client sends, as OpenAI-style clients do:
@@ -542,10 +551,16 @@ impl Chat {
         session_id: Option<&str>,
     ) -> Result<TurnResult> {
         let (message, earlier) = split_last_user(messages)?;
-        let p = self
-            .prepare(user_id, &message, session_id, Some(earlier))
-            .await?;
-        self.complete(p).await
+        let this = self.clone();
+        let user_id = user_id.to_owned();
+        let session_id = session_id.map(str::to_owned);
+        run_to_the_end(async move {
+            let p = this
+                .prepare(&user_id, &message, session_id.as_deref(), Some(earlier))
+                .await?;
+            this.complete(p).await
+        })
+        .await
     }
 
     async fn complete(&self, p: Prepared) -> Result<TurnResult> {
@@ -574,8 +589,16 @@ impl Chat {
         message: &str,
         session_id: Option<&str>,
     ) -> Result<BoxStream<'static, Result<ChatEvent>>> {
-        let p = self.prepare(user_id, message, session_id, None).await?;
-        self.stream_prepared(p).await
+        let this = self.clone();
+        let (user_id, message) = (user_id.to_owned(), message.to_owned());
+        let session_id = session_id.map(str::to_owned);
+        run_to_the_end(async move {
+            let p = this
+                .prepare(&user_id, &message, session_id.as_deref(), None)
+                .await?;
+            this.stream_prepared(p).await
+        })
+        .await
     }
 
     /// [`Chat::turn_with_messages`], streamed as [`Chat::stream`] is.
@@ -586,10 +609,16 @@ impl Chat {
         session_id: Option<&str>,
     ) -> Result<BoxStream<'static, Result<ChatEvent>>> {
         let (message, earlier) = split_last_user(messages)?;
-        let p = self
-            .prepare(user_id, &message, session_id, Some(earlier))
-            .await?;
-        self.stream_prepared(p).await
+        let this = self.clone();
+        let user_id = user_id.to_owned();
+        let session_id = session_id.map(str::to_owned);
+        run_to_the_end(async move {
+            let p = this
+                .prepare(&user_id, &message, session_id.as_deref(), Some(earlier))
+                .await?;
+            this.stream_prepared(p).await
+        })
+        .await
     }
 
     async fn stream_prepared(&self, p: Prepared) -> Result<BoxStream<'static, Result<ChatEvent>>> {
@@ -715,6 +744,21 @@ fn split_last_user(mut messages: Vec<ChatMessage>) -> Result<(String, Vec<ChatMe
             "messages",
             "at least one message is required",
         )),
+    }
+}
+
+/// Runs a turn on its own task, so it finishes even when the caller stops
+/// waiting (a request timeout, a client that hangs up, a cancelled Python
+/// coroutine): the reply is stored and the extraction enqueued either way,
+/// never a turn half-written.
+async fn run_to_the_end<T: Send + 'static>(
+    turn: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(turn).await {
+        Ok(result) => result,
+        Err(e) => Err(Error::storage(format!(
+            "the turn stopped unexpectedly: {e}"
+        ))),
     }
 }
 

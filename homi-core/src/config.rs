@@ -125,6 +125,9 @@ pub struct ServerConfig {
     /// `HOMI_CORS_ORIGINS`: origins allowed to call the API from a browser
     /// (comma-separated, or `*`); none by default.
     pub cors_origins: Vec<String>,
+    /// `HOMI_REQUEST_TIMEOUT_SECS`: how long a request may take until its
+    /// answer starts (a stream, once started, runs to its end).
+    pub request_timeout: Duration,
 }
 
 /// Accounts and tokens. With [`AuthConfig::supabase`] set, Supabase Auth
@@ -352,6 +355,7 @@ impl Default for Config {
                 debug: false,
                 auth_rate_limit_per_minute: 30,
                 cors_origins: Vec::new(),
+                request_timeout: Duration::from_secs(180),
             },
             auth: AuthConfig::default(),
         }
@@ -478,6 +482,10 @@ impl Config {
         if let Some(v) = get("HOMI_AUTH_RATE_LIMIT") {
             c.server.auth_rate_limit_per_minute =
                 parse_range("HOMI_AUTH_RATE_LIMIT", &v, 0, 60_000)? as u32;
+        }
+        if let Some(v) = get("HOMI_REQUEST_TIMEOUT_SECS") {
+            c.server.request_timeout =
+                Duration::from_secs(parse_range("HOMI_REQUEST_TIMEOUT_SECS", &v, 1, 86_400)?);
         }
         if let Some(v) = get("HOMI_CORS_ORIGINS") {
             let origins: Vec<String> = v

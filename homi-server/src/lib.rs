@@ -46,6 +46,8 @@ pub struct AppState {
     pub auth_rate_limit_per_minute: u32,
     /// Origins allowed by CORS (`*` for any); none by default.
     pub cors_origins: Vec<String>,
+    /// How long a request may take until its answer starts.
+    pub request_timeout: Duration,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
             provider_configured: config.provider.is_configured(),
             auth_rate_limit_per_minute: config.server.auth_rate_limit_per_minute,
             cors_origins: config.server.cors_origins.clone(),
+            request_timeout: config.server.request_timeout,
         })
     }
 }
@@ -122,6 +125,10 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .route("/metrics", get(metrics::render))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.request_timeout,
+            time_limit,
+        ))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -190,6 +197,29 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
         .filter_map(|o| axum::http::HeaderValue::from_str(o).ok())
         .collect();
     Some(layer.allow_origin(AllowOrigin::list(values)))
+}
+
+/// Answers 504 when a handler has not produced its answer within `limit`.
+/// Only the start of the answer is timed: a server-sent event stream, once
+/// started, runs to its end.
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => error::ApiError::new(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!(
+                "the request did not finish within {} s (HOMI_REQUEST_TIMEOUT_SECS)",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// How long a graceful shutdown waits for requests in flight.

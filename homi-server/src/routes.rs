@@ -372,7 +372,7 @@ pub async fn search_memories(
 }
 
 /// `GET /api/v1/memories/summary`: what Homi remembers about the caller.
-#[utoipa::path(get, path = "/memories/summary", tag = "Memories", responses((status = 200, body = Object, description = "`{user_id, summary, memory_count}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 502, description = "the model provider failed", body = ErrorBody), (status = 503, description = "no model provider configured", body = ErrorBody), (status = 504, description = "the model provider timed out", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
+#[utoipa::path(get, path = "/memories/summary", tag = "Memories", responses((status = 200, body = homi_core::chat::MemorySummary), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 502, description = "the model provider failed", body = ErrorBody), (status = 503, description = "no model provider configured", body = ErrorBody), (status = 504, description = "the model provider timed out", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn summary(
     State(s): State<AppState>,
     user: Reader,
@@ -381,7 +381,7 @@ pub async fn summary(
 }
 
 /// `DELETE /api/v1/memories`: deletes all of the caller's memories.
-#[utoipa::path(delete, path = "/memories", tag = "Memories", responses((status = 200, body = Object, description = "`{deleted, user_id}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
+#[utoipa::path(delete, path = "/memories", tag = "Memories", responses((status = 200, body = Object, description = "`{deleted, message}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn delete_memories(State(s): State<AppState>, user: Writer) -> ApiResult<Json<Value>> {
     let deleted = s.memory.delete_all(&Scope::user(user.id())).await?;
     Ok(Json(
@@ -459,7 +459,7 @@ pub async fn update_memory(
 }
 
 /// `DELETE /api/v1/memories/{id}`: deletes one memory for good.
-#[utoipa::path(delete, path = "/memories/{id}", tag = "Memories", params(("id" = String, Path)), responses((status = 200, body = Object), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
+#[utoipa::path(delete, path = "/memories/{id}", tag = "Memories", params(("id" = String, Path)), responses((status = 200, body = Object, description = "`{message, id}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn delete_memory(
     State(s): State<AppState>,
     user: Writer,
@@ -480,7 +480,7 @@ pub async fn memory_history(
 }
 
 /// `GET /api/v1/sessions`: the caller's conversations, most recent first.
-#[utoipa::path(get, path = "/sessions", tag = "Conversations", responses((status = 200, body = Object, description = "`{sessions: [conversation], user_id}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
+#[utoipa::path(get, path = "/sessions", tag = "Conversations", params(ListQuery), responses((status = 200, body = Vec<homi_core::chat::Conversation>, description = "most recent first"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn sessions(
     State(s): State<AppState>,
     user: Reader,
@@ -495,7 +495,7 @@ pub async fn sessions(
 }
 
 /// `GET /api/v1/sessions/{id}/messages`: a conversation's last messages, oldest first.
-#[utoipa::path(get, path = "/sessions/{id}/messages", tag = "Conversations", params(("id" = String, Path)), responses((status = 200, body = Object, description = "`{session_id, messages: [message]}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
+#[utoipa::path(get, path = "/sessions/{id}/messages", tag = "Conversations", params(("id" = String, Path), ListQuery), responses((status = 200, body = Vec<homi_core::chat::ConversationMessage>, description = "oldest first"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn session_messages(
     State(s): State<AppState>,
     user: Reader,
@@ -507,7 +507,7 @@ pub async fn session_messages(
 }
 
 /// `DELETE /api/v1/sessions/{id}`: deletes a conversation and its messages.
-#[utoipa::path(delete, path = "/sessions/{id}", tag = "Conversations", params(("id" = String, Path)), responses((status = 204), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "Conversations", params(("id" = String, Path)), responses((status = 200, body = Object, description = "`{message, session_id}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn delete_session(
     State(s): State<AppState>,
     user: Writer,

@@ -1279,7 +1279,88 @@ async fn openapi_document_lists_every_route(backend: Backend) {
     assert_eq!(security["api_key"]["name"], "X-API-Key");
 }
 
+async fn slow_requests_time_out_but_streams_and_turns_run_to_their_end(backend: Backend) {
+    let Some((s, fake)) = start_with(backend, true, |st| {
+        st.request_timeout = Duration::from_millis(700);
+    })
+    .await
+    else {
+        return;
+    };
+    let fake = fake.unwrap();
+    let token = s.signup("slow@example.com").await;
+    // Each provider request takes 1 s: the turn outlasts the time limit.
+    fake.set_latency(Duration::from_millis(1000));
+    let started = std::time::Instant::now();
+    let (st, body) = s
+        .post(
+            "/api/v1/chat",
+            Some(&token),
+            json!({"message": "I collect stamps"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"], "timeout");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("HOMI_REQUEST_TIMEOUT_SECS")
+    );
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    // The turn went on without the client: reply stored, extraction queued.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, sessions) = s.get("/api/v1/sessions", Some(&token)).await;
+        if let Some(id) = sessions[0]["id"].as_str() {
+            let (_, m) = s
+                .get(&format!("/api/v1/sessions/{id}/messages"), Some(&token))
+                .await;
+            if m.as_array().unwrap().len() == 2 {
+                assert_eq!(m[1]["content"], "You said: I collect stamps");
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the turn never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fake.set_latency(Duration::ZERO);
+    s.run_jobs().await;
+    let (_, found) = s
+        .post(
+            "/api/v1/memories/search",
+            Some(&token),
+            json!({"query": "stamps"}),
+        )
+        .await;
+    assert!(found["memories"].to_string().contains("stamps"), "{found}");
+
+    // A stream that lasts longer than the limit is not cut.
+    fake.set_chunk_delay(Duration::from_millis(120));
+    let started = std::time::Instant::now();
+    let resp = s
+        .http
+        .post(format!("{}/api/v1/chat/stream", s.base))
+        .bearer_auth(&token)
+        .json(&json!({"message": "one two three four five six seven eight"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.unwrap();
+    assert!(
+        started.elapsed() > Duration::from_millis(700),
+        "the stream was too quick to tell"
+    );
+    assert!(text.contains("event: done"), "{text}");
+    assert!(text.contains("You said: one two three four five six seven eight"));
+}
+
 conformance!(
+    slow_requests_time_out_but_streams_and_turns_run_to_their_end,
     openapi_document_lists_every_route,
     service_keys_act_within_their_scopes_and_namespace,
     openai_compatible_completions,

@@ -119,6 +119,7 @@ struct Inner {
     replies: VecDeque<String>,
     faults: Vec<QueuedFault>,
     latency: Duration,
+    chunk_delay: Duration,
     base64: Base64Support,
     log: VecDeque<RecordedRequest>,
 }
@@ -234,6 +235,7 @@ impl FakeProvider {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 latency: options.latency,
+                chunk_delay: Duration::ZERO,
                 base64: Base64Support::Yes,
                 ..Inner::default()
             }),
@@ -297,6 +299,11 @@ impl FakeProvider {
     /// Sets the delay before every answer.
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().latency = latency;
+    }
+
+    /// Sets the pause before each event of a streamed chat answer.
+    pub fn set_chunk_delay(&self, delay: Duration) {
+        self.shared.lock().chunk_delay = delay;
     }
 
     /// Sets how base64-encoded embeddings are answered.
@@ -572,7 +579,9 @@ async fn chat_completions(State(s): State<Arc<Shared>>, Json(body): Json<Value>)
             .pointer("/stream_options/include_usage")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        let delay = s.lock().chunk_delay;
         return sse_response(
+            delay,
             model,
             &content,
             include_usage,
@@ -590,6 +599,7 @@ async fn chat_completions(State(s): State<Arc<Shared>>, Json(body): Json<Value>)
 }
 
 fn sse_response(
+    delay: Duration,
     model: &str,
     content: &str,
     include_usage: bool,
@@ -642,11 +652,13 @@ fn sse_response(
         body.push_str("\n\n");
     }
     body.push_str("data: [DONE]\n\n");
-    let stream = futures::stream::iter(
-        body.split_inclusive("\n\n")
-            .map(|part| Ok::<_, std::convert::Infallible>(part.to_owned()))
-            .collect::<Vec<_>>(),
-    );
+    let parts: Vec<String> = body.split_inclusive("\n\n").map(str::to_owned).collect();
+    let stream = futures::StreamExt::then(futures::stream::iter(parts), move |part| async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Ok::<_, std::convert::Infallible>(part)
+    });
     let mut headers = HeaderMap::new();
     headers.insert(
         "content-type",
