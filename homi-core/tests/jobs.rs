@@ -393,7 +393,63 @@ async fn a_worker_runs_users_in_parallel_and_each_users_jobs_one_at_a_time(backe
         .unwrap();
 }
 
+async fn deleting_memories_drops_extractions_not_run_yet(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let q = e.queue(fast());
+    let dora = Scope::user("dora");
+    let ed = Scope::user("ed");
+    q.enqueue_extraction(&dora, vec![ChatMessage::user("Dora plays the oboe")])
+        .await
+        .unwrap();
+    q.enqueue_extraction(
+        &Scope::user("dora").with_agent("tutor"),
+        vec![ChatMessage::user("Dora practises scales")],
+    )
+    .await
+    .unwrap();
+    q.enqueue_extraction(&ed, vec![ChatMessage::user("Ed rows")])
+        .await
+        .unwrap();
+    assert_eq!(q.counts().await.unwrap().queued, 3);
+    // Deleting one agent's memories drops only that agent's pending job.
+    e.memory
+        .delete_all(&Scope::user("dora").with_agent("tutor"))
+        .await
+        .unwrap();
+    assert_eq!(q.counts().await.unwrap().queued, 2);
+    // Deleting all of Dora's: her extraction must not bring the oboe back.
+    e.memory.delete_all(&dora).await.unwrap();
+    while q.run_next(&e.memory).await.unwrap().is_some() {}
+    assert!(
+        e.memory
+            .get_all(&dora, Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !e.holds("oboe").await,
+        "the deleted user's message survives in a job"
+    );
+    // Ed's job was untouched and ran.
+    assert_eq!(
+        e.memory
+            .get_all(&ed, Default::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A reset drops every pending job.
+    q.enqueue_extraction(&ed, vec![ChatMessage::user("Ed sails")])
+        .await
+        .unwrap();
+    e.memory.reset().await.unwrap();
+    assert_eq!(q.counts().await.unwrap().queued, 0);
+}
+
 conformance!(
+    deleting_memories_drops_extractions_not_run_yet,
     a_worker_runs_users_in_parallel_and_each_users_jobs_one_at_a_time,
     extraction_runs_after_the_fact_and_keeps_no_payload,
     failures_retry_with_backoff_then_die,

@@ -1271,6 +1271,26 @@ impl Store for PostgresStore {
         .bind(owners.iter().map(|s| s.run_id.clone()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
+        // Extractions not run yet would bring back what was just deleted.
+        let mut job_args = Args::default();
+        let mut parts = Vec::new();
+        if let Some(u) = &scope.user_id {
+            let p = job_args.text(u.clone());
+            parts.push(format!("user_id = {p}"));
+        }
+        for (key, v) in [("agent_id", &scope.agent_id), ("run_id", &scope.run_id)] {
+            if let Some(v) = v {
+                let p = job_args.text(v.clone());
+                parts.push(format!("payload->'scope'->>'{key}' = {p}"));
+            }
+        }
+        let sql = format!(
+            "DELETE FROM homi_jobs WHERE state IN ('queued', 'running') AND {}",
+            parts.join(" AND ")
+        );
+        bind_all(sqlx::query(AssertSqlSafe(sql)), &job_args)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(ids.len() as u64)
     }
@@ -1321,6 +1341,7 @@ impl Store for PostgresStore {
         for sql in [
             "DELETE FROM homi_memories",
             "DELETE FROM homi_memory_history",
+            "DELETE FROM homi_jobs WHERE state IN ('queued', 'running')",
             "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
             // The next embedder may have another dimension.
             "DROP INDEX IF EXISTS homi_memories_embedding_hnsw",

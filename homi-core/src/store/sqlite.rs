@@ -284,6 +284,27 @@ fn scope_sql(scope: &Scope, alias: &str, binds: &mut Vec<Bind>) -> String {
     }
 }
 
+/// The pending jobs of a scope: the user column, and the payload's scope for
+/// the agent and the run.
+fn job_scope_sql(scope: &Scope, binds: &mut Vec<Bind>) -> String {
+    let mut parts = Vec::new();
+    if let Some(u) = &scope.user_id {
+        parts.push("user_id = ?".to_owned());
+        binds.push(Bind::Text(u.clone()));
+    }
+    for (key, v) in [("agent_id", &scope.agent_id), ("run_id", &scope.run_id)] {
+        if let Some(v) = v {
+            parts.push(format!("json_extract(payload, '$.scope.{key}') = ?"));
+            binds.push(Bind::Text(v.clone()));
+        }
+    }
+    if parts.is_empty() {
+        "0".to_owned()
+    } else {
+        parts.join(" AND ")
+    }
+}
+
 fn validity_sql(params: &ReadParams, binds: &mut Vec<Bind>) -> String {
     if let Some(at) = params.as_of {
         let t = at.timestamp_micros();
@@ -1679,6 +1700,17 @@ impl Store for SqliteStore {
             .bind(seq)
             .execute(&mut *tx)
             .await?;
+        // Extractions not run yet would bring back what was just deleted.
+        let mut job_binds = Vec::new();
+        let jw = job_scope_sql(scope, &mut job_binds);
+        bind_all(
+            sqlx::query(run(format!(
+                "DELETE FROM jobs WHERE state IN ('queued', 'running') AND {jw}"
+            ))),
+            &job_binds,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.scrub_wal().await;
         Ok(deleted)
@@ -1732,6 +1764,7 @@ impl Store for SqliteStore {
             "DELETE FROM memories",
             "DELETE FROM memory_history",
             "DELETE FROM memory_tombstones",
+            "DELETE FROM jobs WHERE state IN ('queued', 'running')",
             "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
         ] {
             sqlx::query(sql).execute(&mut *tx).await?;
