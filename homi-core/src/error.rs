@@ -169,23 +169,24 @@ impl Error {
         }
     }
 
-    #[cfg_attr(not(feature = "memory"), allow(dead_code))]
-    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// `InvalidInput` naming the field at fault.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidInput {
             field: field.into(),
             reason: reason.into(),
         }
     }
 
-    pub(crate) fn config(variable: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// `Config` naming the variable at fault.
+    pub fn config(variable: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Config {
             variable: variable.into(),
             reason: reason.into(),
         }
     }
 
-    #[cfg_attr(not(feature = "memory"), allow(dead_code))]
-    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+    /// `NotFound` for `what`.
+    pub fn not_found(what: impl Into<String>) -> Self {
         Error::NotFound { what: what.into() }
     }
 

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod openai;
 pub mod openapi;
 pub mod routes;
+pub mod serve;
 
 /// Largest request body accepted (a chat message is at most 2,000 characters).
 pub const BODY_LIMIT: usize = 64 * 1024;

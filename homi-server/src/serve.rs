@@ -1,0 +1,97 @@
+//! Running the server: the configuration of the environment, the extraction
+//! worker beside the routes, graceful shutdown. Used by `homi-server` and by
+//! `homi serve`.
+
+use std::net::SocketAddr;
+
+use homi_core::Config;
+use tokio::net::TcpListener;
+
+use crate::{AppState, app};
+
+/// Logs for people, or JSON lines with `HOMI_LOG_FORMAT=json`; `RUST_LOG`
+/// overrides the level (`DEBUG=true` means debug).
+pub fn init_logging(config: &Config) {
+    let level = if config.server.debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let result = if std::env::var("HOMI_LOG_FORMAT").as_deref() == Ok("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .try_init()
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).try_init()
+    };
+    // Already set up by the embedding program: keep its choice.
+    let _ = result;
+}
+
+/// Serves on `API_HOST:API_PORT` with the extraction worker until SIGTERM or
+/// Ctrl-C; requests in flight are answered first, queued jobs stay for the
+/// next start.
+pub async fn serve(config: &Config) -> homi_core::Result<()> {
+    let state = AppState::open(config).await?;
+    if !state.provider_configured {
+        tracing::warn!(
+            "no model provider configured: chat answers 503 until OPENAI_API_KEY or OPENAI_BASE_URL is set"
+        );
+    }
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = state
+        .chat
+        .queue()
+        .clone()
+        .spawn_worker(state.memory.clone(), async {
+            let _ = worker_stopped.await;
+        });
+    let addr: SocketAddr = format!("{}:{}", config.server.host, config.server.port)
+        .parse()
+        .map_err(|e| {
+            homi_core::Error::config(
+                "API_HOST",
+                format!("API_HOST and API_PORT do not make an address: {e}"),
+            )
+        })?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        homi_core::Error::config("API_PORT", format!("cannot listen on {addr}: {e}"))
+    })?;
+    tracing::info!(address = %addr, database = %config.redacted_database_url(), "Homi is serving");
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| homi_core::Error::Unavailable(format!("the server stopped: {e}")))?;
+    // Queued jobs stay in the store for the next start; a job in flight keeps
+    // its lease and is taken over after it.
+    let _ = stop_worker.send(());
+    let _ = tokio::time::timeout(crate::SHUTDOWN_GRACE, worker).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
