@@ -285,7 +285,12 @@ pub struct JobRun {
     pub attempt: u32,
     /// What happened.
     pub outcome: JobOutcome,
+    /// The model calls and tokens the job used (zero when it failed before).
+    pub usage: crate::memory::Usage,
 }
+
+/// Called after every job a worker of this process runs (for metrics).
+pub type JobObserver = Arc<dyn Fn(&JobRun) + Send + Sync>;
 
 /// The queue: enqueues jobs and runs them.
 #[derive(Debug, Clone)]
@@ -296,6 +301,20 @@ pub struct JobQueue {
     /// The users whose jobs this process is running: a user's jobs run one
     /// at a time, so two extractions never decide on the same memories at once.
     users: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    observer: Arc<ObserverSlot>,
+}
+
+#[derive(Default)]
+struct ObserverSlot(std::sync::OnceLock<JobObserver>);
+
+impl std::fmt::Debug for ObserverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "observed"
+        } else {
+            "unobserved"
+        })
+    }
 }
 
 impl JobQueue {
@@ -306,6 +325,7 @@ impl JobQueue {
             options,
             wake: Arc::new(tokio::sync::Notify::new()),
             users: Arc::default(),
+            observer: Arc::default(),
         }
     }
 
@@ -377,6 +397,10 @@ impl JobQueue {
                 JobKind::ExtractMemories => run_extraction(memory, &job.payload).await,
             }
         };
+        let (result, usage) = match result {
+            Ok(usage) => (Ok(()), usage),
+            Err(e) => (Err(e), crate::memory::Usage::default()),
+        };
         let now = Utc::now();
         let outcome = match result {
             Ok(()) => {
@@ -401,11 +425,22 @@ impl JobQueue {
                 }
             }
         };
-        Ok(Some(JobRun {
+        let run = JobRun {
             id: job.id,
             attempt: job.attempt,
             outcome,
-        }))
+            usage,
+        };
+        if let Some(observe) = self.observer.0.get() {
+            observe(&run);
+        }
+        Ok(Some(run))
+    }
+
+    /// Sets the function called after every job this process runs (once;
+    /// later calls are ignored). The server counts model use with it.
+    pub fn observe(&self, observer: JobObserver) {
+        let _ = self.observer.0.set(observer);
     }
 
     /// Waits until no other job of `user` runs in this process, and holds
@@ -495,13 +530,13 @@ impl Drop for UserTurn {
     }
 }
 
-async fn run_extraction(memory: &Memory, payload: &Value) -> Result<()> {
+async fn run_extraction(memory: &Memory, payload: &Value) -> Result<crate::memory::Usage> {
     let job: Extraction = serde_json::from_value(payload.clone())
         .map_err(|e| Error::invalid("job payload", e.to_string()))?;
-    memory
+    let added = memory
         .add(job.messages, &job.scope, AddOptions::default())
         .await?;
-    Ok(())
+    Ok(added.usage)
 }
 
 #[cfg(test)]

@@ -58,6 +58,8 @@ impl AppState {
         let memory = Memory::with_store(config, stores.memory).await?;
         let chat = Chat::with_memory(config, memory.clone())?;
         let auth = Auth::with_store(config, stores.auth).await?;
+        chat.queue()
+            .observe(std::sync::Arc::new(metrics::record_job));
         Ok(Self {
             auth,
             memory,

@@ -91,6 +91,18 @@ pub fn record_chat(operation: &'static str, usage: &TokenUsage) {
         .increment(usage.completion_tokens);
 }
 
+/// A job a worker ran: its outcome, and its model calls and tokens (under
+/// the operation `extraction`).
+pub fn record_job(run: &homi_core::jobs::JobRun) {
+    let outcome = match run.outcome {
+        homi_core::jobs::JobOutcome::Done => "done",
+        homi_core::jobs::JobOutcome::Retry { .. } => "retry",
+        homi_core::jobs::JobOutcome::Dead { .. } => "dead",
+    };
+    metrics::counter!("homi_jobs_run_total", "outcome" => outcome).increment(1);
+    record_usage("extraction", &run.usage);
+}
+
 /// Model calls and tokens of a memory operation.
 pub fn record_usage(operation: &'static str, usage: &Usage) {
     metrics::counter!("homi_model_calls_total", "operation" => operation, "model" => "chat")

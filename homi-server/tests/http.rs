@@ -267,6 +267,10 @@ async fn the_original_walkthrough(backend: Backend) {
         "homi_jobs{state=\"done\"}",
         "homi_model_calls_total{operation=\"search\",model=\"embeddings\"}",
         "homi_model_tokens_total{operation=\"chat\",kind=\"prompt\"}",
+        "homi_model_calls_total{operation=\"extraction\",model=\"chat\"}",
+        "homi_model_tokens_total{operation=\"extraction\",kind=\"completion\"}",
+        "homi_jobs_run_total{outcome=\"done\"}",
+        "homi_http_request_own_seconds_bucket{route=\"/api/v1/chat\"",
     ] {
         assert!(metrics.contains(needle), "{needle} not in:\n{metrics}");
     }
