@@ -11,6 +11,7 @@ pub mod error;
 pub mod import;
 #[cfg(feature = "memory")]
 pub mod jobs;
+pub mod mem0_config;
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod provider;
