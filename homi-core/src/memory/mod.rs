@@ -17,6 +17,7 @@
 
 pub mod filter;
 pub(crate) mod infer;
+pub mod mem0;
 pub mod messages;
 pub mod types;
 

@@ -1,0 +1,106 @@
+//! mem0's call styles, turned into Homi's scope, filter and limit. mem0 1.x
+//! takes `user_id=`/`agent_id=`/`run_id=` and `limit=`; mem0 2.x takes
+//! `filters={"user_id": …}` and `top_k=`. Both work, and may be mixed as long
+//! as they agree. Used by the Python `Memory` and the CLI.
+
+use serde_json::Value;
+
+use super::filter::Filter;
+use super::types::Scope;
+use crate::error::{Error, Result};
+
+/// The scope (keyword ids merged with the ids inside `filters`) and the
+/// metadata filter of a mem0-style call.
+pub fn scope_and_filter(
+    user_id: Option<&str>,
+    agent_id: Option<&str>,
+    run_id: Option<&str>,
+    filters: Option<&Value>,
+) -> Result<(Scope, Option<Filter>)> {
+    let (from_filters, filter) = match filters {
+        None | Some(Value::Null) => (Scope::default(), None),
+        Some(f) => Filter::parse_mem0(f)?,
+    };
+    let merge = |name: &str, kw: Option<&str>, inner: Option<String>| -> Result<Option<String>> {
+        match (kw, inner) {
+            (Some(a), Some(b)) if a != b => Err(Error::invalid(
+                name,
+                format!("is '{a}' but filters.{name} is '{b}'"),
+            )),
+            (Some(a), _) => Ok(Some(a.to_owned())),
+            (None, b) => Ok(b),
+        }
+    };
+    let scope = Scope {
+        user_id: merge("user_id", user_id, from_filters.user_id)?,
+        agent_id: merge("agent_id", agent_id, from_filters.agent_id)?,
+        run_id: merge("run_id", run_id, from_filters.run_id)?,
+    };
+    Ok((scope, filter))
+}
+
+/// The limit of a mem0-style call: `limit` or `top_k` (equal if both).
+pub fn limit(limit: Option<usize>, top_k: Option<usize>, default: usize) -> Result<usize> {
+    match (limit, top_k) {
+        (Some(a), Some(b)) if a != b => Err(Error::invalid(
+            "top_k",
+            format!("is {b} but limit is {a}: give one of them"),
+        )),
+        (Some(n), _) | (None, Some(n)) => {
+            if n == 0 {
+                Err(Error::invalid("limit", "must be at least 1"))
+            } else {
+                Ok(n)
+            }
+        }
+        (None, None) => Ok(default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn both_styles_and_their_mix() {
+        let (s, f) = scope_and_filter(Some("alice"), None, None, None).unwrap();
+        assert_eq!(s.user_id.as_deref(), Some("alice"));
+        assert!(f.is_none());
+        let (s, f) = scope_and_filter(
+            None,
+            None,
+            None,
+            Some(&json!({"user_id": "alice", "agent_id": "a", "topic": "food"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.user_id.as_deref(), s.agent_id.as_deref()),
+            (Some("alice"), Some("a"))
+        );
+        assert!(f.is_some());
+        let (s, _) = scope_and_filter(
+            Some("alice"),
+            None,
+            None,
+            Some(&json!({"user_id": "alice"})),
+        )
+        .unwrap();
+        assert_eq!(s.user_id.as_deref(), Some("alice"));
+        let err = scope_and_filter(Some("alice"), None, None, Some(&json!({"user_id": "bob"})))
+            .unwrap_err();
+        assert!(err.to_string().contains("user_id"));
+    }
+
+    #[test]
+    fn limit_or_top_k() {
+        assert_eq!(limit(None, None, 100).unwrap(), 100);
+        assert_eq!(limit(Some(3), None, 100).unwrap(), 3);
+        assert_eq!(limit(None, Some(5), 100).unwrap(), 5);
+        assert_eq!(limit(Some(5), Some(5), 100).unwrap(), 5);
+        assert!(limit(Some(3), Some(5), 100).is_err());
+        assert!(limit(Some(0), None, 100).is_err());
+    }
+}
