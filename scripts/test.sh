@@ -43,6 +43,9 @@ trap 'bash scripts/pg.sh stop' EXIT
 # The Postgres half of the conformance suite must run, not skip.
 export HOMI_REQUIRE_POSTGRES=1
 
+step "Python: the homi wheel (maturin) under pytest, on SQLite and Postgres"
+bash scripts/python-test.sh
+
 step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth, server load)"
 cargo test -q -p homi-core --all-features --bench store --bench memory --bench pg_store --bench auth
 cargo test -q -p homi-server --all-features --bench load

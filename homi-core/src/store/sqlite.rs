@@ -98,6 +98,25 @@ fn migrator() -> Migrator {
     ])
 }
 
+/// Runs the migrations. Two processes (or two opens in one) that create the
+/// same new database at once race: each migration is one transaction, so the
+/// loser's fails whole ("table … already exists") and, run again, finds it
+/// applied.
+async fn run_migrations(pool: &SqlitePool) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match migrator().run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "migrations raced another opener; running them again");
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Options of [`SqliteStore::open_with`].
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -723,7 +742,7 @@ impl SqliteStore {
         let pool = pool.connect_with(connect.clone()).await.map_err(|e| {
             Error::Storage(format!("cannot open the SQLite database {url}: {e}").into())
         })?;
-        migrator().run(&pool).await?;
+        run_migrations(&pool).await?;
         // Writes go through one connection of their own: writers of this
         // process queue for it in order, instead of colliding on SQLite's
         // write lock and sleeping in its busy handler (which backs off up to

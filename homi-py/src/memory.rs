@@ -1,0 +1,514 @@
+//! `homi.Memory` and `homi.AsyncMemory`: mem0's methods and shapes over
+//! `homi_core::Memory`. Each method parses its arguments into an operation
+//! (owned data, no Python objects), runs it with the GIL released (or as an
+//! awaitable on the Rust runtime), and renders the result as mem0's dicts.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use homi_core::memory::mem0;
+use homi_core::{AddOptions, Config, ListOptions, Scope, SearchOptions};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::{Value, json};
+
+use crate::convert::{to_json, to_py};
+use crate::errors::IntoPy;
+use crate::runtime::{awaitable, block_on};
+
+type Op = Pin<Box<dyn Future<Output = PyResult<Value>> + Send>>;
+
+/// A value opened once per process: a child made by `fork()` opens its own
+/// (the parent's connections and tasks are not its to use, so the inherited
+/// value is left alone, never dropped).
+pub struct PerProcess<T> {
+    open: Mutex<Option<(u32, T)>>,
+    /// One open at a time: threads that all call first wait for one value.
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl<T: Clone> PerProcess<T> {
+    pub fn new() -> Self {
+        Self {
+            open: Mutex::new(None),
+            opening: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn current(&self, pid: u32) -> Option<T> {
+        let slot = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some((owner, v)) if *owner == pid => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    pub async fn get_or_open<F, Fut>(&self, open: F) -> PyResult<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = PyResult<T>>,
+    {
+        let pid = std::process::id();
+        if let Some(v) = self.current(pid) {
+            return Ok(v);
+        }
+        let _one = self.opening.lock().await;
+        if let Some(v) = self.current(pid) {
+            return Ok(v);
+        }
+        let value = open().await?;
+        let mut slot = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(inherited) = slot.take() {
+            std::mem::forget(inherited);
+        }
+        *slot = Some((pid, value.clone()));
+        Ok(value)
+    }
+}
+
+/// The configuration and, per process, the open Memory.
+pub struct Shared {
+    config: Config,
+    memory: PerProcess<homi_core::Memory>,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            memory: PerProcess::new(),
+        })
+    }
+
+    pub async fn memory(self: &Arc<Self>) -> PyResult<homi_core::Memory> {
+        self.memory
+            .get_or_open(|| async { homi_core::Memory::open(&self.config).await.py() })
+            .await
+    }
+}
+
+/// Configuration from the environment (and `.env`), with mem0's dict on top.
+pub fn config_from(mem0_config: Option<&Bound<'_, PyAny>>) -> PyResult<Config> {
+    let config = Config::from_env().py()?;
+    match mem0_config {
+        None => Ok(config),
+        Some(c) => config.apply_mem0(&to_json(c, "config")?).py(),
+    }
+}
+
+fn opt_json(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<Value>> {
+    obj.map(|o| to_json(o, what)).transpose()
+}
+
+fn metadata(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<homi_core::Metadata>> {
+    match opt_json(obj, "metadata")? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(_) => Err(pyo3::exceptions::PyValueError::new_err(
+            "metadata: must be a dict",
+        )),
+    }
+}
+
+/// `as_of`: a datetime (naive means UTC) or an ISO 8601 string.
+fn as_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some(obj) = obj else { return Ok(None) };
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let text: String = if obj.hasattr("isoformat")? {
+        obj.call_method0("isoformat")?.extract()?
+    } else {
+        obj.extract().map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err("as_of: a datetime or an ISO 8601 string")
+        })?
+    };
+    let parsed = chrono::DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|t| t.and_utc())
+        })
+        .map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "as_of: '{text}' is not an ISO 8601 time"
+            ))
+        })?;
+    Ok(Some(parsed))
+}
+
+fn scope(
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    filters: Option<&Value>,
+) -> PyResult<(Scope, Option<homi_core::memory::filter::Filter>)> {
+    mem0::scope_and_filter(
+        user_id.as_deref(),
+        agent_id.as_deref(),
+        run_id.as_deref(),
+        filters,
+    )
+    .py()
+}
+
+fn unsupported(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    match value {
+        Some(v) if !v.is_none() => Err(crate::errors::to_py_err(homi_core::Error::invalid(
+            name,
+            "is not supported by Homi (facts are extracted with its own prompt)",
+        ))),
+        _ => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------- operations
+
+#[allow(clippy::too_many_arguments)]
+fn op_add(
+    shared: &Arc<Shared>,
+    messages: &Bound<'_, PyAny>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    metadata_: Option<&Bound<'_, PyAny>>,
+    filters: Option<&Bound<'_, PyAny>>,
+    infer: bool,
+    memory_type: Option<&Bound<'_, PyAny>>,
+    prompt: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Op> {
+    unsupported("memory_type", memory_type)?;
+    unsupported("prompt", prompt)?;
+    let messages =
+        homi_core::memory::messages::Messages::from_json(&to_json(messages, "messages")?).py()?;
+    let filters = opt_json(filters, "filters")?;
+    let (scope, _) = scope(user_id, agent_id, run_id, filters.as_ref())?;
+    let mut options = AddOptions::default().infer(infer);
+    if let Some(m) = metadata(metadata_)? {
+        options = options.metadata(m);
+    }
+    let shared = shared.clone();
+    Ok(Box::pin(async move {
+        let added = shared
+            .memory()
+            .await?
+            .add(messages, &scope, options)
+            .await
+            .py()?;
+        Ok(json!(added))
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn op_search(
+    shared: &Arc<Shared>,
+    query: String,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    limit: Option<usize>,
+    filters: Option<&Bound<'_, PyAny>>,
+    threshold: Option<f32>,
+    top_k: Option<usize>,
+    as_of_: Option<&Bound<'_, PyAny>>,
+    include_superseded: bool,
+) -> PyResult<Op> {
+    let filters = opt_json(filters, "filters")?;
+    let (scope, filter) = scope(user_id, agent_id, run_id, filters.as_ref())?;
+    let mut options = SearchOptions::default()
+        .limit(mem0::limit(limit, top_k, 100).py()?)
+        .include_superseded(include_superseded);
+    if let Some(f) = filter {
+        options = options.filters(f);
+    }
+    if let Some(t) = threshold {
+        options = options.threshold(t);
+    }
+    if let Some(t) = as_of(as_of_)? {
+        options = options.as_of(t);
+    }
+    let shared = shared.clone();
+    Ok(Box::pin(async move {
+        let found = shared
+            .memory()
+            .await?
+            .search(&query, &scope, options)
+            .await
+            .py()?;
+        Ok(json!(found))
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn op_get_all(
+    shared: &Arc<Shared>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    filters: Option<&Bound<'_, PyAny>>,
+    limit: Option<usize>,
+    top_k: Option<usize>,
+    as_of_: Option<&Bound<'_, PyAny>>,
+    include_superseded: bool,
+) -> PyResult<Op> {
+    let filters = opt_json(filters, "filters")?;
+    let (scope, filter) = scope(user_id, agent_id, run_id, filters.as_ref())?;
+    let mut options = ListOptions::default()
+        .limit(mem0::limit(limit, top_k, 100).py()?)
+        .include_superseded(include_superseded);
+    if let Some(f) = filter {
+        options = options.filters(f);
+    }
+    if let Some(t) = as_of(as_of_)? {
+        options = options.as_of(t);
+    }
+    let shared = shared.clone();
+    Ok(Box::pin(async move {
+        let items = shared.memory().await?.get_all(&scope, options).await.py()?;
+        Ok(json!({"results": items}))
+    }))
+}
+
+fn op_get(shared: &Arc<Shared>, memory_id: String) -> Op {
+    let shared = shared.clone();
+    Box::pin(async move {
+        let item = shared
+            .memory()
+            .await?
+            .get(&memory_id, &Scope::default())
+            .await
+            .py()?;
+        Ok(json!(item))
+    })
+}
+
+fn op_update(
+    shared: &Arc<Shared>,
+    memory_id: String,
+    data: String,
+    metadata_: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Op> {
+    let metadata = metadata(metadata_)?;
+    let shared = shared.clone();
+    Ok(Box::pin(async move {
+        let item = shared
+            .memory()
+            .await?
+            .update(&memory_id, &Scope::default(), &data, metadata)
+            .await
+            .py()?;
+        Ok(json!({"message": "Memory updated successfully!", "id": item.id, "memory": item.memory}))
+    }))
+}
+
+fn op_delete(shared: &Arc<Shared>, memory_id: String) -> Op {
+    let shared = shared.clone();
+    Box::pin(async move {
+        shared
+            .memory()
+            .await?
+            .delete(&memory_id, &Scope::default())
+            .await
+            .py()?;
+        Ok(json!({"message": "Memory deleted successfully!"}))
+    })
+}
+
+fn op_delete_all(
+    shared: &Arc<Shared>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    filters: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Op> {
+    let filters = opt_json(filters, "filters")?;
+    let (scope, filter) = scope(user_id, agent_id, run_id, filters.as_ref())?;
+    if filter.is_some() {
+        return Err(crate::errors::to_py_err(homi_core::Error::invalid(
+            "filters",
+            "delete_all takes the scope only (user_id, agent_id, run_id)",
+        )));
+    }
+    let shared = shared.clone();
+    Ok(Box::pin(async move {
+        let n = shared.memory().await?.delete_all(&scope).await.py()?;
+        Ok(json!({"message": "Memories deleted successfully!", "deleted": n}))
+    }))
+}
+
+fn op_history(shared: &Arc<Shared>, memory_id: String) -> Op {
+    let shared = shared.clone();
+    Box::pin(async move {
+        let entries = shared
+            .memory()
+            .await?
+            .history(&memory_id, &Scope::default())
+            .await
+            .py()?;
+        Ok(json!(entries))
+    })
+}
+
+fn op_reset(shared: &Arc<Shared>) -> Op {
+    let shared = shared.clone();
+    Box::pin(async move {
+        shared.memory().await?.reset().await.py()?;
+        Ok(Value::Null)
+    })
+}
+
+fn run_sync<'py>(py: Python<'py>, op: Op) -> PyResult<Bound<'py, PyAny>> {
+    let value = block_on(py, op)?;
+    to_py(py, &value)
+}
+
+fn run_async<'py>(py: Python<'py>, op: Op) -> PyResult<Bound<'py, PyAny>> {
+    awaitable(py, async move {
+        let value = op.await?;
+        Python::attach(|py| to_py(py, &value).map(Bound::unbind))
+    })
+}
+
+// ---------------------------------------------------------------- classes
+
+macro_rules! memory_class {
+    ($name:ident, $pyname:literal, $run:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[pyclass(name = $pyname, module = "homi._homi", frozen)]
+        pub struct $name {
+            shared: Arc<Shared>,
+        }
+
+        #[pymethods]
+        impl $name {
+            /// On the configuration of the environment: `DATABASE_URL` (an
+            /// SQLite file `./homi.db` when unset), `OPENAI_API_KEY`,
+            /// `OPENAI_BASE_URL`, `MODEL_CHOICE`, `HOMI_EMBEDDING_MODEL`, ….
+            #[new]
+            fn new() -> PyResult<Self> {
+                Ok(Self { shared: Shared::new(config_from(None)?) })
+            }
+
+            /// mem0's configuration dict (`llm`, `embedder`, `vector_store`).
+            #[classmethod]
+            fn from_config(_cls: &Bound<'_, pyo3::types::PyType>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
+                let config = if let Ok(d) = config.cast::<PyDict>() {
+                    config_from(Some(d.as_any()))?
+                } else {
+                    config_from(Some(config))?
+                };
+                Ok(Self { shared: Shared::new(config) })
+            }
+
+            #[pyo3(signature = (messages, *, user_id=None, agent_id=None, run_id=None, metadata=None, filters=None, infer=true, memory_type=None, prompt=None))]
+            #[allow(clippy::too_many_arguments)]
+            fn add<'py>(
+                &self,
+                py: Python<'py>,
+                messages: &Bound<'py, PyAny>,
+                user_id: Option<String>,
+                agent_id: Option<String>,
+                run_id: Option<String>,
+                metadata: Option<&Bound<'py, PyAny>>,
+                filters: Option<&Bound<'py, PyAny>>,
+                infer: bool,
+                memory_type: Option<&Bound<'py, PyAny>>,
+                prompt: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let op = op_add(&self.shared, messages, user_id, agent_id, run_id, metadata, filters, infer, memory_type, prompt)?;
+                $run(py, op)
+            }
+
+            #[pyo3(signature = (query, *, user_id=None, agent_id=None, run_id=None, limit=None, filters=None, threshold=None, top_k=None, as_of=None, include_superseded=false))]
+            #[allow(clippy::too_many_arguments)]
+            fn search<'py>(
+                &self,
+                py: Python<'py>,
+                query: String,
+                user_id: Option<String>,
+                agent_id: Option<String>,
+                run_id: Option<String>,
+                limit: Option<usize>,
+                filters: Option<&Bound<'py, PyAny>>,
+                threshold: Option<f32>,
+                top_k: Option<usize>,
+                as_of: Option<&Bound<'py, PyAny>>,
+                include_superseded: bool,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let op = op_search(&self.shared, query, user_id, agent_id, run_id, limit, filters, threshold, top_k, as_of, include_superseded)?;
+                $run(py, op)
+            }
+
+            fn get<'py>(&self, py: Python<'py>, memory_id: String) -> PyResult<Bound<'py, PyAny>> {
+                $run(py, op_get(&self.shared, memory_id))
+            }
+
+            #[pyo3(signature = (*, user_id=None, agent_id=None, run_id=None, filters=None, limit=None, top_k=None, as_of=None, include_superseded=false))]
+            #[allow(clippy::too_many_arguments)]
+            fn get_all<'py>(
+                &self,
+                py: Python<'py>,
+                user_id: Option<String>,
+                agent_id: Option<String>,
+                run_id: Option<String>,
+                filters: Option<&Bound<'py, PyAny>>,
+                limit: Option<usize>,
+                top_k: Option<usize>,
+                as_of: Option<&Bound<'py, PyAny>>,
+                include_superseded: bool,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let op = op_get_all(&self.shared, user_id, agent_id, run_id, filters, limit, top_k, as_of, include_superseded)?;
+                $run(py, op)
+            }
+
+            #[pyo3(signature = (memory_id, data, metadata=None))]
+            fn update<'py>(
+                &self,
+                py: Python<'py>,
+                memory_id: String,
+                data: String,
+                metadata: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                $run(py, op_update(&self.shared, memory_id, data, metadata)?)
+            }
+
+            fn delete<'py>(&self, py: Python<'py>, memory_id: String) -> PyResult<Bound<'py, PyAny>> {
+                $run(py, op_delete(&self.shared, memory_id))
+            }
+
+            #[pyo3(signature = (*, user_id=None, agent_id=None, run_id=None, filters=None))]
+            fn delete_all<'py>(
+                &self,
+                py: Python<'py>,
+                user_id: Option<String>,
+                agent_id: Option<String>,
+                run_id: Option<String>,
+                filters: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                $run(py, op_delete_all(&self.shared, user_id, agent_id, run_id, filters)?)
+            }
+
+            fn history<'py>(&self, py: Python<'py>, memory_id: String) -> PyResult<Bound<'py, PyAny>> {
+                $run(py, op_history(&self.shared, memory_id))
+            }
+
+            fn reset<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                $run(py, op_reset(&self.shared))
+            }
+        }
+    };
+}
+
+memory_class!(
+    Memory,
+    "Memory",
+    run_sync,
+    "mem0's Memory on Homi: every method blocks (with the GIL released) and returns mem0's dicts."
+);
+memory_class!(
+    AsyncMemory,
+    "AsyncMemory",
+    run_async,
+    "mem0's AsyncMemory on Homi: every method returns an awaitable driven by Homi's Rust runtime."
+);

@@ -1,0 +1,227 @@
+"""homi.Memory against the fake provider, on SQLite and Postgres: mem0's
+quickstart with only its import changed, every method and its shape, both
+call styles, errors, threads, asyncio, fork and Ctrl-C."""
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+
+import pytest
+
+import homi
+from homi import Memory
+
+
+def test_mem0_quickstart_runs_with_only_the_import_changed(env):
+    # mem0's README "chat_with_memories", verbatim but for `from homi import Memory`.
+    from openai import OpenAI
+
+    openai_client = OpenAI()
+    memory = Memory()
+
+    def chat_with_memories(message: str, user_id: str = "default_user") -> str:
+        relevant_memories = memory.search(query=message, user_id=user_id, limit=3)
+        memories_str = "\n".join(f"- {entry['memory']}" for entry in relevant_memories["results"])
+        system_prompt = f"You are a helpful AI. Answer the question based on query and memories.\nUser Memories:\n{memories_str}"
+        messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": message}]
+        response = openai_client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        assistant_response = response.choices[0].message.content
+        messages.append({"role": "assistant", "content": assistant_response})
+        memory.add(messages, user_id=user_id)
+        return assistant_response
+
+    assert chat_with_memories("I love pizza", user_id="alice") == "You said: I love pizza"
+    found = memory.search(query="pizza", user_id="alice", limit=3)["results"]
+    assert [e["memory"] for e in found] == ["I love pizza"]
+    assert memory.search(query="pizza", user_id="bob", limit=3)["results"] == []
+
+
+def test_every_method_and_its_shape(env):
+    m = Memory()
+    added = m.add("I play the cello", user_id="alice", metadata={"topic": "music"})
+    assert set(added) >= {"results", "usage"}
+    (event,) = added["results"]
+    assert event["event"] == "ADD" and event["memory"] == "I play the cello"
+    assert added["usage"]["chat_calls"] == 1
+    mid = event["id"]
+    uuid.UUID(mid)
+
+    found = m.search("cello", user_id="alice")
+    item = found["results"][0]
+    for key in ("id", "memory", "hash", "metadata", "score", "created_at", "updated_at", "user_id"):
+        assert key in item, key
+    assert item["metadata"] == {"topic": "music"}
+    assert 0.0 <= item["score"] <= 1.0
+    assert found["usage"]["embedding_calls"] == 1
+
+    assert m.get(mid)["memory"] == "I play the cello"
+    assert m.get(str(uuid.uuid4())) is None
+    assert [x["id"] for x in m.get_all(user_id="alice")["results"]] == [mid]
+
+    assert m.update(mid, "I play the viola")["message"] == "Memory updated successfully!"
+    assert m.get(mid)["memory"] == "I play the viola"
+    events = [h["event"] for h in m.history(mid)]
+    assert events == ["ADD", "UPDATE"]
+
+    m.add([{"role": "user", "content": "I live in Porto"}], user_id="alice", infer=False)
+    assert len(m.get_all(user_id="alice")["results"]) == 2
+    assert m.delete(mid) == {"message": "Memory deleted successfully!"}
+    assert m.get(mid) is None
+    assert [h["event"] for h in m.history(mid)][-1] == "DELETE"
+
+    m.add("Bob rows", user_id="bob", infer=False)
+    done = m.delete_all(user_id="alice")
+    assert done["deleted"] == 1
+    assert m.get_all(user_id="alice")["results"] == []
+    assert len(m.get_all(user_id="bob")["results"]) == 1
+    assert m.reset() is None
+    assert m.get_all(user_id="bob")["results"] == []
+
+
+def test_both_call_styles(env):
+    m = Memory()
+    for fact in ["I like tea", "I like green tea", "I like coffee"]:
+        m.add(fact, user_id="alice", infer=False, metadata={"kind": "drink"})
+    m.add("I like tea too", user_id="bob", infer=False)
+    v1 = m.search("tea", user_id="alice", limit=2)["results"]
+    v2 = m.search("tea", filters={"user_id": "alice"}, top_k=2)["results"]
+    assert [x["id"] for x in v1] == [x["id"] for x in v2]
+    assert len(v1) == 2 and all(x["user_id"] == "alice" for x in v1)
+    # Metadata filters beside the scope, mem0 2.x style.
+    only = m.search("tea", filters={"user_id": "alice", "kind": {"eq": "drink"}})["results"]
+    assert len(only) == 3
+    assert m.search("tea", filters={"user_id": "alice", "kind": "food"})["results"] == []
+    assert len(m.get_all(filters={"user_id": "alice"}, top_k=1)["results"]) == 1
+    with pytest.raises(homi.ValidationError, match="user_id"):
+        m.search("tea", user_id="alice", filters={"user_id": "bob"})
+    with pytest.raises(ValueError, match="top_k"):
+        m.search("tea", user_id="alice", limit=2, top_k=3)
+
+
+def test_errors_are_homi_errors_with_builtin_bases(env, fake):
+    m = Memory()
+    with pytest.raises(homi.ValidationError) as e:
+        m.add("no scope given")
+    assert isinstance(e.value, ValueError) and isinstance(e.value, homi.HomiError)
+    with pytest.raises(homi.NotFoundError):
+        m.delete(str(uuid.uuid4()))
+    with pytest.raises(homi.ValidationError, match="memory_id|id"):
+        m.get("not-a-uuid")
+    with pytest.raises(homi.ValidationError, match="memory_type"):
+        m.add("x", user_id="a", memory_type="procedural_memory")
+    with pytest.raises(ValueError, match="metadata"):
+        m.add("x", user_id="a", metadata=[1, 2])
+    fake.fault("embeddings", "server_error", times=3)
+    with pytest.raises(homi.ProviderError):
+        m.search("anything", user_id="a")
+    with pytest.raises(homi.ValidationError, match="vector_store.provider"):
+        Memory.from_config({"vector_store": {"provider": "qdrant", "config": {}}})
+
+
+def test_from_config_takes_mem0s_dict(env, tmp_path):
+    # memory-agent.py's shape; here with the SQLite provider and the test store.
+    if env.startswith("postgres"):
+        store = {"provider": "supabase", "config": {"connection_string": env, "collection_name": "memories"}}
+    else:
+        store = {"provider": "sqlite", "config": {"path": str(tmp_path / "from_config.db")}}
+    m = Memory.from_config({"llm": {"provider": "openai", "config": {"model": "gpt-4o-mini"}}, "vector_store": store})
+    m.add("I keep bees", user_id="carol")
+    assert m.search("bees", user_id="carol", limit=3)["results"][0]["memory"] == "I keep bees"
+
+
+def test_eight_threads_share_one_memory(env):
+    m = Memory()
+    errors = []
+
+    def work(n):
+        try:
+            user = f"user-{n}"
+            for i in range(5):
+                m.add(f"fact {i} of {user}", user_id=user, infer=False)
+            found = m.search("fact", user_id=user, limit=10)["results"]
+            assert len(found) == 5 and all(x["user_id"] == user for x in found)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_async_memory_gathers_fifty_calls(env):
+    async def main():
+        m = homi.AsyncMemory()
+        await asyncio.gather(*[m.add(f"note {i}", user_id=f"u{i % 5}", infer=False) for i in range(25)])
+        results = await asyncio.gather(*[m.search("note", user_id=f"u{i % 5}", limit=10) for i in range(25)])
+        return m, results
+
+    m, results = asyncio.run(main())
+    assert len(results) == 25
+    assert all(len(r["results"]) == 5 for r in results)
+    assert asyncio.run(m.get_all(user_id="u0"))["results"][0]["user_id"] == "u0"
+
+
+def _child_search(queue):
+    try:
+        m = _shared["memory"]
+        found = m.search("forked", user_id="dana", limit=5)["results"]
+        m.add("written by the child", user_id="dana", infer=False)
+        queue.put([x["memory"] for x in found])
+    except Exception as e:  # noqa: BLE001
+        queue.put(repr(e))
+
+
+_shared = {}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_a_forked_child_uses_the_parents_memory(env):
+    m = Memory()
+    m.add("made before the fork", user_id="dana", infer=False)
+    _shared["memory"] = m
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_search, args=(queue,))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert got == ["made before the fork"], got
+    assert len(m.get_all(user_id="dana")["results"]) == 2
+
+
+def test_ctrl_c_interrupts_a_call(env, fake):
+    fake.latency(10_000)
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from homi import Memory
+        m = Memory()
+        print("ready", flush=True)
+        try:
+            m.search("slow", user_id="erin")
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(3)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=5)
+    assert time.monotonic() - start < 2
+    assert proc.returncode == 3
+    assert proc.stdout.read().strip() == "interrupted"
+    fake.latency(0)

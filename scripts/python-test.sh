@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the `homi` Python wheel with maturin, installs it into the project
+# virtualenv .venv (with pytest and the official openai package) and runs
+# homi-py's pytest suite against the fake provider, on SQLite and, when
+# HOMI_TEST_DATABASE_URL is set (scripts/pg.sh start), on Postgres.
+#   bash scripts/python-test.sh            (debug wheel; HOMI_WHEEL_RELEASE=1 for release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/pip install -q --disable-pip-version-check 'maturin>=1.9,<2' 'pytest>=8' 'openai==3.57.0' 'python-dotenv>=1'
+cargo build -q -p homi-testkit
+profile=()
+if [ "${HOMI_WHEEL_RELEASE:-0}" = 1 ]; then profile=(--release); fi
+rm -rf target/wheels
+.venv/bin/maturin build -q "${profile[@]}" -m homi-py/Cargo.toml -o target/wheels -i .venv/bin/python
+.venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/homi-*.whl
+(cd homi-py && ../.venv/bin/python -m pytest -q tests)
+
+# examples/memory_agent.py, the original script with its import changed, on
+# the test Postgres (its config names a Supabase store) and the fake provider.
+if [ -n "${HOMI_TEST_DATABASE_URL:-}" ]; then
+  psql=$(ls .venv/lib/python*/site-packages/pgserver/pginstall/bin/psql | head -n1)
+  db="homi_agent_$$"
+  "$psql" "$HOMI_TEST_DATABASE_URL" -q -c "CREATE DATABASE $db"
+  url="${HOMI_TEST_DATABASE_URL%/*}/$db"
+  work=$(mktemp -d)
+  ./target/debug/homi-fake-provider >"$work/fake.out" 2>&1 &
+  fake=$!
+  trap 'kill $fake 2>/dev/null || true; rm -rf "$work"' EXIT
+  for _ in $(seq 1 100); do [ -s "$work/fake.out" ] && break; sleep 0.1; done
+  export OPENAI_BASE_URL=$(head -n1 "$work/fake.out") OPENAI_API_KEY=sk-fake HOMI_EMBEDDING_DIMS=64
+  out=$(printf 'I love pizza\nWhat food do I like?\nexit\n' | DATABASE_URL="$url" .venv/bin/python examples/memory_agent.py)
+  grep -q "AI: You said: I love pizza" <<<"$out" || { echo "memory_agent.py did not answer: $out"; exit 1; }
+  grep -q "Goodbye!" <<<"$out"
+  DATABASE_URL="$url" .venv/bin/python - <<'PY'
+import os
+from homi import Memory
+m = Memory.from_config({"vector_store": {"provider": "supabase", "config": {"connection_string": os.environ["DATABASE_URL"]}}})
+memories = [e["memory"] for e in m.get_all(user_id="default_user")["results"]]
+assert "I love pizza" in memories, memories
+print("memory_agent.py kept:", memories)
+PY
+fi
