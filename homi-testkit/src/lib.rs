@@ -668,6 +668,37 @@ fn sse_response(
     (headers, axum::body::Body::from_stream(stream)).into_response()
 }
 
+/// mem0 2.x's extraction call (`response_format: json_object`, the new
+/// messages under "## New Messages"): each new user message becomes one
+/// memory, `{"memory": [{"text", "attributed_to": "user"}]}`, so mem0 can be
+/// benchmarked against the same provider as Homi doing the same work.
+fn mem0_extraction(messages: &[Value]) -> String {
+    let prompt = messages
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .map(message_text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut memories = Vec::new();
+    if let Some((_, after)) = prompt.split_once("## New Messages") {
+        for line in after.lines() {
+            let line = line.trim();
+            if line.starts_with("##") {
+                break;
+            }
+            if let Some(text) = line.strip_prefix("user:") {
+                let text = text.trim();
+                if !text.is_empty() {
+                    memories.push(
+                        json!({"text": text, "attributed_to": "user", "linked_memory_ids": []}),
+                    );
+                }
+            }
+        }
+    }
+    json!({ "memory": memories }).to_string()
+}
+
 fn default_reply(body: &Value, messages: &[Value]) -> String {
     let schema_name = body
         .pointer("/response_format/json_schema/name")
@@ -681,6 +712,13 @@ fn default_reply(body: &Value, messages: &[Value]) -> String {
             Some("memory_operations") => memory_operations(messages),
             _ => "{}".to_owned(),
         };
+    }
+    if body
+        .pointer("/response_format/type")
+        .and_then(Value::as_str)
+        == Some("json_object")
+    {
+        return mem0_extraction(messages);
     }
     let last_user = messages
         .iter()
@@ -904,6 +942,23 @@ mod tests {
         let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
         assert!((dot(&a, &a) - 1.0).abs() < 1e-5);
         assert!(dot(&a, &b) > dot(&a, &c));
+    }
+
+    #[test]
+    fn mem0_extraction_turns_new_user_messages_into_memories() {
+        let prompt = "## Summary\n\n## Existing Memories\n[]\n\n## New Messages\nuser: I love pizza\nassistant: Nice\nuser: I live in Porto\n\n## Observation Date\n2026-11-25";
+        let out: Value = serde_json::from_str(&mem0_extraction(&[
+            json!({"role": "system", "content": "You are a Memory Extractor"}),
+            json!({"role": "user", "content": prompt}),
+        ]))
+        .unwrap();
+        let texts: Vec<&str> = out["memory"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["I love pizza", "I live in Porto"]);
     }
 
     #[test]
