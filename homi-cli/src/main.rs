@@ -36,6 +36,158 @@ enum Command {
     /// Service API keys: a backend acting for its own users.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Memories: add, search, list, read, change, delete.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
+    /// Built-in accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Create or bring the store's tables up to date.
+    Migrate,
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Shell completions: `homi completions bash > /etc/bash_completion.d/homi`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Show the configuration (secrets redacted) and check that the database
+    /// and the model provider answer; exits non-zero if one does not.
+    Check,
+}
+
+/// Whose memories: at least one of user, agent, run for a write or a search.
+#[derive(Debug, clap::Args)]
+struct ScopeArgs {
+    /// The user.
+    #[arg(long = "user")]
+    user: Option<String>,
+    /// The agent.
+    #[arg(long = "agent")]
+    agent: Option<String>,
+    /// The run.
+    #[arg(long = "run")]
+    run: Option<String>,
+}
+
+impl ScopeArgs {
+    fn scope(&self) -> homi_core::Scope {
+        homi_core::Scope {
+            user_id: self.user.clone(),
+            agent_id: self.agent.clone(),
+            run_id: self.run.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum MemoryCommand {
+    /// Add memories from a message ("-" reads it from stdin).
+    Add {
+        /// The message.
+        text: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Extract facts with the chat model (default) or store the text as is.
+        #[arg(long, overrides_with = "no_infer")]
+        infer: bool,
+        /// Store the text as it is (no model call).
+        #[arg(long = "no-infer")]
+        no_infer: bool,
+        /// Metadata, a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// The memories closest to a query.
+    Search {
+        /// The query.
+        query: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// At most this many.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Metadata filters, mem0's JSON shape.
+        #[arg(long)]
+        filters: Option<String>,
+    },
+    /// The scope's memories, newest first.
+    List {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One memory.
+    Get {
+        /// Its id.
+        id: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Replace a memory's text (history keeps the old one).
+    Update {
+        /// Its id.
+        id: String,
+        /// The new text.
+        text: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// New metadata, a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Delete one memory for good.
+    Delete {
+        /// Its id.
+        id: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Delete every memory of a scope.
+    DeleteAll {
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// A memory's changes, oldest first.
+    History {
+        /// Its id.
+        id: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account (the password comes from HOMI_NEW_PASSWORD or stdin).
+    Create {
+        /// Email address.
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the accounts.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Skip this many.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// Delete an account and everything of the user's (memories, conversations, sessions).
+    Delete {
+        /// The user's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +253,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> homi_core::Result<()> {
+    if let Command::Completions { shell } = &cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(*shell, &mut Cli::command(), "homi", &mut std::io::stdout());
+        return Ok(());
+    }
     let config = Config::from_env()?;
     match cli.command {
         Command::Serve => {
@@ -108,7 +265,254 @@ async fn run(cli: Cli) -> homi_core::Result<()> {
             homi_server::serve::serve(&config).await
         }
         Command::Key(k) => key(&config, k, cli.json).await,
+        Command::Memory(m) => memory(&config, m, cli.json).await,
+        Command::Migrate => {
+            homi_core::store::open(&config).await?;
+            if cli.json {
+                println!("{}", json!({"migrated": config.redacted_database_url()}));
+            } else {
+                println!("{} is up to date", config.redacted_database_url());
+            }
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check) => config_check(&config, cli.json).await,
+        Command::Completions { .. } => Ok(()),
+        Command::User(u) => user(&config, u, cli.json).await,
     }
+}
+
+async fn config_check(config: &Config, as_json: bool) -> homi_core::Result<()> {
+    let effective = homi_core::doctor::effective(config);
+    let checks = homi_core::doctor::check(config).await;
+    if as_json {
+        println!("{}", json!({"config": effective, "checks": checks}));
+    } else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&effective).unwrap_or_default()
+        );
+        for c in &checks {
+            println!(
+                "{:<9} {}  {}",
+                c.name,
+                if c.ok { "ok  " } else { "FAIL" },
+                c.detail
+            );
+        }
+    }
+    match checks.iter().find(|c| !c.ok) {
+        None => Ok(()),
+        Some(c) if c.name == "database" => Err(Error::Storage(c.detail.clone().into())),
+        Some(c) => Err(Error::Provider {
+            status: None,
+            message: format!("the provider check failed: {}", c.detail),
+            retry_after: None,
+        }),
+    }
+}
+
+fn json_object(field: &str, text: Option<&str>) -> homi_core::Result<Option<homi_core::Metadata>> {
+    let Some(text) = text else { return Ok(None) };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(Some(m)),
+        _ => Err(Error::invalid(
+            field,
+            "must be a JSON object, e.g. '{\"topic\": \"food\"}'",
+        )),
+    }
+}
+
+/// One line per memory: id, text, and the score when there is one.
+fn print_items(items: &[homi_core::MemoryItem]) {
+    for m in items {
+        match m.score {
+            Some(score) => println!("{}  {:.3}  {}", m.id, score, m.memory),
+            None => println!("{}  {}", m.id, m.memory),
+        }
+    }
+}
+
+async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_core::Result<()> {
+    use homi_core::{AddOptions, ListOptions, SearchOptions};
+    let memory = homi_core::Memory::open(config).await?;
+    match command {
+        MemoryCommand::Add {
+            text,
+            scope,
+            infer: _,
+            no_infer,
+            metadata,
+        } => {
+            let text = if text == "-" {
+                let mut all = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut all)
+                    .map_err(|e| Error::invalid("text", format!("cannot read stdin: {e}")))?;
+                all
+            } else {
+                text
+            };
+            let mut options = AddOptions::default().infer(!no_infer);
+            if let Some(m) = json_object("metadata", metadata.as_deref())? {
+                options = options.metadata(m);
+            }
+            let added = memory.add(text.as_str(), &scope.scope(), options).await?;
+            if as_json {
+                println!("{}", json!(added));
+            } else {
+                for e in &added.results {
+                    println!("{}  {:?}  {}", e.id, e.event, e.memory);
+                }
+            }
+        }
+        MemoryCommand::Search {
+            query,
+            scope,
+            limit,
+            filters,
+        } => {
+            let mut options = SearchOptions::default().limit(limit);
+            let mut scope = scope.scope();
+            if let Some(f) = filters {
+                let value: serde_json::Value = serde_json::from_str(&f)
+                    .map_err(|e| Error::invalid("filters", format!("not JSON: {e}")))?;
+                let (s, filter) = homi_core::memory::mem0::scope_and_filter(
+                    scope.user_id.as_deref(),
+                    scope.agent_id.as_deref(),
+                    scope.run_id.as_deref(),
+                    Some(&value),
+                )?;
+                scope = s;
+                if let Some(filter) = filter {
+                    options = options.filters(filter);
+                }
+            }
+            let found = memory.search(&query, &scope, options).await?;
+            if as_json {
+                println!("{}", json!(found));
+            } else {
+                print_items(&found.results);
+            }
+        }
+        MemoryCommand::List { scope, limit } => {
+            let items = memory
+                .get_all(&scope.scope(), ListOptions::default().limit(limit))
+                .await?;
+            if as_json {
+                println!("{}", json!({"results": items}));
+            } else {
+                print_items(&items);
+            }
+        }
+        MemoryCommand::Get { id, scope } => {
+            let item = memory
+                .get(&id, &scope.scope())
+                .await?
+                .ok_or_else(|| Error::not_found(format!("memory {id}")))?;
+            if as_json {
+                println!("{}", json!(item));
+            } else {
+                print_items(std::slice::from_ref(&item));
+            }
+        }
+        MemoryCommand::Update {
+            id,
+            text,
+            scope,
+            metadata,
+        } => {
+            let metadata = json_object("metadata", metadata.as_deref())?;
+            let item = memory.update(&id, &scope.scope(), &text, metadata).await?;
+            if as_json {
+                println!("{}", json!(item));
+            } else {
+                print_items(std::slice::from_ref(&item));
+            }
+        }
+        MemoryCommand::Delete { id, scope } => {
+            memory.delete(&id, &scope.scope()).await?;
+            if as_json {
+                println!("{}", json!({"deleted": id}));
+            } else {
+                println!("deleted {id}");
+            }
+        }
+        MemoryCommand::DeleteAll { scope } => {
+            let n = memory.delete_all(&scope.scope()).await?;
+            if as_json {
+                println!("{}", json!({"deleted": n}));
+            } else {
+                println!("deleted {n} memories");
+            }
+        }
+        MemoryCommand::History { id, scope } => {
+            let entries = memory.history(&id, &scope.scope()).await?;
+            if as_json {
+                println!("{}", json!(entries));
+            } else {
+                for h in entries {
+                    println!(
+                        "{}  {:<6}  {} -> {}",
+                        h.created_at.to_rfc3339(),
+                        format!("{:?}", h.event),
+                        h.old_memory.unwrap_or_default(),
+                        h.new_memory.unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn user(config: &Config, command: UserCommand, as_json: bool) -> homi_core::Result<()> {
+    let auth = Auth::open(config).await?;
+    match command {
+        UserCommand::Create { email, name } => {
+            let password = match std::env::var("HOMI_NEW_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).map_err(|e| {
+                        Error::invalid("password", format!("cannot read stdin: {e}"))
+                    })?;
+                    line.trim_end_matches(['\n', '\r']).to_owned()
+                }
+            };
+            let mut request = homi_core::auth::SignUp::new(email, password);
+            if let Some(n) = name {
+                request = request.with_full_name(n);
+            }
+            let up = auth.sign_up(request).await?;
+            if as_json {
+                println!("{}", json!(up.user));
+            } else {
+                println!("{}  {}", up.user.id, up.user.email);
+            }
+        }
+        UserCommand::List { limit, offset } => {
+            let users = auth.list_users(limit, offset).await?;
+            if as_json {
+                println!("{}", json!({"users": users}));
+            } else {
+                for u in users {
+                    println!("{}  {}  {}", u.id, u.email, u.full_name.unwrap_or_default());
+                }
+            }
+        }
+        UserCommand::Delete { id } => {
+            let uuid = uuid::Uuid::parse_str(id.trim())
+                .map_err(|_| Error::invalid("id", format!("'{id}' is not a user id")))?;
+            if !auth.delete_user(uuid).await? {
+                return Err(Error::not_found(format!("user {id}")));
+            }
+            if as_json {
+                println!("{}", json!({"deleted": id}));
+            } else {
+                println!("deleted user {id} and everything of theirs");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn key(config: &Config, command: KeyCommand, as_json: bool) -> homi_core::Result<()> {

@@ -6,6 +6,7 @@ pub mod auth;
 #[cfg(feature = "chat")]
 pub mod chat;
 pub mod config;
+pub mod doctor;
 pub mod error;
 #[cfg(all(feature = "memory", feature = "postgres"))]
 pub mod import;

@@ -1,0 +1,250 @@
+//! `homi memory …` and `homi user …` against the fake provider, on SQLite and
+//! Postgres: every sub-command, JSON and readable output, scopes kept apart,
+//! and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::process::{Command, Output};
+
+use homi_testkit::FakeProvider;
+use serde_json::Value;
+
+#[macro_use]
+#[path = "../../homi-core/tests/common/mod.rs"]
+mod common;
+use common::Backend;
+
+struct Env {
+    url: String,
+    fake: FakeProvider,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn homi(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_homi"))
+            .args(args)
+            .env("DATABASE_URL", &self.url)
+            .env("OPENAI_BASE_URL", self.fake.base_url())
+            .env("OPENAI_API_KEY", "sk-test")
+            .env("HOMI_EMBEDDING_DIMS", "64")
+            .env("HOMI_NEW_PASSWORD", "correct horse battery")
+            .env_remove("SUPABASE_URL")
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.homi(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn text(&self, args: &[&str]) -> String {
+        let out = self.homi(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+async fn env(backend: Backend) -> Option<Env> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::database_url(backend, dir.path()).await?;
+    Some(Env {
+        url,
+        fake: FakeProvider::start().await.unwrap(),
+        _dir: dir,
+    })
+}
+
+async fn every_memory_sub_command(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let added = e.json(&[
+        "memory",
+        "add",
+        "I like tea",
+        "--user",
+        "alice",
+        "--no-infer",
+        "--json",
+    ]);
+    assert_eq!(added["results"][0]["event"], "ADD");
+    let id = added["results"][0]["id"].as_str().unwrap().to_owned();
+    let inferred = e.json(&[
+        "memory",
+        "add",
+        "I collect stamps",
+        "--user",
+        "alice",
+        "--metadata",
+        r#"{"topic": "hobby"}"#,
+        "--json",
+    ]);
+    assert_eq!(inferred["results"][0]["memory"], "I collect stamps");
+    assert_eq!(inferred["usage"]["chat_calls"], 1);
+
+    let found = e.json(&["memory", "search", "tea", "--user", "alice", "--json"]);
+    assert_eq!(found["results"][0]["memory"], "I like tea");
+    let filtered = e.json(&[
+        "memory",
+        "search",
+        "hobby",
+        "--filters",
+        r#"{"user_id": "alice", "topic": "hobby"}"#,
+        "--json",
+    ]);
+    assert_eq!(filtered["results"].as_array().unwrap().len(), 1);
+    let table = e.text(&["memory", "list", "--user", "alice"]);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(table.contains(&id) && table.contains("I like tea"));
+    assert_eq!(
+        e.json(&["memory", "get", &id, "--json"])["memory"],
+        "I like tea"
+    );
+
+    e.text(&[
+        "memory",
+        "update",
+        &id,
+        "I like green tea",
+        "--user",
+        "alice",
+    ]);
+    let history = e.json(&["memory", "history", &id, "--json"]);
+    let events: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["ADD", "UPDATE"]);
+
+    // Scopes stay apart: bob sees nothing, and cannot touch alice's memory.
+    assert_eq!(
+        e.json(&["memory", "list", "--user", "bob", "--json"])["results"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        e.homi(&["memory", "delete", &id, "--user", "bob"])
+            .status
+            .code(),
+        Some(5)
+    );
+
+    assert!(e.text(&["memory", "delete", &id]).contains("deleted"));
+    assert_eq!(e.homi(&["memory", "get", &id]).status.code(), Some(5));
+    assert_eq!(
+        e.json(&["memory", "delete-all", "--user", "alice", "--json"])["deleted"],
+        1
+    );
+    assert_eq!(
+        e.json(&["memory", "list", "--user", "alice", "--json"])["results"],
+        serde_json::json!([])
+    );
+
+    // Mistakes: one sentence and exit 4 (JSON with --json).
+    let out = e.homi(&["memory", "search", "tea"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("user_id"));
+    let out = e.homi(&[
+        "memory",
+        "add",
+        "x",
+        "--user",
+        "a",
+        "--metadata",
+        "[1]",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(err["detail"].as_str().unwrap().contains("metadata"));
+}
+
+async fn accounts_from_the_shell(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let user = e.json(&[
+        "user",
+        "create",
+        "ada@example.com",
+        "--name",
+        "Ada",
+        "--json",
+    ]);
+    let id = user["id"].as_str().unwrap().to_owned();
+    assert!(e.text(&["user", "list"]).contains("ada@example.com"));
+    // Memories of the user go with the user.
+    e.json(&[
+        "memory",
+        "add",
+        "Ada writes programs",
+        "--user",
+        &id,
+        "--no-infer",
+        "--json",
+    ]);
+    e.text(&["user", "delete", &id]);
+    assert_eq!(
+        e.json(&["user", "list", "--json"])["users"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        e.json(&["memory", "list", "--user", &id, "--json"])["results"],
+        serde_json::json!([])
+    );
+    assert_eq!(e.homi(&["user", "delete", &id]).status.code(), Some(5));
+    let out = e.homi(&["user", "create", "not-an-email"]);
+    assert_eq!(out.status.code(), Some(4));
+}
+
+async fn migrate_config_check_and_completions(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    assert!(e.text(&["migrate"]).contains("up to date"));
+    let report = e.text(&["config", "check"]);
+    assert!(
+        report.contains("database  ok") && report.contains("provider  ok"),
+        "{report}"
+    );
+    assert!(!report.contains("sk-test"), "a secret was printed");
+    let checked = e.json(&["config", "check", "--json"]);
+    assert_eq!(checked["config"]["provider"]["api_key"], "set");
+    assert!(
+        checked["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true)
+    );
+    // A provider that does not answer: the check says so and exits 9.
+    let out = Command::new(env!("CARGO_BIN_EXE_homi"))
+        .args(["config", "check"])
+        .env("DATABASE_URL", &e.url)
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("HOMI_PROVIDER_MAX_RETRIES", "0")
+        .env("HOMI_PROVIDER_TIMEOUT_SECS", "2")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("provider  FAIL"));
+    let completions = e.text(&["completions", "bash"]);
+    assert!(completions.contains("homi") && completions.contains("memory"));
+}
+
+conformance!(
+    every_memory_sub_command,
+    accounts_from_the_shell,
+    migrate_config_check_and_completions
+);
