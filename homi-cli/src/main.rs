@@ -33,6 +33,19 @@ struct Cli {
 enum Command {
     /// Run the REST server (the configuration `homi-server` reads).
     Serve,
+    /// Chat with memory, like the original memory-agent.py: type a message,
+    /// the reply streams in; `exit` or end of input quits. Works from a pipe.
+    Chat {
+        /// Whose memories and conversation.
+        #[arg(long)]
+        user: String,
+        /// Continue this conversation (a new one by default).
+        #[arg(long)]
+        session: Option<String>,
+        /// Print the memories each reply was given (on stderr).
+        #[arg(long)]
+        show_memories: bool,
+    },
     /// Service API keys: a backend acting for its own users.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -265,6 +278,11 @@ async fn run(cli: Cli) -> homi_core::Result<()> {
             homi_server::serve::serve(&config).await
         }
         Command::Key(k) => key(&config, k, cli.json).await,
+        Command::Chat {
+            user,
+            session,
+            show_memories,
+        } => chat(&config, user, session, show_memories, cli.json).await,
         Command::Memory(m) => memory(&config, m, cli.json).await,
         Command::Migrate => {
             homi_core::store::open(&config).await?;
@@ -279,6 +297,112 @@ async fn run(cli: Cli) -> homi_core::Result<()> {
         Command::Completions { .. } => Ok(()),
         Command::User(u) => user(&config, u, cli.json).await,
     }
+}
+
+/// How long `homi chat` waits at the end for the extraction of its turns.
+const CHAT_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn chat(
+    config: &Config,
+    user: String,
+    mut session: Option<String>,
+    show_memories: bool,
+    as_json: bool,
+) -> homi_core::Result<()> {
+    use std::io::{IsTerminal, Write};
+
+    use homi_core::chat::ChatEvent;
+    use tokio::io::AsyncBufReadExt;
+
+    let chat = homi_core::chat::Chat::open(config).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = chat
+        .queue()
+        .clone()
+        .spawn_worker(chat.memory().clone(), async {
+            let _ = stopped.await;
+        });
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        eprintln!("Chat with memory as {user} (type 'exit' to quit)");
+    }
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut out = std::io::stdout();
+    loop {
+        if interactive {
+            print!("You: ");
+            let _ = out.flush();
+        }
+        let Some(line) = lines
+            .next_line()
+            .await
+            .map_err(|e| Error::invalid("stdin", e.to_string()))?
+        else {
+            break;
+        };
+        let message = line.trim();
+        if message.is_empty() {
+            continue;
+        }
+        if message.eq_ignore_ascii_case("exit") {
+            break;
+        }
+        let mut events = chat.stream(&user, message, session.as_deref()).await?;
+        while let Some(event) = futures::StreamExt::next(&mut events).await {
+            match event? {
+                ChatEvent::Memories {
+                    session_id,
+                    memories,
+                } => {
+                    session = Some(session_id);
+                    if show_memories {
+                        for m in &memories {
+                            eprintln!("  [memory] {m}");
+                        }
+                    }
+                    if !as_json {
+                        print!("AI: ");
+                    }
+                }
+                ChatEvent::Delta { content } => {
+                    if !as_json {
+                        print!("{content}");
+                        let _ = out.flush();
+                    }
+                }
+                ChatEvent::Done(turn) => {
+                    if as_json {
+                        println!("{}", json!(turn));
+                    } else {
+                        println!();
+                    }
+                }
+            }
+        }
+    }
+    if interactive {
+        eprintln!("Goodbye!");
+    }
+    // Let the extraction of this chat's turns finish before leaving (they
+    // would otherwise wait in the store for the next run of a worker).
+    let started = std::time::Instant::now();
+    loop {
+        let counts = chat.queue().counts().await?;
+        if counts.queued + counts.running == 0 {
+            break;
+        }
+        if started.elapsed() > CHAT_DRAIN {
+            eprintln!(
+                "homi: {} memory extractions are still queued; they run the next time a worker does (homi serve, homi chat)",
+                counts.queued + counts.running
+            );
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    let _ = worker.await;
+    Ok(())
 }
 
 async fn config_check(config: &Config, as_json: bool) -> homi_core::Result<()> {

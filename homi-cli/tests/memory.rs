@@ -243,7 +243,63 @@ async fn migrate_config_check_and_completions(backend: Backend) {
     assert!(completions.contains("homi") && completions.contains("memory"));
 }
 
+async fn chat_from_a_pipe_remembers(backend: Backend) {
+    use std::io::Write;
+    let Some(e) = env(backend).await else { return };
+    let run = |input: &str, extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_homi"))
+            .args(["chat", "--user", "sam"])
+            .args(extra)
+            .env("DATABASE_URL", &e.url)
+            .env("OPENAI_BASE_URL", e.fake.base_url())
+            .env("OPENAI_API_KEY", "sk-test")
+            .env("HOMI_EMBEDDING_DIMS", "64")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (out, _) = run("I love pizza\n\nexit\nnot read\n", &[]);
+    assert_eq!(out, "AI: You said: I love pizza\n");
+    // The turn's extraction finished before the command ended.
+    let found = e.json(&["memory", "search", "pizza", "--user", "sam", "--json"]);
+    assert_eq!(found["results"][0]["memory"], "I love pizza");
+    // Next time the memory is used, and shown with --show-memories.
+    let (out, err) = run("What do I like?\n", &["--show-memories"]);
+    assert!(out.starts_with("AI: You said: What do I like?"), "{out}");
+    assert!(err.contains("[memory] I love pizza"), "{err}");
+    let (out, _) = run("Hello\n", &["--json"]);
+    let turn: Value = serde_json::from_str(out.trim()).unwrap();
+    // The fake provider repeats the message and the memories it was given.
+    assert!(
+        turn["response"]
+            .as_str()
+            .unwrap()
+            .starts_with("You said: Hello I remember: I love pizza"),
+        "{turn}"
+    );
+    assert_eq!(turn["user_id"], "sam");
+}
+
 conformance!(
+    chat_from_a_pipe_remembers,
     every_memory_sub_command,
     accounts_from_the_shell,
     migrate_config_check_and_completions
