@@ -385,20 +385,12 @@ async fn chat(
     }
     // Let the extraction of this chat's turns finish before leaving (they
     // would otherwise wait in the store for the next run of a worker).
-    let started = std::time::Instant::now();
-    loop {
-        let counts = chat.queue().counts().await?;
-        if counts.queued + counts.running == 0 {
-            break;
-        }
-        if started.elapsed() > CHAT_DRAIN {
-            eprintln!(
-                "homi: {} memory extractions are still queued; they run the next time a worker does (homi serve, homi chat)",
-                counts.queued + counts.running
-            );
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let left = chat.queue().wait_until_idle(CHAT_DRAIN).await?;
+    if left.queued + left.running > 0 {
+        eprintln!(
+            "homi: {} memory extractions are still queued; they run the next time a worker does (homi serve, homi chat)",
+            left.queued + left.running
+        );
     }
     let _ = stop.send(());
     let _ = worker.await;

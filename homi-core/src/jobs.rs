@@ -437,6 +437,20 @@ impl JobQueue {
         Ok(Some(run))
     }
 
+    /// Waits until no job is queued or running (in any process), for at most
+    /// `timeout`; returns the counts then (jobs waiting for a retry after a
+    /// failure do not hold it up).
+    pub async fn wait_until_idle(&self, timeout: Duration) -> Result<JobCounts> {
+        let started = std::time::Instant::now();
+        loop {
+            let counts = self.counts().await?;
+            if counts.queued + counts.running == 0 || started.elapsed() >= timeout {
+                return Ok(counts);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sets the function called after every job this process runs (once;
     /// later calls are ignored). The server counts model use with it.
     pub fn observe(&self, observer: JobObserver) {
