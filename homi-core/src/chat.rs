@@ -528,15 +528,13 @@ impl Chat {
         message: &str,
         session_id: Option<&str>,
     ) -> Result<TurnResult> {
-        let this = self.clone();
-        let (user_id, message) = (user_id.to_owned(), message.to_owned());
-        let session_id = session_id.map(str::to_owned);
-        run_to_the_end(async move {
-            let p = this
-                .prepare(&user_id, &message, session_id.as_deref(), None)
-                .await?;
-            this.complete(p).await
-        })
+        self.detached(
+            user_id,
+            message.to_owned(),
+            session_id,
+            None,
+            |chat, p| async move { chat.complete(p).await },
+        )
         .await
     }
 
@@ -551,14 +549,38 @@ impl Chat {
         session_id: Option<&str>,
     ) -> Result<TurnResult> {
         let (message, earlier) = split_last_user(messages)?;
-        let this = self.clone();
+        self.detached(
+            user_id,
+            message,
+            session_id,
+            Some(earlier),
+            |chat, p| async move { chat.complete(p).await },
+        )
+        .await
+    }
+    /// Prepares a turn and finishes it with `then`, on its own task (see
+    /// [`run_to_the_end`]): the four public ways to run a turn share this.
+    async fn detached<T, F, Fut>(
+        &self,
+        user_id: &str,
+        message: String,
+        session_id: Option<&str>,
+        given: Option<Vec<ChatMessage>>,
+        then: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Chat, Prepared) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T>> + Send,
+    {
+        let chat = self.clone();
         let user_id = user_id.to_owned();
         let session_id = session_id.map(str::to_owned);
         run_to_the_end(async move {
-            let p = this
-                .prepare(&user_id, &message, session_id.as_deref(), Some(earlier))
+            let p = chat
+                .prepare(&user_id, &message, session_id.as_deref(), given)
                 .await?;
-            this.complete(p).await
+            then(chat, p).await
         })
         .await
     }
@@ -589,15 +611,13 @@ impl Chat {
         message: &str,
         session_id: Option<&str>,
     ) -> Result<BoxStream<'static, Result<ChatEvent>>> {
-        let this = self.clone();
-        let (user_id, message) = (user_id.to_owned(), message.to_owned());
-        let session_id = session_id.map(str::to_owned);
-        run_to_the_end(async move {
-            let p = this
-                .prepare(&user_id, &message, session_id.as_deref(), None)
-                .await?;
-            this.stream_prepared(p).await
-        })
+        self.detached(
+            user_id,
+            message.to_owned(),
+            session_id,
+            None,
+            |chat, p| async move { chat.stream_prepared(p).await },
+        )
         .await
     }
 
@@ -609,18 +629,15 @@ impl Chat {
         session_id: Option<&str>,
     ) -> Result<BoxStream<'static, Result<ChatEvent>>> {
         let (message, earlier) = split_last_user(messages)?;
-        let this = self.clone();
-        let user_id = user_id.to_owned();
-        let session_id = session_id.map(str::to_owned);
-        run_to_the_end(async move {
-            let p = this
-                .prepare(&user_id, &message, session_id.as_deref(), Some(earlier))
-                .await?;
-            this.stream_prepared(p).await
-        })
+        self.detached(
+            user_id,
+            message,
+            session_id,
+            Some(earlier),
+            |chat, p| async move { chat.stream_prepared(p).await },
+        )
         .await
     }
-
     async fn stream_prepared(&self, p: Prepared) -> Result<BoxStream<'static, Result<ChatEvent>>> {
         let mut chunks = match p.model.stream(p.request.clone()).await {
             Ok(s) => s,
