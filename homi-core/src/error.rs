@@ -78,8 +78,8 @@ pub enum Error {
     #[error(
         "the store was embedded with {stored}, but this Memory is configured with {configured}; \
          vectors of different embedders cannot be compared. Configure the original embedder \
-         (HOMI_EMBEDDING_MODEL / HOMI_EMBEDDING_DIMS), use another database, or re-embed the \
-         store's memories with the new embedder"
+         (HOMI_EMBEDDING_MODEL / HOMI_EMBEDDING_DIMS), use another database, or move the \
+         store's memories to the new embedder with `homi memory reembed`"
     )]
     EmbedderMismatch {
         /// The embedder recorded in the store, e.g. `text-embedding-3-small (1536 dims)`.

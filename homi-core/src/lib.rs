@@ -18,6 +18,8 @@ pub mod memory;
 pub mod provider;
 #[cfg(feature = "memory")]
 pub mod store;
+#[cfg(feature = "memory")]
+pub mod transfer;
 
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};

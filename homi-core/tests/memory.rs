@@ -810,7 +810,7 @@ async fn another_embedder_dimension_is_a_clear_error(b: Backend) {
     assert_eq!(err.kind(), ErrorKind::Conflict);
     let msg = err.to_string();
     assert!(msg.contains("64 dims") && msg.contains("128 dims"), "{msg}");
-    assert!(msg.contains("re-embed"), "{msg}");
+    assert!(msg.contains("homi memory reembed"), "{msg}");
 }
 
 async fn invalid_input_names_the_field(b: Backend) {

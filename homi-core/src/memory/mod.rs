@@ -701,6 +701,93 @@ impl Memory {
         self.inner.store.history(uuid, scope).await
     }
 
+    /// Writes exported memories back whole — ids, texts, scopes, metadata,
+    /// validity windows and history — as [`crate::transfer::import_jsonl`]
+    /// does for `homi memory import`. A record's vector is used when it was
+    /// made by the configured embedder (or, with no provider configured, by
+    /// the store's); other records are embedded again. Records whose id
+    /// exists are skipped ([`Outcome::Exists`]), so restoring twice changes
+    /// nothing. Records are checked first: a bad one fails the call with
+    /// nothing written.
+    pub async fn restore(&self, records: Vec<crate::store::MemoryRecord>) -> Result<Restored> {
+        let mut usage = Usage::default();
+        for r in &records {
+            check_record(r)?;
+        }
+        let model = match &self.inner.embedder {
+            Some(e) => Some(e.model().to_owned()),
+            None => self.inner.store.embedder().await?.map(|e| e.model),
+        };
+        let reusable = |r: &crate::store::MemoryRecord| {
+            r.embedding
+                .as_ref()
+                .filter(|e| Some(&e.model) == model.as_ref() || model.is_none())
+                .filter(|e| !e.vector.is_empty())
+                .map(|e| e.vector.clone())
+        };
+        // Records already in the store (an earlier import) are neither
+        // embedded nor written.
+        let mut present = Vec::with_capacity(records.len());
+        for r in &records {
+            present.push(
+                self.inner
+                    .store
+                    .get(r.item.id, &Scope::any())
+                    .await?
+                    .is_some(),
+            );
+        }
+        let mut vectors: Vec<Option<Vec<f32>>> = records.iter().map(reusable).collect();
+        let mut embedded = 0;
+        let missing: Vec<usize> = (0..records.len())
+            .filter(|&i| vectors[i].is_none() && !present[i])
+            .collect();
+        if missing.is_empty() {
+            if let Some(first) = records.iter().find_map(|r| r.embedding.as_ref()) {
+                self.inner
+                    .store
+                    .bind_embedder(&EmbedderInfo {
+                        model: first.model.clone(),
+                        dims: first.vector.len(),
+                    })
+                    .await?;
+            }
+        } else {
+            let texts: Vec<String> = missing
+                .iter()
+                .map(|&i| records[i].item.memory.clone())
+                .collect();
+            embedded = texts.len();
+            let made = self.embed(&texts, &mut usage).await?;
+            for (i, v) in missing.into_iter().zip(made) {
+                vectors[i] = Some(v);
+            }
+        }
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
+        let mut batch = Vec::with_capacity(records.len());
+        for ((r, v), present) in records.into_iter().zip(vectors).zip(present) {
+            if present {
+                outcomes.push(Some(Outcome::Exists { id: r.item.id }));
+            } else {
+                outcomes.push(None);
+                batch.push((r, v.unwrap_or_default()));
+            }
+        }
+        let mut written = self.inner.store.restore(batch).await?.into_iter();
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| {
+                o.or_else(|| written.next())
+                    .ok_or_else(|| Error::storage("a restored memory has no outcome"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Restored {
+            outcomes,
+            embedded,
+            usage,
+        })
+    }
+
     /// Deletes every memory of every scope, and the recorded embedder.
     pub async fn reset(&self) -> Result<()> {
         self.inner.store.reset().await
@@ -771,4 +858,60 @@ fn events_of(outcome: Outcome) -> Vec<AddEvent> {
             },
         ],
     }
+}
+
+/// What [`Memory::restore`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    /// One outcome per record, in order: `Added`, `Exists` or `Duplicate`.
+    pub outcomes: Vec<Outcome>,
+    /// Records embedded again (no usable vector in the record).
+    pub embedded: usize,
+    /// Model calls made.
+    pub usage: Usage,
+}
+
+/// What an exported memory must be to be restored.
+fn check_record(r: &crate::store::MemoryRecord) -> Result<()> {
+    let m = &r.item;
+    let what = |detail: String| format!("memory {}: {detail}", m.id);
+    let scope = Scope {
+        user_id: m.user_id.clone(),
+        agent_id: m.agent_id.clone(),
+        run_id: m.run_id.clone(),
+    };
+    scope.validate(true)?;
+    if m.memory.trim().is_empty() {
+        return Err(Error::invalid("memory", what("the text is empty".into())));
+    }
+    if m.hash != text_hash(&m.memory) {
+        return Err(Error::invalid(
+            "hash",
+            what("is not the MD5 of the memory's text".into()),
+        ));
+    }
+    if m.valid_to.is_some_and(|to| to < m.valid_from) {
+        return Err(Error::invalid(
+            "valid_to",
+            what("ends before valid_from".into()),
+        ));
+    }
+    if let Some(h) = r.history.iter().find(|h| h.memory_id != m.id) {
+        return Err(Error::invalid(
+            "history",
+            what(format!(
+                "history entry {} belongs to memory {}",
+                h.id, h.memory_id
+            )),
+        ));
+    }
+    if let Some(e) = &r.embedding
+        && e.vector.iter().any(|x| !x.is_finite())
+    {
+        return Err(Error::invalid(
+            "embedding",
+            what("the vector holds a value that is not a finite number".into()),
+        ));
+    }
+    Ok(())
 }

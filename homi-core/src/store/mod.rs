@@ -144,6 +144,53 @@ pub enum Outcome {
     },
 }
 
+/// A memory whole — text, scopes, validity window, metadata, history and
+/// optionally its vector — as [`Store::export`] reads it and
+/// [`Store::restore`] writes it back. One line of `homi memory export`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemoryRecord {
+    /// The memory (its `score` is never set).
+    #[serde(flatten)]
+    pub item: MemoryItem,
+    /// Its changes, oldest first.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    /// Its vector and the model that made it, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<RecordEmbedding>,
+}
+
+/// A memory's vector and the embedding model that made it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordEmbedding {
+    /// The embedding model.
+    pub model: String,
+    /// The vector, as stored (unit length).
+    pub vector: Vec<f32>,
+}
+
+/// A memory waiting for its vector from the new embedder ([`Store::reembed_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReembedItem {
+    /// The memory.
+    pub id: Uuid,
+    /// Its text.
+    pub text: String,
+    /// Its hash: a vector staged for an older text is not used.
+    pub hash: String,
+}
+
+/// Where a re-embedding stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReembedBatch {
+    /// Memories in the store.
+    pub total: u64,
+    /// Memories whose new vector is staged (from this run or an interrupted one).
+    pub done: u64,
+    /// The next memories to embed (empty when every memory has its new vector).
+    pub todo: Vec<ReembedItem>,
+}
+
 /// What `search` and `list` look at.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadParams {
@@ -201,6 +248,41 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Deletes everything, the recorded embedder included.
     async fn reset(&self) -> Result<()>;
+
+    /// Up to `limit` memories of `scope` (superseded ones included) with
+    /// their history, ordered by id, after `after`; with their vectors when
+    /// `embeddings` is set.
+    async fn export(
+        &self,
+        scope: &Scope,
+        after: Option<Uuid>,
+        limit: usize,
+        embeddings: bool,
+    ) -> Result<Vec<MemoryRecord>>;
+
+    /// Writes records back as they were (ids, timestamps, validity windows,
+    /// history), each with its vector (of the recorded embedder's dimension),
+    /// in one transaction. A record whose id exists is skipped
+    /// ([`Outcome::Exists`]); a current record whose text is already current
+    /// under another id in its scope too ([`Outcome::Duplicate`]).
+    async fn restore(&self, records: Vec<(MemoryRecord, Vec<f32>)>) -> Result<Vec<Outcome>>;
+
+    /// Starts or resumes moving every memory to the embedder `target`: the
+    /// progress, and the next `limit` memories without a staged vector. A
+    /// different target than the one staged so far starts over.
+    async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch>;
+
+    /// Stages new vectors (`(id, hash the vector was made from, vector)`) for `target`.
+    async fn reembed_stage(
+        &self,
+        target: &EmbedderInfo,
+        vectors: Vec<(Uuid, String, Vec<f32>)>,
+    ) -> Result<()>;
+
+    /// Swaps every memory to its staged vector and records the new embedder
+    /// (with the vectors' dimension), in one transaction. `None` (and no
+    /// change) if some memory has no staged vector for its current text.
+    async fn reembed_finish(&self, target: &EmbedderInfo) -> Result<Option<EmbedderInfo>>;
 
     /// The conversations kept in the same database, if this store has them.
     #[cfg(feature = "chat")]
@@ -300,7 +382,9 @@ pub fn score_from_cosine(cos: f32) -> f32 {
 /// Normalises a vector to unit length (a zero vector stays zero).
 pub fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 && norm.is_finite() {
+    // A vector already of unit length is left bit for bit as it is, so an
+    // exported vector comes back exactly.
+    if norm > 0.0 && norm.is_finite() && (norm - 1.0).abs() > 1e-6 {
         for x in v.iter_mut() {
             *x /= norm;
         }

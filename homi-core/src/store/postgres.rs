@@ -26,9 +26,11 @@ mod auth;
 #[cfg(feature = "chat")]
 mod chat;
 mod jobs;
+mod transfer;
 
 use super::{
-    Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store, normalize, score_from_cosine,
+    Change, EmbedderInfo, MemoryRecord, NewMemory, Outcome, ReadParams, ReembedBatch, Store,
+    normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
 use crate::memory::filter::{Field, Filter, Op};
@@ -43,6 +45,7 @@ const MIGRATION_0003: &str = include_str!("../../migrations/postgres/0003_auth.s
 const MIGRATION_0004: &str = include_str!("../../migrations/postgres/0004_jobs.sql");
 const MIGRATION_0005: &str = include_str!("../../migrations/postgres/0005_conversations.sql");
 const MIGRATION_0006: &str = include_str!("../../migrations/postgres/0006_api_keys.sql");
+const MIGRATION_0007: &str = include_str!("../../migrations/postgres/0007_reembed.sql");
 
 fn migrator() -> Migrator {
     let mut m = Migrator::with_migrations(vec![
@@ -88,6 +91,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("api keys"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0006),
+            false,
+        ),
+        Migration::new(
+            7,
+            Cow::Borrowed("reembed"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0007),
             false,
         ),
     ]);
@@ -414,6 +424,25 @@ fn item_from_row(row: &PgRow) -> Result<MemoryItem> {
         valid_from: row.try_get("valid_from")?,
         valid_to: row.try_get("valid_to")?,
         superseded_by: row.try_get("superseded_by")?,
+    })
+}
+
+/// A history entry from `h.id, h.memory_id, h.old_memory, h.new_memory,
+/// h.event, h.created_at, h.updated_at, h.is_deleted, h.actor_id, h.role`.
+fn history_from_row(r: &PgRow) -> Result<HistoryEntry> {
+    let event: String = r.try_get(4)?;
+    Ok(HistoryEntry {
+        id: r.try_get(0)?,
+        memory_id: r.try_get(1)?,
+        old_memory: r.try_get(2)?,
+        new_memory: r.try_get(3)?,
+        event: Event::parse(&event)
+            .ok_or_else(|| Error::storage(format!("unknown history event '{event}'")))?,
+        created_at: r.try_get(5)?,
+        updated_at: r.try_get(6)?,
+        is_deleted: r.try_get(7)?,
+        actor_id: r.try_get(8)?,
+        role: r.try_get(9)?,
     })
 }
 
@@ -1228,6 +1257,10 @@ impl Store for PostgresStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM homi_memory_reembed WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         insert_deletion_marker(&mut tx, id, Utc::now(), &owner).await?;
         tx.commit().await?;
         Ok(true)
@@ -1254,6 +1287,10 @@ impl Store for PostgresStore {
             .map(|r| r.try_get::<Uuid, _>(0))
             .collect::<std::result::Result<_, _>>()?;
         sqlx::query("DELETE FROM homi_memory_history WHERE memory_id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM homi_memory_reembed WHERE id = ANY($1)")
             .bind(&ids)
             .execute(&mut *tx)
             .await?;
@@ -1306,25 +1343,37 @@ impl Store for PostgresStore {
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let event: String = r.try_get(4)?;
-                Ok(HistoryEntry {
-                    id: r.try_get(0)?,
-                    memory_id: r.try_get(1)?,
-                    old_memory: r.try_get(2)?,
-                    new_memory: r.try_get(3)?,
-                    event: Event::parse(&event).ok_or_else(|| {
-                        Error::storage(format!("unknown history event '{event}'"))
-                    })?,
-                    created_at: r.try_get(5)?,
-                    updated_at: r.try_get(6)?,
-                    is_deleted: r.try_get(7)?,
-                    actor_id: r.try_get(8)?,
-                    role: r.try_get(9)?,
-                })
-            })
-            .collect()
+        rows.iter().map(history_from_row).collect()
+    }
+
+    async fn export(
+        &self,
+        scope: &Scope,
+        after: Option<Uuid>,
+        limit: usize,
+        embeddings: bool,
+    ) -> Result<Vec<MemoryRecord>> {
+        self.export_records(scope, after, limit, embeddings).await
+    }
+
+    async fn restore(&self, records: Vec<(MemoryRecord, Vec<f32>)>) -> Result<Vec<Outcome>> {
+        self.restore_records(records).await
+    }
+
+    async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch> {
+        self.reembed_next_batch(target, limit).await
+    }
+
+    async fn reembed_stage(
+        &self,
+        target: &EmbedderInfo,
+        vectors: Vec<(Uuid, String, Vec<f32>)>,
+    ) -> Result<()> {
+        self.reembed_stage_vectors(target, vectors).await
+    }
+
+    async fn reembed_finish(&self, target: &EmbedderInfo) -> Result<Option<EmbedderInfo>> {
+        self.reembed_swap(target).await
     }
 
     fn job_store(self: Arc<Self>) -> Option<Arc<dyn crate::jobs::JobStore>> {
@@ -1341,8 +1390,9 @@ impl Store for PostgresStore {
         for sql in [
             "DELETE FROM homi_memories",
             "DELETE FROM homi_memory_history",
+            "DELETE FROM homi_memory_reembed",
             "DELETE FROM homi_jobs WHERE state IN ('queued', 'running')",
-            "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
+            "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims', 'reembed_target')",
             // The next embedder may have another dimension.
             "DROP INDEX IF EXISTS homi_memories_embedding_hnsw",
         ] {

@@ -34,10 +34,12 @@ mod auth;
 mod chat;
 mod jobs;
 mod reader;
+mod transfer;
 
 use super::vector::{Accept, ScopeVectors};
 use super::{
-    Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store, normalize, score_from_cosine,
+    Change, EmbedderInfo, MemoryRecord, NewMemory, Outcome, ReadParams, ReembedBatch, Store,
+    normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
 use crate::memory::filter::{Field, Filter, Op};
@@ -48,6 +50,7 @@ const MIGRATION_0002: &str = include_str!("../../migrations/sqlite/0002_auth.sql
 const MIGRATION_0003: &str = include_str!("../../migrations/sqlite/0003_jobs.sql");
 const MIGRATION_0004: &str = include_str!("../../migrations/sqlite/0004_conversations.sql");
 const MIGRATION_0005: &str = include_str!("../../migrations/sqlite/0005_api_keys.sql");
+const MIGRATION_0006: &str = include_str!("../../migrations/sqlite/0006_reembed.sql");
 
 /// Tombstones older than this many changes are pruned; caches further behind reload fully.
 const TOMBSTONE_WINDOW: i64 = 100_000;
@@ -93,6 +96,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("api keys"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0005),
+            false,
+        ),
+        Migration::new(
+            6,
+            Cow::Borrowed("reembed"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0006),
             false,
         ),
     ])
@@ -1188,6 +1198,25 @@ async fn insert_deletion_marker(
     .await
 }
 
+/// A history entry from `h.id, h.memory_id, h.old_memory, h.new_memory,
+/// h.event, h.created_at, h.updated_at, h.is_deleted, h.actor_id, h.role`.
+fn history_from_row(r: &SqliteRow) -> Result<HistoryEntry> {
+    let event: String = r.try_get(4)?;
+    Ok(HistoryEntry {
+        id: parse_uuid(&r.try_get::<String, _>(0)?)?,
+        memory_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
+        old_memory: r.try_get(2)?,
+        new_memory: r.try_get(3)?,
+        event: Event::parse(&event)
+            .ok_or_else(|| Error::storage(format!("unknown history event '{event}'")))?,
+        created_at: to_time(r.try_get(5)?),
+        updated_at: r.try_get::<Option<i64>, _>(6)?.map(to_time),
+        is_deleted: r.try_get::<i64, _>(7)? != 0,
+        actor_id: r.try_get(8)?,
+        role: r.try_get(9)?,
+    })
+}
+
 fn row_scope(row: &SqliteRow) -> Result<Scope> {
     Ok(Scope {
         user_id: row.try_get("user_id")?,
@@ -1645,6 +1674,10 @@ impl Store for SqliteStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM memory_reembed WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         insert_deletion_marker(&mut tx, id, now, &owner).await?;
         sqlx::query("INSERT INTO memory_tombstones (seq, rid) VALUES (?, ?)")
             .bind(seq)
@@ -1683,6 +1716,14 @@ impl Store for SqliteStore {
         bind_all(
             sqlx::query(run(format!(
                 "DELETE FROM memory_embeddings WHERE rid IN (SELECT m.rid FROM memories m WHERE {w})"
+            ))),
+            &binds,
+        )
+        .execute(&mut *tx)
+        .await?;
+        bind_all(
+            sqlx::query(run(format!(
+                "DELETE FROM memory_reembed WHERE id IN (SELECT m.id FROM memories m WHERE {w})"
             ))),
             &binds,
         )
@@ -1745,25 +1786,7 @@ impl Store for SqliteStore {
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let event: String = r.try_get(4)?;
-                Ok(HistoryEntry {
-                    id: parse_uuid(&r.try_get::<String, _>(0)?)?,
-                    memory_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
-                    old_memory: r.try_get(2)?,
-                    new_memory: r.try_get(3)?,
-                    event: Event::parse(&event).ok_or_else(|| {
-                        Error::storage(format!("unknown history event '{event}'"))
-                    })?,
-                    created_at: to_time(r.try_get(5)?),
-                    updated_at: r.try_get::<Option<i64>, _>(6)?.map(to_time),
-                    is_deleted: r.try_get::<i64, _>(7)? != 0,
-                    actor_id: r.try_get(8)?,
-                    role: r.try_get(9)?,
-                })
-            })
-            .collect()
+        rows.iter().map(history_from_row).collect()
     }
 
     fn job_store(self: Arc<Self>) -> Option<Arc<dyn crate::jobs::JobStore>> {
@@ -1775,6 +1798,36 @@ impl Store for SqliteStore {
         Some(self)
     }
 
+    async fn export(
+        &self,
+        scope: &Scope,
+        after: Option<Uuid>,
+        limit: usize,
+        embeddings: bool,
+    ) -> Result<Vec<MemoryRecord>> {
+        self.export_records(scope, after, limit, embeddings).await
+    }
+
+    async fn restore(&self, records: Vec<(MemoryRecord, Vec<f32>)>) -> Result<Vec<Outcome>> {
+        self.restore_records(records).await
+    }
+
+    async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch> {
+        self.reembed_next_batch(target, limit).await
+    }
+
+    async fn reembed_stage(
+        &self,
+        target: &EmbedderInfo,
+        vectors: Vec<(Uuid, String, Vec<f32>)>,
+    ) -> Result<()> {
+        self.reembed_stage_vectors(target, vectors).await
+    }
+
+    async fn reembed_finish(&self, target: &EmbedderInfo) -> Result<Option<EmbedderInfo>> {
+        self.reembed_swap(target).await
+    }
+
     async fn reset(&self) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let seq = bump_seq(&mut tx).await?;
@@ -1783,8 +1836,9 @@ impl Store for SqliteStore {
             "DELETE FROM memories",
             "DELETE FROM memory_history",
             "DELETE FROM memory_tombstones",
+            "DELETE FROM memory_reembed",
             "DELETE FROM jobs WHERE state IN ('queued', 'running')",
-            "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
+            "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims', 'reembed_target')",
         ] {
             sqlx::query(sql).execute(&mut *tx).await?;
         }
