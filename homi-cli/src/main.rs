@@ -1,8 +1,13 @@
 //! `homi`: Homi from the shell.
 //!
 //! - `homi serve` runs the REST server exactly as `homi-server` does.
-//! - `homi key create|list|revoke` manages service API keys (the secret of a
-//!   new key is printed once).
+//! - `homi chat` chats with memory, like the original memory-agent.py.
+//! - `homi memory …` adds, searches, lists, changes and deletes memories;
+//!   exports and imports them as JSON Lines; copies a mem0 collection; moves
+//!   a store to another embedder.
+//! - `homi user …` and `homi key …` manage accounts and service API keys
+//!   (the secret of a new key is printed once).
+//! - `homi migrate`, `homi config check`, `homi completions`.
 //!
 //! Configuration comes from the environment and `.env` (`DATABASE_URL`, …),
 //! as for every Homi door. Exit codes: 0 success, 2 usage, and one per kind
@@ -175,6 +180,57 @@ enum MemoryCommand {
         #[command(flatten)]
         scope: ScopeArgs,
     },
+    /// Write memories as JSON Lines: each with its history, validity window,
+    /// scopes and metadata (superseded ones too). Every memory without a scope.
+    Export {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Include each memory's vector and the model that made it (an import
+        /// with the same embedder then makes no model calls).
+        #[arg(long)]
+        embeddings: bool,
+        /// Write to this file (complete or not at all) instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Restore memories written by `homi memory export` ("-" reads stdin).
+    /// Ids already in the store are skipped, so importing twice changes nothing.
+    Import {
+        /// The JSON Lines file.
+        file: String,
+    },
+    /// Copy an existing mem0 collection from Postgres or Supabase (ids,
+    /// scopes, timestamps and vectors kept; running it again adds nothing).
+    #[cfg(feature = "postgres")]
+    ImportMem0 {
+        /// The database holding the collection: postgres://…
+        #[arg(long = "from", value_name = "URL")]
+        url: String,
+        /// mem0's collection_name.
+        #[arg(long, default_value = "mem0")]
+        collection: String,
+        /// mem0's pgvector store or the Supabase (vecs) one; found by default.
+        #[arg(long, value_enum)]
+        layout: Option<Mem0LayoutArg>,
+        /// The embedding model that made mem0's vectors (default: the
+        /// configured HOMI_EMBEDDING_MODEL).
+        #[arg(long)]
+        embedding_model: Option<String>,
+    },
+    /// Move every memory to the embedder configured now (HOMI_EMBEDDING_MODEL,
+    /// HOMI_EMBEDDING_DIMS, OPENAI_BASE_URL). Resumes where an interrupted run
+    /// stopped; the switch happens at the end, all at once.
+    Reembed,
+}
+
+/// Where mem0 kept its memories.
+#[cfg(feature = "postgres")]
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Mem0LayoutArg {
+    /// mem0's own pgvector store: `{collection}(id, vector, payload)`.
+    Pgvector,
+    /// The Supabase store: `vecs."{collection}"(id, vec, metadata)`.
+    Vecs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -438,18 +494,98 @@ fn json_object(field: &str, text: Option<&str>) -> homi_core::Result<Option<homi
     }
 }
 
-/// One line per memory: id, text, and the score when there is one.
-fn print_items(items: &[homi_core::MemoryItem]) {
-    for m in items {
-        match m.score {
-            Some(score) => println!("{}  {:.3}  {}", m.id, score, m.memory),
-            None => println!("{}  {}", m.id, m.memory),
+/// Prints rows under a header, each column as wide as its widest cell (the
+/// last column, free text, is not padded).
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
         }
     }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<0$}  ", widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Who a memory belongs to, e.g. `user=alice agent=tutor`.
+fn owner(m: &homi_core::MemoryItem) -> String {
+    [
+        ("user", &m.user_id),
+        ("agent", &m.agent_id),
+        ("run", &m.run_id),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// Memories as a table: id, score (search), owner, last change, text.
+fn print_items(items: &[homi_core::MemoryItem]) {
+    let scored = items.iter().any(|m| m.score.is_some());
+    let mut header = vec!["ID"];
+    if scored {
+        header.push("SCORE");
+    }
+    header.extend(["OWNER", "UPDATED", "MEMORY"]);
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|m| {
+            let mut row = vec![m.id.to_string()];
+            if scored {
+                row.push(m.score.map(|s| format!("{s:.3}")).unwrap_or_default());
+            }
+            row.push(owner(m));
+            row.push(m.updated_at.format("%Y-%m-%d %H:%M").to_string());
+            row.push(m.memory.clone());
+            row
+        })
+        .collect();
+    print_table(&header, &rows);
+}
+
+/// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
+fn progress(len: Option<u64>, template: &str) -> indicatif::ProgressBar {
+    let bar = match len {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_core::Result<()> {
     use homi_core::{AddOptions, ListOptions, SearchOptions};
+    // These two work on a store whose embedder is not (or not yet) the
+    // configured one, so they open no Memory.
+    match command {
+        #[cfg(feature = "postgres")]
+        MemoryCommand::ImportMem0 {
+            url,
+            collection,
+            layout,
+            embedding_model,
+        } => return import_mem0(config, url, collection, layout, embedding_model, as_json).await,
+        MemoryCommand::Reembed => return reembed(config, as_json).await,
+        _ => {}
+    }
     let memory = homi_core::Memory::open(config).await?;
     match command {
         MemoryCommand::Add {
@@ -565,17 +701,227 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
             if as_json {
                 println!("{}", json!(entries));
             } else {
-                for h in entries {
-                    println!(
-                        "{}  {:<6}  {} -> {}",
-                        h.created_at.to_rfc3339(),
-                        format!("{:?}", h.event),
-                        h.old_memory.unwrap_or_default(),
-                        h.new_memory.unwrap_or_default()
-                    );
-                }
+                let rows: Vec<Vec<String>> = entries
+                    .into_iter()
+                    .map(|h| {
+                        vec![
+                            h.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            h.event.as_str().to_owned(),
+                            h.old_memory.unwrap_or_default(),
+                            h.new_memory.unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["WHEN", "EVENT", "BEFORE", "AFTER"], &rows);
             }
         }
+        MemoryCommand::Export {
+            scope,
+            embeddings,
+            output,
+        } => export(&memory, &scope.scope(), embeddings, output, as_json).await?,
+        MemoryCommand::Import { file } => import(&memory, &file, as_json).await?,
+        // Run above, before a Memory is opened.
+        #[cfg(feature = "postgres")]
+        MemoryCommand::ImportMem0 { .. } => {}
+        MemoryCommand::Reembed => {}
+    }
+    Ok(())
+}
+
+async fn export(
+    memory: &homi_core::Memory,
+    scope: &homi_core::Scope,
+    embeddings: bool,
+    output: Option<std::path::PathBuf>,
+    as_json: bool,
+) -> homi_core::Result<()> {
+    use std::io::Write;
+    let bar = progress(None, "{spinner} exported {human_pos} memories [{elapsed}]");
+    let store = memory.store().as_ref();
+    let count = |n: u64| bar.set_position(n);
+    let written = match &output {
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            homi_core::transfer::export_jsonl(store, scope, embeddings, &mut out, count).await?
+        }
+        Some(path) => {
+            // Written beside the target and renamed at the end: the file is
+            // complete or not there.
+            let mut partial = path.clone().into_os_string();
+            partial.push(".partial");
+            let partial = std::path::PathBuf::from(partial);
+            let file = std::fs::File::create(&partial).map_err(|e| {
+                Error::invalid(
+                    "output",
+                    format!("cannot create {}: {e}", partial.display()),
+                )
+            })?;
+            let mut out = std::io::BufWriter::new(file);
+            let written =
+                match homi_core::transfer::export_jsonl(store, scope, embeddings, &mut out, count)
+                    .await
+                {
+                    Ok(n) => n,
+                    Err(e) => {
+                        drop(out);
+                        let _ = std::fs::remove_file(&partial);
+                        return Err(e);
+                    }
+                };
+            out.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&partial, path))
+                .map_err(|e| {
+                    Error::invalid("output", format!("cannot write {}: {e}", path.display()))
+                })?;
+            written
+        }
+    };
+    bar.finish_and_clear();
+    match (&output, as_json) {
+        (Some(path), true) => println!(
+            "{}",
+            json!({"exported": written, "output": path.display().to_string()})
+        ),
+        (Some(path), false) => println!("exported {written} memories to {}", path.display()),
+        (None, _) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("exported {written} memories");
+        }
+    }
+    Ok(())
+}
+
+async fn import(memory: &homi_core::Memory, file: &str, as_json: bool) -> homi_core::Result<()> {
+    let report = if file == "-" {
+        let bar = progress(None, "{spinner} imported {binary_bytes} [{elapsed}]");
+        let input = std::io::BufReader::new(std::io::stdin().lock());
+        let report =
+            homi_core::transfer::import_jsonl(memory, input, |b| bar.set_position(b)).await;
+        bar.finish_and_clear();
+        report?
+    } else {
+        let f = std::fs::File::open(file)
+            .map_err(|e| Error::invalid("file", format!("cannot open {file}: {e}")))?;
+        let len = f.metadata().map(|m| m.len()).ok();
+        let bar = progress(
+            len,
+            "{bar:40} {binary_bytes}/{binary_total_bytes} [{elapsed}, {eta} left]",
+        );
+        let report = homi_core::transfer::import_jsonl(memory, std::io::BufReader::new(f), |b| {
+            bar.set_position(b)
+        })
+        .await;
+        bar.finish_and_clear();
+        report?
+    };
+    if as_json {
+        println!("{}", json!(report));
+    } else {
+        println!(
+            "read {} memories: {} imported, {} already present, {} duplicates of a current memory; {} embedded again",
+            report.read,
+            report.imported,
+            report.already_present,
+            report.duplicates,
+            report.embedded
+        );
+    }
+    Ok(())
+}
+
+#[cfg(feature = "postgres")]
+async fn import_mem0(
+    config: &Config,
+    url: String,
+    collection: String,
+    layout: Option<Mem0LayoutArg>,
+    embedding_model: Option<String>,
+    as_json: bool,
+) -> homi_core::Result<()> {
+    use homi_core::import::{Mem0Layout, Mem0Source};
+    let store = homi_core::store::open(config).await?;
+    let source = Mem0Source {
+        url,
+        collection,
+        layout: layout.map(|l| match l {
+            Mem0LayoutArg::Pgvector => Mem0Layout::Pgvector,
+            Mem0LayoutArg::Vecs => Mem0Layout::Vecs,
+        }),
+        embedder_model: embedding_model.unwrap_or_else(|| config.embedder.model.clone()),
+    };
+    let bar = progress(None, "{spinner} copying the mem0 collection [{elapsed}]");
+    let report = homi_core::import::import_mem0(store.as_ref(), &source).await;
+    bar.finish_and_clear();
+    let report = report?;
+    let layout = match report.layout {
+        Some(Mem0Layout::Vecs) => "vecs",
+        _ => "pgvector",
+    };
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "layout": layout,
+                "read": report.read,
+                "imported": report.imported,
+                "already_present": report.already_present,
+                "duplicates": report.duplicates,
+                "invalid": report.invalid,
+            })
+        );
+    } else {
+        println!(
+            "read {} rows of {} ({layout} layout): {} imported, {} already present, {} duplicates, {} without text or scope",
+            report.read,
+            source.collection,
+            report.imported,
+            report.already_present,
+            report.duplicates,
+            report.invalid
+        );
+    }
+    Ok(())
+}
+
+async fn reembed(config: &Config, as_json: bool) -> homi_core::Result<()> {
+    let bar = progress(
+        Some(0),
+        "{bar:40} {pos}/{len} memories re-embedded [{elapsed}, {eta} left]",
+    );
+    let report = homi_core::transfer::reembed_with_config(config, |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    if as_json {
+        println!("{}", json!(report));
+    } else if report.from == report.to {
+        println!(
+            "nothing to do: the store is on {}",
+            report
+                .to
+                .as_deref()
+                .unwrap_or("no embedder yet (it holds no memory)")
+        );
+    } else {
+        if report.resumed > 0 {
+            eprintln!(
+                "resumed: {} of {} memories already had their new vector",
+                report.resumed, report.total
+            );
+        }
+        println!(
+            "moved {} memories from {} to {} ({} embedded by this run)",
+            report.total,
+            report.from.as_deref().unwrap_or("-"),
+            report.to.as_deref().unwrap_or("-"),
+            report.embedded
+        );
     }
     Ok(())
 }

@@ -1,0 +1,426 @@
+//! `homi memory export|import|import-mem0|reembed` with assert_cmd, against
+//! the fake provider, on SQLite and Postgres: an export → import round trip
+//! that gives back the same bytes and is idempotent, a mem0 collection
+//! copied, and a re-embedding interrupted (by a provider failure, and by
+//! SIGKILL) that resumes where it stopped.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+use homi_core::{AddOptions, Memory, Messages, Scope};
+use homi_testkit::{FakeProvider, Fault, Target};
+use serde_json::{Value, json};
+
+#[macro_use]
+#[path = "../../homi-core/tests/common/mod.rs"]
+mod common;
+use common::Backend;
+
+const DIMS: usize = 64;
+
+struct Env {
+    fake: FakeProvider,
+    dirs: Vec<tempfile::TempDir>,
+    backend: Backend,
+}
+
+impl Env {
+    /// A new, empty store of the backend under test.
+    async fn store(&mut self) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let url = common::database_url(self.backend, dir.path())
+            .await
+            .unwrap();
+        self.dirs.push(dir);
+        url
+    }
+
+    fn homi(&self, url: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_homi"));
+        cmd.args(args)
+            .env("DATABASE_URL", url)
+            .env("OPENAI_BASE_URL", self.fake.base_url())
+            .env("OPENAI_API_KEY", "sk-test")
+            .env("HOMI_EMBEDDING_MODEL", "text-embedding-3-small")
+            .env("HOMI_EMBEDDING_DIMS", DIMS.to_string())
+            .env("HOMI_PROVIDER_MAX_RETRIES", "0")
+            .env_remove("SUPABASE_URL")
+            .timeout(Duration::from_secs(120));
+        cmd
+    }
+
+    /// Runs to success; stdout.
+    fn ok(&self, url: &str, args: &[&str]) -> String {
+        let out = self.homi(url, args).assert().success().get_output().clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Not a terminal: no progress bar drawn.
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "escape codes on stderr: {stderr}"
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+async fn env(backend: Backend) -> Option<Env> {
+    if backend == Backend::Postgres {
+        // Skipped (or failed, with HOMI_REQUIRE_POSTGRES) without a server.
+        common::postgres_url().await?;
+    }
+    Some(Env {
+        fake: FakeProvider::start().await.unwrap(),
+        dirs: Vec::new(),
+        backend,
+    })
+}
+
+async fn export_then_import_gives_the_same_bytes(b: Backend) {
+    let Some(mut e) = env(b).await else { return };
+    let (one, two) = (e.store().await, e.store().await);
+    e.ok(
+        &one,
+        &[
+            "memory",
+            "add",
+            "I like tea",
+            "--user",
+            "alice",
+            "--no-infer",
+        ],
+    );
+    e.ok(
+        &one,
+        &[
+            "memory",
+            "add",
+            "I collect stamps",
+            "--user",
+            "alice",
+            "--agent",
+            "hobbies",
+            "--metadata",
+            r#"{"topic": "hobby", "n": 2}"#,
+        ],
+    );
+    let run = e.ok(
+        &one,
+        &[
+            "memory",
+            "add",
+            "Run notes",
+            "--run",
+            "r1",
+            "--no-infer",
+            "--json",
+        ],
+    );
+    let id = serde_json::from_str::<Value>(&run).unwrap()["results"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    e.ok(&one, &["memory", "update", &id, "Run notes, revised"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alice.jsonl");
+    let file = file.to_str().unwrap();
+    let said = e.ok(&one, &["memory", "export", "--output", file]);
+    assert_eq!(said.trim(), format!("exported 3 memories to {file}"));
+    assert!(!std::path::Path::new(&format!("{file}.partial")).exists());
+    let exported = std::fs::read_to_string(file).unwrap();
+    assert_eq!(exported.lines().count(), 3);
+    let revised: Value = exported
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(revised["history"].as_array().unwrap().len(), 2);
+    assert!(revised.get("embedding").is_none());
+
+    let report = e.ok(&two, &["memory", "import", file]);
+    assert_eq!(
+        report.trim(),
+        "read 3 memories: 3 imported, 0 already present, 0 duplicates of a current memory; 3 embedded again"
+    );
+    // The copy exports the same bytes (to stdout this time).
+    assert_eq!(e.ok(&two, &["memory", "export"]), exported);
+    // Twice changes nothing; stdin works too.
+    let again = e
+        .homi(&two, &["memory", "import", "-", "--json"])
+        .write_stdin(exported.clone())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let again: Value = serde_json::from_slice(&again).unwrap();
+    assert_eq!(
+        again,
+        json!({"read": 3, "imported": 0, "already_present": 3, "duplicates": 0, "embedded": 0})
+    );
+    assert_eq!(e.ok(&two, &["memory", "export"]), exported);
+
+    // One scope; with vectors, imported without a model call.
+    let alice = e.ok(
+        &one,
+        &["memory", "export", "--user", "alice", "--embeddings"],
+    );
+    assert_eq!(alice.lines().count(), 2);
+    assert!(alice.contains("\"vector\":[") && !alice.contains("Run notes"));
+    let three = e.store().await;
+    let before = e.fake.stats().embedding_requests;
+    let out = e
+        .homi(&three, &["memory", "import", "-", "--json"])
+        .write_stdin(alice.clone())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (out["imported"].as_u64(), out["embedded"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(e.fake.stats().embedding_requests, before);
+    let table = e.ok(&three, &["memory", "list", "--user", "alice"]);
+    let mut rows = table.lines();
+    assert!(rows.next().unwrap().starts_with("ID"), "{table}");
+    assert_eq!(rows.count(), 2, "{table}");
+
+    // A file that is not an export: exit 4, one sentence naming the line, nothing written.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!("{}\nnot json\n", exported.lines().next().unwrap()),
+    )
+    .unwrap();
+    let four = e.store().await;
+    let out = e
+        .homi(&four, &["memory", "import", bad.to_str().unwrap()])
+        .assert()
+        .code(4)
+        .get_output()
+        .clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    assert_eq!(e.ok(&four, &["memory", "export"]), "");
+    e.homi(&four, &["memory", "import", "/no/such/file.jsonl"])
+        .assert()
+        .code(4);
+}
+
+/// 300 memories of three users, embedded with the configured 64-dimension model.
+async fn fill(e: &Env, url: &str) {
+    let config = common::provider_config(url, &e.fake.base_url(), DIMS, 0);
+    let memory = Memory::open(&config).await.unwrap();
+    for user in ["u1", "u2", "u3"] {
+        let texts: Vec<Value> = (0..100)
+            .map(|i| json!({"role": "user", "content": format!("{user} fact number {i}")}))
+            .collect();
+        memory
+            .add(
+                Messages::from_json(&json!(texts)).unwrap(),
+                &Scope::user(user),
+                AddOptions::raw(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn staged(url: &str) -> i64 {
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM memory_reembed")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM homi_memory_reembed")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    }
+}
+
+async fn reembed_resumes_after_a_failure_and_a_kill(b: Backend) {
+    let Some(mut e) = env(b).await else { return };
+    let url = e.store().await;
+    fill(&e, &url).await;
+    let to_new = |cmd: &mut Command| {
+        cmd.env("HOMI_EMBEDDING_MODEL", "all-minilm-l6-v2")
+            .env_remove("HOMI_EMBEDDING_DIMS");
+    };
+
+    // 1. The provider fails after the first batch: exit 9, the batch is kept.
+    e.fake
+        .push_fault_after(Target::Embeddings, Fault::ServerError, 100, 1);
+    let mut cmd = e.homi(&url, &["memory", "reembed"]);
+    to_new(&mut cmd);
+    let out = cmd.assert().code(9).get_output().clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(staged(&url).await, 128);
+    e.fake.reset();
+    // Meanwhile the store still serves the old embedder.
+    assert!(
+        e.ok(&url, &["memory", "search", "fact number 7", "--user", "u1"])
+            .contains("u1 fact number 7")
+    );
+
+    // 2. Killed while embedding (each request now takes 300 ms).
+    e.fake.set_latency(Duration::from_millis(300));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_homi"))
+        .args(["memory", "reembed"])
+        .env("DATABASE_URL", &url)
+        .env("OPENAI_BASE_URL", e.fake.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("HOMI_EMBEDDING_MODEL", "all-minilm-l6-v2")
+        .env_remove("HOMI_EMBEDDING_DIMS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while staged(&url).await <= 128 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kept = staged(&url).await;
+    assert!((256..300).contains(&kept), "{kept}");
+    e.fake.set_latency(Duration::ZERO);
+
+    // 3. Run again: it resumes, embeds only the rest, and switches.
+    let before = e.fake.stats().embedding_inputs;
+    let mut cmd = e.homi(&url, &["memory", "reembed"]);
+    to_new(&mut cmd);
+    let out = cmd.assert().success().get_output().clone();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("resumed: {kept} of 300 memories")),
+        "{stderr}"
+    );
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "moved 300 memories from text-embedding-3-small (64 dims) to all-minilm-l6-v2 (384 dims) ({} embedded by this run)",
+            300 - kept
+        )
+    );
+    assert_eq!(e.fake.stats().embedding_inputs - before, 300 - kept as u64);
+    assert_eq!(staged(&url).await, 0);
+
+    // The new embedder searches; the old one is refused (exit 7, conflict).
+    let mut cmd = e.homi(
+        &url,
+        &[
+            "memory",
+            "search",
+            "u2 fact number 42",
+            "--user",
+            "u2",
+            "--json",
+        ],
+    );
+    to_new(&mut cmd);
+    let found: Value = serde_json::from_slice(&cmd.assert().success().get_output().stdout).unwrap();
+    assert_eq!(found["results"][0]["memory"], "u2 fact number 42");
+    e.homi(&url, &["memory", "search", "fact", "--user", "u2"])
+        .assert()
+        .code(7);
+    let mut cmd = e.homi(&url, &["memory", "reembed", "--json"]);
+    to_new(&mut cmd);
+    let report: Value =
+        serde_json::from_slice(&cmd.assert().success().get_output().stdout).unwrap();
+    assert_eq!(report["embedded"], 0);
+    assert_eq!(report["from"], report["to"]);
+}
+
+async fn mem0_collection_is_copied_once(b: Backend) {
+    let Some(mut e) = env(b).await else { return };
+    // The mem0 side is always Postgres (mem0's pgvector / Supabase stores).
+    let Some(source) = common::postgres_url().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&source).await.unwrap();
+    for sql in [
+        "CREATE EXTENSION IF NOT EXISTS vector",
+        "CREATE SCHEMA vecs",
+        "CREATE TABLE vecs.memories (id varchar PRIMARY KEY, vec vector(64), metadata jsonb)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    for (i, (text, user)) in [
+        ("Is allergic to peanuts", "alice"),
+        ("Lives in Lisbon", "alice"),
+        ("Prefers aisle seats", "bob"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let v = homi_testkit::lexical_embedding(text, DIMS);
+        let literal = format!(
+            "[{}]",
+            v.iter().map(f32::to_string).collect::<Vec<_>>().join(",")
+        );
+        sqlx::query("INSERT INTO vecs.memories VALUES ($1, $2::vector, $3)")
+            .bind(format!("00000000-0000-4000-8000-00000000000{i}"))
+            .bind(literal)
+            .bind(sqlx::types::Json(
+                json!({"data": text, "user_id": user, "category": "x"}),
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let url = e.store().await;
+    let args = [
+        "memory",
+        "import-mem0",
+        "--from",
+        &source,
+        "--collection",
+        "memories",
+    ];
+    let said = e.ok(&url, &args);
+    assert_eq!(
+        said.trim(),
+        "read 3 rows of memories (vecs layout): 3 imported, 0 already present, 0 duplicates, 0 without text or scope"
+    );
+    assert!(e.ok(&url, &args).contains("0 imported, 3 already present"));
+    let found: Value = serde_json::from_str(&e.ok(
+        &url,
+        &["memory", "search", "peanuts", "--user", "alice", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(found["results"][0]["memory"], "Is allergic to peanuts");
+    assert_eq!(found["results"][0]["metadata"]["category"], "x");
+    // bob's memory stays bob's.
+    assert!(
+        !e.ok(&url, &["memory", "list", "--user", "alice"])
+            .contains("aisle")
+    );
+    e.homi(
+        &url,
+        &[
+            "memory",
+            "import-mem0",
+            "--from",
+            &source,
+            "--collection",
+            "nope",
+        ],
+    )
+    .assert()
+    .code(5);
+}
+
+conformance!(
+    export_then_import_gives_the_same_bytes,
+    reembed_resumes_after_a_failure_and_a_kill,
+    mem0_collection_is_copied_once
+);
