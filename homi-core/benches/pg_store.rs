@@ -118,14 +118,14 @@ async fn load(case: &Case, url: &str) -> Loaded {
             }));
             if batch.len() == 5_000 {
                 store
-                    .apply(&Scope::any(), std::mem::take(&mut batch))
+                    .apply(&Scope::any(), None, std::mem::take(&mut batch))
                     .await
                     .unwrap();
             }
         }
     }
     if !batch.is_empty() {
-        store.apply(&Scope::any(), batch).await.unwrap();
+        store.apply(&Scope::any(), None, batch).await.unwrap();
     }
     let insert = start.elapsed();
     let start = Instant::now();

@@ -91,7 +91,7 @@ async fn build(per_scope: usize, other_scopes: usize, dims: usize) -> Fixture {
                     embedding: v,
                 }));
             }
-            store.apply(&scope, changes).await.unwrap();
+            store.apply(&scope, None, changes).await.unwrap();
             inserted += n;
         }
     }

@@ -204,7 +204,7 @@ pub async fn import_mem0(store: &dyn Store, source: &Mem0Source) -> Result<Impor
         ..ImportReport::default()
     };
     let mut after = String::new();
-    let mut bound = false;
+    let mut bound: Option<EmbedderInfo> = None;
     loop {
         let rows = sqlx::query(AssertSqlSafe(sql.clone()))
             .bind(&after)
@@ -230,16 +230,17 @@ pub async fn import_mem0(store: &dyn Store, source: &Mem0Source) -> Result<Impor
                 }
             }
         }
-        if !bound && let Some(Change::Import { memory, .. }) = changes.first() {
-            store
-                .bind_embedder(&EmbedderInfo {
-                    model: source.embedder_model.clone(),
-                    dims: memory.embedding.len(),
-                })
-                .await?;
-            bound = true;
+        if bound.is_none()
+            && let Some(Change::Import { memory, .. }) = changes.first()
+        {
+            let info = EmbedderInfo {
+                model: source.embedder_model.clone(),
+                dims: memory.embedding.len(),
+            };
+            store.bind_embedder(&info).await?;
+            bound = Some(info);
         }
-        for outcome in store.apply(&Scope::any(), changes).await? {
+        for outcome in store.apply(&Scope::any(), bound.as_ref(), changes).await? {
             match outcome {
                 Outcome::Added { .. } => report.imported += 1,
                 Outcome::Exists { .. } => report.already_present += 1,

@@ -92,7 +92,7 @@ async fn large_scopes_use_the_index_and_lose_nothing() {
             })
         })
         .collect();
-    exact.apply(&Scope::any(), changes).await.unwrap();
+    exact.apply(&Scope::any(), None, changes).await.unwrap();
     sqlx::query("ANALYZE homi_memories")
         .execute(exact.pool())
         .await
@@ -230,6 +230,7 @@ async fn supabase_api_roles_see_none_of_homis_rows() {
     store
         .apply(
             &scope,
+            None,
             vec![Change::Add(NewMemory {
                 id: uuid::Uuid::new_v4(),
                 text: "Alice's secret".into(),

@@ -133,6 +133,12 @@ async fn round_trip_is_exact_and_idempotent(b: Backend) {
     // export of the copy is the same bytes.
     let url2 = store_url(b, &d2).await.unwrap();
     let copy = Memory::open(&config(&fake, &url2)).await.unwrap();
+    // A search first: the copy's scope cache is warm when the import lands.
+    let none = copy
+        .search("meat", &Scope::user("alice"), Default::default())
+        .await
+        .unwrap();
+    assert!(none.results.is_empty());
     let report = import_jsonl(&copy, &plain[..], |_| {}).await.unwrap();
     assert_eq!(
         report,
@@ -248,6 +254,13 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
             .await
             .unwrap();
     }
+    let old_export = export(&memory, &Scope::any(), true).await;
+    // Warm the cache of one scope on the old vectors.
+    let warm = memory
+        .search("u3 fact number 5", &Scope::user("u3"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(warm.results[0].memory, "u3 fact number 5");
     let new_config = old_config
         .clone()
         .with_embedding_model("all-minilm-l6-v2", None);
@@ -287,23 +300,69 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
         .await
         .unwrap();
     assert!(Memory::open(&new_config).await.is_err());
+    // Forgetting leaves no staged vector behind: one memory, then a user.
+    assert_eq!(staged(&url).await, 128);
+    let staged_u3: Vec<uuid::Uuid> = memory
+        .get_all(&Scope::user("u3"), ListOptions::default().limit(1000))
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .filter(|id| staged_ids.contains(id))
+        .collect();
+    let gone = first
+        .iter()
+        .find(|m| staged_ids.contains(&m.id) && m.id != changed.id)
+        .unwrap();
+    memory
+        .delete(&gone.id.to_string(), &Scope::user("u1"))
+        .await
+        .unwrap();
+    memory.delete_all(&Scope::user("u3")).await.unwrap();
+    assert_eq!(staged(&url).await, 127 - staged_u3.len() as i64);
+    let left = 200 - 1;
 
     let before = fake.stats().embedding_inputs;
     let mut seen = Vec::new();
     let report = reembed(&store, &embedder, 128, |p| seen.push(p.done))
         .await
         .unwrap();
-    assert_eq!(report.total, 300);
-    assert_eq!(report.resumed, 127, "{report:?}");
-    assert_eq!(report.embedded, 173, "{report:?}");
+    let resumed = 127 - staged_u3.len() as u64 - 1;
+    assert_eq!(report.total, left);
+    assert_eq!(report.resumed, resumed, "{report:?}");
+    assert_eq!(report.embedded, left - resumed, "{report:?}");
     assert_eq!(
         report.from.as_deref(),
         Some("text-embedding-3-small (64 dims)")
     );
     assert_eq!(report.to.as_deref(), Some("all-minilm-l6-v2 (384 dims)"));
-    assert_eq!(seen.first(), Some(&127));
-    assert_eq!(seen.last(), Some(&300));
-    assert_eq!(fake.stats().embedding_inputs - before, 173);
+    assert_eq!(seen.first(), Some(&resumed));
+    assert_eq!(seen.last(), Some(&left));
+    assert_eq!(fake.stats().embedding_inputs - before, left - resumed);
+    assert_eq!(staged(&url).await, 0);
+
+    // The same store instance, its cache warm on the old vectors, searches
+    // with the new embedder.
+    let same = Memory::builder(Arc::clone(&store))
+        .embedder(Arc::new(
+            OpenAiEmbedder::new(&new_config.provider, &new_config.embedder).unwrap(),
+        ))
+        .build()
+        .await
+        .unwrap();
+    let found = same
+        .search("u2 fact number 7", &Scope::user("u2"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(found.results[0].memory, "u2 fact number 7");
+    // The export from before: what is still here is already present; what
+    // was deleted since comes back, embedded by the new embedder (the
+    // file's vectors are the old model's).
+    let again = import_jsonl(&same, &old_export[..], |_| {}).await.unwrap();
+    assert_eq!(
+        (again.imported, again.already_present, again.embedded),
+        (300 - left, left, 300 - left)
+    );
 
     // Now the new embedder opens and finds; the old one is refused.
     let moved = Memory::open(&new_config).await.unwrap();
@@ -334,6 +393,32 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
     let report = reembed(&store, &embedder, 128, |_| {}).await.unwrap();
     assert_eq!(report.from, report.to);
     assert_eq!(report.embedded, 0);
+
+    // A reset drops the vectors of a re-embedding left half done.
+    let back = OpenAiEmbedder::new(&old_config.provider, &old_config.embedder).unwrap();
+    fake.push_fault_after(Target::Embeddings, Fault::ServerError, 100, 1);
+    reembed(&store, &back, 128, |_| {}).await.unwrap_err();
+    fake.reset();
+    assert_eq!(staged(&url).await, 128);
+    moved.reset().await.unwrap();
+    assert_eq!(staged(&url).await, 0);
+}
+
+/// Vectors staged by a re-embedding, counted in SQL.
+async fn staged(url: &str) -> i64 {
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM memory_reembed")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM homi_memory_reembed")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    }
 }
 
 conformance!(

@@ -194,6 +194,15 @@ impl Memory {
             .ok_or_else(|| Error::ProviderNotConfigured(self.inner.not_configured.clone()))
     }
 
+    /// The embedder that made `vectors` (checked again by the store when
+    /// it writes them).
+    fn made_by(&self, vectors: &[Vec<f32>]) -> Option<EmbedderInfo> {
+        Some(EmbedderInfo {
+            model: self.inner.embedder.as_ref()?.model().to_owned(),
+            dims: vectors.first()?.len(),
+        })
+    }
+
     async fn embed(&self, texts: &[String], usage: &mut Usage) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -280,6 +289,7 @@ impl Memory {
         }
         let texts: Vec<String> = fresh.iter().map(|&i| items[i].content.clone()).collect();
         let vectors = self.embed(&texts, usage).await?;
+        let made_by = self.made_by(&vectors);
         let changes: Vec<Change> = fresh
             .iter()
             .zip(vectors)
@@ -296,7 +306,11 @@ impl Memory {
                 })
             })
             .collect();
-        let outcomes = self.inner.store.apply(scope, changes).await?;
+        let outcomes = self
+            .inner
+            .store
+            .apply(scope, made_by.as_ref(), changes)
+            .await?;
         let mut by_hash: HashMap<String, AddEvent> = HashMap::new();
         for o in outcomes {
             for e in events_of(o) {
@@ -481,6 +495,7 @@ impl Memory {
         // (3) One embeddings request for every new or changed text.
         let texts: Vec<String> = plan.iter().map(|(op, _)| op.text.clone()).collect();
         let vectors = self.embed(&texts, usage).await?;
+        let made_by = self.made_by(&vectors);
 
         // (4) Apply everything in one transaction.
         let new_memory = |text: String, hash: String, embedding: Vec<f32>| NewMemory {
@@ -514,7 +529,11 @@ impl Memory {
                 _ => Change::Add(new_memory(op.text, hash, embedding)),
             })
             .collect();
-        let outcomes = self.inner.store.apply(scope, changes).await?;
+        let outcomes = self
+            .inner
+            .store
+            .apply(scope, made_by.as_ref(), changes)
+            .await?;
         let mut events: Vec<AddEvent> = outcomes.into_iter().flat_map(events_of).collect();
         events.extend(none_events);
         Ok(events)
@@ -648,6 +667,7 @@ impl Memory {
         }
         let mut usage = Usage::default();
         let vectors = self.embed(&[text.to_owned()], &mut usage).await?;
+        let made_by = self.made_by(&vectors);
         let embedding = vectors.into_iter().next().unwrap_or_default();
         let change = Change::Update {
             id: uuid,
@@ -659,7 +679,11 @@ impl Memory {
             actor_id: None,
             role: None,
         };
-        let outcomes = self.inner.store.apply(scope, vec![change]).await?;
+        let outcomes = self
+            .inner
+            .store
+            .apply(scope, made_by.as_ref(), vec![change])
+            .await?;
         let id_now = match outcomes.first() {
             Some(Outcome::Duplicate { id, .. }) if *id != uuid => {
                 return Err(Error::Conflict(format!(
@@ -714,66 +738,82 @@ impl Memory {
         for r in &records {
             check_record(r)?;
         }
-        let model = match &self.inner.embedder {
-            Some(e) => Some(e.model().to_owned()),
-            None => self.inner.store.embedder().await?.map(|e| e.model),
-        };
-        let reusable = |r: &crate::store::MemoryRecord| {
-            r.embedding
-                .as_ref()
-                .filter(|e| Some(&e.model) == model.as_ref() || model.is_none())
-                .filter(|e| !e.vector.is_empty())
-                .map(|e| e.vector.clone())
-        };
         // Records already in the store (an earlier import) are neither
         // embedded nor written.
-        let mut present = Vec::with_capacity(records.len());
-        for r in &records {
-            present.push(
-                self.inner
-                    .store
-                    .get(r.item.id, &Scope::any())
-                    .await?
-                    .is_some(),
-            );
-        }
-        let mut vectors: Vec<Option<Vec<f32>>> = records.iter().map(reusable).collect();
-        let mut embedded = 0;
-        let missing: Vec<usize> = (0..records.len())
-            .filter(|&i| vectors[i].is_none() && !present[i])
-            .collect();
-        if missing.is_empty() {
-            if let Some(first) = records.iter().find_map(|r| r.embedding.as_ref()) {
-                self.inner
-                    .store
-                    .bind_embedder(&EmbedderInfo {
-                        model: first.model.clone(),
-                        dims: first.vector.len(),
-                    })
-                    .await?;
+        let mut todo = Vec::with_capacity(records.len());
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
+        for r in records {
+            if self
+                .inner
+                .store
+                .get(r.item.id, &Scope::any())
+                .await?
+                .is_some()
+            {
+                outcomes.push(Some(Outcome::Exists { id: r.item.id }));
+            } else {
+                outcomes.push(None);
+                todo.push(r);
             }
-        } else {
+        }
+        // The embedder the memories go in with: the configured one, or
+        // without a provider the store's, or else the records' own.
+        let stored = self.inner.store.embedder().await?;
+        let (model, mut dims) = match (&self.inner.embedder, &stored) {
+            (Some(e), _) => (
+                Some(e.model().to_owned()),
+                e.dims().or(stored
+                    .as_ref()
+                    .filter(|s| s.model == e.model())
+                    .map(|s| s.dims)),
+            ),
+            (None, Some(s)) => (Some(s.model.clone()), Some(s.dims)),
+            (None, None) => (
+                todo.iter()
+                    .find_map(|r| r.embedding.as_ref().map(|e| e.model.clone())),
+                None,
+            ),
+        };
+        // A record's vector is used when that embedder made it, at its size.
+        let mut vectors: Vec<Option<Vec<f32>>> = Vec::with_capacity(todo.len());
+        for r in &todo {
+            let usable = r.embedding.as_ref().filter(|e| {
+                Some(&e.model) == model.as_ref()
+                    && !e.vector.is_empty()
+                    && dims.is_none_or(|d| d == e.vector.len())
+            });
+            if let Some(e) = usable {
+                dims = Some(e.vector.len());
+            }
+            vectors.push(usable.map(|e| e.vector.clone()));
+        }
+        let missing: Vec<usize> = (0..todo.len()).filter(|&i| vectors[i].is_none()).collect();
+        let mut embedded = 0;
+        if !missing.is_empty() {
             let texts: Vec<String> = missing
                 .iter()
-                .map(|&i| records[i].item.memory.clone())
+                .map(|&i| todo[i].item.memory.clone())
                 .collect();
             embedded = texts.len();
             let made = self.embed(&texts, &mut usage).await?;
+            if let Some(v) = made.first() {
+                dims = Some(v.len());
+            }
             for (i, v) in missing.into_iter().zip(made) {
                 vectors[i] = Some(v);
             }
         }
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
-        let mut batch = Vec::with_capacity(records.len());
-        for ((r, v), present) in records.into_iter().zip(vectors).zip(present) {
-            if present {
-                outcomes.push(Some(Outcome::Exists { id: r.item.id }));
-            } else {
-                outcomes.push(None);
-                batch.push((r, v.unwrap_or_default()));
-            }
+        let mut written = Vec::new().into_iter();
+        if let (false, Some(model), Some(dims)) = (todo.is_empty(), model, dims) {
+            let info = EmbedderInfo { model, dims };
+            self.inner.store.bind_embedder(&info).await?;
+            let batch = todo
+                .into_iter()
+                .zip(vectors)
+                .map(|(r, v)| (r, v.unwrap_or_default()))
+                .collect();
+            written = self.inner.store.restore(&info, batch).await?.into_iter();
         }
-        let mut written = self.inner.store.restore(batch).await?.into_iter();
         let outcomes = outcomes
             .into_iter()
             .map(|o| {

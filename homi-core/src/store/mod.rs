@@ -233,8 +233,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>>;
 
     /// Applies changes in one transaction, writing history. Update and
-    /// supersede targets must lie in `scope`.
-    async fn apply(&self, scope: &Scope, changes: Vec<Change>) -> Result<Vec<Outcome>>;
+    /// supersede targets must lie in `scope`. With `embedder`, the vectors
+    /// were made by it: the change fails with `EmbedderMismatch` (nothing
+    /// written) if the store was moved to another embedder meanwhile.
+    async fn apply(
+        &self,
+        scope: &Scope,
+        embedder: Option<&EmbedderInfo>,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Outcome>>;
 
     /// Deletes one memory, its embedding and the texts of its history. Returns
     /// whether it existed in `scope`.
@@ -261,11 +268,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<MemoryRecord>>;
 
     /// Writes records back as they were (ids, timestamps, validity windows,
-    /// history), each with its vector (of the recorded embedder's dimension),
-    /// in one transaction. A record whose id exists is skipped
+    /// history), each with its vector made by `embedder` (which must be the
+    /// recorded one), in one transaction. A record whose id exists is skipped
     /// ([`Outcome::Exists`]); a current record whose text is already current
     /// under another id in its scope too ([`Outcome::Duplicate`]).
-    async fn restore(&self, records: Vec<(MemoryRecord, Vec<f32>)>) -> Result<Vec<Outcome>>;
+    async fn restore(
+        &self,
+        embedder: &EmbedderInfo,
+        records: Vec<(MemoryRecord, Vec<f32>)>,
+    ) -> Result<Vec<Outcome>>;
 
     /// Starts or resumes moving every memory to the embedder `target`: the
     /// progress, and the next `limit` memories without a staged vector. A

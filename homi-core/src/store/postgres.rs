@@ -166,6 +166,32 @@ async fn create_vector_index(conn: &mut PgConnection, dims: usize) -> Result<()>
     Ok(())
 }
 
+/// Builds the HNSW index for the recorded embedder without blocking writes
+/// (`CREATE INDEX CONCURRENTLY`, which also leaves out row versions no
+/// transaction sees any more, such as the vectors a re-embedding replaced).
+/// A failed build leaves no invalid index behind.
+async fn build_vector_index_concurrently(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let Some(info) = read_embedder(&mut conn).await? else {
+        return Ok(());
+    };
+    let Some((ty, ops)) = ann_cast(info.dims) else {
+        return Ok(());
+    };
+    let dims = info.dims;
+    let sql = format!(
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS homi_memories_embedding_hnsw ON homi_memories \
+         USING hnsw ((embedding::{ty}({dims})) {ops})"
+    );
+    if let Err(e) = sqlx::query(AssertSqlSafe(sql)).execute(&mut *conn).await {
+        let _ = sqlx::query("DROP INDEX CONCURRENTLY IF EXISTS homi_memories_embedding_hnsw")
+            .execute(&mut *conn)
+            .await;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// A bound SQL value.
 #[derive(Debug, Clone)]
 enum Bind {
@@ -173,6 +199,7 @@ enum Bind {
     OptText(Option<String>),
     Json(Value),
     Uuid(Uuid),
+    OptUuid(Option<Uuid>),
     Time(DateTime<Utc>),
     Vector(Vector),
     I64(i64),
@@ -201,6 +228,7 @@ fn bind_all<'q>(mut q: Query<'q>, args: &'q Args) -> Query<'q> {
             Bind::OptText(s) => q.bind(s.as_deref()),
             Bind::Json(v) => q.bind(sqlx::types::Json(v)),
             Bind::Uuid(u) => q.bind(*u),
+            Bind::OptUuid(u) => q.bind(*u),
             Bind::Time(t) => q.bind(*t),
             Bind::Vector(v) => q.bind(v),
             Bind::I64(i) => q.bind(*i),
@@ -461,11 +489,23 @@ fn to_vector(v: &[f32]) -> Vector {
 }
 
 async fn read_embedder(conn: &mut PgConnection) -> Result<Option<EmbedderInfo>> {
-    let rows = sqlx::query(
-        "SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')",
-    )
-    .fetch_all(conn)
-    .await?;
+    read_embedder_with(conn, "").await
+}
+
+/// [`read_embedder`], holding a share lock on the rows until the transaction
+/// ends (`FOR UPDATE`: taken by a re-embedding's swap, which changes them).
+async fn read_embedder_locked(conn: &mut PgConnection) -> Result<Option<EmbedderInfo>> {
+    read_embedder_with(conn, " ORDER BY key FOR SHARE").await
+}
+
+async fn read_embedder_with(
+    conn: &mut PgConnection,
+    locking: &'static str,
+) -> Result<Option<EmbedderInfo>> {
+    let sql = format!(
+        "SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims'){locking}"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(conn).await?;
     let mut model = None;
     let mut dims = None;
     for r in rows {
@@ -582,6 +622,22 @@ impl PostgresStore {
             .await
             .map_err(|e| Error::Storage(format!("cannot connect to Postgres: {e}").into()))?;
         migrator().run(&pool).await?;
+        // An index a re-embedding could not rebuild is built now, without
+        // blocking writes or this open.
+        let missing: bool = sqlx::query_scalar(
+            "SELECT to_regclass('homi_memories_embedding_hnsw') IS NULL \
+             AND EXISTS (SELECT 1 FROM homi_meta WHERE key = 'embedder_dims')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if missing {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                if let Err(e) = build_vector_index_concurrently(&pool).await {
+                    tracing::warn!(error = %e, "building the vector index failed; searches of large scopes scan exactly");
+                }
+            });
+        }
         Ok(Self {
             pool,
             exact_scan_max: options.exact_scan_max,
@@ -1041,16 +1097,31 @@ impl Store for PostgresStore {
         self.fetch_items(sql, &args).await
     }
 
-    async fn apply(&self, scope: &Scope, changes: Vec<Change>) -> Result<Vec<Outcome>> {
+    async fn apply(
+        &self,
+        scope: &Scope,
+        embedder: Option<&EmbedderInfo>,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Outcome>> {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
-        let Some(info) = read_embedder(&mut tx).await? else {
+        // Locked before any memory: a re-embedding's swap (which locks these
+        // rows first) waits for this change, or this change sees its result.
+        let Some(info) = read_embedder_locked(&mut tx).await? else {
             return Err(Error::storage(
                 "no embedder is recorded in the store; bind one before writing",
             ));
         };
+        if let Some(e) = embedder
+            && *e != info
+        {
+            return Err(Error::EmbedderMismatch {
+                stored: info.to_string(),
+                configured: e.to_string(),
+            });
+        }
         let now = Utc::now();
         let mut outcomes = Vec::with_capacity(changes.len());
         let mut changes = changes.into_iter().peekable();
@@ -1356,8 +1427,12 @@ impl Store for PostgresStore {
         self.export_records(scope, after, limit, embeddings).await
     }
 
-    async fn restore(&self, records: Vec<(MemoryRecord, Vec<f32>)>) -> Result<Vec<Outcome>> {
-        self.restore_records(records).await
+    async fn restore(
+        &self,
+        embedder: &EmbedderInfo,
+        records: Vec<(MemoryRecord, Vec<f32>)>,
+    ) -> Result<Vec<Outcome>> {
+        self.restore_records(embedder, records).await
     }
 
     async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch> {

@@ -1397,7 +1397,12 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn apply(&self, scope: &Scope, changes: Vec<Change>) -> Result<Vec<Outcome>> {
+    async fn apply(
+        &self,
+        scope: &Scope,
+        embedder: Option<&EmbedderInfo>,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Outcome>> {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
@@ -1407,6 +1412,14 @@ impl Store for SqliteStore {
                 "no embedder is recorded in the store; bind one before writing",
             ));
         };
+        if let Some(e) = embedder
+            && *e != info
+        {
+            return Err(Error::EmbedderMismatch {
+                stored: info.to_string(),
+                configured: e.to_string(),
+            });
+        }
         let seq = bump_seq(&mut tx).await?;
         let now = now_micros();
         let mut outcomes = Vec::with_capacity(changes.len());
@@ -1808,8 +1821,12 @@ impl Store for SqliteStore {
         self.export_records(scope, after, limit, embeddings).await
     }
 
-    async fn restore(&self, records: Vec<(MemoryRecord, Vec<f32>)>) -> Result<Vec<Outcome>> {
-        self.restore_records(records).await
+    async fn restore(
+        &self,
+        embedder: &EmbedderInfo,
+        records: Vec<(MemoryRecord, Vec<f32>)>,
+    ) -> Result<Vec<Outcome>> {
+        self.restore_records(embedder, records).await
     }
 
     async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch> {

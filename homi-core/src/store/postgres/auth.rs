@@ -613,6 +613,12 @@ impl AuthStore for PostgresStore {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM homi_memory_reembed WHERE id IN (SELECT id FROM homi_memories WHERE user_id = $1)",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         let memories = sqlx::query("DELETE FROM homi_memories WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)

@@ -8,8 +8,8 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
 use super::{
-    Args, Bind, COLUMNS, PostgresStore, bind_all, history_from_row, item_from_row, read_embedder,
-    scope_sql,
+    Args, Bind, COLUMNS, PostgresStore, bind_all, build_vector_index_concurrently,
+    history_from_row, item_from_row, read_embedder, read_embedder_locked, scope_sql,
 };
 use crate::error::{Error, Result};
 use crate::memory::Scope;
@@ -60,11 +60,11 @@ impl PostgresStore {
             .await?;
         let mut args = Args::default();
         let w = scope_sql(scope, "m", &mut args);
-        let a = args.push(Bind::Uuid(after.unwrap_or(Uuid::nil())));
+        let a = args.push(Bind::OptUuid(after));
         let l = args.push(Bind::I64(i64::try_from(limit).unwrap_or(i64::MAX)));
         let extra = if embeddings { ", m.embedding" } else { "" };
         let sql = format!(
-            "SELECT {COLUMNS}{extra} FROM homi_memories m WHERE {w} AND m.id > {a} ORDER BY m.id LIMIT {l}"
+            "SELECT {COLUMNS}{extra} FROM homi_memories m WHERE {w} AND ({a}::uuid IS NULL OR m.id > {a}) ORDER BY m.id LIMIT {l}"
         );
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
             .fetch_all(&mut *tx)
@@ -116,17 +116,25 @@ impl PostgresStore {
 
     pub(super) async fn restore_records(
         &self,
+        embedder: &EmbedderInfo,
         records: Vec<(MemoryRecord, Vec<f32>)>,
     ) -> Result<Vec<Outcome>> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
-        let Some(info) = read_embedder(&mut tx).await? else {
+        // Locked first, as `apply` does: a re-embedding's swap waits for this.
+        let Some(info) = read_embedder_locked(&mut tx).await? else {
             return Err(Error::storage(
                 "no embedder is recorded in the store; bind one before restoring",
             ));
         };
+        if info != *embedder {
+            return Err(Error::EmbedderMismatch {
+                stored: info.to_string(),
+                configured: embedder.to_string(),
+            });
+        }
         let mut outcomes = Vec::with_capacity(records.len());
         for (record, mut vector) in records {
             let m = &record.item;
@@ -288,6 +296,18 @@ impl PostgresStore {
         check_target(&mut tx, target).await?;
         for (id, hash, mut vector) in vectors {
             normalize(&mut vector);
+            // Only for a memory that still exists with that text (one deleted
+            // meanwhile leaves nothing behind); its row is locked meanwhile.
+            let current = sqlx::query(
+                "SELECT 1 FROM homi_memories WHERE id = $1 AND hash = $2 FOR KEY SHARE",
+            )
+            .bind(id)
+            .bind(&hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if current.is_none() {
+                continue;
+            }
             sqlx::query(
                 "INSERT INTO homi_memory_reembed (id, hash, embedding) VALUES ($1, $2, $3) \
                  ON CONFLICT (id) DO UPDATE SET hash = EXCLUDED.hash, embedding = EXCLUDED.embedding",
@@ -304,6 +324,15 @@ impl PostgresStore {
 
     pub(super) async fn reembed_swap(&self, target: &EmbedderInfo) -> Result<Option<EmbedderInfo>> {
         let mut tx = self.pool.begin().await?;
+        // Lock order: the embedder's rows first, as every writer of vectors
+        // takes them (`apply`, `restore`): writes in flight finish first, and
+        // later ones see the new embedder and refuse their old vectors.
+        sqlx::query(
+            "SELECT key FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims') \
+             ORDER BY key FOR UPDATE",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         check_target(&mut tx, target).await?;
         // No memory may change while the vectors are swapped.
         sqlx::query("LOCK TABLE homi_memories IN SHARE ROW EXCLUSIVE MODE")
@@ -380,13 +409,13 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        // After the commit: an index build also reads the row versions the
-        // update left behind (of the old size) while any snapshot may see them.
-        if let Err(e) = self.ensure_vector_index().await {
+        // After the commit, concurrently: a plain build would also read the
+        // replaced row versions (of the old size) while any snapshot sees them.
+        if let Err(e) = build_vector_index_concurrently(&self.pool).await {
             tracing::warn!(
                 error = %e,
-                "the vector index for the new embedder could not be built yet; searches scan \
-                 exactly until it is (PostgresStore::ensure_vector_index builds it)"
+                "the vector index for the new embedder could not be built; searches scan \
+                 exactly until the next open of the store builds it"
             );
         }
         Ok(Some(info))

@@ -613,6 +613,12 @@ impl AuthStore for SqliteStore {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM memory_reembed WHERE id IN (SELECT id FROM memories WHERE user_id = ?)",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         let memories = sqlx::query("DELETE FROM memories WHERE user_id = ?")
             .bind(user_id)
             .execute(&mut *tx)

@@ -107,6 +107,7 @@ impl SqliteStore {
 
     pub(super) async fn restore_records(
         &self,
+        embedder: &EmbedderInfo,
         records: Vec<(MemoryRecord, Vec<f32>)>,
     ) -> Result<Vec<Outcome>> {
         if records.is_empty() {
@@ -118,6 +119,12 @@ impl SqliteStore {
                 "no embedder is recorded in the store; bind one before restoring",
             ));
         };
+        if info != *embedder {
+            return Err(Error::EmbedderMismatch {
+                stored: info.to_string(),
+                configured: embedder.to_string(),
+            });
+        }
         let seq = bump_seq(&mut tx).await?;
         let mut outcomes = Vec::with_capacity(records.len());
         for (record, mut vector) in records {
@@ -298,12 +305,15 @@ impl SqliteStore {
         Self::check_target(&mut tx, target).await?;
         for (id, hash, mut vector) in vectors {
             normalize(&mut vector);
+            // Only for a memory that still exists with that text: one deleted
+            // meanwhile leaves nothing behind.
             sqlx::query(
-                "INSERT OR REPLACE INTO memory_reembed (id, hash, embedding) VALUES (?, ?, ?)",
+                "INSERT OR REPLACE INTO memory_reembed (id, hash, embedding) \
+                 SELECT id, hash, ? FROM memories WHERE id = ? AND hash = ?",
             )
+            .bind(encode_vec(&vector))
             .bind(id.to_string())
             .bind(hash)
-            .bind(encode_vec(&vector))
             .execute(&mut *tx)
             .await?;
         }
