@@ -203,8 +203,14 @@ enum MemoryCommand {
     /// scopes, timestamps and vectors kept; running it again adds nothing).
     #[cfg(feature = "postgres")]
     ImportMem0 {
-        /// The database holding the collection: postgres://…
-        #[arg(long = "from", value_name = "URL")]
+        /// The database holding the collection: postgres://… (or set
+        /// MEM0_DATABASE_URL, which keeps a password out of the process list).
+        #[arg(
+            long = "from",
+            value_name = "URL",
+            env = "MEM0_DATABASE_URL",
+            hide_env_values = true
+        )]
         url: String,
         /// mem0's collection_name.
         #[arg(long, default_value = "mem0")]

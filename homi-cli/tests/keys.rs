@@ -1,18 +1,28 @@
-//! `homi key …` against a fresh SQLite file: the bootstrap of service access
-//! (an admin key made on the command line), listing without secrets,
-//! revocation, and exit codes that tell errors apart.
+//! `homi key …` and `homi serve` on SQLite and Postgres: the bootstrap of
+//! service access (an admin key made on the command line), listing without
+//! secrets, revocation, the server reading the same configuration and store,
+//! and exit codes that tell errors apart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use std::io::{Read, Write};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 
-fn homi(db: &std::path::Path, args: &[&str]) -> Output {
+#[macro_use]
+#[path = "../../homi-core/tests/common/mod.rs"]
+mod common;
+use common::Backend;
+
+fn homi(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_homi"))
         .args(args)
-        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("DATABASE_URL", url)
         .env_remove("SUPABASE_URL")
         .env_remove("SUPABASE_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
         .output()
         .unwrap()
 }
@@ -27,12 +37,14 @@ fn json(out: &Output) -> Value {
     })
 }
 
-#[tokio::test]
-async fn keys_are_created_listed_and_revoked_from_the_shell() {
+async fn keys_are_created_listed_and_revoked_from_the_shell(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("homi.db");
+    let Some(db) = common::database_url(b, dir.path()).await else {
+        return;
+    };
+    let db = db.as_str();
     let out = homi(
-        &db,
+        db,
         &[
             "key", "create", "--name", "ops", "--scope", "admin", "--json",
         ],
@@ -47,7 +59,7 @@ async fn keys_are_created_listed_and_revoked_from_the_shell() {
     assert!(secret.starts_with("homi_sk_"));
     // Without --json: the secret alone on stdout, the explanation on stderr.
     let out = homi(
-        &db,
+        db,
         &[
             "key",
             "create",
@@ -65,31 +77,30 @@ async fn keys_are_created_listed_and_revoked_from_the_shell() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("shown once"));
 
     // The key works where it matters: the server on the same database.
-    let config =
-        homi_core::Config::default().with_database_url(format!("sqlite://{}", db.display()));
+    let config = homi_core::Config::default().with_database_url(db);
     let auth = homi_core::auth::Auth::open(&config).await.unwrap();
     let caller = auth.verify_api_key(&secret).await.unwrap();
     assert!(caller.allows(homi_core::auth::KeyScope::Admin));
 
-    let listed = json(&homi(&db, &["key", "list", "--json"]));
+    let listed = json(&homi(db, &["key", "list", "--json"]));
     let keys = listed["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
     assert!(
         !listed.to_string().contains(&secret),
         "a listing shows a secret"
     );
-    let table = String::from_utf8(homi(&db, &["key", "list"]).stdout).unwrap();
+    let table = String::from_utf8(homi(db, &["key", "list"]).stdout).unwrap();
     assert!(table.contains("backend") && table.contains("read,write") && table.contains("active"));
 
     let id = admin["id"].as_str().unwrap();
-    let out = homi(&db, &["key", "revoke", id]);
+    let out = homi(db, &["key", "revoke", id]);
     assert!(out.status.success());
     assert!(
         auth.verify_api_key(&secret).await.is_err(),
         "a revoked key still works"
     );
     // Revoking again: not found (exit 5), one sentence on stderr.
-    let out = homi(&db, &["key", "revoke", id]);
+    let out = homi(db, &["key", "revoke", id]);
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("homi: "));
 }
@@ -97,15 +108,16 @@ async fn keys_are_created_listed_and_revoked_from_the_shell() {
 #[test]
 fn errors_have_their_own_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("homi.db");
+    let db = format!("sqlite://{}", dir.path().join("homi.db").display());
+    let db = db.as_str();
     // Usage: clap's 2.
-    assert_eq!(homi(&db, &["key", "create"]).status.code(), Some(2));
-    assert_eq!(homi(&db, &["no-such-command"]).status.code(), Some(2));
+    assert_eq!(homi(db, &["key", "create"]).status.code(), Some(2));
+    assert_eq!(homi(db, &["no-such-command"]).status.code(), Some(2));
     // Invalid input: 4, naming what is wrong; as JSON with --json.
-    let out = homi(&db, &["key", "create", "--name", "x", "--scope", "root"]);
+    let out = homi(db, &["key", "create", "--name", "x", "--scope", "root"]);
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("root"));
-    let out = homi(&db, &["key", "revoke", "not-a-uuid", "--json"]);
+    let out = homi(db, &["key", "revoke", "not-a-uuid", "--json"]);
     assert_eq!(out.status.code(), Some(4));
     let err: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["error"], "InvalidInput");
@@ -123,3 +135,139 @@ fn errors_have_their_own_exit_codes() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
 }
+
+/// A GET over a plain TCP connection: the status and the body.
+fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+async fn serve_runs_the_server_on_the_same_store(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = common::database_url(b, dir.path()).await else {
+        return;
+    };
+    let db = db.as_str();
+    // A memory and a read key made from the shell ...
+    let out = homi(
+        db,
+        &[
+            "memory",
+            "add",
+            "Likes tea",
+            "--user",
+            "acme:u1",
+            "--no-infer",
+        ],
+    );
+    // (no provider: a verbatim add still needs an embedding)
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fake = homi_testkit::FakeProvider::start().await.unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_homi"))
+        .args([
+            "memory",
+            "add",
+            "Likes tea",
+            "--user",
+            "acme:u1",
+            "--no-infer",
+        ])
+        .env("DATABASE_URL", db)
+        .env("OPENAI_BASE_URL", fake.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = json(&homi(
+        db,
+        &[
+            "key",
+            "create",
+            "--name",
+            "b",
+            "--namespace",
+            "acme",
+            "--scope",
+            "read",
+            "--json",
+        ],
+    ));
+    let secret = key["secret"].as_str().unwrap().to_owned();
+
+    // ... are what `homi serve` serves.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_homi"))
+        .arg("serve")
+        .env("DATABASE_URL", db)
+        .env("OPENAI_BASE_URL", fake.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("API_HOST", "127.0.0.1")
+        .env("API_PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((200, _)) = get(port, "/health", &[]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "homi serve did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = get(
+        port,
+        "/api/v1/memories",
+        &[("X-API-Key", &secret), ("X-User-Id", "u1")],
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Likes tea"), "{body}");
+    // Another user of the namespace sees nothing.
+    let (_, body) = get(
+        port,
+        "/api/v1/memories",
+        &[("X-API-Key", &secret), ("X-User-Id", "u2")],
+    )
+    .unwrap();
+    assert!(!body.contains("Likes tea"), "{body}");
+    // SIGTERM: a clean exit.
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+conformance!(
+    keys_are_created_listed_and_revoked_from_the_shell,
+    serve_runs_the_server_on_the_same_store
+);
