@@ -617,9 +617,18 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
             if as_json {
                 println!("{}", json!(added));
             } else {
-                for e in &added.results {
-                    println!("{}  {:?}  {}", e.id, e.event, e.memory);
-                }
+                let rows: Vec<Vec<String>> = added
+                    .results
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.id.to_string(),
+                            e.event.as_str().to_owned(),
+                            e.memory.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "EVENT", "MEMORY"], &rows);
             }
         }
         MemoryCommand::Search {
@@ -962,9 +971,18 @@ async fn user(config: &Config, command: UserCommand, as_json: bool) -> homi_core
             if as_json {
                 println!("{}", json!({"users": users}));
             } else {
-                for u in users {
-                    println!("{}  {}  {}", u.id, u.email, u.full_name.unwrap_or_default());
-                }
+                let rows: Vec<Vec<String>> = users
+                    .into_iter()
+                    .map(|u| {
+                        vec![
+                            u.id.to_string(),
+                            u.email,
+                            u.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                            u.full_name.unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "EMAIL", "CREATED", "NAME"], &rows);
             }
         }
         UserCommand::Delete { id } => {
@@ -1016,25 +1034,28 @@ async fn key(config: &Config, command: KeyCommand, as_json: bool) -> homi_core::
             if as_json {
                 println!("{}", json!({"keys": keys}));
             } else {
-                println!(
-                    "{:<36}  {:<20}  {:<16}  {:<17}  {:<16}  status",
-                    "id", "name", "namespace", "scopes", "prefix"
+                let rows: Vec<Vec<String>> = keys
+                    .into_iter()
+                    .map(|k| {
+                        vec![
+                            k.id.to_string(),
+                            k.name,
+                            k.namespace,
+                            scope_list(&k.scopes),
+                            k.prefix,
+                            if k.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            }
+                            .to_owned(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &["ID", "NAME", "NAMESPACE", "SCOPES", "PREFIX", "STATUS"],
+                    &rows,
                 );
-                for k in keys {
-                    println!(
-                        "{:<36}  {:<20}  {:<16}  {:<17}  {:<16}  {}",
-                        k.id,
-                        k.name,
-                        k.namespace,
-                        scope_list(&k.scopes),
-                        k.prefix,
-                        if k.revoked_at.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
-                        }
-                    );
-                }
             }
         }
         KeyCommand::Revoke { id } => {
