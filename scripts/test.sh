@@ -49,9 +49,10 @@ export HOMI_REQUIRE_POSTGRES=1
 step "Python: the homi wheel (maturin) under pytest, on SQLite and Postgres"
 bash scripts/python-test.sh
 
-step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth, server load)"
+step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth, server load, export/import/reembed)"
 cargo test -q -p homi-core --all-features --bench store --bench memory --bench pg_store --bench auth
 cargo test -q -p homi-server --all-features --bench load
+HOMI_BENCH_SMOKE=1 bash scripts/bench-transfer.sh
 
 # Last, so that its summary closes the output.
 step "tests: unit, integration, and the conformance suite on SQLite and Postgres"
