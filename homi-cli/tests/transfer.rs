@@ -228,22 +228,6 @@ async fn fill(e: &Env, url: &str) {
     }
 }
 
-async fn staged(url: &str) -> i64 {
-    if url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM memory_reembed")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM homi_memory_reembed")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    }
-}
-
 async fn reembed_resumes_after_a_failure_and_a_kill(b: Backend) {
     let Some(mut e) = env(b).await else { return };
     let url = e.store().await;
@@ -261,7 +245,7 @@ async fn reembed_resumes_after_a_failure_and_a_kill(b: Backend) {
     let out = cmd.assert().code(9).get_output().clone();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert_eq!(staged(&url).await, 128);
+    assert_eq!(common::staged_vectors(&url).await, 128);
     e.fake.reset();
     // Meanwhile the store still serves the old embedder.
     assert!(
@@ -283,13 +267,13 @@ async fn reembed_resumes_after_a_failure_and_a_kill(b: Backend) {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while staged(&url).await <= 128 {
+    while common::staged_vectors(&url).await <= 128 {
         assert!(std::time::Instant::now() < deadline, "no progress");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let kept = staged(&url).await;
+    let kept = common::staged_vectors(&url).await;
     assert!((256..300).contains(&kept), "{kept}");
     e.fake.set_latency(Duration::ZERO);
 
@@ -312,7 +296,7 @@ async fn reembed_resumes_after_a_failure_and_a_kill(b: Backend) {
         )
     );
     assert_eq!(e.fake.stats().embedding_inputs - before, 300 - kept as u64);
-    assert_eq!(staged(&url).await, 0);
+    assert_eq!(common::staged_vectors(&url).await, 0);
 
     // The new embedder searches; the old one is refused (exit 7, conflict).
     let mut cmd = e.homi(

@@ -301,7 +301,7 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
         .unwrap();
     assert!(Memory::open(&new_config).await.is_err());
     // Forgetting leaves no staged vector behind: one memory, then a user.
-    assert_eq!(staged(&url).await, 128);
+    assert_eq!(common::staged_vectors(&url).await, 128);
     let staged_u3: Vec<uuid::Uuid> = memory
         .get_all(&Scope::user("u3"), ListOptions::default().limit(1000))
         .await
@@ -319,7 +319,10 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
         .await
         .unwrap();
     memory.delete_all(&Scope::user("u3")).await.unwrap();
-    assert_eq!(staged(&url).await, 127 - staged_u3.len() as i64);
+    assert_eq!(
+        common::staged_vectors(&url).await,
+        127 - staged_u3.len() as i64
+    );
     let left = 200 - 1;
 
     let before = fake.stats().embedding_inputs;
@@ -339,7 +342,7 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
     assert_eq!(seen.first(), Some(&resumed));
     assert_eq!(seen.last(), Some(&left));
     assert_eq!(fake.stats().embedding_inputs - before, left - resumed);
-    assert_eq!(staged(&url).await, 0);
+    assert_eq!(common::staged_vectors(&url).await, 0);
 
     // The same store instance, its cache warm on the old vectors, searches
     // with the new embedder.
@@ -399,26 +402,9 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
     fake.push_fault_after(Target::Embeddings, Fault::ServerError, 100, 1);
     reembed(&store, &back, 128, |_| {}).await.unwrap_err();
     fake.reset();
-    assert_eq!(staged(&url).await, 128);
+    assert_eq!(common::staged_vectors(&url).await, 128);
     moved.reset().await.unwrap();
-    assert_eq!(staged(&url).await, 0);
-}
-
-/// Vectors staged by a re-embedding, counted in SQL.
-async fn staged(url: &str) -> i64 {
-    if url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM memory_reembed")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM homi_memory_reembed")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    }
+    assert_eq!(common::staged_vectors(&url).await, 0);
 }
 
 conformance!(

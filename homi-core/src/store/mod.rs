@@ -26,6 +26,21 @@ pub struct EmbedderInfo {
     pub dims: usize,
 }
 
+impl EmbedderInfo {
+    /// `Ok` when `configured` is this (the stored) embedder, otherwise the
+    /// `EmbedderMismatch` that names both.
+    pub(crate) fn must_match(&self, configured: &EmbedderInfo) -> Result<()> {
+        if self == configured {
+            Ok(())
+        } else {
+            Err(crate::Error::EmbedderMismatch {
+                stored: self.to_string(),
+                configured: configured.to_string(),
+            })
+        }
+    }
+}
+
 impl std::fmt::Display for EmbedderInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({} dims)", self.model, self.dims)

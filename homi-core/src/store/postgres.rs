@@ -972,13 +972,7 @@ impl Store for PostgresStore {
 
     async fn bind_embedder(&self, info: &EmbedderInfo) -> Result<()> {
         if let Some(stored) = self.embedder().await? {
-            if stored == *info {
-                return Ok(());
-            }
-            return Err(Error::EmbedderMismatch {
-                stored: stored.to_string(),
-                configured: info.to_string(),
-            });
+            return stored.must_match(info);
         }
         let mut tx = self.pool.begin().await?;
         // Serialise first writers: one of them records the embedder.
@@ -986,13 +980,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         match read_embedder(&mut tx).await? {
-            Some(stored) if stored != *info => {
-                return Err(Error::EmbedderMismatch {
-                    stored: stored.to_string(),
-                    configured: info.to_string(),
-                });
-            }
-            Some(_) => {}
+            Some(stored) => stored.must_match(info)?,
             None => {
                 sqlx::query(
                     "INSERT INTO homi_meta (key, value) VALUES ('embedder_model', $1), ('embedder_dims', $2) \
@@ -1114,13 +1102,8 @@ impl Store for PostgresStore {
                 "no embedder is recorded in the store; bind one before writing",
             ));
         };
-        if let Some(e) = embedder
-            && *e != info
-        {
-            return Err(Error::EmbedderMismatch {
-                stored: info.to_string(),
-                configured: e.to_string(),
-            });
+        if let Some(e) = embedder {
+            info.must_match(e)?;
         }
         let now = Utc::now();
         let mut outcomes = Vec::with_capacity(changes.len());

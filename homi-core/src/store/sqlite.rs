@@ -1247,23 +1247,11 @@ impl Store for SqliteStore {
 
     async fn bind_embedder(&self, info: &EmbedderInfo) -> Result<()> {
         if let Some(stored) = self.embedder().await? {
-            if stored == *info {
-                return Ok(());
-            }
-            return Err(Error::EmbedderMismatch {
-                stored: stored.to_string(),
-                configured: info.to_string(),
-            });
+            return stored.must_match(info);
         }
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         match read_embedder(&mut tx).await? {
-            Some(stored) if stored != *info => {
-                return Err(Error::EmbedderMismatch {
-                    stored: stored.to_string(),
-                    configured: info.to_string(),
-                });
-            }
-            Some(_) => {}
+            Some(stored) => stored.must_match(info)?,
             None => {
                 sqlx::query("INSERT OR REPLACE INTO homi_meta (key, value) VALUES ('embedder_model', ?), ('embedder_dims', ?)")
                     .bind(&info.model)
@@ -1412,13 +1400,8 @@ impl Store for SqliteStore {
                 "no embedder is recorded in the store; bind one before writing",
             ));
         };
-        if let Some(e) = embedder
-            && *e != info
-        {
-            return Err(Error::EmbedderMismatch {
-                stored: info.to_string(),
-                configured: e.to_string(),
-            });
+        if let Some(e) = embedder {
+            info.must_match(e)?;
         }
         let seq = bump_seq(&mut tx).await?;
         let now = now_micros();

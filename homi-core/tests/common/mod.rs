@@ -176,3 +176,30 @@ pub fn provider_config(url: &str, base_url: &str, dims: usize, retries: u32) -> 
         .with_provider_timeout(std::time::Duration::from_secs(2))
         .with_provider_max_retries(retries)
 }
+
+/// Vectors staged by a re-embedding (`homi memory reembed`), counted in SQL.
+pub async fn staged_vectors(url: &str) -> i64 {
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM memory_reembed")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    } else {
+        postgres_staged_vectors(url).await
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_staged_vectors(url: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM homi_memory_reembed")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_staged_vectors(_: &str) -> i64 {
+    unreachable!("Postgres tests are compiled only with the postgres feature")
+}

@@ -129,12 +129,7 @@ impl PostgresStore {
                 "no embedder is recorded in the store; bind one before restoring",
             ));
         };
-        if info != *embedder {
-            return Err(Error::EmbedderMismatch {
-                stored: info.to_string(),
-                configured: embedder.to_string(),
-            });
-        }
+        info.must_match(embedder)?;
         let mut outcomes = Vec::with_capacity(records.len());
         for (record, mut vector) in records {
             let m = &record.item;

@@ -119,12 +119,7 @@ impl SqliteStore {
                 "no embedder is recorded in the store; bind one before restoring",
             ));
         };
-        if info != *embedder {
-            return Err(Error::EmbedderMismatch {
-                stored: info.to_string(),
-                configured: embedder.to_string(),
-            });
-        }
+        info.must_match(embedder)?;
         let seq = bump_seq(&mut tx).await?;
         let mut outcomes = Vec::with_capacity(records.len());
         for (record, mut vector) in records {
