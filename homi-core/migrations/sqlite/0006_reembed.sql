@@ -5,4 +5,6 @@ CREATE TABLE memory_reembed (
     id        TEXT PRIMARY KEY,
     hash      TEXT NOT NULL,
     embedding BLOB NOT NULL
-) WITHOUT ROWID;
+);
+-- Which memories still need a vector, without reading the vectors.
+CREATE INDEX memory_reembed_hash ON memory_reembed (id, hash);

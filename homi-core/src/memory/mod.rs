@@ -740,16 +740,12 @@ impl Memory {
         }
         // Records already in the store (an earlier import) are neither
         // embedded nor written.
+        let ids: Vec<Uuid> = records.iter().map(|r| r.item.id).collect();
+        let present = self.inner.store.existing_ids(&ids).await?;
         let mut todo = Vec::with_capacity(records.len());
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
         for r in records {
-            if self
-                .inner
-                .store
-                .get(r.item.id, &Scope::any())
-                .await?
-                .is_some()
-            {
+            if present.contains(&r.item.id) {
                 outcomes.push(Some(Outcome::Exists { id: r.item.id }));
             } else {
                 outcomes.push(None);

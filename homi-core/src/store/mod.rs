@@ -282,6 +282,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         embeddings: bool,
     ) -> Result<Vec<MemoryRecord>>;
 
+    /// The ids of `ids` that are memories of the store (any scope).
+    async fn existing_ids(&self, ids: &[Uuid]) -> Result<std::collections::HashSet<Uuid>>;
+
     /// Writes records back as they were (ids, timestamps, validity windows,
     /// history), each with its vector made by `embedder` (which must be the
     /// recorded one), in one transaction. A record whose id exists is skipped

@@ -8,6 +8,7 @@
 //! concurrent writers cannot insert the same fact twice.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,6 +202,8 @@ enum Bind {
     Uuid(Uuid),
     OptUuid(Option<Uuid>),
     Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
+    Bool(bool),
     Vector(Vector),
     I64(i64),
 }
@@ -230,6 +233,8 @@ fn bind_all<'q>(mut q: Query<'q>, args: &'q Args) -> Query<'q> {
             Bind::Uuid(u) => q.bind(*u),
             Bind::OptUuid(u) => q.bind(*u),
             Bind::Time(t) => q.bind(*t),
+            Bind::OptTime(t) => q.bind(*t),
+            Bind::Bool(b) => q.bind(*b),
             Bind::Vector(v) => q.bind(v),
             Bind::I64(i) => q.bind(*i),
         };
@@ -1408,6 +1413,10 @@ impl Store for PostgresStore {
         embeddings: bool,
     ) -> Result<Vec<MemoryRecord>> {
         self.export_records(scope, after, limit, embeddings).await
+    }
+
+    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+        self.ids_present(ids).await
     }
 
     async fn restore(

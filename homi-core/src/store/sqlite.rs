@@ -1804,6 +1804,10 @@ impl Store for SqliteStore {
         self.export_records(scope, after, limit, embeddings).await
     }
 
+    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+        self.ids_present(ids).await
+    }
+
     async fn restore(
         &self,
         embedder: &EmbedderInfo,

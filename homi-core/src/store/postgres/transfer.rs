@@ -1,7 +1,7 @@
 //! Whole-memory export and restore, and moving a store to another embedder
 //! (`homi memory export|import|reembed`), on Postgres.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use pgvector::Vector;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
@@ -16,6 +16,12 @@ use crate::memory::Scope;
 use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem, normalize,
 };
+
+/// Memories per multi-row INSERT while restoring (15 parameters each).
+const RESTORE_ROWS: usize = 200;
+/// History rows per multi-row INSERT (13 parameters each, below Postgres'
+/// 65,535).
+const HISTORY_ROWS: usize = 4000;
 
 /// `homi_meta` key naming the embedder a re-embedding stages vectors for.
 const TARGET_KEY: &str = "reembed_target";
@@ -114,6 +120,15 @@ impl PostgresStore {
         Ok(records)
     }
 
+    /// The ids of `ids` that are memories of the store.
+    pub(super) async fn ids_present(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+        let rows: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM homi_memories WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     pub(super) async fn restore_records(
         &self,
         embedder: &EmbedderInfo,
@@ -130,97 +145,192 @@ impl PostgresStore {
             ));
         };
         info.must_match(embedder)?;
-        let mut outcomes = Vec::with_capacity(records.len());
-        for (record, mut vector) in records {
-            let m = &record.item;
-            if vector.len() != info.dims {
-                return Err(Error::invalid(
-                    "embedding",
-                    format!(
-                        "memory {} has a {}-dimension vector; the store holds {}",
-                        m.id,
-                        vector.len(),
-                        info
-                    ),
-                ));
-            }
-            normalize(&mut vector);
-            // Skipped when the id exists, or (for a current memory) when its
-            // text is current in its scope under another id: the unique index.
-            let inserted = sqlx::query(
-                "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
-                 created_at, updated_at, valid_from, valid_to, superseded_by, embedding) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                 ON CONFLICT DO NOTHING RETURNING id",
+        if let Some((r, v)) = records.iter().find(|(_, v)| v.len() != info.dims) {
+            return Err(Error::invalid(
+                "embedding",
+                format!(
+                    "memory {} has a {}-dimension vector; the store holds {}",
+                    r.item.id,
+                    v.len(),
+                    info
+                ),
+            ));
+        }
+        let ids: Vec<Uuid> = records.iter().map(|(r, _)| r.item.id).collect();
+        let present: HashSet<Uuid> =
+            sqlx::query_scalar::<_, Uuid>("SELECT id FROM homi_memories WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        // Current texts already current in their exact scope (in the store,
+        // or earlier in this batch) are duplicates.
+        type Key = (String, Option<String>, Option<String>, Option<String>);
+        let key = |m: &crate::memory::MemoryItem| -> Key {
+            (
+                m.hash.clone(),
+                m.user_id.clone(),
+                m.agent_id.clone(),
+                m.run_id.clone(),
             )
-            .bind(m.id)
-            .bind(&m.memory)
-            .bind(&m.hash)
-            .bind(sqlx::types::Json(&m.metadata))
-            .bind(&m.user_id)
-            .bind(&m.agent_id)
-            .bind(&m.run_id)
-            .bind(&m.actor_id)
-            .bind(&m.role)
-            .bind(m.created_at)
-            .bind(m.updated_at)
-            .bind(m.valid_from)
-            .bind(m.valid_to)
-            .bind(m.superseded_by)
-            .bind(Vector::from(vector))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if inserted.is_none() {
-                let exists = sqlx::query("SELECT 1 FROM homi_memories WHERE id = $1")
-                    .bind(m.id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if exists.is_some() {
-                    outcomes.push(Outcome::Exists { id: m.id });
-                    continue;
-                }
-                let row = sqlx::query(
-                    "SELECT id, memory FROM homi_memories WHERE hash = $1 AND user_id IS NOT DISTINCT FROM $2 \
-                     AND agent_id IS NOT DISTINCT FROM $3 AND run_id IS NOT DISTINCT FROM $4 AND valid_to IS NULL",
-                )
-                .bind(&m.hash)
-                .bind(&m.user_id)
-                .bind(&m.agent_id)
-                .bind(&m.run_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                outcomes.push(Outcome::Duplicate {
-                    id: row.try_get(0)?,
-                    text: row.try_get(1)?,
-                });
+        };
+        let hashes: Vec<String> = records
+            .iter()
+            .filter(|(r, _)| r.item.valid_to.is_none())
+            .map(|(r, _)| r.item.hash.clone())
+            .collect();
+        let mut current: HashMap<Key, (Uuid, String)> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT id, memory, hash, user_id, agent_id, run_id FROM homi_memories \
+             WHERE valid_to IS NULL AND hash = ANY($1)",
+        )
+        .bind(&hashes)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            current.insert(
+                (
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
+                ),
+                (row.try_get(0)?, row.try_get(1)?),
+            );
+        }
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut fresh = Vec::with_capacity(records.len());
+        for (record, vector) in records {
+            let m = &record.item;
+            if present.contains(&m.id) {
+                outcomes.push(Outcome::Exists { id: m.id });
                 continue;
             }
-            for h in &record.history {
-                sqlx::query(
-                    "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, \
-                     updated_at, is_deleted, actor_id, role, user_id, agent_id, run_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(h.id)
-                .bind(m.id)
-                .bind(&h.old_memory)
-                .bind(&h.new_memory)
-                .bind(h.event.as_str())
-                .bind(h.created_at)
-                .bind(h.updated_at)
-                .bind(h.is_deleted)
-                .bind(&h.actor_id)
-                .bind(&h.role)
-                .bind(&m.user_id)
-                .bind(&m.agent_id)
-                .bind(&m.run_id)
-                .execute(&mut *tx)
-                .await?;
+            if m.valid_to.is_none() {
+                if let Some((id, text)) = current.get(&key(m)) {
+                    outcomes.push(Outcome::Duplicate {
+                        id: *id,
+                        text: text.clone(),
+                    });
+                    continue;
+                }
+                current.insert(key(m), (m.id, m.memory.clone()));
             }
             outcomes.push(Outcome::Added {
                 id: m.id,
                 text: m.memory.clone(),
             });
+            fresh.push((outcomes.len() - 1, record, vector));
+        }
+        for chunk in fresh.chunks(RESTORE_ROWS) {
+            let mut args = Args::default();
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (_, r, vector) in chunk {
+                let m = &r.item;
+                let mut v = vector.clone();
+                normalize(&mut v);
+                let cells = [
+                    Bind::Uuid(m.id),
+                    Bind::Text(m.memory.clone()),
+                    Bind::Text(m.hash.clone()),
+                    Bind::Json(serde_json::Value::Object(m.metadata.clone())),
+                    Bind::OptText(m.user_id.clone()),
+                    Bind::OptText(m.agent_id.clone()),
+                    Bind::OptText(m.run_id.clone()),
+                    Bind::OptText(m.actor_id.clone()),
+                    Bind::OptText(m.role.clone()),
+                    Bind::Time(m.created_at),
+                    Bind::Time(m.updated_at),
+                    Bind::Time(m.valid_from),
+                    Bind::OptTime(m.valid_to),
+                    Bind::OptUuid(m.superseded_by),
+                    Bind::Vector(Vector::from(v)),
+                ]
+                .into_iter()
+                .map(|b| args.push(b))
+                .collect::<Vec<_>>();
+                rows.push(format!("({})", cells.join(", ")));
+            }
+            // A row skipped here lost a race with another writer (same id,
+            // or the same current text in its scope): the unique indexes.
+            let sql = format!(
+                "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
+                 created_at, updated_at, valid_from, valid_to, superseded_by, embedding) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING id",
+                rows.join(", ")
+            );
+            let inserted: HashSet<Uuid> = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<Uuid, _>(0))
+                .collect::<std::result::Result<_, _>>()?;
+            for (at, r, _) in chunk {
+                if inserted.contains(&r.item.id) {
+                    continue;
+                }
+                let m = &r.item;
+                let other = sqlx::query(
+                    "SELECT id, memory FROM homi_memories WHERE id = $1 OR (hash = $2 \
+                     AND user_id IS NOT DISTINCT FROM $3 AND agent_id IS NOT DISTINCT FROM $4 \
+                     AND run_id IS NOT DISTINCT FROM $5 AND valid_to IS NULL) ORDER BY id = $1 DESC LIMIT 1",
+                )
+                .bind(m.id)
+                .bind(&m.hash)
+                .bind(&m.user_id)
+                .bind(&m.agent_id)
+                .bind(&m.run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                outcomes[*at] = match other {
+                    Some(row) if row.try_get::<Uuid, _>(0)? != m.id => Outcome::Duplicate {
+                        id: row.try_get(0)?,
+                        text: row.try_get(1)?,
+                    },
+                    _ => Outcome::Exists { id: m.id },
+                };
+            }
+            let history: Vec<(&crate::memory::MemoryItem, &crate::memory::HistoryEntry)> = chunk
+                .iter()
+                .filter(|(_, r, _)| inserted.contains(&r.item.id))
+                .flat_map(|(_, r, _)| r.history.iter().map(move |h| (&r.item, h)))
+                .collect();
+            // In order (`pos` keeps it), 13 parameters a row.
+            for part in history.chunks(HISTORY_ROWS) {
+                let mut args = Args::default();
+                let mut rows = Vec::with_capacity(part.len());
+                for (m, h) in part {
+                    let cells = [
+                        Bind::Uuid(h.id),
+                        Bind::Uuid(m.id),
+                        Bind::OptText(h.old_memory.clone()),
+                        Bind::OptText(h.new_memory.clone()),
+                        Bind::Text(h.event.as_str().to_owned()),
+                        Bind::Time(h.created_at),
+                        Bind::OptTime(h.updated_at),
+                        Bind::Bool(h.is_deleted),
+                        Bind::OptText(h.actor_id.clone()),
+                        Bind::OptText(h.role.clone()),
+                        Bind::OptText(m.user_id.clone()),
+                        Bind::OptText(m.agent_id.clone()),
+                        Bind::OptText(m.run_id.clone()),
+                    ]
+                    .into_iter()
+                    .map(|b| args.push(b))
+                    .collect::<Vec<_>>();
+                    rows.push(format!("({})", cells.join(", ")));
+                }
+                let sql = format!(
+                    "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, \
+                     updated_at, is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES {} \
+                     ON CONFLICT (id) DO NOTHING",
+                    rows.join(", ")
+                );
+                bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -289,29 +399,34 @@ impl PostgresStore {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         check_target(&mut tx, target).await?;
-        for (id, hash, mut vector) in vectors {
-            normalize(&mut vector);
-            // Only for a memory that still exists with that text (one deleted
-            // meanwhile leaves nothing behind); its row is locked meanwhile.
-            let current = sqlx::query(
-                "SELECT 1 FROM homi_memories WHERE id = $1 AND hash = $2 FOR KEY SHARE",
-            )
-            .bind(id)
-            .bind(&hash)
-            .fetch_optional(&mut *tx)
+        // Only for a memory that still exists with that text (one deleted
+        // meanwhile leaves nothing behind); those rows are locked meanwhile.
+        let ids: Vec<Uuid> = vectors.iter().map(|(id, _, _)| *id).collect();
+        sqlx::query("SELECT id FROM homi_memories WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
             .await?;
-            if current.is_none() {
-                continue;
+        for chunk in vectors.chunks(RESTORE_ROWS) {
+            let mut args = Args::default();
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (id, hash, vector) in chunk {
+                let mut v = vector.clone();
+                normalize(&mut v);
+                let id = args.push(Bind::Uuid(*id));
+                let hash = args.text(hash.clone());
+                let e = args.push(Bind::Vector(Vector::from(v)));
+                rows.push(format!("({id}::uuid, {hash}::text, {e}::vector)"));
             }
-            sqlx::query(
-                "INSERT INTO homi_memory_reembed (id, hash, embedding) VALUES ($1, $2, $3) \
+            let sql = format!(
+                "INSERT INTO homi_memory_reembed (id, hash, embedding) \
+                 SELECT m.id, m.hash, v.e FROM (VALUES {}) AS v(id, hash, e) \
+                 JOIN homi_memories m ON m.id = v.id AND m.hash = v.hash \
                  ON CONFLICT (id) DO UPDATE SET hash = EXCLUDED.hash, embedding = EXCLUDED.embedding",
-            )
-            .bind(id)
-            .bind(hash)
-            .bind(Vector::from(vector))
-            .execute(&mut *tx)
-            .await?;
+                rows.join(", ")
+            );
+            bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

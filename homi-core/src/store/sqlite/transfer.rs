@@ -1,20 +1,42 @@
 //! Whole-memory export and restore, and moving a store to another embedder
 //! (`homi memory export|import|reembed`), on SQLite.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::{
-    Bind, COLUMNS, SqliteStore, bind_all, bump_seq, decode_vec, encode_vec, history_from_row,
-    item_from_row, read_embedder, scope_sql,
+    Bind, COLUMNS, IN_CHUNK, SqliteStore, bind_all, bump_seq, decode_vec, encode_vec,
+    history_from_row, item_from_row, read_embedder, scope_sql,
 };
 use crate::error::{Error, Result};
 use crate::memory::Scope;
 use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem, normalize,
 };
+
+/// Rows per multi-row INSERT while restoring (15 parameters each).
+const RESTORE_ROWS: usize = 200;
+
+/// The ids of `ids` that are memories of the store.
+async fn existing_ids(conn: &mut sqlx::SqliteConnection, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let binds: Vec<Bind> = chunk.iter().map(|id| Bind::Text(id.to_string())).collect();
+        let sql = format!(
+            "SELECT id FROM memories WHERE id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        for row in bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            found.insert(super::parse_uuid(&row.try_get::<String, _>(0)?)?);
+        }
+    }
+    Ok(found)
+}
 
 /// `homi_meta` key naming the embedder a re-embedding stages vectors for.
 const TARGET_KEY: &str = "reembed_target";
@@ -24,8 +46,8 @@ fn target_value(t: &EmbedderInfo) -> String {
 }
 
 /// Memories without a staged vector for their current text.
-const PENDING: &str = "FROM memories m LEFT JOIN memory_reembed s ON s.id = m.id \
-     WHERE s.id IS NULL OR s.hash <> m.hash";
+const PENDING: &str = "FROM memories m LEFT JOIN memory_reembed s INDEXED BY memory_reembed_hash \
+     ON s.id = m.id WHERE s.id IS NULL OR s.hash <> m.hash";
 
 impl SqliteStore {
     pub(super) async fn export_records(
@@ -105,6 +127,12 @@ impl SqliteStore {
         Ok(records)
     }
 
+    /// The ids of `ids` that are memories of the store.
+    pub(super) async fn ids_present(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+        let mut conn = self.pool.acquire().await?;
+        existing_ids(&mut conn, ids).await
+    }
+
     pub(super) async fn restore_records(
         &self,
         embedder: &EmbedderInfo,
@@ -120,104 +148,158 @@ impl SqliteStore {
             ));
         };
         info.must_match(embedder)?;
+        if let Some((r, v)) = records.iter().find(|(_, v)| v.len() != info.dims) {
+            return Err(Error::invalid(
+                "embedding",
+                format!(
+                    "memory {} has a {}-dimension vector; the store holds {}",
+                    r.item.id,
+                    v.len(),
+                    info
+                ),
+            ));
+        }
         let seq = bump_seq(&mut tx).await?;
-        let mut outcomes = Vec::with_capacity(records.len());
-        for (record, mut vector) in records {
-            let m = &record.item;
-            if vector.len() != info.dims {
-                return Err(Error::invalid(
-                    "embedding",
-                    format!(
-                        "memory {} has a {}-dimension vector; the store holds {}",
-                        m.id,
-                        vector.len(),
-                        info
-                    ),
-                ));
-            }
-            let id = m.id.to_string();
-            if sqlx::query("SELECT 1 FROM memories WHERE id = ?")
-                .bind(&id)
-                .fetch_optional(&mut *tx)
+        let ids: Vec<Uuid> = records.iter().map(|(r, _)| r.item.id).collect();
+        let present = existing_ids(&mut tx, &ids).await?;
+        // Current texts already current in their exact scope (in the store,
+        // or earlier in this batch) are duplicates.
+        type Key = (String, Option<String>, Option<String>, Option<String>);
+        let key = |m: &crate::memory::MemoryItem| -> Key {
+            (
+                m.hash.clone(),
+                m.user_id.clone(),
+                m.agent_id.clone(),
+                m.run_id.clone(),
+            )
+        };
+        let hashes: Vec<Bind> = records
+            .iter()
+            .filter(|(r, _)| r.item.valid_to.is_none())
+            .map(|(r, _)| Bind::Text(r.item.hash.clone()))
+            .collect();
+        let mut current: HashMap<Key, (Uuid, String)> = HashMap::new();
+        for chunk in hashes.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT id, memory, hash, user_id, agent_id, run_id FROM memories \
+                 WHERE valid_to IS NULL AND hash IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            for row in bind_all(sqlx::query(AssertSqlSafe(sql)), chunk)
+                .fetch_all(&mut *tx)
                 .await?
-                .is_some()
             {
+                current.insert(
+                    (
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                        row.try_get(4)?,
+                        row.try_get(5)?,
+                    ),
+                    (
+                        super::parse_uuid(&row.try_get::<String, _>(0)?)?,
+                        row.try_get(1)?,
+                    ),
+                );
+            }
+        }
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut fresh = Vec::with_capacity(records.len());
+        for (record, vector) in records {
+            let m = &record.item;
+            if present.contains(&m.id) {
                 outcomes.push(Outcome::Exists { id: m.id });
                 continue;
             }
-            if m.valid_to.is_none()
-                && let Some(row) = sqlx::query(
-                    "SELECT id, memory FROM memories WHERE hash = ? AND user_id IS ? AND agent_id IS ? \
-                     AND run_id IS ? AND valid_to IS NULL LIMIT 1",
-                )
-                .bind(&m.hash)
-                .bind(&m.user_id)
-                .bind(&m.agent_id)
-                .bind(&m.run_id)
-                .fetch_optional(&mut *tx)
-                .await?
-            {
-                outcomes.push(Outcome::Duplicate {
-                    id: super::parse_uuid(&row.try_get::<String, _>(0)?)?,
-                    text: row.try_get(1)?,
-                });
-                continue;
-            }
-            let rid: i64 = sqlx::query(
-                "INSERT INTO memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
-                 created_at, updated_at, valid_from, valid_to, superseded_by, seq) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rid",
-            )
-            .bind(&id)
-            .bind(&m.memory)
-            .bind(&m.hash)
-            .bind(serde_json::Value::Object(m.metadata.clone()).to_string())
-            .bind(&m.user_id)
-            .bind(&m.agent_id)
-            .bind(&m.run_id)
-            .bind(&m.actor_id)
-            .bind(&m.role)
-            .bind(m.created_at.timestamp_micros())
-            .bind(m.updated_at.timestamp_micros())
-            .bind(m.valid_from.timestamp_micros())
-            .bind(m.valid_to.map(|t| t.timestamp_micros()))
-            .bind(m.superseded_by.map(|u| u.to_string()))
-            .bind(seq)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            normalize(&mut vector);
-            sqlx::query("INSERT INTO memory_embeddings (rid, embedding) VALUES (?, ?)")
-                .bind(rid)
-                .bind(encode_vec(&vector))
-                .execute(&mut *tx)
-                .await?;
-            for h in &record.history {
-                sqlx::query(
-                    "INSERT OR IGNORE INTO memory_history (id, memory_id, old_memory, new_memory, event, created_at, \
-                     updated_at, is_deleted, actor_id, role, user_id, agent_id, run_id) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(h.id.to_string())
-                .bind(&id)
-                .bind(&h.old_memory)
-                .bind(&h.new_memory)
-                .bind(h.event.as_str())
-                .bind(h.created_at.timestamp_micros())
-                .bind(h.updated_at.map(|t| t.timestamp_micros()))
-                .bind(i64::from(h.is_deleted))
-                .bind(&h.actor_id)
-                .bind(&h.role)
-                .bind(&m.user_id)
-                .bind(&m.agent_id)
-                .bind(&m.run_id)
-                .execute(&mut *tx)
-                .await?;
+            if m.valid_to.is_none() {
+                if let Some((id, text)) = current.get(&key(m)) {
+                    outcomes.push(Outcome::Duplicate {
+                        id: *id,
+                        text: text.clone(),
+                    });
+                    continue;
+                }
+                current.insert(key(m), (m.id, m.memory.clone()));
             }
             outcomes.push(Outcome::Added {
                 id: m.id,
                 text: m.memory.clone(),
             });
+            fresh.push((record, vector));
+        }
+        for chunk in fresh.chunks(RESTORE_ROWS) {
+            let sql = format!(
+                "INSERT INTO memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
+                 created_at, updated_at, valid_from, valid_to, superseded_by, seq) VALUES {} RETURNING rid, id",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (r, _) in chunk {
+                let m = &r.item;
+                q = q
+                    .bind(m.id.to_string())
+                    .bind(&m.memory)
+                    .bind(&m.hash)
+                    .bind(serde_json::Value::Object(m.metadata.clone()).to_string())
+                    .bind(&m.user_id)
+                    .bind(&m.agent_id)
+                    .bind(&m.run_id)
+                    .bind(&m.actor_id)
+                    .bind(&m.role)
+                    .bind(m.created_at.timestamp_micros())
+                    .bind(m.updated_at.timestamp_micros())
+                    .bind(m.valid_from.timestamp_micros())
+                    .bind(m.valid_to.map(|t| t.timestamp_micros()))
+                    .bind(m.superseded_by.map(|u| u.to_string()))
+                    .bind(seq);
+            }
+            let mut rid_of: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
+            for row in q.fetch_all(&mut *tx).await? {
+                rid_of.insert(row.try_get(1)?, row.try_get(0)?);
+            }
+            let sql = format!(
+                "INSERT INTO memory_embeddings (rid, embedding) VALUES {}",
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (r, vector) in chunk {
+                let rid = *rid_of
+                    .get(&r.item.id.to_string())
+                    .ok_or_else(|| Error::storage("a restored memory returned no row id"))?;
+                let mut v = vector.clone();
+                normalize(&mut v);
+                q = q.bind(rid).bind(encode_vec(&v));
+            }
+            q.execute(&mut *tx).await?;
+            let history: Vec<(&crate::memory::MemoryItem, &crate::memory::HistoryEntry)> = chunk
+                .iter()
+                .flat_map(|(r, _)| r.history.iter().map(move |h| (&r.item, h)))
+                .collect();
+            for rows in history.chunks(RESTORE_ROWS) {
+                let sql = format!(
+                    "INSERT OR IGNORE INTO memory_history (id, memory_id, old_memory, new_memory, event, \
+                     created_at, updated_at, is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES {}",
+                    vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (m, h) in rows {
+                    q = q
+                        .bind(h.id.to_string())
+                        .bind(m.id.to_string())
+                        .bind(&h.old_memory)
+                        .bind(&h.new_memory)
+                        .bind(h.event.as_str())
+                        .bind(h.created_at.timestamp_micros())
+                        .bind(h.updated_at.map(|t| t.timestamp_micros()))
+                        .bind(i64::from(h.is_deleted))
+                        .bind(&h.actor_id)
+                        .bind(&h.role)
+                        .bind(&m.user_id)
+                        .bind(&m.agent_id)
+                        .bind(&m.run_id);
+                }
+                q.execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -298,19 +380,22 @@ impl SqliteStore {
     ) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         Self::check_target(&mut tx, target).await?;
-        for (id, hash, mut vector) in vectors {
-            normalize(&mut vector);
-            // Only for a memory that still exists with that text: one deleted
-            // meanwhile leaves nothing behind.
-            sqlx::query(
+        // Only for a memory that still exists with that text: one deleted
+        // meanwhile leaves nothing behind.
+        for chunk in vectors.chunks(RESTORE_ROWS) {
+            let sql = format!(
                 "INSERT OR REPLACE INTO memory_reembed (id, hash, embedding) \
-                 SELECT id, hash, ? FROM memories WHERE id = ? AND hash = ?",
-            )
-            .bind(encode_vec(&vector))
-            .bind(id.to_string())
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
+                 SELECT m.id, m.hash, v.column3 FROM (VALUES {}) AS v \
+                 JOIN memories m ON m.id = v.column1 AND m.hash = v.column2",
+                vec!["(?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, hash, vector) in chunk {
+                let mut v = vector.clone();
+                normalize(&mut v);
+                q = q.bind(id.to_string()).bind(hash).bind(encode_vec(&v));
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
