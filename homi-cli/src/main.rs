@@ -867,8 +867,16 @@ async fn import_mem0(
         }),
         embedder_model: embedding_model.unwrap_or_else(|| config.embedder.model.clone()),
     };
-    let bar = progress(None, "{spinner} copying the mem0 collection [{elapsed}]");
-    let report = homi_core::import::import_mem0(store.as_ref(), &source).await;
+    let bar = progress(
+        Some(0),
+        "{bar:40} {pos}/{len} mem0 rows copied [{elapsed}, {eta} left]",
+    );
+    let report =
+        homi_core::import::import_mem0_with_progress(store.as_ref(), &source, |read, total| {
+            bar.set_length(total);
+            bar.set_position(read);
+        })
+        .await;
     bar.finish_and_clear();
     let report = report?;
     let layout = match report.layout {

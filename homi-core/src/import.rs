@@ -156,6 +156,16 @@ fn to_change(id: &str, vector: Vec<f32>, payload: Value) -> Option<Change> {
 /// Copies a mem0 collection into `store`. Idempotent: ids are kept, and rows
 /// already imported are counted as `already_present`.
 pub async fn import_mem0(store: &dyn Store, source: &Mem0Source) -> Result<ImportReport> {
+    import_mem0_with_progress(store, source, |_, _| {}).await
+}
+
+/// [`import_mem0`], calling `progress(rows read, rows in the collection)`
+/// after each page of 1,000 rows (for a progress bar).
+pub async fn import_mem0_with_progress(
+    store: &dyn Store,
+    source: &Mem0Source,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ImportReport> {
     check_collection(&source.collection)?;
     let connect = PgConnectOptions::from_str(&source.url)
         .map_err(|e| Error::invalid("url", format!("not a valid Postgres URL: {e}")))?;
@@ -199,6 +209,15 @@ pub async fn import_mem0(store: &dyn Store, source: &Mem0Source) -> Result<Impor
             "SELECT id::text AS id, vec AS v, metadata AS p FROM vecs.\"{c}\" WHERE id::text > $1 ORDER BY id::text LIMIT {PAGE}"
         ),
     };
+    let table = match layout {
+        Mem0Layout::Pgvector => format!("\"{c}\""),
+        Mem0Layout::Vecs => format!("vecs.\"{c}\""),
+    };
+    let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        .fetch_one(&pool)
+        .await?;
+    let total = total.unsigned_abs();
+    progress(0, total);
     let mut report = ImportReport {
         layout: Some(layout),
         ..ImportReport::default()
@@ -247,6 +266,7 @@ pub async fn import_mem0(store: &dyn Store, source: &Mem0Source) -> Result<Impor
                 _ => report.duplicates += 1,
             }
         }
+        progress(report.read, total.max(report.read));
     }
     Ok(report)
 }

@@ -2,7 +2,7 @@
 //! layout, created on the Postgres test server) into Homi, on both stores.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use homi_core::import::{Mem0Layout, Mem0Source, import_mem0};
+use homi_core::import::{Mem0Layout, Mem0Source, import_mem0, import_mem0_with_progress};
 use homi_core::{Config, ErrorKind, ListOptions, Memory, Scope, SearchOptions};
 use homi_testkit::{FakeProvider, lexical_embedding};
 use serde_json::json;
@@ -96,7 +96,13 @@ async fn import_into(target_url: String, layout: Mem0Layout) {
         layout: None,
         embedder_model: "text-embedding-3-small".into(),
     };
-    let report = import_mem0(memory.store().as_ref(), &source).await.unwrap();
+    let mut seen = Vec::new();
+    let report = import_mem0_with_progress(memory.store().as_ref(), &source, |read, total| {
+        seen.push((read, total))
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, [(0, 3), (3, 3)]);
     assert_eq!(report.layout, Some(layout));
     assert_eq!((report.read, report.imported, report.invalid), (3, 3, 0));
 
