@@ -29,6 +29,7 @@ pub struct EmbedderInfo {
 impl EmbedderInfo {
     /// `Ok` when `configured` is this (the stored) embedder, otherwise the
     /// `EmbedderMismatch` that names both.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn must_match(&self, configured: &EmbedderInfo) -> Result<()> {
         if self == configured {
             Ok(())
