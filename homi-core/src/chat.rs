@@ -38,13 +38,37 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::jobs::{JobQueue, NewJob, QueueOptions};
+use crate::jobs::{JobCounts, JobQueue, NewJob, QueueOptions};
 use crate::memory::{ListOptions, Memory, Scope, SearchOptions};
 use crate::provider::{ChatChunk, ChatMessage, ChatModel, ChatRequest, Role, TokenUsage};
 
 /// The persona of the original backend.
 pub const DEFAULT_PERSONA: &str = "You are Homi, a helpful assistant with long-term memory. \
 Answer the user's message; use what you remember about them when it helps.";
+
+/// An extraction worker running in this process ([`Chat::spawn_local_worker`]).
+#[derive(Debug)]
+pub struct LocalWorker {
+    queue: JobQueue,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LocalWorker {
+    /// Waits, for at most `timeout`, until `user`'s extraction jobs have run,
+    /// then stops the worker. Returns the user's jobs per state then: those
+    /// still queued or running run the next time a worker does (a server, or
+    /// the next local worker); jobs waiting for a retry do not hold it up.
+    pub async fn finish(self, user: &str, timeout: std::time::Duration) -> Result<JobCounts> {
+        let left = self.queue.wait_until_user_idle(user, timeout).await;
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        left
+    }
+}
+
+/// The newest memories a summary is written from.
+const SUMMARY_MEMORIES: usize = 200;
 
 /// A conversation (the API's `session_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,7 +229,8 @@ pub struct MemorySummary {
     pub user_id: String,
     /// The summary.
     pub summary: String,
-    /// How many memories it covers.
+    /// How many current memories the user has (the summary is written from
+    /// the newest 200).
     pub memory_count: usize,
 }
 
@@ -261,7 +286,12 @@ impl Chat {
             .lease(config.memory.job_lease)
             .max_attempts(config.memory.job_max_attempts)
             .concurrency(config.memory.job_concurrency);
-        let mut chat = Self::new(memory, model, ChatOptions::default(), queue)?;
+        let options = ChatOptions {
+            memories_per_turn: config.memory.chat_memories,
+            prompt_token_budget: config.memory.chat_token_budget,
+            ..ChatOptions::default()
+        };
+        let mut chat = Self::new(memory, model, options, queue)?;
         if let Some(inner) = Arc::get_mut(&mut chat.inner) {
             inner.not_configured = NOT_CONFIGURED.to_owned();
         }
@@ -310,6 +340,25 @@ impl Chat {
         &self.inner.queue
     }
 
+    /// Runs the extraction worker in this process until
+    /// [`LocalWorker::finish`]: for a program that chats and then exits (the
+    /// `homi chat` command, a script), where no server runs the queue.
+    pub fn spawn_local_worker(&self) -> LocalWorker {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = self
+            .inner
+            .queue
+            .clone()
+            .spawn_worker(self.inner.memory.clone(), async {
+                let _ = stopped.await;
+            });
+        LocalWorker {
+            queue: self.inner.queue.clone(),
+            stop,
+            task,
+        }
+    }
+
     fn model(&self) -> Result<&Arc<dyn ChatModel>> {
         self.inner
             .model
@@ -325,6 +374,7 @@ impl Chat {
         if message.is_empty() {
             return Err(Error::invalid("message", "the message is empty"));
         }
+        crate::error::reject_nul("message", message)?;
         let max = self.inner.options.max_message_chars;
         if message.chars().count() > max {
             return Err(Error::invalid(
@@ -350,6 +400,9 @@ impl Chat {
             Some(s) if !s.is_empty() => {
                 if s.chars().count() > 128 {
                     return Err(Error::invalid("session_id", "longer than 128 characters"));
+                }
+                if s.chars().any(char::is_control) {
+                    return Err(Error::invalid("session_id", "contains control characters"));
                 }
                 s.to_owned()
             }
@@ -684,10 +737,17 @@ impl Chat {
         if user_id.trim().is_empty() {
             return Err(Error::invalid("user_id", "a user id is required"));
         }
+        let scope = Scope::user(user_id);
+        let memory_count = self
+            .inner
+            .memory
+            .count(&scope, ListOptions::default())
+            .await?;
+        // The newest memories, as many as the summary prompt takes.
         let memories = self
             .inner
             .memory
-            .get_all(&Scope::user(user_id), ListOptions::default().limit(100))
+            .get_all(&scope, ListOptions::default().limit(SUMMARY_MEMORIES))
             .await?;
         if memories.is_empty() {
             return Ok(MemorySummary {
@@ -713,7 +773,7 @@ impl Chat {
         Ok(MemorySummary {
             user_id: user_id.to_owned(),
             summary: answer.content,
-            memory_count: memories.len(),
+            memory_count: usize::try_from(memory_count).unwrap_or(usize::MAX),
         })
     }
 
@@ -734,10 +794,17 @@ impl Chat {
         session_id: &str,
         limit: usize,
     ) -> Result<Vec<ConversationMessage>> {
-        self.inner
+        let messages = self
+            .inner
             .store
             .recent_messages(session_id, user_id, limit)
-            .await
+            .await?;
+        // Every conversation starts with the user's message: none means it is
+        // not this user's (or does not exist).
+        if messages.is_empty() && limit > 0 {
+            return Err(Error::not_found(format!("conversation {session_id}")));
+        }
+        Ok(messages)
     }
 
     /// Deletes the user's conversation and its messages.

@@ -107,6 +107,13 @@ pub struct MemoryConfig {
     /// job mostly waits for the provider; one user's jobs still run one at a
     /// time).
     pub job_concurrency: usize,
+    /// `HOMI_CHAT_MEMORIES`: memories searched for each chat turn (the
+    /// original: 3).
+    pub chat_memories: usize,
+    /// `HOMI_CHAT_TOKEN_BUDGET`: the chat prompt's token budget (persona,
+    /// memories, earlier turns and the message); the oldest turns are left
+    /// out first.
+    pub chat_token_budget: usize,
 }
 
 /// Server settings.
@@ -348,6 +355,8 @@ impl Default for Config {
                 job_lease: Duration::from_secs(300),
                 job_max_attempts: 8,
                 job_concurrency: 8,
+                chat_memories: 3,
+                chat_token_budget: 4000,
             },
             server: ServerConfig {
                 host: "0.0.0.0".to_owned(),
@@ -469,6 +478,13 @@ impl Config {
         }
         if let Some(v) = get("HOMI_JOB_CONCURRENCY") {
             c.memory.job_concurrency = parse_range("HOMI_JOB_CONCURRENCY", &v, 1, 256)? as usize;
+        }
+        if let Some(v) = get("HOMI_CHAT_MEMORIES") {
+            c.memory.chat_memories = parse_range("HOMI_CHAT_MEMORIES", &v, 1, 100)? as usize;
+        }
+        if let Some(v) = get("HOMI_CHAT_TOKEN_BUDGET") {
+            c.memory.chat_token_budget =
+                parse_range("HOMI_CHAT_TOKEN_BUDGET", &v, 500, 1_000_000)? as usize;
         }
         if let Some(host) = get("API_HOST") {
             c.server.host = host.trim().to_owned();

@@ -17,10 +17,17 @@ pub struct Check {
     pub detail: String,
 }
 
-/// The configuration as a user may see it: no secret, only whether it is set.
+/// The configuration as a user may see it: every setting, no secret (only
+/// whether it is set).
 pub fn effective(config: &Config) -> Value {
+    let a = &config.auth;
     json!({
-        "database_url": config.redacted_database_url(),
+        "database": {
+            "url": config.redacted_database_url(),
+            "max_connections": config.database_max_connections,
+            "min_connections": config.database_min_connections,
+            "acquire_timeout_secs": config.database_acquire_timeout.as_secs(),
+        },
         "provider": {
             "base_url": config.provider.base_url.clone().unwrap_or_else(|| "https://api.openai.com/v1 (OpenAI)".into()),
             "api_key": if config.provider.api_key.is_some() { "set" } else { "not set" },
@@ -33,23 +40,61 @@ pub fn effective(config: &Config) -> Value {
             "dims": config.embedder.dims,
             "batch_size": config.embedder.batch_size,
         },
-        "auth": {
-            "backend": if config.auth.supabase.is_some() { "supabase" } else { "built-in" },
-            "jwt_secret": if config.auth.jwt_secret.is_some() { "set" } else { "generated, kept in the store" },
-            "smtp": if config.auth.smtp_url.is_some() { "set" } else { "not set" },
-        },
-        "server": {
-            "host": config.server.host,
-            "port": config.server.port,
-            "request_timeout_secs": config.server.request_timeout.as_secs(),
-            "auth_rate_limit_per_minute": config.server.auth_rate_limit_per_minute,
+        "memory": {
+            "vector_cache_mb": config.memory.vector_cache_mb,
+            "infer_context": config.memory.infer_context,
+            "chat_memories": config.memory.chat_memories,
+            "chat_token_budget": config.memory.chat_token_budget,
         },
         "jobs": {
             "lease_secs": config.memory.job_lease.as_secs(),
             "max_attempts": config.memory.job_max_attempts,
             "concurrency": config.memory.job_concurrency,
         },
+        "auth": {
+            "backend": if a.supabase.is_some() { "supabase" } else { "built-in" },
+            "supabase_url": a.supabase.as_ref().map(|s| s.url.clone()),
+            "jwt_secret": if a.jwt_secret.is_some() { "set" } else { "generated, kept in the store" },
+            "jwt_issuer": a.jwt_issuer,
+            "jwt_audience": a.jwt_audience,
+            "access_token_ttl_secs": a.access_token_ttl.as_secs(),
+            "session_ttl_secs": a.session_ttl.as_secs(),
+            "refresh_reuse_grace_secs": a.refresh_reuse_grace.as_secs(),
+            "password_length": [a.password_min_length, a.password_max_length],
+            "reset_token_ttl_secs": a.reset_token_ttl.as_secs(),
+            "require_email_confirmation": a.require_email_confirmation,
+            "signin_max_failures": a.max_failed_signins,
+            "signin_lockout_secs": a.signin_lockout.as_secs(),
+            "smtp": if a.smtp_url.is_some() { "set" } else { "not set" },
+            "smtp_from": a.smtp_from,
+            "public_url": a.public_url,
+        },
+        "server": {
+            "host": config.server.host,
+            "port": config.server.port,
+            "debug": config.server.debug,
+            "request_timeout_secs": config.server.request_timeout.as_secs(),
+            "auth_rate_limit_per_minute": config.server.auth_rate_limit_per_minute,
+            "cors_origins": config.server.cors_origins,
+        },
     })
+}
+
+/// What the checks say, as one result: `Ok` when all passed, otherwise the
+/// first failure as the error of its kind (the store's, or the provider's).
+pub fn verdict(checks: &[Check]) -> crate::Result<()> {
+    match checks.iter().find(|c| !c.ok) {
+        None => Ok(()),
+        Some(c) if c.name == "database" => Err(crate::Error::Storage(c.detail.clone().into())),
+        Some(c) if c.detail.starts_with("not configured") => {
+            Err(crate::Error::ProviderNotConfigured(c.detail.clone()))
+        }
+        Some(c) => Err(crate::Error::Provider {
+            status: None,
+            message: format!("the {} check failed: {}", c.name, c.detail),
+            retry_after: None,
+        }),
+    }
 }
 
 /// Opens the store (running its migrations) and asks the embedder to embed a
@@ -74,7 +119,45 @@ pub async fn check(config: &Config) -> Vec<Check> {
         },
     });
     checks.push(provider_check(config).await);
+    #[cfg(feature = "openai")]
+    if checks.last().is_some_and(|c| c.ok) {
+        checks.push(chat_model_check(config).await);
+    }
     checks
+}
+
+/// Asks the chat model for a one-word answer.
+#[cfg(all(
+    feature = "memory",
+    feature = "openai",
+    any(feature = "sqlite", feature = "postgres")
+))]
+async fn chat_model_check(config: &Config) -> Check {
+    use crate::provider::{ChatMessage, ChatModel, ChatRequest};
+    let name = "chat_model".to_owned();
+    let model = match crate::provider::openai::OpenAiChatModel::new(&config.provider) {
+        Ok(m) => m,
+        Err(e) => {
+            return Check {
+                name,
+                ok: false,
+                detail: e.to_string(),
+            };
+        }
+    };
+    let request = ChatRequest::new(vec![ChatMessage::user("Reply with the word OK.")]);
+    match model.complete(request).await {
+        Ok(_) => Check {
+            name,
+            ok: true,
+            detail: format!("the chat model {} answers", config.provider.chat_model),
+        },
+        Err(e) => Check {
+            name,
+            ok: false,
+            detail: e.to_string(),
+        },
+    }
 }
 
 #[cfg(all(feature = "memory", any(feature = "sqlite", feature = "postgres")))]

@@ -41,6 +41,29 @@ pub enum ErrorKind {
     Storage,
 }
 
+impl ErrorKind {
+    /// The kind as a short snake_case code (`invalid_input`, `not_found`,
+    /// `provider_timeout`, …): what every door shows machines (the server's
+    /// `{"error": …}`, the CLI's JSON errors).
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::Config => "config",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::ProviderNotConfigured => "provider_not_configured",
+            ErrorKind::ProviderUnavailable => "provider_unavailable",
+            ErrorKind::ProviderTimeout => "provider_timeout",
+            ErrorKind::ProviderInvalidResponse => "provider_invalid_response",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Storage => "storage",
+        }
+    }
+}
+
 /// Errors of `homi-core`.
 ///
 /// ```
@@ -196,9 +219,60 @@ impl Error {
     }
 }
 
+#[cfg(feature = "memory")]
+/// `InvalidInput` naming `field` when `text` holds a NUL character, which
+/// Postgres cannot store in text or JSON (so no store accepts it).
+pub(crate) fn reject_nul(field: &str, text: &str) -> Result<()> {
+    if text.contains('\0') {
+        return Err(Error::invalid(
+            field,
+            "contains a NUL character (\\u0000), which cannot be stored",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(feature = "memory")]
+/// [`reject_nul`] for every string (keys included) of a JSON value.
+pub(crate) fn reject_nul_json(field: &str, value: &serde_json::Value) -> Result<()> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => reject_nul(field, s),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| reject_nul_json(&format!("{field}[{i}]"), v)),
+        Value::Object(map) => reject_nul_map(field, map),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(feature = "memory")]
+/// [`reject_nul_json`] for a JSON object (e.g. metadata).
+pub(crate) fn reject_nul_map(
+    field: &str,
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    map.iter().try_for_each(|(k, v)| {
+        let path = format!("{field}.{k}");
+        reject_nul(&path, k)?;
+        reject_nul_json(&path, v)
+    })
+}
+
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
+        // Postgres refuses NUL characters in text (22021) and in JSON
+        // (22P05): input no store can keep, not a failure of the store.
+        if let sqlx::Error::Database(db) = &e
+            && matches!(db.code().as_deref(), Some("22021" | "22P05"))
+        {
+            return Error::invalid(
+                "text",
+                "contains a NUL character (\\u0000) or another character the database cannot store",
+            );
+        }
         Error::Storage(Box::new(e))
     }
 }

@@ -167,8 +167,8 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// Jobs per state.
-    async fn counts(&self) -> Result<JobCounts>;
+    /// Jobs per state: all of them, or `user`'s.
+    async fn counts(&self, user: Option<&str>) -> Result<JobCounts>;
 }
 
 /// Queue settings.
@@ -383,7 +383,12 @@ impl JobQueue {
 
     /// Jobs per state.
     pub async fn counts(&self) -> Result<JobCounts> {
-        self.store.counts().await
+        self.store.counts(None).await
+    }
+
+    /// One user's jobs per state.
+    pub async fn user_counts(&self, user: &str) -> Result<JobCounts> {
+        self.store.counts(Some(user)).await
     }
 
     /// Claims and runs the next runnable job; `None` when there is none.
@@ -441,9 +446,18 @@ impl JobQueue {
     /// `timeout`; returns the counts then (jobs waiting for a retry after a
     /// failure do not hold it up).
     pub async fn wait_until_idle(&self, timeout: Duration) -> Result<JobCounts> {
+        self.wait_idle(None, timeout).await
+    }
+
+    /// [`JobQueue::wait_until_idle`] for one user's jobs.
+    pub async fn wait_until_user_idle(&self, user: &str, timeout: Duration) -> Result<JobCounts> {
+        self.wait_idle(Some(user), timeout).await
+    }
+
+    async fn wait_idle(&self, user: Option<&str>, timeout: Duration) -> Result<JobCounts> {
         let started = std::time::Instant::now();
         loop {
-            let counts = self.counts().await?;
+            let counts = self.store.counts(user).await?;
             if counts.queued + counts.running == 0 || started.elapsed() >= timeout {
                 return Ok(counts);
             }

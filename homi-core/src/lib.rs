@@ -28,3 +28,9 @@ pub use memory::{
     AddEvent, AddOptions, AddResult, Event, Filter, HistoryEntry, ListOptions, Memory,
     MemoryBuilder, MemoryItem, Messages, Metadata, Scope, SearchOptions, SearchResult, Usage,
 };
+
+/// The Rust quick starts of the repository's README, compiled with the doc
+/// tests so that they stay true.
+#[cfg(all(doctest, feature = "auth"))]
+#[doc = include_str!("../../README.md")]
+pub struct RepositoryReadme;

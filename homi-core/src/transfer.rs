@@ -82,6 +82,44 @@ pub async fn export_jsonl(
     Ok(written)
 }
 
+/// [`export_jsonl`] into the file at `path`, which is complete or not there:
+/// the records go to `path` + `.partial`, which is synced and renamed over
+/// `path` at the end, and removed if the export fails.
+pub async fn export_jsonl_file(
+    store: &dyn Store,
+    scope: &Scope,
+    embeddings: bool,
+    path: &std::path::Path,
+    progress: impl FnMut(u64),
+) -> Result<u64> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let cannot = |e: std::io::Error, what: &std::path::Path| {
+        Error::invalid("output", format!("cannot write {}: {e}", what.display()))
+    };
+    let file = std::fs::File::create(&partial).map_err(|e| cannot(e, &partial))?;
+    let mut out = std::io::BufWriter::new(file);
+    let written = match export_jsonl(store, scope, embeddings, &mut out, progress).await {
+        Ok(n) => n,
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    let finished = out
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&partial, path));
+    if let Err(e) = finished {
+        let _ = std::fs::remove_file(&partial);
+        return Err(cannot(e, path));
+    }
+    Ok(written)
+}
+
 fn write_error(e: std::io::Error) -> Error {
     Error::storage(format!("writing the export: {e}"))
 }

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use homi_core::chat::{Chat, ChatEvent, ChatOptions};
 use homi_core::jobs::{JobOutcome, QueueOptions};
 use homi_core::provider::Role;
-use homi_core::{Config, ErrorKind, Memory, Scope};
+use homi_core::{AddOptions, Config, ErrorKind, Memory, Scope};
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::Value;
 
@@ -237,12 +237,14 @@ async fn users_never_see_each_others_conversations(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(
+    assert_eq!(
         e.chat
             .messages("mallory", &a.session_id, 100)
             .await
-            .unwrap()
-            .is_empty()
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound,
+        "another user's conversation does not exist for mallory"
     );
     assert!(
         e.chat
@@ -278,12 +280,13 @@ async fn users_never_see_each_others_conversations(backend: Backend) {
             .await
             .unwrap()
     );
-    assert!(
+    assert_eq!(
         e.chat
             .messages("alice", &a.session_id, 100)
             .await
-            .unwrap()
-            .is_empty()
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
     );
 }
 
@@ -293,6 +296,13 @@ async fn the_token_budget_drops_the_oldest_turns_first(backend: Backend) {
     let Some(e) = env_with(backend, options).await else {
         return;
     };
+    // A memory that takes much of the budget on its own.
+    let fact = format!("Dan's notes: {}", "m".repeat(400));
+    e.chat
+        .memory()
+        .add(fact.as_str(), &Scope::user("dan"), AddOptions::raw())
+        .await
+        .unwrap();
     let s = e.chat.turn("dan", &"a".repeat(200), None).await.unwrap();
     e.chat
         .turn("dan", &"b".repeat(200), Some(&s.session_id))
@@ -313,6 +323,10 @@ async fn the_token_budget_drops_the_oldest_turns_first(backend: Backend) {
         "the oldest turn is dropped"
     );
     assert!(sent.len() < 6, "{texts:?}");
+    // Over budget with the memory alone, the memories block still goes in
+    // whole: earlier turns are what gives way.
+    assert!(texts[0].contains(&fact), "the memory was cut: {texts:?}");
+    assert!(!texts.iter().any(|t| t.starts_with("bbbb")), "{texts:?}");
 }
 
 async fn summary_and_input_errors(backend: Backend) {

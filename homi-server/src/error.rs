@@ -67,23 +67,28 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let (status, code) = match e.kind() {
-            ErrorKind::InvalidInput => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-            ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
-            ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            ErrorKind::ProviderNotConfigured => {
-                (StatusCode::SERVICE_UNAVAILABLE, "provider_not_configured")
+        let kind = e.kind();
+        let status = match kind {
+            ErrorKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::ProviderNotConfigured | ErrorKind::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
             }
-            ErrorKind::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
-            ErrorKind::ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"),
-            ErrorKind::ProviderInvalidResponse => {
-                (StatusCode::BAD_GATEWAY, "provider_invalid_response")
+            ErrorKind::ProviderUnavailable | ErrorKind::ProviderInvalidResponse => {
+                StatusCode::BAD_GATEWAY
             }
-            ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ErrorKind::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        // The server's own failures are one code to clients; the kind is logged.
+        let code = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            "internal"
+        } else {
+            kind.code()
         };
         if code.starts_with("provider_") {
             crate::metrics::record_provider_error(code);

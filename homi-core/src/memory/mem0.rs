@@ -57,12 +57,44 @@ pub fn limit(limit: Option<usize>, top_k: Option<usize>, default: usize) -> Resu
     }
 }
 
+/// The new text of a mem0-style `update`: `data` (mem0 1.x, and the second
+/// positional argument of both) or `text=` (mem0 2.x), equal if both.
+pub fn update_text(data: Option<String>, text: Option<String>) -> Result<String> {
+    match (data, text) {
+        (Some(a), Some(b)) if a != b => Err(Error::invalid(
+            "text",
+            "differs from data: give the new text once",
+        )),
+        (Some(t), _) | (None, Some(t)) => Ok(t),
+        (None, None) => Err(Error::invalid("data", "the new text is required")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
     #![allow(clippy::unwrap_used)]
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn update_takes_data_or_text() {
+        assert_eq!(update_text(Some("a".into()), None).unwrap(), "a");
+        assert_eq!(update_text(None, Some("b".into())).unwrap(), "b");
+        assert_eq!(
+            update_text(Some("c".into()), Some("c".into())).unwrap(),
+            "c"
+        );
+        let both = update_text(Some("a".into()), Some("b".into())).unwrap_err();
+        assert_eq!(both.kind(), crate::ErrorKind::InvalidInput);
+        assert!(
+            update_text(None, None)
+                .unwrap_err()
+                .to_string()
+                .contains("data")
+        );
+    }
 
     #[test]
     fn both_styles_and_their_mix() {

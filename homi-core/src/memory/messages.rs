@@ -77,6 +77,7 @@ impl Messages {
             ));
         }
         for (i, m) in self.0.iter().enumerate() {
+            crate::error::reject_nul(&format!("messages[{i}].content"), &m.content)?;
             if m.content.len() > MAX_MESSAGE_BYTES {
                 return Err(Error::invalid(
                     format!("messages[{i}].content"),

@@ -237,6 +237,9 @@ impl Memory {
         let messages = messages.into();
         scope.validate(true)?;
         messages.validate()?;
+        if let Some(m) = &options.metadata {
+            crate::error::reject_nul_map("metadata", m)?;
+        }
         let mut usage = Usage::default();
         let results = if options.infer {
             self.add_inferred(&messages, scope, &options, &mut usage)
@@ -641,6 +644,20 @@ impl Memory {
         self.inner.store.list(scope, &params).await
     }
 
+    /// How many memories [`Memory::get_all`] would list for `scope` with
+    /// these options and no limit (`options.limit` is ignored).
+    pub async fn count(&self, scope: &Scope, options: ListOptions) -> Result<u64> {
+        scope.validate(true)?;
+        let params = ReadParams {
+            limit: options.limit,
+            filter: options.filters,
+            as_of: options.as_of,
+            include_superseded: options.include_superseded,
+            threshold: None,
+        };
+        self.inner.store.count(scope, &params).await
+    }
+
     /// Replaces a memory's text (and, when given, its metadata). History keeps
     /// the old text. Returns the memory as it is now.
     pub async fn update(
@@ -655,6 +672,10 @@ impl Memory {
         let text = text.trim();
         if text.is_empty() {
             return Err(Error::invalid("data", "must not be empty"));
+        }
+        crate::error::reject_nul("data", text)?;
+        if let Some(m) = &metadata {
+            crate::error::reject_nul_map("metadata", m)?;
         }
         if text.len() > messages::MAX_MESSAGE_BYTES {
             return Err(Error::invalid(

@@ -248,6 +248,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Memories of `scope`, newest first.
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>>;
 
+    /// How many memories of `scope` a [`Store::list`] with these parameters
+    /// would return without a limit (`params.limit` is ignored).
+    async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64>;
+
     /// Applies changes in one transaction, writing history. Update and
     /// supersede targets must lie in `scope`. With `embedder`, the vectors
     /// were made by it: the change fails with `EmbedderMismatch` (nothing

@@ -1090,6 +1090,23 @@ impl Store for PostgresStore {
         self.fetch_items(sql, &args).await
     }
 
+    async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
+        let mut args = Args::default();
+        let w = scope_sql(scope, "m", &mut args);
+        let validity = validity_sql(params, &mut args);
+        let filter = match &params.filter {
+            Some(f) => filter_sql(f, &mut args),
+            None => "TRUE".to_owned(),
+        };
+        let sql =
+            format!("SELECT count(*) FROM homi_memories m WHERE {w} AND {validity} AND {filter}");
+        let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get(0)?;
+        Ok(n.unsigned_abs())
+    }
+
     async fn apply(
         &self,
         scope: &Scope,

@@ -167,7 +167,7 @@ impl Default for SqliteOptions {
 ///     embedding,
 /// };
 /// let out = store
-///     .apply(&scope, vec![
+///     .apply(&scope, None, vec![
 ///         Change::Add(memory("Likes tea", vec![1.0, 0.0, 0.0])),
 ///         Change::Add(memory("Likes tea", vec![1.0, 0.0, 0.0])),
 ///     ])
@@ -1383,6 +1383,24 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|(_, i)| i)
             .collect())
+    }
+
+    async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
+        let mut binds = Vec::new();
+        let scope_where = scope_sql(scope, "m", &mut binds);
+        let validity = validity_sql(params, &mut binds);
+        let filter = match &params.filter {
+            Some(f) => filter_sql(f, &mut binds),
+            None => "1".to_owned(),
+        };
+        let sql = format!(
+            "SELECT count(*) FROM memories m WHERE {scope_where} AND {validity} AND {filter}"
+        );
+        let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get(0)?;
+        Ok(n.unsigned_abs())
     }
 
     async fn apply(

@@ -132,10 +132,14 @@ impl JobStore for PostgresStore {
         Ok(())
     }
 
-    async fn counts(&self) -> Result<JobCounts> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as("SELECT state, COUNT(*), COUNT(*) FILTER (WHERE attempts > 0) FROM homi_jobs GROUP BY state")
-            .fetch_all(&self.pool)
-            .await?;
+    async fn counts(&self, user: Option<&str>) -> Result<JobCounts> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*), COUNT(*) FILTER (WHERE attempts > 0) FROM homi_jobs \
+             WHERE ($1::text IS NULL OR user_id = $1) GROUP BY state",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(JobCounts::tally(rows))
     }
 }

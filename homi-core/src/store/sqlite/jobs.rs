@@ -136,11 +136,20 @@ impl JobStore for SqliteStore {
         Ok(())
     }
 
-    async fn counts(&self) -> Result<JobCounts> {
-        let rows: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*), SUM(attempts > 0) FROM jobs GROUP BY state")
-                .fetch_all(&self.pool)
-                .await?;
+    async fn counts(&self, user: Option<&str>) -> Result<JobCounts> {
+        let rows: Vec<(String, i64, i64)> = match user {
+            None => {
+                sqlx::query_as("SELECT state, COUNT(*), SUM(attempts > 0) FROM jobs GROUP BY state")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some(u) => sqlx::query_as(
+                "SELECT state, COUNT(*), SUM(attempts > 0) FROM jobs WHERE user_id = ? GROUP BY state",
+            )
+            .bind(u)
+            .fetch_all(&self.pool)
+            .await?,
+        };
         Ok(JobCounts::tally(rows))
     }
 }
