@@ -30,6 +30,57 @@ where
     }
 }
 
+/// A query string; one that does not parse (a wrong type, an unknown
+/// parameter) is answered with a JSON 422 that names the parameter.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// A path parameter; one that does not parse is answered with a JSON 4xx.
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let status = if status.is_server_error() {
+                    axum::http::StatusCode::BAD_REQUEST
+                } else {
+                    status
+                };
+                Err(ApiError::new(status, "invalid_path", rejection.body_text()))
+            }
+        }
+    }
+}
+
 /// The caller: the user of a verified access token whose auth session is
 /// active. The user id always comes from here, never from a request body.
 #[derive(Debug, Clone)]

@@ -31,6 +31,10 @@ pub mod serve;
 /// Largest request body accepted (a chat message is at most 2,000 characters).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Largest body `POST /v1/chat/completions` accepts: OpenAI clients send the
+/// whole conversation with every turn.
+pub const OPENAI_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
 /// What the routes share.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -114,8 +118,13 @@ pub fn app(state: AppState) -> Router {
             .routes(routes!(root))
             .routes(routes!(health))
             .nest("/api/v1", api)
-            .routes(routes!(openai::chat_completions))
-            .routes(routes!(openai::models))
+            .merge(
+                OpenApiRouter::new()
+                    .routes(routes!(openai::chat_completions))
+                    .routes(routes!(openai::models))
+                    // OpenAI clients resend the whole conversation each turn.
+                    .layer(DefaultBodyLimit::max(OPENAI_BODY_LIMIT)),
+            )
             .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     let cors = cors(&state.cors_origins);
@@ -134,6 +143,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))

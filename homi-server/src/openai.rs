@@ -213,7 +213,10 @@ pub async fn chat_completions(
                 vec![chunk(json!({"role": "assistant", "content": ""}), None)]
             }
             Ok(ChatEvent::Delta { content }) => vec![chunk(json!({"content": content}), None)],
-            Ok(ChatEvent::Done(_)) => vec![chunk(json!({}), Some("stop")), "[DONE]".to_owned()],
+            Ok(ChatEvent::Done(turn)) => {
+                crate::metrics::record_chat("chat_completions", &turn.usage);
+                vec![chunk(json!({}), Some("stop")), "[DONE]".to_owned()]
+            }
             Err(e) => vec![
                 ApiError::from(e).openai_body().to_string(),
                 "[DONE]".to_owned(),

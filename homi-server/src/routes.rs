@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Admin, ApiJson, CurrentUser, Reader, Writer};
+use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, CurrentUser, Reader, Writer};
 use crate::metrics::ProviderTime;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -237,7 +237,7 @@ pub struct ConfirmQuery {
 #[utoipa::path(get, path = "/auth/confirm", tag = "Auth", params(ConfirmQuery), responses((status = 200, body = User), (status = 401, description = "missing or invalid credentials", body = ErrorBody)))]
 pub async fn confirm_email(
     State(s): State<AppState>,
-    Query(q): Query<ConfirmQuery>,
+    ApiQuery(q): ApiQuery<ConfirmQuery>,
 ) -> ApiResult<Json<User>> {
     Ok(Json(s.auth.confirm_email(&q.token).await?))
 }
@@ -297,7 +297,10 @@ pub async fn chat_stream(
                 let name = match &ev {
                     ChatEvent::Memories { .. } => "memories",
                     ChatEvent::Delta { .. } => "delta",
-                    ChatEvent::Done(_) => "done",
+                    ChatEvent::Done(turn) => {
+                        crate::metrics::record_chat("chat_stream", &turn.usage);
+                        "done"
+                    }
                 };
                 Event::default()
                     .event(name)
@@ -389,7 +392,15 @@ pub async fn delete_memories(State(s): State<AppState>, user: Writer) -> ApiResu
     ))
 }
 
-/// `GET /api/v1/memories?limit=`: paging of the caller's memories.
+/// `?limit=`: how many of the newest (memories) or latest (messages) to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/sessions?limit=&offset=`: paging of the caller's conversations.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -400,11 +411,11 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v1/memories`: the caller's memories, newest first.
-#[utoipa::path(get, path = "/memories", tag = "Memories", params(ListQuery), responses((status = 200, body = Object, description = "`{results: [memory], user_id}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
+#[utoipa::path(get, path = "/memories", tag = "Memories", params(LimitQuery), responses((status = 200, body = Object, description = "`{results: [memory], user_id}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn list_memories(
     State(s): State<AppState>,
     user: Reader,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(100);
     let items = s
@@ -419,7 +430,7 @@ pub async fn list_memories(
 pub async fn get_memory(
     State(s): State<AppState>,
     user: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<MemoryItem>> {
     s.memory
         .get(&id, &Scope::user(user.id()))
@@ -448,7 +459,7 @@ pub struct UpdateMemoryBody {
 pub async fn update_memory(
     State(s): State<AppState>,
     user: Writer,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<UpdateMemoryBody>,
 ) -> ApiResult<Json<MemoryItem>> {
     Ok(Json(
@@ -463,7 +474,7 @@ pub async fn update_memory(
 pub async fn delete_memory(
     State(s): State<AppState>,
     user: Writer,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     s.memory.delete(&id, &Scope::user(user.id())).await?;
     Ok(Json(json!({"message": "memory deleted", "id": id})))
@@ -474,9 +485,14 @@ pub async fn delete_memory(
 pub async fn memory_history(
     State(s): State<AppState>,
     user: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<homi_core::HistoryEntry>>> {
-    Ok(Json(s.memory.history(&id, &Scope::user(user.id())).await?))
+    let entries = s.memory.history(&id, &Scope::user(user.id())).await?;
+    // Every memory has at least its ADD: none means not the caller's.
+    if entries.is_empty() {
+        return Err(homi_core::Error::not_found(format!("memory {id}")).into());
+    }
+    Ok(Json(entries))
 }
 
 /// `GET /api/v1/sessions`: the caller's conversations, most recent first.
@@ -484,7 +500,7 @@ pub async fn memory_history(
 pub async fn sessions(
     State(s): State<AppState>,
     user: Reader,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<homi_core::chat::Conversation>>> {
     let limit = q.limit.unwrap_or(50).min(1000);
     Ok(Json(
@@ -495,12 +511,12 @@ pub async fn sessions(
 }
 
 /// `GET /api/v1/sessions/{id}/messages`: a conversation's last messages, oldest first.
-#[utoipa::path(get, path = "/sessions/{id}/messages", tag = "Conversations", params(("id" = String, Path), ListQuery), responses((status = 200, body = Vec<homi_core::chat::ConversationMessage>, description = "oldest first"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
+#[utoipa::path(get, path = "/sessions/{id}/messages", tag = "Conversations", params(("id" = String, Path), LimitQuery), responses((status = 200, body = Vec<homi_core::chat::ConversationMessage>, description = "oldest first"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 404, description = "not the caller's, or no such thing", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn session_messages(
     State(s): State<AppState>,
     user: Reader,
-    Path(id): Path<String>,
-    Query(q): Query<ListQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> ApiResult<Json<Vec<homi_core::chat::ConversationMessage>>> {
     let limit = q.limit.unwrap_or(100).min(1000);
     Ok(Json(s.chat.messages(&user.id(), &id, limit).await?))
@@ -511,7 +527,7 @@ pub async fn session_messages(
 pub async fn delete_session(
     State(s): State<AppState>,
     user: Writer,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     if s.chat.delete_conversation(&user.id(), &id).await? {
         Ok(Json(
@@ -573,7 +589,7 @@ pub async fn list_keys(State(s): State<AppState>, _admin: Admin) -> ApiResult<Js
 pub async fn revoke_key(
     State(s): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let id = uuid::Uuid::parse_str(&id).map_err(|_| homi_core::Error::InvalidInput {
         field: "id".into(),
@@ -627,4 +643,13 @@ pub async fn ready(State(s): State<AppState>) -> Response {
 /// Any other path: a JSON 404.
 pub async fn fallback() -> ApiError {
     ApiError::no_route()
+}
+
+/// A path the server has, with a method it does not answer there: a JSON 405.
+pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint does not answer {method}"),
+    )
 }
