@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs the homi-server binary end to end: on the embedded default with nothing
-# configured (it serves, auth works, chat says what to set), then against the
-# fake provider (signup, chat, the background worker extracts the memory,
-# search finds it), SIGKILL with jobs queued (all complete after a restart),
+# configured (it serves, auth works, chat says what to set); the README's
+# curl walkthrough as written, against the fake provider (the background
+# worker extracts the memory, search finds it, the next turn is given it);
+# SIGKILL with jobs queued and SIGTERM with a job waiting (every job completes
+# after a restart), on SQLite and, when the test PostgreSQL runs, on Postgres;
 # and SIGTERM with a request in flight (answered before the server exits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p homi-testkit -p homi-server
+# With its `postgres` feature, for the restart tests on Postgres.
+cargo build -q -p homi-testkit -p homi-server --features homi-server/postgres
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -30,70 +33,138 @@ grep -q OPENAI_API_KEY "$work/chat.json"
 [ -f "$work/homi.db" ] || { echo "no ./homi.db was created"; exit 1; }
 kill -TERM "${pids[0]}"; wait "${pids[0]}" || { echo "the bare server did not stop cleanly"; cat "$work/bare.log"; exit 1; }
 
-# 2. Against the fake provider, with the background worker.
+# 2. The README's curl walkthrough, run as written (only the port differs),
+# against the fake provider, with the background worker.
 ./target/debug/homi-fake-provider >"$work/fake.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do [ -s "$work/fake.out" ] && break; sleep 0.1; done
+fake_root=$(head -n1 "$work/fake.out"); fake_root=${fake_root%/v1}
 port=$(free_port); base="http://127.0.0.1:$port"
-OPENAI_BASE_URL=$(head -n1 "$work/fake.out") OPENAI_API_KEY=sk-fake DATABASE_URL="sqlite://$work/served.db" \
+OPENAI_BASE_URL="$fake_root/v1" OPENAI_API_KEY=sk-fake DATABASE_URL="sqlite://$work/served.db" \
   API_HOST=127.0.0.1 API_PORT="$port" HOMI_LOG_FORMAT=json ./target/debug/homi-server >"$work/served.log" 2>&1 &
 server=$!
 pids+=($server)
 wait_up "$base"
-token=$(curl -sf -X POST "$base/api/v1/auth/signup" -H 'content-type: application/json' \
-  -d '{"email":"john@example.com","password":"securepassword123","full_name":"John"}' | json "['access_token']")
-reply=$(curl -sf -X POST "$base/api/v1/chat" -H "authorization: Bearer $token" -H 'content-type: application/json' \
-  -d '{"message":"I love pizza"}' | json "['response']")
-[ "$reply" = "You said: I love pizza" ] || { echo "unexpected reply: $reply"; exit 1; }
-found=""
-for _ in $(seq 1 100); do
-  found=$(curl -sf -X POST "$base/api/v1/memories/search" -H "authorization: Bearer $token" \
-    -H 'content-type: application/json' -d '{"query":"pizza"}' | json "['memories']")
-  [ "$found" = "['I love pizza']" ] && break
-  sleep 0.1
-done
-[ "$found" = "['I love pizza']" ] || { echo "the worker never extracted the memory: $found"; exit 1; }
+# The sh blocks under "## Walkthrough" (up to "### Routes"), with
+# localhost:8000 pointed at this server. At "A moment later" the script waits
+# for the background extraction of the first turn, as a reader would.
+python3 - "$port" >"$work/walkthrough.sh" <<'PY'
+import re, sys
+readme = open("README.md").read()
+section = readme[readme.index("## Walkthrough"):readme.index("### Routes")]
+blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+script = "\n".join(blocks)
+assert script.count("localhost:8000") >= 5 and "A moment later" in script, "the README walkthrough changed shape"
+script = script.replace("localhost:8000", "127.0.0.1:" + sys.argv[1])
+wait = ("for _ in $(seq 1 100); do curl -s 127.0.0.1:%s/metrics | grep -c '^homi_jobs{state=\"done\"} [1-9]' >/dev/null && break; "
+        "sleep 0.1; done\n" % sys.argv[1])
+script = script.replace("# A moment later", wait + "# A moment later", 1)
+print("set -euo pipefail")
+print(script)
+PY
+bash "$work/walkthrough.sh" >"$work/walkthrough.out" 2>"$work/walkthrough.err" \
+  || { echo "the README walkthrough failed"; cat "$work/walkthrough.out" "$work/walkthrough.err"; exit 1; }
+python3 - "$work/walkthrough.out" <<'PY' || { cat "$work/walkthrough.out"; cat "$work/served.log"; exit 1; }
+import json, sys
+# curl prints each answer as it came (no newline between them): the sign-up,
+# a turn, the search, the next turn, the OpenAI completion.
+text, answers, at = open(sys.argv[1]).read(), [], 0
+decoder = json.JSONDecoder()
+while at < len(text):
+    if text[at].isspace():
+        at += 1
+        continue
+    value, at = decoder.raw_decode(text, at)
+    answers.append(value)
+signup, first, search, second, completion = answers
+assert signup["token_type"] == "bearer" and signup["user"]["email"] == "john@example.com", signup
+assert first["response"] == "You said: I love pizza and I am learning Spanish", first
+assert search["memories"] == ["I love pizza and I am learning Spanish"], search
+assert search["query"] == "What food do I like?", search
+assert second["memories_used"] == search["memories"], second
+assert completion["object"] == "chat.completion", completion
+# (the second turn may have been extracted by then too)
+assert search["memories"][0] in completion["homi"]["memories_used"], completion
+print("README walkthrough: sign-up, chat, search, chat with memory, OpenAI completion")
+PY
 grep -q '"level":"INFO"' "$work/served.log" || { echo "no JSON logs"; exit 1; }
 kill -TERM "$server"
 wait "$server" || { echo "the server did not stop cleanly"; cat "$work/served.log"; exit 1; }
+curl -sf -X POST "$fake_root/_fake/reset" >/dev/null
 
-# 3. SIGKILL with extraction jobs queued: after a restart every job completes.
-fake_root=$(head -n1 "$work/fake.out"); fake_root=${fake_root%/v1}
+# 3. Restarts lose no extraction job, on each store: SIGKILL with jobs queued
+# (taken over after their lease), and SIGTERM (queued jobs stay for the next
+# start). The provider's embeddings fail meanwhile: turns answer 502, their
+# messages are kept and their extraction is queued.
+stores=("sqlite://$work/restart.db")
+if [ -n "${HOMI_TEST_DATABASE_URL:-}" ]; then
+  psql=$(ls .venv/lib/python*/site-packages/pgserver/pginstall/bin/psql | head -n1)
+  "$psql" "$HOMI_TEST_DATABASE_URL" -q -c "CREATE DATABASE homi_smoke_$$"
+  stores+=("${HOMI_TEST_DATABASE_URL%/*}/homi_smoke_$$")
+elif [ "${HOMI_REQUIRE_POSTGRES:-0}" = 1 ]; then
+  echo "HOMI_TEST_DATABASE_URL is not set: start the test server with scripts/pg.sh start"; exit 1
+fi
 start_served() {
-  OPENAI_BASE_URL="$fake_root/v1" OPENAI_API_KEY=sk-fake DATABASE_URL="sqlite://$work/served.db" \
-    API_HOST=127.0.0.1 API_PORT="$port" HOMI_JOB_LEASE_SECS=2 ./target/debug/homi-server >>"$work/served.log" 2>&1 &
+  OPENAI_BASE_URL="$fake_root/v1" OPENAI_API_KEY=sk-fake DATABASE_URL="$store" \
+    API_HOST=127.0.0.1 API_PORT="$port" HOMI_JOB_LEASE_SECS=2 "$server_bin" >>"$work/served.log" 2>&1 &
   server=$!
   pids+=($server)
   wait_up "$base"
 }
-start_served
-# The provider's embeddings fail: turns answer 502, their messages are kept
-# and their extraction is queued (and keeps failing, so it stays queued).
-curl -sf -X POST "$fake_root/_fake/faults" -H 'content-type: application/json' \
-  -d '{"target": "embeddings", "fault": {"kind": "server_error"}, "times": 100000}' >/dev/null
-for fact in "I collect stamps" "My cat is called Nori"; do
+chat_fails() {
   status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$base/api/v1/chat" -H "authorization: Bearer $token" \
-    -H 'content-type: application/json' -d "{\"message\": \"$fact\"}")
+    -H 'content-type: application/json' -d "{\"message\": \"$1\"}")
   [ "$status" = 502 ] || { echo "a failing provider answered $status"; exit 1; }
-done
-kill -KILL "$server"; wait "$server" 2>/dev/null || true
-curl -sf -X POST "$fake_root/_fake/reset" >/dev/null
-start_served
-for fact in "I collect stamps" "My cat is called Nori"; do
+}
+await_memory() {
   found=""
   for _ in $(seq 1 300); do
     found=$(curl -sf -X POST "$base/api/v1/memories/search" -H "authorization: Bearer $token" \
-      -H 'content-type: application/json' -d "{\"query\": \"$fact\", \"limit\": 20}" | json "['memories']")
-    grep -q "$fact" <<<"$found" && break
+      -H 'content-type: application/json' -d "{\"query\": \"$1\", \"limit\": 20}" | json "['memories']")
+    grep -q "$1" <<<"$found" && return 0
     sleep 0.1
   done
-  grep -q "$fact" <<<"$found" || { echo "the job for '$fact' never completed after the restart: $found"; cat "$work/served.log"; exit 1; }
+  echo "the job for '$1' never completed after the restart ($store): $found"; cat "$work/served.log"; exit 1
+}
+# Jobs not finished yet: queued (or waiting for a retry) and running.
+pending_jobs() {
+  curl -s "$base/metrics" | awk '/^homi_jobs\{state="(queued|running)"\}/ {n += $2} END {print n + 0}'
+}
+server_bin=./target/debug/homi-server
+for store in "${stores[@]}"; do
+  echo "restarts on ${store%%:*}"
+  start_served
+  token=$(curl -sf -X POST "$base/api/v1/auth/signup" -H 'content-type: application/json' \
+    -d '{"email":"restart@example.com","password":"securepassword123"}' | json "['access_token']")
+  curl -sf -X POST "$fake_root/_fake/faults" -H 'content-type: application/json' \
+    -d '{"target": "embeddings", "fault": {"kind": "server_error"}, "times": 100000}' >/dev/null
+  chat_fails "I collect stamps"
+  chat_fails "My cat is called Nori"
+  kill -KILL "$server"; wait "$server" 2>/dev/null || true
+  curl -sf -X POST "$fake_root/_fake/reset" >/dev/null
+  start_served
+  await_memory "I collect stamps"
+  await_memory "My cat is called Nori"
+  # SIGTERM: a job that cannot run yet is still queued after a clean exit,
+  # and runs at the next start.
+  curl -sf -X POST "$fake_root/_fake/faults" -H 'content-type: application/json' \
+    -d '{"target": "embeddings", "fault": {"kind": "server_error"}, "times": 100000}' >/dev/null
+  chat_fails "I sail on weekends"
+  [ "$(pending_jobs)" -ge 1 ] || { echo "no job pending before SIGTERM"; exit 1; }
+  kill -TERM "$server"; wait "$server" || { echo "the server did not stop cleanly"; exit 1; }
+  curl -sf -X POST "$fake_root/_fake/reset" >/dev/null
+  start_served
+  await_memory "I sail on weekends"
+  kill -TERM "$server"; wait "$server"
 done
-kill -TERM "$server"; wait "$server"
+store="sqlite://$work/restart.db"
+curl -sf -X POST "$fake_root/_fake/reset" >/dev/null
 
 # 4. SIGTERM with a request in flight: it is answered, then the server exits 0
 # and takes no new requests.
 start_served
+token=$(curl -sf -X POST "$base/api/v1/auth/signin" -H 'content-type: application/json' \
+  -d '{"email":"restart@example.com","password":"securepassword123"}' | json "['access_token']")
 curl -sf -X POST "$fake_root/_fake/latency" -H 'content-type: application/json' -d '{"ms": 1500}' >/dev/null
 curl -s -o "$work/inflight.json" -w '%{http_code}' -X POST "$base/api/v1/chat" -H "authorization: Bearer $token" \
   -H 'content-type: application/json' -d '{"message": "I am in flight"}' >"$work/inflight.status" &

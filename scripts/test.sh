@@ -30,21 +30,22 @@ step "docs and doc tests"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --all-features
 cargo test -p homi-core --all-features --doc
 
-step "example: memory_chat against the fake provider"
-bash scripts/example-smoke.sh
-
-step "homi-server binary: embedded default, fake provider, background worker, SIGTERM"
-bash scripts/server-smoke.sh
-
-step "the official openai Python package against the OpenAI-compatible endpoint"
-bash scripts/openai-sdk-test.sh
-
 step "PostgreSQL 18 + pgvector test server (and a TLS one)"
 bash scripts/pg.sh stop 2>/dev/null || true
 eval "$(bash scripts/pg.sh start)"
 trap 'bash scripts/pg.sh stop' EXIT
-# The Postgres half of the conformance suite must run, not skip.
+# The Postgres halves of the tests (Rust, the server smoke test, Python) must
+# run, not skip.
 export HOMI_REQUIRE_POSTGRES=1
+
+step "examples: memory_chat, chat and auth against the fake provider"
+bash scripts/example-smoke.sh
+
+step "homi-server binary: embedded default, the README walkthrough, restarts on both stores, SIGTERM"
+bash scripts/server-smoke.sh
+
+step "the official openai Python package against the OpenAI-compatible endpoint"
+bash scripts/openai-sdk-test.sh
 
 step "Python: the homi wheel (maturin) under pytest, on SQLite and Postgres"
 bash scripts/python-test.sh
