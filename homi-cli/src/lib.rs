@@ -1,4 +1,6 @@
-//! `homi`: Homi from the shell.
+//! `homi`: Homi from the shell. `main.rs` parses the command line and calls
+//! [`run`]; each sub-command here parses its arguments, calls `homi-core` and
+//! renders the result (a table for people, JSON with `--json`).
 //!
 //! - `homi serve` runs the REST server exactly as `homi-server` does.
 //! - `homi chat` chats with memory, like the original memory-agent.py.
@@ -12,7 +14,7 @@
 //! Configuration comes from the environment and `.env` (`DATABASE_URL`, …),
 //! as for every Homi door. Exit codes: 0 success, 2 usage, and one per kind
 //! of error (see [`exit_code`]); the error is one sentence on stderr, or a
-//! JSON object with `--json`.
+//! JSON object with `--json` ([`report`]).
 
 use std::process::ExitCode;
 
@@ -21,12 +23,10 @@ use homi_core::auth::{Auth, KeyScope, NewApiKey};
 use homi_core::{Config, Error, ErrorKind};
 use serde_json::json;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
+/// The command line.
 #[derive(Debug, Parser)]
 #[command(name = "homi", version, about = "Persistent memory for chatbots")]
-struct Cli {
+pub struct Cli {
     /// Print results (and errors) as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -288,8 +288,11 @@ enum KeyCommand {
     },
 }
 
-/// The exit code of an error kind: 2 stays clap's usage error.
-fn exit_code(kind: ErrorKind) -> u8 {
+/// The exit code of an error kind (2 is clap's, for usage errors): 3
+/// configuration, 4 invalid input, 5 not found, 6 not authenticated or not
+/// allowed, 7 conflict, 8 rate limited, 9 the model provider, 10 the store,
+/// 11 another service, 1 anything else.
+pub fn exit_code(kind: ErrorKind) -> u8 {
     match kind {
         ErrorKind::Config => 3,
         ErrorKind::InvalidInput => 4,
@@ -307,27 +310,50 @@ fn exit_code(kind: ErrorKind) -> u8 {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let json = cli.json;
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if json {
-                eprintln!(
-                    "{}",
-                    json!({"error": format!("{:?}", e.kind()), "detail": e.to_string()})
-                );
-            } else {
-                eprintln!("homi: {e}");
-            }
-            ExitCode::from(exit_code(e.kind()))
-        }
+/// Shows an error on stderr: one sentence, or with `json` the object
+/// `{"error": "<code>", "detail": "<sentence>"}` (the server's codes), and
+/// returns the exit code of its kind.
+pub fn report(e: &Error, json: bool) -> ExitCode {
+    if json {
+        eprintln!(
+            "{}",
+            json!({"error": e.kind().code(), "detail": e.to_string()})
+        );
+    } else {
+        eprintln!("homi: {e}");
     }
+    ExitCode::from(exit_code(e.kind()))
 }
 
-async fn run(cli: Cli) -> homi_core::Result<()> {
+/// Shows a command line clap refused: help and version as clap prints them;
+/// a usage error as clap prints it, or with `json` as
+/// `{"error": "usage", "detail": …}`; exit code 2.
+pub fn usage_error(e: clap::Error, json: bool) -> ExitCode {
+    use clap::error::ErrorKind as Clap;
+    let is_usage = !matches!(
+        e.kind(),
+        Clap::DisplayHelp | Clap::DisplayVersion | Clap::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if json && is_usage {
+        // clap's message without its usage lines, on one line.
+        let text = e.to_string();
+        let detail = text
+            .lines()
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let detail = detail.trim_start_matches("error: ");
+        eprintln!("{}", json!({"error": "usage", "detail": detail}));
+        return ExitCode::from(2);
+    }
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> homi_core::Result<()> {
     if let Command::Completions { shell } = &cli.command {
         use clap::CommandFactory;
         clap_complete::generate(*shell, &mut Cli::command(), "homi", &mut std::io::stdout());
@@ -377,13 +403,7 @@ async fn chat(
     use tokio::io::AsyncBufReadExt;
 
     let chat = homi_core::chat::Chat::open(config).await?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = chat
-        .queue()
-        .clone()
-        .spawn_worker(chat.memory().clone(), async {
-            let _ = stopped.await;
-        });
+    let worker = chat.spawn_local_worker();
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         eprintln!("Chat with memory as {user} (type 'exit' to quit)");
@@ -445,17 +465,15 @@ async fn chat(
     if interactive {
         eprintln!("Goodbye!");
     }
-    // Let the extraction of this chat's turns finish before leaving (they
+    // Let the extraction of this user's turns finish before leaving (they
     // would otherwise wait in the store for the next run of a worker).
-    let left = chat.queue().wait_until_idle(CHAT_DRAIN).await?;
+    let left = worker.finish(&user, CHAT_DRAIN).await?;
     if left.queued + left.running > 0 {
         eprintln!(
             "homi: {} memory extractions are still queued; they run the next time a worker does (homi serve, homi chat)",
             left.queued + left.running
         );
     }
-    let _ = stop.send(());
-    let _ = worker.await;
     Ok(())
 }
 
@@ -478,15 +496,7 @@ async fn config_check(config: &Config, as_json: bool) -> homi_core::Result<()> {
             );
         }
     }
-    match checks.iter().find(|c| !c.ok) {
-        None => Ok(()),
-        Some(c) if c.name == "database" => Err(Error::Storage(c.detail.clone().into())),
-        Some(c) => Err(Error::Provider {
-            status: None,
-            message: format!("the provider check failed: {}", c.detail),
-            retry_after: None,
-        }),
-    }
+    homi_core::doctor::verdict(&checks)
 }
 
 fn json_object(field: &str, text: Option<&str>) -> homi_core::Result<Option<homi_core::Metadata>> {
@@ -605,7 +615,8 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
                 let mut all = String::new();
                 std::io::Read::read_to_string(&mut std::io::stdin(), &mut all)
                     .map_err(|e| Error::invalid("text", format!("cannot read stdin: {e}")))?;
-                all
+                // As the shell's $(…) would: without the final line break.
+                all.trim_end_matches(['\n', '\r']).to_owned()
             } else {
                 text
             };
@@ -761,37 +772,7 @@ async fn export(
             homi_core::transfer::export_jsonl(store, scope, embeddings, &mut out, count).await?
         }
         Some(path) => {
-            // Written beside the target and renamed at the end: the file is
-            // complete or not there.
-            let mut partial = path.clone().into_os_string();
-            partial.push(".partial");
-            let partial = std::path::PathBuf::from(partial);
-            let file = std::fs::File::create(&partial).map_err(|e| {
-                Error::invalid(
-                    "output",
-                    format!("cannot create {}: {e}", partial.display()),
-                )
-            })?;
-            let mut out = std::io::BufWriter::new(file);
-            let written =
-                match homi_core::transfer::export_jsonl(store, scope, embeddings, &mut out, count)
-                    .await
-                {
-                    Ok(n) => n,
-                    Err(e) => {
-                        drop(out);
-                        let _ = std::fs::remove_file(&partial);
-                        return Err(e);
-                    }
-                };
-            out.into_inner()
-                .map_err(|e| e.into_error())
-                .and_then(|f| f.sync_all())
-                .and_then(|()| std::fs::rename(&partial, path))
-                .map_err(|e| {
-                    Error::invalid("output", format!("cannot write {}: {e}", path.display()))
-                })?;
-            written
+            homi_core::transfer::export_jsonl_file(store, scope, embeddings, path, count).await?
         }
     };
     bar.finish_and_clear();

@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::io::{Read, Write};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
+
+use assert_cmd::Command;
 
 use serde_json::Value;
 
@@ -120,7 +122,28 @@ fn errors_have_their_own_exit_codes() {
     let out = homi(db, &["key", "revoke", "not-a-uuid", "--json"]);
     assert_eq!(out.status.code(), Some(4));
     let err: Value = serde_json::from_slice(&out.stderr).unwrap();
-    assert_eq!(err["error"], "InvalidInput");
+    assert_eq!(err["error"], "invalid_input", "the server's codes");
+    // With --json, usage errors are JSON too.
+    let out = homi(db, &["key", "create", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"], "usage");
+    assert!(err["detail"].as_str().unwrap().contains("--name"), "{err}");
+    // The store cannot be opened: 10.
+    let out = Command::new(env!("CARGO_BIN_EXE_homi"))
+        .args(["key", "list"])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/no/such/dir/homi.db", dir.path().display()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A bad configuration value: 3, naming the variable.
     let out = Command::new(env!("CARGO_BIN_EXE_homi"))
         .args(["key", "list"])
@@ -219,7 +242,7 @@ async fn serve_runs_the_server_on_the_same_store(b: Backend) {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_homi"))
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_homi"))
         .arg("serve")
         .env("DATABASE_URL", db)
         .env("OPENAI_BASE_URL", fake.base_url())
@@ -258,7 +281,7 @@ async fn serve_runs_the_server_on_the_same_store(b: Backend) {
     .unwrap();
     assert!(!body.contains("Likes tea"), "{body}");
     // SIGTERM: a clean exit.
-    let killed = Command::new("kill")
+    let killed = std::process::Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
         .unwrap();

@@ -3,7 +3,9 @@
 //! and exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::process::{Command, Output};
+use std::process::Output;
+
+use assert_cmd::Command;
 
 use homi_testkit::FakeProvider;
 use serde_json::Value;
@@ -210,12 +212,16 @@ async fn migrate_config_check_and_completions(backend: Backend) {
     assert!(e.text(&["migrate"]).contains("up to date"));
     let report = e.text(&["config", "check"]);
     assert!(
-        report.contains("database  ok") && report.contains("provider  ok"),
+        report.contains("database  ok")
+            && report.contains("provider  ok")
+            && report.contains("chat_model ok"),
         "{report}"
     );
     assert!(!report.contains("sk-test"), "a secret was printed");
     let checked = e.json(&["config", "check", "--json"]);
     assert_eq!(checked["config"]["provider"]["api_key"], "set");
+    assert_eq!(checked["config"]["memory"]["chat_memories"], 3);
+    assert!(checked["config"]["auth"]["password_length"].is_array());
     assert!(
         checked["checks"]
             .as_array()
@@ -245,28 +251,18 @@ async fn migrate_config_check_and_completions(backend: Backend) {
 }
 
 async fn chat_from_a_pipe_remembers(backend: Backend) {
-    use std::io::Write;
     let Some(e) = env(backend).await else { return };
     let run = |input: &str, extra: &[&str]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_homi"))
+        let out = Command::new(env!("CARGO_BIN_EXE_homi"))
             .args(["chat", "--user", "sam"])
             .args(extra)
             .env("DATABASE_URL", &e.url)
             .env("OPENAI_BASE_URL", e.fake.base_url())
             .env("OPENAI_API_KEY", "sk-test")
             .env("HOMI_EMBEDDING_DIMS", "64")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
+            .write_stdin(input.to_owned())
+            .output()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -296,9 +292,130 @@ async fn chat_from_a_pipe_remembers(backend: Backend) {
         "{turn}"
     );
     assert_eq!(turn["user_id"], "sam");
+    // --session continues a conversation.
+    let (out, _) = run("First\n", &["--session", "trip", "--json"]);
+    let first: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(first["session_id"], "trip");
+    let (out, _) = run("Second\n", &["--session", "trip", "--json"]);
+    let second: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(second["session_id"], "trip");
+}
+
+/// `homi chat` on a terminal (a pseudo-terminal made by `script`): the
+/// banner, a prompt for each message, the streamed reply, and goodbye.
+async fn chat_on_a_terminal(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let command = format!("{} chat --user tess", env!("CARGO_BIN_EXE_homi"));
+    let out = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("DATABASE_URL", &e.url)
+        .env("OPENAI_BASE_URL", e.fake.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("HOMI_EMBEDDING_DIMS", "64")
+        .write_stdin("I fly kites\nexit\n")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{screen}");
+    for line in [
+        "Chat with memory as tess (type 'exit' to quit)",
+        "You: ",
+        "AI: You said: I fly kites",
+        "Goodbye!",
+    ] {
+        assert!(
+            screen.contains(line),
+            "{line:?} not on the screen:\n{screen}"
+        );
+    }
+    assert!(
+        screen.find("AI: You said").unwrap() < screen.find("Goodbye!").unwrap(),
+        "{screen}"
+    );
+    let found = e.json(&["memory", "search", "kites", "--user", "tess", "--json"]);
+    assert_eq!(found["results"][0]["memory"], "I fly kites");
+}
+
+/// Input from stdin (`memory add -`, a new user's password), and the exit
+/// codes of a rate-limited provider (8).
+async fn stdin_and_more_exit_codes(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let added = Command::new(env!("CARGO_BIN_EXE_homi"))
+        .args([
+            "memory",
+            "add",
+            "-",
+            "--user",
+            "vic",
+            "--no-infer",
+            "--json",
+        ])
+        .env("DATABASE_URL", &e.url)
+        .env("OPENAI_BASE_URL", e.fake.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("HOMI_EMBEDDING_DIMS", "64")
+        .write_stdin("Read from standard input\n")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let added: Value = serde_json::from_slice(&added).unwrap();
+    assert_eq!(added["results"][0]["memory"], "Read from standard input");
+
+    let created = Command::new(env!("CARGO_BIN_EXE_homi"))
+        .args(["user", "create", "pia@example.com", "--json"])
+        .env("DATABASE_URL", &e.url)
+        .env_remove("HOMI_NEW_PASSWORD")
+        .env_remove("SUPABASE_URL")
+        .write_stdin("a password from stdin\n")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let created: Value = serde_json::from_slice(&created).unwrap();
+    assert_eq!(created["email"], "pia@example.com");
+    let short = Command::new(env!("CARGO_BIN_EXE_homi"))
+        .args(["user", "create", "quinn@example.com"])
+        .env("DATABASE_URL", &e.url)
+        .env_remove("HOMI_NEW_PASSWORD")
+        .env_remove("SUPABASE_URL")
+        .write_stdin("short\n")
+        .assert()
+        .code(4)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&short).contains("password"));
+
+    e.fake.push_fault(
+        homi_testkit::Target::Embeddings,
+        homi_testkit::Fault::RateLimited {
+            retry_after_secs: 3,
+        },
+        1,
+    );
+    let limited = Command::new(env!("CARGO_BIN_EXE_homi"))
+        .args(["memory", "search", "anything", "--user", "vic", "--json"])
+        .env("DATABASE_URL", &e.url)
+        .env("OPENAI_BASE_URL", e.fake.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("HOMI_EMBEDDING_DIMS", "64")
+        .env("HOMI_PROVIDER_MAX_RETRIES", "0")
+        .assert()
+        .code(8)
+        .get_output()
+        .stderr
+        .clone();
+    let err: Value = serde_json::from_slice(&limited).unwrap();
+    assert_eq!(err["error"], "rate_limited");
 }
 
 conformance!(
+    chat_on_a_terminal,
+    stdin_and_more_exit_codes,
     chat_from_a_pipe_remembers,
     every_memory_sub_command,
     accounts_from_the_shell,

@@ -89,6 +89,30 @@ async fn export_then_import_gives_the_same_bytes(b: Backend) {
             "--no-infer",
         ],
     );
+    // The model finds a contradiction: the tea memory is superseded, not lost.
+    e.fake.push_reply(
+        json!({"facts": [{"text": "I like coffee now", "event": "DELETE", "target": 0}]})
+            .to_string(),
+    );
+    let switched = e.ok(
+        &one,
+        &[
+            "memory",
+            "add",
+            "I switched to coffee",
+            "--user",
+            "alice",
+            "--json",
+        ],
+    );
+    let switched: Value = serde_json::from_str(&switched).unwrap();
+    let coffee = switched["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["memory"] == "I like coffee now")
+        .unwrap_or_else(|| panic!("{switched}"))["id"]
+        .clone();
     e.ok(
         &one,
         &[
@@ -125,10 +149,17 @@ async fn export_then_import_gives_the_same_bytes(b: Backend) {
     let file = dir.path().join("alice.jsonl");
     let file = file.to_str().unwrap();
     let said = e.ok(&one, &["memory", "export", "--output", file]);
-    assert_eq!(said.trim(), format!("exported 3 memories to {file}"));
+    assert_eq!(said.trim(), format!("exported 4 memories to {file}"));
     assert!(!std::path::Path::new(&format!("{file}.partial")).exists());
     let exported = std::fs::read_to_string(file).unwrap();
-    assert_eq!(exported.lines().count(), 3);
+    assert_eq!(exported.lines().count(), 4);
+    let tea: Value = exported
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["memory"] == "I like tea")
+        .unwrap();
+    assert!(tea["valid_to"].is_string(), "{tea}");
+    assert_eq!(tea["superseded_by"], coffee, "{tea}");
     let revised: Value = exported
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -138,9 +169,11 @@ async fn export_then_import_gives_the_same_bytes(b: Backend) {
     assert!(revised.get("embedding").is_none());
 
     let report = e.ok(&two, &["memory", "import", file]);
-    assert_eq!(
-        report.trim(),
-        "read 3 memories: 3 imported, 0 already present, 0 duplicates of a current memory; 3 embedded again"
+    assert!(
+        report.starts_with(
+            "read 4 memories: 4 imported, 0 already present, 0 duplicates of a current memory;"
+        ),
+        "{report}"
     );
     // The copy exports the same bytes (to stdout this time).
     assert_eq!(e.ok(&two, &["memory", "export"]), exported);
@@ -156,7 +189,13 @@ async fn export_then_import_gives_the_same_bytes(b: Backend) {
     let again: Value = serde_json::from_slice(&again).unwrap();
     assert_eq!(
         again,
-        json!({"read": 3, "imported": 0, "already_present": 3, "duplicates": 0, "embedded": 0})
+        json!({"read": 4, "imported": 0, "already_present": 4, "duplicates": 0, "embedded": 0})
+    );
+    // The superseded memory came back superseded: not current, still there.
+    let current = e.ok(&two, &["memory", "list", "--user", "alice", "--json"]);
+    assert!(
+        !current.contains("I like tea") && current.contains("I like coffee now"),
+        "{current}"
     );
     assert_eq!(e.ok(&two, &["memory", "export"]), exported);
 
@@ -165,7 +204,7 @@ async fn export_then_import_gives_the_same_bytes(b: Backend) {
         &one,
         &["memory", "export", "--user", "alice", "--embeddings"],
     );
-    assert_eq!(alice.lines().count(), 2);
+    assert_eq!(alice.lines().count(), 3);
     assert!(alice.contains("\"vector\":[") && !alice.contains("Run notes"));
     let three = e.store().await;
     let before = e.fake.stats().embedding_requests;
@@ -180,7 +219,7 @@ async fn export_then_import_gives_the_same_bytes(b: Backend) {
     let out: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         (out["imported"].as_u64(), out["embedded"].as_u64()),
-        (Some(2), Some(0))
+        (Some(3), Some(0))
     );
     assert_eq!(e.fake.stats().embedding_requests, before);
     let table = e.ok(&three, &["memory", "list", "--user", "alice"]);
@@ -401,6 +440,70 @@ async fn mem0_collection_is_copied_once(b: Backend) {
     )
     .assert()
     .code(5);
+
+    // mem0's own pgvector layout, named with --layout, the URL from
+    // MEM0_DATABASE_URL (off the process list), the model with --embedding-model.
+    sqlx::query("CREATE TABLE mem0_pg (id uuid PRIMARY KEY, vector vector(64), payload jsonb)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let text = "Plays chess on Tuesdays";
+    let literal = format!(
+        "[{}]",
+        homi_testkit::lexical_embedding(text, DIMS)
+            .iter()
+            .map(f32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    sqlx::query(
+        "INSERT INTO mem0_pg VALUES ('00000000-0000-4000-8000-0000000000aa', $1::vector, $2)",
+    )
+    .bind(literal)
+    .bind(sqlx::types::Json(json!({"data": text, "user_id": "carol"})))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let pg_args = [
+        "memory",
+        "import-mem0",
+        "--collection",
+        "mem0_pg",
+        "--layout",
+        "pgvector",
+    ];
+    // Vectors of another model cannot join this store's: a conflict, nothing written.
+    e.homi(&url, &pg_args)
+        .args(["--embedding-model", "text-embedding-ada-002"])
+        .env("MEM0_DATABASE_URL", &source)
+        .assert()
+        .code(7);
+    let said = e
+        .homi(&url, &pg_args)
+        .args(["--embedding-model", "text-embedding-3-small", "--json"])
+        .env("MEM0_DATABASE_URL", &source)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let said: Value = serde_json::from_slice(&said).unwrap();
+    assert_eq!(said["layout"], "pgvector");
+    assert_eq!(
+        (said["read"].as_u64(), said["imported"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let found: Value = serde_json::from_str(&e.ok(
+        &url,
+        &["memory", "search", "chess", "--user", "carol", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(found["results"][0]["memory"], text);
+    // Without --from or MEM0_DATABASE_URL: a usage error.
+    e.homi(&url, &pg_args)
+        .env_remove("MEM0_DATABASE_URL")
+        .assert()
+        .code(2);
 }
 
 conformance!(
