@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Builds the `homi` Python wheel with maturin, installs it into the project
-# virtualenv .venv (with pytest and the official openai package) and runs
-# homi-py's pytest suite against the fake provider, on SQLite and, when
+# Installs the `homi` Python package into the project virtualenv .venv with
+# the README's command (`pip install ./homi-py`, which builds the wheel with
+# maturin), with pytest and the official openai package, and runs homi-py's
+# pytest suite against the fake provider, on SQLite and, when
 # HOMI_TEST_DATABASE_URL is set (scripts/pg.sh start), on Postgres.
-#   bash scripts/python-test.sh            (debug wheel; HOMI_WHEEL_RELEASE=1 for release)
+#   bash scripts/python-test.sh            (debug build; HOMI_WHEEL_RELEASE=1 for release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check 'maturin>=1.9,<2' 'pytest>=8' 'openai==3.57.0' 'python-dotenv>=1'
 cargo build -q -p homi-testkit
-profile=()
-if [ "${HOMI_WHEEL_RELEASE:-0}" = 1 ]; then profile=(--release); fi
-rm -rf target/wheels
-.venv/bin/maturin build -q "${profile[@]}" -m homi-py/Cargo.toml -o target/wheels -i .venv/bin/python
-.venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/homi-*.whl
+# pip builds release wheels; the tests take the quicker debug build, which
+# shares the workspace's target directory with the other checks.
+profile="--profile dev"
+if [ "${HOMI_WHEEL_RELEASE:-0}" = 1 ]; then profile=""; fi
+MATURIN_PEP517_ARGS="$profile" .venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./homi-py
 (cd homi-py && ../.venv/bin/python -m pytest -q tests)
 
 # examples/memory_agent.py, the original script with its import changed, on

@@ -2,10 +2,11 @@
 //! Python dicts and lists; results go out as plain dicts, lists and strings
 //! (mem0's shapes).
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
+
+use crate::errors::invalid;
 
 /// A JSON value from a Python object (None, bool, int, float, str, list,
 /// tuple, dict with str keys); `what` names the argument in errors.
@@ -18,17 +19,15 @@ pub fn to_json(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
         if let Ok(i) = obj.extract::<i64>() {
             Ok(Value::from(i))
         } else {
-            let u: u64 = obj.extract().map_err(|_| {
-                PyValueError::new_err(format!("{what}: an integer does not fit in 64 bits"))
-            })?;
+            let u: u64 = obj
+                .extract()
+                .map_err(|_| invalid(what, "an integer does not fit in 64 bits"))?;
             Ok(Value::from(u))
         }
     } else if let Ok(f) = obj.cast::<PyFloat>() {
         Number::from_f64(f.value())
             .map(Value::Number)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!("{what}: NaN and infinity are not allowed"))
-            })
+            .ok_or_else(|| invalid(what, "NaN and infinity are not allowed"))
     } else if let Ok(s) = obj.cast::<PyString>() {
         Ok(Value::String(s.to_cow()?.into_owned()))
     } else if let Ok(list) = obj.cast::<PyList>() {
@@ -47,15 +46,18 @@ pub fn to_json(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
         for (k, v) in dict.iter() {
             let key: String = k
                 .extract()
-                .map_err(|_| PyValueError::new_err(format!("{what}: dict keys must be strings")))?;
+                .map_err(|_| invalid(what, "dict keys must be strings"))?;
             map.insert(key, to_json(&v, what)?);
         }
         Ok(Value::Object(map))
     } else {
-        Err(PyValueError::new_err(format!(
-            "{what}: a {} cannot be stored (use None, bool, int, float, str, list or dict)",
-            obj.get_type().name()?
-        )))
+        Err(invalid(
+            what,
+            format!(
+                "a {} cannot be stored (use None, bool, int, float, str, list or dict)",
+                obj.get_type().name()?
+            ),
+        ))
     }
 }
 

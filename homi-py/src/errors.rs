@@ -46,6 +46,12 @@ pub fn to_py_err(e: Error) -> PyErr {
     })
 }
 
+/// `homi.ValidationError` naming the argument at fault, for input the
+/// binding itself cannot convert.
+pub fn invalid(what: &str, reason: impl Into<String>) -> PyErr {
+    to_py_err(Error::invalid(what, reason))
+}
+
 /// `?` for Homi results inside Python methods.
 pub trait IntoPy<T> {
     /// The result with a Homi error turned into its Python exception.

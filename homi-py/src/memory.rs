@@ -105,9 +105,7 @@ fn metadata(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<homi_core::Metada
     match opt_json(obj, "metadata")? {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
-        Some(_) => Err(pyo3::exceptions::PyValueError::new_err(
-            "metadata: must be a dict",
-        )),
+        Some(_) => Err(crate::errors::invalid("metadata", "must be a dict")),
     }
 }
 
@@ -120,9 +118,8 @@ fn as_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<chrono::DateTime<chr
     let text: String = if obj.hasattr("isoformat")? {
         obj.call_method0("isoformat")?.extract()?
     } else {
-        obj.extract().map_err(|_| {
-            pyo3::exceptions::PyValueError::new_err("as_of: a datetime or an ISO 8601 string")
-        })?
+        obj.extract()
+            .map_err(|_| crate::errors::invalid("as_of", "a datetime or an ISO 8601 string"))?
     };
     let parsed = chrono::DateTime::parse_from_rfc3339(&text)
         .map(|t| t.with_timezone(&chrono::Utc))
@@ -131,9 +128,7 @@ fn as_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<chrono::DateTime<chr
                 .map(|t| t.and_utc())
         })
         .map_err(|_| {
-            pyo3::exceptions::PyValueError::new_err(format!(
-                "as_of: '{text}' is not an ISO 8601 time"
-            ))
+            crate::errors::invalid("as_of", format!("'{text}' is not an ISO 8601 time"))
         })?;
     Ok(Some(parsed))
 }
@@ -286,9 +281,11 @@ fn op_get(shared: &Arc<Shared>, memory_id: String) -> Op {
 fn op_update(
     shared: &Arc<Shared>,
     memory_id: String,
-    data: String,
+    data: Option<String>,
+    text: Option<String>,
     metadata_: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Op> {
+    let data = mem0::update_text(data, text).py()?;
     let metadata = metadata(metadata_)?;
     let shared = shared.clone();
     Ok(Box::pin(async move {
@@ -420,7 +417,9 @@ macro_rules! memory_class {
                 $run(py, op)
             }
 
-            #[pyo3(signature = (query, *, user_id=None, agent_id=None, run_id=None, limit=None, filters=None, threshold=None, top_k=None, as_of=None, include_superseded=false))]
+            // `rerank` is accepted for mem0 2.x callers: like mem0 without a
+            // configured reranker, Homi ranks by similarity either way.
+            #[pyo3(signature = (query, *, user_id=None, agent_id=None, run_id=None, limit=None, filters=None, threshold=None, top_k=None, as_of=None, include_superseded=false, rerank=false))]
             #[allow(clippy::too_many_arguments)]
             fn search<'py>(
                 &self,
@@ -435,7 +434,9 @@ macro_rules! memory_class {
                 top_k: Option<usize>,
                 as_of: Option<&Bound<'py, PyAny>>,
                 include_superseded: bool,
+                rerank: bool,
             ) -> PyResult<Bound<'py, PyAny>> {
+                let _ = rerank;
                 let op = op_search(&self.shared, query, user_id, agent_id, run_id, limit, filters, threshold, top_k, as_of, include_superseded)?;
                 $run(py, op)
             }
@@ -462,15 +463,16 @@ macro_rules! memory_class {
                 $run(py, op)
             }
 
-            #[pyo3(signature = (memory_id, data, metadata=None))]
+            #[pyo3(signature = (memory_id, data=None, metadata=None, *, text=None))]
             fn update<'py>(
                 &self,
                 py: Python<'py>,
                 memory_id: String,
-                data: String,
+                data: Option<String>,
                 metadata: Option<&Bound<'py, PyAny>>,
+                text: Option<String>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                $run(py, op_update(&self.shared, memory_id, data, metadata)?)
+                $run(py, op_update(&self.shared, memory_id, data, text, metadata)?)
             }
 
             fn delete<'py>(&self, py: Python<'py>, memory_id: String) -> PyResult<Bound<'py, PyAny>> {

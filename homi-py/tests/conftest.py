@@ -43,8 +43,10 @@ class Fake:
     def latency(self, ms):
         self.control("/_fake/latency", {"ms": ms})
 
-    def fault(self, target, kind, times=1):
-        self.control("/_fake/faults", {"target": target, "fault": {"kind": kind}, "times": times})
+    def fault(self, target, kind, times=1, **details):
+        """Queues a fault: kind server_error, rate_limited (retry_after_secs=),
+        timeout (delay_ms=), malformed_json or wrong_schema."""
+        self.control("/_fake/faults", {"target": target, "fault": {"kind": kind, **details}, "times": times})
 
 
 @pytest.fixture(scope="session")

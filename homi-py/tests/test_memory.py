@@ -43,6 +43,36 @@ def test_mem0_quickstart_runs_with_only_the_import_changed(env):
     assert memory.search(query="pizza", user_id="bob", limit=3)["results"] == []
 
 
+def test_mem0_2x_quickstart_runs_with_only_the_import_changed(env):
+    # mem0 2.x's README loop: filters= and top_k= instead of user_id= and limit=.
+    from openai import OpenAI
+
+    openai_client = OpenAI()
+    memory = Memory()
+
+    def chat_with_memories(message: str, user_id: str = "default_user") -> str:
+        relevant_memories = memory.search(query=message, filters={"user_id": user_id}, top_k=3)
+        memories_str = "\n".join(f"- {entry['memory']}" for entry in relevant_memories["results"])
+        system_prompt = f"You are a helpful AI. Answer the question based on query and memories.\nUser Memories:\n{memories_str}"
+        messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": message}]
+        response = openai_client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        assistant_response = response.choices[0].message.content
+        messages.append({"role": "assistant", "content": assistant_response})
+        memory.add(messages, user_id=user_id)
+        return assistant_response
+
+    chat_with_memories("I collect stamps", user_id="zoe")
+    found = memory.search(query="stamps", filters={"user_id": "zoe"}, top_k=3, rerank=False)["results"]
+    assert [e["memory"] for e in found] == ["I collect stamps"]
+    assert memory.search(query="stamps", filters={"user_id": "yan"}, top_k=3)["results"] == []
+    # mem0 2.x's update(memory_id, text=...) beside 1.x's update(memory_id, data).
+    mid = found[0]["id"]
+    assert memory.update(mid, text="I collect old stamps")["message"] == "Memory updated successfully!"
+    assert memory.get(mid)["memory"] == "I collect old stamps"
+    with pytest.raises(homi.ValidationError, match="text"):
+        memory.update(mid, "one", text="another")
+
+
 def test_every_method_and_its_shape(env):
     m = Memory()
     added = m.add("I play the cello", user_id="alice", metadata={"topic": "music"})
@@ -116,13 +146,36 @@ def test_errors_are_homi_errors_with_builtin_bases(env, fake):
         m.get("not-a-uuid")
     with pytest.raises(homi.ValidationError, match="memory_type"):
         m.add("x", user_id="a", memory_type="procedural_memory")
-    with pytest.raises(ValueError, match="metadata"):
+    with pytest.raises(homi.ValidationError, match="metadata"):
         m.add("x", user_id="a", metadata=[1, 2])
-    fake.fault("embeddings", "server_error", times=3)
+    with pytest.raises(homi.ValidationError, match="metadata"):
+        m.add("x", user_id="a", metadata={"when": object()})
+    with pytest.raises(homi.ValidationError, match="as_of"):
+        m.search("x", user_id="a", as_of="yesterday")
+    # As in mem0, deleting an unknown id is a ValueError.
+    with pytest.raises(ValueError):
+        m.delete(str(uuid.uuid4()))
+    fake.fault("embeddings", "server_error", times=1)
     with pytest.raises(homi.ProviderError):
         m.search("anything", user_id="a")
+    fake.fault("embeddings", "rate_limited", retry_after_secs=7)
+    with pytest.raises(homi.RateLimitedError) as limited:
+        m.search("anything", user_id="a")
+    assert limited.value.retry_after == 7
+    fake.fault("chat", "malformed_json", times=2)
+    with pytest.raises(homi.ProviderError, match="raw answer"):
+        m.add("I sail", user_id="a")
     with pytest.raises(homi.ValidationError, match="vector_store.provider"):
         Memory.from_config({"vector_store": {"provider": "qdrant", "config": {}}})
+
+
+def test_a_slow_provider_is_a_timeout_error(env, fake, monkeypatch):
+    monkeypatch.setenv("HOMI_PROVIDER_TIMEOUT_SECS", "0.3")
+    m = Memory()
+    fake.fault("embeddings", "timeout", delay_ms=2_000)
+    with pytest.raises(homi.ProviderTimeoutError) as e:
+        m.search("anything", user_id="a")
+    assert isinstance(e.value, TimeoutError)
 
 
 def test_from_config_takes_mem0s_dict(env, tmp_path):
@@ -156,6 +209,72 @@ def test_eight_threads_share_one_memory(env):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_calls_release_the_gil(env, fake):
+    # Each search waits 300 ms for the provider. Eight threads finish
+    # together only if no call holds the GIL while it waits.
+    m = Memory()
+    m.search("warm up", user_id="gil")
+    fake.latency(300)
+    try:
+        threads = [threading.Thread(target=m.search, args=("q",), kwargs={"user_id": "gil"}) for _ in range(8)]
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - start
+    finally:
+        fake.latency(0)
+    assert elapsed < 1.5, f"8 searches of 300 ms took {elapsed:.2f} s: calls are serialised"
+
+
+def test_async_calls_run_concurrently(env, fake):
+    async def main():
+        m = homi.AsyncMemory()
+        await m.search("warm up", user_id="conc")
+        fake.latency(200)
+        try:
+            start = time.monotonic()
+            await asyncio.gather(*[m.search("q", user_id="conc") for _ in range(50)])
+            return time.monotonic() - start
+        finally:
+            fake.latency(0)
+
+    elapsed = asyncio.run(main())
+    # One after another they would take 10 s.
+    assert elapsed < 3, f"50 searches of 200 ms took {elapsed:.2f} s"
+
+
+def test_async_memory_has_every_method(env):
+    async def main():
+        m = homi.AsyncMemory()
+        added = await m.add("I row on Sundays", user_id="ana", metadata={"k": "v"})
+        mid = added["results"][0]["id"]
+        assert (await m.get(mid))["memory"] == "I row on Sundays"
+        assert (await m.update(mid, "I row on Saturdays"))["message"] == "Memory updated successfully!"
+        assert (await m.update(mid, text="I row on Fridays"))["id"] == mid
+        assert [h["event"] for h in await m.history(mid)] == ["ADD", "UPDATE", "UPDATE"]
+        found = await m.search("rowing", filters={"user_id": "ana"}, top_k=3)
+        assert found["results"][0]["memory"] == "I row on Fridays"
+        assert await m.delete(mid) == {"message": "Memory deleted successfully!"}
+        assert await m.get(mid) is None
+        with pytest.raises(homi.NotFoundError):
+            await m.delete(mid)
+        await m.add("x", user_id="ana", infer=False)
+        assert (await m.delete_all(user_id="ana"))["deleted"] == 1
+        await m.add("y", user_id="ben", infer=False)
+        assert await m.reset() is None
+        assert (await m.get_all(user_id="ben"))["results"] == []
+
+    asyncio.run(main())
+    if env.startswith("postgres"):
+        store = {"provider": "pgvector", "config": {"connection_string": env}}
+    else:
+        store = {"provider": "sqlite", "config": {"path": env[len("sqlite://") :]}}
+    am = homi.AsyncMemory.from_config({"vector_store": store})
+    assert asyncio.run(am.get_all(user_id="ana"))["results"] == []
 
 
 def test_async_memory_gathers_fifty_calls(env):
@@ -200,6 +319,34 @@ def test_a_forked_child_uses_the_parents_memory(env):
     assert len(m.get_all(user_id="dana")["results"]) == 2
 
 
+def _child_async(queue):
+    try:
+        m = _shared["async"]
+        found = asyncio.run(m.search("forked", user_id="eve", limit=5))["results"]
+        asyncio.run(m.add("async child", user_id="eve", infer=False))
+        queue.put([x["memory"] for x in found])
+    except Exception as e:  # noqa: BLE001
+        queue.put(repr(e))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_a_forked_child_uses_the_parents_async_memory(env):
+    # The parent's runtime threads do not exist in the child: its coroutines
+    # must run on a runtime of its own, or they never finish.
+    m = homi.AsyncMemory()
+    asyncio.run(m.add("made before the fork", user_id="eve", infer=False))
+    _shared["async"] = m
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_async, args=(queue,))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert got == ["made before the fork"], got
+    assert len(asyncio.run(m.get_all(user_id="eve"))["results"]) == 2
+
+
 def test_ctrl_c_interrupts_a_call(env, fake):
     fake.latency(10_000)
     script = textwrap.dedent(
@@ -217,7 +364,11 @@ def test_ctrl_c_interrupts_a_call(env, fake):
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.5)
+    # Interrupt once the call is waiting for the provider.
+    deadline = time.monotonic() + 10
+    while fake.stats()["embedding_requests"] == 0:
+        assert time.monotonic() < deadline, "the call never reached the provider"
+        time.sleep(0.02)
     start = time.monotonic()
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=5)

@@ -41,8 +41,8 @@ class AsyncMemory:
     async def get_all(self, **kwargs):
         return await self._native.get_all(**kwargs)
 
-    async def update(self, memory_id, data, metadata=None):
-        return await self._native.update(memory_id, data, metadata)
+    async def update(self, memory_id, data=None, metadata=None, *, text=None):
+        return await self._native.update(memory_id, data, metadata, text=text)
 
     async def delete(self, memory_id):
         return await self._native.delete(memory_id)

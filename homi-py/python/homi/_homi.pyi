@@ -39,6 +39,7 @@ class Memory:
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
         include_superseded: bool = False,
+        rerank: bool = False,
     ) -> Dict[str, Any]: ...
     def get(self, memory_id: str) -> Optional[Dict[str, Any]]: ...
     def get_all(
@@ -54,7 +55,12 @@ class Memory:
         include_superseded: bool = False,
     ) -> Dict[str, Any]: ...
     def update(
-        self, memory_id: str, data: str, metadata: Optional[Dict[str, Any]] = None
+        self,
+        memory_id: str,
+        data: Optional[str] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        *,
+        text: Optional[str] = None,
     ) -> Dict[str, Any]: ...
     def delete(self, memory_id: str) -> Dict[str, Any]: ...
     def delete_all(
@@ -100,6 +106,7 @@ class AsyncMemory:
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
         include_superseded: bool = False,
+        rerank: bool = False,
     ) -> Dict[str, Any]: ...
     async def get(self, memory_id: str) -> Optional[Dict[str, Any]]: ...
     async def get_all(
@@ -115,7 +122,12 @@ class AsyncMemory:
         include_superseded: bool = False,
     ) -> Dict[str, Any]: ...
     async def update(
-        self, memory_id: str, data: str, metadata: Optional[Dict[str, Any]] = None
+        self,
+        memory_id: str,
+        data: Optional[str] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        *,
+        text: Optional[str] = None,
     ) -> Dict[str, Any]: ...
     async def delete(self, memory_id: str) -> Dict[str, Any]: ...
     async def delete_all(

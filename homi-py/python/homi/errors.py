@@ -1,7 +1,8 @@
 """Homi's exceptions: one class per kind of error, all under HomiError.
 
 Each also derives from the built-in exception a Python user would catch for
-it: a ValidationError is a ValueError, a NotFoundError a LookupError, a
+it: a ValidationError is a ValueError, a NotFoundError a LookupError (and,
+as in mem0, a ValueError), a
 ProviderTimeoutError a TimeoutError. RateLimitedError carries retry_after
 (seconds) when the wait is known.
 """
@@ -19,8 +20,11 @@ class ConfigError(HomiError, ValueError):
     """A configuration value is missing or invalid; the message names it."""
 
 
-class NotFoundError(HomiError, LookupError):
-    """The memory (or other thing) does not exist in the caller's scope."""
+class NotFoundError(HomiError, LookupError, ValueError):
+    """The memory (or other thing) does not exist in the caller's scope.
+
+    Also a ValueError, which is what mem0 raises for an unknown memory id.
+    """
 
 
 class ConflictError(HomiError):
