@@ -42,3 +42,19 @@ assert "I love pizza" in memories, memories
 print("memory_agent.py kept:", memories)
 PY
 fi
+
+# The Homi half of the mem0 comparison (homi-py/bench), at smoke size, so the
+# benchmark script cannot rot: it must run and report every operation.
+bench_dir=$(mktemp -d)
+./target/debug/homi-fake-provider >"$bench_dir/fake.out" 2>&1 &
+bench_fake=$!
+for _ in $(seq 1 100); do [ -s "$bench_dir/fake.out" ] && break; sleep 0.1; done
+out=$(OPENAI_BASE_URL=$(head -n1 "$bench_dir/fake.out") OPENAI_API_KEY=sk-fake DATABASE_URL= \
+  .venv/bin/python homi-py/bench/memory_ops.py --lib homi --memories 200 --users 4 --searches 20 --adds 5 --store "$bench_dir")
+kill $bench_fake 2>/dev/null || true
+rm -rf "$bench_dir"
+.venv/bin/python -c 'import json, sys
+r = json.loads(sys.argv[1])
+for op in ("add_infer_small", "load", "search", "add_infer_full"):
+    assert r[op]["p50_ms"] > 0, (op, r)
+print("memory_ops.py (smoke):", {op: round(r[op]["p50_ms"], 2) for op in ("add_infer_small", "search", "add_infer_full")}, "ms p50")' "$out"

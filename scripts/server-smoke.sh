@@ -88,6 +88,9 @@ assert search["memories"][0] in completion["homi"]["memories_used"], completion
 print("README walkthrough: sign-up, chat, search, chat with memory, OpenAI completion")
 PY
 grep -q '"level":"INFO"' "$work/served.log" || { echo "no JSON logs"; exit 1; }
+grep '"request_id"' "$work/served.log" | grep -q '"path":"/api/v1/chat"' \
+  || { echo "no request log with its request id"; cat "$work/served.log"; exit 1; }
+if grep -q 'securepassword123' "$work/served.log"; then echo "a password reached the log"; exit 1; fi
 kill -TERM "$server"
 wait "$server" || { echo "the server did not stop cleanly"; cat "$work/served.log"; exit 1; }
 curl -sf -X POST "$fake_root/_fake/reset" >/dev/null

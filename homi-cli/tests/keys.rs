@@ -129,6 +129,25 @@ fn errors_have_their_own_exit_codes() {
     let err: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["error"], "usage");
     assert!(err["detail"].as_str().unwrap().contains("--name"), "{err}");
+    // The confirmation email cannot be sent (SMTP does not answer): 11, and
+    // the account is not created.
+    let out = Command::new(env!("CARGO_BIN_EXE_homi"))
+        .args(["user", "create", "mail@example.com"])
+        .env("DATABASE_URL", db)
+        .env("HOMI_NEW_PASSWORD", "correct horse battery")
+        .env("HOMI_REQUIRE_EMAIL_CONFIRMATION", "true")
+        .env("HOMI_SMTP_URL", "smtp://127.0.0.1:9")
+        .env_remove("SUPABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let users = homi(db, &["user", "list", "--json"]);
+    assert!(!String::from_utf8_lossy(&users.stdout).contains("mail@example.com"));
     // The store cannot be opened: 10.
     let out = Command::new(env!("CARGO_BIN_EXE_homi"))
         .args(["key", "list"])
