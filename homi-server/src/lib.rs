@@ -255,5 +255,6 @@ async fn time_limit(
     }
 }
 
-/// How long a graceful shutdown waits for requests in flight.
+/// How long a graceful shutdown waits for requests in flight (and then for
+/// the extraction jobs running in this process).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);

@@ -60,13 +60,31 @@ pub async fn serve(config: &Config) -> homi_core::Result<()> {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(
+    // On SIGTERM or Ctrl-C: no new connections, the requests in flight are
+    // answered, for at most SHUTDOWN_GRACE.
+    let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
+    let notify = signalled.clone();
+    let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| homi_core::Error::Unavailable(format!("the server stopped: {e}")))?;
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: answering the requests in flight");
+        notify.notify_one();
+    });
+    let deadline = async {
+        signalled.notified().await;
+        tokio::time::sleep(crate::SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served
+            .map_err(|e| homi_core::Error::Unavailable(format!("the server stopped: {e}")))?,
+        () = deadline => tracing::warn!(
+            grace_secs = crate::SHUTDOWN_GRACE.as_secs(),
+            "requests still running after the shutdown grace; stopping without them"
+        ),
+    }
     // Queued jobs stay in the store for the next start; a job in flight keeps
     // its lease and is taken over after it.
     let _ = stop_worker.send(());
