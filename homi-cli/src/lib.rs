@@ -120,6 +120,9 @@ enum MemoryCommand {
         /// Metadata, a JSON object.
         #[arg(long)]
         metadata: Option<String>,
+        /// When it was said: ISO 8601 (2023-05-08T13:56:00Z) or Unix seconds.
+        #[arg(long)]
+        timestamp: Option<String>,
     },
     /// The memories closest to a query.
     Search {
@@ -133,6 +136,9 @@ enum MemoryCommand {
         /// Metadata filters, mem0's JSON shape.
         #[arg(long)]
         filters: Option<String>,
+        /// hybrid (words and meaning), semantic or keyword.
+        #[arg(long, default_value = "hybrid")]
+        mode: String,
     },
     /// The scope's memories, newest first.
     List {
@@ -610,6 +616,7 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
             infer: _,
             no_infer,
             metadata,
+            timestamp,
         } => {
             let text = if text == "-" {
                 let mut all = String::new();
@@ -623,6 +630,9 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
             let mut options = AddOptions::default().infer(!no_infer);
             if let Some(m) = json_object("metadata", metadata.as_deref())? {
                 options = options.metadata(m);
+            }
+            if let Some(t) = timestamp {
+                options = options.timestamp(homi_core::memory::parse_timestamp("timestamp", &t)?);
             }
             let added = memory.add(text.as_str(), &scope.scope(), options).await?;
             if as_json {
@@ -647,8 +657,9 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
             scope,
             limit,
             filters,
+            mode,
         } => {
-            let mut options = SearchOptions::default().limit(limit);
+            let mut options = SearchOptions::default().limit(limit).mode(mode.parse()?);
             let mut scope = scope.scope();
             if let Some(f) = filters {
                 let value: serde_json::Value = serde_json::from_str(&f)
@@ -846,7 +857,8 @@ async fn import_mem0(
             Mem0LayoutArg::Pgvector => Mem0Layout::Pgvector,
             Mem0LayoutArg::Vecs => Mem0Layout::Vecs,
         }),
-        embedder_model: embedding_model.unwrap_or_else(|| config.embedder.model.clone()),
+        embedder_model: embedding_model
+            .unwrap_or_else(|| config.embedder.model_for(config.embedder.kind).to_owned()),
     };
     let bar = progress(
         Some(0),

@@ -25,6 +25,8 @@ fn homi(url: &str, args: &[&str]) -> Output {
         .env_remove("SUPABASE_KEY")
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
+        // No embedder at all, even when a local model is on this machine.
+        .env("HOMI_EMBEDDER", "openai")
         .output()
         .unwrap()
 }

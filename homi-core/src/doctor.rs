@@ -21,6 +21,7 @@ pub struct Check {
 /// whether it is set).
 pub fn effective(config: &Config) -> Value {
     let a = &config.auth;
+    let embedder = crate::provider::effective_embedder(config);
     json!({
         "database": {
             "url": config.redacted_database_url(),
@@ -36,9 +37,12 @@ pub fn effective(config: &Config) -> Value {
             "max_retries": config.provider.max_retries,
         },
         "embedder": {
-            "model": config.embedder.model,
+            "kind": config.embedder.kind.as_str(),
+            "effective": embedder.as_str(),
+            "model": config.embedder.model_for(embedder),
             "dims": config.embedder.dims,
             "batch_size": config.embedder.batch_size,
+            "model_dir": config.embedder.model_dir.as_ref().map(|d| d.display().to_string()),
         },
         "memory": {
             "vector_cache_mb": config.memory.vector_cache_mb,
@@ -118,12 +122,47 @@ pub async fn check(config: &Config) -> Vec<Check> {
             detail: e.to_string(),
         },
     });
-    checks.push(provider_check(config).await);
+    let kind = crate::provider::effective_embedder(config);
+    if kind == crate::config::EmbedderKind::Local {
+        checks.push(local_embedder_check(config).await);
+    }
+    checks.push(provider_check(config, kind != crate::config::EmbedderKind::Local).await);
     #[cfg(feature = "openai")]
     if checks.last().is_some_and(|c| c.ok) {
         checks.push(chat_model_check(config).await);
     }
     checks
+}
+
+/// Loads the local embedder (downloading its model when needed) and embeds a word.
+#[cfg(all(feature = "memory", any(feature = "sqlite", feature = "postgres")))]
+async fn local_embedder_check(config: &Config) -> Check {
+    let name = "embedder".to_owned();
+    let model = config
+        .embedder
+        .model_for(crate::config::EmbedderKind::Local);
+    let embedder =
+        crate::provider::open_embedder_of(config, crate::config::EmbedderKind::Local).await;
+    let result = match embedder {
+        Ok(Some(e)) => e.embed(&["homi config check".to_owned()]).await,
+        Ok(None) => Err(crate::Error::config("HOMI_EMBEDDER", "no local embedder")),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(out) => Check {
+            name,
+            ok: true,
+            detail: format!(
+                "the local embedder {model} answers ({} dimensions)",
+                out.vectors.first().map_or(0, Vec::len)
+            ),
+        },
+        Err(e) => Check {
+            name,
+            ok: false,
+            detail: e.to_string(),
+        },
+    }
 }
 
 /// Asks the chat model for a one-word answer.
@@ -160,8 +199,10 @@ async fn chat_model_check(config: &Config) -> Check {
     }
 }
 
+/// The provider: configured, and (when it is the embedder, `embeds`) its
+/// embedder answers.
 #[cfg(all(feature = "memory", any(feature = "sqlite", feature = "postgres")))]
-async fn provider_check(config: &Config) -> Check {
+async fn provider_check(config: &Config, embeds: bool) -> Check {
     let name = "provider".to_owned();
     if !config.provider.is_configured() {
         return Check {
@@ -170,14 +211,29 @@ async fn provider_check(config: &Config) -> Check {
             detail: "not configured: set OPENAI_API_KEY, or OPENAI_BASE_URL for another OpenAI-compatible server".into(),
         };
     }
+    if !embeds {
+        return Check {
+            name,
+            ok: true,
+            detail: "configured (the chat model is checked next)".into(),
+        };
+    }
     #[cfg(feature = "openai")]
     {
-        use crate::provider::Embedder;
-        let embedder = match crate::provider::openai::OpenAiEmbedder::new(
-            &config.provider,
-            &config.embedder,
-        ) {
-            Ok(e) => e,
+        let embedder = match crate::provider::open_embedder_of(
+            config,
+            crate::config::EmbedderKind::OpenAi,
+        )
+        .await
+        {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                return Check {
+                    name,
+                    ok: false,
+                    detail: "not configured: set OPENAI_API_KEY, or OPENAI_BASE_URL for another OpenAI-compatible server".into(),
+                };
+            }
             Err(e) => {
                 return Check {
                     name,
@@ -192,7 +248,9 @@ async fn provider_check(config: &Config) -> Check {
                 ok: true,
                 detail: format!(
                     "the embedder {} answers ({} dimensions)",
-                    config.embedder.model,
+                    config
+                        .embedder
+                        .model_for(crate::config::EmbedderKind::OpenAi),
                     out.vectors.first().map_or(0, Vec::len)
                 ),
             },

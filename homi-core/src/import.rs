@@ -147,6 +147,7 @@ fn to_change(id: &str, vector: Vec<f32>, payload: Value) -> Option<Change> {
             actor_id: string_of(&payload, "actor_id"),
             role: string_of(&payload, "role"),
             embedding: vector,
+            said_at: None,
         },
         created_at,
         updated_at,

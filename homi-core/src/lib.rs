@@ -26,7 +26,8 @@ pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "memory")]
 pub use memory::{
     AddEvent, AddOptions, AddResult, Event, Filter, HistoryEntry, ListOptions, Memory,
-    MemoryBuilder, MemoryItem, Messages, Metadata, Scope, SearchOptions, SearchResult, Usage,
+    MemoryBuilder, MemoryItem, Messages, Metadata, Scope, SearchMode, SearchOptions, SearchResult,
+    Usage,
 };
 
 /// The Rust quick starts of the repository's README, compiled with the doc

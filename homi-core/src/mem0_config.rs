@@ -214,6 +214,8 @@ impl Config {
             )?;
         }
         if let Some((_, embedder)) = section(top, "embedder", &["openai"])? {
+            // Named in the dict: the provider's embedder, not the local one.
+            self.embedder.kind = crate::config::EmbedderKind::OpenAi;
             check_keys(
                 &embedder,
                 "embedder.config",
@@ -221,7 +223,7 @@ impl Config {
                 &[],
             )?;
             if let Some(model) = string(&embedder, "model", "embedder.config")? {
-                self.embedder.model = model;
+                self.embedder.model = Some(model);
             }
             if let Some(dims) = number(&embedder, "embedding_dims", "embedder.config")? {
                 self.embedder.dims = Some(dims as usize);
@@ -364,9 +366,10 @@ mod tests {
         assert_eq!(c.provider.base_url.as_deref(), Some("http://x/v1"));
         assert_eq!(c.provider.api_key.as_ref().unwrap().expose_secret(), "sk-1");
         assert_eq!(
-            (c.embedder.model.as_str(), c.embedder.dims),
-            ("e", Some(64))
+            (c.embedder.model.as_deref(), c.embedder.dims),
+            (Some("e"), Some(64))
         );
+        assert_eq!(c.embedder.kind, crate::config::EmbedderKind::OpenAi);
         assert_eq!(c.database_url, "sqlite:///tmp/m.db");
         let pg = Config::default()
             .apply_mem0(&json!({"vector_store": {"provider": "pgvector", "config": {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use homi_core::memory::Filter;
+use homi_core::memory::{Filter, SearchMode};
 use homi_core::{AddOptions, Config, ErrorKind, Event, ListOptions, Memory, Scope, SearchOptions};
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::json;
@@ -655,10 +655,16 @@ async fn deleted_text_is_found_nowhere_in_the_database_files(b: Backend) {
         .unwrap();
     assert!(e.holds("zebra-4471").await);
 
+    assert!(e.holds("flowerpot").await);
     e.memory.delete(&id.to_string(), &s).await.unwrap();
     assert!(
         !e.holds("zebra-4471").await,
         "deleted text survives in the database"
+    );
+    // Nor do its words, in the full-text index.
+    assert!(
+        !e.holds("zebra").await,
+        "a deleted word survives in the full-text index"
     );
     let h = e.memory.history(&id.to_string(), &s).await.unwrap();
     assert_eq!(h.len(), 1);
@@ -673,18 +679,28 @@ async fn deleted_text_is_found_nowhere_in_the_database_files(b: Backend) {
         "delete_all left text behind"
     );
     assert!(
+        !e.holds("flowerpot").await,
+        "delete_all left a word in the full-text index"
+    );
+    assert!(
         e.holds("Kim likes jazz").await,
         "another scope's memory must stay"
     );
-    // Deleted memories are gone from search too.
-    assert!(
-        e.memory
-            .search("flowerpot", &s, SearchOptions::default())
-            .await
-            .unwrap()
-            .results
-            .is_empty()
-    );
+    // Deleted memories are gone from search too, in every mode.
+    for mode in [
+        SearchMode::Hybrid,
+        SearchMode::Semantic,
+        SearchMode::Keyword,
+    ] {
+        assert!(
+            e.memory
+                .search("flowerpot", &s, SearchOptions::default().mode(mode))
+                .await
+                .unwrap()
+                .results
+                .is_empty()
+        );
+    }
 }
 
 async fn scopes_never_mix(b: Backend) {
@@ -1223,6 +1239,200 @@ async fn two_processes_adding_at_once_lose_nothing(b: Backend) {
     assert_eq!(e.count_rows("racer").await, 350);
 }
 
+async fn keyword_semantic_and_hybrid_search(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("hana");
+    let texts = [
+        "Hana adopted a greyhound named Biscuit",
+        "Hana runs marathons in autumn",
+        "Hana is learning the cello",
+        "Hana's sister lives in Lisbon",
+    ];
+    for t in texts {
+        e.memory.add(t, &s, AddOptions::raw()).await.unwrap();
+    }
+    // Another user's memory holds the same words: it is never found.
+    e.memory
+        .add(
+            "Biscuit the greyhound won a race",
+            &Scope::user("ivo"),
+            AddOptions::raw(),
+        )
+        .await
+        .unwrap();
+    let search = |q: &'static str, opts: SearchOptions| {
+        let m = e.memory.clone();
+        let s = s.clone();
+        async move { m.search(q, &s, opts).await.unwrap() }
+    };
+    for mode in [
+        SearchMode::Keyword,
+        SearchMode::Hybrid,
+        SearchMode::Semantic,
+    ] {
+        let r = search(
+            "Where does the sister live? Lisbon?",
+            SearchOptions::default().mode(mode),
+        )
+        .await;
+        assert_eq!(
+            r.results[0].memory, "Hana's sister lives in Lisbon",
+            "{mode:?}"
+        );
+        let scores: Vec<f32> = r.results.iter().map(|m| m.score.unwrap()).collect();
+        assert!(
+            scores.iter().all(|x| (0.0..=1.0).contains(x)),
+            "{mode:?} {scores:?}"
+        );
+        assert!(
+            scores.windows(2).all(|w| w[0] >= w[1]),
+            "{mode:?} {scores:?}"
+        );
+        assert!(
+            r.results
+                .iter()
+                .all(|m| m.user_id.as_deref() == Some("hana"))
+        );
+    }
+    // Keyword mode finds only memories holding a word, stemmed ("marathon").
+    let r = search(
+        "marathon",
+        SearchOptions::default().mode(SearchMode::Keyword),
+    )
+    .await;
+    let found: Vec<&str> = r.results.iter().map(|m| m.memory.as_str()).collect();
+    assert_eq!(found, ["Hana runs marathons in autumn"]);
+    assert_eq!(r.results[0].score, Some(1.0));
+    assert_eq!(r.usage.embedding_calls, 0, "keyword search embeds nothing");
+    // Nothing but stop words and punctuation: no keyword match, no error.
+    let r = search(
+        "what is it?",
+        SearchOptions::default().mode(SearchMode::Keyword),
+    )
+    .await;
+    assert!(r.results.is_empty());
+    // Query syntax of either database is plain text here.
+    for q in [
+        "\"cello",
+        "cello OR NOT",
+        "cello & !(",
+        "cello:*",
+        "NEAR(cello",
+    ] {
+        let r = search(q, SearchOptions::default().mode(SearchMode::Keyword)).await;
+        assert_eq!(r.results[0].memory, "Hana is learning the cello", "{q}");
+    }
+    // Hybrid: a memory holding the rare word comes first, and the limit,
+    // threshold and filters hold.
+    let r = search("greyhound", SearchOptions::default().limit(2)).await;
+    assert_eq!(r.results.len(), 2);
+    assert_eq!(
+        r.results[0].memory,
+        "Hana adopted a greyhound named Biscuit"
+    );
+    assert_eq!(r.usage.embedding_calls, 1);
+    let top = r.results[0].score.unwrap();
+    let r = search("greyhound", SearchOptions::default().threshold(top)).await;
+    assert!(r.results.iter().all(|m| m.score.unwrap() >= top));
+    assert_eq!(r.results.len(), 1);
+    let id = e
+        .memory
+        .add(
+            "Hana's greyhound sleeps all day",
+            &s,
+            AddOptions::raw().metadata(json!({"topic": "pets"}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    for mode in [SearchMode::Keyword, SearchMode::Hybrid] {
+        let r = search(
+            "greyhound",
+            SearchOptions::default()
+                .mode(mode)
+                .filters(Filter::eq("topic", "pets")),
+        )
+        .await;
+        let found: Vec<&str> = r.results.iter().map(|m| m.memory.as_str()).collect();
+        assert_eq!(found, ["Hana's greyhound sleeps all day"], "{mode:?}");
+    }
+    // An update re-indexes the words; a deletion takes them away.
+    e.memory
+        .update(&id.to_string(), &s, "Hana's whippet sleeps all day", None)
+        .await
+        .unwrap();
+    let kw = |q: &'static str| search(q, SearchOptions::default().mode(SearchMode::Keyword));
+    assert_eq!(kw("whippet").await.results.len(), 1);
+    assert_eq!(kw("greyhound").await.results.len(), 1);
+    e.memory.delete(&id.to_string(), &s).await.unwrap();
+    assert!(kw("whippet").await.results.is_empty());
+    // A bad mode is the caller's error, naming the field.
+    let err = "fuzzy".parse::<SearchMode>().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("mode"), "{err}");
+}
+
+async fn timestamp_sets_when_a_memory_was_said(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("tess");
+    let said = homi_core::memory::parse_timestamp("timestamp", "2023-05-08T13:56:00Z").unwrap();
+    let r = e
+        .memory
+        .add("Tess moved to Oslo", &s, AddOptions::raw().timestamp(said))
+        .await
+        .unwrap();
+    let m = e
+        .memory
+        .get(&r.results[0].id.to_string(), &s)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.created_at, said);
+    assert_eq!(m.valid_from, said);
+    assert!(m.updated_at > said);
+    // What was true before it was said does not hold it; after, it does.
+    let before = said - chrono::Duration::days(1);
+    let after = said + chrono::Duration::days(1);
+    for mode in [SearchMode::Hybrid, SearchMode::Keyword] {
+        let then = SearchOptions::default().mode(mode);
+        let r = e
+            .memory
+            .search("Oslo", &s, then.clone().as_of(before))
+            .await
+            .unwrap();
+        assert!(r.results.is_empty(), "{mode:?}");
+        let r = e
+            .memory
+            .search("Oslo", &s, then.as_of(after))
+            .await
+            .unwrap();
+        assert_eq!(r.results.len(), 1, "{mode:?}");
+    }
+    let all = e
+        .memory
+        .get_all(&s, ListOptions::default().as_of(before))
+        .await
+        .unwrap();
+    assert!(all.is_empty());
+    // Every accepted form, and a clear error for the rest.
+    for v in [
+        "1683554160",
+        "2023-05-08 13:56",
+        "2023-05-08T15:56:00+02:00",
+    ] {
+        assert_eq!(
+            homi_core::memory::parse_timestamp("timestamp", v).unwrap(),
+            said,
+            "{v}"
+        );
+    }
+    let err =
+        homi_core::memory::parse_timestamp("timestamp", "1:56 pm on 8 May, 2023").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("timestamp"), "{err}");
+}
+
 conformance!(
     two_processes_adding_at_once_lose_nothing,
     verbatim_add_stores_each_non_system_message,
@@ -1246,4 +1456,6 @@ conformance!(
     explicit_update_reembeds_and_replaces_metadata,
     without_a_provider_reads_work_and_writes_say_what_to_set,
     reset_forgets_everything,
+    keyword_semantic_and_hybrid_search,
+    timestamp_sets_when_a_memory_was_said,
 );

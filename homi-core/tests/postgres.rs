@@ -89,6 +89,7 @@ async fn large_scopes_use_the_index_and_lose_nothing() {
                 },
                 actor_id: None,
                 role: None,
+                said_at: None,
             })
         })
         .collect();
@@ -240,6 +241,7 @@ async fn supabase_api_roles_see_none_of_homis_rows() {
                 actor_id: None,
                 role: None,
                 embedding: lexical_embedding("Alice's secret", DIMS),
+                said_at: None,
             })],
         )
         .await

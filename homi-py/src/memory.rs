@@ -109,28 +109,41 @@ fn metadata(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<homi_core::Metada
     }
 }
 
-/// `as_of`: a datetime (naive means UTC) or an ISO 8601 string.
-fn as_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<chrono::DateTime<chrono::Utc>>> {
+/// A time argument (`as_of`, `timestamp`): a datetime (naive means UTC), an
+/// ISO 8601 string, or Unix seconds.
+fn time_arg(
+    obj: Option<&Bound<'_, PyAny>>,
+    field: &str,
+) -> PyResult<Option<chrono::DateTime<chrono::Utc>>> {
     let Some(obj) = obj else { return Ok(None) };
     if obj.is_none() {
         return Ok(None);
     }
-    let text: String = if obj.hasattr("isoformat")? {
-        obj.call_method0("isoformat")?.extract()?
-    } else {
-        obj.extract()
-            .map_err(|_| crate::errors::invalid("as_of", "a datetime or an ISO 8601 string"))?
-    };
-    let parsed = chrono::DateTime::parse_from_rfc3339(&text)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
-                .map(|t| t.and_utc())
-        })
-        .map_err(|_| {
-            crate::errors::invalid("as_of", format!("'{text}' is not an ISO 8601 time"))
-        })?;
-    Ok(Some(parsed))
+    if obj.hasattr("isoformat")? {
+        let text: String = obj.call_method0("isoformat")?.extract()?;
+        return homi_core::memory::parse_timestamp(field, &text)
+            .py()
+            .map(Some);
+    }
+    if obj.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(crate::errors::invalid(
+            field,
+            "a datetime, an ISO 8601 string or Unix seconds",
+        ));
+    }
+    if let Ok(secs) = obj.extract::<f64>() {
+        return homi_core::memory::unix_seconds(field, secs).py().map(Some);
+    }
+    let text: String = obj.extract().map_err(|_| {
+        crate::errors::invalid(field, "a datetime, an ISO 8601 string or Unix seconds")
+    })?;
+    homi_core::memory::parse_timestamp(field, &text)
+        .py()
+        .map(Some)
+}
+
+fn as_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<chrono::DateTime<chrono::Utc>>> {
+    time_arg(obj, "as_of")
 }
 
 fn scope(
@@ -172,6 +185,7 @@ fn op_add(
     infer: bool,
     memory_type: Option<&Bound<'_, PyAny>>,
     prompt: Option<&Bound<'_, PyAny>>,
+    timestamp: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Op> {
     unsupported("memory_type", memory_type)?;
     unsupported("prompt", prompt)?;
@@ -182,6 +196,9 @@ fn op_add(
     let mut options = AddOptions::default().infer(infer);
     if let Some(m) = metadata(metadata_)? {
         options = options.metadata(m);
+    }
+    if let Some(t) = time_arg(timestamp, "timestamp")? {
+        options = options.timestamp(t);
     }
     let shared = shared.clone();
     Ok(Box::pin(async move {
@@ -208,12 +225,16 @@ fn op_search(
     top_k: Option<usize>,
     as_of_: Option<&Bound<'_, PyAny>>,
     include_superseded: bool,
+    mode: Option<String>,
 ) -> PyResult<Op> {
     let filters = opt_json(filters, "filters")?;
     let (scope, filter) = scope(user_id, agent_id, run_id, filters.as_ref())?;
     let mut options = SearchOptions::default()
         .limit(mem0::limit(limit, top_k, 100).py()?)
         .include_superseded(include_superseded);
+    if let Some(m) = mode {
+        options = options.mode(m.parse().py()?);
+    }
     if let Some(f) = filter {
         options = options.filters(f);
     }
@@ -398,7 +419,7 @@ macro_rules! memory_class {
                 Ok(Self { shared: Shared::new(config) })
             }
 
-            #[pyo3(signature = (messages, *, user_id=None, agent_id=None, run_id=None, metadata=None, filters=None, infer=true, memory_type=None, prompt=None))]
+            #[pyo3(signature = (messages, *, user_id=None, agent_id=None, run_id=None, metadata=None, filters=None, infer=true, memory_type=None, prompt=None, timestamp=None))]
             #[allow(clippy::too_many_arguments)]
             fn add<'py>(
                 &self,
@@ -412,14 +433,15 @@ macro_rules! memory_class {
                 infer: bool,
                 memory_type: Option<&Bound<'py, PyAny>>,
                 prompt: Option<&Bound<'py, PyAny>>,
+                timestamp: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let op = op_add(&self.shared, messages, user_id, agent_id, run_id, metadata, filters, infer, memory_type, prompt)?;
+                let op = op_add(&self.shared, messages, user_id, agent_id, run_id, metadata, filters, infer, memory_type, prompt, timestamp)?;
                 $run(py, op)
             }
 
             // `rerank` is accepted for mem0 2.x callers: like mem0 without a
-            // configured reranker, Homi ranks by similarity either way.
-            #[pyo3(signature = (query, *, user_id=None, agent_id=None, run_id=None, limit=None, filters=None, threshold=None, top_k=None, as_of=None, include_superseded=false, rerank=false))]
+            // configured reranker, Homi ranks without a model call either way.
+            #[pyo3(signature = (query, *, user_id=None, agent_id=None, run_id=None, limit=None, filters=None, threshold=None, top_k=None, as_of=None, include_superseded=false, rerank=false, mode=None))]
             #[allow(clippy::too_many_arguments)]
             fn search<'py>(
                 &self,
@@ -435,9 +457,10 @@ macro_rules! memory_class {
                 as_of: Option<&Bound<'py, PyAny>>,
                 include_superseded: bool,
                 rerank: bool,
+                mode: Option<String>,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let _ = rerank;
-                let op = op_search(&self.shared, query, user_id, agent_id, run_id, limit, filters, threshold, top_k, as_of, include_superseded)?;
+                let op = op_search(&self.shared, query, user_id, agent_id, run_id, limit, filters, threshold, top_k, as_of, include_superseded, mode)?;
                 $run(py, op)
             }
 

@@ -135,6 +135,34 @@ def test_both_call_styles(env):
         m.search("tea", user_id="alice", limit=2, top_k=3)
 
 
+def test_search_modes_and_timestamps(env):
+    import datetime as dt
+
+    m = Memory()
+    said = dt.datetime(2023, 5, 8, 13, 56, tzinfo=dt.timezone.utc)
+    forms = [said, "2023-05-08T13:56:00Z", said.timestamp(), int(said.timestamp()), dt.datetime(2023, 5, 8, 13, 56)]
+    for i, ts in enumerate(forms):
+        r = m.add(f"Caroline went to a support group, visit {i}", user_id="carol", infer=False, timestamp=ts)
+        got = m.get(r["results"][0]["id"])
+        assert got["created_at"].startswith("2023-05-08T13:56:00"), (ts, got["created_at"])
+    m.add("Melanie painted a sunrise over the lake", user_id="carol", infer=False)
+    for mode in ("hybrid", "semantic", "keyword"):
+        res = m.search("When did she paint the sunrise?", user_id="carol", top_k=3, mode=mode)["results"]
+        assert res[0]["memory"] == "Melanie painted a sunrise over the lake", mode
+        assert all(0.0 <= x["score"] <= 1.0 for x in res), mode
+    keyword = m.search("sunrise", user_id="carol", mode="keyword")
+    assert [x["memory"] for x in keyword["results"]] == ["Melanie painted a sunrise over the lake"]
+    assert keyword["usage"]["embedding_calls"] == 0
+    # What was true before the visits were said holds none of them.
+    before = m.search("support group", user_id="carol", as_of="2023-05-01T00:00:00Z", mode="keyword")
+    assert before["results"] == []
+    with pytest.raises(homi.ValidationError, match="mode"):
+        m.search("x", user_id="carol", mode="fuzzy")
+    for bad in ["8 May", True, float("nan"), {"when": 1}]:
+        with pytest.raises(homi.ValidationError, match="timestamp"):
+            m.add("x", user_id="carol", infer=False, timestamp=bad)
+
+
 def test_errors_are_homi_errors_with_builtin_bases(env, fake):
     m = Memory()
     with pytest.raises(homi.ValidationError) as e:

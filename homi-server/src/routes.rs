@@ -13,7 +13,7 @@ use homi_core::auth::{AuthHealth, CreatedApiKey};
 use homi_core::auth::{AuthSession, SignUp, User, UserUpdate};
 use homi_core::chat::ChatEvent;
 use homi_core::chat::TurnResult;
-use homi_core::{HistoryEntry, ListOptions, MemoryItem, Scope, SearchOptions};
+use homi_core::{HistoryEntry, ListOptions, MemoryItem, Scope, SearchMode, SearchOptions};
 
 use crate::error::ErrorBody;
 use serde::{Deserialize, Serialize};
@@ -329,6 +329,9 @@ pub struct SearchBody {
     query: String,
     #[serde(default = "default_limit")]
     limit: usize,
+    /// `hybrid` (default: words and meaning), `semantic` or `keyword`.
+    #[serde(default)]
+    mode: SearchMode,
 }
 
 /// The search answer: the original's `memories` (texts) and the full results.
@@ -359,7 +362,7 @@ pub async fn search_memories(
         .search(
             &b.query,
             &Scope::user(user.id()),
-            SearchOptions::default().limit(b.limit),
+            SearchOptions::default().limit(b.limit).mode(b.mode),
         )
         .await?;
     crate::metrics::record_usage("search", &found.usage);

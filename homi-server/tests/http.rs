@@ -242,6 +242,22 @@ async fn the_original_walkthrough(backend: Backend) {
     );
     assert_eq!(found["results"][0]["memory"], found["memories"][0]);
     assert_eq!(found["query"], "What food do I like?");
+    // Words alone, or meaning alone, when asked.
+    for mode in ["keyword", "semantic", "hybrid"] {
+        let (status, found) = s
+            .post(
+                "/api/v1/memories/search",
+                Some(&token),
+                json!({"query": "pizza", "limit": 5, "mode": mode}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        assert_eq!(
+            found["memories"],
+            json!(["Hi! I love pizza and I'm learning Spanish"]),
+            "{mode}"
+        );
+    }
 
     // The next turn is given the memory, in the same session.
     let (_, next) = s
@@ -437,6 +453,18 @@ async fn bad_input_gets_a_clear_4xx(backend: Backend) {
             "{body} → {answer}"
         );
     }
+    let (status, answer) = s
+        .post(
+            "/api/v1/memories/search",
+            Some(&token),
+            json!({"query": "x", "mode": "fuzzy"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("mode"),
+        "{answer}"
+    );
     for limit in [0, 21] {
         let (status, answer) = s
             .post(

@@ -6,6 +6,8 @@
 //! - [`smtp`]: receives mail over plain SMTP (as `lettre` sends it) and decodes
 //!   headers and quoted-printable / base64 bodies, for tests of confirmation and
 //!   password-reset mails.
+//! - [`hub`]: a fake Hugging Face Hub serving one model repository from a
+//!   directory, for the local embedder's downloads.
 //! - [`supabase`]: GoTrue's REST API under `/auth/v1` (sign-up, password and
 //!   refresh-token grants with reuse detection, logout, user, recover, admin
 //!   delete, JWKS), signing HS256 or ES256, with switchable faults.
@@ -46,6 +48,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod hub;
 pub mod smtp;
 pub mod supabase;
 

@@ -68,3 +68,44 @@ impl Gen {
 pub fn percentile_ms(sorted: &[std::time::Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
 }
+
+impl Gen {
+    /// `n` made-up words drawn from a Zipf distribution over 5,000 words
+    /// (the first are common, most are rare), joined by spaces.
+    pub fn words(&mut self, n: usize) -> String {
+        self.zipf_words(n, 0)
+    }
+
+    /// Like [`Gen::words`], without the `skip` commonest words.
+    pub fn query_words(&mut self, n: usize, skip: usize) -> String {
+        self.zipf_words(n, skip)
+    }
+
+    fn zipf_words(&mut self, n: usize, skip: usize) -> String {
+        const VOCAB: f64 = 5000.0;
+        const SYLLABLES: [&str; 16] = [
+            "ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "bri", "dan", "el", "fo", "gu", "hi",
+            "jo", "pe",
+        ];
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            // Inverse-CDF sample of Zipf(1): rank ≈ VOCAB^u.
+            let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let rank = VOCAB.powf(u).floor() as usize;
+            if rank <= skip {
+                continue;
+            }
+            let mut word = String::new();
+            let mut r = rank;
+            loop {
+                word.push_str(SYLLABLES[r % 16]);
+                r /= 16;
+                if r == 0 {
+                    break;
+                }
+            }
+            out.push(word);
+        }
+        out.join(" ")
+    }
+}

@@ -17,8 +17,10 @@
 
 pub mod filter;
 pub(crate) mod infer;
+pub mod keywords;
 pub mod mem0;
 pub mod messages;
+pub mod rank;
 pub mod types;
 
 use std::collections::{HashMap, HashSet};
@@ -31,7 +33,8 @@ pub use filter::{Field, Filter, Op};
 pub use messages::{InputMessage, Messages};
 pub use types::{
     AddEvent, AddOptions, AddResult, Event, HistoryEntry, ListOptions, MemoryItem, Metadata, Scope,
-    SearchOptions, SearchResult, Usage, parse_memory_id, text_hash,
+    SearchMode, SearchOptions, SearchResult, Usage, parse_memory_id, parse_timestamp, text_hash,
+    unix_seconds,
 };
 
 use crate::error::{Error, Result};
@@ -132,6 +135,20 @@ impl MemoryBuilder {
     }
 }
 
+/// How many candidates each ranking of a hybrid search brings for `limit` results.
+fn hybrid_candidates(limit: usize) -> usize {
+    limit.clamp(50, types::MAX_LIMIT)
+}
+
+/// The first `params.limit` results scoring at least `params.threshold`.
+fn threshold(mut results: Vec<MemoryItem>, params: &ReadParams) -> Vec<MemoryItem> {
+    if let Some(t) = params.threshold {
+        results.retain(|m| m.score.is_some_and(|s| s >= t));
+    }
+    results.truncate(params.limit);
+    results
+}
+
 fn elapsed_ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1000.0
 }
@@ -148,29 +165,55 @@ impl Memory {
         }
     }
 
-    /// Opens the store named by `config.database_url` and the provider of
-    /// `config.provider`. Without a provider, reads and deletions work and
-    /// `add`/`search` fail with a `ProviderNotConfigured` error saying what to set.
-    #[cfg(feature = "openai")]
+    /// Opens the store named by `config.database_url`, the embedder of
+    /// `config.embedder` ([`crate::provider::open_embedder`]: the local one or
+    /// the provider's) and the chat model of `config.provider`. Without a
+    /// provider, reads and deletions work, `add(infer=true)` fails with a
+    /// `ProviderNotConfigured` error saying what to set, and so do `add` and
+    /// `search` unless the local embedder runs.
+    #[cfg(any(feature = "openai", feature = "local"))]
     pub async fn open(config: &crate::Config) -> Result<Memory> {
         Self::with_store(config, crate::store::open(config).await?).await
     }
 
     /// Like [`Memory::open`], on a store the caller opened (e.g. shared with
     /// the Auth client through [`crate::store::open_stores`]).
-    #[cfg(feature = "openai")]
+    #[cfg(any(feature = "openai", feature = "local"))]
     pub async fn with_store(config: &crate::Config, store: Arc<dyn Store>) -> Result<Memory> {
-        use crate::provider::openai::{NOT_CONFIGURED, OpenAiChatModel, OpenAiEmbedder};
-        let mut builder = Memory::builder(store)
-            .infer_context(config.memory.infer_context)
-            .not_configured_message(NOT_CONFIGURED);
-        if config.provider.is_configured() {
-            builder = builder
-                .embedder(Arc::new(OpenAiEmbedder::new(
-                    &config.provider,
-                    &config.embedder,
-                )?))
-                .chat_model(Arc::new(OpenAiChatModel::new(&config.provider)?));
+        use crate::config::EmbedderKind;
+        let mut builder = Memory::builder(store.clone()).infer_context(config.memory.infer_context);
+        #[cfg(feature = "openai")]
+        {
+            use crate::provider::openai::{NOT_CONFIGURED, OpenAiChatModel};
+            builder = builder.not_configured_message(NOT_CONFIGURED);
+            if config.provider.is_configured() {
+                builder = builder.chat_model(Arc::new(OpenAiChatModel::new(&config.provider)?));
+            }
+        }
+        #[allow(unused_mut)]
+        let mut kind = crate::provider::effective_embedder(config);
+        // The local embedder chosen by default (not by HOMI_EMBEDDER) gives
+        // way to a store another embedder wrote: reads keep working, and
+        // writes say what to set, as without any embedder.
+        let other_embedder = store
+            .embedder()
+            .await?
+            .is_some_and(|s| s.model != config.embedder.model_for(EmbedderKind::Local));
+        // Nothing configured on a new machine: fetch the local model first.
+        #[cfg(feature = "local")]
+        if kind == EmbedderKind::OpenAi
+            && !other_embedder
+            && crate::provider::fetch_local_model_when_unconfigured(config).await
+        {
+            kind = EmbedderKind::Local;
+        }
+        let gives_way = kind == EmbedderKind::Local
+            && config.embedder.kind == EmbedderKind::Auto
+            && other_embedder;
+        if !gives_way
+            && let Some(embedder) = crate::provider::open_embedder_of(config, kind).await?
+        {
+            builder = builder.embedder(embedder);
         }
         builder.build().await
     }
@@ -306,6 +349,7 @@ impl Memory {
                     actor_id: items[i].name.clone(),
                     role: Some(items[i].role.as_str().to_owned()),
                     embedding,
+                    said_at: options.timestamp,
                 })
             })
             .collect();
@@ -510,6 +554,7 @@ impl Memory {
             actor_id: actor.clone(),
             role: None,
             embedding,
+            said_at: options.timestamp,
         };
         let changes: Vec<Change> = plan
             .into_iter()
@@ -604,23 +649,59 @@ impl Memory {
             ));
         }
         let mut usage = Usage::default();
-        let vectors = self.embed(&[query.to_owned()], &mut usage).await?;
-        let Some(vector) = vectors.first() else {
-            return Err(Error::ProviderInvalidResponse {
-                reason: "no embedding for the query".into(),
-                raw: String::new(),
-            });
-        };
-        let params = ReadParams {
+        let mode = options.mode;
+        let mut params = ReadParams {
             limit: options.limit,
             filter: options.filters,
             as_of: options.as_of,
             include_superseded: options.include_superseded,
             threshold: options.threshold,
         };
-        let results = self.inner.store.search(scope, vector, &params).await?;
+        let store = &self.inner.store;
+        let results = match mode {
+            SearchMode::Semantic => {
+                let vector = self.embed_query(query, &mut usage).await?;
+                store.search(scope, &vector, &params).await?
+            }
+            SearchMode::Keyword => {
+                let terms = keywords::terms(query);
+                let found = store.keyword_search(scope, &terms, &params).await?;
+                threshold(keywords::keyword_only(found), &params)
+            }
+            SearchMode::Hybrid => {
+                let vector = self.embed_query(query, &mut usage).await?;
+                let terms = keywords::terms(query);
+                let (limit, threshold_at) = (params.limit, params.threshold.take());
+                // Candidates from each ranking, then the memories written
+                // around them; `rank::hybrid` scores them all.
+                params.limit = hybrid_candidates(limit);
+                let (semantic, keyword) = futures::try_join!(
+                    store.search(scope, &vector, &params),
+                    store.keyword_search(scope, &terms, &params)
+                )?;
+                let mut ids: Vec<Uuid> = semantic.iter().chain(&keyword).map(|m| m.id).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let loaded = store.neighbourhood(scope, &ids, &vector, &params).await?;
+                params.limit = limit;
+                params.threshold = threshold_at;
+                threshold(rank::hybrid(query, &keyword, loaded), &params)
+            }
+        };
         usage.duration_ms = elapsed_ms(start);
         Ok(SearchResult { results, usage })
+    }
+
+    /// The query's embedding.
+    async fn embed_query(&self, query: &str, usage: &mut Usage) -> Result<Vec<f32>> {
+        self.embed(&[query.to_owned()], usage)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::ProviderInvalidResponse {
+                reason: "no embedding for the query".into(),
+                raw: String::new(),
+            })
     }
 
     /// One memory by id, if it exists in `scope` ([`Scope::any`] matches every scope).

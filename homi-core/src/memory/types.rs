@@ -347,6 +347,9 @@ pub struct AddOptions {
     pub infer: bool,
     /// Metadata for every memory written.
     pub metadata: Option<Metadata>,
+    /// When the messages were said (mem0's `timestamp=`): the memories'
+    /// `created_at` and the start of their validity window. `None`: now.
+    pub timestamp: Option<DateTime<Utc>>,
 }
 
 impl Default for AddOptions {
@@ -354,6 +357,7 @@ impl Default for AddOptions {
         Self {
             infer: true,
             metadata: None,
+            timestamp: None,
         }
     }
 }
@@ -363,8 +367,13 @@ impl AddOptions {
     pub fn raw() -> Self {
         Self {
             infer: false,
-            metadata: None,
+            ..Self::default()
         }
+    }
+    /// Sets when the messages were said (see [`parse_timestamp`]).
+    pub fn timestamp(mut self, at: DateTime<Utc>) -> Self {
+        self.timestamp = Some(at);
+        self
     }
     /// Sets `infer`.
     pub fn infer(mut self, infer: bool) -> Self {
@@ -408,6 +417,9 @@ pub struct SearchOptions {
     pub as_of: Option<DateTime<Utc>>,
     /// Also return superseded memories.
     pub include_superseded: bool,
+    /// How memories are found: by meaning and words (default), meaning
+    /// alone, or words alone.
+    pub mode: SearchMode,
 }
 
 impl Default for SearchOptions {
@@ -418,11 +430,120 @@ impl Default for SearchOptions {
             threshold: None,
             as_of: None,
             include_superseded: false,
+            mode: SearchMode::Hybrid,
         }
     }
 }
 
+/// How `search` finds memories.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum SearchMode {
+    /// The keyword score and the semantic score, fused (the default).
+    #[default]
+    Hybrid,
+    /// Vector similarity to the query's embedding alone.
+    Semantic,
+    /// Full-text relevance alone (needs no embedder).
+    Keyword,
+}
+
+impl SearchMode {
+    /// The wire name: `hybrid`, `semantic` or `keyword`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Hybrid => "hybrid",
+            SearchMode::Semantic => "semantic",
+            SearchMode::Keyword => "keyword",
+        }
+    }
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "hybrid" => Ok(SearchMode::Hybrid),
+            "semantic" | "vector" => Ok(SearchMode::Semantic),
+            "keyword" | "fulltext" | "bm25" => Ok(SearchMode::Keyword),
+            other => Err(Error::invalid(
+                "mode",
+                format!("'{other}' is not a search mode: use hybrid, semantic or keyword"),
+            )),
+        }
+    }
+}
+
+/// Reads a time given as an ISO 8601 / RFC 3339 string (`2023-05-08T13:56:00Z`;
+/// without an offset it is UTC; a date alone is its midnight) or as Unix
+/// seconds (`1683554160`, fractions allowed). `field` names the input in the error.
+///
+/// ```
+/// use homi_core::memory::parse_timestamp;
+/// let a = parse_timestamp("timestamp", "2023-05-08T13:56:00+00:00").unwrap();
+/// assert_eq!(parse_timestamp("timestamp", "1683554160").unwrap(), a);
+/// assert_eq!(parse_timestamp("timestamp", "2023-05-08 13:56").unwrap(), a);
+/// assert!(parse_timestamp("timestamp", "8 May").is_err());
+/// ```
+pub fn parse_timestamp(field: &str, value: &str) -> Result<DateTime<Utc>> {
+    let v = value.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(v, f) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        return unix_seconds(field, secs);
+    }
+    Err(Error::invalid(
+        field,
+        format!("'{value}' is not a time: give ISO 8601 (2023-05-08T13:56:00Z) or Unix seconds"),
+    ))
+}
+
+/// A time from Unix seconds (`field` names the input in the error).
+pub fn unix_seconds(field: &str, secs: f64) -> Result<DateTime<Utc>> {
+    if !secs.is_finite() {
+        return Err(Error::invalid(field, "is not a finite number of seconds"));
+    }
+    let micros = (secs * 1e6).round();
+    if micros.abs() >= 8.0e18 {
+        return Err(Error::invalid(
+            field,
+            format!("{secs} seconds is out of range"),
+        ));
+    }
+    DateTime::from_timestamp_micros(micros as i64)
+        .ok_or_else(|| Error::invalid(field, format!("{secs} seconds is out of range")))
+}
+
 impl SearchOptions {
+    /// Sets how memories are found.
+    pub fn mode(mut self, mode: SearchMode) -> Self {
+        self.mode = mode;
+        self
+    }
     /// Sets the limit.
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;

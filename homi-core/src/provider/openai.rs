@@ -455,16 +455,17 @@ impl std::fmt::Debug for OpenAiEmbedder {
 impl OpenAiEmbedder {
     /// An embedder from the provider and embedder configs.
     pub fn new(provider: &ProviderConfig, embedder: &EmbedderConfig) -> Result<Self> {
-        if embedder.model.trim().is_empty() {
+        let model = embedder.model_for(crate::config::EmbedderKind::OpenAi);
+        if model.trim().is_empty() {
             return Err(Error::config("HOMI_EMBEDDING_MODEL", "must not be empty"));
         }
         // OpenAI's v3 models can shorten their vectors on request; other servers
         // may reject the field, so it is only sent to those models.
-        let send_dims = embedder.dims.is_some() && embedder.model.starts_with("text-embedding-3");
+        let send_dims = embedder.dims.is_some() && model.starts_with("text-embedding-3");
         Ok(Self {
             client: client(provider)?,
-            model: embedder.model.clone(),
-            dims: embedder.dims.or_else(|| known_dims(&embedder.model)),
+            model: model.to_owned(),
+            dims: embedder.dims.or_else(|| known_dims(model)),
             send_dims,
             batch_size: embedder.batch_size.max(1),
             base64: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),

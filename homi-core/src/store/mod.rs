@@ -67,6 +67,9 @@ pub struct NewMemory {
     pub role: Option<String>,
     /// Its embedding (any length matching the store's dimension; normalised by the store).
     pub embedding: Vec<f32>,
+    /// When it was said (`timestamp=` on add): its `created_at` and the start
+    /// of its validity window. `None` is the time of the write.
+    pub said_at: Option<DateTime<Utc>>,
 }
 
 /// One change, applied by [`Store::apply`] with the others in one transaction.
@@ -207,6 +210,18 @@ pub struct ReembedBatch {
     pub todo: Vec<ReembedItem>,
 }
 
+/// A memory with its place among the memories of its scope, from
+/// [`Store::neighbourhood`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbour {
+    /// The memory; `score` is its semantic score for the query.
+    pub item: MemoryItem,
+    /// The memory written just before it (asked-for ids only).
+    pub before: Option<Uuid>,
+    /// The memory written just after it (asked-for ids only).
+    pub after: Option<Uuid>,
+}
+
 /// What `search` and `list` look at.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadParams {
@@ -241,6 +256,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         query: &[f32],
         params: &ReadParams,
     ) -> Result<Vec<MemoryItem>>;
+
+    /// The memories of `scope` whose text holds any of `terms` (lower-case
+    /// words, see [`crate::memory::keywords`]), best full-text match first.
+    /// `score` is the store's own keyword relevance (BM25 on SQLite, `ts_rank`
+    /// on Postgres): higher is better, and it only means something relative to
+    /// the other results of the same call. `params.threshold` is not applied.
+    async fn keyword_search(
+        &self,
+        scope: &Scope,
+        terms: &[String],
+        params: &ReadParams,
+    ) -> Result<Vec<MemoryItem>>;
+
+    /// The memories `ids` of `scope` and, for each, the memories written just
+    /// before and just after it in `scope` among those `params` reads
+    /// (validity and filters), each once, with its semantic score for `query`
+    /// (unit length; the score is 0 when the sizes differ). Ids not in
+    /// `scope` are left out.
+    async fn neighbourhood(
+        &self,
+        scope: &Scope,
+        ids: &[Uuid],
+        query: &[f32],
+        params: &ReadParams,
+    ) -> Result<Vec<Neighbour>>;
 
     /// One memory, if it exists in `scope` (an empty scope matches any).
     async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>>;

@@ -8,7 +8,7 @@
 //! concurrent writers cannot insert the same fact twice.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +30,8 @@ mod jobs;
 mod transfer;
 
 use super::{
-    Change, EmbedderInfo, MemoryRecord, NewMemory, Outcome, ReadParams, ReembedBatch, Store,
-    normalize, score_from_cosine,
+    Change, EmbedderInfo, MemoryRecord, Neighbour, NewMemory, Outcome, ReadParams, ReembedBatch,
+    Store, normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
 use crate::memory::filter::{Field, Filter, Op};
@@ -47,6 +47,7 @@ const MIGRATION_0004: &str = include_str!("../../migrations/postgres/0004_jobs.s
 const MIGRATION_0005: &str = include_str!("../../migrations/postgres/0005_conversations.sql");
 const MIGRATION_0006: &str = include_str!("../../migrations/postgres/0006_api_keys.sql");
 const MIGRATION_0007: &str = include_str!("../../migrations/postgres/0007_reembed.sql");
+const MIGRATION_0008: &str = include_str!("../../migrations/postgres/0008_fts.sql");
 
 fn migrator() -> Migrator {
     let mut m = Migrator::with_migrations(vec![
@@ -99,6 +100,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("reembed"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0007),
+            false,
+        ),
+        Migration::new(
+            8,
+            Cow::Borrowed("full-text search"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0008),
             false,
         ),
     ]);
@@ -811,8 +819,13 @@ impl PostgresStore {
                     args.push(Bind::OptText(m.role.clone())),
                     args.push(Bind::Vector(to_vector(&m.embedding))),
                 ];
+                // When it was said, if given: created_at and valid_from.
+                let said = match m.said_at {
+                    Some(t) => args.push(Bind::Time(t)),
+                    None => now_p.clone(),
+                };
                 rows.push(format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {now_p}, {now_p}, {now_p}, {})",
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {said}, {now_p}, {said}, {})",
                     vals[0],
                     vals[1],
                     vals[2],
@@ -1066,6 +1079,124 @@ impl Store for PostgresStore {
         Ok(results)
     }
 
+    async fn keyword_search(
+        &self,
+        scope: &Scope,
+        terms: &[String],
+        params: &ReadParams,
+    ) -> Result<Vec<MemoryItem>> {
+        if terms.is_empty() || params.limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The terms are words (letters and digits): joined with `|` they are
+        // a valid tsquery, stemmed like the text.
+        let mut args = Args::default();
+        let q = args.push(Bind::Text(terms.join(" | ")));
+        let w = scope_sql(scope, "m", &mut args);
+        let validity = validity_sql(params, &mut args);
+        let filter = match &params.filter {
+            Some(f) => filter_sql(f, &mut args),
+            None => "TRUE".to_owned(),
+        };
+        let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT {COLUMNS}, ts_rank(m.fts, query, 1) AS keyword \
+             FROM homi_memories m, to_tsquery('english', {q}) query \
+             WHERE m.fts @@ query AND {w} AND {validity} AND {filter} \
+             ORDER BY keyword DESC, m.id LIMIT {limit}"
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let keyword: f32 = row.try_get("keyword")?;
+            let mut item = item_from_row(row)?;
+            item.score = Some(keyword);
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    async fn neighbourhood(
+        &self,
+        scope: &Scope,
+        ids: &[Uuid],
+        query: &[f32],
+        params: &ReadParams,
+    ) -> Result<Vec<Neighbour>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The memories just before and after each one, in the order of
+        // writing (`pos`), among those the search reads.
+        let mut args = Args::default();
+        let w = scope_sql(scope, "m", &mut args);
+        let validity = validity_sql(params, &mut args);
+        let filter = match &params.filter {
+            Some(f) => filter_sql(f, &mut args),
+            None => "TRUE".to_owned(),
+        };
+        let readable = format!("{w} AND {validity} AND {filter}");
+        let own = scope_sql(scope, "c", &mut args);
+        let list: Vec<String> = ids.iter().map(|id| args.push(Bind::Uuid(*id))).collect();
+        let sql = format!(
+            "SELECT c.id, \
+             (SELECT m.id FROM homi_memories m WHERE {readable} AND m.pos < c.pos ORDER BY m.pos DESC LIMIT 1), \
+             (SELECT m.id FROM homi_memories m WHERE {readable} AND m.pos > c.pos ORDER BY m.pos LIMIT 1) \
+             FROM homi_memories c WHERE {own} AND c.id IN ({})",
+            list.join(", ")
+        );
+        let mut links: HashMap<Uuid, (Option<Uuid>, Option<Uuid>)> = HashMap::new();
+        for row in bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            links.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+        }
+        let mut all: Vec<Uuid> = links.keys().copied().collect();
+        all.extend(links.values().flat_map(|(b, a)| [*b, *a]).flatten());
+        all.sort_unstable();
+        all.dedup();
+        if all.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = Args::default();
+        let dims_match = self
+            .embedder()
+            .await?
+            .is_some_and(|info| info.dims == query.len());
+        let cosine = if dims_match {
+            let q = args.push(Bind::Vector(to_vector(query)));
+            format!("1 - (m.embedding <=> {q})")
+        } else {
+            "-1".to_owned()
+        };
+        let w = scope_sql(scope, "m", &mut args);
+        let list: Vec<String> = all.iter().map(|id| args.push(Bind::Uuid(*id))).collect();
+        let sql = format!(
+            "SELECT {COLUMNS}, ({cosine})::float8 AS cosine FROM homi_memories m \
+             WHERE m.id IN ({}) AND {w}",
+            list.join(", ")
+        );
+        let mut out = Vec::with_capacity(all.len());
+        for row in bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let cos: f64 = row.try_get("cosine")?;
+            let mut item = item_from_row(&row)?;
+            item.score = Some(score_from_cosine(cos as f32));
+            let (before, after) = links.get(&item.id).copied().unwrap_or((None, None));
+            out.push(Neighbour {
+                item,
+                before,
+                after,
+            });
+        }
+        Ok(out)
+    }
+
     async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>> {
         let mut args = Args::default();
         let p = args.push(Bind::Uuid(id));
@@ -1175,6 +1306,7 @@ impl Store for PostgresStore {
                                 actor_id,
                                 role,
                                 embedding,
+                                said_at: None,
                             };
                             Self::insert_memory(&mut tx, &m, now, info.dims).await?
                         }

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,8 +38,8 @@ mod transfer;
 
 use super::vector::{Accept, ScopeVectors};
 use super::{
-    Change, EmbedderInfo, MemoryRecord, NewMemory, Outcome, ReadParams, ReembedBatch, Store,
-    normalize, score_from_cosine,
+    Change, EmbedderInfo, MemoryRecord, Neighbour, NewMemory, Outcome, ReadParams, ReembedBatch,
+    Store, normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
 use crate::memory::filter::{Field, Filter, Op};
@@ -51,6 +51,7 @@ const MIGRATION_0003: &str = include_str!("../../migrations/sqlite/0003_jobs.sql
 const MIGRATION_0004: &str = include_str!("../../migrations/sqlite/0004_conversations.sql");
 const MIGRATION_0005: &str = include_str!("../../migrations/sqlite/0005_api_keys.sql");
 const MIGRATION_0006: &str = include_str!("../../migrations/sqlite/0006_reembed.sql");
+const MIGRATION_0007: &str = include_str!("../../migrations/sqlite/0007_fts.sql");
 
 /// Tombstones older than this many changes are pruned; caches further behind reload fully.
 const TOMBSTONE_WINDOW: i64 = 100_000;
@@ -103,6 +104,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("reembed"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0006),
+            false,
+        ),
+        Migration::new(
+            7,
+            Cow::Borrowed("full-text search"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0007),
             false,
         ),
     ])
@@ -165,6 +173,7 @@ impl Default for SqliteOptions {
 ///     actor_id: None,
 ///     role: None,
 ///     embedding,
+///     said_at: None,
 /// };
 /// let out = store
 ///     .apply(&scope, None, vec![
@@ -546,6 +555,8 @@ trait Columns {
     fn opt_text(&self, i: usize) -> Result<Option<String>>;
     fn int(&self, i: usize) -> Result<i64>;
     fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+    fn real(&self, i: usize) -> Result<f64>;
+    fn blob(&self, i: usize) -> Result<Vec<u8>>;
 }
 
 impl Columns for SqliteRow {
@@ -559,6 +570,12 @@ impl Columns for SqliteRow {
         Ok(self.try_get(i)?)
     }
     fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+    fn real(&self, i: usize) -> Result<f64> {
+        Ok(self.try_get(i)?)
+    }
+    fn blob(&self, i: usize) -> Result<Vec<u8>> {
         Ok(self.try_get(i)?)
     }
 }
@@ -576,6 +593,12 @@ impl Columns for rusqlite::Row<'_> {
     fn opt_int(&self, i: usize) -> Result<Option<i64>> {
         self.get(i).map_err(sync_read_error)
     }
+    fn real(&self, i: usize) -> Result<f64> {
+        self.get(i).map_err(sync_read_error)
+    }
+    fn blob(&self, i: usize) -> Result<Vec<u8>> {
+        self.get(i).map_err(sync_read_error)
+    }
 }
 
 fn sync_read_error(e: rusqlite::Error) -> Error {
@@ -583,7 +606,7 @@ fn sync_read_error(e: rusqlite::Error) -> Error {
 }
 
 /// A memory from a row that starts with [`COLUMNS`].
-fn item_from_row(row: &impl Columns) -> Result<(i64, MemoryItem)> {
+fn item_from_row(row: &(impl Columns + ?Sized)) -> Result<(i64, MemoryItem)> {
     let metadata: Metadata = match serde_json::from_str(&row.text(4)?) {
         Ok(Value::Object(m)) => m,
         _ => Metadata::new(),
@@ -656,6 +679,58 @@ fn in_hit_order(hits: Vec<(i64, f32)>, mut by_rid: HashMap<i64, MemoryItem>) -> 
             })
         })
         .collect()
+}
+
+/// Every vector of `scope` and the change counter, from one snapshot of the
+/// synchronous reader (`None`: read through sqlx instead).
+fn load_scope_sync(
+    reader: &reader::SyncReader,
+    scope: &Scope,
+    dims: usize,
+) -> Option<ScopeVectors> {
+    let mut binds = Vec::new();
+    let scope_where = scope_sql(scope, "m", &mut binds);
+    let sql = format!(
+        "SELECT m.rid, m.valid_from, m.valid_to, e.embedding FROM memories m \
+         JOIN memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
+    );
+    reader.read(|c| {
+        let seq: i64 = c.prepare_cached(STATE_SQL)?.query_row([], |r| r.get(0))?;
+        let mut sv = ScopeVectors::new(dims, seq);
+        let mut stmt = c.prepare(&sql)?;
+        let values = binds.iter().map(|b| match b {
+            Bind::Text(t) => rusqlite::types::Value::Text(t.clone()),
+            Bind::Int(i) => rusqlite::types::Value::Integer(*i),
+            Bind::Real(r) => rusqlite::types::Value::Real(*r),
+        });
+        let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+        let mut v = Vec::with_capacity(dims);
+        while let Some(row) = rows.next()? {
+            let blob = row.get_ref(3)?.as_blob()?;
+            v.clear();
+            v.extend(
+                blob.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+            sv.upsert(row.get(0)?, row.get(1)?, row.get(2)?, &v);
+        }
+        Ok(sv)
+    })
+}
+
+/// The row ids of `chunk` whose cosine is known, as an SQL list of integers
+/// (`NULL` when none is).
+fn cached_list(chunk: &[i64], cosines: &HashMap<i64, f32>) -> String {
+    let known: Vec<String> = chunk
+        .iter()
+        .filter(|r| cosines.contains_key(r))
+        .map(i64::to_string)
+        .collect();
+    if known.is_empty() {
+        "NULL".to_owned()
+    } else {
+        known.join(", ")
+    }
 }
 
 struct State {
@@ -812,6 +887,38 @@ impl SqliteStore {
         );
     }
 
+    /// The rows of `sql`, mapped: on the caller's thread through the
+    /// synchronous reader when one is free (a short read), else through sqlx.
+    async fn rows<T>(
+        &self,
+        sql: &str,
+        binds: &[Bind],
+        map: impl Fn(&dyn Columns) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        if let Some(reader) = &self.reader {
+            let values = binds.iter().map(|b| match b {
+                Bind::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                Bind::Int(i) => rusqlite::types::Value::Integer(*i),
+                Bind::Real(r) => rusqlite::types::Value::Real(*r),
+            });
+            if let Some(out) = reader.read(|c| {
+                let mut stmt = c.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    out.push(map(row));
+                }
+                Ok(out)
+            }) {
+                return out.into_iter().collect();
+            }
+        }
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql.to_owned())), binds)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| map(r)).collect()
+    }
+
     async fn fetch_items(&self, sql: String, binds: &[Bind]) -> Result<Vec<(i64, MemoryItem)>> {
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), binds)
             .fetch_all(&self.pool)
@@ -905,6 +1012,28 @@ impl SqliteStore {
             }
         }
         let mut g = entry.data.write().await;
+        // A scope not cached at all is read whole: through the synchronous
+        // reader on a blocking thread when there is one (sqlx hands every
+        // row across threads: 0.7 s for 10k vectors of 1536 dimensions).
+        if g.as_ref().is_none_or(|sv| sv.dims() != dims)
+            && let Some(reader) = self.reader.clone()
+        {
+            let (scope_c, loaded) = (scope.clone(), Instant::now());
+            let sv = tokio::task::spawn_blocking(move || load_scope_sync(&reader, &scope_c, dims))
+                .await
+                .map_err(|e| Error::storage(format!("loading the scope's vectors failed: {e}")))?;
+            if let Some(sv) = sv {
+                tracing::debug!(
+                    loaded = sv.len(),
+                    ms = loaded.elapsed().as_secs_f64() * 1e3,
+                    "vector cache loaded"
+                );
+                *g = Some(sv);
+                drop(g);
+                self.cache.evict(scope);
+                return Ok(entry);
+            }
+        }
         // One read transaction: the counter and the rows come from one snapshot.
         let mut tx = sqlx::Connection::begin(conn).await?;
         let state = read_state(&mut tx).await?;
@@ -1081,9 +1210,9 @@ impl SqliteStore {
                     .bind(m.scope.run_id.as_deref())
                     .bind(m.actor_id.as_deref())
                     .bind(m.role.as_deref())
+                    .bind(m.said_at.map_or(now, |t| t.timestamp_micros()))
                     .bind(now)
-                    .bind(now)
-                    .bind(now)
+                    .bind(m.said_at.map_or(now, |t| t.timestamp_micros()))
                     .bind(seq);
             }
             let mut rid_of: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
@@ -1352,6 +1481,177 @@ impl Store for SqliteStore {
         Ok(in_hit_order(hits, by_rid))
     }
 
+    async fn keyword_search(
+        &self,
+        scope: &Scope,
+        terms: &[String],
+        params: &ReadParams,
+    ) -> Result<Vec<MemoryItem>> {
+        if terms.is_empty() || params.limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Each term quoted: FTS5's query syntax never sees the user's text.
+        // The words are looked for in the text, within the scope's owner
+        // tokens (see migration 0007).
+        let words = terms
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "")))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let mut expr = format!("memory : ({words})");
+        for (tag, id) in [
+            ('u', &scope.user_id),
+            ('a', &scope.agent_id),
+            ('r', &scope.run_id),
+        ] {
+            if let Some(id) = id {
+                let hex: String = id.bytes().map(|b| format!("{b:02X}")).collect();
+                expr.push_str(&format!(" AND fts_owner : \"{tag}{hex}\""));
+            }
+        }
+        let mut binds = vec![Bind::Text(expr)];
+        let scope_where = scope_sql(scope, "m", &mut binds);
+        let validity = validity_sql(params, &mut binds);
+        let filter = match &params.filter {
+            Some(f) => filter_sql(f, &mut binds),
+            None => "1".to_owned(),
+        };
+        binds.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
+        // The full-text query runs once, then its matches are looked up
+        // (CROSS JOIN keeps that order: the other way round, SQLite ran the
+        // full-text query again for every memory of the scope). bm25() is
+        // lower for better matches; the score is its negation.
+        let sql = format!(
+            "SELECT {COLUMNS}, f.keyword FROM \
+             (SELECT rowid AS rid, -bm25(memories_fts, 1.0, 0.0) AS keyword FROM memories_fts \
+              WHERE memories_fts MATCH ?) f \
+             CROSS JOIN memories m ON m.rid = f.rid \
+             WHERE {scope_where} AND {validity} AND {filter} \
+             ORDER BY f.keyword DESC, m.rid LIMIT ?"
+        );
+        self.rows(&sql, &binds, |row| {
+            let (_, mut item) = item_from_row(row)?;
+            item.score = Some(row.real(15)? as f32);
+            Ok(item)
+        })
+        .await
+    }
+
+    async fn neighbourhood(
+        &self,
+        scope: &Scope,
+        ids: &[Uuid],
+        query: &[f32],
+        params: &ReadParams,
+    ) -> Result<Vec<Neighbour>> {
+        let mut q = query.to_vec();
+        normalize(&mut q);
+        // The memories just before and after each one, by row id (the order
+        // of writing), among those the search reads.
+        let mut links: HashMap<i64, (Option<i64>, Option<i64>)> = HashMap::new();
+        for chunk in ids.chunks(IN_CHUNK / 2) {
+            let readable = |binds: &mut Vec<Bind>| {
+                let scope_where = scope_sql(scope, "m", binds);
+                let validity = validity_sql(params, binds);
+                let filter = match &params.filter {
+                    Some(f) => filter_sql(f, binds),
+                    None => "1".to_owned(),
+                };
+                format!("{scope_where} AND {validity} AND {filter}")
+            };
+            let mut binds = Vec::new();
+            let before = readable(&mut binds);
+            let after = readable(&mut binds);
+            // Unary `+`: the hits are found by id, not by walking the scope's
+            // index and testing every row against the list.
+            let own_scope = scope_sql(scope, "c", &mut binds).replace("c.", "+c.");
+            binds.extend(chunk.iter().map(|id| Bind::Text(id.to_string())));
+            // With a user, walk that user's rows by id from the hit: without
+            // the hint SQLite may sort the whole scope for every hit.
+            let hint = if scope.user_id.is_some() {
+                "INDEXED BY memories_user_rid"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT c.rid, \
+                 (SELECT m.rid FROM memories m {hint} WHERE {before} AND m.rid < c.rid ORDER BY m.rid DESC LIMIT 1), \
+                 (SELECT m.rid FROM memories m {hint} WHERE {after} AND m.rid > c.rid ORDER BY m.rid LIMIT 1) \
+                 FROM memories c WHERE {own_scope} AND c.id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let found = self
+                .rows(&sql, &binds, |row| {
+                    Ok((row.int(0)?, (row.opt_int(1)?, row.opt_int(2)?)))
+                })
+                .await?;
+            links.extend(found);
+        }
+        let mut rids: Vec<i64> = links.keys().copied().collect();
+        rids.extend(links.values().flat_map(|(b, a)| [*b, *a]).flatten());
+        rids.sort_unstable();
+        rids.dedup();
+        // Semantic scores from the scope's cached vectors (a search just
+        // brought them up to date); vectors read from the table only for
+        // rows the cache does not hold.
+        let mut cosines: HashMap<i64, f32> = HashMap::with_capacity(rids.len());
+        if let Ok(g) = self.cache.entry(scope).data.try_read()
+            && let Some(sv) = g.as_ref()
+        {
+            for rid in &rids {
+                if let Some(c) = sv.cosine(*rid, &q) {
+                    cosines.insert(*rid, c);
+                }
+            }
+        }
+        let mut items: HashMap<i64, MemoryItem> = HashMap::with_capacity(rids.len());
+        for chunk in rids.chunks(IN_CHUNK) {
+            let mut binds: Vec<Bind> = chunk.iter().map(|r| Bind::Int(*r)).collect();
+            let scope_where = scope_sql(scope, "m", &mut binds);
+            let sql = format!(
+                "SELECT {COLUMNS}, CASE WHEN m.rid IN ({}) THEN NULL ELSE \
+                 (SELECT e.embedding FROM memory_embeddings e WHERE e.rid = m.rid) END \
+                 FROM memories m NOT INDEXED WHERE m.rid IN ({}) AND {scope_where}",
+                cached_list(chunk, &cosines),
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let found = self
+                .rows(&sql, &binds, |row| {
+                    let (rid, mut item) = item_from_row(row)?;
+                    let cos = match cosines.get(&rid) {
+                        Some(c) => *c,
+                        None => {
+                            // No vector at all (none stored): no similarity.
+                            let v = row.blob(15).map(|b| decode_vec(&b)).unwrap_or_default();
+                            if v.len() == q.len() {
+                                v.iter().zip(&q).map(|(a, b)| a * b).sum()
+                            } else {
+                                -1.0
+                            }
+                        }
+                    };
+                    item.score = Some(score_from_cosine(cos));
+                    Ok((rid, item))
+                })
+                .await?;
+            items.extend(found);
+        }
+        let id_of = |rid: Option<i64>| rid.and_then(|r| items.get(&r)).map(|m| m.id);
+        let mut out = Vec::with_capacity(items.len());
+        for rid in &rids {
+            let (before, after) = links.get(rid).copied().unwrap_or((None, None));
+            let (before, after) = (id_of(before), id_of(after));
+            if let Some(item) = items.get(rid) {
+                out.push(Neighbour {
+                    item: item.clone(),
+                    before,
+                    after,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>> {
         let mut binds = vec![Bind::Text(id.to_string())];
         let scope_where = scope_sql(scope, "m", &mut binds);
@@ -1470,6 +1770,7 @@ impl Store for SqliteStore {
                                 actor_id,
                                 role,
                                 embedding,
+                                said_at: None,
                             };
                             Self::insert_memory(&mut tx, &m, seq, now, info.dims).await?
                         }

@@ -62,6 +62,14 @@ impl ScopeVectors {
         self.rids.len()
     }
 
+    /// The cosine of `query` (unit length, `dims` long) with the cached
+    /// vector of `rid`, if it is cached.
+    pub(crate) fn cosine(&self, rid: i64, query: &[f32]) -> Option<f32> {
+        let i = *self.pos.get(&rid)?;
+        let v = self.vecs.get(i * self.dims..(i + 1) * self.dims)?;
+        (query.len() == self.dims).then(|| v.iter().zip(query).map(|(a, b)| a * b).sum())
+    }
+
     /// Heap bytes held.
     pub(crate) fn bytes(&self) -> usize {
         self.vecs.capacity() * 4

@@ -1,5 +1,5 @@
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Literal, Optional, Union
 
 Message = Dict[str, Any]
 Messages = Union[str, Message, List[Message]]
@@ -25,6 +25,7 @@ class Memory:
         infer: bool = True,
         memory_type: None = None,
         prompt: None = None,
+        timestamp: Optional[Union[datetime, str, int, float]] = None,
     ) -> Dict[str, Any]: ...
     def search(
         self,
@@ -40,6 +41,7 @@ class Memory:
         as_of: Optional[Union[datetime, str]] = None,
         include_superseded: bool = False,
         rerank: bool = False,
+        mode: Optional[Literal["hybrid", "semantic", "keyword"]] = None,
     ) -> Dict[str, Any]: ...
     def get(self, memory_id: str) -> Optional[Dict[str, Any]]: ...
     def get_all(
@@ -92,6 +94,7 @@ class AsyncMemory:
         infer: bool = True,
         memory_type: None = None,
         prompt: None = None,
+        timestamp: Optional[Union[datetime, str, int, float]] = None,
     ) -> Dict[str, Any]: ...
     async def search(
         self,
@@ -107,6 +110,7 @@ class AsyncMemory:
         as_of: Optional[Union[datetime, str]] = None,
         include_superseded: bool = False,
         rerank: bool = False,
+        mode: Optional[Literal["hybrid", "semantic", "keyword"]] = None,
     ) -> Dict[str, Any]: ...
     async def get(self, memory_id: str) -> Optional[Dict[str, Any]]: ...
     async def get_all(
