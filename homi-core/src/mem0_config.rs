@@ -213,7 +213,31 @@ impl Config {
                 "llm",
             )?;
         }
-        if let Some((_, embedder)) = section(top, "embedder", &["openai"])? {
+        if let Some((provider, embedder)) =
+            section(top, "embedder", &["openai", "huggingface", "fastembed"])?
+            && provider != "openai"
+        {
+            // mem0's in-process embedders: Homi's local one, with the model
+            // named (a Hugging Face repository id; a bare sentence-transformers
+            // name gets its organisation).
+            self.embedder.kind = crate::config::EmbedderKind::Local;
+            check_keys(
+                &embedder,
+                "embedder.config",
+                &["model", "embedding_dims"],
+                &["model_kwargs"],
+            )?;
+            if let Some(model) = string(&embedder, "model", "embedder.config")? {
+                self.embedder.model = Some(if model.contains('/') {
+                    model
+                } else {
+                    format!("sentence-transformers/{model}")
+                });
+            }
+            if let Some(dims) = number(&embedder, "embedding_dims", "embedder.config")? {
+                self.embedder.dims = Some(dims as usize);
+            }
+        } else if let Some((_, embedder)) = section(top, "embedder", &["openai"])? {
             // Named in the dict: the provider's embedder, not the local one.
             self.embedder.kind = crate::config::EmbedderKind::OpenAi;
             check_keys(
@@ -370,6 +394,34 @@ mod tests {
             (Some("e"), Some(64))
         );
         assert_eq!(c.embedder.kind, crate::config::EmbedderKind::OpenAi);
+        for (provider, model, want) in [
+            (
+                "huggingface",
+                "all-MiniLM-L6-v2",
+                "sentence-transformers/all-MiniLM-L6-v2",
+            ),
+            (
+                "fastembed",
+                "BAAI/bge-small-en-v1.5",
+                "BAAI/bge-small-en-v1.5",
+            ),
+        ] {
+            let c = Config::default()
+                .apply_mem0(
+                    &json!({"embedder": {"provider": provider, "config": {"model": model}}}),
+                )
+                .unwrap();
+            assert_eq!(
+                c.embedder.kind,
+                crate::config::EmbedderKind::Local,
+                "{provider}"
+            );
+            assert_eq!(c.embedder.model.as_deref(), Some(want), "{provider}");
+        }
+        let err = Config::default()
+            .apply_mem0(&json!({"embedder": {"provider": "ollama"}}))
+            .unwrap_err();
+        assert!(err.to_string().contains("huggingface"), "{err}");
         assert_eq!(c.database_url, "sqlite:///tmp/m.db");
         let pg = Config::default()
             .apply_mem0(&json!({"vector_store": {"provider": "pgvector", "config": {
