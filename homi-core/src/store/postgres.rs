@@ -280,6 +280,18 @@ fn validity_sql(params: &ReadParams, args: &mut Args) -> String {
     }
 }
 
+/// What a read of `scope` with `params` may see: the scope, the validity
+/// window and the metadata filter, as one SQL condition on alias `m`.
+fn readable_sql(scope: &Scope, params: &ReadParams, args: &mut Args) -> String {
+    let w = scope_sql(scope, "m", args);
+    let validity = validity_sql(params, args);
+    let filter = match &params.filter {
+        Some(f) => filter_sql(f, args),
+        None => "TRUE".to_owned(),
+    };
+    format!("{w} AND {validity} AND {filter}")
+}
+
 fn filter_sql(f: &Filter, args: &mut Args) -> String {
     match f {
         Filter::And(fs) => format!(
@@ -693,12 +705,7 @@ impl PostgresStore {
     ) -> Result<Vec<MemoryItem>> {
         let mut args = Args::default();
         let q = args.push(Bind::Vector(to_vector(query)));
-        let w = scope_sql(scope, "m", &mut args);
-        let validity = validity_sql(params, &mut args);
-        let filter = match &params.filter {
-            Some(f) => filter_sql(f, &mut args),
-            None => "TRUE".to_owned(),
-        };
+        let readable = readable_sql(scope, params, &mut args);
         let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         // The exact order uses the plain column, which no index covers; the
         // indexed order uses the cast the HNSW index was built on. Scores are
@@ -709,7 +716,7 @@ impl PostgresStore {
         };
         let sql = format!(
             "SELECT {COLUMNS}, 1 - (m.embedding <=> {q}) AS cosine FROM homi_memories m \
-             WHERE {w} AND {validity} AND {filter} ORDER BY {order}, m.id LIMIT {limit}"
+             WHERE {readable} ORDER BY {order}, m.id LIMIT {limit}"
         );
         let rows = if use_index {
             let mut tx = self.pool.begin().await?;
@@ -750,14 +757,9 @@ impl PostgresStore {
     /// How many rows the search would rank, counting no further than `cap`.
     async fn scope_size(&self, scope: &Scope, params: &ReadParams, cap: usize) -> Result<usize> {
         let mut args = Args::default();
-        let w = scope_sql(scope, "m", &mut args);
-        let validity = validity_sql(params, &mut args);
-        let filter = match &params.filter {
-            Some(f) => filter_sql(f, &mut args),
-            None => "TRUE".to_owned(),
-        };
+        let readable = readable_sql(scope, params, &mut args);
         let sql = format!(
-            "SELECT count(*) FROM (SELECT 1 FROM homi_memories m WHERE {w} AND {validity} AND {filter} LIMIT {}) t",
+            "SELECT count(*) FROM (SELECT 1 FROM homi_memories m WHERE {readable} LIMIT {}) t",
             cap.saturating_add(1).min(i64::MAX as usize)
         );
         let n: i64 = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
@@ -1092,17 +1094,12 @@ impl Store for PostgresStore {
         // a valid tsquery, stemmed like the text.
         let mut args = Args::default();
         let q = args.push(Bind::Text(terms.join(" | ")));
-        let w = scope_sql(scope, "m", &mut args);
-        let validity = validity_sql(params, &mut args);
-        let filter = match &params.filter {
-            Some(f) => filter_sql(f, &mut args),
-            None => "TRUE".to_owned(),
-        };
+        let readable = readable_sql(scope, params, &mut args);
         let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         let sql = format!(
             "SELECT {COLUMNS}, ts_rank(m.fts, query, 1) AS keyword \
              FROM homi_memories m, to_tsquery('english', {q}) query \
-             WHERE m.fts @@ query AND {w} AND {validity} AND {filter} \
+             WHERE m.fts @@ query AND {readable} \
              ORDER BY keyword DESC, m.id LIMIT {limit}"
         );
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
@@ -1131,13 +1128,7 @@ impl Store for PostgresStore {
         // The memories just before and after each one, in the order of
         // writing (`pos`), among those the search reads.
         let mut args = Args::default();
-        let w = scope_sql(scope, "m", &mut args);
-        let validity = validity_sql(params, &mut args);
-        let filter = match &params.filter {
-            Some(f) => filter_sql(f, &mut args),
-            None => "TRUE".to_owned(),
-        };
-        let readable = format!("{w} AND {validity} AND {filter}");
+        let readable = readable_sql(scope, params, &mut args);
         let own = scope_sql(scope, "c", &mut args);
         let list: Vec<String> = ids.iter().map(|id| args.push(Bind::Uuid(*id))).collect();
         let sql = format!(
@@ -1207,15 +1198,10 @@ impl Store for PostgresStore {
 
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
         let mut args = Args::default();
-        let w = scope_sql(scope, "m", &mut args);
-        let validity = validity_sql(params, &mut args);
-        let filter = match &params.filter {
-            Some(f) => filter_sql(f, &mut args),
-            None => "TRUE".to_owned(),
-        };
+        let readable = readable_sql(scope, params, &mut args);
         let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         let sql = format!(
-            "SELECT {COLUMNS} FROM homi_memories m WHERE {w} AND {validity} AND {filter} \
+            "SELECT {COLUMNS} FROM homi_memories m WHERE {readable} \
              ORDER BY m.created_at DESC, m.id DESC LIMIT {limit}"
         );
         self.fetch_items(sql, &args).await
@@ -1223,14 +1209,8 @@ impl Store for PostgresStore {
 
     async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
         let mut args = Args::default();
-        let w = scope_sql(scope, "m", &mut args);
-        let validity = validity_sql(params, &mut args);
-        let filter = match &params.filter {
-            Some(f) => filter_sql(f, &mut args),
-            None => "TRUE".to_owned(),
-        };
-        let sql =
-            format!("SELECT count(*) FROM homi_memories m WHERE {w} AND {validity} AND {filter}");
+        let readable = readable_sql(scope, params, &mut args);
+        let sql = format!("SELECT count(*) FROM homi_memories m WHERE {readable}");
         let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
             .fetch_one(&self.pool)
             .await?;

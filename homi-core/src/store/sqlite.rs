@@ -356,6 +356,18 @@ fn validity_sql(params: &ReadParams, binds: &mut Vec<Bind>) -> String {
     }
 }
 
+/// What a read of `scope` with `params` may see: the scope, the validity
+/// window and the metadata filter, as one SQL condition on alias `m`.
+fn readable_sql(scope: &Scope, params: &ReadParams, binds: &mut Vec<Bind>) -> String {
+    let scope_where = scope_sql(scope, "m", binds);
+    let validity = validity_sql(params, binds);
+    let filter = match &params.filter {
+        Some(f) => filter_sql(f, binds),
+        None => "1".to_owned(),
+    };
+    format!("{scope_where} AND {validity} AND {filter}")
+}
+
 fn json_path(key: &str) -> String {
     format!("$.\"{key}\"")
 }
@@ -1438,14 +1450,10 @@ impl Store for SqliteStore {
         }
         let allowed: Option<HashSet<i64>> = match &params.filter {
             None => None,
-            Some(f) => {
+            Some(_) => {
                 let mut binds = Vec::new();
-                let scope_where = scope_sql(scope, "m", &mut binds);
-                let validity = validity_sql(params, &mut binds);
-                let filter = filter_sql(f, &mut binds);
-                let sql = format!(
-                    "SELECT m.rid FROM memories m WHERE {scope_where} AND {validity} AND {filter}"
-                );
+                let readable = readable_sql(scope, params, &mut binds);
+                let sql = format!("SELECT m.rid FROM memories m WHERE {readable}");
                 let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
                     .fetch_all(&mut *conn)
                     .await?;
@@ -1510,12 +1518,7 @@ impl Store for SqliteStore {
             }
         }
         let mut binds = vec![Bind::Text(expr)];
-        let scope_where = scope_sql(scope, "m", &mut binds);
-        let validity = validity_sql(params, &mut binds);
-        let filter = match &params.filter {
-            Some(f) => filter_sql(f, &mut binds),
-            None => "1".to_owned(),
-        };
+        let readable = readable_sql(scope, params, &mut binds);
         binds.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         // The full-text query runs once, then its matches are looked up
         // (CROSS JOIN keeps that order: the other way round, SQLite ran the
@@ -1526,7 +1529,7 @@ impl Store for SqliteStore {
              (SELECT rowid AS rid, -bm25(memories_fts, 1.0, 0.0) AS keyword FROM memories_fts \
               WHERE memories_fts MATCH ?) f \
              CROSS JOIN memories m ON m.rid = f.rid \
-             WHERE {scope_where} AND {validity} AND {filter} \
+             WHERE {readable} \
              ORDER BY f.keyword DESC, m.rid LIMIT ?"
         );
         self.rows(&sql, &binds, |row| {
@@ -1550,18 +1553,9 @@ impl Store for SqliteStore {
         // of writing), among those the search reads.
         let mut links: HashMap<i64, (Option<i64>, Option<i64>)> = HashMap::new();
         for chunk in ids.chunks(IN_CHUNK / 2) {
-            let readable = |binds: &mut Vec<Bind>| {
-                let scope_where = scope_sql(scope, "m", binds);
-                let validity = validity_sql(params, binds);
-                let filter = match &params.filter {
-                    Some(f) => filter_sql(f, binds),
-                    None => "1".to_owned(),
-                };
-                format!("{scope_where} AND {validity} AND {filter}")
-            };
             let mut binds = Vec::new();
-            let before = readable(&mut binds);
-            let after = readable(&mut binds);
+            let before = readable_sql(scope, params, &mut binds);
+            let after = readable_sql(scope, params, &mut binds);
             // Unary `+`: the hits are found by id, not by walking the scope's
             // index and testing every row against the list.
             let own_scope = scope_sql(scope, "c", &mut binds).replace("c.", "+c.");
@@ -1666,15 +1660,10 @@ impl Store for SqliteStore {
 
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
         let mut binds = Vec::new();
-        let scope_where = scope_sql(scope, "m", &mut binds);
-        let validity = validity_sql(params, &mut binds);
-        let filter = match &params.filter {
-            Some(f) => filter_sql(f, &mut binds),
-            None => "1".to_owned(),
-        };
+        let readable = readable_sql(scope, params, &mut binds);
         binds.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         let sql = format!(
-            "SELECT {COLUMNS} FROM memories m WHERE {scope_where} AND {validity} AND {filter} \
+            "SELECT {COLUMNS} FROM memories m WHERE {readable} \
              ORDER BY m.created_at DESC, m.rid DESC LIMIT ?"
         );
         Ok(self
@@ -1687,15 +1676,8 @@ impl Store for SqliteStore {
 
     async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
         let mut binds = Vec::new();
-        let scope_where = scope_sql(scope, "m", &mut binds);
-        let validity = validity_sql(params, &mut binds);
-        let filter = match &params.filter {
-            Some(f) => filter_sql(f, &mut binds),
-            None => "1".to_owned(),
-        };
-        let sql = format!(
-            "SELECT count(*) FROM memories m WHERE {scope_where} AND {validity} AND {filter}"
-        );
+        let readable = readable_sql(scope, params, &mut binds);
+        let sql = format!("SELECT count(*) FROM memories m WHERE {readable}");
         let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
             .fetch_one(&self.pool)
             .await?;
