@@ -1373,6 +1373,139 @@ async fn keyword_semantic_and_hybrid_search(b: Backend) {
     assert!(err.to_string().contains("mode"), "{err}");
 }
 
+/// A store's own hybrid read (SQLite answers it from its vector cache and
+/// one snapshot) gives what its definition, a semantic search, a keyword
+/// search and their neighbourhood, gives: with gaps from deletions, a
+/// validity window, a filter, a memory written after the cache was loaded,
+/// and few enough readable keyword matches that all of them are looked at.
+async fn hybrid_candidates_match_their_definition(b: Backend) {
+    use homi_core::store::{HybridCandidates, ReadParams, composed_hybrid_candidates};
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("yuki");
+    let words = ["kayak", "river", "bread", "violin", "garden", "ferry"];
+    let day = |d: i64| chrono::DateTime::from_timestamp(1_683_500_000 + d * 86_400, 0).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..60usize {
+        let text = format!(
+            "Yuki: the {} and the {} on day {i}",
+            words[i % words.len()],
+            words[(i * 7 + 3) % words.len()]
+        );
+        let meta = json!({"even": i % 2 == 0}).as_object().unwrap().clone();
+        let r = e
+            .memory
+            .add(
+                text.as_str(),
+                &s,
+                AddOptions::raw().metadata(meta).timestamp(day(i as i64)),
+            )
+            .await
+            .unwrap();
+        ids.push(r.results[0].id);
+    }
+    for i in [5usize, 6, 7, 30] {
+        e.memory.delete(&ids[i].to_string(), &s).await.unwrap();
+    }
+    let store = e.memory.store().clone();
+    let mut query = vec![0.0f32; DIMS];
+    query[3] = 1.0;
+    query[11] = 0.5;
+    let terms: Vec<String> = ["kayak", "ferri", "river"].map(String::from).to_vec();
+    let sorted = |mut c: HybridCandidates| {
+        c.loaded.sort_by_key(|n| n.item.id);
+        c
+    };
+    let same = |own: HybridCandidates, composed: HybridCandidates, what: &str| {
+        let (own, composed) = (sorted(own), sorted(composed));
+        let ids = |c: &HybridCandidates| c.keyword.iter().map(|k| k.0).collect::<Vec<_>>();
+        assert_eq!(ids(&own), ids(&composed), "{what}: keyword candidates");
+        for (a, b) in own.keyword.iter().zip(&composed.keyword) {
+            assert!((a.1 - b.1).abs() < 1e-4, "{what}: {a:?} {b:?}");
+        }
+        let shape = |c: &HybridCandidates| {
+            c.loaded
+                .iter()
+                .map(|n| (n.item.id, n.before, n.after))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shape(&own), shape(&composed), "{what}: loaded memories");
+        for (a, b) in own.loaded.iter().zip(&composed.loaded) {
+            let (x, y) = (a.item.score.unwrap(), b.item.score.unwrap());
+            assert!((x - y).abs() < 1e-4, "{what}: {x} {y}");
+        }
+        assert!(!own.loaded.is_empty(), "{what}");
+    };
+    let cases = [
+        (
+            "current, limit 8",
+            ReadParams {
+                limit: 8,
+                ..ReadParams::default()
+            },
+        ),
+        (
+            "limit 1",
+            ReadParams {
+                limit: 1,
+                ..ReadParams::default()
+            },
+        ),
+        (
+            "as of day 40",
+            ReadParams {
+                limit: 8,
+                as_of: Some(day(40)),
+                ..ReadParams::default()
+            },
+        ),
+        (
+            "as of day 3: most matches unreadable",
+            ReadParams {
+                limit: 8,
+                as_of: Some(day(3)),
+                ..ReadParams::default()
+            },
+        ),
+        (
+            "filtered",
+            ReadParams {
+                limit: 8,
+                filter: Some(Filter::eq("even", true)),
+                ..ReadParams::default()
+            },
+        ),
+    ];
+    for round in 0..2 {
+        // Warm the scope's cache, then write after it (second round).
+        e.memory
+            .search("kayak", &s, SearchOptions::default())
+            .await
+            .unwrap();
+        if round == 1 {
+            e.memory
+                .add("Yuki: a kayak on the ferry", &s, AddOptions::raw())
+                .await
+                .unwrap();
+        }
+        for (what, params) in &cases {
+            let own = store
+                .hybrid_candidates(&s, &query, &terms, params)
+                .await
+                .unwrap();
+            let composed = composed_hybrid_candidates(&*store, &s, &query, &terms, params)
+                .await
+                .unwrap();
+            same(own, composed, &format!("round {round}, {what}"));
+        }
+    }
+    // Another user's scope holds none of them.
+    let other = store
+        .hybrid_candidates(&Scope::user("zed"), &query, &terms, &cases[0].1)
+        .await
+        .unwrap();
+    assert!(other.loaded.is_empty() && other.keyword.is_empty());
+}
+
 async fn timestamp_sets_when_a_memory_was_said(b: Backend) {
     let Some(e) = env(b).await else { return };
     let s = Scope::user("tess");
@@ -1457,5 +1590,6 @@ conformance!(
     without_a_provider_reads_work_and_writes_say_what_to_set,
     reset_forgets_everything,
     keyword_semantic_and_hybrid_search,
+    hybrid_candidates_match_their_definition,
     timestamp_sets_when_a_memory_was_said,
 );

@@ -675,17 +675,12 @@ impl Memory {
                 // Candidates from each ranking, then the memories written
                 // around them; `rank::hybrid` scores them all.
                 params.limit = hybrid_candidates(limit);
-                let (semantic, keyword) = futures::try_join!(
-                    store.search(scope, &vector, &params),
-                    store.keyword_search(scope, &terms, &params)
-                )?;
-                let mut ids: Vec<Uuid> = semantic.iter().chain(&keyword).map(|m| m.id).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                let loaded = store.neighbourhood(scope, &ids, &vector, &params).await?;
+                let found = store
+                    .hybrid_candidates(scope, &vector, &terms, &params)
+                    .await?;
                 params.limit = limit;
                 params.threshold = threshold_at;
-                threshold(rank::hybrid(query, &keyword, loaded), &params)
+                threshold(rank::hybrid(query, &found.keyword, found.loaded), &params)
             }
         };
         usage.duration_ms = elapsed_ms(start);

@@ -48,20 +48,18 @@ fn cos_plus(semantic_score: f32) -> f32 {
 
 /// Ranks the loaded memories for `query`. `keyword` holds the keyword
 /// candidates with the store's raw relevance; `loaded` every candidate and
-/// neighbour with its semantic score (see [`crate::store::Store::neighbourhood`]).
-pub fn hybrid(query: &str, keyword: &[MemoryItem], loaded: Vec<Neighbour>) -> Vec<MemoryItem> {
-    let best_kw = keyword
-        .iter()
-        .filter_map(|m| m.score)
-        .fold(0.0_f32, f32::max);
+/// neighbour with its semantic score (see [`crate::store::Store::hybrid_candidates`]).
+pub fn hybrid(query: &str, keyword: &[(Uuid, f32)], loaded: Vec<Neighbour>) -> Vec<MemoryItem> {
+    let best_kw = keyword.iter().map(|(_, s)| *s).fold(0.0_f32, f32::max);
     let kw: HashMap<Uuid, f32> = keyword
         .iter()
-        .map(|m| {
-            let s = match m.score {
-                Some(s) if best_kw > 0.0 => (s / best_kw).clamp(0.0, 1.0),
-                _ => 0.0,
+        .map(|(id, s)| {
+            let s = if best_kw > 0.0 {
+                (s / best_kw).clamp(0.0, 1.0)
+            } else {
+                0.0
             };
-            (m.id, s)
+            (*id, s)
         })
         .collect();
     let base: HashMap<Uuid, f32> = loaded
@@ -312,10 +310,7 @@ mod tests {
         let b = item(2, "Melanie: Charades, mostly", "2023-05-08", 0.7);
         let c = item(3, "Melanie: I paint on weekends", "2023-06-01", 0.6);
         let d = item(4, "Caroline: I like board games", "2023-06-01", 0.7);
-        let kw = vec![
-            item(1, "", "2023-05-08", 4.0),
-            item(4, "", "2023-06-01", 2.0),
-        ];
+        let kw = vec![(Uuid::from_u128(1), 4.0), (Uuid::from_u128(4), 2.0)];
         let ranked = hybrid(
             q,
             &kw,

@@ -222,6 +222,43 @@ pub struct Neighbour {
     pub after: Option<Uuid>,
 }
 
+/// What a hybrid search ranks, from [`Store::hybrid_candidates`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HybridCandidates {
+    /// The keyword candidates, best first, with the store's raw keyword
+    /// relevance (as [`Store::keyword_search`] scores them).
+    pub keyword: Vec<(Uuid, f32)>,
+    /// The candidates of both rankings and the memories written around them,
+    /// each once, with its semantic score (as [`Store::neighbourhood`]).
+    pub loaded: Vec<Neighbour>,
+}
+
+/// [`Store::hybrid_candidates`] by its definition: a semantic and a keyword
+/// search, then the neighbourhood of their results.
+pub async fn composed_hybrid_candidates<S: Store + ?Sized>(
+    store: &S,
+    scope: &Scope,
+    query: &[f32],
+    terms: &[String],
+    params: &ReadParams,
+) -> Result<HybridCandidates> {
+    let (semantic, keyword) = futures::try_join!(
+        store.search(scope, query, params),
+        store.keyword_search(scope, terms, params)
+    )?;
+    let mut ids: Vec<Uuid> = semantic.iter().chain(&keyword).map(|m| m.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let loaded = store.neighbourhood(scope, &ids, query, params).await?;
+    Ok(HybridCandidates {
+        keyword: keyword
+            .iter()
+            .map(|m| (m.id, m.score.unwrap_or(0.0)))
+            .collect(),
+        loaded,
+    })
+}
+
 /// What `search` and `list` look at.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadParams {
@@ -281,6 +318,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         query: &[f32],
         params: &ReadParams,
     ) -> Result<Vec<Neighbour>>;
+
+    /// Everything a hybrid search of `scope` ranks: the best `params.limit`
+    /// of each ranking ([`Store::search`] for `query`, [`Store::keyword_search`]
+    /// for `terms`) and their [`Store::neighbourhood`]. A store may answer it
+    /// in fewer reads; this composition is the definition.
+    async fn hybrid_candidates(
+        &self,
+        scope: &Scope,
+        query: &[f32],
+        terms: &[String],
+        params: &ReadParams,
+    ) -> Result<HybridCandidates> {
+        composed_hybrid_candidates(self, scope, query, terms, params).await
+    }
 
     /// One memory, if it exists in `scope` (an empty scope matches any).
     async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>>;

@@ -38,8 +38,8 @@ mod transfer;
 
 use super::vector::{Accept, ScopeVectors};
 use super::{
-    Change, EmbedderInfo, MemoryRecord, Neighbour, NewMemory, Outcome, ReadParams, ReembedBatch,
-    Store, normalize, score_from_cosine,
+    Change, EmbedderInfo, HybridCandidates, MemoryRecord, Neighbour, NewMemory, Outcome,
+    ReadParams, ReembedBatch, Store, normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
 use crate::memory::filter::{Field, Filter, Op};
@@ -368,6 +368,63 @@ fn readable_sql(scope: &Scope, params: &ReadParams, binds: &mut Vec<Bind>) -> St
     format!("{scope_where} AND {validity} AND {filter}")
 }
 
+/// The FTS5 query for `terms` within `scope`: each term quoted, so FTS5's
+/// query syntax never sees the user's text, looked for in the memory text
+/// and intersected with the scope's owner tokens (see migration 0007).
+fn fts_match(scope: &Scope, terms: &[String]) -> String {
+    let words = terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "")))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let mut expr = format!("memory : ({words})");
+    for (tag, id) in [
+        ('u', &scope.user_id),
+        ('a', &scope.agent_id),
+        ('r', &scope.run_id),
+    ] {
+        if let Some(id) = id {
+            let hex: String = id.bytes().map(|b| format!("{b:02X}")).collect();
+            expr.push_str(&format!(" AND fts_owner : \"{tag}{hex}\""));
+        }
+    }
+    expr
+}
+
+/// The best full-text matches of an FTS5 query, as `(rid, relevance)`. Binds:
+/// the query, the pool size.
+const KEYWORD_POOL_SQL: &str = "SELECT rowid, -bm25(memories_fts, 1.0, 0.0) AS keyword \
+     FROM memories_fts WHERE memories_fts MATCH ? ORDER BY keyword DESC, rowid LIMIT ?";
+
+/// How many of the best full-text matches a keyword search looks at first
+/// for `limit` results.
+fn keyword_pool(limit: usize) -> usize {
+    limit.saturating_mul(2).max(32)
+}
+
+/// A keyword search's rows: [`COLUMNS`], the relevance, and how many
+/// matches were looked at. Binds: the FTS5 query, with `pooled` the pool
+/// size, `readable`'s, then the limit. The full-text query runs once, then its
+/// matches are looked up (CROSS JOIN keeps that order: the other way round,
+/// SQLite ran the full-text query again for every memory of the scope).
+/// bm25() is lower for better matches; the relevance is its negation.
+fn keyword_sql(readable: &str, pooled: bool) -> String {
+    let pool = if pooled {
+        "ORDER BY keyword DESC, rowid LIMIT ?"
+    } else {
+        ""
+    };
+    format!(
+        "SELECT {COLUMNS}, f.keyword, f.pooled FROM \
+         (SELECT rid, keyword, count(*) OVER () AS pooled FROM \
+          (SELECT rowid AS rid, -bm25(memories_fts, 1.0, 0.0) AS keyword FROM memories_fts \
+           WHERE memories_fts MATCH ? {pool})) f \
+         CROSS JOIN memories m ON m.rid = f.rid \
+         WHERE {readable} \
+         ORDER BY f.keyword DESC, m.rid LIMIT ?"
+    )
+}
+
 fn json_path(key: &str) -> String {
     format!("$.\"{key}\"")
 }
@@ -693,6 +750,15 @@ fn in_hit_order(hits: Vec<(i64, f32)>, mut by_rid: HashMap<i64, MemoryItem>) -> 
         .collect()
 }
 
+/// A bind as a value for the synchronous reader.
+fn bind_value(b: &Bind) -> rusqlite::types::Value {
+    match b {
+        Bind::Text(t) => rusqlite::types::Value::Text(t.clone()),
+        Bind::Int(i) => rusqlite::types::Value::Integer(*i),
+        Bind::Real(r) => rusqlite::types::Value::Real(*r),
+    }
+}
+
 /// Every vector of `scope` and the change counter, from one snapshot of the
 /// synchronous reader (`None`: read through sqlx instead).
 fn load_scope_sync(
@@ -710,11 +776,7 @@ fn load_scope_sync(
         let seq: i64 = c.prepare_cached(STATE_SQL)?.query_row([], |r| r.get(0))?;
         let mut sv = ScopeVectors::new(dims, seq);
         let mut stmt = c.prepare(&sql)?;
-        let values = binds.iter().map(|b| match b {
-            Bind::Text(t) => rusqlite::types::Value::Text(t.clone()),
-            Bind::Int(i) => rusqlite::types::Value::Integer(*i),
-            Bind::Real(r) => rusqlite::types::Value::Real(*r),
-        });
+        let values = binds.iter().map(bind_value);
         let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
         let mut v = Vec::with_capacity(dims);
         while let Some(row) = rows.next()? {
@@ -908,11 +970,7 @@ impl SqliteStore {
         map: impl Fn(&dyn Columns) -> Result<T>,
     ) -> Result<Vec<T>> {
         if let Some(reader) = &self.reader {
-            let values = binds.iter().map(|b| match b {
-                Bind::Text(t) => rusqlite::types::Value::Text(t.clone()),
-                Bind::Int(i) => rusqlite::types::Value::Integer(*i),
-                Bind::Real(r) => rusqlite::types::Value::Real(*r),
-            });
+            let values = binds.iter().map(bind_value);
             if let Some(out) = reader.read(|c| {
                 let mut stmt = c.prepare_cached(sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
@@ -936,6 +994,131 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(item_from_row).collect()
+    }
+
+    /// [`Store::hybrid_candidates`] from the scope's cached vectors and one
+    /// snapshot of the synchronous reader: the semantic candidates and every
+    /// memory's neighbours come from the cache, the keyword candidates from
+    /// the full-text index, and the rows are read once. `None` when the cache
+    /// is not current, a metadata filter needs SQL, or no reader is free.
+    fn hybrid_sync(
+        &self,
+        scope: &Scope,
+        query: &[f32],
+        terms: &[String],
+        params: &ReadParams,
+    ) -> Result<Option<HybridCandidates>> {
+        let Some(reader) = &self.reader else {
+            return Ok(None);
+        };
+        if params.filter.is_some() {
+            return Ok(None);
+        }
+        let entry = self.cache.entry(scope);
+        let Ok(guard) = entry.data.try_read() else {
+            return Ok(None);
+        };
+        let Some(sv) = guard.as_ref() else {
+            return Ok(None);
+        };
+        if query.len() != sv.dims() {
+            return Ok(None);
+        }
+        let mut q = query.to_vec();
+        normalize(&mut q);
+        let accept = Accept {
+            as_of: params.as_of.map(|t| t.timestamp_micros()),
+            current_only: !params.include_superseded,
+            allowed: None,
+        };
+        let limit = params.limit;
+        let pool = keyword_pool(limit);
+        let fts = (!terms.is_empty() && limit > 0).then(|| fts_match(scope, terms));
+        let read = reader.read(|c| {
+            let seq: i64 = c.prepare_cached(STATE_SQL)?.query_row([], |r| r.get(0))?;
+            if seq != sv.seq {
+                return Ok(None);
+            }
+            let semantic = sv.search(&q, limit, &accept);
+            // The best full-text matches; those the cache knows to be
+            // unreadable are dropped at once, the others when their rows are
+            // read (only rows without a vector are not cached).
+            let mut keyword: Vec<(i64, f32)> = Vec::new();
+            if let Some(fts) = &fts {
+                let mut pooled = 0;
+                let mut stmt = c.prepare_cached(KEYWORD_POOL_SQL)?;
+                let mut rows = stmt.query(rusqlite::params![fts, pool as i64])?;
+                while let Some(row) = rows.next()? {
+                    pooled += 1;
+                    let (rid, kw): (i64, f64) = (row.get(0)?, row.get(1)?);
+                    if keyword.len() < limit && sv.accepted(rid, &accept) != Some(false) {
+                        keyword.push((rid, kw as f32));
+                    }
+                }
+                if keyword.len() < limit && pooled >= pool {
+                    return Ok(Some(None));
+                }
+            }
+            let mut rids: Vec<i64> = semantic.iter().map(|(r, _)| *r).collect();
+            rids.extend(keyword.iter().map(|(r, _)| *r));
+            rids.sort_unstable();
+            rids.dedup();
+            let links: HashMap<i64, (Option<i64>, Option<i64>)> = rids
+                .iter()
+                .map(|&r| (r, sv.neighbours(r, &accept)))
+                .collect();
+            rids.extend(links.values().flat_map(|(b, a)| [*b, *a]).flatten());
+            rids.sort_unstable();
+            rids.dedup();
+            let mut items = Vec::with_capacity(rids.len());
+            for chunk in rids.chunks(IN_CHUNK) {
+                let mut binds: Vec<Bind> = chunk.iter().map(|r| Bind::Int(*r)).collect();
+                let readable = readable_sql(scope, params, &mut binds);
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM memories m NOT INDEXED WHERE m.rid IN ({}) AND {readable}",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut stmt = c.prepare_cached(&sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(binds.iter().map(bind_value)))?;
+                while let Some(row) = rows.next()? {
+                    items.push(item_from_row(row));
+                }
+            }
+            Ok(Some(Some((keyword, links, items))))
+        });
+        let (keyword, links, items) = match read {
+            Some(Some(Some(found))) => found,
+            // Too few readable full-text matches among the best: the whole
+            // composition looks at all of them.
+            Some(Some(None)) | Some(None) | None => return Ok(None),
+        };
+        let mut by_rid: HashMap<i64, MemoryItem> = HashMap::with_capacity(items.len());
+        for item in items {
+            let (rid, mut item) = item?;
+            // No vector at all (none stored): no similarity.
+            let cos = sv.cosine(rid, &q).unwrap_or(-1.0);
+            item.score = Some(score_from_cosine(cos));
+            by_rid.insert(rid, item);
+        }
+        let id_of = |rid: Option<i64>| rid.and_then(|r| by_rid.get(&r)).map(|m| m.id);
+        let keyword = keyword
+            .iter()
+            .filter_map(|(rid, kw)| by_rid.get(rid).map(|m| (m.id, *kw)))
+            .collect();
+        let mut rids: Vec<i64> = by_rid.keys().copied().collect();
+        rids.sort_unstable();
+        let loaded = rids
+            .iter()
+            .filter_map(|rid| {
+                let (before, after) = links.get(rid).copied().unwrap_or((None, None));
+                Some(Neighbour {
+                    item: by_rid.get(rid)?.clone(),
+                    before: id_of(before),
+                    after: id_of(after),
+                })
+            })
+            .collect();
+        Ok(Some(HybridCandidates { keyword, loaded }))
     }
 
     /// Brings the scope's cached vectors up to date with the database and
@@ -982,11 +1165,7 @@ impl SqliteStore {
         let mut by_rid: HashMap<i64, MemoryItem> = HashMap::with_capacity(hits.len());
         for chunk in hits.chunks(IN_CHUNK) {
             let (sql, binds) = rows_by_rid_sql(scope, chunk);
-            let values = binds.iter().map(|b| match b {
-                Bind::Text(t) => rusqlite::types::Value::Text(t.clone()),
-                Bind::Int(i) => rusqlite::types::Value::Integer(*i),
-                Bind::Real(r) => rusqlite::types::Value::Real(*r),
-            });
+            let values = binds.iter().map(bind_value);
             let Some(rows) = reader.read(|c| {
                 let mut stmt = c.prepare_cached(&sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
@@ -1498,46 +1677,60 @@ impl Store for SqliteStore {
         if terms.is_empty() || params.limit == 0 {
             return Ok(Vec::new());
         }
-        // Each term quoted: FTS5's query syntax never sees the user's text.
-        // The words are looked for in the text, within the scope's owner
-        // tokens (see migration 0007).
-        let words = terms
-            .iter()
-            .map(|t| format!("\"{}\"", t.replace('"', "")))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let mut expr = format!("memory : ({words})");
-        for (tag, id) in [
-            ('u', &scope.user_id),
-            ('a', &scope.agent_id),
-            ('r', &scope.run_id),
-        ] {
-            if let Some(id) = id {
-                let hex: String = id.bytes().map(|b| format!("{b:02X}")).collect();
-                expr.push_str(&format!(" AND fts_owner : \"{tag}{hex}\""));
-            }
-        }
-        let mut binds = vec![Bind::Text(expr)];
+        let expr = fts_match(scope, terms);
+        // The best matches first, without looking at the memories; only when
+        // too few of those are readable (superseded, expired, filtered out)
+        // are all matches looked up.
+        let inner = keyword_pool(params.limit);
+        let mut binds = vec![
+            Bind::Text(expr),
+            Bind::Int(i64::try_from(inner).unwrap_or(i64::MAX)),
+        ];
         let readable = readable_sql(scope, params, &mut binds);
         binds.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
-        // The full-text query runs once, then its matches are looked up
-        // (CROSS JOIN keeps that order: the other way round, SQLite ran the
-        // full-text query again for every memory of the scope). bm25() is
-        // lower for better matches; the score is its negation.
-        let sql = format!(
-            "SELECT {COLUMNS}, f.keyword FROM \
-             (SELECT rowid AS rid, -bm25(memories_fts, 1.0, 0.0) AS keyword FROM memories_fts \
-              WHERE memories_fts MATCH ?) f \
-             CROSS JOIN memories m ON m.rid = f.rid \
-             WHERE {readable} \
-             ORDER BY f.keyword DESC, m.rid LIMIT ?"
-        );
-        self.rows(&sql, &binds, |row| {
+        let map = |row: &dyn Columns| {
             let (_, mut item) = item_from_row(row)?;
             item.score = Some(row.real(15)? as f32);
-            Ok(item)
-        })
-        .await
+            Ok((item, row.int(16)?))
+        };
+        let top = self
+            .rows(&keyword_sql(&readable, true), &binds, map)
+            .await?;
+        // All matches were in the pool, or enough of the pool was readable.
+        let pool_full = top.first().is_none_or(|(_, n)| *n >= inner as i64);
+        if top.len() >= params.limit || !pool_full {
+            return Ok(top.into_iter().map(|(m, _)| m).collect());
+        }
+        binds.remove(1);
+        let all = self
+            .rows(&keyword_sql(&readable, false), &binds, map)
+            .await?;
+        Ok(all.into_iter().map(|(m, _)| m).collect())
+    }
+
+    async fn hybrid_candidates(
+        &self,
+        scope: &Scope,
+        query: &[f32],
+        terms: &[String],
+        params: &ReadParams,
+    ) -> Result<HybridCandidates> {
+        if let Some(found) = self.hybrid_sync(scope, query, terms, params)? {
+            return Ok(found);
+        }
+        // Bring the scope's vectors up to date, then try again.
+        if self.reader.is_some() && params.filter.is_none() {
+            let mut conn = self.pool.acquire().await?;
+            let state = read_state(&mut conn).await?;
+            if let Some(dims) = state.dims.filter(|d| *d == query.len()) {
+                self.synced(&mut conn, &state, scope, dims).await?;
+                drop(conn);
+                if let Some(found) = self.hybrid_sync(scope, query, terms, params)? {
+                    return Ok(found);
+                }
+            }
+        }
+        super::composed_hybrid_candidates(self, scope, query, terms, params).await
     }
 
     async fn neighbourhood(

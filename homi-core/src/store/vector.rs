@@ -8,7 +8,7 @@
 //! dot product ranks those and gives the scores. Recall against an exact scan
 //! is measured in `benches/store.rs` and recorded in BENCHMARKS.md.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use simsimd::{BinarySimilarity, SpatialSimilarity};
 
@@ -31,7 +31,9 @@ pub(crate) struct ScopeVectors {
     /// int8 copies of `vecs`, one scale per row.
     small: Vec<i8>,
     scales: Vec<f32>,
-    pos: HashMap<i64, usize>,
+    /// Each row id's index in the arrays, in row-id order (the order the
+    /// memories were written, which neighbours follow).
+    pos: BTreeMap<i64, usize>,
 }
 
 /// Which rows a scan accepts.
@@ -66,8 +68,7 @@ impl ScopeVectors {
     /// vector of `rid`, if it is cached.
     pub(crate) fn cosine(&self, rid: i64, query: &[f32]) -> Option<f32> {
         let i = *self.pos.get(&rid)?;
-        let v = self.vecs.get(i * self.dims..(i + 1) * self.dims)?;
-        (query.len() == self.dims).then(|| v.iter().zip(query).map(|(a, b)| a * b).sum())
+        (query.len() == self.dims && i < self.rids.len()).then(|| self.dot(i, query))
     }
 
     /// Heap bytes held.
@@ -77,7 +78,8 @@ impl ScopeVectors {
             + self.small.capacity()
             + self.scales.capacity() * 4
             + self.rids.capacity() * 24
-            + self.pos.capacity() * 16
+            // A B-tree entry and its share of the node.
+            + self.pos.len() * 24
     }
 
     fn encode(v: &[f32], out: &mut [u8]) {
@@ -159,6 +161,20 @@ impl ScopeVectors {
         self.small.truncate(last * self.dims);
         self.scales.pop();
         self.codes.truncate(last * self.code_len);
+    }
+
+    /// Whether the row `rid` is accepted; `None` when it is not cached.
+    pub(crate) fn accepted(&self, rid: i64, accept: &Accept<'_>) -> Option<bool> {
+        self.pos.get(&rid).map(|&i| self.accepts(i, accept))
+    }
+
+    /// The accepted rows written just before and just after `rid` (which
+    /// need not be cached itself), by row id.
+    pub(crate) fn neighbours(&self, rid: i64, accept: &Accept<'_>) -> (Option<i64>, Option<i64>) {
+        let ok = |(&r, &i): (&i64, &usize)| self.accepts(i, accept).then_some(r);
+        let before = self.pos.range(..rid).rev().find_map(ok);
+        let after = self.pos.range(rid.saturating_add(1)..).find_map(ok);
+        (before, after)
     }
 
     fn accepts(&self, i: usize, accept: &Accept<'_>) -> bool {
@@ -354,6 +370,39 @@ mod tests {
                 .iter()
                 .all(|(r, _)| *r != 3)
         );
+    }
+
+    #[test]
+    fn neighbours_follow_row_ids_among_accepted_rows() {
+        let mut sv = ScopeVectors::new(8, 0);
+        for rid in [10, 20, 30, 40, 50] {
+            sv.upsert(rid, 0, None, &unit(rid as u64, 8));
+        }
+        // 30 is superseded; 40 removed.
+        sv.upsert(30, 0, Some(5), &unit(30, 8));
+        sv.remove(40);
+        let current = Accept {
+            as_of: None,
+            current_only: true,
+            allowed: None,
+        };
+        assert_eq!(sv.neighbours(20, &current), (Some(10), Some(50)));
+        assert_eq!(sv.neighbours(10, &current), (None, Some(20)));
+        assert_eq!(sv.neighbours(50, &current), (Some(20), None));
+        // A row not cached (no vector) still has neighbours.
+        assert_eq!(sv.neighbours(35, &current), (Some(20), Some(50)));
+        let all = Accept {
+            as_of: None,
+            current_only: false,
+            allowed: None,
+        };
+        assert_eq!(sv.neighbours(20, &all), (Some(10), Some(30)));
+        let then = Accept {
+            as_of: Some(1),
+            current_only: false,
+            allowed: None,
+        };
+        assert_eq!(sv.neighbours(50, &then), (Some(30), None));
     }
 
     #[test]

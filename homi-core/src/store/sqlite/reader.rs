@@ -20,6 +20,10 @@ use rusqlite::{Connection, OpenFlags};
 /// Connections kept: enough that the runtime's threads rarely find all in use.
 const CONNECTIONS: usize = 4;
 
+/// How much of the database file each connection maps (SQLite caps it at its
+/// compile-time maximum, 2 GB): address space, not memory.
+const MMAP_BYTES: i64 = 1 << 31;
+
 pub(crate) struct SyncReader {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
@@ -45,6 +49,13 @@ impl SyncReader {
             // Never wait on the caller's thread.
             conn.busy_timeout(Duration::ZERO)?;
             conn.pragma_update(None, "query_only", true)?;
+            // Pages straight from the OS page cache: the first search of a
+            // scope reads its vectors (6 KB a memory at 1536 dimensions) and a
+            // keyword search walks index pages, one `pread` and copy each
+            // without this.
+            conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+            // Searches differ in the length of their `IN (…)` lists.
+            conn.set_prepared_statement_cache_capacity(64);
             Ok(conn)
         };
         let mut conns = Vec::with_capacity(CONNECTIONS);
