@@ -778,17 +778,16 @@ fn load_scope_sync(
         let mut stmt = c.prepare(&sql)?;
         let values = binds.iter().map(bind_value);
         let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
-        let mut v = Vec::with_capacity(dims);
         while let Some(row) = rows.next()? {
             let blob = row.get_ref(3)?.as_blob()?;
-            v.clear();
-            v.extend(
-                blob.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            );
-            sv.upsert(row.get(0)?, row.get(1)?, row.get(2)?, &v);
+            sv.append(row.get(0)?, row.get(1)?, row.get(2)?, blob);
         }
         Ok(sv)
+    })
+    .map(|mut sv| {
+        // Outside the read: the snapshot is not held while computing.
+        sv.derive();
+        sv
     })
 }
 

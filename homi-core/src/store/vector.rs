@@ -82,27 +82,86 @@ impl ScopeVectors {
             + self.pos.len() * 24
     }
 
+    /// Sign bits, eight dimensions a byte (written so that it vectorises).
     fn encode(v: &[f32], out: &mut [u8]) {
         out.fill(0);
-        for (i, x) in v.iter().enumerate() {
-            if *x > 0.0 {
-                out[i / 8] |= 1 << (i % 8);
+        for (byte, chunk) in out.iter_mut().zip(v.chunks(8)) {
+            let mut b = 0u8;
+            for (j, x) in chunk.iter().enumerate() {
+                b |= u8::from(*x > 0.0) << j;
             }
+            *byte = b;
         }
     }
 
     /// int8 quantisation with one scale per vector: `v[i] ≈ q[i] * scale`.
+    /// Rounds half away from zero by truncation (`round` is a library call
+    /// per element on the baseline x86-64 target).
     fn quantize(v: &[f32], out: &mut [i8]) -> f32 {
         let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-        if max == 0.0 {
+        if max == 0.0 || !max.is_finite() {
             out.fill(0);
             return 0.0;
         }
         let scale = max / 127.0;
+        let inv = 127.0 / max;
         for (o, x) in out.iter_mut().zip(v) {
-            *o = (x / scale).round().clamp(-127.0, 127.0) as i8;
+            let y = x * inv;
+            *o = (y + 0.5f32.copysign(y)).clamp(-127.0, 127.0) as i8;
         }
         scale
+    }
+
+    /// Appends a row whose vector is `bytes` (little-endian f32, unit
+    /// length); its codes are computed by [`ScopeVectors::derive`]. For
+    /// loading a scope whole: rows already cached are left as they are.
+    pub(crate) fn append(&mut self, rid: i64, valid_from: i64, valid_to: Option<i64>, bytes: &[u8]) {
+        if bytes.len() != self.dims * 4 || self.pos.contains_key(&rid) {
+            return;
+        }
+        self.pos.insert(rid, self.rids.len());
+        self.rids.push(rid);
+        self.valid_from.push(valid_from);
+        self.valid_to.push(valid_to.unwrap_or(i64::MAX));
+        self.vecs.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+    }
+
+    /// Computes the sign codes and int8 copies of every appended row, on
+    /// every core.
+    pub(crate) fn derive(&mut self) {
+        let (n, d, c) = (self.rids.len(), self.dims, self.code_len);
+        if d == 0 {
+            return;
+        }
+        self.codes.resize(n * c, 0);
+        self.small.resize(n * d, 0);
+        self.scales.resize(n, 0.0);
+        let threads = std::thread::available_parallelism()
+            .map(|t| t.get())
+            .unwrap_or(1)
+            .min(n.div_ceil(256))
+            .max(1);
+        let per = n.div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let parts = self
+                .vecs
+                .chunks(per * d)
+                .zip(self.codes.chunks_mut(per * c))
+                .zip(self.small.chunks_mut(per * d))
+                .zip(self.scales.chunks_mut(per));
+            for (((vecs, codes), small), scales) in parts {
+                scope.spawn(move || {
+                    for (i, v) in vecs.chunks_exact(d).enumerate() {
+                        Self::encode(v, &mut codes[i * c..(i + 1) * c]);
+                        scales[i] = Self::quantize(v, &mut small[i * d..(i + 1) * d]);
+                    }
+                });
+            }
+        });
     }
 
     /// Inserts or replaces a row. `vec` must be unit length and `dims` long.
@@ -403,6 +462,33 @@ mod tests {
             allowed: None,
         };
         assert_eq!(sv.neighbours(50, &then), (Some(30), None));
+    }
+
+    #[test]
+    fn appended_rows_search_like_upserted_ones() {
+        let dims = 40;
+        let (mut a, mut b) = (ScopeVectors::new(dims, 0), ScopeVectors::new(dims, 0));
+        for rid in 0..3000 {
+            let v = unit(rid as u64, dims);
+            a.upsert(rid, 0, None, &v);
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            b.append(rid, 0, None, &bytes);
+        }
+        b.derive();
+        assert_eq!((a.codes == b.codes, a.small == b.small), (true, true));
+        assert_eq!(a.scales, b.scales);
+        let all = Accept {
+            as_of: None,
+            current_only: true,
+            allowed: None,
+        };
+        let q = unit(77, dims);
+        assert_eq!(a.search(&q, 10, &all), b.search(&q, 10, &all));
+        // Half away from zero, within range.
+        let mut out = [0i8; 4];
+        let scale = ScopeVectors::quantize(&[1.0, -1.0, 0.5 / 127.0, -0.3], &mut out);
+        assert_eq!(out, [127, -127, 1, -38]);
+        assert!((scale - 1.0 / 127.0).abs() < 1e-9);
     }
 
     #[test]
