@@ -1,7 +1,9 @@
 //! A BERT encoder for inference on the CPU, on candle tensors: the forward
 //! pass of `candle_transformers::models::bert::BertModel`, rearranged for
-//! speed. The matrix products (nearly all of the work) run on candle's
-//! gemm; around them, each step is one pass over memory: one product for
+//! speed. The matrix products (nearly all of the work) run on the gemm
+//! crate's kernels, called directly (candle's own product asks the system for
+//! the core count on every call: a read of `/proc/cpuinfo` per product);
+//! around them, each step is one pass over memory: one product for
 //! query, key and value, whose bias is added while the heads are split; the
 //! attention scale folded into the query weights; the padding mask applied
 //! inside the softmax; bias, residual and layer norm together; bias and GELU
@@ -208,19 +210,17 @@ impl Encoder {
             activation: self.activation,
         };
         for layer in &self.layers {
-            let context =
-                x.matmul(&layer.qkv_w)?
-                    .apply_op3_no_bwd(&layer.qkv_b, &mask, &attention)?;
-            let a = context.matmul(&layer.attn_out_w)?.apply_op3_no_bwd(
-                &x,
-                &layer.attn_norm,
-                &add_norm,
-            )?;
+            let context = x
+                .apply_op2_no_bwd(&layer.qkv_w, &Product)?
+                .apply_op3_no_bwd(&layer.qkv_b, &mask, &attention)?;
+            let a = context
+                .apply_op2_no_bwd(&layer.attn_out_w, &Product)?
+                .apply_op3_no_bwd(&x, &layer.attn_norm, &add_norm)?;
             let inter = a
-                .matmul(&layer.inter_w)?
+                .apply_op2_no_bwd(&layer.inter_w, &Product)?
                 .apply_op2_no_bwd(&layer.inter_b, &gelu)?;
             x = inter
-                .matmul(&layer.out_w)?
+                .apply_op2_no_bwd(&layer.out_w, &Product)?
                 .apply_op3_no_bwd(&a, &layer.out_norm, &add_norm)?;
         }
         x.reshape((batch, len, hidden))
@@ -232,6 +232,74 @@ fn data<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&storage.as_slice::<f32>()?[start..end]),
         None => bail!("{op}: the inputs must be contiguous"),
+    }
+}
+
+/// The matrix product `x · w` of `x` (`rows × k`) and input-major weights
+/// `w` (`k × cols`), both contiguous, on gemm's kernels on the current rayon
+/// pool.
+struct Product;
+
+impl CustomOp2 for Product {
+    fn name(&self) -> &'static str {
+        "product"
+    }
+
+    // The one unsafe call of the workspace: gemm's kernels take raw pointers
+    // and strides.
+    #[allow(unsafe_code)]
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (xs, ws) = (data(x, x_layout, "product")?, data(w, w_layout, "product")?);
+        let (&[rows, k], &[k2, cols]) = (x_layout.dims(), w_layout.dims()) else {
+            bail!(
+                "product: shapes {:?} and {:?} are not two matrices",
+                x_layout.dims(),
+                w_layout.dims()
+            )
+        };
+        if k != k2 || xs.len() != rows * k || ws.len() != k * cols {
+            bail!("product: shapes {rows}×{k} and {k2}×{cols} do not fit")
+        }
+        let mut out = vec![0f32; rows * cols];
+        let threads = rayon::current_num_threads();
+        let parallelism = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: the three slices hold exactly the rows × k, k × cols and
+        // rows × cols row-major matrices the strides describe (checked above),
+        // `out` is not aliased, and with `read_dst` false it is only written.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                k,
+                out.as_mut_ptr(),
+                1,
+                cols as isize,
+                false,
+                xs.as_ptr(),
+                1,
+                k as isize,
+                ws.as_ptr(),
+                1,
+                cols as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows, cols))))
     }
 }
 
