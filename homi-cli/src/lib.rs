@@ -30,8 +30,18 @@ pub struct Cli {
     /// Print results (and errors) as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Which embedder turns texts into vectors: `local` (in process, no key),
+    /// `openai` (the provider's), or `auto` (local when no provider is
+    /// configured). Overrides HOMI_EMBEDDER.
+    #[arg(long, global = true, value_name = "auto|local|openai", value_parser = parse_embedder)]
+    embedder: Option<homi_core::config::EmbedderKind>,
     #[command(subcommand)]
     command: Command,
+}
+
+fn parse_embedder(s: &str) -> Result<homi_core::config::EmbedderKind, String> {
+    homi_core::config::EmbedderKind::parse(s)
+        .ok_or_else(|| format!("'{s}' is not an embedder: use auto, local or openai"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -365,7 +375,10 @@ pub async fn run(cli: Cli) -> homi_core::Result<()> {
         clap_complete::generate(*shell, &mut Cli::command(), "homi", &mut std::io::stdout());
         return Ok(());
     }
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
+    if let Some(kind) = cli.embedder {
+        config = config.with_embedder(kind);
+    }
     match cli.command {
         Command::Serve => {
             homi_server::serve::init_logging(&config);

