@@ -7,6 +7,7 @@ caption), metadata {"dia_id": ...} and timestamp= the session's date. Every
 question of categories 1-4 is searched in its own conversation with top_k=20.
 
     python locomo.py run DIR --out rankings.json [--modes hybrid,semantic,keyword] [--smoke]
+        [--database-url postgres://...  (an empty database; default: a new SQLite file)]
     python locomo.py score DIR rankings.json [more.json ...]
 
 `run` goes through the homi Python package (the local embedder unless the
@@ -86,7 +87,7 @@ def run(args):
 
     convs = load(args.data, args.smoke)
     store = tempfile.mkdtemp(prefix="homi-locomo-")
-    db = f"sqlite://{os.path.join(store, 'homi.db')}"
+    db = args.database_url or f"sqlite://{os.path.join(store, 'homi.db')}"
     os.environ["DATABASE_URL"] = db
     os.environ["HOMI_DATABASE_URL"] = db
     memory = homi.Memory()
@@ -97,7 +98,8 @@ def run(args):
         for text, dia, when in ts:
             memory.add(text, user_id=user, metadata={"dia_id": dia}, infer=False, timestamp=when)
     load_s = time.perf_counter() - start
-    result = {"door": "python", "turns": turns, "load_s": load_s, "modes": {}}
+    door = "python" if not args.database_url else "python-" + db.split(":", 1)[0]
+    result = {"door": door, "turns": turns, "load_s": load_s, "modes": {}}
     for mode in modes:
         found, lat = [], []
         for user, _, qs in convs:
@@ -168,6 +170,7 @@ def main():
     r.add_argument("--out", required=True)
     r.add_argument("--modes", default="keyword,semantic,hybrid")
     r.add_argument("--smoke", action="store_true")
+    r.add_argument("--database-url", default="", help="the store (an empty database); default: a new SQLite file")
     s = sub.add_parser("score")
     s.add_argument("data")
     s.add_argument("rankings", nargs="+")

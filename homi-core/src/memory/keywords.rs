@@ -6,6 +6,11 @@ use std::collections::HashSet;
 
 use super::MemoryItem;
 
+/// BM25's term-frequency saturation (FTS5's `bm25()` uses the same).
+pub const BM25_K1: f64 = 1.2;
+/// BM25's document-length normalisation (FTS5's `bm25()` uses the same).
+pub const BM25_B: f64 = 0.75;
+
 /// Most terms one keyword search looks for.
 pub const MAX_TERMS: usize = 32;
 

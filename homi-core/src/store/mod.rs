@@ -296,8 +296,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The memories of `scope` whose text holds any of `terms` (lower-case
     /// words, see [`crate::memory::keywords`]), best full-text match first.
-    /// `score` is the store's own keyword relevance (BM25 on SQLite, `ts_rank`
-    /// on Postgres): higher is better, and it only means something relative to
+    /// `score` is the store's own BM25 relevance (FTS5's `bm25()` on SQLite;
+    /// on Postgres computed over the scope, each word once per memory, with
+    /// [`crate::memory::keywords::BM25_K1`] and `BM25_B`): higher is better, and it only means something relative to
     /// the other results of the same call. `params.threshold` is not applied.
     async fn keyword_search(
         &self,

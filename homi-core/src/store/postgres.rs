@@ -35,7 +35,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::memory::filter::{Field, Filter, Op};
-use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
+use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope, keywords};
 
 /// Rows per multi-row INSERT (10 parameters each; Postgres allows 65,535).
 const ROWS_PER_INSERT: usize = 500;
@@ -1090,17 +1090,54 @@ impl Store for PostgresStore {
         if terms.is_empty() || params.limit == 0 {
             return Ok(Vec::new());
         }
-        // The terms are words (letters and digits): joined with `|` they are
-        // a valid tsquery, stemmed like the text.
+        // BM25 over the scope, as SQLite's FTS5 ranks: each term's inverse
+        // document frequency among the scope's memories, a memory's length
+        // (its distinct stemmed words) against the matches' average. A term
+        // counts once per memory (memories are short; Postgres' ranking
+        // functions weigh no rarity at all, which is why they are not used).
+        // The terms are words (letters and digits): each is a valid tsquery,
+        // stemmed like the text, and joined with `|` they are the match.
+        // The queries are parsed once (`q`), each memory tested once per term
+        // (`h`), the statistics taken over the matches (`st`).
         let mut args = Args::default();
-        let q = args.push(Bind::Text(terms.join(" | ")));
+        let mut queries = vec![format!(
+            "to_tsquery('english', {}) AS qa",
+            args.push(Bind::Text(terms.join(" | ")))
+        )];
+        queries.extend(terms.iter().enumerate().map(|(i, t)| {
+            format!(
+                "to_tsquery('english', {}) AS q{i}",
+                args.push(Bind::Text(t.clone()))
+            )
+        }));
         let readable = readable_sql(scope, params, &mut args);
+        let in_scope = scope_sql(scope, "s", &mut args);
         let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
+        let n = terms.len();
+        let has: Vec<String> = (0..n).map(|i| format!("m.fts @@ q.q{i} AS t{i}")).collect();
+        let df: Vec<String> = (0..n)
+            .map(|i| format!("count(*) FILTER (WHERE t{i})::float8 AS d{i}"))
+            .collect();
+        let idf: Vec<String> = (0..n)
+            .map(|i| {
+                format!("CASE WHEN h.t{i} THEN ln(1 + (st.n - st.d{i} + 0.5) / (st.d{i} + 0.5)) ELSE 0 END")
+            })
+            .collect();
+        let (k1, b) = (keywords::BM25_K1, keywords::BM25_B);
         let sql = format!(
-            "SELECT {COLUMNS}, ts_rank(m.fts, query, 1) AS keyword \
-             FROM homi_memories m, to_tsquery('english', {q}) query \
-             WHERE m.fts @@ query AND {readable} \
-             ORDER BY keyword DESC, m.id LIMIT {limit}"
+            "WITH q AS (SELECT {}), \
+             h AS (SELECT {COLUMNS}, length(m.fts) AS len, {} FROM homi_memories m, q \
+               WHERE m.fts @@ q.qa AND {readable}), \
+             st AS (SELECT {}, greatest(avg(len), 1)::float8 AS avgdl, \
+               (SELECT count(*) FROM homi_memories s WHERE {in_scope})::float8 AS n FROM h) \
+             SELECT {}, (({}) * {} / (1 + {k1} * (1 - {b} + {b} * h.len / st.avgdl)))::float4 AS keyword \
+             FROM h, st ORDER BY keyword DESC, h.id LIMIT {limit}",
+            queries.join(", "),
+            has.join(", "),
+            df.join(", "),
+            COLUMNS.replace("m.", "h."),
+            idf.join(" + "),
+            k1 + 1.0,
         );
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
             .fetch_all(&self.pool)

@@ -772,23 +772,24 @@ fn load_scope_sync(
         "SELECT m.rid, m.valid_from, m.valid_to, e.embedding FROM memories m \
          JOIN memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
     );
-    reader.read(|c| {
-        let seq: i64 = c.prepare_cached(STATE_SQL)?.query_row([], |r| r.get(0))?;
-        let mut sv = ScopeVectors::new(dims, seq);
-        let mut stmt = c.prepare(&sql)?;
-        let values = binds.iter().map(bind_value);
-        let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
-        while let Some(row) = rows.next()? {
-            let blob = row.get_ref(3)?.as_blob()?;
-            sv.append(row.get(0)?, row.get(1)?, row.get(2)?, blob);
-        }
-        Ok(sv)
-    })
-    .map(|mut sv| {
-        // Outside the read: the snapshot is not held while computing.
-        sv.derive();
-        sv
-    })
+    reader
+        .read(|c| {
+            let seq: i64 = c.prepare_cached(STATE_SQL)?.query_row([], |r| r.get(0))?;
+            let mut sv = ScopeVectors::new(dims, seq);
+            let mut stmt = c.prepare(&sql)?;
+            let values = binds.iter().map(bind_value);
+            let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+            while let Some(row) = rows.next()? {
+                let blob = row.get_ref(3)?.as_blob()?;
+                sv.append(row.get(0)?, row.get(1)?, row.get(2)?, blob);
+            }
+            Ok(sv)
+        })
+        .map(|mut sv| {
+            // Outside the read: the snapshot is not held while computing.
+            sv.derive();
+            sv
+        })
 }
 
 /// The row ids of `chunk` whose cosine is known, as an SQL list of integers

@@ -115,7 +115,13 @@ impl ScopeVectors {
     /// Appends a row whose vector is `bytes` (little-endian f32, unit
     /// length); its codes are computed by [`ScopeVectors::derive`]. For
     /// loading a scope whole: rows already cached are left as they are.
-    pub(crate) fn append(&mut self, rid: i64, valid_from: i64, valid_to: Option<i64>, bytes: &[u8]) {
+    pub(crate) fn append(
+        &mut self,
+        rid: i64,
+        valid_from: i64,
+        valid_to: Option<i64>,
+        bytes: &[u8],
+    ) {
         if bytes.len() != self.dims * 4 || self.pos.contains_key(&rid) {
             return;
         }
