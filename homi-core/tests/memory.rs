@@ -1367,6 +1367,30 @@ async fn keyword_semantic_and_hybrid_search(b: Backend) {
     assert_eq!(kw("greyhound").await.results.len(), 1);
     e.memory.delete(&id.to_string(), &s).await.unwrap();
     assert!(kw("whippet").await.results.is_empty());
+    // BM25 on both stores: a rare word counts more than a common one, even
+    // in a longer memory.
+    let r8 = Scope::user("rare");
+    for t in [
+        "Caroline: hi",
+        "Caroline: see you",
+        "Caroline: thanks a lot",
+        "Caroline: sounds good",
+        "Caroline: ok then",
+        "Melanie: my greyhound loves the long walks along the river every morning",
+    ] {
+        e.memory.add(t, &r8, AddOptions::raw()).await.unwrap();
+    }
+    let r = e
+        .memory
+        .search(
+            "Caroline greyhound",
+            &r8,
+            SearchOptions::default().mode(SearchMode::Keyword),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.results.len(), 6);
+    assert!(r.results[0].memory.contains("greyhound"), "{:?}", r.results);
     // A bad mode is the caller's error, naming the field.
     let err = "fuzzy".parse::<SearchMode>().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
