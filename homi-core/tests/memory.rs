@@ -1483,6 +1483,14 @@ async fn hybrid_candidates_match_their_definition(b: Backend) {
             },
         ),
         (
+            "threshold",
+            ReadParams {
+                limit: 8,
+                threshold: Some(0.52),
+                ..ReadParams::default()
+            },
+        ),
+        (
             "as of day 3: most matches unreadable",
             ReadParams {
                 limit: 8,

@@ -404,6 +404,44 @@ mod local {
         assert_eq!(tokens, batch.tokens);
     }
 
+    /// Calls made at once are embedded together, and each caller gets its
+    /// own texts' vectors and tokens, as if it had been alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_each_get_their_own_vectors() {
+        let Some(dir) = model_dir() else { return };
+        let e = embedder(&dir);
+        let calls: Vec<Vec<String>> = (0..24)
+            .map(|i| {
+                (0..1 + i % 3)
+                    .map(|j| {
+                        format!(
+                            "call {i} text {j}: {}",
+                            "garden music ".repeat(1 + (i + j) % 9)
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let alone: Vec<_> = calls
+            .iter()
+            .map(|texts| e.embed_blocking(texts).unwrap())
+            .collect();
+        let together = futures::future::join_all(calls.iter().map(|texts| {
+            let e = e.clone();
+            let texts = texts.clone();
+            tokio::spawn(async move { e.embed(&texts).await.unwrap() })
+        }))
+        .await;
+        for (i, (got, want)) in together.into_iter().zip(&alone).enumerate() {
+            let got = got.unwrap();
+            assert_eq!(got.vectors.len(), want.vectors.len(), "call {i}");
+            assert_eq!(got.tokens, want.tokens, "call {i}");
+            for (a, b) in got.vectors.iter().zip(&want.vectors) {
+                assert!(cosine(a, b) >= 0.9999, "call {i}: {}", cosine(a, b));
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_missing_directory_is_an_error_naming_the_variable() {
         let dir = tempfile::tempdir().unwrap();

@@ -750,6 +750,17 @@ fn in_hit_order(hits: Vec<(i64, f32)>, mut by_rid: HashMap<i64, MemoryItem>) -> 
         .collect()
 }
 
+/// What the one-read hybrid search ([`SqliteStore::hybrid_sync`]) found.
+enum FastHybrid {
+    Found(HybridCandidates),
+    /// The scope's cached vectors are missing, busy or behind the database:
+    /// bring them up to date and try again.
+    Stale,
+    /// Only the composition answers this one (a metadata filter, no free
+    /// reader, or too few readable full-text matches among the best).
+    Compose,
+}
+
 /// A bind as a value for the synchronous reader.
 fn bind_value(b: &Bind) -> rusqlite::types::Value {
     match b {
@@ -999,30 +1010,29 @@ impl SqliteStore {
     /// [`Store::hybrid_candidates`] from the scope's cached vectors and one
     /// snapshot of the synchronous reader: the semantic candidates and every
     /// memory's neighbours come from the cache, the keyword candidates from
-    /// the full-text index, and the rows are read once. `None` when the cache
-    /// is not current, a metadata filter needs SQL, or no reader is free.
+    /// the full-text index, and the rows are read once.
     fn hybrid_sync(
         &self,
         scope: &Scope,
         query: &[f32],
         terms: &[String],
         params: &ReadParams,
-    ) -> Result<Option<HybridCandidates>> {
+    ) -> Result<FastHybrid> {
         let Some(reader) = &self.reader else {
-            return Ok(None);
+            return Ok(FastHybrid::Compose);
         };
         if params.filter.is_some() {
-            return Ok(None);
+            return Ok(FastHybrid::Compose);
         }
         let entry = self.cache.entry(scope);
         let Ok(guard) = entry.data.try_read() else {
-            return Ok(None);
+            return Ok(FastHybrid::Stale);
         };
         let Some(sv) = guard.as_ref() else {
-            return Ok(None);
+            return Ok(FastHybrid::Stale);
         };
         if query.len() != sv.dims() {
-            return Ok(None);
+            return Ok(FastHybrid::Stale);
         }
         let mut q = query.to_vec();
         normalize(&mut q);
@@ -1037,9 +1047,17 @@ impl SqliteStore {
         let read = reader.read(|c| {
             let seq: i64 = c.prepare_cached(STATE_SQL)?.query_row([], |r| r.get(0))?;
             if seq != sv.seq {
-                return Ok(None);
+                return Ok(Err(FastHybrid::Stale));
             }
-            let semantic = sv.search(&q, limit, &accept);
+            let semantic: Vec<(i64, f32)> = sv
+                .search(&q, limit, &accept)
+                .into_iter()
+                .filter(|(_, cos)| {
+                    params
+                        .threshold
+                        .is_none_or(|t| score_from_cosine(*cos) >= t)
+                })
+                .collect();
             // The best full-text matches; those the cache knows to be
             // unreadable are dropped at once, the others when their rows are
             // read (only rows without a vector are not cached).
@@ -1056,7 +1074,7 @@ impl SqliteStore {
                     }
                 }
                 if keyword.len() < limit && pooled >= pool {
-                    return Ok(Some(None));
+                    return Ok(Err(FastHybrid::Compose));
                 }
             }
             let mut rids: Vec<i64> = semantic.iter().map(|(r, _)| *r).collect();
@@ -1084,13 +1102,13 @@ impl SqliteStore {
                     items.push(item_from_row(row));
                 }
             }
-            Ok(Some(Some((keyword, links, items))))
+            Ok(Ok((keyword, links, items)))
         });
         let (keyword, links, items) = match read {
-            Some(Some(Some(found))) => found,
-            // Too few readable full-text matches among the best: the whole
-            // composition looks at all of them.
-            Some(Some(None)) | Some(None) | None => return Ok(None),
+            Some(Ok(found)) => found,
+            Some(Err(other)) => return Ok(other),
+            // No reader free, or the read failed: the composition reads through sqlx.
+            None => return Ok(FastHybrid::Compose),
         };
         let mut by_rid: HashMap<i64, MemoryItem> = HashMap::with_capacity(items.len());
         for item in items {
@@ -1118,7 +1136,7 @@ impl SqliteStore {
                 })
             })
             .collect();
-        Ok(Some(HybridCandidates { keyword, loaded }))
+        Ok(FastHybrid::Found(HybridCandidates { keyword, loaded }))
     }
 
     /// Brings the scope's cached vectors up to date with the database and
@@ -1715,18 +1733,21 @@ impl Store for SqliteStore {
         terms: &[String],
         params: &ReadParams,
     ) -> Result<HybridCandidates> {
-        if let Some(found) = self.hybrid_sync(scope, query, terms, params)? {
-            return Ok(found);
-        }
-        // Bring the scope's vectors up to date, then try again.
-        if self.reader.is_some() && params.filter.is_none() {
-            let mut conn = self.pool.acquire().await?;
-            let state = read_state(&mut conn).await?;
-            if let Some(dims) = state.dims.filter(|d| *d == query.len()) {
-                self.synced(&mut conn, &state, scope, dims).await?;
-                drop(conn);
-                if let Some(found) = self.hybrid_sync(scope, query, terms, params)? {
-                    return Ok(found);
+        match self.hybrid_sync(scope, query, terms, params)? {
+            FastHybrid::Found(found) => return Ok(found),
+            FastHybrid::Compose => {}
+            // Bring the scope's vectors up to date, then try again.
+            FastHybrid::Stale => {
+                let mut conn = self.pool.acquire().await?;
+                let state = read_state(&mut conn).await?;
+                if let Some(dims) = state.dims.filter(|d| *d == query.len()) {
+                    self.synced(&mut conn, &state, scope, dims).await?;
+                    drop(conn);
+                    if let FastHybrid::Found(found) =
+                        self.hybrid_sync(scope, query, terms, params)?
+                    {
+                        return Ok(found);
+                    }
                 }
             }
         }
