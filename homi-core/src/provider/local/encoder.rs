@@ -611,13 +611,8 @@ impl CustomOp2 for BiasGelu {
         b: &CpuStorage,
         b_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (Some((x0, x1)), Some((b0, b1))) =
-            (x_layout.contiguous_offsets(), b_layout.contiguous_offsets())
-        else {
-            bail!("bias-gelu: the inputs must be contiguous")
-        };
-        let xs = &x.as_slice::<f32>()?[x0..x1];
-        let bias = &b.as_slice::<f32>()?[b0..b1];
+        let xs = data(x, x_layout, self.name())?;
+        let bias = data(b, b_layout, self.name())?;
         let cols = bias.len();
         if cols == 0 || !xs.len().is_multiple_of(cols) || x_layout.dims().last() != Some(&cols) {
             bail!(
