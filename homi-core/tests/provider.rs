@@ -604,6 +604,58 @@ mod local {
         use homi_core::{AddOptions, Memory, Scope, SearchOptions};
         use homi_testkit::FakeProvider;
 
+        /// `homi memory reembed` moves a store the provider's embedder wrote
+        /// to the local one: the same memories, the local model recorded,
+        /// found by meaning without the provider.
+        #[tokio::test]
+        async fn reembed_moves_a_store_from_the_provider_to_the_local_embedder() {
+            let Some(dir) = model_dir() else { return };
+            let fake = FakeProvider::start().await.unwrap();
+            let tmp = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", tmp.path().join("m.db").display());
+            let remote = Config::default()
+                .with_database_url(url.as_str())
+                .with_openai_base_url(fake.base_url())
+                .with_openai_api_key("sk-test")
+                .with_embedding_model("text-embedding-3-small", Some(64));
+            let alice = Scope::user("alice");
+            {
+                let memory = Memory::open(&remote).await.unwrap();
+                for t in [
+                    "Alice adopted a greyhound named Biscuit",
+                    "The quarterly budget review moved to Thursday",
+                ] {
+                    memory.add(t, &alice, AddOptions::raw()).await.unwrap();
+                }
+            }
+            let local = Config::default()
+                .with_database_url(url.as_str())
+                .with_local_embedder(Some(dir));
+            // Before the move the store refuses to open: it says which
+            // embedder wrote it.
+            let err = Memory::open(&local).await.err().expect("a mismatch");
+            assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+            assert!(err.to_string().contains("text-embedding-3-small"), "{err}");
+            let report = homi_core::transfer::reembed_with_config(&local, |_| {})
+                .await
+                .unwrap();
+            assert_eq!((report.total, report.embedded), (2, 2));
+            assert_eq!(report.to.as_deref(), Some(format!("{MINILM} (384 dims)").as_str()));
+            let memory = Memory::open(&local).await.unwrap();
+            let found = memory
+                .search(
+                    "Which dog does Alice have?",
+                    &alice,
+                    SearchOptions::default().mode(homi_core::memory::SearchMode::Semantic),
+                )
+                .await
+                .unwrap();
+            assert_eq!(found.results[0].memory, "Alice adopted a greyhound named Biscuit");
+            let requests = fake.stats().embedding_requests;
+            memory.add("Alice runs on Sundays", &alice, AddOptions::raw()).await.unwrap();
+            assert_eq!(fake.stats().embedding_requests, requests, "no provider call");
+        }
+
         #[tokio::test]
         async fn a_local_embedder_works_with_a_remote_chat_model() {
             let Some(dir) = model_dir() else { return };
