@@ -404,6 +404,79 @@ mod local {
         assert_eq!(tokens, batch.tokens);
     }
 
+    /// Queries arriving together take turns in arrival order instead of
+    /// sharing the cores all at once: the first ones are answered long
+    /// before the last (sharing the cores, all finished near the end: first
+    /// after 1.18 s, last after 1.31 s in a debug build).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queries_arriving_together_take_turns() {
+        let Some(dir) = model_dir() else { return };
+        let e = embedder(&dir);
+        e.embed(&["warm up".to_string()]).await.unwrap();
+        let start = Instant::now();
+        let calls = (0..24).map(|i| {
+            let e = e.clone();
+            let text = format!(
+                "question {i}: {}",
+                "where did we go hiking last summer ".repeat(8)
+            );
+            tokio::spawn(async move {
+                e.embed(&[text]).await.unwrap();
+                start.elapsed()
+            })
+        });
+        let mut done: Vec<Duration> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        done.sort();
+        let (first, last) = (done[0], done[done.len() - 1]);
+        assert!(
+            first * 3 < last,
+            "first answered after {first:?}, last after {last:?}"
+        );
+    }
+
+    /// A query that arrives while a large batch is embedded waits for the
+    /// batch's passes already running, not for the whole batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_is_not_held_up_by_a_large_batch() {
+        let Some(dir) = model_dir() else { return };
+        let e = embedder(&dir);
+        let batch: Vec<String> = (0..384)
+            .map(|i| {
+                format!(
+                    "memory {i}: {}",
+                    "we planted tomatoes in the garden ".repeat(1 + i % 5)
+                )
+            })
+            .collect();
+        let big = {
+            let e = e.clone();
+            tokio::spawn(async move {
+                e.embed(&batch).await.unwrap();
+                Instant::now()
+            })
+        };
+        // The batch is tokenized and its first passes run.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !big.is_finished(),
+            "the batch was too small to hold anything up"
+        );
+        let query = e
+            .embed(&["Which dog does Alice have?".to_string()])
+            .await
+            .unwrap();
+        let answered = Instant::now();
+        assert_eq!(query.vectors.len(), 1);
+        assert!(
+            answered < big.await.unwrap(),
+            "the query waited for the whole batch"
+        );
+    }
+
     /// Calls made at once are embedded together, and each caller gets its
     /// own texts' vectors and tokens, as if it had been alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -633,14 +706,19 @@ mod local {
                 .with_local_embedder(Some(dir));
             // Before the move the store refuses to open: it says which
             // embedder wrote it.
-            let err = Memory::open(&local).await.err().expect("a mismatch");
+            let Err(err) = Memory::open(&local).await else {
+                panic!("the store opened with another embedder than the one that wrote it");
+            };
             assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
             assert!(err.to_string().contains("text-embedding-3-small"), "{err}");
             let report = homi_core::transfer::reembed_with_config(&local, |_| {})
                 .await
                 .unwrap();
             assert_eq!((report.total, report.embedded), (2, 2));
-            assert_eq!(report.to.as_deref(), Some(format!("{MINILM} (384 dims)").as_str()));
+            assert_eq!(
+                report.to.as_deref(),
+                Some(format!("{MINILM} (384 dims)").as_str())
+            );
             let memory = Memory::open(&local).await.unwrap();
             let found = memory
                 .search(
@@ -650,10 +728,20 @@ mod local {
                 )
                 .await
                 .unwrap();
-            assert_eq!(found.results[0].memory, "Alice adopted a greyhound named Biscuit");
+            assert_eq!(
+                found.results[0].memory,
+                "Alice adopted a greyhound named Biscuit"
+            );
             let requests = fake.stats().embedding_requests;
-            memory.add("Alice runs on Sundays", &alice, AddOptions::raw()).await.unwrap();
-            assert_eq!(fake.stats().embedding_requests, requests, "no provider call");
+            memory
+                .add("Alice runs on Sundays", &alice, AddOptions::raw())
+                .await
+                .unwrap();
+            assert_eq!(
+                fake.stats().embedding_requests,
+                requests,
+                "no provider call"
+            );
         }
 
         #[tokio::test]

@@ -41,6 +41,9 @@ struct Phase {
     latencies: Vec<Duration>,
     /// The server's own time per request (the provider's excluded).
     own: Vec<Duration>,
+    /// The provider's time per request (with the local embedder, the
+    /// query's embedding is counted here).
+    provider: Vec<Duration>,
     elapsed: Duration,
 }
 
@@ -63,7 +66,8 @@ async fn run(
                 .tcp_nodelay(true)
                 .build()
                 .unwrap();
-            let (mut ok, mut errors, mut lat, mut own) = (0usize, 0usize, Vec::new(), Vec::new());
+            let (mut ok, mut errors, mut lat, mut own, mut provider) =
+                (0usize, 0usize, Vec::new(), Vec::new(), Vec::new());
             let mut i = c * 1_000_000;
             while start.elapsed() < duration {
                 let t = Instant::now();
@@ -75,8 +79,9 @@ async fn run(
                     .await;
                 match r {
                     Ok(resp) if resp.status().is_success() => {
-                        if let Some(t) = own_time(resp.headers()) {
+                        if let Some((t, p)) = own_time(resp.headers()) {
                             own.push(t);
+                            provider.push(p);
                         }
                         let _ = resp.bytes().await;
                         ok += 1;
@@ -86,7 +91,7 @@ async fn run(
                 }
                 i += 1;
             }
-            (ok, errors, lat, own)
+            (ok, errors, lat, own, provider)
         }));
     }
     let mut phase = Phase {
@@ -94,24 +99,27 @@ async fn run(
         errors: 0,
         latencies: Vec::new(),
         own: Vec::new(),
+        provider: Vec::new(),
         elapsed: Duration::ZERO,
     };
     for t in tasks {
-        let (ok, errors, lat, own) = t.await.unwrap();
+        let (ok, errors, lat, own, provider) = t.await.unwrap();
         phase.ok += ok;
         phase.errors += errors;
         phase.latencies.extend(lat);
         phase.own.extend(own);
+        phase.provider.extend(provider);
     }
     phase.elapsed = start.elapsed();
     phase.latencies.sort();
     phase.own.sort();
+    phase.provider.sort();
     phase
 }
 
-/// The server's own time from its `Server-Timing` header: the total less the
-/// time it waited for the provider.
-fn own_time(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// The server's own time from its `Server-Timing` header (the total less the
+/// time it waited for the provider), and the provider's.
+fn own_time(headers: &reqwest::header::HeaderMap) -> Option<(Duration, Duration)> {
     let value = headers.get("server-timing")?.to_str().ok()?;
     let mut total = None;
     let mut provider = None;
@@ -124,8 +132,10 @@ fn own_time(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
             _ => {}
         }
     }
-    Some(Duration::from_secs_f64(
-        ((total? - provider?) / 1000.0).max(0.0),
+    let (total, provider) = (total?, provider?);
+    Some((
+        Duration::from_secs_f64(((total - provider) / 1000.0).max(0.0)),
+        Duration::from_secs_f64((provider / 1000.0).max(0.0)),
     ))
 }
 
@@ -181,9 +191,12 @@ fn report(name: &str, connections: usize, p: &Phase) {
     );
     if !p.own.is_empty() {
         println!(
-            "load/{name}: server time without the provider's: p50 {:.2} ms, p99 {:.2} ms",
+            "load/{name}: server time without the provider's: p50 {:.2} ms, p99 {:.2} ms; \
+             the provider's: p50 {:.2} ms, p99 {:.2} ms",
             percentile(&p.own, 0.5),
             percentile(&p.own, 0.99),
+            percentile(&p.provider, 0.5),
+            percentile(&p.provider, 0.99),
         );
     }
 }

@@ -618,9 +618,8 @@ impl Model {
         Ok(model)
     }
 
-    /// Embeds `texts`: one normalised vector per text, in input order, and
-    /// the token count.
-    fn embed(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64)> {
+    /// Tokenizes `texts` and groups them into forward passes.
+    fn plan(&self, texts: &[String]) -> Result<Plan> {
         let encodings = texts
             .iter()
             .map(|t| {
@@ -629,7 +628,6 @@ impl Model {
                     .map_err(|e| Error::invalid("texts", format!("cannot be tokenized: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let tokens = encodings.iter().map(|e| e.len() as u64).sum();
         // Shortest first, so each batch pads little.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].len());
@@ -643,28 +641,19 @@ impl Model {
             {
                 end += 1;
             }
-            batches.push(&order[start..end]);
+            batches.push(order[start..end].to_vec());
             start = end;
         }
-        // Two batches at a time: each keeps every core busy in its matrix
-        // products, and the other fills the gaps of its sequential steps.
-        let run = |ids: &&[usize]| {
-            let batch: Vec<&tokenizers::Encoding> = ids.iter().map(|&i| &encodings[i]).collect();
-            self.forward(&batch)
-        };
-        let outputs: Vec<candle_core::Result<Vec<Vec<f32>>>> = if batches.len() > 1 {
-            use rayon::prelude::*;
-            batches.par_iter().map(run).collect()
-        } else {
-            batches.iter().map(run).collect()
-        };
-        let mut vectors = vec![Vec::new(); texts.len()];
-        for (ids, out) in batches.iter().zip(outputs) {
-            for (&i, v) in ids.iter().zip(out.map_err(model_failed)?) {
-                vectors[i] = v;
-            }
-        }
-        Ok((vectors, tokens))
+        Ok(Plan { encodings, batches })
+    }
+
+    /// The plan's `batch`-th forward pass.
+    fn pass(&self, plan: &Plan, batch: usize) -> Result<Vec<Vec<f32>>> {
+        let encodings: Vec<&tokenizers::Encoding> = plan.batches[batch]
+            .iter()
+            .map(|&i| &plan.encodings[i])
+            .collect();
+        self.forward(&encodings).map_err(model_failed)
     }
 
     /// One batch through the model, pooled and normalised.
@@ -704,7 +693,55 @@ impl Model {
     }
 }
 
+/// Texts tokenized and grouped into the model's forward passes.
+struct Plan {
+    encodings: Vec<tokenizers::Encoding>,
+    /// Indices into `encodings`, one list per forward pass.
+    batches: Vec<Vec<usize>>,
+}
+
+impl Plan {
+    /// The passes' outputs (in the plan's order) as one vector per text, in
+    /// input order, with the token count.
+    fn assemble(&self, outputs: Vec<Vec<Vec<f32>>>) -> (Vec<Vec<f32>>, u64) {
+        let tokens = self.encodings.iter().map(|e| e.len() as u64).sum();
+        let mut vectors = vec![Vec::new(); self.encodings.len()];
+        for (ids, out) in self.batches.iter().zip(outputs) {
+            for (&i, v) in ids.iter().zip(out) {
+                vectors[i] = v;
+            }
+        }
+        (vectors, tokens)
+    }
+}
+
+/// At most this many forward passes run at once in this process; the others
+/// wait their turn in arrival order. A pass spreads its matrix products over
+/// every core, and a second one fills the gaps of its sequential steps.
+/// Without the bound, fifty queries arriving together shared the cores
+/// fifty ways and all finished late; in turn, the first ones finish early.
+const PASSES: usize = 2;
+static PASS_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PASSES);
+
+/// Inputs of at most this many texts and bytes are tokenized on the
+/// caller's thread.
+const INLINE_TEXTS: usize = 8;
+const INLINE_BYTES: usize = 4096;
+
+/// `work` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| failed(&e))?
+}
+
 fn model_failed(e: candle_core::Error) -> Error {
+    failed(&e)
+}
+
+fn failed(e: &dyn std::fmt::Display) -> Error {
     Error::ProviderInvalidResponse {
         reason: format!("the local embedding model failed: {e}"),
         raw: String::new(),
@@ -712,8 +749,9 @@ fn model_failed(e: candle_core::Error) -> Error {
 }
 
 /// The local embedder: a sentence-transformers BERT model run in process.
-/// Cheap to clone (the weights are shared); embedding runs on a blocking
-/// thread, on every core.
+/// Cheap to clone (the weights are shared); embedding runs on blocking
+/// threads, on every core, at most two forward passes at a time in the
+/// process, in the order the calls arrive.
 #[derive(Debug, Clone)]
 pub struct LocalEmbedder {
     name: String,
@@ -756,11 +794,23 @@ impl LocalEmbedder {
         &self.dir
     }
 
-    /// Embeds on the calling thread (blocking; [`Embedder::embed`] runs this
-    /// on a blocking thread).
+    /// Embeds on the calling thread, which it blocks, two passes at a time,
+    /// outside the process's turns ([`Embedder::embed`] waits for those):
+    /// for a program whose thread does nothing else.
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Embeddings> {
-        let (vectors, tokens) = self.model.embed(texts)?;
-        super::check_vectors(&vectors, texts.len(), Some(self.model.dims))?;
+        use rayon::prelude::*;
+        let plan = self.model.plan(texts)?;
+        let outputs = (0..plan.batches.len())
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|b| self.model.pass(&plan, b))
+            .collect::<Result<Vec<_>>>()?;
+        self.finish(&plan, outputs)
+    }
+
+    fn finish(&self, plan: &Plan, outputs: Vec<Vec<Vec<f32>>>) -> Result<Embeddings> {
+        let (vectors, tokens) = plan.assemble(outputs);
+        super::check_vectors(&vectors, plan.encodings.len(), Some(self.model.dims))?;
         Ok(Embeddings {
             vectors,
             tokens,
@@ -779,18 +829,41 @@ impl Embedder for LocalEmbedder {
         Some(self.model.dims)
     }
 
+    /// Tokenizes (on a blocking thread unless the input is small), then runs
+    /// each forward pass on a blocking thread when its turn comes (two at a
+    /// time in the process, in arrival order), two of this call's at a time.
     async fn embed(&self, texts: &[String]) -> Result<Embeddings> {
+        use futures::{StreamExt, TryStreamExt};
         if texts.is_empty() {
             return Ok(Embeddings::default());
         }
-        let this = self.clone();
-        let texts = texts.to_vec();
-        tokio::task::spawn_blocking(move || this.embed_blocking(&texts))
-            .await
-            .map_err(|e| Error::ProviderInvalidResponse {
-                reason: format!("the local embedding model failed: {e}"),
-                raw: String::new(),
-            })?
+        // A few short texts tokenize in tens of microseconds: in place.
+        let plan = if texts.len() <= INLINE_TEXTS
+            && texts.iter().map(String::len).sum::<usize>() <= INLINE_BYTES
+        {
+            self.model.plan(texts)?
+        } else {
+            let model = self.model.clone();
+            let texts = texts.to_vec();
+            blocking(move || model.plan(&texts)).await?
+        };
+        let plan = Arc::new(plan);
+        let outputs: Vec<Vec<Vec<f32>>> = futures::stream::iter(0..plan.batches.len())
+            .map(|b| {
+                let (model, plan) = (self.model.clone(), plan.clone());
+                async move {
+                    let turn = PASS_TURNS.acquire().await.map_err(|e| failed(&e))?;
+                    blocking(move || {
+                        let _turn = turn;
+                        model.pass(&plan, b)
+                    })
+                    .await
+                }
+            })
+            .buffered(PASSES)
+            .try_collect()
+            .await?;
+        self.finish(&plan, outputs)
     }
 }
 
