@@ -647,13 +647,15 @@ impl Model {
         Ok(Plan { encodings, batches })
     }
 
-    /// The plan's `batch`-th forward pass.
+    /// The plan's `batch`-th forward pass, on a thread of the rayon pool: its
+    /// parallel steps then split there, taken up by an idle core when there
+    /// is one, instead of each being handed to the pool and waited for.
     fn pass(&self, plan: &Plan, batch: usize) -> Result<Vec<Vec<f32>>> {
         let encodings: Vec<&tokenizers::Encoding> = plan.batches[batch]
             .iter()
             .map(|&i| &plan.encodings[i])
             .collect();
-        self.forward(&encodings).map_err(model_failed)
+        rayon::scope(|_| self.forward(&encodings)).map_err(model_failed)
     }
 
     /// One batch through the model, pooled and normalised.
