@@ -380,8 +380,11 @@ def test_ctrl_c_interrupts_a_call(env, fake):
     fake.latency(10_000)
     script = textwrap.dedent(
         """
-        import sys, time
+        import signal, sys, time
         from homi import Memory
+        # Python's own Ctrl-C handler, even when the runner started this
+        # process with SIGINT ignored (a background job of a script).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         m = Memory()
         print("ready", flush=True)
         try:

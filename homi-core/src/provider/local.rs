@@ -718,10 +718,10 @@ impl Plan {
 }
 
 /// At most this many forward passes run at once in this process; the others
-/// wait their turn in arrival order. A pass spreads its matrix products over
-/// every core, and a second one fills the gaps of its sequential steps.
-/// Without the bound, fifty queries arriving together shared the cores
-/// fifty ways and all finished late; in turn, the first ones finish early.
+/// wait their turn in arrival order. A pass alone spreads its steps over every
+/// core of the rayon pool; two side by side take a core each. Without the
+/// bound, fifty queries arriving together shared the cores fifty ways and all
+/// finished late; in turn, the first ones finish early.
 const PASSES: usize = 2;
 static PASS_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PASSES);
 
@@ -832,8 +832,9 @@ impl Embedder for LocalEmbedder {
     }
 
     /// Tokenizes (on a blocking thread unless the input is small), then runs
-    /// each forward pass on a blocking thread when its turn comes (two at a
-    /// time in the process, in arrival order), two of this call's at a time.
+    /// each forward pass on the rayon pool when its turn comes (two at a time
+    /// in the process, in arrival order), two of this call's at a time; a
+    /// blocking thread waits for each.
     async fn embed(&self, texts: &[String]) -> Result<Embeddings> {
         use futures::{StreamExt, TryStreamExt};
         if texts.is_empty() {
