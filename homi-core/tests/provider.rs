@@ -477,8 +477,8 @@ mod local {
         );
     }
 
-    /// Calls made at once are embedded together, and each caller gets its
-    /// own texts' vectors and tokens, as if it had been alone.
+    /// Calls made at once (taking turns through the model) each get their
+    /// own texts' vectors and tokens, as if they had been alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_calls_each_get_their_own_vectors() {
         let Some(dir) = model_dir() else { return };

@@ -702,6 +702,16 @@ fn item_from_row(row: &(impl Columns + ?Sized)) -> Result<(i64, MemoryItem)> {
     ))
 }
 
+/// The cached rows a read accepts: its validity condition, and the rows a
+/// metadata filter let through.
+fn accept_of<'a>(params: &ReadParams, allowed: Option<&'a HashSet<i64>>) -> Accept<'a> {
+    Accept {
+        as_of: params.as_of.map(|t| t.timestamp_micros()),
+        current_only: !params.include_superseded,
+        allowed,
+    }
+}
+
 /// The scope's best hits for `query` as `(rid, score)`, best first, within
 /// the threshold.
 fn scan(
@@ -712,11 +722,7 @@ fn scan(
 ) -> Vec<(i64, f32)> {
     let mut q = query.to_vec();
     normalize(&mut q);
-    let accept = Accept {
-        as_of: params.as_of.map(|t| t.timestamp_micros()),
-        current_only: !params.include_superseded,
-        allowed,
-    };
+    let accept = accept_of(params, allowed);
     sv.search(&q, params.limit, &accept)
         .into_iter()
         .map(|(rid, cos)| (rid, score_from_cosine(cos)))
@@ -1036,11 +1042,7 @@ impl SqliteStore {
         }
         let mut q = query.to_vec();
         normalize(&mut q);
-        let accept = Accept {
-            as_of: params.as_of.map(|t| t.timestamp_micros()),
-            current_only: !params.include_superseded,
-            allowed: None,
-        };
+        let accept = accept_of(params, None);
         let limit = params.limit;
         let pool = keyword_pool(limit);
         let fts = (!terms.is_empty() && limit > 0).then(|| fts_match(scope, terms));
@@ -1049,15 +1051,7 @@ impl SqliteStore {
             if seq != sv.seq {
                 return Ok(Err(FastHybrid::Stale));
             }
-            let semantic: Vec<(i64, f32)> = sv
-                .search(&q, limit, &accept)
-                .into_iter()
-                .filter(|(_, cos)| {
-                    params
-                        .threshold
-                        .is_none_or(|t| score_from_cosine(*cos) >= t)
-                })
-                .collect();
+            let semantic = scan(sv, query, params, None);
             // The best full-text matches; those the cache knows to be
             // unreadable are dropped at once, the others when their rows are
             // read (only rows without a vector are not cached).
