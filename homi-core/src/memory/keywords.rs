@@ -6,9 +6,9 @@ use std::collections::HashSet;
 
 use super::MemoryItem;
 
-/// BM25's term-frequency saturation (FTS5's `bm25()` uses the same).
+/// BM25's term-frequency saturation (the usual value, also SQLite FTS5's and Lucene's).
 pub const BM25_K1: f64 = 1.2;
-/// BM25's document-length normalisation (FTS5's `bm25()` uses the same).
+/// BM25's document-length normalisation (the usual value, also SQLite FTS5's and Lucene's).
 pub const BM25_B: f64 = 0.75;
 
 /// Most terms one keyword search looks for.
@@ -26,6 +26,11 @@ const STOPWORDS: &[&str] = &[
     "could", "should", "can", "will", "may", "might", "shall", "into", "than", "then", "so", "if",
     "not", "no", "any", "some", "much", "many", "s", "t", "d", "ll", "m", "re", "ve",
 ];
+
+/// Whether `word` (lower-case) is a stop word: never looked for.
+pub fn is_stopword(word: &str) -> bool {
+    STOPWORDS.contains(&word)
+}
 
 /// The lower-case runs of letters and digits of `text`, in order.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
@@ -46,7 +51,7 @@ pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 pub fn terms(text: &str) -> Vec<String> {
     let mut seen = HashSet::new();
     words(text)
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .filter(|w| !is_stopword(w))
         .filter(|w| seen.insert(w.clone()))
         .take(MAX_TERMS)
         .collect()

@@ -10,6 +10,8 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::memory::{Filter, HistoryEntry, MemoryItem, Metadata, Scope};
 
+#[cfg(feature = "sqlite")]
+pub(crate) mod keyword_index;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
@@ -296,10 +298,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The memories of `scope` whose text holds any of `terms` (lower-case
     /// words, see [`crate::memory::keywords`]), best full-text match first.
-    /// `score` is the store's own BM25 relevance (FTS5's `bm25()` on SQLite;
-    /// on Postgres computed over the scope, each word once per memory, with
-    /// [`crate::memory::keywords::BM25_K1`] and `BM25_B`): higher is better, and it only means something relative to
-    /// the other results of the same call. `params.threshold` is not applied.
+    /// `score` is the BM25 relevance computed over the scope, each stemmed
+    /// word once per memory, with [`crate::memory::keywords::BM25_K1`] and
+    /// `BM25_B` (on SQLite from the scope's in-memory index, on Postgres in
+    /// SQL): higher is better, and it only means something relative to the
+    /// other results of the same call. `params.threshold` is not applied.
     async fn keyword_search(
         &self,
         scope: &Scope,

@@ -1090,7 +1090,8 @@ impl Store for PostgresStore {
         if terms.is_empty() || params.limit == 0 {
             return Ok(Vec::new());
         }
-        // BM25 over the scope, as SQLite's FTS5 ranks: each term's inverse
+        // BM25 over the scope, as the embedded store's keyword index ranks
+        // (`store/keyword_index.rs`): each term's inverse
         // document frequency among the scope's memories, a memory's length
         // (its distinct stemmed words) against the matches' average. A term
         // counts once per memory (memories are short; Postgres' ranking

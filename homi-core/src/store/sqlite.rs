@@ -5,6 +5,8 @@
 //! write transaction bumps a change counter (`store_state.seq`) and stamps the
 //! rows it touches; before answering, a search compares its copy's counter with
 //! the database's and reads only what changed (or everything, after a wipe).
+//! The same cache holds each scope's keyword index (`keyword_index.rs`):
+//! keyword search ranks from it, not from an index in the file.
 //!
 //! Explicit deletions leave no text behind: `secure_delete` zeroes freed
 //! content, history keeps only that a deletion happened, and the write-ahead
@@ -52,6 +54,7 @@ const MIGRATION_0004: &str = include_str!("../../migrations/sqlite/0004_conversa
 const MIGRATION_0005: &str = include_str!("../../migrations/sqlite/0005_api_keys.sql");
 const MIGRATION_0006: &str = include_str!("../../migrations/sqlite/0006_reembed.sql");
 const MIGRATION_0007: &str = include_str!("../../migrations/sqlite/0007_fts.sql");
+const MIGRATION_0008: &str = include_str!("../../migrations/sqlite/0008_drop_fts.sql");
 
 /// Tombstones older than this many changes are pruned; caches further behind reload fully.
 const TOMBSTONE_WINDOW: i64 = 100_000;
@@ -111,6 +114,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("full-text search"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0007),
+            false,
+        ),
+        Migration::new(
+            8,
+            Cow::Borrowed("keyword index in memory"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0008),
             false,
         ),
     ])
@@ -368,63 +378,6 @@ fn readable_sql(scope: &Scope, params: &ReadParams, binds: &mut Vec<Bind>) -> St
     format!("{scope_where} AND {validity} AND {filter}")
 }
 
-/// The FTS5 query for `terms` within `scope`: each term quoted, so FTS5's
-/// query syntax never sees the user's text, looked for in the memory text
-/// and intersected with the scope's owner tokens (see migration 0007).
-fn fts_match(scope: &Scope, terms: &[String]) -> String {
-    let words = terms
-        .iter()
-        .map(|t| format!("\"{}\"", t.replace('"', "")))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let mut expr = format!("memory : ({words})");
-    for (tag, id) in [
-        ('u', &scope.user_id),
-        ('a', &scope.agent_id),
-        ('r', &scope.run_id),
-    ] {
-        if let Some(id) = id {
-            let hex: String = id.bytes().map(|b| format!("{b:02X}")).collect();
-            expr.push_str(&format!(" AND fts_owner : \"{tag}{hex}\""));
-        }
-    }
-    expr
-}
-
-/// The best full-text matches of an FTS5 query, as `(rid, relevance)`. Binds:
-/// the query, the pool size.
-const KEYWORD_POOL_SQL: &str = "SELECT rowid, -bm25(memories_fts, 1.0, 0.0) AS keyword \
-     FROM memories_fts WHERE memories_fts MATCH ? ORDER BY keyword DESC, rowid LIMIT ?";
-
-/// How many of the best full-text matches a keyword search looks at first
-/// for `limit` results.
-fn keyword_pool(limit: usize) -> usize {
-    limit.saturating_mul(2).max(32)
-}
-
-/// A keyword search's rows: [`COLUMNS`], the relevance, and how many
-/// matches were looked at. Binds: the FTS5 query, with `pooled` the pool
-/// size, `readable`'s, then the limit. The full-text query runs once, then its
-/// matches are looked up (CROSS JOIN keeps that order: the other way round,
-/// SQLite ran the full-text query again for every memory of the scope).
-/// bm25() is lower for better matches; the relevance is its negation.
-fn keyword_sql(readable: &str, pooled: bool) -> String {
-    let pool = if pooled {
-        "ORDER BY keyword DESC, rowid LIMIT ?"
-    } else {
-        ""
-    };
-    format!(
-        "SELECT {COLUMNS}, f.keyword, f.pooled FROM \
-         (SELECT rid, keyword, count(*) OVER () AS pooled FROM \
-          (SELECT rowid AS rid, -bm25(memories_fts, 1.0, 0.0) AS keyword FROM memories_fts \
-           WHERE memories_fts MATCH ? {pool})) f \
-         CROSS JOIN memories m ON m.rid = f.rid \
-         WHERE {readable} \
-         ORDER BY f.keyword DESC, m.rid LIMIT ?"
-    )
-}
-
 fn json_path(key: &str) -> String {
     format!("$.\"{key}\"")
 }
@@ -624,7 +577,6 @@ trait Columns {
     fn opt_text(&self, i: usize) -> Result<Option<String>>;
     fn int(&self, i: usize) -> Result<i64>;
     fn opt_int(&self, i: usize) -> Result<Option<i64>>;
-    fn real(&self, i: usize) -> Result<f64>;
     fn blob(&self, i: usize) -> Result<Vec<u8>>;
 }
 
@@ -639,9 +591,6 @@ impl Columns for SqliteRow {
         Ok(self.try_get(i)?)
     }
     fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        Ok(self.try_get(i)?)
-    }
-    fn real(&self, i: usize) -> Result<f64> {
         Ok(self.try_get(i)?)
     }
     fn blob(&self, i: usize) -> Result<Vec<u8>> {
@@ -660,9 +609,6 @@ impl Columns for rusqlite::Row<'_> {
         self.get(i).map_err(sync_read_error)
     }
     fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        self.get(i).map_err(sync_read_error)
-    }
-    fn real(&self, i: usize) -> Result<f64> {
         self.get(i).map_err(sync_read_error)
     }
     fn blob(&self, i: usize) -> Result<Vec<u8>> {
@@ -786,25 +732,29 @@ fn load_scope_sync(
     let mut binds = Vec::new();
     let scope_where = scope_sql(scope, "m", &mut binds);
     let sql = format!(
-        "SELECT m.rid, m.valid_from, m.valid_to, e.embedding FROM memories m \
+        "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM memories m \
          JOIN memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
     );
     reader
         .read(|c| {
             let seq: i64 = c.prepare_cached(STATE_SQL)?.query_row([], |r| r.get(0))?;
             let mut sv = ScopeVectors::new(dims, seq);
+            let mut texts = Vec::new();
             let mut stmt = c.prepare(&sql)?;
             let values = binds.iter().map(bind_value);
             let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
             while let Some(row) = rows.next()? {
                 let blob = row.get_ref(3)?.as_blob()?;
-                sv.append(row.get(0)?, row.get(1)?, row.get(2)?, blob);
+                let rid = row.get(0)?;
+                sv.append(rid, row.get(1)?, row.get(2)?, blob);
+                texts.push((rid, row.get(4)?));
             }
-            Ok(sv)
+            Ok((sv, texts))
         })
-        .map(|mut sv| {
+        .map(|(mut sv, texts)| {
             // Outside the read: the snapshot is not held while computing.
             sv.derive();
+            sv.keywords.extend(texts);
             sv
         })
 }
@@ -1044,33 +994,20 @@ impl SqliteStore {
         normalize(&mut q);
         let accept = accept_of(params, None);
         let limit = params.limit;
-        let pool = keyword_pool(limit);
-        let fts = (!terms.is_empty() && limit > 0).then(|| fts_match(scope, terms));
         let read = reader.read(|c| {
             let seq: i64 = c.prepare_cached(STATE_SQL)?.query_row([], |r| r.get(0))?;
             if seq != sv.seq {
                 return Ok(Err(FastHybrid::Stale));
             }
             let semantic = scan(sv, query, params, None);
-            // The best full-text matches; those the cache knows to be
-            // unreadable are dropped at once, the others when their rows are
-            // read (only rows without a vector are not cached).
-            let mut keyword: Vec<(i64, f32)> = Vec::new();
-            if let Some(fts) = &fts {
-                let mut pooled = 0;
-                let mut stmt = c.prepare_cached(KEYWORD_POOL_SQL)?;
-                let mut rows = stmt.query(rusqlite::params![fts, pool as i64])?;
-                while let Some(row) = rows.next()? {
-                    pooled += 1;
-                    let (rid, kw): (i64, f64) = (row.get(0)?, row.get(1)?);
-                    if keyword.len() < limit && sv.accepted(rid, &accept) != Some(false) {
-                        keyword.push((rid, kw as f32));
-                    }
-                }
-                if keyword.len() < limit && pooled >= pool {
-                    return Ok(Err(FastHybrid::Compose));
-                }
-            }
+            // The best keyword matches among the readable rows, from the
+            // scope's index (as `keyword_search` ranks them).
+            let keyword: Vec<(i64, f32)> = if terms.is_empty() || limit == 0 {
+                Vec::new()
+            } else {
+                sv.keywords
+                    .search(terms, limit, |rid| sv.accepted(rid, &accept) == Some(true))
+            };
             let mut rids: Vec<i64> = semantic.iter().map(|(r, _)| *r).collect();
             rids.extend(keyword.iter().map(|(r, _)| *r));
             rids.sort_unstable();
@@ -1197,6 +1134,59 @@ impl SqliteStore {
         Ok(Some(in_hit_order(hits, by_rid)))
     }
 
+    /// The rows `rank` picks from the scope's cache (brought up to date
+    /// first), in its order with its scores. A metadata filter is evaluated
+    /// in SQL first: `rank` gets the row ids it lets through.
+    async fn ranked_from_cache(
+        &self,
+        conn: &mut SqliteConnection,
+        state: &State,
+        dims: usize,
+        scope: &Scope,
+        params: &ReadParams,
+        rank: impl FnOnce(&ScopeVectors, Option<&HashSet<i64>>) -> Vec<(i64, f32)>,
+    ) -> Result<Vec<MemoryItem>> {
+        let allowed: Option<HashSet<i64>> = match &params.filter {
+            None => None,
+            Some(_) => {
+                let mut binds = Vec::new();
+                let readable = readable_sql(scope, params, &mut binds);
+                let sql = format!("SELECT m.rid FROM memories m WHERE {readable}");
+                let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let set = rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>(0))
+                    .collect::<std::result::Result<HashSet<_>, _>>()?;
+                if set.is_empty() {
+                    return Ok(Vec::new());
+                }
+                Some(set)
+            }
+        };
+        let entry = self.synced(conn, state, scope, dims).await?;
+        let hits = {
+            let g = entry.data.read().await;
+            let Some(sv) = g.as_ref() else {
+                return Ok(Vec::new());
+            };
+            rank(sv, allowed.as_ref())
+        };
+        let mut by_rid: HashMap<i64, MemoryItem> = HashMap::with_capacity(hits.len());
+        for chunk in hits.chunks(IN_CHUNK) {
+            let (sql, binds) = rows_by_rid_sql(scope, chunk);
+            let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
+                .fetch_all(&mut *conn)
+                .await?;
+            for row in &rows {
+                let (rid, item) = item_from_row(row)?;
+                by_rid.insert(rid, item);
+            }
+        }
+        Ok(in_hit_order(hits, by_rid))
+    }
+
     async fn synced(
         &self,
         conn: &mut SqliteConnection,
@@ -1254,7 +1244,7 @@ impl SqliteStore {
                     sv.remove(r.try_get(0)?);
                 }
                 let sql = format!(
-                    "SELECT m.rid, m.valid_from, m.valid_to, e.embedding FROM memories m INDEXED BY memories_seq \
+                    "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM memories m INDEXED BY memories_seq \
                      JOIN memory_embeddings e ON e.rid = m.rid WHERE m.seq > ? AND {scope_where}"
                 );
                 let mut all = vec![Bind::Int(sv.seq)];
@@ -1264,12 +1254,9 @@ impl SqliteStore {
                     .await?;
                 for r in rows {
                     let blob: Vec<u8> = r.try_get(3)?;
-                    sv.upsert(
-                        r.try_get(0)?,
-                        r.try_get(1)?,
-                        r.try_get(2)?,
-                        &decode_vec(&blob),
-                    );
+                    let rid: i64 = r.try_get(0)?;
+                    sv.upsert(rid, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob));
+                    sv.keywords.upsert(rid, r.try_get::<&str, _>(4)?);
                     loaded += 1;
                 }
                 sv.seq = state.seq;
@@ -1277,7 +1264,7 @@ impl SqliteStore {
         } else {
             let mut sv = ScopeVectors::new(dims, state.seq);
             let sql = format!(
-                "SELECT m.rid, m.valid_from, m.valid_to, e.embedding FROM memories m \
+                "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM memories m \
                  JOIN memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
             );
             let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
@@ -1285,12 +1272,9 @@ impl SqliteStore {
                 .await?;
             for r in rows {
                 let blob: Vec<u8> = r.try_get(3)?;
-                sv.upsert(
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    &decode_vec(&blob),
-                );
+                let rid: i64 = r.try_get(0)?;
+                sv.upsert(rid, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob));
+                sv.keywords.upsert(rid, r.try_get::<&str, _>(4)?);
             }
             loaded = sv.len();
             *g = Some(sv);
@@ -1639,45 +1623,10 @@ impl Store for SqliteStore {
                 ),
             ));
         }
-        let allowed: Option<HashSet<i64>> = match &params.filter {
-            None => None,
-            Some(_) => {
-                let mut binds = Vec::new();
-                let readable = readable_sql(scope, params, &mut binds);
-                let sql = format!("SELECT m.rid FROM memories m WHERE {readable}");
-                let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let set = rows
-                    .iter()
-                    .map(|r| r.try_get::<i64, _>(0))
-                    .collect::<std::result::Result<HashSet<_>, _>>()?;
-                if set.is_empty() {
-                    return Ok(Vec::new());
-                }
-                Some(set)
-            }
-        };
-        let entry = self.synced(&mut conn, &state, scope, dims).await?;
-        let hits = {
-            let g = entry.data.read().await;
-            let Some(sv) = g.as_ref() else {
-                return Ok(Vec::new());
-            };
-            scan(sv, query, params, allowed.as_ref())
-        };
-        let mut by_rid: HashMap<i64, MemoryItem> = HashMap::with_capacity(hits.len());
-        for chunk in hits.chunks(IN_CHUNK) {
-            let (sql, binds) = rows_by_rid_sql(scope, chunk);
-            let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
-                .fetch_all(&mut *conn)
-                .await?;
-            for row in &rows {
-                let (rid, item) = item_from_row(row)?;
-                by_rid.insert(rid, item);
-            }
-        }
-        Ok(in_hit_order(hits, by_rid))
+        self.ranked_from_cache(&mut conn, &state, dims, scope, params, |sv, allowed| {
+            scan(sv, query, params, allowed)
+        })
+        .await
     }
 
     async fn keyword_search(
@@ -1689,35 +1638,18 @@ impl Store for SqliteStore {
         if terms.is_empty() || params.limit == 0 {
             return Ok(Vec::new());
         }
-        let expr = fts_match(scope, terms);
-        // The best matches first, without looking at the memories; only when
-        // too few of those are readable (superseded, expired, filtered out)
-        // are all matches looked up.
-        let inner = keyword_pool(params.limit);
-        let mut binds = vec![
-            Bind::Text(expr),
-            Bind::Int(i64::try_from(inner).unwrap_or(i64::MAX)),
-        ];
-        let readable = readable_sql(scope, params, &mut binds);
-        binds.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
-        let map = |row: &dyn Columns| {
-            let (_, mut item) = item_from_row(row)?;
-            item.score = Some(row.real(15)? as f32);
-            Ok((item, row.int(16)?))
+        let mut conn = self.pool.acquire().await?;
+        let state = read_state(&mut conn).await?;
+        let Some(dims) = state.dims else {
+            return Ok(Vec::new());
         };
-        let top = self
-            .rows(&keyword_sql(&readable, true), &binds, map)
-            .await?;
-        // All matches were in the pool, or enough of the pool was readable.
-        let pool_full = top.first().is_none_or(|(_, n)| *n >= inner as i64);
-        if top.len() >= params.limit || !pool_full {
-            return Ok(top.into_iter().map(|(m, _)| m).collect());
-        }
-        binds.remove(1);
-        let all = self
-            .rows(&keyword_sql(&readable, false), &binds, map)
-            .await?;
-        Ok(all.into_iter().map(|(m, _)| m).collect())
+        self.ranked_from_cache(&mut conn, &state, dims, scope, params, |sv, allowed| {
+            let accept = accept_of(params, allowed);
+            sv.keywords.search(terms, params.limit, |rid| {
+                sv.accepted(rid, &accept) == Some(true)
+            })
+        })
+        .await
     }
 
     async fn hybrid_candidates(

@@ -34,6 +34,8 @@ pub(crate) struct ScopeVectors {
     /// Each row id's index in the arrays, in row-id order (the order the
     /// memories were written, which neighbours follow).
     pos: BTreeMap<i64, usize>,
+    /// The same rows' words, for keyword search.
+    pub keywords: super::keyword_index::KeywordIndex,
 }
 
 /// Which rows a scan accepts.
@@ -80,6 +82,7 @@ impl ScopeVectors {
             + self.rids.capacity() * 24
             // A B-tree entry and its share of the node.
             + self.pos.len() * 24
+            + self.keywords.bytes()
     }
 
     /// Sign bits, eight dimensions a byte (written so that it vectorises).
@@ -202,6 +205,7 @@ impl ScopeVectors {
 
     /// Removes a row, if present.
     pub(crate) fn remove(&mut self, rid: i64) {
+        self.keywords.remove(rid);
         let Some(i) = self.pos.remove(&rid) else {
             return;
         };
