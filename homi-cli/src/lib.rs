@@ -375,10 +375,13 @@ pub async fn run(cli: Cli) -> homi_core::Result<()> {
         clap_complete::generate(*shell, &mut Cli::command(), "homi", &mut std::io::stdout());
         return Ok(());
     }
-    let mut config = Config::from_env()?;
-    if let Some(kind) = cli.embedder {
-        config = config.with_embedder(kind);
-    }
+    // `--embedder` stands for HOMI_EMBEDDER: the variable is not read then.
+    let flag = cli.embedder;
+    let config = Config::from_env_with(|name| {
+        (name == "HOMI_EMBEDDER")
+            .then(|| flag.map(|k| k.as_str().to_owned()))
+            .flatten()
+    })?;
     match cli.command {
         Command::Serve => {
             homi_server::serve::init_logging(&config);

@@ -286,6 +286,33 @@ async fn migrate_config_check_and_completions(backend: Backend) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("provider  FAIL"));
+    // An invalid HOMI_EMBEDDER is named; `--embedder` replaces it.
+    let with_bad_embedder = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_homi"))
+            .args(args)
+            .env("DATABASE_URL", &e.url)
+            .env("OPENAI_BASE_URL", e.fake.base_url())
+            .env("OPENAI_API_KEY", "sk-test")
+            .env("HOMI_EMBEDDING_DIMS", "64")
+            .env("HOMI_EMBEDDER", "bogus")
+            .output()
+            .unwrap()
+    };
+    let out = with_bad_embedder(&["config", "check"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HOMI_EMBEDDER"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = with_bad_embedder(&["--embedder", "openai", "config", "check", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(checked["config"]["embedder"]["kind"], "openai", "{checked}");
     let completions = e.text(&["completions", "bash"]);
     assert!(completions.contains("homi") && completions.contains("memory"));
 }

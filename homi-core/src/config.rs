@@ -489,19 +489,29 @@ impl Config {
     /// values never override variables already set). A variable that is set but
     /// invalid is an error naming it; an empty variable counts as unset.
     pub fn from_env() -> Result<Self> {
+        Self::from_env_with(|_| None)
+    }
+
+    /// [`Config::from_env`], with some variables given by the caller instead
+    /// (a command line's flags): where `given` answers, the environment is not
+    /// read, so a flag replaces an invalid variable instead of failing on it.
+    pub fn from_env_with(given: impl Fn(&str) -> Option<String>) -> Result<Self> {
         match dotenvy::dotenv() {
             Ok(_) => {}
             Err(e) if e.not_found() => {}
             Err(e) => return Err(Error::config(".env", e.to_string())),
         }
         let mut bad_unicode = None;
-        let config = Self::from_lookup(|name| match std::env::var(name) {
-            Ok(v) => Some(v),
-            Err(std::env::VarError::NotPresent) => None,
-            Err(std::env::VarError::NotUnicode(_)) => {
-                bad_unicode.get_or_insert_with(|| name.to_owned());
-                None
-            }
+        let config = Self::from_lookup(|name| match given(name) {
+            Some(v) => Some(v),
+            None => match std::env::var(name) {
+                Ok(v) => Some(v),
+                Err(std::env::VarError::NotPresent) => None,
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    bad_unicode.get_or_insert_with(|| name.to_owned());
+                    None
+                }
+            },
         })?;
         if let Some(name) = bad_unicode {
             return Err(Error::config(name, "the value is not valid UTF-8"));
