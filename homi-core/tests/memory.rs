@@ -661,10 +661,11 @@ async fn deleted_text_is_found_nowhere_in_the_database_files(b: Backend) {
         !e.holds("zebra-4471").await,
         "deleted text survives in the database"
     );
-    // Nor do its words, in the full-text index.
+    // Nor do its words alone: in Postgres' full-text index or anywhere in
+    // the SQLite file (whose keyword index is in memory).
     assert!(
         !e.holds("zebra").await,
-        "a deleted word survives in the full-text index"
+        "a deleted word survives in the database"
     );
     let h = e.memory.history(&id.to_string(), &s).await.unwrap();
     assert_eq!(h.len(), 1);
@@ -680,7 +681,7 @@ async fn deleted_text_is_found_nowhere_in_the_database_files(b: Backend) {
     );
     assert!(
         !e.holds("flowerpot").await,
-        "delete_all left a word in the full-text index"
+        "delete_all left a word in the database"
     );
     assert!(
         e.holds("Kim likes jazz").await,
@@ -1391,6 +1392,31 @@ async fn keyword_semantic_and_hybrid_search(b: Backend) {
         .unwrap();
     assert_eq!(r.results.len(), 6);
     assert!(r.results[0].memory.contains("greyhound"), "{:?}", r.results);
+    // Among equal scores the stores keep the earliest written, so the limit
+    // cuts the same memories on each (the results then sort ties by id).
+    let ties = Scope::user("ties");
+    let written = [
+        "kiln amber",
+        "kiln cobalt",
+        "kiln indigo",
+        "kiln ochre",
+        "kiln umber",
+    ];
+    for t in written {
+        e.memory.add(t, &ties, AddOptions::raw()).await.unwrap();
+    }
+    let r = e
+        .memory
+        .search(
+            "kiln",
+            &ties,
+            SearchOptions::default().mode(SearchMode::Keyword).limit(3),
+        )
+        .await
+        .unwrap();
+    let mut found: Vec<&str> = r.results.iter().map(|m| m.memory.as_str()).collect();
+    found.sort_unstable();
+    assert_eq!(found, written[..3], "{:?}", r.results);
     // A bad mode is the caller's error, naming the field.
     let err = "fuzzy".parse::<SearchMode>().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);

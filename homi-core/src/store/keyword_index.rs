@@ -11,7 +11,7 @@
 //! Snowball's English stemmer (the stemmer of Postgres' `english`
 //! configuration).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rust_stemmers::{Algorithm, Stemmer};
 
@@ -20,13 +20,14 @@ use crate::memory::keywords::{self, BM25_B, BM25_K1};
 /// The distinct stems of `text` in order of first appearance.
 pub(crate) fn stems(text: &str) -> Vec<String> {
     let stemmer = Stemmer::create(Algorithm::English);
+    let mut seen = HashSet::new();
     let mut out: Vec<String> = Vec::new();
     for word in keywords::words(text) {
         if keywords::is_stopword(&word) {
             continue;
         }
         let stem = stemmer.stem(&word).into_owned();
-        if !out.contains(&stem) {
+        if seen.insert(stem.clone()) {
             out.push(stem);
         }
     }
@@ -86,7 +87,11 @@ impl KeywordIndex {
             let id = match self.ids.get(stem.as_str()) {
                 Some(&id) => id,
                 None => {
-                    let id = u32::try_from(self.postings.len()).unwrap_or(u32::MAX);
+                    // Past 2³² distinct stems a new one is not indexed
+                    // rather than share another's list.
+                    let Ok(id) = u32::try_from(self.postings.len()) else {
+                        continue;
+                    };
                     self.ids.insert(stem.into_boxed_str(), id);
                     self.postings.push(Vec::new());
                     id
@@ -121,7 +126,8 @@ impl KeywordIndex {
 
     /// The best `limit` rows for `terms` (query words, stemmed here) among
     /// those `readable` accepts, best first (ties: lower row id first), with
-    /// their BM25 relevance.
+    /// their BM25 relevance. Each term counts, as in the Postgres store's
+    /// query, even when two share a stem.
     pub(crate) fn search(
         &self,
         terms: &[String],
@@ -131,9 +137,7 @@ impl KeywordIndex {
         let stemmer = Stemmer::create(Algorithm::English);
         let mut wanted: Vec<u32> = Vec::new();
         for t in terms {
-            if let Some(id) = self.ids.get(stemmer.stem(&t.to_lowercase()).as_ref())
-                && !wanted.contains(id)
-            {
+            if let Some(id) = self.ids.get(stemmer.stem(&t.to_lowercase()).as_ref()) {
                 wanted.push(*id);
             }
         }

@@ -1099,7 +1099,8 @@ impl Store for PostgresStore {
         // The terms are words (letters and digits): each is a valid tsquery,
         // stemmed like the text, and joined with `|` they are the match.
         // The queries are parsed once (`q`), each memory tested once per term
-        // (`h`), the statistics taken over the matches (`st`).
+        // (`h`), the statistics taken over the matches (`st`). Equal scores go
+        // in write order (`pos`), as on SQLite (row ids).
         let mut args = Args::default();
         let mut queries = vec![format!(
             "to_tsquery('english', {}) AS qa",
@@ -1127,12 +1128,12 @@ impl Store for PostgresStore {
         let (k1, b) = (keywords::BM25_K1, keywords::BM25_B);
         let sql = format!(
             "WITH q AS (SELECT {}), \
-             h AS (SELECT {COLUMNS}, length(m.fts) AS len, {} FROM homi_memories m, q \
+             h AS (SELECT {COLUMNS}, m.pos, length(m.fts) AS len, {} FROM homi_memories m, q \
                WHERE m.fts @@ q.qa AND {readable}), \
              st AS (SELECT {}, greatest(avg(len), 1)::float8 AS avgdl, \
                (SELECT count(*) FROM homi_memories s WHERE {in_scope})::float8 AS n FROM h) \
              SELECT {}, (({}) * {} / (1 + {k1} * (1 - {b} + {b} * h.len / st.avgdl)))::float4 AS keyword \
-             FROM h, st ORDER BY keyword DESC, h.id LIMIT {limit}",
+             FROM h, st ORDER BY keyword DESC, h.pos LIMIT {limit}",
             queries.join(", "),
             has.join(", "),
             df.join(", "),

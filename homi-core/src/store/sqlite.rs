@@ -708,8 +708,8 @@ enum FastHybrid {
     /// The scope's cached vectors are missing, busy or behind the database:
     /// bring them up to date and try again.
     Stale,
-    /// Only the composition answers this one (a metadata filter, no free
-    /// reader, or too few readable full-text matches among the best).
+    /// Only the composition answers this one (a metadata filter, or no
+    /// synchronous reader free).
     Compose,
 }
 
@@ -746,8 +746,9 @@ fn load_scope_sync(
             while let Some(row) = rows.next()? {
                 let blob = row.get_ref(3)?.as_blob()?;
                 let rid = row.get(0)?;
-                sv.append(rid, row.get(1)?, row.get(2)?, blob);
-                texts.push((rid, row.get(4)?));
+                if sv.append(rid, row.get(1)?, row.get(2)?, blob) {
+                    texts.push((rid, row.get(4)?));
+                }
             }
             Ok((sv, texts))
         })
@@ -966,7 +967,7 @@ impl SqliteStore {
     /// [`Store::hybrid_candidates`] from the scope's cached vectors and one
     /// snapshot of the synchronous reader: the semantic candidates and every
     /// memory's neighbours come from the cache, the keyword candidates from
-    /// the full-text index, and the rows are read once.
+    /// the scope's keyword index beside it, and the rows are read once.
     fn hybrid_sync(
         &self,
         scope: &Scope,
@@ -1255,8 +1256,9 @@ impl SqliteStore {
                 for r in rows {
                     let blob: Vec<u8> = r.try_get(3)?;
                     let rid: i64 = r.try_get(0)?;
-                    sv.upsert(rid, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob));
-                    sv.keywords.upsert(rid, r.try_get::<&str, _>(4)?);
+                    if sv.upsert(rid, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob)) {
+                        sv.keywords.upsert(rid, r.try_get::<&str, _>(4)?);
+                    }
                     loaded += 1;
                 }
                 sv.seq = state.seq;
@@ -1270,12 +1272,15 @@ impl SqliteStore {
             let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
                 .fetch_all(&mut *tx)
                 .await?;
+            let mut texts = Vec::with_capacity(rows.len());
             for r in rows {
                 let blob: Vec<u8> = r.try_get(3)?;
                 let rid: i64 = r.try_get(0)?;
-                sv.upsert(rid, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob));
-                sv.keywords.upsert(rid, r.try_get::<&str, _>(4)?);
+                if sv.upsert(rid, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob)) {
+                    texts.push((rid, r.try_get(4)?));
+                }
             }
+            sv.keywords.extend(texts);
             loaded = sv.len();
             *g = Some(sv);
         }

@@ -118,15 +118,16 @@ impl ScopeVectors {
     /// Appends a row whose vector is `bytes` (little-endian f32, unit
     /// length); its codes are computed by [`ScopeVectors::derive`]. For
     /// loading a scope whole: rows already cached are left as they are.
+    /// Whether the row was taken.
     pub(crate) fn append(
         &mut self,
         rid: i64,
         valid_from: i64,
         valid_to: Option<i64>,
         bytes: &[u8],
-    ) {
+    ) -> bool {
         if bytes.len() != self.dims * 4 || self.pos.contains_key(&rid) {
-            return;
+            return false;
         }
         self.pos.insert(rid, self.rids.len());
         self.rids.push(rid);
@@ -137,6 +138,7 @@ impl ScopeVectors {
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
         );
+        true
     }
 
     /// Computes the sign codes and int8 copies of every appended row, on
@@ -173,10 +175,17 @@ impl ScopeVectors {
         });
     }
 
-    /// Inserts or replaces a row. `vec` must be unit length and `dims` long.
-    pub(crate) fn upsert(&mut self, rid: i64, valid_from: i64, valid_to: Option<i64>, vec: &[f32]) {
+    /// Inserts or replaces a row. `vec` must be unit length and `dims` long;
+    /// whether it was.
+    pub(crate) fn upsert(
+        &mut self,
+        rid: i64,
+        valid_from: i64,
+        valid_to: Option<i64>,
+        vec: &[f32],
+    ) -> bool {
         if vec.len() != self.dims {
-            return;
+            return false;
         }
         let valid_to = valid_to.unwrap_or(i64::MAX);
         let i = match self.pos.get(&rid) {
@@ -201,6 +210,7 @@ impl ScopeVectors {
         Self::encode(vec, &mut self.codes[start..end]);
         let d = self.dims;
         self.scales[i] = Self::quantize(vec, &mut self.small[i * d..(i + 1) * d]);
+        true
     }
 
     /// Removes a row, if present.
