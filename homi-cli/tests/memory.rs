@@ -23,6 +23,11 @@ struct Env {
 
 impl Env {
     fn homi(&self, args: &[&str]) -> Output {
+        self.homi_with(args, &[])
+    }
+
+    /// `homi` with more variables set.
+    fn homi_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_homi"))
             .args(args)
             .env("DATABASE_URL", &self.url)
@@ -31,6 +36,7 @@ impl Env {
             .env("HOMI_EMBEDDING_DIMS", "64")
             .env("HOMI_NEW_PASSWORD", "correct horse battery")
             .env_remove("SUPABASE_URL")
+            .envs(vars.iter().copied())
             .output()
             .unwrap()
     }
@@ -287,17 +293,7 @@ async fn migrate_config_check_and_completions(backend: Backend) {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("provider  FAIL"));
     // An invalid HOMI_EMBEDDER is named; `--embedder` replaces it.
-    let with_bad_embedder = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_homi"))
-            .args(args)
-            .env("DATABASE_URL", &e.url)
-            .env("OPENAI_BASE_URL", e.fake.base_url())
-            .env("OPENAI_API_KEY", "sk-test")
-            .env("HOMI_EMBEDDING_DIMS", "64")
-            .env("HOMI_EMBEDDER", "bogus")
-            .output()
-            .unwrap()
-    };
+    let with_bad_embedder = |args: &[&str]| e.homi_with(args, &[("HOMI_EMBEDDER", "bogus")]);
     let out = with_bad_embedder(&["config", "check"]);
     assert!(!out.status.success());
     assert!(
