@@ -5,9 +5,14 @@
 //! the core count on every call: a read of `/proc/cpuinfo` per product);
 //! around them, each step is one pass over memory: one product for
 //! query, key and value, whose bias is added while the heads are split; the
-//! attention scale folded into the query weights; the padding mask applied
-//! inside the softmax; bias, residual and layer norm together; bias and GELU
+//! attention scale folded into the query weights; per head, the scores and
+//! the weighted values as two more products, the padding mask applied in the
+//! softmax between them; bias, residual and layer norm together; bias and GELU
 //! together.
+//!
+//! The encoder's own loops run inside [`vectorized`], compiled again for the
+//! CPU's vector width (AVX-512 or AVX2 with FMA, found at run time): built
+//! for the baseline x86-64 target, they would run four lanes wide.
 //!
 //! The loops over numbers are `while` loops over plain slices instead of
 //! iterator chains or ranges: optimised, both vectorise alike, but in a debug
@@ -245,9 +250,6 @@ impl CustomOp2 for Product {
         "product"
     }
 
-    // The one unsafe call of the workspace: gemm's kernels take raw pointers
-    // and strides.
-    #[allow(unsafe_code)]
     fn cpu_fwd(
         &self,
         x: &CpuStorage,
@@ -263,7 +265,7 @@ impl CustomOp2 for Product {
                 w_layout.dims()
             )
         };
-        if k != k2 || xs.len() != rows * k || ws.len() != k * cols {
+        if k != k2 {
             bail!("product: shapes {rows}×{k} and {k2}×{cols} do not fit")
         }
         let mut out = vec![0f32; rows * cols];
@@ -273,34 +275,89 @@ impl CustomOp2 for Product {
         } else {
             gemm::Parallelism::None
         };
-        // SAFETY: the three slices hold exactly the rows × k, k × cols and
-        // rows × cols row-major matrices the strides describe (checked above),
-        // `out` is not aliased, and with `read_dst` false it is only written.
-        unsafe {
-            gemm::gemm(
-                rows,
-                cols,
-                k,
-                out.as_mut_ptr(),
-                1,
-                cols as isize,
-                false,
-                xs.as_ptr(),
-                1,
-                k as isize,
-                ws.as_ptr(),
-                1,
-                cols as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+        matmul(
+            &mut out,
+            xs,
+            ws,
+            (rows, k, cols),
+            Rhs::RowMajor,
+            parallelism,
+        )?;
         Ok((CpuStorage::F32(out), Shape::from((rows, cols))))
     }
+}
+
+/// How [`matmul`]'s right-hand matrix (`k × n`) lies in its slice.
+#[derive(Clone, Copy)]
+enum Rhs {
+    /// Row-major, `k × n`.
+    RowMajor,
+    /// Its transpose row-major (`n × k`): the product is `a · bᵀ`.
+    Transposed,
+}
+
+/// `out = a · b` for a row-major `a` (`m × k`) and `out` (`m × n`) and a
+/// `b` laid out as `rhs` says, on gemm's kernels. The sizes are checked
+/// against the slices.
+fn matmul(
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+    rhs: Rhs,
+    parallelism: gemm::Parallelism,
+) -> Result<()> {
+    if a.len() != m * k || b.len() != k * n || out.len() != m * n {
+        bail!(
+            "product: {m}×{k} by {k}×{n} into {m}×{n}, given {}, {} and {} numbers",
+            a.len(),
+            b.len(),
+            out.len()
+        )
+    }
+    // Column and row strides of `b` as a `k × n` matrix.
+    let (b_cs, b_rs) = match rhs {
+        Rhs::RowMajor => (1, n as isize),
+        Rhs::Transposed => (k as isize, 1),
+    };
+    // The one unsafe call of the workspace: gemm's kernels take raw pointers
+    // and strides.
+    // SAFETY: `a`, `b` and `out` hold exactly the m × k, k × n and m × n
+    // matrices the strides describe (checked above), `out` is not aliased,
+    // and with `read_dst` false it is only written.
+    #[allow(unsafe_code)]
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
+/// Runs `work` compiled for the widest vectors this CPU has (pulp's
+/// run-time dispatch). Everything `work` calls on its numbers must be
+/// `#[inline(always)]`, so that it is compiled into that version too.
+#[inline(always)]
+fn vectorized<R>(work: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(work)
 }
 
 /// Rows one thread takes at a time in the row-wise steps.
@@ -349,86 +406,29 @@ impl CustomOp3 for Attention {
                 m_layout.dims()
             )
         }
-        // The context of each (sequence, head), `len × d`, in parallel.
+        // The context of each (sequence, head), `len × d`, in parallel: the
+        // scores `q · kᵀ`, their softmax over the real positions, then the
+        // weighted values, the two products on gemm's kernels.
         let mut context = vec![0f32; rows * hidden];
         context
             .par_chunks_mut(len * d)
             .enumerate()
-            .for_each(|(block, out)| {
+            .try_for_each(|(block, out)| {
                 let (seq, head) = (block / heads, block % heads);
                 let mask = &mask[seq * len..(seq + 1) * len];
-                // This head's query and value rows, biased.
-                let gather = |part: usize| {
-                    let col = part * hidden + head * d;
-                    let bias = &bias[col..col + d];
-                    let mut rows = vec![0f32; len * d];
-                    for l in 0..len {
-                        let row = (seq * len + l) * 3 * hidden + col;
-                        add(&mut rows[l * d..(l + 1) * d], &xs[row..row + d], bias);
-                    }
-                    rows
+                let part = |offset: usize| {
+                    head_rows(xs, bias, seq * len, len, hidden, offset + head * d, d)
                 };
-                let (q, v) = (gather(0), gather(2));
-                // The keys transposed (`d × len`): a query's scores are then
-                // a sum of `d` rows, which vectorises along the keys.
-                let key_col = hidden + head * d;
-                let mut kt = vec![0f32; d * len];
-                let mut j = 0;
-                while j < len {
-                    let row = (seq * len + j) * 3 * hidden + key_col;
-                    let mut c = 0;
-                    while c < d {
-                        kt[c * len + j] = xs[row + c] + bias[key_col + c];
-                        c += 1;
-                    }
-                    j += 1;
-                }
-                let mut weights = vec![0f32; len];
-                let mut i = 0;
-                while i < len {
-                    if mask[i] == 0 {
-                        i += 1;
-                        continue;
-                    }
-                    weights.fill(0.0);
-                    let qi = &q[i * d..(i + 1) * d];
-                    let mut c = 0;
-                    while c < d {
-                        axpy(&mut weights, qi[c], &kt[c * len..(c + 1) * len]);
-                        c += 1;
-                    }
-                    let mut max = f32::NEG_INFINITY;
-                    let mut j = 0;
-                    while j < len {
-                        if mask[j] != 0 {
-                            max = max.max(weights[j]);
-                        }
-                        j += 1;
-                    }
-                    let mut total = 0f32;
-                    let mut j = 0;
-                    while j < len {
-                        let w = if mask[j] != 0 {
-                            (weights[j] - max).exp()
-                        } else {
-                            0.0
-                        };
-                        weights[j] = w;
-                        total += w;
-                        j += 1;
-                    }
-                    let inv = 1.0 / total;
-                    let out = &mut out[i * d..(i + 1) * d];
-                    let mut j = 0;
-                    while j < len {
-                        if weights[j] != 0.0 {
-                            axpy(out, weights[j] * inv, &v[j * d..(j + 1) * d]);
-                        }
-                        j += 1;
-                    }
-                    i += 1;
-                }
-            });
+                let (q, k, v) = (part(0), part(hidden), part(2 * hidden));
+                let mut weights = vec![0f32; len * len];
+                let none = gemm::Parallelism::None;
+                matmul(&mut weights, &q, &k, (len, d, len), Rhs::Transposed, none)?;
+                vectorized(
+                    #[inline(always)]
+                    || softmax_rows(&mut weights, mask),
+                );
+                matmul(out, &weights, &v, (len, len, d), Rhs::RowMajor, none)
+            })?;
         // (sequence, head, position, d) → (sequence, position, head, d).
         let mut out = vec![0f32; rows * hidden];
         out.par_chunks_mut(len * hidden)
@@ -445,7 +445,69 @@ impl CustomOp3 for Attention {
     }
 }
 
+/// Each row of `scores` (`len × len`, `len` the mask's length) made the
+/// softmax of its entries at the real positions (`mask` not 0), 0 at the
+/// padding; a padding row is all 0 (its context is then 0).
+#[inline(always)]
+fn softmax_rows(scores: &mut [f32], mask: &[u32]) {
+    let len = mask.len();
+    for (row, m) in scores.chunks_exact_mut(len).zip(mask) {
+        if *m == 0 {
+            row.fill(0.0);
+            continue;
+        }
+        let mut max = f32::NEG_INFINITY;
+        let mut j = 0;
+        while j < len {
+            if mask[j] != 0 {
+                max = max.max(row[j]);
+            }
+            j += 1;
+        }
+        let mut total = 0f32;
+        let mut j = 0;
+        while j < len {
+            let w = if mask[j] != 0 {
+                (row[j] - max).exp()
+            } else {
+                0.0
+            };
+            row[j] = w;
+            total += w;
+            j += 1;
+        }
+        let inv = 1.0 / total;
+        let mut j = 0;
+        while j < len {
+            row[j] *= inv;
+            j += 1;
+        }
+    }
+}
+
+/// Rows `first..first + len` of columns `col..col + d` of the product with
+/// the query, key and value weights (`rows × 3·hidden`), with their bias.
+#[inline(always)]
+fn head_rows(
+    xs: &[f32],
+    bias: &[f32],
+    first: usize,
+    len: usize,
+    hidden: usize,
+    col: usize,
+    d: usize,
+) -> Vec<f32> {
+    let bias = &bias[col..col + d];
+    let mut rows = vec![0f32; len * d];
+    for l in 0..len {
+        let row = (first + l) * 3 * hidden + col;
+        add(&mut rows[l * d..(l + 1) * d], &xs[row..row + d], bias);
+    }
+    rows
+}
+
 /// `out = a + b`, element-wise.
+#[inline(always)]
 fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
     let n = out.len();
     let (a, b) = (&a[..n], &b[..n]);
@@ -456,18 +518,8 @@ fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
     }
 }
 
-/// `out += w · x`.
-fn axpy(out: &mut [f32], w: f32, x: &[f32]) {
-    let n = out.len();
-    let x = &x[..n];
-    let mut i = 0;
-    while i < n {
-        out[i] += w * x[i];
-        i += 1;
-    }
-}
-
 /// A dot product in eight lanes (see [`sum`]).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len();
     let b = &b[..n];
@@ -537,28 +589,33 @@ impl CustomOp3 for AddNorm {
             .zip(rs.par_chunks(hidden * ROWS))
             .zip(out.par_chunks_mut(hidden * ROWS))
             .for_each(|((xs, rs), out)| {
-                for row in 0..out.len() / hidden {
-                    let span = row * hidden..(row + 1) * hidden;
-                    let (x, r, o) = (&xs[span.clone()], &rs[span.clone()], &mut out[span]);
-                    let mut i = 0;
-                    while i < hidden {
-                        o[i] = x[i] + bias[i] + r[i];
-                        i += 1;
-                    }
-                    let mean = sum(o) / hidden as f32;
-                    let mut i = 0;
-                    while i < hidden {
-                        o[i] -= mean;
-                        i += 1;
-                    }
-                    let var = dot(o, o) / hidden as f32;
-                    let inv = 1.0 / (var + eps).sqrt();
-                    let mut i = 0;
-                    while i < hidden {
-                        o[i] = o[i] * inv * w[i] + b[i];
-                        i += 1;
-                    }
-                }
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        for row in 0..out.len() / hidden {
+                            let span = row * hidden..(row + 1) * hidden;
+                            let (x, r, o) = (&xs[span.clone()], &rs[span.clone()], &mut out[span]);
+                            let mut i = 0;
+                            while i < hidden {
+                                o[i] = x[i] + bias[i] + r[i];
+                                i += 1;
+                            }
+                            let mean = sum(o) / hidden as f32;
+                            let mut i = 0;
+                            while i < hidden {
+                                o[i] -= mean;
+                                i += 1;
+                            }
+                            let var = dot(o, o) / hidden as f32;
+                            let inv = 1.0 / (var + eps).sqrt();
+                            let mut i = 0;
+                            while i < hidden {
+                                o[i] = o[i] * inv * w[i] + b[i];
+                                i += 1;
+                            }
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), x_layout.shape().clone()))
     }
@@ -566,6 +623,7 @@ impl CustomOp3 for AddNorm {
 
 /// A sum in eight lanes (which the compiler vectorises; one running sum
 /// would keep it sequential).
+#[inline(always)]
 fn sum(xs: &[f32]) -> f32 {
     let n = xs.len();
     let whole = n - n % 8;
@@ -632,22 +690,28 @@ impl CustomOp2 for BiasGelu {
 
 /// `out = act(xs + bias)`, the bias repeated on every row; in parallel for
 /// large inputs. Generic over `act` so that it is inlined and vectorised.
+#[inline(always)]
 fn bias_map(xs: &[f32], bias: &[f32], out: &mut [f32], act: impl Fn(f32) -> f32 + Sync) {
     let cols = bias.len();
     // Whole rows per chunk, so that the bias lines up.
     let chunk = (CHUNK / cols).max(1) * cols;
     let run = |(src, dst): (&[f32], &mut [f32])| {
-        for row in 0..dst.len() / cols {
-            let (s, d) = (
-                &src[row * cols..(row + 1) * cols],
-                &mut dst[row * cols..(row + 1) * cols],
-            );
-            let mut i = 0;
-            while i < cols {
-                d[i] = act(s[i] + bias[i]);
-                i += 1;
-            }
-        }
+        vectorized(
+            #[inline(always)]
+            || {
+                for row in 0..dst.len() / cols {
+                    let (s, d) = (
+                        &src[row * cols..(row + 1) * cols],
+                        &mut dst[row * cols..(row + 1) * cols],
+                    );
+                    let mut i = 0;
+                    while i < cols {
+                        d[i] = act(s[i] + bias[i]);
+                        i += 1;
+                    }
+                }
+            },
+        )
     };
     if xs.len() <= chunk {
         run((xs, out));
