@@ -99,7 +99,7 @@ fn bench_memory(c: &mut Criterion) {
         let have = rt
             .block_on(memory.get_all(
                 &user,
-                homi_core::ListOptions::default().limit(homi_core::memory::types::MAX_LIMIT),
+                homi_core::ListOptions::default().limit(homi_core::memory::MAX_LIMIT),
             ))
             .unwrap()
             .len();

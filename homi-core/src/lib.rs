@@ -15,6 +15,8 @@ pub mod jobs;
 pub mod mem0_config;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "memory")]
+pub mod model;
 pub mod provider;
 #[cfg(feature = "memory")]
 pub mod store;

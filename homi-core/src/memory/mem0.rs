@@ -6,8 +6,8 @@
 use serde_json::Value;
 
 use super::filter::Filter;
-use super::types::Scope;
 use crate::error::{Error, Result};
+use crate::model::Scope;
 
 /// The scope (keyword ids merged with the ids inside `filters`) and the
 /// metadata filter of a mem0-style call.

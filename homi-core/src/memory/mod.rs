@@ -15,13 +15,14 @@
 //! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output { tokio::runtime::Runtime::new().unwrap().block_on(f) }
 //! ```
 
-pub mod filter;
 pub(crate) mod infer;
-pub mod keywords;
 pub mod mem0;
 pub mod messages;
+pub mod options;
 pub mod rank;
-pub mod types;
+
+// The model's modules under their old paths (`homi_core::memory::types`).
+pub use crate::model::{filter, keywords, types};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,9 +32,12 @@ use uuid::Uuid;
 
 pub use filter::{Field, Filter, Op};
 pub use messages::{InputMessage, Messages};
+pub use options::{
+    AddEvent, AddOptions, AddResult, DEFAULT_LIMIT, ListOptions, MAX_LIMIT, SearchMode,
+    SearchOptions, SearchResult, Usage,
+};
 pub use types::{
-    AddEvent, AddOptions, AddResult, Event, HistoryEntry, ListOptions, MemoryItem, Metadata, Scope,
-    SearchMode, SearchOptions, SearchResult, Usage, parse_memory_id, parse_timestamp, text_hash,
+    Event, HistoryEntry, MemoryItem, Metadata, Scope, parse_memory_id, parse_timestamp, text_hash,
     unix_seconds,
 };
 
@@ -137,7 +141,7 @@ impl MemoryBuilder {
 
 /// How many candidates each ranking of a hybrid search brings for `limit` results.
 fn hybrid_candidates(limit: usize) -> usize {
-    limit.clamp(50, types::MAX_LIMIT)
+    limit.clamp(50, MAX_LIMIT)
 }
 
 /// The first `params.limit` results scoring at least `params.threshold`.
@@ -709,7 +713,7 @@ impl Memory {
     /// The scope's memories, newest first.
     pub async fn get_all(&self, scope: &Scope, options: ListOptions) -> Result<Vec<MemoryItem>> {
         scope.validate(true)?;
-        types::check_limit(options.limit)?;
+        options::check_limit(options.limit)?;
         let params = ReadParams {
             limit: options.limit,
             filter: options.filters,

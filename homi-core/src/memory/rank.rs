@@ -28,7 +28,7 @@ use chrono::{Datelike, NaiveDate};
 use uuid::Uuid;
 
 use super::MemoryItem;
-use super::keywords;
+use crate::model::keywords;
 use crate::store::Neighbour;
 
 /// Weight of the semantic part of the base score (the keyword part has the rest).

@@ -1,13 +1,13 @@
 //! In-process keyword index of one scope: each memory's distinct stemmed
 //! words, and for each stem the memories holding it. It ranks by BM25 as the
-//! Postgres store does in SQL ([`crate::memory::keywords`]): a stem counts once
+//! Postgres store does in SQL ([`crate::model::keywords`]): a stem counts once
 //! per memory, a memory's length is its number of distinct stems against the
 //! matches' average, and a stem's rarity is its document frequency among the
 //! readable matches against the scope's size. The statistics are the scope's
 //! own, never another user's.
 //!
 //! Words are lower-case runs of letters and digits
-//! ([`crate::memory::keywords::words`]), stop words left out, stemmed with
+//! ([`crate::model::keywords::words`]), stop words left out, stemmed with
 //! Snowball's English stemmer (the stemmer of Postgres' `english`
 //! configuration).
 
@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use rust_stemmers::{Algorithm, Stemmer};
 
-use crate::memory::keywords::{self, BM25_B, BM25_K1};
+use crate::model::keywords::{self, BM25_B, BM25_K1};
 
 /// The distinct stems of `text` in order of first appearance.
 pub(crate) fn stems(text: &str) -> Vec<String> {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::memory::{Filter, HistoryEntry, MemoryItem, Metadata, Scope};
+use crate::model::{Filter, HistoryEntry, MemoryItem, Metadata, Scope};
 
 #[cfg(feature = "sqlite")]
 pub(crate) mod keyword_index;
@@ -297,9 +297,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<MemoryItem>>;
 
     /// The memories of `scope` whose text holds any of `terms` (lower-case
-    /// words, see [`crate::memory::keywords`]), best full-text match first.
+    /// words, see [`crate::model::keywords`]), best full-text match first.
     /// `score` is the BM25 relevance computed over the scope, each stemmed
-    /// word once per memory, with [`crate::memory::keywords::BM25_K1`] and
+    /// word once per memory, with [`crate::model::keywords::BM25_K1`] and
     /// `BM25_B` (on SQLite from the scope's in-memory index, on Postgres in
     /// SQL): higher is better, and it only means something relative to the
     /// other results of the same call. `params.threshold` is not applied.

@@ -34,8 +34,8 @@ use super::{
     Store, normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
-use crate::memory::filter::{Field, Filter, Op};
-use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope, keywords};
+use crate::model::{Event, HistoryEntry, MemoryItem, Metadata, Scope, keywords};
+use crate::model::{Field, Filter, Op};
 
 /// Rows per multi-row INSERT (10 parameters each; Postgres allows 65,535).
 const ROWS_PER_INSERT: usize = 500;

@@ -44,8 +44,8 @@ use super::{
     ReadParams, ReembedBatch, Store, normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
-use crate::memory::filter::{Field, Filter, Op};
-use crate::memory::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
+use crate::model::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
+use crate::model::{Field, Filter, Op};
 
 const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories.sql");
 const MIGRATION_0002: &str = include_str!("../../migrations/sqlite/0002_auth.sql");

@@ -12,7 +12,7 @@ use super::{
     history_from_row, item_from_row, read_embedder, read_embedder_locked, scope_sql,
 };
 use crate::error::{Error, Result};
-use crate::memory::Scope;
+use crate::model::Scope;
 use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem, normalize,
 };
@@ -167,7 +167,7 @@ impl PostgresStore {
         // Current texts already current in their exact scope (in the store,
         // or earlier in this batch) are duplicates.
         type Key = (String, Option<String>, Option<String>, Option<String>);
-        let key = |m: &crate::memory::MemoryItem| -> Key {
+        let key = |m: &crate::model::MemoryItem| -> Key {
             (
                 m.hash.clone(),
                 m.user_id.clone(),
@@ -291,7 +291,7 @@ impl PostgresStore {
                     _ => Outcome::Exists { id: m.id },
                 };
             }
-            let history: Vec<(&crate::memory::MemoryItem, &crate::memory::HistoryEntry)> = chunk
+            let history: Vec<(&crate::model::MemoryItem, &crate::model::HistoryEntry)> = chunk
                 .iter()
                 .filter(|(_, r, _)| inserted.contains(&r.item.id))
                 .flat_map(|(_, r, _)| r.history.iter().map(move |h| (&r.item, h)))

@@ -11,7 +11,7 @@ use super::{
     history_from_row, item_from_row, read_embedder, scope_sql,
 };
 use crate::error::{Error, Result};
-use crate::memory::Scope;
+use crate::model::Scope;
 use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem, normalize,
 };
@@ -165,7 +165,7 @@ impl SqliteStore {
         // Current texts already current in their exact scope (in the store,
         // or earlier in this batch) are duplicates.
         type Key = (String, Option<String>, Option<String>, Option<String>);
-        let key = |m: &crate::memory::MemoryItem| -> Key {
+        let key = |m: &crate::model::MemoryItem| -> Key {
             (
                 m.hash.clone(),
                 m.user_id.clone(),
@@ -271,7 +271,7 @@ impl SqliteStore {
                 q = q.bind(rid).bind(encode_vec(&v));
             }
             q.execute(&mut *tx).await?;
-            let history: Vec<(&crate::memory::MemoryItem, &crate::memory::HistoryEntry)> = chunk
+            let history: Vec<(&crate::model::MemoryItem, &crate::model::HistoryEntry)> = chunk
                 .iter()
                 .flat_map(|(r, _)| r.history.iter().map(move |h| (&r.item, h)))
                 .collect();

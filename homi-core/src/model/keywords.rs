@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::MemoryItem;
+use super::types::MemoryItem;
 
 /// BM25's term-frequency saturation (the usual value, also SQLite FTS5's and Lucene's).
 pub const BM25_K1: f64 = 1.2;

@@ -1,0 +1,339 @@
+//! The options and results of the Memory API: what `add`, `search` and
+//! `list` take and give back, and what a call cost.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Event, MemoryItem, Metadata};
+use crate::error::{Error, Result};
+use crate::model::Filter;
+
+/// One entry of `add`'s results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddEvent {
+    /// The memory concerned.
+    pub id: Uuid,
+    /// Its text now (for `DELETE`, the superseded text).
+    pub memory: String,
+    /// What happened.
+    pub event: Event,
+    /// The text before an `UPDATE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_memory: Option<String>,
+    /// For `DELETE`: the memory that replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<Uuid>,
+}
+
+/// What an operation cost.
+///
+/// ```
+/// let u = homi_core::Usage { chat_calls: 1, embedding_calls: 2, prompt_tokens: 300, completion_tokens: 40, ..Default::default() };
+/// assert_eq!(u.model_calls(), 3);
+/// assert_eq!(u.total_tokens(), 340);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Usage {
+    /// Chat model calls (retries of a call not counted twice; a repair call counts).
+    pub chat_calls: u32,
+    /// Embeddings requests.
+    pub embedding_calls: u32,
+    /// Chat input tokens.
+    pub prompt_tokens: u64,
+    /// Chat output tokens.
+    pub completion_tokens: u64,
+    /// Embedding input tokens.
+    pub embedding_tokens: u64,
+    /// Wall time of the whole operation, in milliseconds.
+    pub duration_ms: f64,
+    /// Of that, milliseconds spent waiting for the provider (chat model and
+    /// embedder); the rest is Homi's own time.
+    #[serde(default)]
+    pub provider_ms: f64,
+}
+
+impl Usage {
+    /// All model calls (chat and embeddings).
+    pub fn model_calls(&self) -> u32 {
+        self.chat_calls + self.embedding_calls
+    }
+    /// All tokens.
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens + self.embedding_tokens
+    }
+}
+
+/// The answer of `add`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddResult {
+    /// One entry per fact.
+    pub results: Vec<AddEvent>,
+    /// What it cost.
+    pub usage: Usage,
+}
+
+/// The answer of `search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResult {
+    /// Memories, closest first.
+    pub results: Vec<MemoryItem>,
+    /// What it cost.
+    pub usage: Usage,
+}
+
+/// Options of `add`.
+///
+/// ```
+/// use homi_core::AddOptions;
+/// let meta = serde_json::json!({"source": "onboarding"}).as_object().unwrap().clone();
+/// let opts = AddOptions::raw().metadata(meta);       // store messages verbatim, with metadata
+/// assert!(!opts.infer);
+/// assert!(AddOptions::default().infer);               // extract facts with the model
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AddOptions {
+    /// Extract facts with the chat model (`true`, default) or store each
+    /// non-system message verbatim (`false`).
+    pub infer: bool,
+    /// Metadata for every memory written.
+    pub metadata: Option<Metadata>,
+    /// When the messages were said (mem0's `timestamp=`): the memories'
+    /// `created_at` and the start of their validity window. `None`: now.
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+impl Default for AddOptions {
+    fn default() -> Self {
+        Self {
+            infer: true,
+            metadata: None,
+            timestamp: None,
+        }
+    }
+}
+
+impl AddOptions {
+    /// Stores messages verbatim, without the chat model.
+    pub fn raw() -> Self {
+        Self {
+            infer: false,
+            ..Self::default()
+        }
+    }
+    /// Sets when the messages were said (see [`parse_timestamp`]).
+    pub fn timestamp(mut self, at: DateTime<Utc>) -> Self {
+        self.timestamp = Some(at);
+        self
+    }
+    /// Sets `infer`.
+    pub fn infer(mut self, infer: bool) -> Self {
+        self.infer = infer;
+        self
+    }
+    /// Sets the metadata.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+}
+
+/// Default `limit` of `search` and `get_all`, as in mem0.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest accepted `limit`.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// Options of `search`.
+///
+/// ```
+/// use homi_core::{Filter, SearchOptions};
+/// let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+/// let opts = SearchOptions::default()
+///     .limit(5)
+///     .threshold(0.6)
+///     .filters(Filter::eq("category", "food"))
+///     .as_of(yesterday);                              // what was true then
+/// assert_eq!(opts.limit, 5);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SearchOptions {
+    /// At most this many results (default 100).
+    pub limit: usize,
+    /// Metadata filters.
+    pub filters: Option<Filter>,
+    /// Only results with at least this score.
+    pub threshold: Option<f32>,
+    /// Search what was valid at this time (superseded memories included).
+    pub as_of: Option<DateTime<Utc>>,
+    /// Also return superseded memories.
+    pub include_superseded: bool,
+    /// How memories are found: by meaning and words (default), meaning
+    /// alone, or words alone.
+    pub mode: SearchMode,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_LIMIT,
+            filters: None,
+            threshold: None,
+            as_of: None,
+            include_superseded: false,
+            mode: SearchMode::Hybrid,
+        }
+    }
+}
+
+/// How `search` finds memories.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum SearchMode {
+    /// The keyword score and the semantic score, fused (the default).
+    #[default]
+    Hybrid,
+    /// Vector similarity to the query's embedding alone.
+    Semantic,
+    /// Full-text relevance alone (needs no embedder).
+    Keyword,
+}
+
+impl SearchMode {
+    /// The wire name: `hybrid`, `semantic` or `keyword`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Hybrid => "hybrid",
+            SearchMode::Semantic => "semantic",
+            SearchMode::Keyword => "keyword",
+        }
+    }
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "hybrid" => Ok(SearchMode::Hybrid),
+            "semantic" | "vector" => Ok(SearchMode::Semantic),
+            "keyword" | "fulltext" | "bm25" => Ok(SearchMode::Keyword),
+            other => Err(Error::invalid(
+                "mode",
+                format!("'{other}' is not a search mode: use hybrid, semantic or keyword"),
+            )),
+        }
+    }
+}
+
+impl SearchOptions {
+    /// Sets how memories are found.
+    pub fn mode(mut self, mode: SearchMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Sets the limit.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+    /// Sets the filters.
+    pub fn filters(mut self, filters: Filter) -> Self {
+        self.filters = Some(filters);
+        self
+    }
+    /// Sets the score threshold.
+    pub fn threshold(mut self, threshold: f32) -> Self {
+        self.threshold = Some(threshold);
+        self
+    }
+    /// Reads as of this time.
+    pub fn as_of(mut self, at: DateTime<Utc>) -> Self {
+        self.as_of = Some(at);
+        self
+    }
+    /// Includes superseded memories.
+    pub fn include_superseded(mut self, yes: bool) -> Self {
+        self.include_superseded = yes;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        check_limit(self.limit)?;
+        if let Some(t) = self.threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return Err(Error::invalid(
+                "threshold",
+                format!("{t} is not within [0, 1]"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Options of `get_all`.
+///
+/// ```
+/// use homi_core::ListOptions;
+/// let opts = ListOptions::default().limit(1000).include_superseded(true);
+/// assert!(opts.include_superseded);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ListOptions {
+    /// At most this many (default 100), newest first.
+    pub limit: usize,
+    /// Metadata filters.
+    pub filters: Option<Filter>,
+    /// What was valid at this time.
+    pub as_of: Option<DateTime<Utc>>,
+    /// Also list superseded memories.
+    pub include_superseded: bool,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_LIMIT,
+            filters: None,
+            as_of: None,
+            include_superseded: false,
+        }
+    }
+}
+
+impl ListOptions {
+    /// Sets the limit.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+    /// Sets the filters.
+    pub fn filters(mut self, filters: Filter) -> Self {
+        self.filters = Some(filters);
+        self
+    }
+    /// Reads as of this time.
+    pub fn as_of(mut self, at: DateTime<Utc>) -> Self {
+        self.as_of = Some(at);
+        self
+    }
+    /// Includes superseded memories.
+    pub fn include_superseded(mut self, yes: bool) -> Self {
+        self.include_superseded = yes;
+        self
+    }
+}
+
+pub(crate) fn check_limit(limit: usize) -> Result<()> {
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(Error::invalid(
+            "limit",
+            format!("{limit} is out of range (1..={MAX_LIMIT})"),
+        ));
+    }
+    Ok(())
+}
