@@ -30,7 +30,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -38,9 +37,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::jobs::{JobCounts, JobQueue, NewJob, QueueOptions};
+use crate::jobs::{JobCounts, JobQueue, QueueOptions};
 use crate::memory::{ListOptions, Memory, Scope, SearchOptions};
 use crate::provider::{ChatChunk, ChatMessage, ChatModel, ChatRequest, Role, TokenUsage};
+pub use crate::store::chat::{ChatStore, Conversation, ConversationMessage};
 
 /// The persona of the original backend.
 pub const DEFAULT_PERSONA: &str = "You are Homi, a helpful assistant with long-term memory. \
@@ -69,84 +69,6 @@ impl LocalWorker {
 
 /// The newest memories a summary is written from.
 const SUMMARY_MEMORIES: usize = 200;
-
-/// A conversation (the API's `session_id`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Conversation {
-    /// Its id: the `session_id` a client passes back.
-    pub id: String,
-    /// Whose.
-    pub user_id: String,
-    /// The first message, shortened.
-    pub title: Option<String>,
-    /// When it started.
-    pub created_at: DateTime<Utc>,
-    /// Its last message.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ConversationMessage {
-    /// Its id.
-    pub id: Uuid,
-    /// The conversation.
-    pub conversation_id: String,
-    /// Whose conversation.
-    pub user_id: String,
-    /// `user` or `assistant`.
-    pub role: Role,
-    /// The text.
-    pub content: String,
-    /// For a reply: the memories it was given.
-    pub memories_used: Vec<String>,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
-
-/// Conversations in the store: one trait, implemented by the SQLite and the
-/// Postgres stores. Every method takes the user and filters by it in SQL.
-#[async_trait]
-pub trait ChatStore: Send + Sync + std::fmt::Debug {
-    /// The user's conversation `id`, created (titled `title`) if no
-    /// conversation has that id; `None` if another user's has.
-    async fn open_conversation(
-        &self,
-        id: &str,
-        user_id: &str,
-        title: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Conversation>>;
-
-    /// The last `limit` messages of the user's conversation, oldest first.
-    async fn recent_messages(
-        &self,
-        conversation_id: &str,
-        user_id: &str,
-        limit: usize,
-    ) -> Result<Vec<ConversationMessage>>;
-
-    /// Appends a message to its conversation and, with `job`, enqueues the
-    /// job in the same transaction.
-    async fn append_message(
-        &self,
-        message: &ConversationMessage,
-        job: Option<&NewJob>,
-    ) -> Result<()>;
-
-    /// The user's conversations, most recent first.
-    async fn conversations(
-        &self,
-        user_id: &str,
-        limit: usize,
-        offset: usize,
-    ) -> Result<Vec<Conversation>>;
-
-    /// Deletes the user's conversation and its messages. Returns whether it existed.
-    async fn delete_conversation(&self, id: &str, user_id: &str) -> Result<bool>;
-}
 
 /// Chat settings.
 #[derive(Debug, Clone)]

@@ -36,7 +36,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -45,131 +44,7 @@ use uuid::Uuid;
 use crate::error::{Error, ErrorKind, Result};
 use crate::memory::{AddOptions, Memory, Scope};
 use crate::provider::ChatMessage;
-
-/// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum JobKind {
-    /// `Memory::add(messages, scope, infer=true)` for a turn.
-    ExtractMemories,
-}
-
-impl JobKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::ExtractMemories => "extract_memories",
-        }
-    }
-
-    /// The kind with this stored name.
-    pub fn parse(s: &str) -> Option<JobKind> {
-        match s {
-            "extract_memories" => Some(JobKind::ExtractMemories),
-            _ => None,
-        }
-    }
-}
-
-/// A job to enqueue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewJob {
-    /// What it does.
-    pub kind: JobKind,
-    /// Whose it is (deleting the user deletes their jobs).
-    pub user_id: Option<String>,
-    /// Its input.
-    pub payload: Value,
-    /// Attempts before it is dead.
-    pub max_attempts: u32,
-}
-
-/// A claimed job.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Job {
-    /// Its id.
-    pub id: Uuid,
-    /// What it does.
-    pub kind: JobKind,
-    /// Whose it is.
-    pub user_id: Option<String>,
-    /// Its input.
-    pub payload: Value,
-    /// This attempt's number (1 for the first).
-    pub attempt: u32,
-    /// Attempts before it is dead.
-    pub max_attempts: u32,
-    /// When it was enqueued.
-    pub created_at: DateTime<Utc>,
-}
-
-/// How many jobs are in each state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct JobCounts {
-    /// Waiting to run (retries included).
-    pub queued: u64,
-    /// Of those, jobs that failed at least once and wait for another attempt.
-    pub retrying: u64,
-    /// Claimed by a worker now.
-    pub running: u64,
-    /// Finished.
-    pub done: u64,
-    /// Failed on their last attempt.
-    pub dead: u64,
-}
-
-impl JobCounts {
-    /// Counts from `(state, jobs, jobs attempted at least once)` rows.
-    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-    pub(crate) fn tally(rows: impl IntoIterator<Item = (String, i64, i64)>) -> Self {
-        let mut c = JobCounts::default();
-        for (state, n, attempted) in rows {
-            let n = u64::try_from(n).unwrap_or(0);
-            match state.as_str() {
-                "queued" => {
-                    c.queued = n;
-                    c.retrying = u64::try_from(attempted).unwrap_or(0);
-                }
-                "running" => c.running = n,
-                "done" => c.done = n,
-                "dead" => c.dead = n,
-                _ => {}
-            }
-        }
-        c
-    }
-}
-
-/// The store side of the queue: one trait, implemented by the SQLite and the
-/// Postgres stores.
-#[async_trait]
-pub trait JobStore: Send + Sync + std::fmt::Debug {
-    /// Writes a job, runnable at `now`.
-    async fn enqueue(&self, job: &NewJob, now: DateTime<Utc>) -> Result<Uuid>;
-
-    /// Claims the oldest runnable job — queued with `run_at <= now`, or
-    /// running with an expired lease — counting the attempt and leasing it
-    /// until `now + lease`. Concurrent claims never get the same job.
-    async fn claim(&self, now: DateTime<Utc>, lease: Duration) -> Result<Option<Job>>;
-
-    /// Marks a claimed job done (its payload is dropped).
-    async fn complete(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
-
-    /// Records a failed attempt: queued again at `retry_at`, or dead (payload
-    /// dropped) when `retry_at` is `None`.
-    async fn fail(
-        &self,
-        id: Uuid,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
-
-    /// Jobs per state: all of them, or `user`'s.
-    async fn counts(&self, user: Option<&str>) -> Result<JobCounts>;
-}
+pub use crate::store::jobs::{Job, JobCounts, JobKind, JobStore, NewJob};
 
 /// Queue settings.
 #[derive(Debug, Clone)]

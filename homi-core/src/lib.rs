@@ -18,7 +18,7 @@ pub mod memory;
 #[cfg(feature = "memory")]
 pub mod model;
 pub mod provider;
-#[cfg(feature = "memory")]
+#[cfg(any(feature = "memory", feature = "auth"))]
 pub mod store;
 #[cfg(feature = "memory")]
 pub mod transfer;

@@ -32,93 +32,19 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
+use serde::Serialize;
 use uuid::Uuid;
 
-use super::store::AuthStore;
 use super::{random_token, token_digest};
 use crate::error::{Error, Result};
+pub use crate::store::auth::{ApiKey, ApiKeyRecord, AuthStore, KeyScope};
 
 /// Every key starts with this.
 pub const KEY_PREFIX: &str = "homi_sk_";
 
 /// How long `last_used_at` may lag (it is written at most this often per key).
 const LAST_USED_EVERY: chrono::Duration = chrono::Duration::seconds(60);
-
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum KeyScope {
-    /// Read memories and conversations.
-    Read,
-    /// Add, change and delete memories; chat. Implies `read`.
-    Write,
-    /// Create, list and revoke keys.
-    Admin,
-}
-
-impl KeyScope {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyScope::Read => "read",
-            KeyScope::Write => "write",
-            KeyScope::Admin => "admin",
-        }
-    }
-
-    /// Parses `read`, `write` or `admin`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.trim() {
-            "read" => Ok(KeyScope::Read),
-            "write" => Ok(KeyScope::Write),
-            "admin" => Ok(KeyScope::Admin),
-            other => Err(Error::invalid(
-                "scopes",
-                format!("'{other}' is not a scope (read, write, admin)"),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for KeyScope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A key as listed: never its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ApiKey {
-    /// Its id (for revoking it).
-    pub id: Uuid,
-    /// A name for people.
-    pub name: String,
-    /// The namespace its users live in.
-    pub namespace: String,
-    /// The key's first characters, to recognise it.
-    pub prefix: String,
-    /// What it may do.
-    pub scopes: Vec<KeyScope>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it was last used (at most a minute behind).
-    pub last_used_at: Option<DateTime<Utc>>,
-    /// When it was revoked.
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-/// A key as stored: the listing plus its digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRecord {
-    /// The key.
-    pub key: ApiKey,
-    /// SHA-256 of the secret, hex.
-    pub key_hash: String,
-}
 
 /// A key to create.
 #[derive(Debug, Clone)]

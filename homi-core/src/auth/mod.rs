@@ -38,7 +38,8 @@ mod jwt;
 pub mod keys;
 pub mod mail;
 pub mod password;
-pub mod store;
+// The accounts' port, under its old path (`homi_core::auth::store`).
+pub use crate::store::auth as store;
 mod supabase;
 
 pub use keys::{ApiKey, CreatedApiKey, KeyScope, NewApiKey, ServiceCaller};
@@ -487,12 +488,7 @@ pub(crate) fn random_token() -> Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// SHA-256 of a token, hex: what the store keeps instead of the token.
-pub(crate) fn token_digest(token: &str) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use crate::store::auth::token_digest;
 
 #[cfg(test)]
 mod tests {

@@ -123,7 +123,7 @@ impl AddOptions {
             ..Self::default()
         }
     }
-    /// Sets when the messages were said (see [`parse_timestamp`]).
+    /// Sets when the messages were said (see [`parse_timestamp`](crate::model::types::parse_timestamp)).
     pub fn timestamp(mut self, at: DateTime<Utc>) -> Self {
         self.timestamp = Some(at);
         self

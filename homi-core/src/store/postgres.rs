@@ -1611,12 +1611,12 @@ impl Store for PostgresStore {
         self.reembed_swap(target).await
     }
 
-    fn job_store(self: Arc<Self>) -> Option<Arc<dyn crate::jobs::JobStore>> {
+    fn job_store(self: Arc<Self>) -> Option<Arc<dyn super::jobs::JobStore>> {
         Some(self)
     }
 
     #[cfg(feature = "chat")]
-    fn chat_store(self: Arc<Self>) -> Option<Arc<dyn crate::chat::ChatStore>> {
+    fn chat_store(self: Arc<Self>) -> Option<Arc<dyn super::chat::ChatStore>> {
         Some(self)
     }
 

@@ -10,12 +10,11 @@ use sqlx::postgres::{PgConnection, PgRow};
 use uuid::Uuid;
 
 use super::PostgresStore;
-use crate::auth::keys::{ApiKey, ApiKeyRecord, KeyScope};
-use crate::auth::store::{
-    AuthStore, ExternalRevocation, NewSession, RefreshOutcome, RevokeSessions, TokenPurpose,
-    UserRecord, attempt_decision, lock_length, within_grace,
-};
 use crate::error::{Error, Result};
+use crate::store::auth::{
+    ApiKey, ApiKeyRecord, AuthStore, ExternalRevocation, KeyScope, NewSession, RefreshOutcome,
+    RevokeSessions, TokenPurpose, UserRecord, attempt_decision, lock_length, within_grace,
+};
 
 const USER_COLUMNS: &str =
     "id, email, password_hash, full_name, email_confirmed_at, created_at, updated_at";
@@ -509,7 +508,7 @@ impl AuthStore for PostgresStore {
         .await?;
         if let Some(email) = email {
             sqlx::query("DELETE FROM homi_auth_signin_failures WHERE email_digest = $1")
-                .bind(crate::auth::token_digest(&email))
+                .bind(crate::store::auth::token_digest(&email))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -634,7 +633,7 @@ impl AuthStore for PostgresStore {
             .await?;
             if let Some(email) = &email {
                 sqlx::query("DELETE FROM homi_auth_signin_failures WHERE email_digest = $1")
-                    .bind(crate::auth::token_digest(email))
+                    .bind(crate::store::auth::token_digest(email))
                     .execute(&mut *tx)
                     .await?;
             }

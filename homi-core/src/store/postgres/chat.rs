@@ -6,10 +6,10 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use super::PostgresStore;
-use crate::chat::{ChatStore, Conversation, ConversationMessage};
 use crate::error::{Error, Result};
-use crate::jobs::NewJob;
 use crate::provider::Role;
+use crate::store::chat::{ChatStore, Conversation, ConversationMessage};
+use crate::store::jobs::NewJob;
 
 fn conversation(row: &PgRow) -> Result<Conversation> {
     Ok(Conversation {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::PostgresStore;
 use crate::error::{Error, Result};
-use crate::jobs::{Job, JobCounts, JobKind, JobStore, NewJob};
+use crate::store::jobs::{Job, JobCounts, JobKind, JobStore, NewJob};
 
 /// Why a job whose worker vanished on its last attempt is dead.
 const LOST_ON_LAST_ATTEMPT: &str =

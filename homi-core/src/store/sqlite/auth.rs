@@ -10,12 +10,11 @@ use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::{SqliteStore, bump_seq, parse_uuid, to_time};
-use crate::auth::keys::{ApiKey, ApiKeyRecord, KeyScope};
-use crate::auth::store::{
-    AuthStore, ExternalRevocation, NewSession, RefreshOutcome, RevokeSessions, TokenPurpose,
-    UserRecord, attempt_decision, lock_length, within_grace,
-};
 use crate::error::{Error, Result};
+use crate::store::auth::{
+    ApiKey, ApiKeyRecord, AuthStore, ExternalRevocation, KeyScope, NewSession, RefreshOutcome,
+    RevokeSessions, TokenPurpose, UserRecord, attempt_decision, lock_length, within_grace,
+};
 
 const SESSION_ACTIVE_SQL: &str = "SELECT 1 FROM auth_sessions WHERE id = ?1 AND user_id = ?2 \
      AND revoked_at IS NULL AND expires_at > ?3";
@@ -492,7 +491,7 @@ impl AuthStore for SqliteStore {
         .await?;
         if let Some(email) = email {
             sqlx::query("DELETE FROM auth_signin_failures WHERE email_digest = ?")
-                .bind(crate::auth::token_digest(&email))
+                .bind(crate::store::auth::token_digest(&email))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -635,7 +634,7 @@ impl AuthStore for SqliteStore {
                 .await?;
         if let Some(email) = &email {
             sqlx::query("DELETE FROM auth_signin_failures WHERE email_digest = ?")
-                .bind(crate::auth::token_digest(email))
+                .bind(crate::store::auth::token_digest(email))
                 .execute(&mut *tx)
                 .await?;
         }

@@ -6,10 +6,10 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, parse_uuid, to_time};
-use crate::chat::{ChatStore, Conversation, ConversationMessage};
 use crate::error::{Error, Result};
-use crate::jobs::NewJob;
 use crate::provider::Role;
+use crate::store::chat::{ChatStore, Conversation, ConversationMessage};
+use crate::store::jobs::NewJob;
 
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()

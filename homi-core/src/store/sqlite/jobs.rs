@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{SqliteStore, parse_uuid, to_time};
 use crate::error::{Error, Result};
-use crate::jobs::{Job, JobCounts, JobKind, JobStore, NewJob};
+use crate::store::jobs::{Job, JobCounts, JobKind, JobStore, NewJob};
 
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()

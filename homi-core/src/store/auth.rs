@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::error::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 
 /// An account as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,17 +371,98 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     async fn delete_user(&self, user_id: &str) -> Result<bool>;
 
     /// Stores a new service API key.
-    async fn create_api_key(&self, key: &super::keys::ApiKeyRecord) -> Result<()>;
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
 
     /// The key with this digest, revoked or not.
-    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<super::keys::ApiKeyRecord>>;
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
 
     /// Every key, newest first.
-    async fn list_api_keys(&self) -> Result<Vec<super::keys::ApiKey>>;
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
 
     /// Revokes a key at `now`; `false` when no current key has that id.
     async fn revoke_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool>;
 
     /// Records that a key was used at `now`.
     async fn touch_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
+}
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum KeyScope {
+    /// Read memories and conversations.
+    Read,
+    /// Add, change and delete memories; chat. Implies `read`.
+    Write,
+    /// Create, list and revoke keys.
+    Admin,
+}
+
+impl KeyScope {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::Read => "read",
+            KeyScope::Write => "write",
+            KeyScope::Admin => "admin",
+        }
+    }
+
+    /// Parses `read`, `write` or `admin`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim() {
+            "read" => Ok(KeyScope::Read),
+            "write" => Ok(KeyScope::Write),
+            "admin" => Ok(KeyScope::Admin),
+            other => Err(Error::invalid(
+                "scopes",
+                format!("'{other}' is not a scope (read, write, admin)"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKey {
+    /// Its id (for revoking it).
+    pub id: Uuid,
+    /// A name for people.
+    pub name: String,
+    /// The namespace its users live in.
+    pub namespace: String,
+    /// The key's first characters, to recognise it.
+    pub prefix: String,
+    /// What it may do.
+    pub scopes: Vec<KeyScope>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last used (at most a minute behind).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A key as stored: the listing plus its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The key.
+    pub key: ApiKey,
+    /// SHA-256 of the secret, hex.
+    pub key_hash: String,
+}
+
+/// SHA-256 of a token, hex: what the store keeps instead of the token.
+pub(crate) fn token_digest(token: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
