@@ -395,7 +395,7 @@ pub async fn run(cli: Cli) -> homi_core::Result<()> {
         } => chat(&config, user, session, show_memories, cli.json).await,
         Command::Memory(m) => memory(&config, m, cli.json).await,
         Command::Migrate => {
-            homi_core::store::open(&config).await?;
+            homi_core::open::migrate(&config).await?;
             if cli.json {
                 println!("{}", json!({"migrated": config.redacted_database_url()}));
             } else {
@@ -865,7 +865,7 @@ async fn import_mem0(
     as_json: bool,
 ) -> homi_core::Result<()> {
     use homi_core::import::{Mem0Layout, Mem0Source};
-    let store = homi_core::store::open(config).await?;
+    let store = homi_core::open::open_store(config).await?;
     let source = Mem0Source {
         url,
         collection,
@@ -923,7 +923,7 @@ async fn reembed(config: &Config, as_json: bool) -> homi_core::Result<()> {
         Some(0),
         "{bar:40} {pos}/{len} memories re-embedded [{elapsed}, {eta} left]",
     );
-    let report = homi_core::transfer::reembed_with_config(config, |p| {
+    let report = homi_core::open::reembed_with_config(config, |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
     })

@@ -35,7 +35,7 @@ struct Loaded {
 
 async fn load(name: &'static str, url: &str, users: usize) -> Loaded {
     let config = Config::default().with_database_url(url);
-    let stores = homi_core::store::open_stores(&config).await.unwrap();
+    let stores = homi_core::open::open_stores(&config).await.unwrap();
     let auth = Auth::with_parts(&config, stores.auth.clone(), None)
         .await
         .unwrap();

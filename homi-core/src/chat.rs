@@ -187,14 +187,6 @@ fn title_of(message: &str) -> String {
 }
 
 impl Chat {
-    /// Opens the store, the memory and the chat model the configuration names.
-    /// Without a model provider, turns fail with a `ProviderNotConfigured`
-    /// error that says what to set; conversations can still be read.
-    #[cfg(feature = "openai")]
-    pub async fn open(config: &crate::Config) -> Result<Self> {
-        Self::with_memory(config, Memory::open(config).await?)
-    }
-
     /// Like [`Chat::open`], over a Memory the caller opened.
     #[cfg(feature = "openai")]
     pub fn with_memory(config: &crate::Config, memory: Memory) -> Result<Self> {
@@ -204,10 +196,7 @@ impl Chat {
         } else {
             None
         };
-        let queue = QueueOptions::default()
-            .lease(config.memory.job_lease)
-            .max_attempts(config.memory.job_max_attempts)
-            .concurrency(config.memory.job_concurrency);
+        let queue = QueueOptions::from_config(config);
         let options = ChatOptions {
             memories_per_turn: config.memory.chat_memories,
             prompt_token_budget: config.memory.chat_token_budget,

@@ -106,7 +106,7 @@ pub fn verdict(checks: &[Check]) -> crate::Result<()> {
 #[cfg(all(feature = "memory", any(feature = "sqlite", feature = "postgres")))]
 pub async fn check(config: &Config) -> Vec<Check> {
     let mut checks = Vec::new();
-    let opened = crate::store::open(config).await;
+    let opened = crate::open::open_store(config).await;
     checks.push(match &opened {
         Ok(_) => Check {
             name: "database".into(),

@@ -78,6 +78,15 @@ impl Default for QueueOptions {
 }
 
 impl QueueOptions {
+    /// The queue settings of `config` (`HOMI_JOB_LEASE_SECS`, `HOMI_JOB_MAX_ATTEMPTS`,
+    /// `HOMI_JOB_CONCURRENCY`).
+    pub fn from_config(config: &crate::Config) -> Self {
+        QueueOptions::default()
+            .lease(config.memory.job_lease)
+            .max_attempts(config.memory.job_max_attempts)
+            .concurrency(config.memory.job_concurrency)
+    }
+
     /// Sets the lease.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;

@@ -12,11 +12,15 @@ pub mod error;
 pub mod import;
 #[cfg(feature = "memory")]
 pub mod jobs;
+#[cfg(test)]
+mod layers;
 pub mod mem0_config;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "memory")]
 pub mod model;
+#[cfg(any(feature = "memory", feature = "auth"))]
+pub mod open;
 pub mod provider;
 #[cfg(any(feature = "memory", feature = "auth"))]
 pub mod store;
@@ -31,6 +35,8 @@ pub use memory::{
     MemoryBuilder, MemoryItem, Messages, Metadata, Scope, SearchMode, SearchOptions, SearchResult,
     Usage,
 };
+#[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
+pub use open::Homi;
 
 /// The Rust quick starts of the repository's README, compiled with the doc
 /// tests so that they stay true.

@@ -328,21 +328,3 @@ pub async fn reembed(
         "memories kept changing during the re-embedding; run it again (it resumes)".into(),
     ))
 }
-
-/// [`reembed`] with the store and the embedder `config` names (the embedder
-/// to move to is the configured one).
-#[cfg(any(feature = "openai", feature = "local"))]
-pub async fn reembed_with_config(
-    config: &crate::Config,
-    progress: impl FnMut(ReembedProgress),
-) -> Result<ReembedReport> {
-    let Some(embedder) = crate::provider::open_embedder(config).await? else {
-        return Err(Error::ProviderNotConfigured(
-            "set OPENAI_API_KEY to use OpenAI, or OPENAI_BASE_URL to use any OpenAI-compatible \
-             server, or HOMI_EMBEDDER=local for the local embedder"
-                .to_owned(),
-        ));
-    };
-    let store = crate::store::open(config).await?;
-    reembed(&store, embedder.as_ref(), REEMBED_BATCH, progress).await
-}

@@ -711,7 +711,7 @@ mod local {
             };
             assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
             assert!(err.to_string().contains("text-embedding-3-small"), "{err}");
-            let report = homi_core::transfer::reembed_with_config(&local, |_| {})
+            let report = homi_core::open::reembed_with_config(&local, |_| {})
                 .await
                 .unwrap();
             assert_eq!((report.total, report.embedded), (2, 2));

@@ -58,16 +58,12 @@ pub struct AppState {
 impl AppState {
     /// Opens everything the configuration names, on one store.
     pub async fn open(config: &Config) -> homi_core::Result<Self> {
-        let stores = homi_core::store::open_stores(config).await?;
-        let memory = Memory::with_store(config, stores.memory).await?;
-        let chat = Chat::with_memory(config, memory.clone())?;
-        let auth = Auth::with_store(config, stores.auth).await?;
-        chat.queue()
-            .observe(std::sync::Arc::new(metrics::record_job));
+        let homi = homi_core::Homi::open(config).await?;
+        homi.jobs.observe(std::sync::Arc::new(metrics::record_job));
         Ok(Self {
-            auth,
-            memory,
-            chat,
+            auth: homi.auth,
+            memory: homi.memory,
+            chat: homi.chat,
             provider_configured: config.provider.is_configured(),
             auth_rate_limit_per_minute: config.server.auth_rate_limit_per_minute,
             cors_origins: config.server.cors_origins.clone(),

@@ -245,14 +245,6 @@ macro_rules! dispatch {
 }
 
 impl Auth {
-    /// Opens the store `config.database_url` names and the backend the
-    /// configuration chooses: Supabase Auth when `SUPABASE_URL` and
-    /// `SUPABASE_KEY` are set, built-in accounts otherwise.
-    pub async fn open(config: &Config) -> Result<Self> {
-        let store = open_store(config).await?;
-        Self::with_store(config, store).await
-    }
-
     /// Like [`Auth::open`], on a store the caller already opened (e.g. the
     /// one its Memory uses).
     pub async fn with_store(config: &Config, store: Arc<dyn AuthStore>) -> Result<Self> {
@@ -421,24 +413,6 @@ impl Auth {
     /// The caller a key stands for; `Unauthorized` unless it is a current key.
     pub async fn verify_api_key(&self, secret: &str) -> Result<ServiceCaller> {
         keys::verify(self.store.as_ref(), secret).await
-    }
-}
-
-/// Opens the configured database as an [`AuthStore`].
-async fn open_store(config: &Config) -> Result<Arc<dyn AuthStore>> {
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    {
-        Ok(crate::store::open_stores(config).await?.auth)
-    }
-    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-    {
-        Err(Error::config(
-            "DATABASE_URL",
-            format!(
-                "'{}' cannot be opened: this build of homi-core has neither the `sqlite` nor the `postgres` feature",
-                config.redacted_database_url()
-            ),
-        ))
     }
 }
 

@@ -169,19 +169,8 @@ impl Memory {
         }
     }
 
-    /// Opens the store named by `config.database_url`, the embedder of
-    /// `config.embedder` ([`crate::provider::open_embedder`]: the local one or
-    /// the provider's) and the chat model of `config.provider`. Without a
-    /// provider, reads and deletions work, `add(infer=true)` fails with a
-    /// `ProviderNotConfigured` error saying what to set, and so do `add` and
-    /// `search` unless the local embedder runs.
-    #[cfg(any(feature = "openai", feature = "local"))]
-    pub async fn open(config: &crate::Config) -> Result<Memory> {
-        Self::with_store(config, crate::store::open(config).await?).await
-    }
-
     /// Like [`Memory::open`], on a store the caller opened (e.g. shared with
-    /// the Auth client through [`crate::store::open_stores`]).
+    /// the Auth client through [`crate::open::open_stores`]).
     #[cfg(any(feature = "openai", feature = "local"))]
     pub async fn with_store(config: &crate::Config, store: Arc<dyn Store>) -> Result<Memory> {
         use crate::config::EmbedderKind;

@@ -1,0 +1,237 @@
+//! The composition root: the one module that names a database backend. It
+//! opens the database `DATABASE_URL` names (SQLite or Postgres, running its
+//! migrations), and builds the clients over it: [`Homi::open`] all of them
+//! on one store and one connection pool, [`Memory::open`], [`Chat::open`] and
+//! [`Auth::open`] one each.
+//!
+//! The layers of the core, bottom to top: `error` and `config`; `model` (the
+//! data types) and `provider` (the models); `store` (the ports and the two
+//! dialects); the clients (`memory`, `jobs`, `chat`, `auth`, `transfer`,
+//! `import`); this module; `doctor`. A module imports only from layers below
+//! its own (ARCHITECTURE.md; `tests/layers.rs` checks it).
+
+use std::sync::Arc;
+
+#[cfg(feature = "auth")]
+use crate::auth::Auth;
+#[cfg(all(feature = "chat", feature = "openai"))]
+use crate::chat::Chat;
+use crate::config::Config;
+use crate::error::{Error, Result};
+#[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
+use crate::jobs::JobQueue;
+#[cfg(all(
+    feature = "memory",
+    any(feature = "openai", feature = "local"),
+    not(all(feature = "chat", feature = "openai"))
+))]
+use crate::jobs::QueueOptions;
+#[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
+use crate::memory::Memory;
+#[cfg(feature = "memory")]
+use crate::store::Store;
+#[cfg(feature = "auth")]
+use crate::store::auth::AuthStore;
+#[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
+use crate::transfer::{REEMBED_BATCH, ReembedProgress, ReembedReport, reembed};
+
+/// The stores of one database: the memories, and (with the `auth` feature)
+/// the accounts and auth sessions, sharing one connection pool.
+#[cfg(feature = "memory")]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Stores {
+    /// The memory store.
+    pub memory: Arc<dyn Store>,
+    /// The accounts and auth sessions.
+    #[cfg(feature = "auth")]
+    pub auth: Arc<dyn AuthStore>,
+}
+
+/// Opens the store `config.database_url` names: `sqlite:` URLs with the
+/// `sqlite` feature, `postgres://` / `postgresql://` with the `postgres` feature.
+#[cfg(feature = "memory")]
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+    Ok(open_stores(config).await?.memory)
+}
+
+/// Like [`open_store`], with every store of the database.
+#[cfg(feature = "memory")]
+pub async fn open_stores(config: &Config) -> Result<Stores> {
+    let url = config.database_url.as_str();
+    if url.starts_with("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        {
+            let options = crate::store::sqlite::SqliteOptions {
+                cache_bytes: config.memory.vector_cache_mb.saturating_mul(1024 * 1024),
+                ..crate::store::sqlite::SqliteOptions::default()
+            };
+            let store = Arc::new(crate::store::sqlite::SqliteStore::open_with(url, options).await?);
+            return Ok(Stores {
+                memory: store.clone(),
+                #[cfg(feature = "auth")]
+                auth: store,
+            });
+        }
+        #[cfg(not(feature = "sqlite"))]
+        return Err(Error::config(
+            "DATABASE_URL",
+            "sqlite: URLs need homi-core's `sqlite` feature, which this build does not include",
+        ));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        {
+            let options = crate::store::postgres::PostgresOptions {
+                max_connections: config.database_max_connections,
+                min_connections: config.database_min_connections,
+                acquire_timeout: config.database_acquire_timeout,
+                ..crate::store::postgres::PostgresOptions::default()
+            };
+            let store =
+                Arc::new(crate::store::postgres::PostgresStore::open_with(url, options).await?);
+            return Ok(Stores {
+                memory: store.clone(),
+                #[cfg(feature = "auth")]
+                auth: store,
+            });
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::config(
+            "DATABASE_URL",
+            format!(
+                "'{}' needs homi-core's `postgres` feature, which this build does not include",
+                config.redacted_database_url()
+            ),
+        ));
+    }
+    Err(Error::config(
+        "DATABASE_URL",
+        format!(
+            "'{}' is not supported: use sqlite://path/to/file.db or postgres://user:pass@host/db",
+            config.redacted_database_url()
+        ),
+    ))
+}
+
+/// Opens the database (running its migrations) and closes it again: what
+/// `homi migrate` does.
+#[cfg(feature = "memory")]
+pub async fn migrate(config: &Config) -> Result<()> {
+    open_store(config).await.map(drop)
+}
+
+/// Every client of one database, on one store and one connection pool: what
+/// a server, the CLI and the Python package open.
+#[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Homi {
+    /// Memories.
+    pub memory: Memory,
+    /// Chat turns and conversations (the extraction queue is [`Homi::jobs`]).
+    #[cfg(all(feature = "chat", feature = "openai"))]
+    pub chat: Chat,
+    /// Accounts, sessions and API keys.
+    #[cfg(feature = "auth")]
+    pub auth: Auth,
+    /// The durable job queue (memory extraction after chat turns).
+    pub jobs: JobQueue,
+}
+
+#[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
+impl Homi {
+    /// Opens the database `config.database_url` names and every client over
+    /// it, as [`Memory::open`], [`Chat::open`] and [`Auth::open`] each would,
+    /// sharing one store.
+    pub async fn open(config: &Config) -> Result<Homi> {
+        let stores = open_stores(config).await?;
+        let memory = Memory::with_store(config, stores.memory).await?;
+        #[cfg(all(feature = "chat", feature = "openai"))]
+        let chat = Chat::with_memory(config, memory.clone())?;
+        #[cfg(all(feature = "chat", feature = "openai"))]
+        let jobs = chat.queue().clone();
+        #[cfg(not(all(feature = "chat", feature = "openai")))]
+        let jobs = JobQueue::for_memory(&memory, QueueOptions::from_config(config))?;
+        #[cfg(feature = "auth")]
+        let auth = Auth::with_store(config, stores.auth).await?;
+        Ok(Homi {
+            memory,
+            #[cfg(all(feature = "chat", feature = "openai"))]
+            chat,
+            #[cfg(feature = "auth")]
+            auth,
+            jobs,
+        })
+    }
+}
+
+#[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
+impl Memory {
+    /// Opens the store named by `config.database_url`, the embedder of
+    /// `config.embedder` ([`crate::provider::open_embedder`]: the local one or
+    /// the provider's) and the chat model of `config.provider`. Without a
+    /// provider, reads and deletions work, `add(infer=true)` fails with a
+    /// `ProviderNotConfigured` error saying what to set, and so do `add` and
+    /// `search` unless the local embedder runs.
+    pub async fn open(config: &Config) -> Result<Memory> {
+        Memory::with_store(config, open_store(config).await?).await
+    }
+}
+
+#[cfg(all(feature = "chat", feature = "openai"))]
+impl Chat {
+    /// Opens the store, the memory and the chat model the configuration names.
+    /// Without a model provider, turns fail with a `ProviderNotConfigured`
+    /// error that says what to set; conversations can still be read.
+    pub async fn open(config: &Config) -> Result<Chat> {
+        Chat::with_memory(config, Memory::open(config).await?)
+    }
+}
+
+#[cfg(feature = "auth")]
+impl Auth {
+    /// Opens the store `config.database_url` names and the backend the
+    /// configuration chooses: Supabase Auth when `SUPABASE_URL` and
+    /// `SUPABASE_KEY` are set, built-in accounts otherwise.
+    pub async fn open(config: &Config) -> Result<Auth> {
+        Auth::with_store(config, open_auth_store(config).await?).await
+    }
+}
+
+/// Opens the configured database as an [`AuthStore`].
+#[cfg(feature = "auth")]
+async fn open_auth_store(config: &Config) -> Result<Arc<dyn AuthStore>> {
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    {
+        Ok(open_stores(config).await?.auth)
+    }
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    {
+        Err(Error::config(
+            "DATABASE_URL",
+            format!(
+                "'{}' cannot be opened: this build of homi-core has neither the `sqlite` nor the `postgres` feature",
+                config.redacted_database_url()
+            ),
+        ))
+    }
+}
+
+/// [`reembed`] with the store and the embedder `config` names (the embedder
+/// to move to is the configured one): what `homi memory reembed` does.
+#[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
+pub async fn reembed_with_config(
+    config: &Config,
+    progress: impl FnMut(ReembedProgress),
+) -> Result<ReembedReport> {
+    let Some(embedder) = crate::provider::open_embedder(config).await? else {
+        return Err(Error::ProviderNotConfigured(
+            "set OPENAI_API_KEY to use OpenAI, or OPENAI_BASE_URL to use any OpenAI-compatible \
+             server, or HOMI_EMBEDDER=local for the local embedder"
+                .to_owned(),
+        ));
+    };
+    let store = open_store(config).await?;
+    reembed(&store, embedder.as_ref(), REEMBED_BATCH, progress).await
+}
