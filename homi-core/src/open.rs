@@ -114,6 +114,68 @@ pub async fn open_stores(config: &Config) -> Result<Stores> {
     ))
 }
 
+/// The stores this process has open, by database, for [`open_stores_shared`].
+#[cfg(feature = "memory")]
+static SHARED: std::sync::Mutex<Vec<SharedStores>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(feature = "memory")]
+struct SharedStores {
+    /// The process that opened them (a forked child opens its own).
+    pid: u32,
+    url: String,
+    memory: std::sync::Weak<dyn Store>,
+    #[cfg(feature = "auth")]
+    auth: std::sync::Weak<dyn AuthStore>,
+}
+
+#[cfg(feature = "memory")]
+impl SharedStores {
+    fn get(&self, pid: u32, url: &str) -> Option<Stores> {
+        if self.pid != pid || self.url != url {
+            return None;
+        }
+        Some(Stores {
+            memory: self.memory.upgrade()?,
+            #[cfg(feature = "auth")]
+            auth: self.auth.upgrade()?,
+        })
+    }
+}
+
+/// Like [`open_stores`], except that a database this process has open
+/// already, and still uses, is shared instead of opened again: clients
+/// opened one by one (Python's `Memory`, `Chat` and `Auth`) then share one
+/// store, one connection pool and, on SQLite, one writer and one vector
+/// cache. An in-memory SQLite database is never shared (each open is its own
+/// database).
+#[cfg(feature = "memory")]
+pub async fn open_stores_shared(config: &Config) -> Result<Stores> {
+    let url = config.database_url.as_str();
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return open_stores(config).await;
+    }
+    let pid = std::process::id();
+    let find = |shared: &[SharedStores]| shared.iter().find_map(|s| s.get(pid, url));
+    if let Some(stores) = find(&SHARED.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(stores);
+    }
+    let opened = open_stores(config).await?;
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    shared.retain(|s| s.memory.strong_count() > 0);
+    // Opened meanwhile by another caller: use that one, drop this one.
+    if let Some(stores) = find(&shared) {
+        return Ok(stores);
+    }
+    shared.push(SharedStores {
+        pid,
+        url: url.to_owned(),
+        memory: std::sync::Arc::downgrade(&opened.memory),
+        #[cfg(feature = "auth")]
+        auth: std::sync::Arc::downgrade(&opened.auth),
+    });
+    Ok(opened)
+}
+
 /// Opens the database (running its migrations) and closes it again: what
 /// `homi migrate` does.
 #[cfg(feature = "memory")]
@@ -177,6 +239,12 @@ impl Memory {
     pub async fn open(config: &Config) -> Result<Memory> {
         Memory::with_store(config, open_store(config).await?).await
     }
+
+    /// Like [`Memory::open`], on the store this process has open already for
+    /// the same database, if any ([`open_stores_shared`]).
+    pub async fn open_shared(config: &Config) -> Result<Memory> {
+        Memory::with_store(config, open_stores_shared(config).await?.memory).await
+    }
 }
 
 #[cfg(all(feature = "chat", feature = "openai"))]
@@ -187,6 +255,12 @@ impl Chat {
     pub async fn open(config: &Config) -> Result<Chat> {
         Chat::with_memory(config, Memory::open(config).await?)
     }
+
+    /// Like [`Chat::open`], on the store this process has open already for
+    /// the same database, if any ([`open_stores_shared`]).
+    pub async fn open_shared(config: &Config) -> Result<Chat> {
+        Chat::with_memory(config, Memory::open_shared(config).await?)
+    }
 }
 
 #[cfg(feature = "auth")]
@@ -195,19 +269,30 @@ impl Auth {
     /// configuration chooses: Supabase Auth when `SUPABASE_URL` and
     /// `SUPABASE_KEY` are set, built-in accounts otherwise.
     pub async fn open(config: &Config) -> Result<Auth> {
-        Auth::with_store(config, open_auth_store(config).await?).await
+        Auth::with_store(config, open_auth_store(config, false).await?).await
+    }
+
+    /// Like [`Auth::open`], on the store this process has open already for
+    /// the same database, if any.
+    pub async fn open_shared(config: &Config) -> Result<Auth> {
+        Auth::with_store(config, open_auth_store(config, true).await?).await
     }
 }
 
 /// Opens the configured database as an [`AuthStore`].
 #[cfg(feature = "auth")]
-async fn open_auth_store(config: &Config) -> Result<Arc<dyn AuthStore>> {
+async fn open_auth_store(config: &Config, shared: bool) -> Result<Arc<dyn AuthStore>> {
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     {
-        Ok(open_stores(config).await?.auth)
+        Ok(if shared {
+            open_stores_shared(config).await?.auth
+        } else {
+            open_stores(config).await?.auth
+        })
     }
     #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
     {
+        let _ = shared;
         Err(Error::config(
             "DATABASE_URL",
             format!(

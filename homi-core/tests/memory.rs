@@ -1624,6 +1624,48 @@ async fn timestamp_sets_when_a_memory_was_said(b: Backend) {
     assert!(err.to_string().contains("timestamp"), "{err}");
 }
 
+/// Clients opened one by one with `open_shared` (as Python's `Memory`,
+/// `Chat` and `Auth` are) share the store this process has open for the
+/// database; `open` and in-memory databases always open their own.
+async fn clients_opened_one_by_one_share_one_store(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let config = config_for(&e.fake, &e.url, DIMS);
+    let a = Memory::open_shared(&config).await.unwrap();
+    let same = Memory::open_shared(&config).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(a.store(), same.store()));
+    let stores = homi_core::open::open_stores_shared(&config).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(a.store(), &stores.memory));
+    // What one writes, the other reads at once (one store, one cache).
+    let alice = Scope::user("alice");
+    a.add("I keep bees on the roof", &alice, AddOptions::raw())
+        .await
+        .unwrap();
+    assert_eq!(
+        same.get_all(&alice, ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // `open` opens its own; so does every in-memory database.
+    assert!(!std::sync::Arc::ptr_eq(a.store(), e.memory.store()));
+    let in_memory = config_for(&e.fake, "sqlite::memory:", DIMS);
+    let one = Memory::open_shared(&in_memory).await.unwrap();
+    let two = Memory::open_shared(&in_memory).await.unwrap();
+    assert!(!std::sync::Arc::ptr_eq(one.store(), two.store()));
+    // Once nothing uses it, the next shared open opens it again.
+    drop((a, same, stores));
+    let again = Memory::open_shared(&config).await.unwrap();
+    assert_eq!(
+        again
+            .get_all(&alice, ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 conformance!(
     two_processes_adding_at_once_lose_nothing,
     verbatim_add_stores_each_non_system_message,
@@ -1650,4 +1692,5 @@ conformance!(
     keyword_semantic_and_hybrid_search,
     hybrid_candidates_match_their_definition,
     timestamp_sets_when_a_memory_was_said,
+    clients_opened_one_by_one_share_one_store,
 );

@@ -23,7 +23,7 @@ struct Shared {
 impl Shared {
     async fn auth(&self) -> PyResult<homi_core::auth::Auth> {
         self.auth
-            .get_or_open(|| async { homi_core::auth::Auth::open(&self.config).await.py() })
+            .get_or_open(|| async { homi_core::auth::Auth::open_shared(&self.config).await.py() })
             .await
     }
 

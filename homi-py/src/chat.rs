@@ -39,7 +39,9 @@ impl Shared {
         let (chat, _) = self
             .chat
             .get_or_open(|| async {
-                let chat = homi_core::chat::Chat::open(&self.config).await.py()?;
+                let chat = homi_core::chat::Chat::open_shared(&self.config)
+                    .await
+                    .py()?;
                 let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
                 chat.queue().spawn_worker(chat.memory().clone(), async {
                     let _ = stopped.await;

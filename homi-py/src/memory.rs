@@ -83,7 +83,7 @@ impl Shared {
 
     pub async fn memory(self: &Arc<Self>) -> PyResult<homi_core::Memory> {
         self.memory
-            .get_or_open(|| async { homi_core::Memory::open(&self.config).await.py() })
+            .get_or_open(|| async { homi_core::Memory::open_shared(&self.config).await.py() })
             .await
     }
 }
