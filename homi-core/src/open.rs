@@ -8,7 +8,7 @@
 //! data types) and `provider` (the models); `store` (the ports and the two
 //! dialects); the clients (`memory`, `jobs`, `chat`, `auth`, `transfer`,
 //! `import`); this module; `doctor`. A module imports only from layers below
-//! its own (ARCHITECTURE.md; `tests/layers.rs` checks it).
+//! its own (ARCHITECTURE.md; `src/layers.rs` checks it).
 
 use std::sync::Arc;
 
