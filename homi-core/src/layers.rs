@@ -50,7 +50,10 @@ fn named(line: &str) -> Vec<String> {
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
-                out.push(name);
+                // A trailing comma leaves an empty item.
+                if !name.is_empty() {
+                    out.push(name);
+                }
             }
         } else {
             out.push(
@@ -59,6 +62,31 @@ fn named(line: &str) -> Vec<String> {
                     .collect(),
             );
         }
+    }
+    out
+}
+
+/// Every module the code of `text` names, with its line (0-based); comment
+/// lines are skipped and a `crate::{…}` group wrapped over several lines is
+/// read whole.
+fn paths(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((n, first)) = lines.next() {
+        if first.trim_start().starts_with("//") {
+            continue;
+        }
+        let mut line = first.to_owned();
+        while let Some(i) = line.rfind("crate::{") {
+            if line[i..].contains('}') {
+                break;
+            }
+            match lines.next() {
+                Some((_, more)) => line.push_str(more),
+                None => break,
+            }
+        }
+        out.extend(named(&line).into_iter().map(|t| (n, t)));
     }
     out
 }
@@ -101,24 +129,19 @@ fn no_module_imports_one_above_it() {
             )
         });
         let text = std::fs::read_to_string(file).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            if line.trim_start().starts_with("//") {
+        for (n, target) in paths(&text) {
+            seen += 1;
+            let target = reexported_from(&target).unwrap_or(&target).to_owned();
+            if target == module {
                 continue;
             }
-            for target in named(line) {
-                seen += 1;
-                let target = reexported_from(&target).unwrap_or(&target).to_owned();
-                if target == module {
-                    continue;
-                }
-                match rank(&target) {
-                    Some(r) if r < own => {}
-                    _ => wrong.push(format!(
-                        "src/{}:{}: `{module}` names `crate::{target}`",
-                        relative.display(),
-                        n + 1
-                    )),
-                }
+            match rank(&target) {
+                Some(r) if r < own => {}
+                _ => wrong.push(format!(
+                    "src/{}:{}: `{module}` names `crate::{target}`",
+                    relative.display(),
+                    n + 1
+                )),
             }
         }
     }
@@ -138,4 +161,8 @@ fn a_group_import_names_each_module() {
     );
     assert_eq!(named("let x = crate::model::Scope::any();"), ["model"]);
     assert!(named("no paths here").is_empty());
+    let wrapped =
+        "use crate::{\n    chat::Chat,\n    model::Scope,\n};\n// crate::open\nuse crate::store;";
+    let found: Vec<_> = paths(wrapped).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(found, ["chat", "model", "store"]);
 }

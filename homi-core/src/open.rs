@@ -4,10 +4,10 @@
 //! on one store and one connection pool, [`Memory::open`], [`Chat::open`] and
 //! [`Auth::open`] one each.
 //!
-//! The layers of the core, bottom to top: `error` and `config`; `model` (the
-//! data types) and `provider` (the models); `store` (the ports and the two
-//! dialects); the clients (`memory`, `jobs`, `chat`, `auth`, `transfer`,
-//! `import`); this module; `doctor`. A module imports only from layers below
+//! The layers of the core, bottom to top: `error`; `config`; `mem0_config`;
+//! `model` (the data types) and `provider` (the models); `store` (the ports
+//! and the two dialects); the clients (`memory`; `jobs`, `transfer`,
+//! `import`; `chat`, `auth`); this module; `doctor`. A module imports only from layers below
 //! its own (ARCHITECTURE.md; `src/layers.rs` checks it).
 
 use std::sync::Arc;
@@ -122,7 +122,8 @@ static SHARED: std::sync::Mutex<Vec<SharedStores>> = std::sync::Mutex::new(Vec::
 struct SharedStores {
     /// The process that opened them (a forked child opens its own).
     pid: u32,
-    url: String,
+    /// The database and the settings it was opened with ([`store_key`]).
+    key: String,
     memory: std::sync::Weak<dyn Store>,
     #[cfg(feature = "auth")]
     auth: std::sync::Weak<dyn AuthStore>,
@@ -130,8 +131,8 @@ struct SharedStores {
 
 #[cfg(feature = "memory")]
 impl SharedStores {
-    fn get(&self, pid: u32, url: &str) -> Option<Stores> {
-        if self.pid != pid || self.url != url {
+    fn get(&self, pid: u32, key: &str) -> Option<Stores> {
+        if self.pid != pid || self.key != key {
             return None;
         }
         Some(Stores {
@@ -146,8 +147,10 @@ impl SharedStores {
 /// already, and still uses, is shared instead of opened again: clients
 /// opened one by one (Python's `Memory`, `Chat` and `Auth`) then share one
 /// store, one connection pool and, on SQLite, one writer and one vector
-/// cache. An in-memory SQLite database is never shared (each open is its own
-/// database).
+/// cache. A store is shared only with a configuration naming the same
+/// database URL (as written: a relative SQLite path is not resolved) and the
+/// same store settings (pool size and timeout, vector cache size). An
+/// in-memory SQLite database is never shared (each open is its own database).
 #[cfg(feature = "memory")]
 pub async fn open_stores_shared(config: &Config) -> Result<Stores> {
     let url = config.database_url.as_str();
@@ -155,7 +158,8 @@ pub async fn open_stores_shared(config: &Config) -> Result<Stores> {
         return open_stores(config).await;
     }
     let pid = std::process::id();
-    let find = |shared: &[SharedStores]| shared.iter().find_map(|s| s.get(pid, url));
+    let key = store_key(config);
+    let find = |shared: &[SharedStores]| shared.iter().find_map(|s| s.get(pid, &key));
     if let Some(stores) = find(&SHARED.lock().unwrap_or_else(|e| e.into_inner())) {
         return Ok(stores);
     }
@@ -168,12 +172,26 @@ pub async fn open_stores_shared(config: &Config) -> Result<Stores> {
     }
     shared.push(SharedStores {
         pid,
-        url: url.to_owned(),
+        key,
         memory: std::sync::Arc::downgrade(&opened.memory),
         #[cfg(feature = "auth")]
         auth: std::sync::Arc::downgrade(&opened.auth),
     });
     Ok(opened)
+}
+
+/// What decides whether two configurations may share a store: the database
+/// and every setting [`open_stores`] opens it with.
+#[cfg(feature = "memory")]
+fn store_key(config: &Config) -> String {
+    format!(
+        "{} cache={} pool={}..{} acquire={:?}",
+        config.database_url,
+        config.memory.vector_cache_mb,
+        config.database_min_connections,
+        config.database_max_connections,
+        config.database_acquire_timeout
+    )
 }
 
 /// Opens the database (running its migrations) and closes it again: what
@@ -183,8 +201,9 @@ pub async fn migrate(config: &Config) -> Result<()> {
     open_store(config).await.map(drop)
 }
 
-/// Every client of one database, on one store and one connection pool: what
-/// a server, the CLI and the Python package open.
+/// Every client of one database, on one store and one connection pool (what
+/// the server opens). Which clients there are follows homi-core's features:
+/// `chat` needs `chat` and `openai`, `auth` needs `auth`.
 #[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -21,8 +21,16 @@ pub mod messages;
 pub mod options;
 pub mod rank;
 
-// The model's modules under their old paths (`homi_core::memory::types`).
-pub use crate::model::{filter, keywords, types};
+// The model's modules under their old paths (`homi_core::memory::filter`).
+pub use crate::model::{filter, keywords};
+
+/// The data model and the Memory API's options and results under their old
+/// path (`homi_core::memory::types`): [`crate::model::types`] and
+/// [`options`].
+pub mod types {
+    pub use super::options::*;
+    pub use crate::model::types::*;
+}
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The data model: what a memory, its scope, its history and a filter are,
-//! and how memory text splits into search terms. The bottom layer of the
-//! core: it imports nothing but [`crate::error`], and every other layer
-//! (the store ports, the engine and its dialects, the clients) builds on it.
+//! and how memory text splits into search terms. It imports nothing of the
+//! core but [`crate::error`], and the layers above it (the store ports and
+//! their dialects, the clients) build on it.
 
 pub mod filter;
 pub mod keywords;

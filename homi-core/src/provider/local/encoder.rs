@@ -307,7 +307,12 @@ fn matmul(
     rhs: Rhs,
     parallelism: gemm::Parallelism,
 ) -> Result<()> {
-    if a.len() != m * k || b.len() != k * n || out.len() != m * n {
+    let size = |x: usize, y: usize| x.checked_mul(y).filter(|s| isize::try_from(*s).is_ok());
+    if size(m, k) != Some(a.len())
+        || size(k, n) != Some(b.len())
+        || size(m, n) != Some(out.len())
+        || [m, k, n].iter().any(|&d| isize::try_from(d).is_err())
+    {
         bail!(
             "product: {m}×{k} by {k}×{n} into {m}×{n}, given {}, {} and {} numbers",
             a.len(),
@@ -323,8 +328,9 @@ fn matmul(
     // The one unsafe call of the workspace: gemm's kernels take raw pointers
     // and strides.
     // SAFETY: `a`, `b` and `out` hold exactly the m × k, k × n and m × n
-    // matrices the strides describe (checked above), `out` is not aliased,
-    // and with `read_dst` false it is only written.
+    // matrices the strides describe (checked above, without overflow, and
+    // every size fits an `isize`), `out` is not aliased, and with `read_dst`
+    // false it is only written.
     #[allow(unsafe_code)]
     unsafe {
         gemm::gemm(
