@@ -89,7 +89,10 @@ enum ConfigCommand {
     Check,
 }
 
-/// Whose memories: at least one of user, agent, run for a write or a search.
+/// Whose memories: at least one of user, agent, run for a write, a list or a
+/// search. The commands on one memory id and `export` take them as a
+/// restriction; without any they reach every scope (the store is the
+/// operator's).
 #[derive(Debug, clap::Args)]
 struct ScopeArgs {
     /// The user.
@@ -109,6 +112,16 @@ impl ScopeArgs {
             user_id: self.user.clone(),
             agent_id: self.agent.clone(),
             run_id: self.run.clone(),
+        }
+    }
+
+    /// The scope given, or every scope when none is.
+    fn access(&self) -> homi_core::Access {
+        let scope = self.scope();
+        if scope.is_empty() {
+            homi_core::Access::Any
+        } else {
+            homi_core::Access::Scope(scope)
         }
     }
 }
@@ -710,7 +723,7 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
         }
         MemoryCommand::Get { id, scope } => {
             let item = memory
-                .get(&id, &scope.scope())
+                .get(&id, scope.access())
                 .await?
                 .ok_or_else(|| Error::not_found(format!("memory {id}")))?;
             if as_json {
@@ -726,7 +739,7 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
             metadata,
         } => {
             let metadata = json_object("metadata", metadata.as_deref())?;
-            let item = memory.update(&id, &scope.scope(), &text, metadata).await?;
+            let item = memory.update(&id, scope.access(), &text, metadata).await?;
             if as_json {
                 println!("{}", json!(item));
             } else {
@@ -734,7 +747,7 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
             }
         }
         MemoryCommand::Delete { id, scope } => {
-            memory.delete(&id, &scope.scope()).await?;
+            memory.delete(&id, scope.access()).await?;
             if as_json {
                 println!("{}", json!({"deleted": id}));
             } else {
@@ -750,7 +763,7 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
             }
         }
         MemoryCommand::History { id, scope } => {
-            let entries = memory.history(&id, &scope.scope()).await?;
+            let entries = memory.history(&id, scope.access()).await?;
             if as_json {
                 println!("{}", json!(entries));
             } else {
@@ -772,7 +785,7 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
             scope,
             embeddings,
             output,
-        } => export(&memory, &scope.scope(), embeddings, output, as_json).await?,
+        } => export(&memory, &scope.access(), embeddings, output, as_json).await?,
         MemoryCommand::Import { file } => import(&memory, &file, as_json).await?,
         // Run above, before a Memory is opened.
         #[cfg(feature = "postgres")]
@@ -784,7 +797,7 @@ async fn memory(config: &Config, command: MemoryCommand, as_json: bool) -> homi_
 
 async fn export(
     memory: &homi_core::Memory,
-    scope: &homi_core::Scope,
+    access: &homi_core::Access,
     embeddings: bool,
     output: Option<std::path::PathBuf>,
     as_json: bool,
@@ -796,10 +809,10 @@ async fn export(
     let written = match &output {
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            homi_core::transfer::export_jsonl(store, scope, embeddings, &mut out, count).await?
+            homi_core::transfer::export_jsonl(store, access, embeddings, &mut out, count).await?
         }
         Some(path) => {
-            homi_core::transfer::export_jsonl_file(store, scope, embeddings, path, count).await?
+            homi_core::transfer::export_jsonl_file(store, access, embeddings, path, count).await?
         }
     };
     bar.finish_and_clear();

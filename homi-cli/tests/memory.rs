@@ -198,10 +198,22 @@ async fn every_memory_sub_command(backend: Backend) {
         serde_json::json!([])
     );
 
-    // Mistakes: one sentence and exit 4 (JSON with --json).
-    let out = e.homi(&["memory", "search", "tea"]);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("user_id"));
+    // Mistakes: one sentence and exit 4 (JSON with --json). No scope is an
+    // error, never every user.
+    for args in [
+        &["memory", "search", "tea"][..],
+        &["memory", "list"],
+        &["memory", "delete-all"],
+        &["memory", "add", "x", "--no-infer"],
+        &["memory", "delete-all", "--user", " "],
+    ] {
+        let out = e.homi(args);
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("user_id"),
+            "{args:?}"
+        );
+    }
     let out = e.homi(&[
         "memory",
         "add",

@@ -18,9 +18,9 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use homi_core::Scope;
 use homi_core::store::postgres::{PostgresOptions, PostgresStore};
 use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store};
+use homi_core::{Access, Scope};
 use uuid::Uuid;
 
 #[path = "../tests/common/mod.rs"]
@@ -119,14 +119,14 @@ async fn load(case: &Case, url: &str) -> Loaded {
             }));
             if batch.len() == 5_000 {
                 store
-                    .apply(&Scope::any(), None, std::mem::take(&mut batch))
+                    .apply(&Access::Any, None, std::mem::take(&mut batch))
                     .await
                     .unwrap();
             }
         }
     }
     if !batch.is_empty() {
-        store.apply(&Scope::any(), None, batch).await.unwrap();
+        store.apply(&Access::Any, None, batch).await.unwrap();
     }
     let insert = start.elapsed();
     let start = Instant::now();

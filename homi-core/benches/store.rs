@@ -100,7 +100,10 @@ async fn build(per_scope: usize, other_scopes: usize, dims: usize) -> Fixture {
                     said_at: None,
                 }));
             }
-            store.apply(&scope, None, changes).await.unwrap();
+            store
+                .apply(&scope.clone().into(), None, changes)
+                .await
+                .unwrap();
             inserted += n;
         }
     }

@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::memory::{Metadata, Scope, text_hash};
+use crate::memory::{Access, Metadata, Scope, text_hash};
 use crate::store::{Change, EmbedderInfo, NewMemory, Outcome, Store};
 
 /// Where mem0 kept its memories.
@@ -260,7 +260,7 @@ pub async fn import_mem0_with_progress(
             store.bind_embedder(&info).await?;
             bound = Some(info);
         }
-        for outcome in store.apply(&Scope::any(), bound.as_ref(), changes).await? {
+        for outcome in store.apply(&Access::Any, bound.as_ref(), changes).await? {
             match outcome {
                 Outcome::Added { .. } => report.imported += 1,
                 Outcome::Exists { .. } => report.already_present += 1,

@@ -159,7 +159,7 @@ fn a_group_import_names_each_module() {
         named("use crate::{memory::Memory, store};"),
         ["memory", "store"]
     );
-    assert_eq!(named("let x = crate::model::Scope::any();"), ["model"]);
+    assert_eq!(named("let x = crate::model::Scope::default();"), ["model"]);
     assert!(named("no paths here").is_empty());
     let wrapped =
         "use crate::{\n    chat::Chat,\n    model::Scope,\n};\n// crate::open\nuse crate::store;";

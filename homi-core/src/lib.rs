@@ -31,7 +31,7 @@ pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "memory")]
 pub use memory::{
-    AddEvent, AddOptions, AddResult, Event, Filter, HistoryEntry, ListOptions, Memory,
+    Access, AddEvent, AddOptions, AddResult, Event, Filter, HistoryEntry, ListOptions, Memory,
     MemoryBuilder, MemoryItem, Messages, Metadata, Scope, SearchMode, SearchOptions, SearchResult,
     Usage,
 };

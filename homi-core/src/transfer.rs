@@ -15,13 +15,13 @@
 //! # let config = homi_core::Config::default()
 //! #     .with_database_url("sqlite::memory:")
 //! #     .with_openai_base_url(fake.base_url());
-//! use homi_core::{AddOptions, Memory, Scope, transfer};
+//! use homi_core::{Access, AddOptions, Memory, Scope, transfer};
 //! let memory = Memory::open(&config).await?;
 //! let alice = Scope::user("alice");
 //! memory.add("I live in Lisbon", &alice, AddOptions::raw()).await?;
 //!
 //! let mut jsonl = Vec::new();
-//! let n = transfer::export_jsonl(memory.store().as_ref(), &alice, false, &mut jsonl, |_| {}).await?;
+//! let n = transfer::export_jsonl(memory.store().as_ref(), &Access::from(&alice), false, &mut jsonl, |_| {}).await?;
 //! assert_eq!(n, 1);
 //!
 //! let other = Memory::open(&config.clone().with_database_url("sqlite::memory:")).await?;
@@ -38,7 +38,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::memory::{Memory, Scope};
+use crate::memory::{Access, Memory};
 use crate::provider::Embedder;
 use crate::store::{EmbedderInfo, MemoryRecord, Outcome, Store};
 
@@ -50,21 +50,21 @@ const EXPORT_PAGE: usize = 500;
 /// embedding call when they need vectors).
 const IMPORT_BATCH: usize = 256;
 
-/// Writes every memory of `scope` (all scopes with [`Scope::any`]) as JSON
-/// Lines to `out`, with vectors when `embeddings` is set; `progress` gets the
-/// count so far. Returns how many were written.
+/// Writes every memory `access` reaches (every scope's with
+/// [`Access::Any`]) as JSON Lines to `out`, with vectors when `embeddings` is
+/// set; `progress` gets the count so far. Returns how many were written.
 pub async fn export_jsonl(
     store: &dyn Store,
-    scope: &Scope,
+    access: &Access,
     embeddings: bool,
     out: &mut dyn Write,
     mut progress: impl FnMut(u64),
 ) -> Result<u64> {
-    scope.validate(false)?;
+    access.validate()?;
     let mut after = None;
     let mut written = 0u64;
     loop {
-        let page = store.export(scope, after, EXPORT_PAGE, embeddings).await?;
+        let page = store.export(access, after, EXPORT_PAGE, embeddings).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.item.id);
         for record in &page {
@@ -87,7 +87,7 @@ pub async fn export_jsonl(
 /// `path` at the end, and removed if the export fails.
 pub async fn export_jsonl_file(
     store: &dyn Store,
-    scope: &Scope,
+    access: &Access,
     embeddings: bool,
     path: &std::path::Path,
     progress: impl FnMut(u64),
@@ -100,7 +100,7 @@ pub async fn export_jsonl_file(
     };
     let file = std::fs::File::create(&partial).map_err(|e| cannot(e, &partial))?;
     let mut out = std::io::BufWriter::new(file);
-    let written = match export_jsonl(store, scope, embeddings, &mut out, progress).await {
+    let written = match export_jsonl(store, access, embeddings, &mut out, progress).await {
         Ok(n) => n,
         Err(e) => {
             drop(out);

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use homi_core::memory::{Filter, SearchMode};
-use homi_core::{AddOptions, Config, ErrorKind, Event, ListOptions, Memory, Scope, SearchOptions};
+use homi_core::{
+    Access, AddOptions, Config, ErrorKind, Event, ListOptions, Memory, Scope, SearchOptions,
+};
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::json;
 
@@ -835,7 +837,7 @@ async fn invalid_input_names_the_field(b: Backend) {
     let cases: Vec<(homi_core::Error, &str)> = vec![
         (
             e.memory
-                .add("x", &Scope::any(), AddOptions::raw())
+                .add("x", &Scope::default(), AddOptions::raw())
                 .await
                 .unwrap_err(),
             "user_id",
@@ -881,13 +883,13 @@ async fn invalid_input_names_the_field(b: Backend) {
         ),
         (
             e.memory
-                .get_all(&Scope::any(), ListOptions::default())
+                .get_all(&Scope::default(), ListOptions::default())
                 .await
                 .unwrap_err(),
             "user_id",
         ),
         (
-            e.memory.delete_all(&Scope::any()).await.unwrap_err(),
+            e.memory.delete_all(&Scope::default()).await.unwrap_err(),
             "user_id",
         ),
     ];
@@ -895,6 +897,99 @@ async fn invalid_input_names_the_field(b: Backend) {
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         assert!(err.to_string().contains(field), "{err} should name {field}");
     }
+}
+
+/// An empty scope is refused by every operation of the Memory client and
+/// matches nothing in the store's SQL: it never means "every user". Only
+/// `Access::Any`, said on purpose, reaches another scope's memory by id.
+async fn an_empty_scope_is_an_error_never_every_user(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let alice = Scope::user("alice");
+    let added = e
+        .memory
+        .add("Alice keeps bees", &alice, AddOptions::raw())
+        .await
+        .unwrap();
+    let uuid = added.results[0].id;
+    let id = uuid.to_string();
+    let none = Scope::default();
+    let mut errors = vec![
+        e.memory
+            .add("x", &none, AddOptions::raw())
+            .await
+            .unwrap_err(),
+        e.memory
+            .get_all(&none, ListOptions::default())
+            .await
+            .unwrap_err(),
+        e.memory
+            .count(&none, ListOptions::default())
+            .await
+            .unwrap_err(),
+        e.memory.get(&id, &none).await.unwrap_err(),
+        e.memory
+            .update(&id, &none, "changed", None)
+            .await
+            .unwrap_err(),
+        e.memory.delete(&id, &none).await.unwrap_err(),
+        e.memory.history(&id, &none).await.unwrap_err(),
+        e.memory.delete_all(&none).await.unwrap_err(),
+    ];
+    for mode in [
+        SearchMode::Hybrid,
+        SearchMode::Semantic,
+        SearchMode::Keyword,
+    ] {
+        let options = SearchOptions::default().mode(mode);
+        errors.push(e.memory.search("bees", &none, options).await.unwrap_err());
+    }
+    for err in errors {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("user_id"), "{err}");
+    }
+
+    // Below the client, the store's SQL matches nothing for an empty scope.
+    let store = e.memory.store();
+    let empty = Access::from(&none);
+    assert!(store.get(uuid, &empty).await.unwrap().is_none());
+    assert!(store.history(uuid, &empty).await.unwrap().is_empty());
+    assert!(!store.delete(uuid, &empty).await.unwrap());
+    let read = homi_core::store::ReadParams {
+        limit: 100,
+        filter: None,
+        as_of: None,
+        include_superseded: true,
+        threshold: None,
+    };
+    assert!(store.list(&none, &read).await.unwrap().is_empty());
+    assert_eq!(store.count(&none, &read).await.unwrap(), 0);
+    assert!(
+        store
+            .export(&empty, None, 100, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Alice's memory is untouched, and reached on purpose with Access::Any.
+    let item = e.memory.get(&id, Access::Any).await.unwrap().unwrap();
+    assert_eq!(item.memory, "Alice keeps bees");
+    assert_eq!(e.memory.history(&id, Access::Any).await.unwrap().len(), 1);
+    assert!(
+        e.memory
+            .get(&id, &Scope::user("bob"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        e.memory
+            .get_all(&alice, ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn metadata_filters(b: Backend) {
@@ -1684,6 +1779,7 @@ conformance!(
     delete_all_removes_every_memory_not_one_page,
     another_embedder_dimension_is_a_clear_error,
     invalid_input_names_the_field,
+    an_empty_scope_is_an_error_never_every_user,
     metadata_filters,
     another_process_writes_are_seen_by_search,
     explicit_update_reembeds_and_replaces_metadata,

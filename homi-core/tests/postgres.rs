@@ -2,10 +2,10 @@
 //! index for large scopes, which must never drop results; TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use homi_core::Scope;
 use homi_core::memory::{Filter, text_hash};
 use homi_core::store::postgres::{PostgresOptions, PostgresStore};
 use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store};
+use homi_core::{Access, Scope};
 use homi_testkit::lexical_embedding;
 use serde_json::json;
 
@@ -93,7 +93,7 @@ async fn large_scopes_use_the_index_and_lose_nothing() {
             })
         })
         .collect();
-    exact.apply(&Scope::any(), None, changes).await.unwrap();
+    exact.apply(&Access::Any, None, changes).await.unwrap();
     sqlx::query("ANALYZE homi_memories")
         .execute(exact.pool())
         .await
@@ -230,7 +230,7 @@ async fn supabase_api_roles_see_none_of_homis_rows() {
     let scope = Scope::user("alice");
     store
         .apply(
-            &scope,
+            &Access::from(&scope),
             None,
             vec![Change::Add(NewMemory {
                 id: uuid::Uuid::new_v4(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use homi_core::provider::openai::OpenAiEmbedder;
 use homi_core::transfer::{ImportReport, export_jsonl, import_jsonl, reembed};
-use homi_core::{AddOptions, Config, ErrorKind, ListOptions, Memory, Messages, Scope};
+use homi_core::{Access, AddOptions, Config, ErrorKind, ListOptions, Memory, Messages, Scope};
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::json;
 
@@ -26,11 +26,17 @@ fn config(fake: &FakeProvider, url: &str) -> Config {
     common::provider_config(url, &fake.base_url(), DIMS, 0)
 }
 
-async fn export(memory: &Memory, scope: &Scope, embeddings: bool) -> Vec<u8> {
+async fn export(memory: &Memory, access: &Access, embeddings: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    export_jsonl(memory.store().as_ref(), scope, embeddings, &mut out, |_| {})
-        .await
-        .unwrap();
+    export_jsonl(
+        memory.store().as_ref(),
+        access,
+        embeddings,
+        &mut out,
+        |_| {},
+    )
+    .await
+    .unwrap();
     out
 }
 
@@ -100,8 +106,8 @@ async fn round_trip_is_exact_and_idempotent(b: Backend) {
     let source = Memory::open(&config(&fake, &url)).await.unwrap();
     let n = fill(&source, &fake).await;
 
-    let plain = export(&source, &Scope::any(), false).await;
-    let with_vectors = export(&source, &Scope::any(), true).await;
+    let plain = export(&source, &Access::Any, false).await;
+    let with_vectors = export(&source, &Access::Any, true).await;
     let lines: Vec<serde_json::Value> = plain
         .split(|c| *c == b'\n')
         .filter(|l| !l.is_empty())
@@ -151,13 +157,13 @@ async fn round_trip_is_exact_and_idempotent(b: Backend) {
         }
     );
     assert_eq!(
-        String::from_utf8(export(&copy, &Scope::any(), false).await).unwrap(),
+        String::from_utf8(export(&copy, &Access::Any, false).await).unwrap(),
         String::from_utf8(plain.clone()).unwrap()
     );
     // Twice changes nothing.
     let again = import_jsonl(&copy, &plain[..], |_| {}).await.unwrap();
     assert_eq!((again.imported, again.already_present), (0, n as u64));
-    assert_eq!(export(&copy, &Scope::any(), false).await, plain);
+    assert_eq!(export(&copy, &Access::Any, false).await, plain);
     // The copy answers like the source: the superseded fact is not current.
     let found = copy
         .search("meat", &Scope::user("alice"), Default::default())
@@ -184,12 +190,12 @@ async fn round_trip_is_exact_and_idempotent(b: Backend) {
     assert_eq!((report.imported, report.embedded), (n as u64, 0));
     assert_eq!(fake.stats().embedding_requests, embedding_requests);
     assert_eq!(
-        String::from_utf8(export(&third, &Scope::any(), true).await).unwrap(),
+        String::from_utf8(export(&third, &Access::Any, true).await).unwrap(),
         vectors
     );
 
     // One scope only.
-    let bobs = export(&source, &Scope::user("bob"), false).await;
+    let bobs = export(&source, &Scope::user("bob").into(), false).await;
     let bobs = String::from_utf8(bobs).unwrap();
     assert_eq!(bobs.lines().count(), 2);
     assert!(bobs.contains("My name is Bob") && !bobs.contains("alice"));
@@ -203,7 +209,7 @@ async fn bad_records_are_refused_whole(b: Backend) {
     };
     let source = Memory::open(&config(&fake, &url)).await.unwrap();
     fill(&source, &fake).await;
-    let plain = String::from_utf8(export(&source, &Scope::any(), false).await).unwrap();
+    let plain = String::from_utf8(export(&source, &Access::Any, false).await).unwrap();
     let url2 = store_url(b, &d2).await.unwrap();
     let target = Memory::open(&config(&fake, &url2)).await.unwrap();
 
@@ -230,7 +236,7 @@ async fn bad_records_are_refused_whole(b: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert!(export(&target, &Scope::any(), false).await.is_empty());
+    assert!(export(&target, &Access::Any, false).await.is_empty());
 }
 
 async fn reembed_resumes_after_an_interruption(b: Backend) {
@@ -254,7 +260,7 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
             .await
             .unwrap();
     }
-    let old_export = export(&memory, &Scope::any(), true).await;
+    let old_export = export(&memory, &Access::Any, true).await;
     // Warm the cache of one scope on the old vectors.
     let warm = memory
         .search("u3 fact number 5", &Scope::user("u3"), Default::default())
@@ -280,7 +286,7 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
         .unwrap();
     let staged_ids: Vec<uuid::Uuid> = {
         let mut ids: Vec<uuid::Uuid> = store
-            .export(&Scope::any(), None, 300, false)
+            .export(&Access::Any, None, 300, false)
             .await
             .unwrap()
             .iter()
@@ -384,7 +390,7 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
     // Every vector has the new size.
     let records = moved
         .store()
-        .export(&Scope::any(), None, 1000, true)
+        .export(&Access::Any, None, 1000, true)
         .await
         .unwrap();
     assert_eq!(records.len(), 300);

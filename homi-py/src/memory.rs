@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use homi_core::memory::mem0;
-use homi_core::{AddOptions, Config, ListOptions, Scope, SearchOptions};
+use homi_core::{Access, AddOptions, Config, ListOptions, Scope, SearchOptions};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::{Value, json};
@@ -286,13 +286,16 @@ fn op_get_all(
     }))
 }
 
+// mem0's calls on one memory id (get, update, delete, history) take no
+// scope: the id reaches its memory in any scope, on purpose — the library's
+// caller owns the whole store.
 fn op_get(shared: &Arc<Shared>, memory_id: String) -> Op {
     let shared = shared.clone();
     Box::pin(async move {
         let item = shared
             .memory()
             .await?
-            .get(&memory_id, &Scope::default())
+            .get(&memory_id, Access::Any)
             .await
             .py()?;
         Ok(json!(item))
@@ -313,7 +316,7 @@ fn op_update(
         let item = shared
             .memory()
             .await?
-            .update(&memory_id, &Scope::default(), &data, metadata)
+            .update(&memory_id, Access::Any, &data, metadata)
             .await
             .py()?;
         Ok(json!({"message": "Memory updated successfully!", "id": item.id, "memory": item.memory}))
@@ -326,7 +329,7 @@ fn op_delete(shared: &Arc<Shared>, memory_id: String) -> Op {
         shared
             .memory()
             .await?
-            .delete(&memory_id, &Scope::default())
+            .delete(&memory_id, Access::Any)
             .await
             .py()?;
         Ok(json!({"message": "Memory deleted successfully!"}))
@@ -361,7 +364,7 @@ fn op_history(shared: &Arc<Shared>, memory_id: String) -> Op {
         let entries = shared
             .memory()
             .await?
-            .history(&memory_id, &Scope::default())
+            .history(&memory_id, Access::Any)
             .await
             .py()?;
         Ok(json!(entries))

@@ -164,6 +164,26 @@ def test_search_modes_and_timestamps(env):
             m.add("x", user_id="carol", infer=False, timestamp=bad)
 
 
+def test_an_empty_scope_is_an_error_never_every_user(env):
+    m = Memory()
+    kept = m.add("Alice keeps bees", user_id="alice", infer=False)["results"][0]["id"]
+    calls = [
+        lambda: m.add("x", infer=False),
+        lambda: m.add("x", user_id="", infer=False),
+        lambda: m.search("bees"),
+        lambda: m.search("bees", user_id="  "),
+        lambda: m.get_all(),
+        lambda: m.delete_all(),
+        lambda: m.delete_all(user_id=""),
+    ]
+    for call in calls:
+        with pytest.raises(homi.ValidationError, match="user_id"):
+            call()
+    assert [r["id"] for r in m.get_all(user_id="alice")["results"]] == [kept]
+    # mem0's calls on one id take no scope: the id itself is the address.
+    assert m.get(kept)["memory"] == "Alice keeps bees"
+
+
 def test_errors_are_homi_errors_with_builtin_bases(env, fake):
     m = Memory()
     with pytest.raises(homi.ValidationError) as e:

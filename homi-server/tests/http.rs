@@ -1578,6 +1578,28 @@ async fn service_keys_act_within_their_scopes_and_namespace(backend: Backend) {
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "a key must name its user");
     assert!(body["detail"].as_str().unwrap().contains("X-User-Id"));
+    // An empty user is an error, never "every user": not for a search, a
+    // list, a deletion of everything, nor one memory by id.
+    let id = uuid::Uuid::new_v4();
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/memories/search".to_owned(),
+            Some(json!({"query": "x"})),
+        ),
+        (Method::GET, "/api/v1/memories".to_owned(), None),
+        (Method::DELETE, "/api/v1/memories".to_owned(), None),
+        (Method::GET, format!("/api/v1/memories/{id}"), None),
+        (Method::DELETE, format!("/api/v1/memories/{id}"), None),
+    ] {
+        let (st, body) = keyed(&s, method.clone(), &path, &writer_key, Some("  "), body).await;
+        assert_eq!(
+            st,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path}: {body}"
+        );
+        assert!(body["detail"].as_str().unwrap().contains("user"), "{body}");
+    }
     let (st, _) = s
         .http
         .post(format!("{}/api/v1/memories/search", s.base))

@@ -45,8 +45,8 @@ pub use options::{
     SearchOptions, SearchResult, Usage,
 };
 pub use types::{
-    Event, HistoryEntry, MemoryItem, Metadata, Scope, parse_memory_id, parse_timestamp, text_hash,
-    unix_seconds,
+    Access, Event, HistoryEntry, MemoryItem, Metadata, Scope, parse_memory_id, parse_timestamp,
+    text_hash, unix_seconds,
 };
 
 use crate::error::{Error, Result};
@@ -357,7 +357,7 @@ impl Memory {
         let outcomes = self
             .inner
             .store
-            .apply(scope, made_by.as_ref(), changes)
+            .apply(&Access::from(scope), made_by.as_ref(), changes)
             .await?;
         let mut by_hash: HashMap<String, AddEvent> = HashMap::new();
         for o in outcomes {
@@ -581,7 +581,7 @@ impl Memory {
         let outcomes = self
             .inner
             .store
-            .apply(scope, made_by.as_ref(), changes)
+            .apply(&Access::from(scope), made_by.as_ref(), changes)
             .await?;
         let mut events: Vec<AddEvent> = outcomes.into_iter().flat_map(events_of).collect();
         events.extend(none_events);
@@ -700,11 +700,13 @@ impl Memory {
             })
     }
 
-    /// One memory by id, if it exists in `scope` ([`Scope::any`] matches every scope).
-    pub async fn get(&self, id: &str, scope: &Scope) -> Result<Option<MemoryItem>> {
-        scope.validate(false)?;
+    /// One memory by id, if `access` reaches it: a `&Scope` (the memory must
+    /// lie in it) or [`Access::Any`].
+    pub async fn get(&self, id: &str, access: impl Into<Access>) -> Result<Option<MemoryItem>> {
+        let access = access.into();
+        access.validate()?;
         let id = parse_memory_id(id)?;
-        self.inner.store.get(id, scope).await
+        self.inner.store.get(id, &access).await
     }
 
     /// The scope's memories, newest first.
@@ -735,16 +737,17 @@ impl Memory {
         self.inner.store.count(scope, &params).await
     }
 
-    /// Replaces a memory's text (and, when given, its metadata). History keeps
-    /// the old text. Returns the memory as it is now.
+    /// Replaces a memory's text (and, when given, its metadata) if `access`
+    /// reaches it. History keeps the old text. Returns the memory as it is now.
     pub async fn update(
         &self,
         id: &str,
-        scope: &Scope,
+        access: impl Into<Access>,
         text: &str,
         metadata: Option<Metadata>,
     ) -> Result<MemoryItem> {
-        scope.validate(false)?;
+        let access = access.into();
+        access.validate()?;
         let uuid = parse_memory_id(id)?;
         let text = text.trim();
         if text.is_empty() {
@@ -760,7 +763,7 @@ impl Memory {
                 format!("is longer than {} bytes", messages::MAX_MESSAGE_BYTES),
             ));
         }
-        if self.inner.store.get(uuid, scope).await?.is_none() {
+        if self.inner.store.get(uuid, &access).await?.is_none() {
             return Err(Error::not_found(format!("memory {uuid}")));
         }
         let mut usage = Usage::default();
@@ -780,7 +783,7 @@ impl Memory {
         let outcomes = self
             .inner
             .store
-            .apply(scope, made_by.as_ref(), vec![change])
+            .apply(&access, made_by.as_ref(), vec![change])
             .await?;
         let id_now = match outcomes.first() {
             Some(Outcome::Duplicate { id, .. }) if *id != uuid => {
@@ -794,16 +797,18 @@ impl Memory {
         };
         self.inner
             .store
-            .get(id_now, scope)
+            .get(id_now, &access)
             .await?
             .ok_or_else(|| Error::not_found(format!("memory {uuid}")))
     }
 
-    /// Deletes one memory: its text, embedding and history texts are removed.
-    pub async fn delete(&self, id: &str, scope: &Scope) -> Result<()> {
-        scope.validate(false)?;
+    /// Deletes one memory if `access` reaches it: its text, embedding and
+    /// history texts are removed.
+    pub async fn delete(&self, id: &str, access: impl Into<Access>) -> Result<()> {
+        let access = access.into();
+        access.validate()?;
         let uuid = parse_memory_id(id)?;
-        if self.inner.store.delete(uuid, scope).await? {
+        if self.inner.store.delete(uuid, &access).await? {
             Ok(())
         } else {
             Err(Error::not_found(format!("memory {uuid}")))
@@ -816,11 +821,13 @@ impl Memory {
         self.inner.store.delete_scope(scope).await
     }
 
-    /// A memory's history, oldest first (empty for an unknown id).
-    pub async fn history(&self, id: &str, scope: &Scope) -> Result<Vec<HistoryEntry>> {
-        scope.validate(false)?;
+    /// A memory's history, oldest first, if `access` reaches it (empty for
+    /// an unknown id).
+    pub async fn history(&self, id: &str, access: impl Into<Access>) -> Result<Vec<HistoryEntry>> {
+        let access = access.into();
+        access.validate()?;
         let uuid = parse_memory_id(id)?;
-        self.inner.store.history(uuid, scope).await
+        self.inner.store.history(uuid, &access).await
     }
 
     /// Writes exported memories back whole — ids, texts, scopes, metadata,

@@ -35,6 +35,59 @@ pub struct Scope {
 
 const MAX_ID_LEN: usize = 255;
 
+/// Whose memories an operation on memory ids may reach: one scope, or —
+/// said on purpose — every scope.
+///
+/// An empty [`Scope`] never means "everyone": an operation given one refuses
+/// it, and in SQL it matches nothing. Only [`Access::Any`] reaches every
+/// user's memories; the doors use it where the caller is trusted with all of
+/// them (an operator's `homi memory export`, mem0's global memory ids in the
+/// Python package), never from a request's data.
+///
+/// ```
+/// use homi_core::{Access, Scope};
+/// let alice: Access = Scope::user("alice").into();
+/// assert_eq!(alice.scope(), Some(&Scope::user("alice")));
+/// assert_eq!(Access::Any.scope(), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// The memories of this scope only (at least one id given).
+    Scope(Scope),
+    /// Every scope's memories.
+    Any,
+}
+
+impl Access {
+    /// The scope it is restricted to (`None` for [`Access::Any`]).
+    pub fn scope(&self) -> Option<&Scope> {
+        match self {
+            Access::Scope(s) => Some(s),
+            Access::Any => None,
+        }
+    }
+
+    /// Checks the scope's ids; a scope without any is an error.
+    pub(crate) fn validate(&self) -> Result<()> {
+        match self {
+            Access::Scope(s) => s.validate(true),
+            Access::Any => Ok(()),
+        }
+    }
+}
+
+impl From<Scope> for Access {
+    fn from(scope: Scope) -> Self {
+        Access::Scope(scope)
+    }
+}
+
+impl From<&Scope> for Access {
+    fn from(scope: &Scope) -> Self {
+        Access::Scope(scope.clone())
+    }
+}
+
 impl Scope {
     /// A user's memories.
     pub fn user(id: impl Into<String>) -> Self {
@@ -71,13 +124,6 @@ impl Scope {
     pub fn with_run(mut self, id: impl Into<String>) -> Self {
         self.run_id = Some(id.into());
         self
-    }
-
-    /// No restriction. Accepted only by the operations on one memory id (`get`,
-    /// `update`, `delete`, `history`), for callers trusted with every scope;
-    /// `add`, `search`, `get_all` and `delete_all` refuse it.
-    pub fn any() -> Self {
-        Self::default()
     }
 
     /// Whether no id is given.
@@ -337,8 +383,12 @@ mod tests {
 
     #[test]
     fn scope_validation() {
-        assert!(Scope::any().validate(true).is_err());
-        assert!(Scope::any().validate(false).is_ok());
+        assert!(Scope::default().validate(true).is_err());
+        assert!(Scope::default().validate(false).is_ok());
+        let e = Access::from(Scope::default()).validate().unwrap_err();
+        assert!(e.to_string().contains("user_id"), "{e}");
+        assert!(Access::Any.validate().is_ok());
+        assert!(Access::from(Scope::run("r")).validate().is_ok());
         let e = Scope::user("  ").validate(true).unwrap_err();
         assert!(e.to_string().contains("user_id"));
         assert!(Scope::agent("a").validate(true).is_ok());

@@ -1,13 +1,14 @@
 //! The memory store's port: the [`Store`] trait the Memory client calls, and
 //! the rows it takes and gives back. Every method takes the caller's scope
-//! and filters by it in SQL.
+//! (or, for operations on ids, its [`Access`]) and filters by it in SQL; an
+//! empty scope matches nothing.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::model::{Filter, HistoryEntry, MemoryItem, Metadata, Scope};
+use crate::model::{Access, Filter, HistoryEntry, MemoryItem, Metadata, Scope};
 
 /// The embedder a store's vectors were made with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,8 +328,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         composed_hybrid_candidates(self, scope, query, terms, params).await
     }
 
-    /// One memory, if it exists in `scope` (an empty scope matches any).
-    async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>>;
+    /// One memory, if `access` reaches it.
+    async fn get(&self, id: Uuid, access: &Access) -> Result<Option<MemoryItem>>;
 
     /// Memories of `scope`, newest first.
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>>;
@@ -338,35 +339,35 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64>;
 
     /// Applies changes in one transaction, writing history. Update and
-    /// supersede targets must lie in `scope`. With `embedder`, the vectors
-    /// were made by it: the change fails with `EmbedderMismatch` (nothing
-    /// written) if the store was moved to another embedder meanwhile.
+    /// supersede targets must be reached by `access`. With `embedder`, the
+    /// vectors were made by it: the change fails with `EmbedderMismatch`
+    /// (nothing written) if the store was moved to another embedder meanwhile.
     async fn apply(
         &self,
-        scope: &Scope,
+        access: &Access,
         embedder: Option<&EmbedderInfo>,
         changes: Vec<Change>,
     ) -> Result<Vec<Outcome>>;
 
     /// Deletes one memory, its embedding and the texts of its history. Returns
-    /// whether it existed in `scope`.
-    async fn delete(&self, id: Uuid, scope: &Scope) -> Result<bool>;
+    /// whether it existed where `access` reaches.
+    async fn delete(&self, id: Uuid, access: &Access) -> Result<bool>;
 
     /// Deletes every memory of `scope` (all of them, superseded included).
     async fn delete_scope(&self, scope: &Scope) -> Result<u64>;
 
-    /// A memory's history, oldest first.
-    async fn history(&self, id: Uuid, scope: &Scope) -> Result<Vec<HistoryEntry>>;
+    /// A memory's history, oldest first, if `access` reaches it.
+    async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>>;
 
     /// Deletes everything, the recorded embedder included.
     async fn reset(&self) -> Result<()>;
 
-    /// Up to `limit` memories of `scope` (superseded ones included) with
-    /// their history, ordered by id, after `after`; with their vectors when
-    /// `embeddings` is set.
+    /// Up to `limit` memories `access` reaches (superseded ones included)
+    /// with their history, ordered by id, after `after`; with their vectors
+    /// when `embeddings` is set.
     async fn export(
         &self,
-        scope: &Scope,
+        access: &Access,
         after: Option<Uuid>,
         limit: usize,
         embeddings: bool,

@@ -34,7 +34,7 @@ use super::{
     Store, normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
-use crate::model::{Event, HistoryEntry, MemoryItem, Metadata, Scope, keywords};
+use crate::model::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope, keywords};
 use crate::model::{Field, Filter, Op};
 
 /// Rows per multi-row INSERT (10 parameters each; Postgres allows 65,535).
@@ -250,6 +250,7 @@ fn bind_all<'q>(mut q: Query<'q>, args: &'q Args) -> Query<'q> {
     q
 }
 
+/// `alias`'s rows in `scope`; an empty scope matches none.
 fn scope_sql(scope: &Scope, alias: &str, args: &mut Args) -> String {
     let mut parts = Vec::new();
     for (col, v) in [
@@ -263,9 +264,17 @@ fn scope_sql(scope: &Scope, alias: &str, args: &mut Args) -> String {
         }
     }
     if parts.is_empty() {
-        "TRUE".to_owned()
+        "FALSE".to_owned()
     } else {
         parts.join(" AND ")
+    }
+}
+
+/// `alias`'s rows that `access` reaches.
+fn access_sql(access: &Access, alias: &str, args: &mut Args) -> String {
+    match access {
+        Access::Scope(scope) => scope_sql(scope, alias, args),
+        Access::Any => "TRUE".to_owned(),
     }
 }
 
@@ -1227,10 +1236,10 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>> {
+    async fn get(&self, id: Uuid, access: &Access) -> Result<Option<MemoryItem>> {
         let mut args = Args::default();
         let p = args.push(Bind::Uuid(id));
-        let w = scope_sql(scope, "m", &mut args);
+        let w = access_sql(access, "m", &mut args);
         let sql = format!("SELECT {COLUMNS} FROM homi_memories m WHERE m.id = {p} AND {w}");
         Ok(self.fetch_items(sql, &args).await?.into_iter().next())
     }
@@ -1259,7 +1268,7 @@ impl Store for PostgresStore {
 
     async fn apply(
         &self,
-        scope: &Scope,
+        access: &Access,
         embedder: Option<&EmbedderInfo>,
         changes: Vec<Change>,
     ) -> Result<Vec<Outcome>> {
@@ -1306,7 +1315,7 @@ impl Store for PostgresStore {
                 } => {
                     let mut args = Args::default();
                     let p = args.push(Bind::Uuid(id));
-                    let w = scope_sql(scope, "m", &mut args);
+                    let w = access_sql(access, "m", &mut args);
                     let sql = format!(
                         "SELECT m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
                          WHERE m.id = {p} AND {w} FOR UPDATE"
@@ -1315,7 +1324,12 @@ impl Store for PostgresStore {
                         .fetch_optional(&mut *tx)
                         .await?;
                     match row {
+                        // Gone meanwhile: the text is written as a new
+                        // memory of the scope (nowhere without one).
                         None => {
+                            let Some(scope) = access.scope() else {
+                                return Err(Error::not_found(format!("memory {id}")));
+                            };
                             let m = NewMemory {
                                 id: Uuid::new_v4(),
                                 text,
@@ -1408,7 +1422,7 @@ impl Store for PostgresStore {
                 Change::Supersede { id, replacement } => {
                     let mut args = Args::default();
                     let p = args.push(Bind::Uuid(id));
-                    let w = scope_sql(scope, "m", &mut args);
+                    let w = access_sql(access, "m", &mut args);
                     let sql = format!(
                         "SELECT m.memory, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
                          WHERE m.id = {p} AND m.valid_to IS NULL AND {w} FOR UPDATE"
@@ -1465,11 +1479,11 @@ impl Store for PostgresStore {
         Ok(outcomes)
     }
 
-    async fn delete(&self, id: Uuid, scope: &Scope) -> Result<bool> {
+    async fn delete(&self, id: Uuid, access: &Access) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let mut args = Args::default();
         let p = args.push(Bind::Uuid(id));
-        let w = scope_sql(scope, "m", &mut args);
+        let w = access_sql(access, "m", &mut args);
         let sql = format!(
             "DELETE FROM homi_memories m WHERE m.id = {p} AND {w} RETURNING m.user_id, m.agent_id, m.run_id"
         );
@@ -1559,10 +1573,10 @@ impl Store for PostgresStore {
         Ok(ids.len() as u64)
     }
 
-    async fn history(&self, id: Uuid, scope: &Scope) -> Result<Vec<HistoryEntry>> {
+    async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>> {
         let mut args = Args::default();
         let p = args.push(Bind::Uuid(id));
-        let w = scope_sql(scope, "h", &mut args);
+        let w = access_sql(access, "h", &mut args);
         let sql = format!(
             "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
              h.is_deleted, h.actor_id, h.role FROM homi_memory_history h WHERE h.memory_id = {p} AND {w} ORDER BY h.pos"
@@ -1575,12 +1589,12 @@ impl Store for PostgresStore {
 
     async fn export(
         &self,
-        scope: &Scope,
+        access: &Access,
         after: Option<Uuid>,
         limit: usize,
         embeddings: bool,
     ) -> Result<Vec<MemoryRecord>> {
-        self.export_records(scope, after, limit, embeddings).await
+        self.export_records(access, after, limit, embeddings).await
     }
 
     async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>> {

@@ -44,7 +44,7 @@ use super::{
     ReadParams, ReembedBatch, Store, normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
-use crate::model::{Event, HistoryEntry, MemoryItem, Metadata, Scope};
+use crate::model::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope};
 use crate::model::{Field, Filter, Op};
 
 const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories.sql");
@@ -313,6 +313,7 @@ fn bind_all<'q>(mut q: Query<'q>, binds: &'q [Bind]) -> Query<'q> {
 }
 
 /// `alias.user_id = ? AND …` for the ids the scope gives (`1` when none).
+/// `alias`'s rows in `scope`; an empty scope matches none.
 fn scope_sql(scope: &Scope, alias: &str, binds: &mut Vec<Bind>) -> String {
     let mut parts = Vec::new();
     for (col, v) in [
@@ -326,9 +327,17 @@ fn scope_sql(scope: &Scope, alias: &str, binds: &mut Vec<Bind>) -> String {
         }
     }
     if parts.is_empty() {
-        "1".to_owned()
+        "0".to_owned()
     } else {
         parts.join(" AND ")
+    }
+}
+
+/// `alias`'s rows that `access` reaches.
+fn access_sql(access: &Access, alias: &str, binds: &mut Vec<Bind>) -> String {
+    match access {
+        Access::Scope(scope) => scope_sql(scope, alias, binds),
+        Access::Any => "1".to_owned(),
     }
 }
 
@@ -1791,9 +1800,9 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn get(&self, id: Uuid, scope: &Scope) -> Result<Option<MemoryItem>> {
+    async fn get(&self, id: Uuid, access: &Access) -> Result<Option<MemoryItem>> {
         let mut binds = vec![Bind::Text(id.to_string())];
-        let scope_where = scope_sql(scope, "m", &mut binds);
+        let scope_where = access_sql(access, "m", &mut binds);
         let sql = format!("SELECT {COLUMNS} FROM memories m WHERE m.id = ? AND {scope_where}");
         Ok(self
             .fetch_items(sql, &binds)
@@ -1832,7 +1841,7 @@ impl Store for SqliteStore {
 
     async fn apply(
         &self,
-        scope: &Scope,
+        access: &Access,
         embedder: Option<&EmbedderInfo>,
         changes: Vec<Change>,
     ) -> Result<Vec<Outcome>> {
@@ -1878,7 +1887,7 @@ impl Store for SqliteStore {
                     role,
                 } => {
                     let mut binds = vec![Bind::Text(id.to_string())];
-                    let scope_where = scope_sql(scope, "m", &mut binds);
+                    let scope_where = access_sql(access, "m", &mut binds);
                     let sql = format!(
                         "SELECT m.rid, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id FROM memories m \
                          WHERE m.id = ? AND {scope_where}"
@@ -1887,7 +1896,12 @@ impl Store for SqliteStore {
                         .fetch_optional(&mut *tx)
                         .await?;
                     match row {
+                        // Gone meanwhile: the text is written as a new
+                        // memory of the scope (nowhere without one).
                         None => {
+                            let Some(scope) = access.scope() else {
+                                return Err(Error::not_found(format!("memory {id}")));
+                            };
                             let m = NewMemory {
                                 id: Uuid::new_v4(),
                                 text,
@@ -2026,7 +2040,7 @@ impl Store for SqliteStore {
                 }
                 Change::Supersede { id, replacement } => {
                     let mut binds = vec![Bind::Text(id.to_string())];
-                    let scope_where = scope_sql(scope, "m", &mut binds);
+                    let scope_where = access_sql(access, "m", &mut binds);
                     let sql = format!(
                         "SELECT m.rid, m.memory, m.user_id, m.agent_id, m.run_id FROM memories m \
                          WHERE m.id = ? AND m.valid_to IS NULL AND {scope_where}"
@@ -2087,10 +2101,10 @@ impl Store for SqliteStore {
         Ok(outcomes)
     }
 
-    async fn delete(&self, id: Uuid, scope: &Scope) -> Result<bool> {
+    async fn delete(&self, id: Uuid, access: &Access) -> Result<bool> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut binds = vec![Bind::Text(id.to_string())];
-        let scope_where = scope_sql(scope, "m", &mut binds);
+        let scope_where = access_sql(access, "m", &mut binds);
         let sql = format!(
             "SELECT m.rid, m.user_id, m.agent_id, m.run_id FROM memories m WHERE m.id = ? AND {scope_where}"
         );
@@ -2218,9 +2232,9 @@ impl Store for SqliteStore {
         Ok(deleted)
     }
 
-    async fn history(&self, id: Uuid, scope: &Scope) -> Result<Vec<HistoryEntry>> {
+    async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>> {
         let mut binds = vec![Bind::Text(id.to_string())];
-        let w = scope_sql(scope, "h", &mut binds);
+        let w = access_sql(access, "h", &mut binds);
         let sql = format!(
             "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
              h.is_deleted, h.actor_id, h.role FROM memory_history h WHERE h.memory_id = ? AND {w} ORDER BY h.rowid"
@@ -2242,12 +2256,12 @@ impl Store for SqliteStore {
 
     async fn export(
         &self,
-        scope: &Scope,
+        access: &Access,
         after: Option<Uuid>,
         limit: usize,
         embeddings: bool,
     ) -> Result<Vec<MemoryRecord>> {
-        self.export_records(scope, after, limit, embeddings).await
+        self.export_records(access, after, limit, embeddings).await
     }
 
     async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>> {

@@ -8,11 +8,11 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
 use super::{
-    Args, Bind, COLUMNS, PostgresStore, bind_all, build_vector_index_concurrently,
-    history_from_row, item_from_row, read_embedder, read_embedder_locked, scope_sql,
+    Args, Bind, COLUMNS, PostgresStore, access_sql, bind_all, build_vector_index_concurrently,
+    history_from_row, item_from_row, read_embedder, read_embedder_locked,
 };
 use crate::error::{Error, Result};
-use crate::model::Scope;
+use crate::model::Access;
 use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem, normalize,
 };
@@ -55,7 +55,7 @@ async fn check_target(tx: &mut PgConnection, target: &EmbedderInfo) -> Result<()
 impl PostgresStore {
     pub(super) async fn export_records(
         &self,
-        scope: &Scope,
+        access: &Access,
         after: Option<Uuid>,
         limit: usize,
         embeddings: bool,
@@ -65,7 +65,7 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         let mut args = Args::default();
-        let w = scope_sql(scope, "m", &mut args);
+        let w = access_sql(access, "m", &mut args);
         let a = args.push(Bind::OptUuid(after));
         let l = args.push(Bind::I64(i64::try_from(limit).unwrap_or(i64::MAX)));
         let extra = if embeddings { ", m.embedding" } else { "" };

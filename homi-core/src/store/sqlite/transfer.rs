@@ -7,11 +7,11 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::{
-    Bind, COLUMNS, IN_CHUNK, SqliteStore, bind_all, bump_seq, decode_vec, encode_vec,
-    history_from_row, item_from_row, read_embedder, scope_sql,
+    Bind, COLUMNS, IN_CHUNK, SqliteStore, access_sql, bind_all, bump_seq, decode_vec, encode_vec,
+    history_from_row, item_from_row, read_embedder,
 };
 use crate::error::{Error, Result};
-use crate::model::Scope;
+use crate::model::Access;
 use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem, normalize,
 };
@@ -52,7 +52,7 @@ const PENDING: &str = "FROM memories m LEFT JOIN memory_reembed s INDEXED BY mem
 impl SqliteStore {
     pub(super) async fn export_records(
         &self,
-        scope: &Scope,
+        access: &Access,
         after: Option<Uuid>,
         limit: usize,
         embeddings: bool,
@@ -61,7 +61,7 @@ impl SqliteStore {
         // One snapshot for the page and its history.
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let mut binds = Vec::new();
-        let w = scope_sql(scope, "m", &mut binds);
+        let w = access_sql(access, "m", &mut binds);
         binds.push(Bind::Text(after.map(|a| a.to_string()).unwrap_or_default()));
         binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
         let (extra, join) = if embeddings {
