@@ -58,7 +58,7 @@ impl Env {
                 let pool = sqlx::SqlitePool::connect(&self.config.database_url)
                     .await
                     .unwrap();
-                sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE payload LIKE ?")
+                sqlx::query_scalar("SELECT COUNT(*) FROM homi_jobs WHERE payload LIKE ?")
                     .bind(like)
                     .fetch_one(&pool)
                     .await

@@ -54,7 +54,7 @@ impl Env {
         match self.backend {
             Backend::Sqlite => {
                 let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
-                sqlx::query_scalar("SELECT COUNT(*) FROM memories WHERE user_id = ?")
+                sqlx::query_scalar("SELECT COUNT(*) FROM homi_memories WHERE user_id = ?")
                     .bind(user)
                     .fetch_one(&pool)
                     .await

@@ -55,6 +55,7 @@ const MIGRATION_0005: &str = include_str!("../../migrations/sqlite/0005_api_keys
 const MIGRATION_0006: &str = include_str!("../../migrations/sqlite/0006_reembed.sql");
 const MIGRATION_0007: &str = include_str!("../../migrations/sqlite/0007_fts.sql");
 const MIGRATION_0008: &str = include_str!("../../migrations/sqlite/0008_drop_fts.sql");
+const MIGRATION_0009: &str = include_str!("../../migrations/sqlite/0009_homi_names.sql");
 
 /// Tombstones older than this many changes are pruned; caches further behind reload fully.
 const TOMBSTONE_WINDOW: i64 = 100_000;
@@ -121,6 +122,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("keyword index in memory"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(MIGRATION_0008),
+            false,
+        ),
+        Migration::new(
+            9,
+            Cow::Borrowed("tables named as on Postgres"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(MIGRATION_0009),
             false,
         ),
     ])
@@ -692,7 +700,7 @@ fn rows_by_rid_sql(scope: &Scope, hits: &[(i64, f32)]) -> (String, Vec<Bind>) {
     let sql = format!(
         // Row-id lookups; without NOT INDEXED the planner may walk the
         // scope's whole index instead.
-        "SELECT {COLUMNS} FROM memories m NOT INDEXED WHERE m.rid IN ({}) AND {scope_where}",
+        "SELECT {COLUMNS} FROM homi_memories m NOT INDEXED WHERE m.rid IN ({}) AND {scope_where}",
         vec!["?"; hits.len()].join(", ")
     );
     (sql, binds)
@@ -741,8 +749,8 @@ fn load_scope_sync(
     let mut binds = Vec::new();
     let scope_where = scope_sql(scope, "m", &mut binds);
     let sql = format!(
-        "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM memories m \
-         JOIN memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
+        "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM homi_memories m \
+         JOIN homi_memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
     );
     reader
         .read(|c| {
@@ -793,7 +801,7 @@ struct State {
 }
 
 const STATE_SQL: &str = "SELECT seq, wipe_seq, tomb_floor, \
-     (SELECT value FROM homi_meta WHERE key = 'embedder_dims') FROM store_state WHERE id = 1";
+     (SELECT value FROM homi_meta WHERE key = 'embedder_dims') FROM homi_store_state WHERE id = 1";
 
 async fn read_state(conn: &mut SqliteConnection) -> Result<State> {
     let row = sqlx::query(STATE_SQL).fetch_one(conn).await?;
@@ -808,7 +816,7 @@ async fn read_state(conn: &mut SqliteConnection) -> Result<State> {
 }
 
 async fn bump_seq(conn: &mut SqliteConnection) -> Result<i64> {
-    let row = sqlx::query("UPDATE store_state SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+    let row = sqlx::query("UPDATE homi_store_state SET seq = seq + 1 WHERE id = 1 RETURNING seq")
         .fetch_one(conn)
         .await?;
     Ok(row.try_get(0)?)
@@ -1034,7 +1042,7 @@ impl SqliteStore {
                 let mut binds: Vec<Bind> = chunk.iter().map(|r| Bind::Int(*r)).collect();
                 let readable = readable_sql(scope, params, &mut binds);
                 let sql = format!(
-                    "SELECT {COLUMNS} FROM memories m NOT INDEXED WHERE m.rid IN ({}) AND {readable}",
+                    "SELECT {COLUMNS} FROM homi_memories m NOT INDEXED WHERE m.rid IN ({}) AND {readable}",
                     vec!["?"; chunk.len()].join(", ")
                 );
                 let mut stmt = c.prepare_cached(&sql)?;
@@ -1161,7 +1169,7 @@ impl SqliteStore {
             Some(_) => {
                 let mut binds = Vec::new();
                 let readable = readable_sql(scope, params, &mut binds);
-                let sql = format!("SELECT m.rid FROM memories m WHERE {readable}");
+                let sql = format!("SELECT m.rid FROM homi_memories m WHERE {readable}");
                 let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
                     .fetch_all(&mut *conn)
                     .await?;
@@ -1246,7 +1254,7 @@ impl SqliteStore {
         let mut loaded = 0usize;
         if let (true, Some(sv)) = (incremental, g.as_mut()) {
             if sv.seq != state.seq {
-                let gone = sqlx::query("SELECT rid FROM memory_tombstones WHERE seq > ?")
+                let gone = sqlx::query("SELECT rid FROM homi_memory_tombstones WHERE seq > ?")
                     .bind(sv.seq)
                     .fetch_all(&mut *tx)
                     .await?;
@@ -1254,8 +1262,8 @@ impl SqliteStore {
                     sv.remove(r.try_get(0)?);
                 }
                 let sql = format!(
-                    "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM memories m INDEXED BY memories_seq \
-                     JOIN memory_embeddings e ON e.rid = m.rid WHERE m.seq > ? AND {scope_where}"
+                    "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM homi_memories m INDEXED BY memories_seq \
+                     JOIN homi_memory_embeddings e ON e.rid = m.rid WHERE m.seq > ? AND {scope_where}"
                 );
                 let mut all = vec![Bind::Int(sv.seq)];
                 all.extend(binds);
@@ -1275,8 +1283,8 @@ impl SqliteStore {
         } else {
             let mut sv = ScopeVectors::new(dims, state.seq);
             let sql = format!(
-                "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM memories m \
-                 JOIN memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
+                "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM homi_memories m \
+                 JOIN homi_memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
             );
             let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
                 .fetch_all(&mut *tx)
@@ -1354,7 +1362,7 @@ impl SqliteStore {
         };
         for chunk in hashes.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT id, memory, hash, user_id, agent_id, run_id FROM memories \
+                "SELECT id, memory, hash, user_id, agent_id, run_id FROM homi_memories \
                  WHERE valid_to IS NULL AND hash IN ({})",
                 vec!["?"; chunk.len()].join(", ")
             );
@@ -1395,7 +1403,7 @@ impl SqliteStore {
             let rows =
                 vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)"; chunk.len()].join(", ");
             let sql = format!(
-                "INSERT INTO memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
+                "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
                  created_at, updated_at, valid_from, valid_to, superseded_by, seq) VALUES {rows} RETURNING rid, id"
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -1421,7 +1429,7 @@ impl SqliteStore {
                 rid_of.insert(row.try_get(1)?, row.try_get(0)?);
             }
             let sql = format!(
-                "INSERT INTO memory_embeddings (rid, embedding) VALUES {}",
+                "INSERT INTO homi_memory_embeddings (rid, embedding) VALUES {}",
                 vec!["(?, ?)"; chunk.len()].join(", ")
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -1436,7 +1444,7 @@ impl SqliteStore {
             }
             q.execute(&mut *tx).await?;
             let sql = format!(
-                "INSERT INTO memory_history (id, memory_id, old_memory, new_memory, event, created_at, updated_at, \
+                "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, updated_at, \
                  is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES {}",
                 vec!["(?, ?, NULL, ?, 'ADD', ?, ?, 0, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
             );
@@ -1484,7 +1492,7 @@ async fn insert_history(
     scope: &Scope,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO memory_history (id, memory_id, old_memory, new_memory, event, created_at, updated_at, \
+        "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, updated_at, \
          is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(Uuid::new_v4().to_string())
@@ -1601,7 +1609,7 @@ impl Store for SqliteStore {
             let scope_where = scope_sql(scope, "m", &mut binds);
             binds.extend(chunk.iter().map(|h| Bind::Text(h.clone())));
             let sql = format!(
-                "SELECT {COLUMNS} FROM memories m WHERE {scope_where} AND m.valid_to IS NULL AND m.hash IN ({})",
+                "SELECT {COLUMNS} FROM homi_memories m WHERE {scope_where} AND m.valid_to IS NULL AND m.hash IN ({})",
                 vec!["?"; chunk.len()].join(", ")
             );
             out.extend(
@@ -1723,9 +1731,9 @@ impl Store for SqliteStore {
             };
             let sql = format!(
                 "SELECT c.rid, \
-                 (SELECT m.rid FROM memories m {hint} WHERE {before} AND m.rid < c.rid ORDER BY m.rid DESC LIMIT 1), \
-                 (SELECT m.rid FROM memories m {hint} WHERE {after} AND m.rid > c.rid ORDER BY m.rid LIMIT 1) \
-                 FROM memories c WHERE {own_scope} AND c.id IN ({})",
+                 (SELECT m.rid FROM homi_memories m {hint} WHERE {before} AND m.rid < c.rid ORDER BY m.rid DESC LIMIT 1), \
+                 (SELECT m.rid FROM homi_memories m {hint} WHERE {after} AND m.rid > c.rid ORDER BY m.rid LIMIT 1) \
+                 FROM homi_memories c WHERE {own_scope} AND c.id IN ({})",
                 vec!["?"; chunk.len()].join(", ")
             );
             let found = self
@@ -1758,8 +1766,8 @@ impl Store for SqliteStore {
             let scope_where = scope_sql(scope, "m", &mut binds);
             let sql = format!(
                 "SELECT {COLUMNS}, CASE WHEN m.rid IN ({}) THEN NULL ELSE \
-                 (SELECT e.embedding FROM memory_embeddings e WHERE e.rid = m.rid) END \
-                 FROM memories m NOT INDEXED WHERE m.rid IN ({}) AND {scope_where}",
+                 (SELECT e.embedding FROM homi_memory_embeddings e WHERE e.rid = m.rid) END \
+                 FROM homi_memories m NOT INDEXED WHERE m.rid IN ({}) AND {scope_where}",
                 cached_list(chunk, &cosines),
                 vec!["?"; chunk.len()].join(", ")
             );
@@ -1803,7 +1811,7 @@ impl Store for SqliteStore {
     async fn get(&self, id: Uuid, access: &Access) -> Result<Option<MemoryItem>> {
         let mut binds = vec![Bind::Text(id.to_string())];
         let scope_where = access_sql(access, "m", &mut binds);
-        let sql = format!("SELECT {COLUMNS} FROM memories m WHERE m.id = ? AND {scope_where}");
+        let sql = format!("SELECT {COLUMNS} FROM homi_memories m WHERE m.id = ? AND {scope_where}");
         Ok(self
             .fetch_items(sql, &binds)
             .await?
@@ -1817,7 +1825,7 @@ impl Store for SqliteStore {
         let readable = readable_sql(scope, params, &mut binds);
         binds.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         let sql = format!(
-            "SELECT {COLUMNS} FROM memories m WHERE {readable} \
+            "SELECT {COLUMNS} FROM homi_memories m WHERE {readable} \
              ORDER BY m.created_at DESC, m.rid DESC LIMIT ?"
         );
         Ok(self
@@ -1831,7 +1839,7 @@ impl Store for SqliteStore {
     async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
         let mut binds = Vec::new();
         let readable = readable_sql(scope, params, &mut binds);
-        let sql = format!("SELECT count(*) FROM memories m WHERE {readable}");
+        let sql = format!("SELECT count(*) FROM homi_memories m WHERE {readable}");
         let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
             .fetch_one(&self.pool)
             .await?;
@@ -1889,7 +1897,7 @@ impl Store for SqliteStore {
                     let mut binds = vec![Bind::Text(id.to_string())];
                     let scope_where = access_sql(access, "m", &mut binds);
                     let sql = format!(
-                        "SELECT m.rid, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id FROM memories m \
+                        "SELECT m.rid, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
                          WHERE m.id = ? AND {scope_where}"
                     );
                     let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
@@ -1928,7 +1936,7 @@ impl Store for SqliteStore {
                             // Another current memory of the same scope already says this.
                             if old_hash != hash {
                                 let other = sqlx::query(
-                                    "SELECT id, memory FROM memories WHERE hash = ? AND user_id IS ? AND agent_id IS ? \
+                                    "SELECT id, memory FROM homi_memories WHERE hash = ? AND user_id IS ? AND agent_id IS ? \
                                      AND run_id IS ? AND valid_to IS NULL AND rid <> ? LIMIT 1",
                                 )
                                 .bind(&hash)
@@ -1966,7 +1974,7 @@ impl Store for SqliteStore {
                             let mut v = embedding;
                             normalize(&mut v);
                             sqlx::query(
-                                "UPDATE memories SET memory = ?, hash = ?, metadata = ?, updated_at = ?, seq = ?, \
+                                "UPDATE homi_memories SET memory = ?, hash = ?, metadata = ?, updated_at = ?, seq = ?, \
                                  actor_id = COALESCE(?, actor_id), role = COALESCE(?, role) WHERE rid = ?",
                             )
                             .bind(&text)
@@ -1979,11 +1987,13 @@ impl Store for SqliteStore {
                             .bind(rid)
                             .execute(&mut *tx)
                             .await?;
-                            sqlx::query("UPDATE memory_embeddings SET embedding = ? WHERE rid = ?")
-                                .bind(encode_vec(&v))
-                                .bind(rid)
-                                .execute(&mut *tx)
-                                .await?;
+                            sqlx::query(
+                                "UPDATE homi_memory_embeddings SET embedding = ? WHERE rid = ?",
+                            )
+                            .bind(encode_vec(&v))
+                            .bind(rid)
+                            .execute(&mut *tx)
+                            .await?;
                             insert_history(
                                 &mut tx,
                                 id,
@@ -2010,7 +2020,7 @@ impl Store for SqliteStore {
                     created_at,
                     updated_at,
                 } => {
-                    let exists = sqlx::query("SELECT 1 FROM memories WHERE id = ?")
+                    let exists = sqlx::query("SELECT 1 FROM homi_memories WHERE id = ?")
                         .bind(m.id.to_string())
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -2021,14 +2031,14 @@ impl Store for SqliteStore {
                         if matches!(out, Outcome::Added { .. }) {
                             let (c, u) =
                                 (created_at.timestamp_micros(), updated_at.timestamp_micros());
-                            sqlx::query("UPDATE memories SET created_at = ?, updated_at = ?, valid_from = ? WHERE id = ?")
+                            sqlx::query("UPDATE homi_memories SET created_at = ?, updated_at = ?, valid_from = ? WHERE id = ?")
                                 .bind(c)
                                 .bind(u)
                                 .bind(c)
                                 .bind(m.id.to_string())
                                 .execute(&mut *tx)
                                 .await?;
-                            sqlx::query("UPDATE memory_history SET created_at = ?, updated_at = ? WHERE memory_id = ?")
+                            sqlx::query("UPDATE homi_memory_history SET created_at = ?, updated_at = ? WHERE memory_id = ?")
                                 .bind(c)
                                 .bind(c)
                                 .bind(m.id.to_string())
@@ -2042,7 +2052,7 @@ impl Store for SqliteStore {
                     let mut binds = vec![Bind::Text(id.to_string())];
                     let scope_where = access_sql(access, "m", &mut binds);
                     let sql = format!(
-                        "SELECT m.rid, m.memory, m.user_id, m.agent_id, m.run_id FROM memories m \
+                        "SELECT m.rid, m.memory, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
                          WHERE m.id = ? AND m.valid_to IS NULL AND {scope_where}"
                     );
                     let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
@@ -2062,7 +2072,7 @@ impl Store for SqliteStore {
                             let old_text: String = row.try_get(1)?;
                             let owner = row_scope(&row)?;
                             sqlx::query(
-                                "UPDATE memories SET valid_to = ?, superseded_by = ?, updated_at = ?, seq = ? WHERE rid = ?",
+                                "UPDATE homi_memories SET valid_to = ?, superseded_by = ?, updated_at = ?, seq = ? WHERE rid = ?",
                             )
                             .bind(now)
                             .bind(new_id.to_string())
@@ -2106,7 +2116,7 @@ impl Store for SqliteStore {
         let mut binds = vec![Bind::Text(id.to_string())];
         let scope_where = access_sql(access, "m", &mut binds);
         let sql = format!(
-            "SELECT m.rid, m.user_id, m.agent_id, m.run_id FROM memories m WHERE m.id = ? AND {scope_where}"
+            "SELECT m.rid, m.user_id, m.agent_id, m.run_id FROM homi_memories m WHERE m.id = ? AND {scope_where}"
         );
         let Some(row) = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
             .fetch_optional(&mut *tx)
@@ -2118,35 +2128,35 @@ impl Store for SqliteStore {
         let owner = row_scope(&row)?;
         let seq = bump_seq(&mut tx).await?;
         let now = now_micros();
-        sqlx::query("DELETE FROM memory_embeddings WHERE rid = ?")
+        sqlx::query("DELETE FROM homi_memory_embeddings WHERE rid = ?")
             .bind(rid)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM memories WHERE rid = ?")
+        sqlx::query("DELETE FROM homi_memories WHERE rid = ?")
             .bind(rid)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM memory_history WHERE memory_id = ?")
+        sqlx::query("DELETE FROM homi_memory_history WHERE memory_id = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM memory_reembed WHERE id = ?")
+        sqlx::query("DELETE FROM homi_memory_reembed WHERE id = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
         insert_deletion_marker(&mut tx, id, now, &owner).await?;
-        sqlx::query("INSERT INTO memory_tombstones (seq, rid) VALUES (?, ?)")
+        sqlx::query("INSERT INTO homi_memory_tombstones (seq, rid) VALUES (?, ?)")
             .bind(seq)
             .bind(rid)
             .execute(&mut *tx)
             .await?;
         let floor = seq - TOMBSTONE_WINDOW;
         if floor > 0 {
-            sqlx::query("DELETE FROM memory_tombstones WHERE seq < ?")
+            sqlx::query("DELETE FROM homi_memory_tombstones WHERE seq < ?")
                 .bind(floor)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE store_state SET tomb_floor = MAX(tomb_floor, ?) WHERE id = 1")
+            sqlx::query("UPDATE homi_store_state SET tomb_floor = MAX(tomb_floor, ?) WHERE id = 1")
                 .bind(floor)
                 .execute(&mut *tx)
                 .await?;
@@ -2171,7 +2181,7 @@ impl Store for SqliteStore {
         let run = |sql: String| AssertSqlSafe(sql);
         bind_all(
             sqlx::query(run(format!(
-                "DELETE FROM memory_embeddings WHERE rid IN (SELECT m.rid FROM memories m WHERE {w})"
+                "DELETE FROM homi_memory_embeddings WHERE rid IN (SELECT m.rid FROM homi_memories m WHERE {w})"
             ))),
             &binds,
         )
@@ -2179,7 +2189,7 @@ impl Store for SqliteStore {
         .await?;
         bind_all(
             sqlx::query(run(format!(
-                "DELETE FROM memory_reembed WHERE id IN (SELECT m.id FROM memories m WHERE {w})"
+                "DELETE FROM homi_memory_reembed WHERE id IN (SELECT m.id FROM homi_memories m WHERE {w})"
             ))),
             &binds,
         )
@@ -2187,7 +2197,7 @@ impl Store for SqliteStore {
         .await?;
         bind_all(
             sqlx::query(run(format!(
-                "DELETE FROM memory_history WHERE memory_id IN (SELECT m.id FROM memories m WHERE {w})"
+                "DELETE FROM homi_memory_history WHERE memory_id IN (SELECT m.id FROM homi_memories m WHERE {w})"
             ))),
             &binds,
         )
@@ -2195,7 +2205,7 @@ impl Store for SqliteStore {
         .await?;
         let owners = bind_all(
             sqlx::query(run(format!(
-                "SELECT m.id, m.user_id, m.agent_id, m.run_id FROM memories m WHERE {w}"
+                "SELECT m.id, m.user_id, m.agent_id, m.run_id FROM homi_memories m WHERE {w}"
             ))),
             &binds,
         )
@@ -2206,13 +2216,13 @@ impl Store for SqliteStore {
             insert_deletion_marker(&mut tx, id, now, &row_scope(row)?).await?;
         }
         let deleted = bind_all(
-            sqlx::query(run(format!("DELETE FROM memories AS m WHERE {w}"))),
+            sqlx::query(run(format!("DELETE FROM homi_memories AS m WHERE {w}"))),
             &binds,
         )
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query("UPDATE store_state SET wipe_seq = ? WHERE id = 1")
+        sqlx::query("UPDATE homi_store_state SET wipe_seq = ? WHERE id = 1")
             .bind(seq)
             .execute(&mut *tx)
             .await?;
@@ -2221,7 +2231,7 @@ impl Store for SqliteStore {
         let jw = job_scope_sql(scope, &mut job_binds);
         bind_all(
             sqlx::query(run(format!(
-                "DELETE FROM jobs WHERE state IN ('queued', 'running') AND {jw}"
+                "DELETE FROM homi_jobs WHERE state IN ('queued', 'running') AND {jw}"
             ))),
             &job_binds,
         )
@@ -2237,7 +2247,7 @@ impl Store for SqliteStore {
         let w = access_sql(access, "h", &mut binds);
         let sql = format!(
             "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
-             h.is_deleted, h.actor_id, h.role FROM memory_history h WHERE h.memory_id = ? AND {w} ORDER BY h.rowid"
+             h.is_deleted, h.actor_id, h.role FROM homi_memory_history h WHERE h.memory_id = ? AND {w} ORDER BY h.rowid"
         );
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
             .fetch_all(&self.pool)
@@ -2296,17 +2306,17 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let seq = bump_seq(&mut tx).await?;
         for sql in [
-            "DELETE FROM memory_embeddings",
-            "DELETE FROM memories",
-            "DELETE FROM memory_history",
-            "DELETE FROM memory_tombstones",
-            "DELETE FROM memory_reembed",
-            "DELETE FROM jobs WHERE state IN ('queued', 'running')",
+            "DELETE FROM homi_memory_embeddings",
+            "DELETE FROM homi_memories",
+            "DELETE FROM homi_memory_history",
+            "DELETE FROM homi_memory_tombstones",
+            "DELETE FROM homi_memory_reembed",
+            "DELETE FROM homi_jobs WHERE state IN ('queued', 'running')",
             "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims', 'reembed_target')",
         ] {
             sqlx::query(sql).execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE store_state SET wipe_seq = ? WHERE id = 1")
+        sqlx::query("UPDATE homi_store_state SET wipe_seq = ? WHERE id = 1")
             .bind(seq)
             .execute(&mut *tx)
             .await?;

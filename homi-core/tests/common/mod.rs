@@ -181,7 +181,7 @@ pub fn provider_config(url: &str, base_url: &str, dims: usize, retries: u32) -> 
 pub async fn staged_vectors(url: &str) -> i64 {
     if url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM memory_reembed")
+        sqlx::query_scalar("SELECT count(*) FROM homi_memory_reembed")
             .fetch_one(&pool)
             .await
             .unwrap()

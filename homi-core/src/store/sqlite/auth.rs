@@ -16,7 +16,7 @@ use crate::store::auth::{
     RevokeSessions, TokenPurpose, UserRecord, attempt_decision, lock_length, within_grace,
 };
 
-const SESSION_ACTIVE_SQL: &str = "SELECT 1 FROM auth_sessions WHERE id = ?1 AND user_id = ?2 \
+const SESSION_ACTIVE_SQL: &str = "SELECT 1 FROM homi_auth_sessions WHERE id = ?1 AND user_id = ?2 \
      AND revoked_at IS NULL AND expires_at > ?3";
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -67,7 +67,7 @@ impl AuthStore for SqliteStore {
 
     async fn create_user(&self, user: &UserRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO auth_users (id, email, email_normalized, password_hash, full_name, \
+            "INSERT INTO homi_auth_users (id, email, email_normalized, password_hash, full_name, \
              email_confirmed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(user.id.to_string())
@@ -85,7 +85,7 @@ impl AuthStore for SqliteStore {
     }
 
     async fn user_by_email(&self, email_normalized: &str) -> Result<Option<UserRecord>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM auth_users WHERE email_normalized = ?");
+        let sql = format!("SELECT {USER_COLUMNS} FROM homi_auth_users WHERE email_normalized = ?");
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(email_normalized)
             .fetch_optional(&self.pool)
@@ -96,7 +96,7 @@ impl AuthStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM auth_users WHERE id = ?");
+        let sql = format!("SELECT {USER_COLUMNS} FROM homi_auth_users WHERE id = ?");
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -108,7 +108,7 @@ impl AuthStore for SqliteStore {
 
     async fn list_users(&self, limit: usize, offset: usize) -> Result<Vec<UserRecord>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM auth_users ORDER BY created_at, id LIMIT ? OFFSET ?"
+            "SELECT {USER_COLUMNS} FROM homi_auth_users ORDER BY created_at, id LIMIT ? OFFSET ?"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -129,7 +129,7 @@ impl AuthStore for SqliteStore {
     ) -> Result<Option<UserRecord>> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(name) = &full_name {
-            sqlx::query("UPDATE auth_users SET full_name = ?, updated_at = ? WHERE id = ?")
+            sqlx::query("UPDATE homi_auth_users SET full_name = ?, updated_at = ? WHERE id = ?")
                 .bind(name)
                 .bind(micros(now))
                 .bind(id.to_string())
@@ -138,7 +138,7 @@ impl AuthStore for SqliteStore {
         }
         if let Some((email, confirmed)) = &email {
             sqlx::query(
-                "UPDATE auth_users SET email = ?, email_normalized = ?, email_confirmed_at = ?, \
+                "UPDATE homi_auth_users SET email = ?, email_normalized = ?, email_confirmed_at = ?, \
                  updated_at = ? WHERE id = ?",
             )
             .bind(email)
@@ -149,12 +149,12 @@ impl AuthStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(email_taken)?;
-            sqlx::query("DELETE FROM auth_one_time_tokens WHERE user_id = ?")
+            sqlx::query("DELETE FROM homi_auth_one_time_tokens WHERE user_id = ?")
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
         }
-        let sql = format!("SELECT {USER_COLUMNS} FROM auth_users WHERE id = ?");
+        let sql = format!("SELECT {USER_COLUMNS} FROM homi_auth_users WHERE id = ?");
         let user = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
@@ -174,14 +174,15 @@ impl AuthStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let changed =
-            sqlx::query("UPDATE auth_users SET password_hash = ?, updated_at = ? WHERE id = ?")
-                .bind(password_hash)
-                .bind(micros(now))
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE homi_auth_users SET password_hash = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(password_hash)
+        .bind(micros(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if changed == 0 {
             return Err(Error::not_found(format!("user {id}")));
         }
@@ -190,14 +191,14 @@ impl AuthStore for SqliteStore {
             RevokeSessions::AllExcept(s) => s.to_string(),
         };
         sqlx::query(
-            "UPDATE auth_sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
+            "UPDATE homi_auth_sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
         )
         .bind(micros(now))
         .bind(id.to_string())
         .bind(keep)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM auth_one_time_tokens WHERE user_id = ? AND purpose = ?")
+        sqlx::query("DELETE FROM homi_auth_one_time_tokens WHERE user_id = ? AND purpose = ?")
             .bind(id.to_string())
             .bind(TokenPurpose::ResetPassword.as_str())
             .execute(&mut *tx)
@@ -218,7 +219,7 @@ impl AuthStore for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         // Forget stale rows, so emails that were tried once do not pile up.
         sqlx::query(
-            "DELETE FROM auth_signin_failures WHERE last_failure_at < ? \
+            "DELETE FROM homi_auth_signin_failures WHERE last_failure_at < ? \
              AND (locked_until IS NULL OR locked_until < ?)",
         )
         .bind(now_us - duration_micros(window))
@@ -226,7 +227,7 @@ impl AuthStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT failures, locked_until FROM auth_signin_failures WHERE email_digest = ?",
+            "SELECT failures, locked_until FROM homi_auth_signin_failures WHERE email_digest = ?",
         )
         .bind(email_digest)
         .fetch_optional(&mut *tx)
@@ -237,7 +238,7 @@ impl AuthStore for SqliteStore {
         }
         let decision = attempt_decision(failures + 1, locked.is_some(), now, max_failures, lockout);
         sqlx::query(
-            "INSERT INTO auth_signin_failures (email_digest, failures, last_failure_at, locked_until) \
+            "INSERT INTO homi_auth_signin_failures (email_digest, failures, last_failure_at, locked_until) \
              VALUES (?, ?, ?, ?) ON CONFLICT (email_digest) DO UPDATE SET failures = excluded.failures, \
              last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until",
         )
@@ -261,7 +262,7 @@ impl AuthStore for SqliteStore {
         let now_us = micros(now);
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT failures, locked_until FROM auth_signin_failures WHERE email_digest = ?",
+            "SELECT failures, locked_until FROM homi_auth_signin_failures WHERE email_digest = ?",
         )
         .bind(email_digest)
         .fetch_optional(&mut *tx)
@@ -276,7 +277,7 @@ impl AuthStore for SqliteStore {
             return Ok(None);
         };
         let until = now + length;
-        sqlx::query("UPDATE auth_signin_failures SET locked_until = ? WHERE email_digest = ?")
+        sqlx::query("UPDATE homi_auth_signin_failures SET locked_until = ? WHERE email_digest = ?")
             .bind(micros(until))
             .bind(email_digest)
             .execute(&mut *tx)
@@ -286,7 +287,7 @@ impl AuthStore for SqliteStore {
     }
 
     async fn clear_signin_failures(&self, email_digest: &str) -> Result<()> {
-        sqlx::query("DELETE FROM auth_signin_failures WHERE email_digest = ?")
+        sqlx::query("DELETE FROM homi_auth_signin_failures WHERE email_digest = ?")
             .bind(email_digest)
             .execute(&self.writer)
             .await?;
@@ -296,7 +297,7 @@ impl AuthStore for SqliteStore {
     async fn create_session(&self, session: &NewSession) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
-            "INSERT INTO auth_sessions (id, user_id, created_at, refreshed_at, expires_at) \
+            "INSERT INTO homi_auth_sessions (id, user_id, created_at, refreshed_at, expires_at) \
              VALUES (?, ?, ?, ?, ?)",
         )
         .bind(session.id.to_string())
@@ -307,7 +308,7 @@ impl AuthStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO auth_refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO homi_auth_refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
         )
         .bind(&session.refresh_token_hash)
         .bind(session.id.to_string())
@@ -355,8 +356,8 @@ impl AuthStore for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at, \
-             (SELECT c.used_at IS NULL FROM auth_refresh_tokens c WHERE c.token_hash = t.replaced_by) \
-             FROM auth_refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id \
+             (SELECT c.used_at IS NULL FROM homi_auth_refresh_tokens c WHERE c.token_hash = t.replaced_by) \
+             FROM homi_auth_refresh_tokens t JOIN homi_auth_sessions s ON s.id = t.session_id \
              WHERE t.token_hash = ?",
         )
         .bind(old_hash)
@@ -377,7 +378,7 @@ impl AuthStore for SqliteStore {
         if let Some(used) = used_at
             && !within_grace(now_us - used, duration_micros(grace), replacement_unused)
         {
-            sqlx::query("UPDATE auth_sessions SET revoked_at = ? WHERE id = ?")
+            sqlx::query("UPDATE homi_auth_sessions SET revoked_at = ? WHERE id = ?")
                 .bind(now_us)
                 .bind(&session_id)
                 .execute(&mut *tx)
@@ -386,7 +387,7 @@ impl AuthStore for SqliteStore {
             return Ok(RefreshOutcome::Reused);
         }
         sqlx::query(
-            "UPDATE auth_refresh_tokens SET used_at = COALESCE(used_at, ?), replaced_by = ? WHERE token_hash = ?",
+            "UPDATE homi_auth_refresh_tokens SET used_at = COALESCE(used_at, ?), replaced_by = ? WHERE token_hash = ?",
         )
         .bind(now_us)
         .bind(new_hash)
@@ -394,14 +395,14 @@ impl AuthStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO auth_refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO homi_auth_refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)",
         )
         .bind(new_hash)
         .bind(&session_id)
         .bind(now_us)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE auth_sessions SET refreshed_at = ?, expires_at = ? WHERE id = ?")
+        sqlx::query("UPDATE homi_auth_sessions SET refreshed_at = ?, expires_at = ? WHERE id = ?")
             .bind(now_us)
             .bind(micros(expires_at))
             .bind(&session_id)
@@ -421,7 +422,7 @@ impl AuthStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let n = sqlx::query(
-            "UPDATE auth_sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+            "UPDATE homi_auth_sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
         )
         .bind(micros(now))
         .bind(session_id.to_string())
@@ -441,13 +442,13 @@ impl AuthStore for SqliteStore {
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM auth_one_time_tokens WHERE user_id = ? AND purpose = ?")
+        sqlx::query("DELETE FROM homi_auth_one_time_tokens WHERE user_id = ? AND purpose = ?")
             .bind(user_id.to_string())
             .bind(purpose.as_str())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO auth_one_time_tokens (token_hash, user_id, purpose, created_at, expires_at) \
+            "INSERT INTO homi_auth_one_time_tokens (token_hash, user_id, purpose, created_at, expires_at) \
              VALUES (?, ?, ?, ?, ?)",
         )
         .bind(token_hash)
@@ -474,7 +475,7 @@ impl AuthStore for SqliteStore {
             return Ok(None);
         };
         let email: Option<String> = sqlx::query_scalar(
-            "UPDATE auth_users SET password_hash = ?, updated_at = ?, \
+            "UPDATE homi_auth_users SET password_hash = ?, updated_at = ?, \
              email_confirmed_at = COALESCE(email_confirmed_at, updated_at) WHERE id = ? RETURNING email_normalized",
         )
         .bind(password_hash)
@@ -483,14 +484,14 @@ impl AuthStore for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE auth_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+            "UPDATE homi_auth_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
         )
         .bind(micros(now))
         .bind(user_id.to_string())
         .execute(&mut *tx)
         .await?;
         if let Some(email) = email {
-            sqlx::query("DELETE FROM auth_signin_failures WHERE email_digest = ?")
+            sqlx::query("DELETE FROM homi_auth_signin_failures WHERE email_digest = ?")
                 .bind(crate::store::auth::token_digest(&email))
                 .execute(&mut *tx)
                 .await?;
@@ -507,7 +508,7 @@ impl AuthStore for SqliteStore {
             return Ok(None);
         };
         sqlx::query(
-            "UPDATE auth_users SET email_confirmed_at = COALESCE(email_confirmed_at, ?), updated_at = ? WHERE id = ?",
+            "UPDATE homi_auth_users SET email_confirmed_at = COALESCE(email_confirmed_at, ?), updated_at = ? WHERE id = ?",
         )
         .bind(micros(now))
         .bind(micros(now))
@@ -527,7 +528,7 @@ impl AuthStore for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         purge_expired_revocations(&mut tx).await?;
         sqlx::query(
-            "INSERT INTO auth_revoked_sessions (session_id, user_id, expires_at) VALUES (?, ?, ?) \
+            "INSERT INTO homi_auth_revoked_sessions (session_id, user_id, expires_at) VALUES (?, ?, ?) \
              ON CONFLICT (session_id) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
         )
         .bind(session_id.to_string())
@@ -549,7 +550,7 @@ impl AuthStore for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         purge_expired_revocations(&mut tx).await?;
         sqlx::query(
-            "INSERT INTO auth_user_revocations (user_id, not_before, keep_session, expires_at) \
+            "INSERT INTO homi_auth_user_revocations (user_id, not_before, keep_session, expires_at) \
              VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET not_before = excluded.not_before, \
              keep_session = excluded.keep_session, expires_at = MAX(expires_at, excluded.expires_at)",
         )
@@ -569,14 +570,14 @@ impl AuthStore for SqliteStore {
         user_id: &str,
     ) -> Result<ExternalRevocation> {
         let session_revoked: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM auth_revoked_sessions WHERE session_id = ? AND user_id = ?",
+            "SELECT 1 FROM homi_auth_revoked_sessions WHERE session_id = ? AND user_id = ?",
         )
         .bind(session_id.to_string())
         .bind(user_id)
         .fetch_optional(&self.pool)
         .await?;
         let user: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT not_before, keep_session FROM auth_user_revocations WHERE user_id = ?",
+            "SELECT not_before, keep_session FROM homi_auth_user_revocations WHERE user_id = ?",
         )
         .bind(user_id)
         .fetch_optional(&self.pool)
@@ -599,54 +600,55 @@ impl AuthStore for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let seq = bump_seq(&mut tx).await?;
         sqlx::query(
-            "DELETE FROM memory_embeddings WHERE rid IN (SELECT rid FROM memories WHERE user_id = ?)",
+            "DELETE FROM homi_memory_embeddings WHERE rid IN (SELECT rid FROM homi_memories WHERE user_id = ?)",
         )
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "DELETE FROM memory_history WHERE user_id = ? \
-             OR memory_id IN (SELECT id FROM memories WHERE user_id = ?)",
+            "DELETE FROM homi_memory_history WHERE user_id = ? \
+             OR memory_id IN (SELECT id FROM homi_memories WHERE user_id = ?)",
         )
         .bind(user_id)
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "DELETE FROM memory_reembed WHERE id IN (SELECT id FROM memories WHERE user_id = ?)",
+            "DELETE FROM homi_memory_reembed WHERE id IN (SELECT id FROM homi_memories WHERE user_id = ?)",
         )
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        let memories = sqlx::query("DELETE FROM memories WHERE user_id = ?")
+        let memories = sqlx::query("DELETE FROM homi_memories WHERE user_id = ?")
             .bind(user_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("UPDATE store_state SET wipe_seq = ? WHERE id = 1")
+        sqlx::query("UPDATE homi_store_state SET wipe_seq = ? WHERE id = 1")
             .bind(seq)
             .execute(&mut *tx)
             .await?;
-        let email: Option<String> =
-            sqlx::query_scalar("DELETE FROM auth_users WHERE id = ? RETURNING email_normalized")
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let email: Option<String> = sqlx::query_scalar(
+            "DELETE FROM homi_auth_users WHERE id = ? RETURNING email_normalized",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(email) = &email {
-            sqlx::query("DELETE FROM auth_signin_failures WHERE email_digest = ?")
+            sqlx::query("DELETE FROM homi_auth_signin_failures WHERE email_digest = ?")
                 .bind(crate::store::auth::token_digest(email))
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM jobs WHERE user_id = ?")
+        sqlx::query("DELETE FROM homi_jobs WHERE user_id = ?")
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM conversation_messages WHERE user_id = ?")
+        sqlx::query("DELETE FROM homi_conversation_messages WHERE user_id = ?")
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM conversations WHERE user_id = ?")
+        sqlx::query("DELETE FROM homi_conversations WHERE user_id = ?")
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
@@ -658,7 +660,7 @@ impl AuthStore for SqliteStore {
     async fn create_api_key(&self, record: &ApiKeyRecord) -> Result<()> {
         let k = &record.key;
         sqlx::query(
-            "INSERT INTO api_keys (id, name, namespace, prefix, key_hash, scopes, created_at) \
+            "INSERT INTO homi_api_keys (id, name, namespace, prefix, key_hash, scopes, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(k.id.to_string())
@@ -676,7 +678,7 @@ impl AuthStore for SqliteStore {
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
         let row = sqlx::query(
             "SELECT id, name, namespace, prefix, scopes, created_at, last_used_at, revoked_at, key_hash \
-             FROM api_keys WHERE key_hash = ?",
+             FROM homi_api_keys WHERE key_hash = ?",
         )
             .bind(key_hash)
             .fetch_optional(&self.pool)
@@ -693,7 +695,7 @@ impl AuthStore for SqliteStore {
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         let rows = sqlx::query(
             "SELECT id, name, namespace, prefix, scopes, created_at, last_used_at, revoked_at, key_hash \
-             FROM api_keys ORDER BY created_at DESC, id",
+             FROM homi_api_keys ORDER BY created_at DESC, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -701,17 +703,18 @@ impl AuthStore for SqliteStore {
     }
 
     async fn revoke_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(micros(now))
-                .bind(id.to_string())
-                .execute(&self.writer)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE homi_api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(micros(now))
+        .bind(id.to_string())
+        .execute(&self.writer)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn touch_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+        sqlx::query("UPDATE homi_api_keys SET last_used_at = ? WHERE id = ?")
             .bind(micros(now))
             .bind(id.to_string())
             .execute(&self.writer)
@@ -722,11 +725,11 @@ impl AuthStore for SqliteStore {
 
 async fn purge_expired_revocations(tx: &mut sqlx::SqliteConnection) -> Result<()> {
     let now = micros(Utc::now());
-    sqlx::query("DELETE FROM auth_revoked_sessions WHERE expires_at < ?")
+    sqlx::query("DELETE FROM homi_auth_revoked_sessions WHERE expires_at < ?")
         .bind(now)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM auth_user_revocations WHERE expires_at < ?")
+    sqlx::query("DELETE FROM homi_auth_user_revocations WHERE expires_at < ?")
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -743,7 +746,7 @@ async fn take_token(
     now: DateTime<Utc>,
 ) -> Result<Option<Uuid>> {
     let row = sqlx::query(
-        "DELETE FROM auth_one_time_tokens WHERE token_hash = ? AND purpose = ? RETURNING user_id, expires_at",
+        "DELETE FROM homi_auth_one_time_tokens WHERE token_hash = ? AND purpose = ? RETURNING user_id, expires_at",
     )
     .bind(token_hash)
     .bind(purpose.as_str())

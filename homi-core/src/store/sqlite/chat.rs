@@ -40,7 +40,7 @@ impl ChatStore for SqliteStore {
     ) -> Result<Option<Conversation>> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
-            "INSERT INTO conversations (id, user_id, title, created_at, updated_at) \
+            "INSERT INTO homi_conversations (id, user_id, title, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         )
         .bind(id)
@@ -51,7 +51,7 @@ impl ChatStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query(
-            "SELECT id, user_id, title, created_at, updated_at FROM conversations \
+            "SELECT id, user_id, title, created_at, updated_at FROM homi_conversations \
              WHERE id = ? AND user_id = ?",
         )
         .bind(id)
@@ -73,7 +73,7 @@ impl ChatStore for SqliteStore {
         // measured); the conversation index answers in microseconds.
         let rows = sqlx::query(
             "SELECT id, conversation_id, user_id, role, content, memories_used, created_at FROM \
-             (SELECT * FROM conversation_messages INDEXED BY conversation_messages_conversation \
+             (SELECT * FROM homi_conversation_messages INDEXED BY conversation_messages_conversation \
               WHERE conversation_id = ? AND user_id = ? \
               ORDER BY seq DESC LIMIT ?) ORDER BY seq",
         )
@@ -106,7 +106,7 @@ impl ChatStore for SqliteStore {
             .map_err(|e| Error::storage(format!("cannot encode memories_used: {e}")))?;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
-            "INSERT INTO conversation_messages (id, conversation_id, user_id, role, content, \
+            "INSERT INTO homi_conversation_messages (id, conversation_id, user_id, role, content, \
              memories_used, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(m.id.to_string())
@@ -118,7 +118,7 @@ impl ChatStore for SqliteStore {
         .bind(micros(m.created_at))
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ? AND user_id = ?")
+        sqlx::query("UPDATE homi_conversations SET updated_at = ? WHERE id = ? AND user_id = ?")
             .bind(micros(m.created_at))
             .bind(&m.conversation_id)
             .bind(&m.user_id)
@@ -138,7 +138,7 @@ impl ChatStore for SqliteStore {
         offset: usize,
     ) -> Result<Vec<Conversation>> {
         sqlx::query(
-            "SELECT id, user_id, title, created_at, updated_at FROM conversations \
+            "SELECT id, user_id, title, created_at, updated_at FROM homi_conversations \
              WHERE user_id = ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?",
         )
         .bind(user_id)
@@ -152,7 +152,7 @@ impl ChatStore for SqliteStore {
     }
 
     async fn delete_conversation(&self, id: &str, user_id: &str) -> Result<bool> {
-        let n = sqlx::query("DELETE FROM conversations WHERE id = ? AND user_id = ?")
+        let n = sqlx::query("DELETE FROM homi_conversations WHERE id = ? AND user_id = ?")
             .bind(id)
             .bind(user_id)
             .execute(&self.writer)

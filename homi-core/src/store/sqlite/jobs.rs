@@ -27,7 +27,7 @@ pub(super) async fn insert_job(
 ) -> Result<Uuid> {
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO jobs (id, kind, user_id, payload, state, attempts, max_attempts, run_at, \
+        "INSERT INTO homi_jobs (id, kind, user_id, payload, state, attempts, max_attempts, run_at, \
          created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
     )
     .bind(id.to_string())
@@ -55,7 +55,7 @@ impl JobStore for SqliteStore {
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::zero());
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
-            "UPDATE jobs SET state = 'dead', payload = '{}', locked_until = NULL, last_error = ?, \
+            "UPDATE homi_jobs SET state = 'dead', payload = '{}', locked_until = NULL, last_error = ?, \
              updated_at = ? WHERE state = 'running' AND locked_until <= ? AND attempts >= max_attempts",
         )
         .bind(LOST_ON_LAST_ATTEMPT)
@@ -67,10 +67,10 @@ impl JobStore for SqliteStore {
         // reads (state, run_at) instead of one OR that reads and sorts every
         // queued job, which made each claim cost O(queue length).
         let row = sqlx::query(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?, updated_at = ? \
+            "UPDATE homi_jobs SET state = 'running', attempts = attempts + 1, locked_until = ?, updated_at = ? \
              WHERE id = COALESCE(\
-               (SELECT id FROM jobs WHERE state = 'running' AND locked_until <= ? LIMIT 1), \
-               (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at LIMIT 1)) \
+               (SELECT id FROM homi_jobs WHERE state = 'running' AND locked_until <= ? LIMIT 1), \
+               (SELECT id FROM homi_jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at LIMIT 1)) \
              RETURNING id, kind, user_id, payload, attempts, max_attempts, created_at",
         )
         .bind(micros(until))
@@ -100,7 +100,7 @@ impl JobStore for SqliteStore {
 
     async fn complete(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "UPDATE jobs SET state = 'done', payload = '{}', locked_until = NULL, last_error = NULL, \
+            "UPDATE homi_jobs SET state = 'done', payload = '{}', locked_until = NULL, last_error = NULL, \
              updated_at = ? WHERE id = ?",
         )
         .bind(micros(now))
@@ -119,12 +119,12 @@ impl JobStore for SqliteStore {
     ) -> Result<()> {
         let q = match retry_at {
             Some(at) => sqlx::query(
-                "UPDATE jobs SET state = 'queued', run_at = ?, locked_until = NULL, last_error = ?, \
+                "UPDATE homi_jobs SET state = 'queued', run_at = ?, locked_until = NULL, last_error = ?, \
                  updated_at = ? WHERE id = ?",
             )
             .bind(micros(at)),
             None => sqlx::query(
-                "UPDATE jobs SET state = 'dead', payload = '{}', locked_until = NULL, last_error = ?, \
+                "UPDATE homi_jobs SET state = 'dead', payload = '{}', locked_until = NULL, last_error = ?, \
                  updated_at = ? WHERE id = ?",
             ),
         };
@@ -139,12 +139,12 @@ impl JobStore for SqliteStore {
     async fn counts(&self, user: Option<&str>) -> Result<JobCounts> {
         let rows: Vec<(String, i64, i64)> = match user {
             None => {
-                sqlx::query_as("SELECT state, COUNT(*), SUM(attempts > 0) FROM jobs GROUP BY state")
+                sqlx::query_as("SELECT state, COUNT(*), SUM(attempts > 0) FROM homi_jobs GROUP BY state")
                     .fetch_all(&self.pool)
                     .await?
             }
             Some(u) => sqlx::query_as(
-                "SELECT state, COUNT(*), SUM(attempts > 0) FROM jobs WHERE user_id = ? GROUP BY state",
+                "SELECT state, COUNT(*), SUM(attempts > 0) FROM homi_jobs WHERE user_id = ? GROUP BY state",
             )
             .bind(u)
             .fetch_all(&self.pool)

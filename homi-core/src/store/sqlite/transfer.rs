@@ -25,7 +25,7 @@ async fn existing_ids(conn: &mut sqlx::SqliteConnection, ids: &[Uuid]) -> Result
     for chunk in ids.chunks(IN_CHUNK) {
         let binds: Vec<Bind> = chunk.iter().map(|id| Bind::Text(id.to_string())).collect();
         let sql = format!(
-            "SELECT id FROM memories WHERE id IN ({})",
+            "SELECT id FROM homi_memories WHERE id IN ({})",
             vec!["?"; chunk.len()].join(", ")
         );
         for row in bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
@@ -46,7 +46,7 @@ fn target_value(t: &EmbedderInfo) -> String {
 }
 
 /// Memories without a staged vector for their current text.
-const PENDING: &str = "FROM memories m LEFT JOIN memory_reembed s INDEXED BY memory_reembed_hash \
+const PENDING: &str = "FROM homi_memories m LEFT JOIN homi_memory_reembed s INDEXED BY memory_reembed_hash \
      ON s.id = m.id WHERE s.id IS NULL OR s.hash <> m.hash";
 
 impl SqliteStore {
@@ -67,13 +67,13 @@ impl SqliteStore {
         let (extra, join) = if embeddings {
             (
                 ", e.embedding",
-                " JOIN memory_embeddings e ON e.rid = m.rid",
+                " JOIN homi_memory_embeddings e ON e.rid = m.rid",
             )
         } else {
             ("", "")
         };
         let sql = format!(
-            "SELECT {COLUMNS}{extra} FROM memories m{join} WHERE {w} AND m.id > ? ORDER BY m.id LIMIT ?"
+            "SELECT {COLUMNS}{extra} FROM homi_memories m{join} WHERE {w} AND m.id > ? ORDER BY m.id LIMIT ?"
         );
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
             .fetch_all(&mut *tx)
@@ -106,7 +106,7 @@ impl SqliteStore {
                 .collect();
             let sql = format!(
                 "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
-                 h.is_deleted, h.actor_id, h.role FROM memory_history h WHERE h.memory_id IN ({}) ORDER BY h.rowid",
+                 h.is_deleted, h.actor_id, h.role FROM homi_memory_history h WHERE h.memory_id IN ({}) ORDER BY h.rowid",
                 vec!["?"; ids.len()].join(", ")
             );
             let mut by_id: HashMap<Uuid, usize> = HashMap::with_capacity(records.len());
@@ -181,7 +181,7 @@ impl SqliteStore {
         let mut current: HashMap<Key, (Uuid, String)> = HashMap::new();
         for chunk in hashes.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT id, memory, hash, user_id, agent_id, run_id FROM memories \
+                "SELECT id, memory, hash, user_id, agent_id, run_id FROM homi_memories \
                  WHERE valid_to IS NULL AND hash IN ({})",
                 vec!["?"; chunk.len()].join(", ")
             );
@@ -229,7 +229,7 @@ impl SqliteStore {
         }
         for chunk in fresh.chunks(RESTORE_ROWS) {
             let sql = format!(
-                "INSERT INTO memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
+                "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
                  created_at, updated_at, valid_from, valid_to, superseded_by, seq) VALUES {} RETURNING rid, id",
                 vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
             );
@@ -258,7 +258,7 @@ impl SqliteStore {
                 rid_of.insert(row.try_get(1)?, row.try_get(0)?);
             }
             let sql = format!(
-                "INSERT INTO memory_embeddings (rid, embedding) VALUES {}",
+                "INSERT INTO homi_memory_embeddings (rid, embedding) VALUES {}",
                 vec!["(?, ?)"; chunk.len()].join(", ")
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -277,7 +277,7 @@ impl SqliteStore {
                 .collect();
             for rows in history.chunks(RESTORE_ROWS) {
                 let sql = format!(
-                    "INSERT OR IGNORE INTO memory_history (id, memory_id, old_memory, new_memory, event, \
+                    "INSERT OR IGNORE INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, \
                      created_at, updated_at, is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES {}",
                     vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ")
                 );
@@ -318,7 +318,7 @@ impl SqliteStore {
                 .await?;
         let wanted = target_value(target);
         if staged_for.as_deref() != Some(wanted.as_str()) {
-            sqlx::query("DELETE FROM memory_reembed")
+            sqlx::query("DELETE FROM homi_memory_reembed")
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("INSERT OR REPLACE INTO homi_meta (key, value) VALUES (?, ?)")
@@ -327,7 +327,7 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM memories")
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM homi_memories")
             .fetch_one(&mut *tx)
             .await?;
         let pending: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) {PENDING}")))
@@ -384,9 +384,9 @@ impl SqliteStore {
         // meanwhile leaves nothing behind.
         for chunk in vectors.chunks(RESTORE_ROWS) {
             let sql = format!(
-                "INSERT OR REPLACE INTO memory_reembed (id, hash, embedding) \
+                "INSERT OR REPLACE INTO homi_memory_reembed (id, hash, embedding) \
                  SELECT m.id, m.hash, v.column3 FROM (VALUES {}) AS v \
-                 JOIN memories m ON m.id = v.column1 AND m.hash = v.column2",
+                 JOIN homi_memories m ON m.id = v.column1 AND m.hash = v.column2",
                 vec!["(?, ?, ?)"; chunk.len()].join(", ")
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -412,7 +412,7 @@ impl SqliteStore {
             return Ok(None);
         }
         let sizes: Vec<i64> = sqlx::query_scalar(
-            "SELECT DISTINCT length(s.embedding) FROM memory_reembed s JOIN memories m ON m.id = s.id",
+            "SELECT DISTINCT length(s.embedding) FROM homi_memory_reembed s JOIN homi_memories m ON m.id = s.id",
         )
         .fetch_all(&mut *tx)
         .await?;
@@ -422,7 +422,7 @@ impl SqliteStore {
                 // bound to no embedder (as after a reset); the next write
                 // records the new one.
                 for sql in [
-                    "DELETE FROM memory_reembed",
+                    "DELETE FROM homi_memory_reembed",
                     "DELETE FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims', 'reembed_target')",
                 ] {
                     sqlx::query(sql).execute(&mut *tx).await?;
@@ -433,7 +433,7 @@ impl SqliteStore {
             [bytes] => usize::try_from(*bytes / 4).unwrap_or_default(),
             _ => {
                 // Drop them: the next run starts over with one size.
-                sqlx::query("DELETE FROM memory_reembed")
+                sqlx::query("DELETE FROM homi_memory_reembed")
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -445,8 +445,8 @@ impl SqliteStore {
             }
         };
         sqlx::query(
-            "UPDATE memory_embeddings SET embedding = (SELECT s.embedding FROM memories m \
-             JOIN memory_reembed s ON s.id = m.id WHERE m.rid = memory_embeddings.rid)",
+            "UPDATE homi_memory_embeddings SET embedding = (SELECT s.embedding FROM homi_memories m \
+             JOIN homi_memory_reembed s ON s.id = m.id WHERE m.rid = homi_memory_embeddings.rid)",
         )
         .execute(&mut *tx)
         .await?;
@@ -461,7 +461,7 @@ impl SqliteStore {
         .bind(info.dims.to_string())
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM memory_reembed")
+        sqlx::query("DELETE FROM homi_memory_reembed")
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM homi_meta WHERE key = ?")
@@ -470,7 +470,7 @@ impl SqliteStore {
             .await?;
         // Every cached vector is stale: caches reload in full.
         let seq = bump_seq(&mut tx).await?;
-        sqlx::query("UPDATE store_state SET wipe_seq = ? WHERE id = 1")
+        sqlx::query("UPDATE homi_store_state SET wipe_seq = ? WHERE id = 1")
             .bind(seq)
             .execute(&mut *tx)
             .await?;
