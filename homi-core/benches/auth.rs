@@ -18,7 +18,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use homi_core::Config;
 use homi_core::auth::{Auth, AuthStore, SignUp};
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
 mod common;
 #[path = "support/data.rs"]
 mod data;

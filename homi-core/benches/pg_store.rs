@@ -23,7 +23,7 @@ use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store};
 use homi_core::{Access, Scope};
 use uuid::Uuid;
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
 mod common;
 #[path = "support/data.rs"]
 mod data;

@@ -1,5 +1,5 @@
 """An independent sentence embedding: a BERT forward pass in numpy (float64),
-over the same files the local embedder reads, for homi-core/tests/provider.rs.
+over the same files the local embedder reads, for homi-core/tests/it/provider.rs.
 
     python minilm_numpy.py MODEL_DIR < sentences.json > vectors.json
 

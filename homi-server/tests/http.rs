@@ -12,7 +12,7 @@ use homi_testkit::{FakeProvider, Fault, Target};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-#[path = "../../homi-core/tests/common/mod.rs"]
+#[path = "../../homi-core/tests/it/common.rs"]
 #[macro_use]
 mod common;
 use common::Backend;

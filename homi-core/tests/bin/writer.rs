@@ -1,5 +1,5 @@
 //! A test helper, not a user-facing tool: adds memories to one user from its
-//! own process, for the multi-process test (`tests/memory.rs`,
+//! own process, for the multi-process test (`tests/it/memory.rs`,
 //! `two_processes_adding_at_once_lose_nothing`).
 //!
 //! ```text

@@ -12,9 +12,7 @@ use homi_core::{AddOptions, Memory, Messages, Scope};
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::{Value, json};
 
-#[macro_use]
-#[path = "../../homi-core/tests/common/mod.rs"]
-mod common;
+use crate::common;
 use common::Backend;
 
 const DIMS: usize = 64;

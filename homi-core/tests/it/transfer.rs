@@ -12,8 +12,7 @@ use homi_core::{Access, AddOptions, Config, ErrorKind, ListOptions, Memory, Mess
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::json;
 
-#[macro_use]
-mod common;
+use crate::common;
 use common::Backend;
 
 const DIMS: usize = 64;

@@ -11,8 +11,7 @@ use homi_core::provider::ChatMessage;
 use homi_core::{Config, Memory, Scope};
 use homi_testkit::{FakeProvider, Fault, Target};
 
-#[macro_use]
-mod common;
+use crate::common;
 use common::{Backend, postgres_holds, sqlite_files_hold};
 
 struct Env {

@@ -15,8 +15,7 @@ use homi_testkit::smtp::{ReceivedMail, SmtpSink};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-#[macro_use]
-mod common;
+use crate::common;
 use common::{Backend, assert_refused, postgres_holds, sqlite_files_hold, with_claims};
 
 /// The HS256 secret of these tests, so they can forge tokens with the real key.
@@ -903,5 +902,5 @@ async fn reset_tokens_are_logged_only_in_debug_mode() {
 }
 
 /// An RSA key made for these tests only (the attacker's).
-const TEST_RSA_KEY: &str = include_str!("data/attacker_rsa.pem");
-const TEST_RSA_PUBLIC_KEY: &str = include_str!("data/attacker_rsa.pub.pem");
+const TEST_RSA_KEY: &str = include_str!("../data/attacker_rsa.pem");
+const TEST_RSA_PUBLIC_KEY: &str = include_str!("../data/attacker_rsa.pub.pem");

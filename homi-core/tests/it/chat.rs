@@ -14,8 +14,7 @@ use homi_core::{AddOptions, Config, ErrorKind, Memory, Scope};
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::Value;
 
-#[macro_use]
-mod common;
+use crate::common;
 use common::Backend;
 
 struct Env {

@@ -13,8 +13,7 @@ use homi_core::{
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::json;
 
-#[macro_use]
-mod common;
+use crate::common;
 use common::{Backend, postgres_holds, sqlite_files_hold};
 
 const DIMS: usize = 64;

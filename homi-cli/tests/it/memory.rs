@@ -10,9 +10,7 @@ use assert_cmd::Command;
 use homi_testkit::FakeProvider;
 use serde_json::Value;
 
-#[macro_use]
-#[path = "../../homi-core/tests/common/mod.rs"]
-mod common;
+use crate::common;
 use common::Backend;
 
 struct Env {

@@ -7,7 +7,7 @@ use homi_core::{Config, ErrorKind, ListOptions, Memory, Scope, SearchOptions};
 use homi_testkit::{FakeProvider, lexical_embedding};
 use serde_json::json;
 
-mod common;
+use crate::common;
 
 const DIMS: usize = 64;
 

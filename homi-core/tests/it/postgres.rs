@@ -9,7 +9,7 @@ use homi_core::{Access, Scope};
 use homi_testkit::lexical_embedding;
 use serde_json::json;
 
-mod common;
+use crate::common;
 
 const DIMS: usize = 64;
 const WORDS: [&str; 12] = [

@@ -15,7 +15,7 @@ use homi_testkit::supabase::{FakeSupabase, FakeSupabaseOptions, SupabaseSigning}
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-mod common;
+use crate::common;
 use common::{assert_refused, with_claims};
 
 const PASSWORD: &str = "correct horse battery";
@@ -520,7 +520,7 @@ async fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-const ATTACKER_RSA_KEY: &str = include_str!("data/attacker_rsa.pem");
+const ATTACKER_RSA_KEY: &str = include_str!("../data/attacker_rsa.pem");
 
 /// A P-256 key made for these tests only (the attacker's).
-const ATTACKER_EC_KEY: &str = include_str!("data/attacker_ec.pem");
+const ATTACKER_EC_KEY: &str = include_str!("../data/attacker_ec.pem");

@@ -12,9 +12,7 @@ use assert_cmd::Command;
 
 use serde_json::Value;
 
-#[macro_use]
-#[path = "../../homi-core/tests/common/mod.rs"]
-mod common;
+use crate::common;
 use common::Backend;
 
 fn homi(url: &str, args: &[&str]) -> Output {
