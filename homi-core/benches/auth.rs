@@ -18,8 +18,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use homi_core::Config;
 use homi_core::auth::{Auth, AuthStore, SignUp};
 
-#[path = "../tests/it/common.rs"]
-mod common;
 #[path = "support/data.rs"]
 mod data;
 use data::percentile_ms;
@@ -123,7 +121,7 @@ fn bench_auth(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let sqlite_url = format!("sqlite://{}", dir.path().join("auth.db").display());
     let mut cases = vec![rt.block_on(load("sqlite", &sqlite_url, users))];
-    if let Some(url) = rt.block_on(common::postgres_url()) {
+    if let Some(url) = rt.block_on(homi_testkit::db::postgres_url()) {
         cases.push(rt.block_on(load("postgres", &url, users)));
     }
     let mut group = c.benchmark_group("auth");

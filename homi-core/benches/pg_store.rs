@@ -23,8 +23,6 @@ use homi_core::store::{Change, EmbedderInfo, NewMemory, ReadParams, Store};
 use homi_core::{Access, Scope};
 use uuid::Uuid;
 
-#[path = "../tests/it/common.rs"]
-mod common;
 #[path = "support/data.rs"]
 mod data;
 use data::{Gen, percentile_ms};
@@ -218,7 +216,7 @@ fn bench_pg(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(if smoke { 1 } else { 10 }));
     for case in cases(smoke) {
         // A fresh database per case (None: no test server, and none required).
-        let Some(url) = rt.block_on(common::postgres_url()) else {
+        let Some(url) = rt.block_on(homi_testkit::db::postgres_url()) else {
             return;
         };
         let loaded = rt.block_on(load(&case, &url));

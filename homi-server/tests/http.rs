@@ -12,10 +12,8 @@ use homi_testkit::{FakeProvider, Fault, Target};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-#[path = "../../homi-core/tests/it/common.rs"]
-#[macro_use]
-mod common;
-use common::Backend;
+use homi_testkit::conformance;
+use homi_testkit::db::{self as common, Backend};
 
 struct Server {
     backend: Backend,

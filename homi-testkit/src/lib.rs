@@ -8,6 +8,8 @@
 //!   password-reset mails.
 //! - [`hub`]: a fake Hugging Face Hub serving one model repository from a
 //!   directory, for the local embedder's downloads.
+//! - `db` (feature `db`): a fresh test database per test on SQLite or
+//!   Postgres, and the `conformance!` macro that runs a test on each.
 //! - [`supabase`]: GoTrue's REST API under `/auth/v1` (sign-up, password and
 //!   refresh-token grants with reuse detection, logout, user, recover, admin
 //!   delete, JWKS), signing HS256 or ES256, with switchable faults.
@@ -48,6 +50,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+#[cfg(feature = "db")]
+pub mod db;
 pub mod hub;
 pub mod smtp;
 pub mod supabase;

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use assert_cmd::Command;
-use homi_core::{AddOptions, Memory, Messages, Scope};
+use homi_core::{AddOptions, Config, Memory, Messages, Scope};
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::{Value, json};
 
@@ -34,15 +34,22 @@ impl Env {
         url
     }
 
+    /// The environment of a `homi` on `url` with the fake provider.
+    fn settings(&self, url: &str) -> [(&'static str, String); 6] {
+        [
+            ("DATABASE_URL", url.to_owned()),
+            ("OPENAI_BASE_URL", self.fake.base_url()),
+            ("OPENAI_API_KEY", "sk-test".to_owned()),
+            ("HOMI_EMBEDDING_MODEL", "text-embedding-3-small".to_owned()),
+            ("HOMI_EMBEDDING_DIMS", DIMS.to_string()),
+            ("HOMI_PROVIDER_MAX_RETRIES", "0".to_owned()),
+        ]
+    }
+
     fn homi(&self, url: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_homi"));
         cmd.args(args)
-            .env("DATABASE_URL", url)
-            .env("OPENAI_BASE_URL", self.fake.base_url())
-            .env("OPENAI_API_KEY", "sk-test")
-            .env("HOMI_EMBEDDING_MODEL", "text-embedding-3-small")
-            .env("HOMI_EMBEDDING_DIMS", DIMS.to_string())
-            .env("HOMI_PROVIDER_MAX_RETRIES", "0")
+            .envs(self.settings(url))
             .env_remove("SUPABASE_URL")
             .timeout(Duration::from_secs(120));
         cmd
@@ -248,7 +255,15 @@ async fn export_then_import_gives_the_same_bytes(b: Backend) {
 
 /// 300 memories of three users, embedded with the configured 64-dimension model.
 async fn fill(e: &Env, url: &str) {
-    let config = common::provider_config(url, &e.fake.base_url(), DIMS, 0);
+    // The configuration the command reads, in this process.
+    let settings = e.settings(url);
+    let config = Config::from_lookup(|name| {
+        settings
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
     let memory = Memory::open(&config).await.unwrap();
     for user in ["u1", "u2", "u3"] {
         let texts: Vec<Value> = (0..100)

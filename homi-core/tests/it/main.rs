@@ -1,9 +1,11 @@
 //! homi-core's integration tests, in one binary (one link step instead of one
 //! per file): each module is a group of tests, compiled when the features it
-//! needs are on. The conformance tests (`conformance!` in `common`) run once
-//! per store: SQLite, and Postgres with the `postgres` feature.
+//! needs are on. The conformance tests (`homi_testkit::conformance!`) run
+//! once per store: SQLite, and Postgres with the `postgres` feature.
 
 #[macro_use]
+extern crate homi_testkit;
+
 mod common;
 
 #[cfg(all(
