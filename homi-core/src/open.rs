@@ -154,7 +154,7 @@ impl SharedStores {
 #[cfg(feature = "memory")]
 pub async fn open_stores_shared(config: &Config) -> Result<Stores> {
     let url = config.database_url.as_str();
-    if url.contains(":memory:") || url.contains("mode=memory") {
+    if crate::store::sqlite_in_memory(url) {
         return open_stores(config).await;
     }
     let pid = std::process::id();

@@ -22,3 +22,10 @@ pub(crate) mod vector;
 
 #[cfg(feature = "memory")]
 pub use memory::*;
+
+/// Whether a database URL names an in-memory SQLite database, which each
+/// connection opens afresh: one connection kept forever, never shared.
+#[cfg(feature = "memory")]
+pub(crate) fn sqlite_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}

@@ -859,7 +859,7 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`] with options.
     pub async fn open_with(url: &str, options: SqliteOptions) -> Result<Self> {
-        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let memory = super::sqlite_in_memory(url);
         let connect = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::config("DATABASE_URL", format!("not a valid SQLite URL: {e}")))?
             .create_if_missing(true)
