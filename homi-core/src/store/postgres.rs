@@ -29,13 +29,14 @@ mod chat;
 mod jobs;
 mod transfer;
 
+use super::sql::{self, Dialect};
 use super::{
     Change, EmbedderInfo, MemoryRecord, Neighbour, NewMemory, Outcome, ReadParams, ReembedBatch,
     Store, normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
 use crate::model::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope, keywords};
-use crate::model::{Field, Filter, Op};
+use crate::model::{Field, Op};
 
 /// Rows per multi-row INSERT (10 parameters each; Postgres allows 65,535).
 const ROWS_PER_INSERT: usize = 500;
@@ -250,79 +251,33 @@ fn bind_all<'q>(mut q: Query<'q>, args: &'q Args) -> Query<'q> {
     q
 }
 
-/// `alias`'s rows in `scope`; an empty scope matches none.
-fn scope_sql(scope: &Scope, alias: &str, args: &mut Args) -> String {
-    let mut parts = Vec::new();
-    for (col, v) in [
-        ("user_id", &scope.user_id),
-        ("agent_id", &scope.agent_id),
-        ("run_id", &scope.run_id),
-    ] {
-        if let Some(v) = v {
-            let p = args.text(v.clone());
-            parts.push(format!("{alias}.{col} = {p}"));
+/// Postgres' side of the shared conditions (`store/sql.rs`): numbered `$n`
+/// placeholders, `timestamptz` times, JSON through `jsonb` operators.
+struct PgDialect;
+
+impl Dialect for PgDialect {
+    type Args = Args;
+    const TRUE: &'static str = "TRUE";
+    const FALSE: &'static str = "FALSE";
+
+    fn text(args: &mut Args, value: &str) -> String {
+        args.text(value)
+    }
+
+    fn time(args: &mut Args, at: DateTime<Utc>) -> String {
+        args.push(Bind::Time(at))
+    }
+
+    fn condition(field: &Field, op: Op, value: &Value, args: &mut Args) -> String {
+        match field {
+            Field::Metadata(key) => metadata_cond(key, op, value, args),
+            Field::ActorId => column_cond("m.actor_id", op, value, args),
+            Field::Role => column_cond("m.role", op, value, args),
         }
     }
-    if parts.is_empty() {
-        "FALSE".to_owned()
-    } else {
-        parts.join(" AND ")
-    }
-}
 
-/// `alias`'s rows that `access` reaches.
-fn access_sql(access: &Access, alias: &str, args: &mut Args) -> String {
-    match access {
-        Access::Scope(scope) => scope_sql(scope, alias, args),
-        Access::Any => "TRUE".to_owned(),
-    }
-}
-
-fn validity_sql(params: &ReadParams, args: &mut Args) -> String {
-    if let Some(at) = params.as_of {
-        let p = args.push(Bind::Time(at));
-        format!("m.valid_from <= {p} AND (m.valid_to IS NULL OR m.valid_to > {p})")
-    } else if params.include_superseded {
-        "TRUE".to_owned()
-    } else {
-        "m.valid_to IS NULL".to_owned()
-    }
-}
-
-/// What a read of `scope` with `params` may see: the scope, the validity
-/// window and the metadata filter, as one SQL condition on alias `m`.
-fn readable_sql(scope: &Scope, params: &ReadParams, args: &mut Args) -> String {
-    let w = scope_sql(scope, "m", args);
-    let validity = validity_sql(params, args);
-    let filter = match &params.filter {
-        Some(f) => filter_sql(f, args),
-        None => "TRUE".to_owned(),
-    };
-    format!("{w} AND {validity} AND {filter}")
-}
-
-fn filter_sql(f: &Filter, args: &mut Args) -> String {
-    match f {
-        Filter::And(fs) => format!(
-            "({})",
-            fs.iter()
-                .map(|f| filter_sql(f, args))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        ),
-        Filter::Or(fs) => format!(
-            "({})",
-            fs.iter()
-                .map(|f| filter_sql(f, args))
-                .collect::<Vec<_>>()
-                .join(" OR ")
-        ),
-        Filter::Not(f) => format!("(NOT {})", filter_sql(f, args)),
-        Filter::Cond { field, op, value } => match field {
-            Field::Metadata(key) => metadata_cond(key, *op, value, args),
-            Field::ActorId => column_cond("m.actor_id", *op, value, args),
-            Field::Role => column_cond("m.role", *op, value, args),
-        },
+    fn job_scope_field(key: &str) -> String {
+        format!("payload->'scope'->>'{key}'")
     }
 }
 
@@ -714,7 +669,7 @@ impl PostgresStore {
     ) -> Result<Vec<MemoryItem>> {
         let mut args = Args::default();
         let q = args.push(Bind::Vector(to_vector(query)));
-        let readable = readable_sql(scope, params, &mut args);
+        let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
         let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         // The exact order uses the plain column, which no index covers; the
         // indexed order uses the cast the HNSW index was built on. Scores are
@@ -766,7 +721,7 @@ impl PostgresStore {
     /// How many rows the search would rank, counting no further than `cap`.
     async fn scope_size(&self, scope: &Scope, params: &ReadParams, cap: usize) -> Result<usize> {
         let mut args = Args::default();
-        let readable = readable_sql(scope, params, &mut args);
+        let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
         let sql = format!(
             "SELECT count(*) FROM (SELECT 1 FROM homi_memories m WHERE {readable} LIMIT {}) t",
             cap.saturating_add(1).min(i64::MAX as usize)
@@ -1031,7 +986,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut args = Args::default();
-        let w = scope_sql(scope, "m", &mut args);
+        let w = sql::scope_sql::<PgDialect>(scope, "m", &mut args);
         let mut list = Vec::with_capacity(hashes.len());
         for h in hashes {
             list.push(args.text(h.clone()));
@@ -1121,8 +1076,8 @@ impl Store for PostgresStore {
                 args.push(Bind::Text(t.clone()))
             )
         }));
-        let readable = readable_sql(scope, params, &mut args);
-        let in_scope = scope_sql(scope, "s", &mut args);
+        let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
+        let in_scope = sql::scope_sql::<PgDialect>(scope, "s", &mut args);
         let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         let n = terms.len();
         let has: Vec<String> = (0..n).map(|i| format!("m.fts @@ q.q{i} AS t{i}")).collect();
@@ -1176,8 +1131,8 @@ impl Store for PostgresStore {
         // The memories just before and after each one, in the order of
         // writing (`pos`), among those the search reads.
         let mut args = Args::default();
-        let readable = readable_sql(scope, params, &mut args);
-        let own = scope_sql(scope, "c", &mut args);
+        let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
+        let own = sql::scope_sql::<PgDialect>(scope, "c", &mut args);
         let list: Vec<String> = ids.iter().map(|id| args.push(Bind::Uuid(*id))).collect();
         let sql = format!(
             "SELECT c.id, \
@@ -1211,7 +1166,7 @@ impl Store for PostgresStore {
         } else {
             "-1".to_owned()
         };
-        let w = scope_sql(scope, "m", &mut args);
+        let w = sql::scope_sql::<PgDialect>(scope, "m", &mut args);
         let list: Vec<String> = all.iter().map(|id| args.push(Bind::Uuid(*id))).collect();
         let sql = format!(
             "SELECT {COLUMNS}, ({cosine})::float8 AS cosine FROM homi_memories m \
@@ -1239,14 +1194,14 @@ impl Store for PostgresStore {
     async fn get(&self, id: Uuid, access: &Access) -> Result<Option<MemoryItem>> {
         let mut args = Args::default();
         let p = args.push(Bind::Uuid(id));
-        let w = access_sql(access, "m", &mut args);
+        let w = sql::access_sql::<PgDialect>(access, "m", &mut args);
         let sql = format!("SELECT {COLUMNS} FROM homi_memories m WHERE m.id = {p} AND {w}");
         Ok(self.fetch_items(sql, &args).await?.into_iter().next())
     }
 
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
         let mut args = Args::default();
-        let readable = readable_sql(scope, params, &mut args);
+        let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
         let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         let sql = format!(
             "SELECT {COLUMNS} FROM homi_memories m WHERE {readable} \
@@ -1257,7 +1212,7 @@ impl Store for PostgresStore {
 
     async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
         let mut args = Args::default();
-        let readable = readable_sql(scope, params, &mut args);
+        let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
         let sql = format!("SELECT count(*) FROM homi_memories m WHERE {readable}");
         let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
             .fetch_one(&self.pool)
@@ -1315,7 +1270,7 @@ impl Store for PostgresStore {
                 } => {
                     let mut args = Args::default();
                     let p = args.push(Bind::Uuid(id));
-                    let w = access_sql(access, "m", &mut args);
+                    let w = sql::access_sql::<PgDialect>(access, "m", &mut args);
                     let sql = format!(
                         "SELECT m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
                          WHERE m.id = {p} AND {w} FOR UPDATE"
@@ -1422,7 +1377,7 @@ impl Store for PostgresStore {
                 Change::Supersede { id, replacement } => {
                     let mut args = Args::default();
                     let p = args.push(Bind::Uuid(id));
-                    let w = access_sql(access, "m", &mut args);
+                    let w = sql::access_sql::<PgDialect>(access, "m", &mut args);
                     let sql = format!(
                         "SELECT m.memory, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
                          WHERE m.id = {p} AND m.valid_to IS NULL AND {w} FOR UPDATE"
@@ -1483,7 +1438,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         let mut args = Args::default();
         let p = args.push(Bind::Uuid(id));
-        let w = access_sql(access, "m", &mut args);
+        let w = sql::access_sql::<PgDialect>(access, "m", &mut args);
         let sql = format!(
             "DELETE FROM homi_memories m WHERE m.id = {p} AND {w} RETURNING m.user_id, m.agent_id, m.run_id"
         );
@@ -1516,7 +1471,7 @@ impl Store for PostgresStore {
         }
         let mut tx = self.pool.begin().await?;
         let mut args = Args::default();
-        let w = scope_sql(scope, "m", &mut args);
+        let w = sql::scope_sql::<PgDialect>(scope, "m", &mut args);
         let sql = format!(
             "DELETE FROM homi_memories m WHERE {w} RETURNING m.id, m.user_id, m.agent_id, m.run_id"
         );
@@ -1551,21 +1506,8 @@ impl Store for PostgresStore {
         .await?;
         // Extractions not run yet would bring back what was just deleted.
         let mut job_args = Args::default();
-        let mut parts = Vec::new();
-        if let Some(u) = &scope.user_id {
-            let p = job_args.text(u.clone());
-            parts.push(format!("user_id = {p}"));
-        }
-        for (key, v) in [("agent_id", &scope.agent_id), ("run_id", &scope.run_id)] {
-            if let Some(v) = v {
-                let p = job_args.text(v.clone());
-                parts.push(format!("payload->'scope'->>'{key}' = {p}"));
-            }
-        }
-        let sql = format!(
-            "DELETE FROM homi_jobs WHERE state IN ('queued', 'running') AND {}",
-            parts.join(" AND ")
-        );
+        let jobs = sql::job_scope_sql::<PgDialect>(scope, &mut job_args);
+        let sql = format!("DELETE FROM homi_jobs WHERE state IN ('queued', 'running') AND {jobs}");
         bind_all(sqlx::query(AssertSqlSafe(sql)), &job_args)
             .execute(&mut *tx)
             .await?;
@@ -1576,7 +1518,7 @@ impl Store for PostgresStore {
     async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>> {
         let mut args = Args::default();
         let p = args.push(Bind::Uuid(id));
-        let w = access_sql(access, "h", &mut args);
+        let w = sql::access_sql::<PgDialect>(access, "h", &mut args);
         let sql = format!(
             "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
              h.is_deleted, h.actor_id, h.role FROM homi_memory_history h WHERE h.memory_id = {p} AND {w} ORDER BY h.pos"

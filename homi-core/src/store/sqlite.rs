@@ -38,6 +38,7 @@ mod jobs;
 mod reader;
 mod transfer;
 
+use super::sql::{self, Dialect};
 use super::vector::{Accept, ScopeVectors};
 use super::{
     Change, EmbedderInfo, HybridCandidates, MemoryRecord, Neighbour, NewMemory, Outcome,
@@ -45,7 +46,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::model::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope};
-use crate::model::{Field, Filter, Op};
+use crate::model::{Field, Op};
 
 const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories.sql");
 const MIGRATION_0002: &str = include_str!("../../migrations/sqlite/0002_auth.sql");
@@ -320,79 +321,33 @@ fn bind_all<'q>(mut q: Query<'q>, binds: &'q [Bind]) -> Query<'q> {
     q
 }
 
-/// `alias.user_id = ? AND …` for the ids the scope gives (`1` when none).
-/// `alias`'s rows in `scope`; an empty scope matches none.
-fn scope_sql(scope: &Scope, alias: &str, binds: &mut Vec<Bind>) -> String {
-    let mut parts = Vec::new();
-    for (col, v) in [
-        ("user_id", &scope.user_id),
-        ("agent_id", &scope.agent_id),
-        ("run_id", &scope.run_id),
-    ] {
-        if let Some(v) = v {
-            parts.push(format!("{alias}.{col} = ?"));
-            binds.push(Bind::Text(v.clone()));
-        }
-    }
-    if parts.is_empty() {
-        "0".to_owned()
-    } else {
-        parts.join(" AND ")
-    }
-}
+/// SQLite's side of the shared conditions (`store/sql.rs`): anonymous `?`
+/// placeholders bound in order, times as Unix microseconds, JSON through
+/// `json_extract` / `json_type` / `json_each`.
+struct SqliteDialect;
 
-/// `alias`'s rows that `access` reaches.
-fn access_sql(access: &Access, alias: &str, binds: &mut Vec<Bind>) -> String {
-    match access {
-        Access::Scope(scope) => scope_sql(scope, alias, binds),
-        Access::Any => "1".to_owned(),
-    }
-}
+impl Dialect for SqliteDialect {
+    type Args = Vec<Bind>;
+    const TRUE: &'static str = "1";
+    const FALSE: &'static str = "0";
 
-/// The pending jobs of a scope: the user column, and the payload's scope for
-/// the agent and the run.
-fn job_scope_sql(scope: &Scope, binds: &mut Vec<Bind>) -> String {
-    let mut parts = Vec::new();
-    if let Some(u) = &scope.user_id {
-        parts.push("user_id = ?".to_owned());
-        binds.push(Bind::Text(u.clone()));
+    fn text(args: &mut Vec<Bind>, value: &str) -> String {
+        args.push(Bind::Text(value.to_owned()));
+        "?".to_owned()
     }
-    for (key, v) in [("agent_id", &scope.agent_id), ("run_id", &scope.run_id)] {
-        if let Some(v) = v {
-            parts.push(format!("json_extract(payload, '$.scope.{key}') = ?"));
-            binds.push(Bind::Text(v.clone()));
-        }
-    }
-    if parts.is_empty() {
-        "0".to_owned()
-    } else {
-        parts.join(" AND ")
-    }
-}
 
-fn validity_sql(params: &ReadParams, binds: &mut Vec<Bind>) -> String {
-    if let Some(at) = params.as_of {
-        let t = at.timestamp_micros();
-        binds.push(Bind::Int(t));
-        binds.push(Bind::Int(t));
-        "m.valid_from <= ? AND (m.valid_to IS NULL OR m.valid_to > ?)".to_owned()
-    } else if params.include_superseded {
-        "1".to_owned()
-    } else {
-        "m.valid_to IS NULL".to_owned()
+    fn time(args: &mut Vec<Bind>, at: DateTime<Utc>) -> String {
+        args.push(Bind::Int(at.timestamp_micros()));
+        "?".to_owned()
     }
-}
 
-/// What a read of `scope` with `params` may see: the scope, the validity
-/// window and the metadata filter, as one SQL condition on alias `m`.
-fn readable_sql(scope: &Scope, params: &ReadParams, binds: &mut Vec<Bind>) -> String {
-    let scope_where = scope_sql(scope, "m", binds);
-    let validity = validity_sql(params, binds);
-    let filter = match &params.filter {
-        Some(f) => filter_sql(f, binds),
-        None => "1".to_owned(),
-    };
-    format!("{scope_where} AND {validity} AND {filter}")
+    fn condition(field: &Field, op: Op, value: &Value, args: &mut Vec<Bind>) -> String {
+        cond_sql(field, op, value, args)
+    }
+
+    fn job_scope_field(key: &str) -> String {
+        format!("json_extract(payload, '$.scope.{key}')")
+    }
 }
 
 fn json_path(key: &str) -> String {
@@ -408,28 +363,6 @@ fn scalar_bind(v: &Value) -> Option<Bind> {
             None => Bind::Real(n.as_f64().unwrap_or(0.0)),
         }),
         _ => None,
-    }
-}
-
-/// Compiles a filter to SQL over `m` (memories).
-fn filter_sql(f: &Filter, binds: &mut Vec<Bind>) -> String {
-    match f {
-        Filter::And(fs) => format!(
-            "({})",
-            fs.iter()
-                .map(|f| filter_sql(f, binds))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        ),
-        Filter::Or(fs) => format!(
-            "({})",
-            fs.iter()
-                .map(|f| filter_sql(f, binds))
-                .collect::<Vec<_>>()
-                .join(" OR ")
-        ),
-        Filter::Not(f) => format!("(NOT {})", filter_sql(f, binds)),
-        Filter::Cond { field, op, value } => cond_sql(field, *op, value, binds),
     }
 }
 
@@ -696,7 +629,7 @@ fn scan(
 /// The memories of `hits` (at most [`IN_CHUNK`]), still in the scope.
 fn rows_by_rid_sql(scope: &Scope, hits: &[(i64, f32)]) -> (String, Vec<Bind>) {
     let mut binds: Vec<Bind> = hits.iter().map(|(rid, _)| Bind::Int(*rid)).collect();
-    let scope_where = scope_sql(scope, "m", &mut binds);
+    let scope_where = sql::scope_sql::<SqliteDialect>(scope, "m", &mut binds);
     let sql = format!(
         // Row-id lookups; without NOT INDEXED the planner may walk the
         // scope's whole index instead.
@@ -747,7 +680,7 @@ fn load_scope_sync(
     dims: usize,
 ) -> Option<ScopeVectors> {
     let mut binds = Vec::new();
-    let scope_where = scope_sql(scope, "m", &mut binds);
+    let scope_where = sql::scope_sql::<SqliteDialect>(scope, "m", &mut binds);
     let sql = format!(
         "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM homi_memories m \
          JOIN homi_memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
@@ -1040,7 +973,7 @@ impl SqliteStore {
             let mut items = Vec::with_capacity(rids.len());
             for chunk in rids.chunks(IN_CHUNK) {
                 let mut binds: Vec<Bind> = chunk.iter().map(|r| Bind::Int(*r)).collect();
-                let readable = readable_sql(scope, params, &mut binds);
+                let readable = sql::readable_sql::<SqliteDialect>(scope, params, &mut binds);
                 let sql = format!(
                     "SELECT {COLUMNS} FROM homi_memories m NOT INDEXED WHERE m.rid IN ({}) AND {readable}",
                     vec!["?"; chunk.len()].join(", ")
@@ -1168,7 +1101,7 @@ impl SqliteStore {
             None => None,
             Some(_) => {
                 let mut binds = Vec::new();
-                let readable = readable_sql(scope, params, &mut binds);
+                let readable = sql::readable_sql::<SqliteDialect>(scope, params, &mut binds);
                 let sql = format!("SELECT m.rid FROM homi_memories m WHERE {readable}");
                 let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
                     .fetch_all(&mut *conn)
@@ -1249,7 +1182,7 @@ impl SqliteStore {
         let mut tx = sqlx::Connection::begin(conn).await?;
         let state = read_state(&mut tx).await?;
         let mut binds = Vec::new();
-        let scope_where = scope_sql(scope, "m", &mut binds);
+        let scope_where = sql::scope_sql::<SqliteDialect>(scope, "m", &mut binds);
         let incremental = matches!(g.as_ref(), Some(sv) if sv.seq >= state.wipe_seq && sv.seq >= state.tomb_floor && sv.dims() == dims);
         let mut loaded = 0usize;
         if let (true, Some(sv)) = (incremental, g.as_mut()) {
@@ -1606,7 +1539,7 @@ impl Store for SqliteStore {
         let mut out = Vec::new();
         for chunk in hashes.chunks(IN_CHUNK) {
             let mut binds = Vec::new();
-            let scope_where = scope_sql(scope, "m", &mut binds);
+            let scope_where = sql::scope_sql::<SqliteDialect>(scope, "m", &mut binds);
             binds.extend(chunk.iter().map(|h| Bind::Text(h.clone())));
             let sql = format!(
                 "SELECT {COLUMNS} FROM homi_memories m WHERE {scope_where} AND m.valid_to IS NULL AND m.hash IN ({})",
@@ -1716,11 +1649,12 @@ impl Store for SqliteStore {
         let mut links: HashMap<i64, (Option<i64>, Option<i64>)> = HashMap::new();
         for chunk in ids.chunks(IN_CHUNK / 2) {
             let mut binds = Vec::new();
-            let before = readable_sql(scope, params, &mut binds);
-            let after = readable_sql(scope, params, &mut binds);
+            let before = sql::readable_sql::<SqliteDialect>(scope, params, &mut binds);
+            let after = sql::readable_sql::<SqliteDialect>(scope, params, &mut binds);
             // Unary `+`: the hits are found by id, not by walking the scope's
             // index and testing every row against the list.
-            let own_scope = scope_sql(scope, "c", &mut binds).replace("c.", "+c.");
+            let own_scope =
+                sql::scope_sql::<SqliteDialect>(scope, "c", &mut binds).replace("c.", "+c.");
             binds.extend(chunk.iter().map(|id| Bind::Text(id.to_string())));
             // With a user, walk that user's rows by id from the hit: without
             // the hint SQLite may sort the whole scope for every hit.
@@ -1763,7 +1697,7 @@ impl Store for SqliteStore {
         let mut items: HashMap<i64, MemoryItem> = HashMap::with_capacity(rids.len());
         for chunk in rids.chunks(IN_CHUNK) {
             let mut binds: Vec<Bind> = chunk.iter().map(|r| Bind::Int(*r)).collect();
-            let scope_where = scope_sql(scope, "m", &mut binds);
+            let scope_where = sql::scope_sql::<SqliteDialect>(scope, "m", &mut binds);
             let sql = format!(
                 "SELECT {COLUMNS}, CASE WHEN m.rid IN ({}) THEN NULL ELSE \
                  (SELECT e.embedding FROM homi_memory_embeddings e WHERE e.rid = m.rid) END \
@@ -1810,7 +1744,7 @@ impl Store for SqliteStore {
 
     async fn get(&self, id: Uuid, access: &Access) -> Result<Option<MemoryItem>> {
         let mut binds = vec![Bind::Text(id.to_string())];
-        let scope_where = access_sql(access, "m", &mut binds);
+        let scope_where = sql::access_sql::<SqliteDialect>(access, "m", &mut binds);
         let sql = format!("SELECT {COLUMNS} FROM homi_memories m WHERE m.id = ? AND {scope_where}");
         Ok(self
             .fetch_items(sql, &binds)
@@ -1822,7 +1756,7 @@ impl Store for SqliteStore {
 
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
         let mut binds = Vec::new();
-        let readable = readable_sql(scope, params, &mut binds);
+        let readable = sql::readable_sql::<SqliteDialect>(scope, params, &mut binds);
         binds.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         let sql = format!(
             "SELECT {COLUMNS} FROM homi_memories m WHERE {readable} \
@@ -1838,7 +1772,7 @@ impl Store for SqliteStore {
 
     async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
         let mut binds = Vec::new();
-        let readable = readable_sql(scope, params, &mut binds);
+        let readable = sql::readable_sql::<SqliteDialect>(scope, params, &mut binds);
         let sql = format!("SELECT count(*) FROM homi_memories m WHERE {readable}");
         let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
             .fetch_one(&self.pool)
@@ -1895,7 +1829,7 @@ impl Store for SqliteStore {
                     role,
                 } => {
                     let mut binds = vec![Bind::Text(id.to_string())];
-                    let scope_where = access_sql(access, "m", &mut binds);
+                    let scope_where = sql::access_sql::<SqliteDialect>(access, "m", &mut binds);
                     let sql = format!(
                         "SELECT m.rid, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
                          WHERE m.id = ? AND {scope_where}"
@@ -2050,7 +1984,7 @@ impl Store for SqliteStore {
                 }
                 Change::Supersede { id, replacement } => {
                     let mut binds = vec![Bind::Text(id.to_string())];
-                    let scope_where = access_sql(access, "m", &mut binds);
+                    let scope_where = sql::access_sql::<SqliteDialect>(access, "m", &mut binds);
                     let sql = format!(
                         "SELECT m.rid, m.memory, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
                          WHERE m.id = ? AND m.valid_to IS NULL AND {scope_where}"
@@ -2114,7 +2048,7 @@ impl Store for SqliteStore {
     async fn delete(&self, id: Uuid, access: &Access) -> Result<bool> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut binds = vec![Bind::Text(id.to_string())];
-        let scope_where = access_sql(access, "m", &mut binds);
+        let scope_where = sql::access_sql::<SqliteDialect>(access, "m", &mut binds);
         let sql = format!(
             "SELECT m.rid, m.user_id, m.agent_id, m.run_id FROM homi_memories m WHERE m.id = ? AND {scope_where}"
         );
@@ -2177,7 +2111,7 @@ impl Store for SqliteStore {
         let seq = bump_seq(&mut tx).await?;
         let now = now_micros();
         let mut binds = Vec::new();
-        let w = scope_sql(scope, "m", &mut binds);
+        let w = sql::scope_sql::<SqliteDialect>(scope, "m", &mut binds);
         let run = |sql: String| AssertSqlSafe(sql);
         bind_all(
             sqlx::query(run(format!(
@@ -2228,7 +2162,7 @@ impl Store for SqliteStore {
             .await?;
         // Extractions not run yet would bring back what was just deleted.
         let mut job_binds = Vec::new();
-        let jw = job_scope_sql(scope, &mut job_binds);
+        let jw = sql::job_scope_sql::<SqliteDialect>(scope, &mut job_binds);
         bind_all(
             sqlx::query(run(format!(
                 "DELETE FROM homi_jobs WHERE state IN ('queued', 'running') AND {jw}"
@@ -2244,7 +2178,7 @@ impl Store for SqliteStore {
 
     async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>> {
         let mut binds = vec![Bind::Text(id.to_string())];
-        let w = access_sql(access, "h", &mut binds);
+        let w = sql::access_sql::<SqliteDialect>(access, "h", &mut binds);
         let sql = format!(
             "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
              h.is_deleted, h.actor_id, h.role FROM homi_memory_history h WHERE h.memory_id = ? AND {w} ORDER BY h.rowid"
@@ -2330,12 +2264,13 @@ impl Store for SqliteStore {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+    use crate::model::Filter;
     use serde_json::json;
 
     fn sql_for(filter: &Value) -> (String, usize) {
         let (_, f) = Filter::parse_mem0(filter).unwrap();
         let mut binds = Vec::new();
-        let sql = filter_sql(&f.unwrap(), &mut binds);
+        let sql = sql::filter_sql::<SqliteDialect>(&f.unwrap(), &mut binds);
         (sql, binds.len())
     }
 

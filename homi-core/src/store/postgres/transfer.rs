@@ -8,11 +8,12 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 use uuid::Uuid;
 
 use super::{
-    Args, Bind, COLUMNS, PostgresStore, access_sql, bind_all, build_vector_index_concurrently,
+    Args, Bind, COLUMNS, PgDialect, PostgresStore, bind_all, build_vector_index_concurrently,
     history_from_row, item_from_row, read_embedder, read_embedder_locked,
 };
 use crate::error::{Error, Result};
 use crate::model::Access;
+use crate::store::sql;
 use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem, normalize,
 };
@@ -65,7 +66,7 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         let mut args = Args::default();
-        let w = access_sql(access, "m", &mut args);
+        let w = sql::access_sql::<PgDialect>(access, "m", &mut args);
         let a = args.push(Bind::OptUuid(after));
         let l = args.push(Bind::I64(i64::try_from(limit).unwrap_or(i64::MAX)));
         let extra = if embeddings { ", m.embedding" } else { "" };

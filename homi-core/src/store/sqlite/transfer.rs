@@ -7,11 +7,12 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::{
-    Bind, COLUMNS, IN_CHUNK, SqliteStore, access_sql, bind_all, bump_seq, decode_vec, encode_vec,
-    history_from_row, item_from_row, read_embedder,
+    Bind, COLUMNS, IN_CHUNK, SqliteDialect, SqliteStore, bind_all, bump_seq, decode_vec,
+    encode_vec, history_from_row, item_from_row, read_embedder,
 };
 use crate::error::{Error, Result};
 use crate::model::Access;
+use crate::store::sql;
 use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem, normalize,
 };
@@ -61,7 +62,7 @@ impl SqliteStore {
         // One snapshot for the page and its history.
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let mut binds = Vec::new();
-        let w = access_sql(access, "m", &mut binds);
+        let w = sql::access_sql::<SqliteDialect>(access, "m", &mut binds);
         binds.push(Bind::Text(after.map(|a| a.to_string()).unwrap_or_default()));
         binds.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
         let (extra, join) = if embeddings {

@@ -1,0 +1,241 @@
+//! The conditions both SQL stores build their statements from, written once
+//! over a [`Dialect`]: which rows a scope or an access reaches, what a read
+//! may see (the validity window and the metadata filter), and the walk of a
+//! [`Filter`] tree. A dialect says how a value is bound (its placeholder) and
+//! writes the filter's leaves (JSON equality, comparisons, existence,
+//! containment), which differ between SQLite's JSON functions and Postgres'
+//! `jsonb`.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::ReadParams;
+use crate::model::{Access, Field, Filter, Op, Scope};
+
+/// What differs between the SQL of two databases, for the conditions here.
+pub(crate) trait Dialect {
+    /// A statement's parameters so far.
+    type Args;
+    /// A condition that always holds.
+    const TRUE: &'static str;
+    /// A condition that never holds.
+    const FALSE: &'static str;
+
+    /// Binds a text; returns its placeholder.
+    fn text(args: &mut Self::Args, value: &str) -> String;
+
+    /// Binds a time; returns its placeholder.
+    fn time(args: &mut Self::Args, at: DateTime<Utc>) -> String;
+
+    /// One condition of a filter, on the memories aliased `m`.
+    fn condition(field: &Field, op: Op, value: &Value, args: &mut Self::Args) -> String;
+
+    /// The text at `scope.<key>` of a job's JSON `payload`.
+    fn job_scope_field(key: &str) -> String;
+}
+
+/// `alias`'s rows in `scope`: each id the scope gives must match. An empty
+/// scope matches no row (it never means "every user").
+pub(crate) fn scope_sql<D: Dialect>(scope: &Scope, alias: &str, args: &mut D::Args) -> String {
+    let mut parts = Vec::new();
+    for (column, id) in [
+        ("user_id", &scope.user_id),
+        ("agent_id", &scope.agent_id),
+        ("run_id", &scope.run_id),
+    ] {
+        if let Some(id) = id {
+            let p = D::text(args, id);
+            parts.push(format!("{alias}.{column} = {p}"));
+        }
+    }
+    if parts.is_empty() {
+        D::FALSE.to_owned()
+    } else {
+        parts.join(" AND ")
+    }
+}
+
+/// `alias`'s rows that `access` reaches: those of its scope, or every row
+/// for [`Access::Any`].
+pub(crate) fn access_sql<D: Dialect>(access: &Access, alias: &str, args: &mut D::Args) -> String {
+    match access {
+        Access::Scope(scope) => scope_sql::<D>(scope, alias, args),
+        Access::Any => D::TRUE.to_owned(),
+    }
+}
+
+/// The jobs (`homi_jobs`) that write into `scope`: the user column, and the
+/// payload's scope for the agent and the run. An empty scope matches none.
+pub(crate) fn job_scope_sql<D: Dialect>(scope: &Scope, args: &mut D::Args) -> String {
+    let mut parts = Vec::new();
+    if let Some(user) = &scope.user_id {
+        let p = D::text(args, user);
+        parts.push(format!("user_id = {p}"));
+    }
+    for (key, id) in [("agent_id", &scope.agent_id), ("run_id", &scope.run_id)] {
+        if let Some(id) = id {
+            let p = D::text(args, id);
+            parts.push(format!("{} = {p}", D::job_scope_field(key)));
+        }
+    }
+    if parts.is_empty() {
+        D::FALSE.to_owned()
+    } else {
+        parts.join(" AND ")
+    }
+}
+
+/// The memories (`m`) a read with `params` sees by time: those valid at
+/// `as_of`, else the current ones, or all with `include_superseded`.
+pub(crate) fn validity_sql<D: Dialect>(params: &ReadParams, args: &mut D::Args) -> String {
+    if let Some(at) = params.as_of {
+        let from = D::time(args, at);
+        let to = D::time(args, at);
+        format!("m.valid_from <= {from} AND (m.valid_to IS NULL OR m.valid_to > {to})")
+    } else if params.include_superseded {
+        D::TRUE.to_owned()
+    } else {
+        "m.valid_to IS NULL".to_owned()
+    }
+}
+
+/// What a read of `scope` with `params` may see: the scope, the validity
+/// window and the metadata filter, as one condition on the memories `m`.
+pub(crate) fn readable_sql<D: Dialect>(
+    scope: &Scope,
+    params: &ReadParams,
+    args: &mut D::Args,
+) -> String {
+    let scope = scope_sql::<D>(scope, "m", args);
+    let validity = validity_sql::<D>(params, args);
+    let filter = match &params.filter {
+        Some(f) => filter_sql::<D>(f, args),
+        None => D::TRUE.to_owned(),
+    };
+    format!("{scope} AND {validity} AND {filter}")
+}
+
+/// A filter tree as one condition on the memories `m`: its groups here, its
+/// leaves from the dialect.
+pub(crate) fn filter_sql<D: Dialect>(filter: &Filter, args: &mut D::Args) -> String {
+    let group = |filters: &[Filter], joint: &str, args: &mut D::Args| {
+        let parts: Vec<String> = filters.iter().map(|f| filter_sql::<D>(f, args)).collect();
+        format!("({})", parts.join(joint))
+    };
+    match filter {
+        Filter::And(filters) => group(filters, " AND ", args),
+        Filter::Or(filters) => group(filters, " OR ", args),
+        Filter::Not(f) => format!("(NOT {})", filter_sql::<D>(f, args)),
+        Filter::Cond { field, op, value } => D::condition(field, *op, value, args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Numbered placeholders, `{i}` leaves: the shape of the SQL, not a database.
+    struct Shape;
+
+    impl Dialect for Shape {
+        type Args = Vec<String>;
+        const TRUE: &'static str = "TRUE";
+        const FALSE: &'static str = "FALSE";
+        fn text(args: &mut Vec<String>, value: &str) -> String {
+            args.push(value.to_owned());
+            format!("${}", args.len())
+        }
+        fn time(args: &mut Vec<String>, at: DateTime<Utc>) -> String {
+            args.push(at.to_rfc3339());
+            format!("${}", args.len())
+        }
+        fn condition(field: &Field, op: Op, _: &Value, args: &mut Vec<String>) -> String {
+            let name = match field {
+                Field::Metadata(k) => k.clone(),
+                Field::ActorId => "actor_id".into(),
+                Field::Role => "role".into(),
+            };
+            args.push(format!("{name} {op:?}"));
+            format!("{{{}}}", args.len())
+        }
+        fn job_scope_field(key: &str) -> String {
+            format!("payload.{key}")
+        }
+    }
+
+    fn params() -> ReadParams {
+        ReadParams {
+            limit: 10,
+            filter: None,
+            as_of: None,
+            include_superseded: false,
+            threshold: None,
+        }
+    }
+
+    #[test]
+    fn an_empty_scope_matches_nothing_and_only_any_matches_all() {
+        let mut args = Vec::new();
+        assert_eq!(
+            scope_sql::<Shape>(&Scope::default(), "m", &mut args),
+            "FALSE"
+        );
+        let empty = Access::Scope(Scope::default());
+        assert_eq!(access_sql::<Shape>(&empty, "m", &mut args), "FALSE");
+        assert_eq!(access_sql::<Shape>(&Access::Any, "m", &mut args), "TRUE");
+        assert!(args.is_empty());
+        let s = Scope::user("u").with_run("r");
+        assert_eq!(
+            scope_sql::<Shape>(&s, "h", &mut args),
+            "h.user_id = $1 AND h.run_id = $2"
+        );
+        assert_eq!(args, ["u", "r"]);
+        assert_eq!(
+            job_scope_sql::<Shape>(&Scope::default(), &mut args),
+            "FALSE"
+        );
+        assert_eq!(
+            job_scope_sql::<Shape>(&Scope::user("u").with_agent("a"), &mut args),
+            "user_id = $3 AND payload.agent_id = $4"
+        );
+    }
+
+    #[test]
+    fn a_read_is_scope_validity_and_filter_in_bind_order() {
+        let mut args = Vec::new();
+        let mut p = params();
+        p.filter = Some(Filter::Or(vec![
+            Filter::Cond {
+                field: Field::Metadata("topic".into()),
+                op: Op::Eq,
+                value: Value::from("food"),
+            },
+            Filter::Not(Box::new(Filter::Cond {
+                field: Field::Role,
+                op: Op::Exists,
+                value: Value::Null,
+            })),
+        ]));
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        p.as_of = Some(at);
+        let sql = readable_sql::<Shape>(&Scope::user("u"), &p, &mut args);
+        assert_eq!(
+            sql,
+            "m.user_id = $1 AND m.valid_from <= $2 AND (m.valid_to IS NULL OR m.valid_to > $3) \
+             AND ({4} OR (NOT {5}))"
+        );
+        assert_eq!(args.len(), 5);
+        assert_eq!(args[3], "topic Eq");
+        assert_eq!(args[4], "role Exists");
+
+        let mut args = Vec::new();
+        let mut p = params();
+        assert_eq!(
+            readable_sql::<Shape>(&Scope::agent("a"), &p, &mut args),
+            "m.agent_id = $1 AND m.valid_to IS NULL AND TRUE"
+        );
+        p.include_superseded = true;
+        assert_eq!(validity_sql::<Shape>(&p, &mut args), "TRUE");
+    }
+}
