@@ -2,7 +2,7 @@
 //! migrations and an in-process vector cache per scope.
 //!
 //! The cache stays correct when other processes write to the same file: every
-//! write transaction bumps a change counter (`store_state.seq`) and stamps the
+//! write transaction bumps a change counter (`homi_store_state.seq`) and stamps the
 //! rows it touches; before answering, a search compares its copy's counter with
 //! the database's and reads only what changed (or everything, after a wipe).
 //! The same cache holds each scope's keyword index (`keyword_index.rs`):
@@ -177,7 +177,7 @@ impl Default for SqliteOptions {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> homi_core::Result<()> {
-/// use homi_core::Scope;
+/// use homi_core::{Access, Scope};
 /// use homi_core::store::sqlite::SqliteStore;
 /// use homi_core::store::{Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store};
 /// let store = SqliteStore::open("sqlite::memory:").await?;
@@ -195,7 +195,7 @@ impl Default for SqliteOptions {
 ///     said_at: None,
 /// };
 /// let out = store
-///     .apply(&scope, None, vec![
+///     .apply(&Access::from(&scope), None, vec![
 ///         Change::Add(memory("Likes tea", vec![1.0, 0.0, 0.0])),
 ///         Change::Add(memory("Likes tea", vec![1.0, 0.0, 0.0])),
 ///     ])
@@ -2288,5 +2288,79 @@ mod tests {
             let (sql, n) = sql_for(&f);
             assert_eq!(sql.matches('?').count(), n, "{f}: {sql}");
         }
+    }
+
+    /// A database made before migration 0009 named its tables without the
+    /// `homi_` prefix: it opens with its memories, vectors, history and
+    /// account links intact, and the links still cascade.
+    #[tokio::test]
+    async fn a_database_from_before_the_homi_names_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let connect = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePool::connect_with(connect).await.unwrap();
+        let before: Vec<Migration> = migrator()
+            .iter()
+            .filter(|m| m.version <= 8)
+            .cloned()
+            .collect();
+        Migrator::with_migrations(before).run(&pool).await.unwrap();
+        let id = Uuid::new_v4();
+        for sql in [
+            "INSERT INTO homi_meta (key, value) VALUES ('embedder_model', 'm'), ('embedder_dims', '3')".to_owned(),
+            format!(
+                "INSERT INTO memories (id, memory, hash, user_id, created_at, updated_at, valid_from, seq) \
+                 VALUES ('{id}', 'Alice keeps bees', 'h', 'alice', 1, 1, 1, 1)"
+            ),
+            format!(
+                "INSERT INTO memory_embeddings (rid, embedding) \
+                 SELECT rid, X'{}' FROM memories",
+                encode_vec(&[1.0, 0.0, 0.0])
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ),
+            format!(
+                "INSERT INTO memory_history (id, memory_id, new_memory, event, created_at, user_id) \
+                 VALUES ('{}', '{id}', 'Alice keeps bees', 'ADD', 1, 'alice')",
+                Uuid::new_v4()
+            ),
+            "INSERT INTO auth_users (id, email, email_normalized, password_hash, created_at, updated_at) \
+             VALUES ('u1', 'a@example.com', 'a@example.com', 'x', 1, 1)"
+                .to_owned(),
+            "INSERT INTO auth_sessions (id, user_id, created_at, refreshed_at, expires_at) \
+             VALUES ('s1', 'u1', 1, 1, 9)"
+                .to_owned(),
+        ] {
+            sqlx::query(AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteStore::open(&url).await.unwrap();
+        let item = store.get(id, &Access::Any).await.unwrap().unwrap();
+        assert_eq!(item.memory, "Alice keeps bees");
+        assert_eq!(store.history(id, &Access::Any).await.unwrap().len(), 1);
+        let params = ReadParams {
+            limit: 5,
+            ..Default::default()
+        };
+        let hits = store
+            .search(&Scope::user("alice"), &[1.0, 0.0, 0.0], &params)
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 1, "the vector came along");
+        let sessions = || {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM homi_auth_sessions")
+                .fetch_one(&store.writer)
+        };
+        assert_eq!(sessions().await.unwrap(), 1);
+        sqlx::query("DELETE FROM homi_auth_users WHERE id = 'u1'")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(sessions().await.unwrap(), 0, "the session cascaded");
     }
 }
