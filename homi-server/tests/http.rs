@@ -1576,8 +1576,8 @@ async fn service_keys_act_within_their_scopes_and_namespace(backend: Backend) {
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "a key must name its user");
     assert!(body["detail"].as_str().unwrap().contains("X-User-Id"));
-    // An empty user is an error, never "every user": not for a search, a
-    // list, a deletion of everything, nor one memory by id.
+    // A key naming a blank user is refused before any memory is touched,
+    // on a search, a list, a deletion of everything and one memory by id.
     let id = uuid::Uuid::new_v4();
     for (method, path, body) in [
         (
