@@ -29,17 +29,15 @@ mod chat;
 mod jobs;
 mod transfer;
 
-use super::sql::{self, Dialect};
+use super::sql::memory::{MemoryDriver, Removed, item_at, memory_columns};
+use super::sql::{self, Bind, Columns, Dialect, Driver, Exec};
 use super::{
-    Change, EmbedderInfo, MemoryRecord, Neighbour, NewMemory, Outcome, ReadParams, ReembedBatch,
-    Store, normalize, score_from_cosine,
+    Change, EmbedderInfo, MemoryRecord, Neighbour, Outcome, ReadParams, ReembedBatch, Store,
+    normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
-use crate::model::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope, keywords};
+use crate::model::{Access, HistoryEntry, MemoryItem, Scope, keywords};
 use crate::model::{Field, Op};
-
-/// Rows per multi-row INSERT (10 parameters each; Postgres allows 65,535).
-const ROWS_PER_INSERT: usize = 500;
 
 const MIGRATION_0001: &str = include_str!("../../migrations/postgres/0001_memories.sql");
 const MIGRATION_0002: &str = include_str!("../../migrations/postgres/0002_inline_vectors.sql");
@@ -182,7 +180,7 @@ async fn create_vector_index(conn: &mut PgConnection, dims: usize) -> Result<()>
 /// A failed build leaves no invalid index behind.
 async fn build_vector_index_concurrently(pool: &PgPool) -> Result<()> {
     let mut conn = pool.acquire().await?;
-    let Some(info) = read_embedder(&mut conn).await? else {
+    let Some(info) = sql::memory::embedder::<PgDialect>(&mut conn, false).await? else {
         return Ok(());
     };
     let Some((ty, ops)) = ann_cast(info.dims) else {
@@ -200,21 +198,6 @@ async fn build_vector_index_concurrently(pool: &PgPool) -> Result<()> {
         return Err(e.into());
     }
     Ok(())
-}
-
-/// A bound SQL value.
-#[derive(Debug, Clone)]
-enum Bind {
-    Text(String),
-    OptText(Option<String>),
-    Json(Value),
-    Uuid(Uuid),
-    OptUuid(Option<Uuid>),
-    Time(DateTime<Utc>),
-    OptTime(Option<DateTime<Utc>>),
-    Bool(bool),
-    Vector(Vector),
-    I64(i64),
 }
 
 /// SQL parameters with Postgres' numbered placeholders.
@@ -244,8 +227,9 @@ fn bind_all<'q>(mut q: Query<'q>, args: &'q Args) -> Query<'q> {
             Bind::Time(t) => q.bind(*t),
             Bind::OptTime(t) => q.bind(*t),
             Bind::Bool(b) => q.bind(*b),
-            Bind::Vector(v) => q.bind(v),
-            Bind::I64(i) => q.bind(*i),
+            Bind::Vector(v) => q.bind(Vector::from(v.clone())),
+            Bind::Int(i) => q.bind(*i),
+            Bind::Real(r) => q.bind(*r),
         };
     }
     q
@@ -260,12 +244,8 @@ impl Dialect for PgDialect {
     const TRUE: &'static str = "TRUE";
     const FALSE: &'static str = "FALSE";
 
-    fn text(args: &mut Args, value: &str) -> String {
-        args.text(value)
-    }
-
-    fn time(args: &mut Args, at: DateTime<Utc>) -> String {
-        args.push(Bind::Time(at))
+    fn bind(args: &mut Args, value: Bind) -> String {
+        args.push(value)
     }
 
     fn condition(field: &Field, op: Op, value: &Value, args: &mut Args) -> String {
@@ -278,6 +258,89 @@ impl Dialect for PgDialect {
 
     fn job_scope_field(key: &str) -> String {
         format!("payload->'scope'->>'{key}'")
+    }
+}
+
+impl Driver for PgDialect {
+    type Row = PgRow;
+    type Conn = PgConnection;
+    const ROW_KEY: &'static str = "id";
+    const HISTORY_ORDER: &'static str = "h.pos";
+}
+
+/// Postgres keeps no bookkeeping beside the rows: its search reads them.
+#[async_trait]
+impl MemoryDriver for PgDialect {
+    const VECTOR_INLINE: bool = true;
+    const STAMPED: bool = false;
+    const SHARE_LOCK: &'static str = " ORDER BY key FOR SHARE";
+    const ROW_LOCK: &'static str = " FOR UPDATE";
+    const SAME: &'static str = "IS NOT DISTINCT FROM";
+
+    async fn stamp(_: &mut PgConnection) -> Result<i64> {
+        Ok(0)
+    }
+
+    async fn forget(_: &mut PgConnection, _: i64, _: Removed<'_, PgRow>) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Exec<PgDialect> for PgConnection {
+    async fn all(&mut self, sql: String, args: Args) -> Result<Vec<PgRow>> {
+        Ok(bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_all(self)
+            .await?)
+    }
+
+    async fn optional(&mut self, sql: String, args: Args) -> Result<Option<PgRow>> {
+        Ok(bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_optional(self)
+            .await?)
+    }
+
+    async fn run(&mut self, sql: String, args: Args) -> Result<u64> {
+        Ok(bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .execute(self)
+            .await?
+            .rows_affected())
+    }
+}
+
+impl Columns for PgRow {
+    fn text(&self, i: usize) -> Result<String> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+    fn blob(&self, i: usize) -> Result<Vec<u8>> {
+        Ok(self.try_get(i)?)
+    }
+    fn uuid(&self, i: usize) -> Result<Uuid> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>> {
+        Ok(self.try_get(i)?)
+    }
+    fn time(&self, i: usize) -> Result<DateTime<Utc>> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.try_get(i)?)
+    }
+    fn json(&self, i: usize) -> Result<Value> {
+        Ok(self.try_get::<sqlx::types::Json<Value>, _>(i)?.0)
+    }
+    fn flag(&self, i: usize) -> Result<bool> {
+        Ok(self.try_get(i)?)
     }
 }
 
@@ -416,180 +479,16 @@ fn column_cond(col: &str, op: Op, value: &Value, args: &mut Args) -> String {
     }
 }
 
-const COLUMNS: &str = "m.id, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id, \
-     m.actor_id, m.role, m.created_at, m.updated_at, m.valid_from, m.valid_to, m.superseded_by";
+const COLUMNS: &str = memory_columns!();
 
 fn item_from_row(row: &PgRow) -> Result<MemoryItem> {
-    let metadata: sqlx::types::Json<Value> = row.try_get("metadata")?;
-    let metadata = match metadata.0 {
-        Value::Object(m) => m,
-        _ => Metadata::new(),
-    };
-    Ok(MemoryItem {
-        id: row.try_get("id")?,
-        memory: row.try_get("memory")?,
-        hash: row.try_get("hash")?,
-        metadata,
-        score: None,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        user_id: row.try_get("user_id")?,
-        agent_id: row.try_get("agent_id")?,
-        run_id: row.try_get("run_id")?,
-        actor_id: row.try_get("actor_id")?,
-        role: row.try_get("role")?,
-        valid_from: row.try_get("valid_from")?,
-        valid_to: row.try_get("valid_to")?,
-        superseded_by: row.try_get("superseded_by")?,
-    })
+    item_at(row, 0)
 }
 
-/// A history entry from `h.id, h.memory_id, h.old_memory, h.new_memory,
-/// h.event, h.created_at, h.updated_at, h.is_deleted, h.actor_id, h.role`.
-fn history_from_row(r: &PgRow) -> Result<HistoryEntry> {
-    let event: String = r.try_get(4)?;
-    Ok(HistoryEntry {
-        id: r.try_get(0)?,
-        memory_id: r.try_get(1)?,
-        old_memory: r.try_get(2)?,
-        new_memory: r.try_get(3)?,
-        event: Event::parse(&event)
-            .ok_or_else(|| Error::storage(format!("unknown history event '{event}'")))?,
-        created_at: r.try_get(5)?,
-        updated_at: r.try_get(6)?,
-        is_deleted: r.try_get(7)?,
-        actor_id: r.try_get(8)?,
-        role: r.try_get(9)?,
-    })
-}
-
-fn row_scope(row: &PgRow) -> Result<Scope> {
-    Ok(Scope {
-        user_id: row.try_get("user_id")?,
-        agent_id: row.try_get("agent_id")?,
-        run_id: row.try_get("run_id")?,
-    })
-}
-
-fn to_vector(v: &[f32]) -> Vector {
+fn normalized(v: &[f32]) -> Vec<f32> {
     let mut v = v.to_vec();
     normalize(&mut v);
-    Vector::from(v)
-}
-
-async fn read_embedder(conn: &mut PgConnection) -> Result<Option<EmbedderInfo>> {
-    read_embedder_with(conn, "").await
-}
-
-/// [`read_embedder`], holding a share lock on the rows until the transaction
-/// ends (`FOR UPDATE`: taken by a re-embedding's swap, which changes them).
-async fn read_embedder_locked(conn: &mut PgConnection) -> Result<Option<EmbedderInfo>> {
-    read_embedder_with(conn, " ORDER BY key FOR SHARE").await
-}
-
-async fn read_embedder_with(
-    conn: &mut PgConnection,
-    locking: &'static str,
-) -> Result<Option<EmbedderInfo>> {
-    let sql = format!(
-        "SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims'){locking}"
-    );
-    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(conn).await?;
-    let mut model = None;
-    let mut dims = None;
-    for r in rows {
-        let key: String = r.try_get(0)?;
-        let value: String = r.try_get(1)?;
-        match key.as_str() {
-            "embedder_model" => model = Some(value),
-            _ => dims = value.parse::<usize>().ok(),
-        }
-    }
-    Ok(match (model, dims) {
-        (Some(model), Some(dims)) => Some(EmbedderInfo { model, dims }),
-        _ => None,
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn insert_history(
-    tx: &mut PgConnection,
-    memory_id: Uuid,
-    old: Option<&str>,
-    new: Option<&str>,
-    event: Event,
-    now: DateTime<Utc>,
-    is_deleted: bool,
-    actor_id: Option<&str>,
-    role: Option<&str>,
-    scope: &Scope,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, updated_at, \
-         is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(Uuid::new_v4())
-    .bind(memory_id)
-    .bind(old)
-    .bind(new)
-    .bind(event.as_str())
-    .bind(now)
-    .bind(is_deleted)
-    .bind(actor_id)
-    .bind(role)
-    .bind(&scope.user_id)
-    .bind(&scope.agent_id)
-    .bind(&scope.run_id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// The one history entry an explicitly deleted memory keeps: no text.
-async fn insert_deletion_marker(
-    tx: &mut PgConnection,
-    memory_id: Uuid,
-    now: DateTime<Utc>,
-    owner: &Scope,
-) -> Result<()> {
-    insert_history(
-        tx,
-        memory_id,
-        None,
-        None,
-        Event::Delete,
-        now,
-        true,
-        None,
-        None,
-        owner,
-    )
-    .await
-}
-
-/// A current memory with this hash in exactly this scope, other than `except`.
-async fn current_with_hash(
-    tx: &mut PgConnection,
-    hash: &str,
-    scope: &Scope,
-    except: Option<Uuid>,
-) -> Result<Option<(Uuid, String)>> {
-    let row = sqlx::query(
-        "SELECT id, memory FROM homi_memories WHERE hash = $1 AND user_id IS NOT DISTINCT FROM $2 \
-         AND agent_id IS NOT DISTINCT FROM $3 AND run_id IS NOT DISTINCT FROM $4 AND valid_to IS NULL \
-         AND ($5::uuid IS NULL OR id <> $5) LIMIT 1",
-    )
-    .bind(hash)
-    .bind(&scope.user_id)
-    .bind(&scope.agent_id)
-    .bind(&scope.run_id)
-    .bind(except)
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(match row {
-        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
-        None => None,
-    })
+    v
 }
 
 impl PostgresStore {
@@ -643,7 +542,7 @@ impl PostgresStore {
     /// and build it once at the end). Returns whether an index exists now.
     pub async fn ensure_vector_index(&self) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        let Some(info) = read_embedder(&mut conn).await? else {
+        let Some(info) = sql::memory::embedder::<PgDialect>(&mut conn, false).await? else {
             return Ok(false);
         };
         create_vector_index(&mut conn, info.dims).await?;
@@ -668,9 +567,9 @@ impl PostgresStore {
         use_index: bool,
     ) -> Result<Vec<MemoryItem>> {
         let mut args = Args::default();
-        let q = args.push(Bind::Vector(to_vector(query)));
+        let q = args.push(Bind::Vector(normalized(query)));
         let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
-        let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
+        let limit = args.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         // The exact order uses the plain column, which no index covers; the
         // indexed order uses the cast the HNSW index was built on. Scores are
         // always the exact cosine.
@@ -733,212 +632,6 @@ impl PostgresStore {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    async fn insert_memory(
-        tx: &mut PgConnection,
-        m: &NewMemory,
-        now: DateTime<Utc>,
-        dims: usize,
-    ) -> Result<Outcome> {
-        Self::insert_memories(tx, &[m], now, dims)
-            .await?
-            .pop()
-            .ok_or_else(|| Error::storage("an insert produced no outcome"))
-    }
-
-    /// Inserts memories with multi-row statements. A memory whose text is
-    /// already current in its exact scope (in the table, or earlier in the
-    /// batch) is a `Duplicate`: the partial unique index decides, so
-    /// concurrent writers agree.
-    async fn insert_memories(
-        tx: &mut PgConnection,
-        ms: &[&NewMemory],
-        now: DateTime<Utc>,
-        dims: usize,
-    ) -> Result<Vec<Outcome>> {
-        for m in ms {
-            if m.embedding.len() != dims {
-                return Err(Error::invalid(
-                    "embedding",
-                    format!(
-                        "has {} dimensions, the store holds {dims}",
-                        m.embedding.len()
-                    ),
-                ));
-            }
-        }
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; ms.len()];
-        for (chunk_no, chunk) in ms.chunks(ROWS_PER_INSERT).enumerate() {
-            let base = chunk_no * ROWS_PER_INSERT;
-            let mut args = Args::default();
-            let now_p = args.push(Bind::Time(now));
-            let mut rows = Vec::with_capacity(chunk.len());
-            for m in chunk {
-                let vals = [
-                    args.push(Bind::Uuid(m.id)),
-                    args.text(m.text.clone()),
-                    args.text(m.hash.clone()),
-                    args.push(Bind::Json(Value::Object(m.metadata.clone()))),
-                    args.push(Bind::OptText(m.scope.user_id.clone())),
-                    args.push(Bind::OptText(m.scope.agent_id.clone())),
-                    args.push(Bind::OptText(m.scope.run_id.clone())),
-                    args.push(Bind::OptText(m.actor_id.clone())),
-                    args.push(Bind::OptText(m.role.clone())),
-                    args.push(Bind::Vector(to_vector(&m.embedding))),
-                ];
-                // When it was said, if given: created_at and valid_from.
-                let said = match m.said_at {
-                    Some(t) => args.push(Bind::Time(t)),
-                    None => now_p.clone(),
-                };
-                rows.push(format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {said}, {now_p}, {said}, {})",
-                    vals[0],
-                    vals[1],
-                    vals[2],
-                    vals[3],
-                    vals[4],
-                    vals[5],
-                    vals[6],
-                    vals[7],
-                    vals[8],
-                    vals[9]
-                ));
-            }
-            let sql = format!(
-                "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
-                 created_at, updated_at, valid_from, embedding) VALUES {} \
-                 ON CONFLICT (hash, user_id, agent_id, run_id) WHERE valid_to IS NULL DO NOTHING RETURNING id",
-                rows.join(", ")
-            );
-            let inserted: std::collections::HashSet<Uuid> =
-                bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get::<Uuid, _>(0))
-                    .collect::<std::result::Result<_, _>>()?;
-            let mut hist = Args::default();
-            let now_h = hist.push(Bind::Time(now));
-            let mut hist_rows = Vec::new();
-            for (i, m) in chunk.iter().enumerate() {
-                if inserted.contains(&m.id) {
-                    let vals = [
-                        hist.push(Bind::Uuid(Uuid::new_v4())),
-                        hist.push(Bind::Uuid(m.id)),
-                        hist.text(m.text.clone()),
-                        hist.push(Bind::OptText(m.actor_id.clone())),
-                        hist.push(Bind::OptText(m.role.clone())),
-                        hist.push(Bind::OptText(m.scope.user_id.clone())),
-                        hist.push(Bind::OptText(m.scope.agent_id.clone())),
-                        hist.push(Bind::OptText(m.scope.run_id.clone())),
-                    ];
-                    hist_rows.push(format!(
-                        "({}, {}, NULL, {}, 'ADD', {now_h}, {now_h}, FALSE, {}, {}, {}, {}, {})",
-                        vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7]
-                    ));
-                    outcomes[base + i] = Some(Outcome::Added {
-                        id: m.id,
-                        text: m.text.clone(),
-                    });
-                } else {
-                    outcomes[base + i] = Some(
-                        match current_with_hash(tx, &m.hash, &m.scope, None).await? {
-                            Some((id, text)) => Outcome::Duplicate { id, text },
-                            None => {
-                                return Err(Error::storage(
-                                    "an insert conflicted with a memory that cannot be found",
-                                ));
-                            }
-                        },
-                    );
-                }
-            }
-            if !hist_rows.is_empty() {
-                let sql = format!(
-                    "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, \
-                     updated_at, is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES {}",
-                    hist_rows.join(", ")
-                );
-                bind_all(sqlx::query(AssertSqlSafe(sql)), &hist)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        outcomes
-            .into_iter()
-            .map(|o| o.ok_or_else(|| Error::storage("a memory was neither inserted nor found")))
-            .collect()
-    }
-
-    async fn import_memory(
-        tx: &mut PgConnection,
-        m: &NewMemory,
-        created_at: DateTime<Utc>,
-        updated_at: DateTime<Utc>,
-        dims: usize,
-    ) -> Result<Outcome> {
-        if m.embedding.len() != dims {
-            return Err(Error::invalid(
-                "embedding",
-                format!(
-                    "has {} dimensions, the store holds {dims}",
-                    m.embedding.len()
-                ),
-            ));
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
-             created_at, updated_at, valid_from, embedding) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $12) ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(m.id)
-        .bind(&m.text)
-        .bind(&m.hash)
-        .bind(sqlx::types::Json(Value::Object(m.metadata.clone())))
-        .bind(&m.scope.user_id)
-        .bind(&m.scope.agent_id)
-        .bind(&m.scope.run_id)
-        .bind(&m.actor_id)
-        .bind(&m.role)
-        .bind(created_at)
-        .bind(updated_at)
-        .bind(to_vector(&m.embedding))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if inserted.is_none() {
-            let exists = sqlx::query("SELECT 1 FROM homi_memories WHERE id = $1")
-                .bind(m.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_some() {
-                return Ok(Outcome::Exists { id: m.id });
-            }
-            return match current_with_hash(tx, &m.hash, &m.scope, None).await? {
-                Some((id, text)) => Ok(Outcome::Duplicate { id, text }),
-                None => Err(Error::storage(
-                    "an import conflicted with a memory that cannot be found",
-                )),
-            };
-        }
-        insert_history(
-            tx,
-            m.id,
-            None,
-            Some(&m.text),
-            Event::Add,
-            created_at,
-            false,
-            m.actor_id.as_deref(),
-            m.role.as_deref(),
-            &m.scope,
-        )
-        .await?;
-        Ok(Outcome::Added {
-            id: m.id,
-            text: m.text.clone(),
-        })
-    }
-
     async fn fetch_items(&self, sql: String, args: &Args) -> Result<Vec<MemoryItem>> {
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), args)
             .fetch_all(&self.pool)
@@ -951,7 +644,7 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn embedder(&self) -> Result<Option<EmbedderInfo>> {
         let mut conn = self.pool.acquire().await?;
-        read_embedder(&mut conn).await
+        sql::memory::embedder::<PgDialect>(&mut conn, false).await
     }
 
     async fn bind_embedder(&self, info: &EmbedderInfo) -> Result<()> {
@@ -963,7 +656,7 @@ impl Store for PostgresStore {
         sqlx::query("LOCK TABLE homi_meta IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        match read_embedder(&mut tx).await? {
+        match sql::memory::embedder::<PgDialect>(&mut tx, false).await? {
             Some(stored) => stored.must_match(info)?,
             None => {
                 sqlx::query(
@@ -1078,7 +771,7 @@ impl Store for PostgresStore {
         }));
         let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
         let in_scope = sql::scope_sql::<PgDialect>(scope, "s", &mut args);
-        let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
+        let limit = args.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         let n = terms.len();
         let has: Vec<String> = (0..n).map(|i| format!("m.fts @@ q.q{i} AS t{i}")).collect();
         let df: Vec<String> = (0..n)
@@ -1161,7 +854,7 @@ impl Store for PostgresStore {
             .await?
             .is_some_and(|info| info.dims == query.len());
         let cosine = if dims_match {
-            let q = args.push(Bind::Vector(to_vector(query)));
+            let q = args.push(Bind::Vector(normalized(query)));
             format!("1 - (m.embedding <=> {q})")
         } else {
             "-1".to_owned()
@@ -1202,7 +895,7 @@ impl Store for PostgresStore {
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
         let mut args = Args::default();
         let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
-        let limit = args.push(Bind::I64(i64::try_from(params.limit).unwrap_or(i64::MAX)));
+        let limit = args.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
         let sql = format!(
             "SELECT {COLUMNS} FROM homi_memories m WHERE {readable} \
              ORDER BY m.created_at DESC, m.id DESC LIMIT {limit}"
@@ -1227,306 +920,29 @@ impl Store for PostgresStore {
         embedder: Option<&EmbedderInfo>,
         changes: Vec<Change>,
     ) -> Result<Vec<Outcome>> {
-        if changes.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut tx = self.pool.begin().await?;
-        // Locked before any memory: a re-embedding's swap (which locks these
-        // rows first) waits for this change, or this change sees its result.
-        let Some(info) = read_embedder_locked(&mut tx).await? else {
-            return Err(Error::storage(
-                "no embedder is recorded in the store; bind one before writing",
-            ));
-        };
-        if let Some(e) = embedder {
-            info.must_match(e)?;
-        }
-        let now = Utc::now();
-        let mut outcomes = Vec::with_capacity(changes.len());
-        let mut changes = changes.into_iter().peekable();
-        while let Some(change) = changes.next() {
-            let outcome = match change {
-                Change::Add(first) => {
-                    // Consecutive adds go in multi-row statements.
-                    let mut batch = vec![first];
-                    while let Some(Change::Add(_)) = changes.peek() {
-                        if let Some(Change::Add(m)) = changes.next() {
-                            batch.push(m);
-                        }
-                    }
-                    let refs: Vec<&NewMemory> = batch.iter().collect();
-                    outcomes.extend(Self::insert_memories(&mut tx, &refs, now, info.dims).await?);
-                    continue;
-                }
-                Change::Update {
-                    id,
-                    text,
-                    hash,
-                    embedding,
-                    metadata,
-                    replace_metadata,
-                    actor_id,
-                    role,
-                } => {
-                    let mut args = Args::default();
-                    let p = args.push(Bind::Uuid(id));
-                    let w = sql::access_sql::<PgDialect>(access, "m", &mut args);
-                    let sql = format!(
-                        "SELECT m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
-                         WHERE m.id = {p} AND {w} FOR UPDATE"
-                    );
-                    let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    match row {
-                        // Gone meanwhile: the text is written as a new
-                        // memory of the scope (nowhere without one).
-                        None => {
-                            let Some(scope) = access.scope() else {
-                                return Err(Error::not_found(format!("memory {id}")));
-                            };
-                            let m = NewMemory {
-                                id: Uuid::new_v4(),
-                                text,
-                                hash,
-                                metadata: metadata.unwrap_or_default(),
-                                scope: scope.clone(),
-                                actor_id,
-                                role,
-                                embedding,
-                                said_at: None,
-                            };
-                            Self::insert_memory(&mut tx, &m, now, info.dims).await?
-                        }
-                        Some(row) => {
-                            let old_text: String = row.try_get(0)?;
-                            let old_hash: String = row.try_get(1)?;
-                            let old_meta: sqlx::types::Json<Value> = row.try_get(2)?;
-                            let owner = row_scope(&row)?;
-                            if old_hash == hash && metadata.is_none() {
-                                outcomes.push(Outcome::Duplicate { id, text: old_text });
-                                continue;
-                            }
-                            if old_hash != hash
-                                && let Some((other, other_text)) =
-                                    current_with_hash(&mut tx, &hash, &owner, Some(id)).await?
-                            {
-                                outcomes.push(Outcome::Duplicate {
-                                    id: other,
-                                    text: other_text,
-                                });
-                                continue;
-                            }
-                            if embedding.len() != info.dims {
-                                return Err(Error::invalid(
-                                    "embedding",
-                                    format!(
-                                        "has {} dimensions, the store holds {}",
-                                        embedding.len(),
-                                        info.dims
-                                    ),
-                                ));
-                            }
-                            let mut meta = match old_meta.0 {
-                                Value::Object(m) if !replace_metadata => m,
-                                _ => Metadata::new(),
-                            };
-                            if let Some(new_meta) = metadata {
-                                meta.extend(new_meta);
-                            }
-                            sqlx::query(
-                                "UPDATE homi_memories SET memory = $1, hash = $2, metadata = $3, updated_at = $4, \
-                                 actor_id = COALESCE($5, actor_id), role = COALESCE($6, role), embedding = $7 WHERE id = $8",
-                            )
-                            .bind(&text)
-                            .bind(&hash)
-                            .bind(sqlx::types::Json(Value::Object(meta)))
-                            .bind(now)
-                            .bind(&actor_id)
-                            .bind(&role)
-                            .bind(to_vector(&embedding))
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                            insert_history(
-                                &mut tx,
-                                id,
-                                Some(&old_text),
-                                Some(&text),
-                                Event::Update,
-                                now,
-                                false,
-                                actor_id.as_deref(),
-                                role.as_deref(),
-                                &owner,
-                            )
-                            .await?;
-                            Outcome::Updated {
-                                id,
-                                old_text,
-                                new_text: text,
-                            }
-                        }
-                    }
-                }
-                Change::Import {
-                    memory: m,
-                    created_at,
-                    updated_at,
-                } => Self::import_memory(&mut tx, &m, created_at, updated_at, info.dims).await?,
-                Change::Supersede { id, replacement } => {
-                    let mut args = Args::default();
-                    let p = args.push(Bind::Uuid(id));
-                    let w = sql::access_sql::<PgDialect>(access, "m", &mut args);
-                    let sql = format!(
-                        "SELECT m.memory, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
-                         WHERE m.id = {p} AND m.valid_to IS NULL AND {w} FOR UPDATE"
-                    );
-                    let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let added = Self::insert_memory(&mut tx, &replacement, now, info.dims).await?;
-                    let (new_id, new_text) = match &added {
-                        Outcome::Added { id, text } | Outcome::Duplicate { id, text } => {
-                            (*id, text.clone())
-                        }
-                        _ => (replacement.id, replacement.text.clone()),
-                    };
-                    match row {
-                        Some(row) if new_id != id => {
-                            let old_text: String = row.try_get(0)?;
-                            let owner = row_scope(&row)?;
-                            sqlx::query(
-                                "UPDATE homi_memories SET valid_to = $1, superseded_by = $2, updated_at = $1 WHERE id = $3",
-                            )
-                            .bind(now)
-                            .bind(new_id)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                            insert_history(
-                                &mut tx,
-                                id,
-                                Some(&old_text),
-                                None,
-                                Event::Delete,
-                                now,
-                                false,
-                                replacement.actor_id.as_deref(),
-                                replacement.role.as_deref(),
-                                &owner,
-                            )
-                            .await?;
-                            Outcome::Superseded {
-                                id,
-                                old_text,
-                                replacement: new_id,
-                                replacement_text: new_text,
-                            }
-                        }
-                        _ => added,
-                    }
-                }
-            };
-            outcomes.push(outcome);
-        }
+        let outcomes = sql::memory::apply::<PgDialect>(&mut tx, access, embedder, changes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
 
     async fn delete(&self, id: Uuid, access: &Access) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let mut args = Args::default();
-        let p = args.push(Bind::Uuid(id));
-        let w = sql::access_sql::<PgDialect>(access, "m", &mut args);
-        let sql = format!(
-            "DELETE FROM homi_memories m WHERE m.id = {p} AND {w} RETURNING m.user_id, m.agent_id, m.run_id"
-        );
-        let Some(row) = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let owner = row_scope(&row)?;
-        sqlx::query("DELETE FROM homi_memory_history WHERE memory_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM homi_memory_reembed WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        insert_deletion_marker(&mut tx, id, Utc::now(), &owner).await?;
+        let deleted = sql::memory::delete::<PgDialect>(&mut tx, id, access).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(deleted)
     }
 
     async fn delete_scope(&self, scope: &Scope) -> Result<u64> {
-        if scope.is_empty() {
-            return Err(Error::invalid(
-                "user_id",
-                "at least one of user_id, agent_id or run_id is required",
-            ));
-        }
         let mut tx = self.pool.begin().await?;
-        let mut args = Args::default();
-        let w = sql::scope_sql::<PgDialect>(scope, "m", &mut args);
-        let sql = format!(
-            "DELETE FROM homi_memories m WHERE {w} RETURNING m.id, m.user_id, m.agent_id, m.run_id"
-        );
-        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
-            .fetch_all(&mut *tx)
-            .await?;
-        let ids: Vec<Uuid> = rows
-            .iter()
-            .map(|r| r.try_get::<Uuid, _>(0))
-            .collect::<std::result::Result<_, _>>()?;
-        sqlx::query("DELETE FROM homi_memory_history WHERE memory_id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM homi_memory_reembed WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        let now = Utc::now();
-        let owners: Vec<Scope> = rows.iter().map(row_scope).collect::<Result<_>>()?;
-        sqlx::query(
-            "INSERT INTO homi_memory_history (id, memory_id, event, created_at, updated_at, is_deleted, user_id, agent_id, run_id) \
-             SELECT gen_random_uuid(), t.memory_id, 'DELETE', $1, $1, TRUE, t.user_id, t.agent_id, t.run_id \
-             FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[]) AS t(memory_id, user_id, agent_id, run_id)",
-        )
-        .bind(now)
-        .bind(&ids)
-        .bind(owners.iter().map(|s| s.user_id.clone()).collect::<Vec<_>>())
-        .bind(owners.iter().map(|s| s.agent_id.clone()).collect::<Vec<_>>())
-        .bind(owners.iter().map(|s| s.run_id.clone()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
-        // Extractions not run yet would bring back what was just deleted.
-        let mut job_args = Args::default();
-        let jobs = sql::job_scope_sql::<PgDialect>(scope, &mut job_args);
-        let sql = format!("DELETE FROM homi_jobs WHERE state IN ('queued', 'running') AND {jobs}");
-        bind_all(sqlx::query(AssertSqlSafe(sql)), &job_args)
-            .execute(&mut *tx)
-            .await?;
+        let deleted = sql::memory::delete_scope::<PgDialect>(&mut tx, scope).await?;
         tx.commit().await?;
-        Ok(ids.len() as u64)
+        Ok(deleted)
     }
 
     async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>> {
-        let mut args = Args::default();
-        let p = args.push(Bind::Uuid(id));
-        let w = sql::access_sql::<PgDialect>(access, "h", &mut args);
-        let sql = format!(
-            "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
-             h.is_deleted, h.actor_id, h.role FROM homi_memory_history h WHERE h.memory_id = {p} AND {w} ORDER BY h.pos"
-        );
-        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(history_from_row).collect()
+        let mut c = self.pool.acquire().await?;
+        sql::memory::history::<PgDialect>(&mut c, id, access).await
     }
 
     async fn export(

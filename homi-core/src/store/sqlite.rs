@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -38,14 +39,17 @@ mod jobs;
 mod reader;
 mod transfer;
 
-use super::sql::{self, Dialect};
+use super::sql::memory::{
+    EMBEDDER_SQL, MemoryDriver, Removed, embedder_from_meta, item_at, memory_columns,
+};
+use super::sql::{self, Bind, Columns, Dialect, Driver, Exec};
 use super::vector::{Accept, ScopeVectors};
 use super::{
-    Change, EmbedderInfo, HybridCandidates, MemoryRecord, Neighbour, NewMemory, Outcome,
-    ReadParams, ReembedBatch, Store, normalize, score_from_cosine,
+    Change, EmbedderInfo, HybridCandidates, MemoryRecord, Neighbour, Outcome, ReadParams,
+    ReembedBatch, Store, normalize, score_from_cosine,
 };
 use crate::error::{Error, Result};
-use crate::model::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope};
+use crate::model::{Access, HistoryEntry, MemoryItem, Scope};
 use crate::model::{Field, Op};
 
 const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories.sql");
@@ -62,8 +66,6 @@ const MIGRATION_0009: &str = include_str!("../../migrations/sqlite/0009_homi_nam
 const TOMBSTONE_WINDOW: i64 = 100_000;
 /// Most SQL parameters per `IN (…)` list.
 const IN_CHUNK: usize = 500;
-/// Rows per multi-row INSERT (13 parameters each, far below SQLite's limit).
-const ROWS_PER_INSERT: usize = 400;
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
@@ -277,10 +279,6 @@ impl VectorCache {
     }
 }
 
-fn now_micros() -> i64 {
-    Utc::now().timestamp_micros()
-}
-
 fn to_time(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }
@@ -300,25 +298,59 @@ fn decode_vec(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// A bound SQL value.
-#[derive(Debug, Clone)]
-enum Bind {
-    Text(String),
-    Int(i64),
-    Real(f64),
+/// A bind as SQLite stores it: uuids and JSON as text, times as Unix
+/// microseconds, flags as integers, vectors as `f32` blobs.
+fn stored(b: &Bind) -> SqlValue {
+    match b {
+        Bind::Text(s) => SqlValue::Text(s.clone()),
+        Bind::OptText(s) => s.clone().map_or(SqlValue::Null, SqlValue::Text),
+        Bind::Int(i) => SqlValue::Integer(*i),
+        Bind::Real(r) => SqlValue::Real(*r),
+        Bind::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Bind::Uuid(u) => SqlValue::Text(u.to_string()),
+        Bind::OptUuid(u) => u.map_or(SqlValue::Null, |u| SqlValue::Text(u.to_string())),
+        Bind::Time(t) => SqlValue::Integer(t.timestamp_micros()),
+        Bind::OptTime(t) => t.map_or(SqlValue::Null, |t| SqlValue::Integer(t.timestamp_micros())),
+        Bind::Json(v) => SqlValue::Text(v.to_string()),
+        Bind::Vector(v) => SqlValue::Blob(encode_vec(v)),
+    }
 }
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 
 fn bind_all<'q>(mut q: Query<'q>, binds: &'q [Bind]) -> Query<'q> {
     for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s.as_str()),
-            Bind::Int(i) => q.bind(*i),
-            Bind::Real(r) => q.bind(*r),
+        q = match stored(b) {
+            SqlValue::Null => q.bind(None::<i64>),
+            SqlValue::Integer(i) => q.bind(i),
+            SqlValue::Real(r) => q.bind(r),
+            SqlValue::Text(t) => q.bind(t),
+            SqlValue::Blob(b) => q.bind(b),
         };
     }
     q
+}
+
+#[async_trait]
+impl Exec<SqliteDialect> for SqliteConnection {
+    async fn all(&mut self, sql: String, args: Vec<Bind>) -> Result<Vec<SqliteRow>> {
+        Ok(bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_all(self)
+            .await?)
+    }
+
+    async fn optional(&mut self, sql: String, args: Vec<Bind>) -> Result<Option<SqliteRow>> {
+        Ok(bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .fetch_optional(self)
+            .await?)
+    }
+
+    async fn run(&mut self, sql: String, args: Vec<Bind>) -> Result<u64> {
+        Ok(bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
+            .execute(self)
+            .await?
+            .rows_affected())
+    }
 }
 
 /// SQLite's side of the shared conditions (`store/sql.rs`): anonymous `?`
@@ -331,13 +363,8 @@ impl Dialect for SqliteDialect {
     const TRUE: &'static str = "1";
     const FALSE: &'static str = "0";
 
-    fn text(args: &mut Vec<Bind>, value: &str) -> String {
-        args.push(Bind::Text(value.to_owned()));
-        "?".to_owned()
-    }
-
-    fn time(args: &mut Vec<Bind>, at: DateTime<Utc>) -> String {
-        args.push(Bind::Int(at.timestamp_micros()));
+    fn bind(args: &mut Vec<Bind>, value: Bind) -> String {
+        args.push(value);
         "?".to_owned()
     }
 
@@ -347,6 +374,62 @@ impl Dialect for SqliteDialect {
 
     fn job_scope_field(key: &str) -> String {
         format!("json_extract(payload, '$.scope.{key}')")
+    }
+}
+
+impl Driver for SqliteDialect {
+    type Row = SqliteRow;
+    type Conn = SqliteConnection;
+    const ROW_KEY: &'static str = "rid";
+    const HISTORY_ORDER: &'static str = "h.rowid";
+}
+
+#[async_trait]
+impl MemoryDriver for SqliteDialect {
+    const VECTOR_INLINE: bool = false;
+    const STAMPED: bool = true;
+    const SHARE_LOCK: &'static str = "";
+    const ROW_LOCK: &'static str = "";
+    const SAME: &'static str = "IS";
+
+    async fn stamp(c: &mut SqliteConnection) -> Result<i64> {
+        bump_seq(c).await
+    }
+
+    /// Single deletions leave tombstones (row ids), which caches drop one by
+    /// one; deleting a scope marks a wipe, after which caches reload. The
+    /// vectors go with their rows (`ON DELETE CASCADE`).
+    async fn forget(
+        c: &mut SqliteConnection,
+        seq: i64,
+        removed: Removed<'_, SqliteRow>,
+    ) -> Result<()> {
+        let Removed::Rows(rows) = removed else {
+            sqlx::query("UPDATE homi_store_state SET wipe_seq = ? WHERE id = 1")
+                .bind(seq)
+                .execute(c)
+                .await?;
+            return Ok(());
+        };
+        for row in rows {
+            sqlx::query("INSERT INTO homi_memory_tombstones (seq, rid) VALUES (?, ?)")
+                .bind(seq)
+                .bind(row.int(0)?)
+                .execute(&mut *c)
+                .await?;
+        }
+        let floor = seq - TOMBSTONE_WINDOW;
+        if floor > 0 {
+            sqlx::query("DELETE FROM homi_memory_tombstones WHERE seq < ?")
+                .bind(floor)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query("UPDATE homi_store_state SET tomb_floor = MAX(tomb_floor, ?) WHERE id = 1")
+                .bind(floor)
+                .execute(&mut *c)
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -514,57 +597,58 @@ fn cond_sql(field: &Field, op: Op, value: &Value, binds: &mut Vec<Bind>) -> Stri
     }
 }
 
-const COLUMNS: &str = "m.rid, m.id, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id, \
-     m.actor_id, m.role, m.created_at, m.updated_at, m.valid_from, m.valid_to, m.superseded_by";
+/// `rid` and a memory's columns.
+const COLUMNS: &str = concat!("m.rid, ", memory_columns!());
 
 fn parse_uuid(s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|e| Error::storage(format!("corrupt id '{s}' in the store: {e}")))
 }
 
-/// Column access shared by sqlx rows and the synchronous reader's rows.
-trait Columns {
-    fn text(&self, i: usize) -> Result<String>;
-    fn opt_text(&self, i: usize) -> Result<Option<String>>;
-    fn int(&self, i: usize) -> Result<i64>;
-    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
-    fn blob(&self, i: usize) -> Result<Vec<u8>>;
+/// A sqlx or a synchronous reader's row, decoded from SQLite's encodings
+/// (see [`stored`]).
+macro_rules! sqlite_columns {
+    ($row:ty, $get:ident, $err:path) => {
+        impl Columns for $row {
+            fn text(&self, i: usize) -> Result<String> {
+                self.$get(i).map_err($err)
+            }
+            fn opt_text(&self, i: usize) -> Result<Option<String>> {
+                self.$get(i).map_err($err)
+            }
+            fn int(&self, i: usize) -> Result<i64> {
+                self.$get(i).map_err($err)
+            }
+            fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+                self.$get(i).map_err($err)
+            }
+            fn blob(&self, i: usize) -> Result<Vec<u8>> {
+                self.$get(i).map_err($err)
+            }
+            fn uuid(&self, i: usize) -> Result<Uuid> {
+                parse_uuid(&self.text(i)?)
+            }
+            fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>> {
+                self.opt_text(i)?.as_deref().map(parse_uuid).transpose()
+            }
+            fn time(&self, i: usize) -> Result<DateTime<Utc>> {
+                Ok(to_time(self.int(i)?))
+            }
+            fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>> {
+                Ok(self.opt_int(i)?.map(to_time))
+            }
+            fn json(&self, i: usize) -> Result<Value> {
+                serde_json::from_str(&self.text(i)?)
+                    .map_err(|e| Error::storage(format!("corrupt JSON in the store: {e}")))
+            }
+            fn flag(&self, i: usize) -> Result<bool> {
+                Ok(self.int(i)? != 0)
+            }
+        }
+    };
 }
 
-impl Columns for SqliteRow {
-    fn text(&self, i: usize) -> Result<String> {
-        Ok(self.try_get(i)?)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        Ok(self.try_get(i)?)
-    }
-    fn int(&self, i: usize) -> Result<i64> {
-        Ok(self.try_get(i)?)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        Ok(self.try_get(i)?)
-    }
-    fn blob(&self, i: usize) -> Result<Vec<u8>> {
-        Ok(self.try_get(i)?)
-    }
-}
-
-impl Columns for rusqlite::Row<'_> {
-    fn text(&self, i: usize) -> Result<String> {
-        self.get(i).map_err(sync_read_error)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        self.get(i).map_err(sync_read_error)
-    }
-    fn int(&self, i: usize) -> Result<i64> {
-        self.get(i).map_err(sync_read_error)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        self.get(i).map_err(sync_read_error)
-    }
-    fn blob(&self, i: usize) -> Result<Vec<u8>> {
-        self.get(i).map_err(sync_read_error)
-    }
-}
+sqlite_columns!(SqliteRow, try_get, Error::from);
+sqlite_columns!(rusqlite::Row<'_>, get, sync_read_error);
 
 fn sync_read_error(e: rusqlite::Error) -> Error {
     Error::storage(format!("reading a memory: {e}"))
@@ -572,30 +656,7 @@ fn sync_read_error(e: rusqlite::Error) -> Error {
 
 /// A memory from a row that starts with [`COLUMNS`].
 fn item_from_row(row: &(impl Columns + ?Sized)) -> Result<(i64, MemoryItem)> {
-    let metadata: Metadata = match serde_json::from_str(&row.text(4)?) {
-        Ok(Value::Object(m)) => m,
-        _ => Metadata::new(),
-    };
-    Ok((
-        row.int(0)?,
-        MemoryItem {
-            id: parse_uuid(&row.text(1)?)?,
-            memory: row.text(2)?,
-            hash: row.text(3)?,
-            metadata,
-            score: None,
-            user_id: row.opt_text(5)?,
-            agent_id: row.opt_text(6)?,
-            run_id: row.opt_text(7)?,
-            actor_id: row.opt_text(8)?,
-            role: row.opt_text(9)?,
-            created_at: to_time(row.int(10)?),
-            updated_at: to_time(row.int(11)?),
-            valid_from: to_time(row.int(12)?),
-            valid_to: row.opt_int(13)?.map(to_time),
-            superseded_by: row.opt_text(14)?.as_deref().map(parse_uuid).transpose()?,
-        },
-    ))
+    Ok((row.int(0)?, item_at(row, 1)?))
 }
 
 /// The cached rows a read accepts: its validity condition, and the rows a
@@ -663,15 +724,6 @@ enum FastHybrid {
     Compose,
 }
 
-/// A bind as a value for the synchronous reader.
-fn bind_value(b: &Bind) -> rusqlite::types::Value {
-    match b {
-        Bind::Text(t) => rusqlite::types::Value::Text(t.clone()),
-        Bind::Int(i) => rusqlite::types::Value::Integer(*i),
-        Bind::Real(r) => rusqlite::types::Value::Real(*r),
-    }
-}
-
 /// Every vector of `scope` and the change counter, from one snapshot of the
 /// synchronous reader (`None`: read through sqlx instead).
 fn load_scope_sync(
@@ -691,7 +743,7 @@ fn load_scope_sync(
             let mut sv = ScopeVectors::new(dims, seq);
             let mut texts = Vec::new();
             let mut stmt = c.prepare(&sql)?;
-            let values = binds.iter().map(bind_value);
+            let values = binds.iter().map(stored);
             let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
             while let Some(row) = rows.next()? {
                 let blob = row.get_ref(3)?.as_blob()?;
@@ -753,34 +805,6 @@ async fn bump_seq(conn: &mut SqliteConnection) -> Result<i64> {
         .fetch_one(conn)
         .await?;
     Ok(row.try_get(0)?)
-}
-
-const EMBEDDER_SQL: &str =
-    "SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')";
-
-async fn read_embedder(conn: &mut SqliteConnection) -> Result<Option<EmbedderInfo>> {
-    let rows = sqlx::query(EMBEDDER_SQL).fetch_all(conn).await?;
-    let meta = rows
-        .iter()
-        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(embedder_from_meta(meta))
-}
-
-/// The embedder recorded in `homi_meta`'s (key, value) rows, if complete.
-fn embedder_from_meta(meta: Vec<(String, String)>) -> Option<EmbedderInfo> {
-    let mut model = None;
-    let mut dims = None;
-    for (key, value) in meta {
-        match key.as_str() {
-            "embedder_model" => model = Some(value),
-            _ => dims = value.parse::<usize>().ok(),
-        }
-    }
-    match (model, dims) {
-        (Some(model), Some(dims)) => Some(EmbedderInfo { model, dims }),
-        _ => None,
-    }
 }
 
 impl SqliteStore {
@@ -888,7 +912,7 @@ impl SqliteStore {
         map: impl Fn(&dyn Columns) -> Result<T>,
     ) -> Result<Vec<T>> {
         if let Some(reader) = &self.reader {
-            let values = binds.iter().map(bind_value);
+            let values = binds.iter().map(stored);
             if let Some(out) = reader.read(|c| {
                 let mut stmt = c.prepare_cached(sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
@@ -979,7 +1003,7 @@ impl SqliteStore {
                     vec!["?"; chunk.len()].join(", ")
                 );
                 let mut stmt = c.prepare_cached(&sql)?;
-                let mut rows = stmt.query(rusqlite::params_from_iter(binds.iter().map(bind_value)))?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(binds.iter().map(stored)))?;
                 while let Some(row) = rows.next()? {
                     items.push(item_from_row(row));
                 }
@@ -1065,7 +1089,7 @@ impl SqliteStore {
         let mut by_rid: HashMap<i64, MemoryItem> = HashMap::with_capacity(hits.len());
         for chunk in hits.chunks(IN_CHUNK) {
             let (sql, binds) = rows_by_rid_sql(scope, chunk);
-            let values = binds.iter().map(bind_value);
+            let values = binds.iter().map(stored);
             let Some(rows) = reader.read(|c| {
                 let mut stmt = c.prepare_cached(&sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
@@ -1242,258 +1266,6 @@ impl SqliteStore {
         }
         Ok(entry)
     }
-
-    async fn insert_memory(
-        tx: &mut SqliteConnection,
-        m: &NewMemory,
-        seq: i64,
-        now: i64,
-        dims: usize,
-    ) -> Result<Outcome> {
-        let mut out = Self::insert_memories(tx, &[m], seq, now, dims).await?;
-        out.pop()
-            .ok_or_else(|| Error::storage("an insert produced no outcome"))
-    }
-
-    /// Inserts memories with multi-row statements; a memory whose hash is
-    /// already current in its exact scope (in the store or earlier in the
-    /// batch) is a `Duplicate` and is not written.
-    async fn insert_memories(
-        tx: &mut SqliteConnection,
-        ms: &[&NewMemory],
-        seq: i64,
-        now: i64,
-        dims: usize,
-    ) -> Result<Vec<Outcome>> {
-        type Key = (String, Option<String>, Option<String>, Option<String>);
-        let key = |m: &NewMemory| -> Key {
-            (
-                m.hash.clone(),
-                m.scope.user_id.clone(),
-                m.scope.agent_id.clone(),
-                m.scope.run_id.clone(),
-            )
-        };
-        for m in ms {
-            if m.embedding.len() != dims {
-                return Err(Error::invalid(
-                    "embedding",
-                    format!(
-                        "has {} dimensions, the store holds {dims}",
-                        m.embedding.len()
-                    ),
-                ));
-            }
-        }
-        let mut known: HashMap<Key, (Uuid, String)> = HashMap::new();
-        let hashes: Vec<&str> = {
-            let mut seen = HashSet::new();
-            ms.iter()
-                .map(|m| m.hash.as_str())
-                .filter(|h| seen.insert(*h))
-                .collect()
-        };
-        for chunk in hashes.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT id, memory, hash, user_id, agent_id, run_id FROM homi_memories \
-                 WHERE valid_to IS NULL AND hash IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for h in chunk {
-                q = q.bind(*h);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                let id = parse_uuid(&row.try_get::<String, _>(0)?)?;
-                known.insert(
-                    (
-                        row.try_get(2)?,
-                        row.try_get(3)?,
-                        row.try_get(4)?,
-                        row.try_get(5)?,
-                    ),
-                    (id, row.try_get(1)?),
-                );
-            }
-        }
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; ms.len()];
-        let mut fresh: Vec<usize> = Vec::new();
-        for (i, m) in ms.iter().enumerate() {
-            match known.get(&key(m)) {
-                Some((id, text)) => {
-                    outcomes[i] = Some(Outcome::Duplicate {
-                        id: *id,
-                        text: text.clone(),
-                    });
-                }
-                None => {
-                    known.insert(key(m), (m.id, m.text.clone()));
-                    fresh.push(i);
-                }
-            }
-        }
-        for chunk in fresh.chunks(ROWS_PER_INSERT) {
-            let rows =
-                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)"; chunk.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO homi_memories (id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, \
-                 created_at, updated_at, valid_from, valid_to, superseded_by, seq) VALUES {rows} RETURNING rid, id"
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for &i in chunk {
-                let m = ms[i];
-                q = q
-                    .bind(m.id.to_string())
-                    .bind(m.text.as_str())
-                    .bind(m.hash.as_str())
-                    .bind(Value::Object(m.metadata.clone()).to_string())
-                    .bind(m.scope.user_id.as_deref())
-                    .bind(m.scope.agent_id.as_deref())
-                    .bind(m.scope.run_id.as_deref())
-                    .bind(m.actor_id.as_deref())
-                    .bind(m.role.as_deref())
-                    .bind(m.said_at.map_or(now, |t| t.timestamp_micros()))
-                    .bind(now)
-                    .bind(m.said_at.map_or(now, |t| t.timestamp_micros()))
-                    .bind(seq);
-            }
-            let mut rid_of: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
-            for row in q.fetch_all(&mut *tx).await? {
-                rid_of.insert(row.try_get(1)?, row.try_get(0)?);
-            }
-            let sql = format!(
-                "INSERT INTO homi_memory_embeddings (rid, embedding) VALUES {}",
-                vec!["(?, ?)"; chunk.len()].join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for &i in chunk {
-                let m = ms[i];
-                let rid = *rid_of
-                    .get(&m.id.to_string())
-                    .ok_or_else(|| Error::storage("an inserted memory returned no row id"))?;
-                let mut v = m.embedding.clone();
-                normalize(&mut v);
-                q = q.bind(rid).bind(encode_vec(&v));
-            }
-            q.execute(&mut *tx).await?;
-            let sql = format!(
-                "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, updated_at, \
-                 is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES {}",
-                vec!["(?, ?, NULL, ?, 'ADD', ?, ?, 0, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for &i in chunk {
-                let m = ms[i];
-                q = q
-                    .bind(Uuid::new_v4().to_string())
-                    .bind(m.id.to_string())
-                    .bind(m.text.as_str())
-                    .bind(now)
-                    .bind(now)
-                    .bind(m.actor_id.as_deref())
-                    .bind(m.role.as_deref())
-                    .bind(m.scope.user_id.as_deref())
-                    .bind(m.scope.agent_id.as_deref())
-                    .bind(m.scope.run_id.as_deref());
-            }
-            q.execute(&mut *tx).await?;
-            for &i in chunk {
-                outcomes[i] = Some(Outcome::Added {
-                    id: ms[i].id,
-                    text: ms[i].text.clone(),
-                });
-            }
-        }
-        outcomes
-            .into_iter()
-            .map(|o| o.ok_or_else(|| Error::storage("a memory was neither inserted nor found")))
-            .collect()
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn insert_history(
-    tx: &mut SqliteConnection,
-    memory_id: Uuid,
-    old: Option<&str>,
-    new: Option<&str>,
-    event: Event,
-    now: i64,
-    is_deleted: bool,
-    actor_id: Option<&str>,
-    role: Option<&str>,
-    scope: &Scope,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, updated_at, \
-         is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(Uuid::new_v4().to_string())
-    .bind(memory_id.to_string())
-    .bind(old)
-    .bind(new)
-    .bind(event.as_str())
-    .bind(now)
-    .bind(now)
-    .bind(i64::from(is_deleted))
-    .bind(actor_id)
-    .bind(role)
-    .bind(&scope.user_id)
-    .bind(&scope.agent_id)
-    .bind(&scope.run_id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// The one history entry an explicitly deleted memory keeps: that it was
-/// deleted, when, and whose it was; no text.
-async fn insert_deletion_marker(
-    tx: &mut SqliteConnection,
-    memory_id: Uuid,
-    now: i64,
-    owner: &Scope,
-) -> Result<()> {
-    insert_history(
-        tx,
-        memory_id,
-        None,
-        None,
-        Event::Delete,
-        now,
-        true,
-        None,
-        None,
-        owner,
-    )
-    .await
-}
-
-/// A history entry from `h.id, h.memory_id, h.old_memory, h.new_memory,
-/// h.event, h.created_at, h.updated_at, h.is_deleted, h.actor_id, h.role`.
-fn history_from_row(r: &SqliteRow) -> Result<HistoryEntry> {
-    let event: String = r.try_get(4)?;
-    Ok(HistoryEntry {
-        id: parse_uuid(&r.try_get::<String, _>(0)?)?,
-        memory_id: parse_uuid(&r.try_get::<String, _>(1)?)?,
-        old_memory: r.try_get(2)?,
-        new_memory: r.try_get(3)?,
-        event: Event::parse(&event)
-            .ok_or_else(|| Error::storage(format!("unknown history event '{event}'")))?,
-        created_at: to_time(r.try_get(5)?),
-        updated_at: r.try_get::<Option<i64>, _>(6)?.map(to_time),
-        is_deleted: r.try_get::<i64, _>(7)? != 0,
-        actor_id: r.try_get(8)?,
-        role: r.try_get(9)?,
-    })
-}
-
-fn row_scope(row: &SqliteRow) -> Result<Scope> {
-    Ok(Scope {
-        user_id: row.try_get("user_id")?,
-        agent_id: row.try_get("agent_id")?,
-        run_id: row.try_get("run_id")?,
-    })
 }
 
 #[async_trait]
@@ -1513,7 +1285,7 @@ impl Store for SqliteStore {
             return Ok(embedder_from_meta(meta));
         }
         let mut conn = self.pool.acquire().await?;
-        read_embedder(&mut conn).await
+        sql::memory::embedder::<SqliteDialect>(&mut conn, false).await
     }
 
     async fn bind_embedder(&self, info: &EmbedderInfo) -> Result<()> {
@@ -1521,7 +1293,7 @@ impl Store for SqliteStore {
             return stored.must_match(info);
         }
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        match read_embedder(&mut tx).await? {
+        match sql::memory::embedder::<SqliteDialect>(&mut tx, false).await? {
             Some(stored) => stored.must_match(info)?,
             None => {
                 sqlx::query("INSERT OR REPLACE INTO homi_meta (key, value) VALUES ('embedder_model', ?), ('embedder_dims', ?)")
@@ -1787,406 +1559,34 @@ impl Store for SqliteStore {
         embedder: Option<&EmbedderInfo>,
         changes: Vec<Change>,
     ) -> Result<Vec<Outcome>> {
-        if changes.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let Some(info) = read_embedder(&mut tx).await? else {
-            return Err(Error::storage(
-                "no embedder is recorded in the store; bind one before writing",
-            ));
-        };
-        if let Some(e) = embedder {
-            info.must_match(e)?;
-        }
-        let seq = bump_seq(&mut tx).await?;
-        let now = now_micros();
-        let mut outcomes = Vec::with_capacity(changes.len());
-        let mut changes = changes.into_iter().peekable();
-        while let Some(change) = changes.next() {
-            let outcome = match change {
-                Change::Add(first) => {
-                    // Consecutive adds go in multi-row statements.
-                    let mut batch = vec![first];
-                    while let Some(Change::Add(_)) = changes.peek() {
-                        if let Some(Change::Add(m)) = changes.next() {
-                            batch.push(m);
-                        }
-                    }
-                    let refs: Vec<&NewMemory> = batch.iter().collect();
-                    outcomes
-                        .extend(Self::insert_memories(&mut tx, &refs, seq, now, info.dims).await?);
-                    continue;
-                }
-                Change::Update {
-                    id,
-                    text,
-                    hash,
-                    embedding,
-                    metadata,
-                    replace_metadata,
-                    actor_id,
-                    role,
-                } => {
-                    let mut binds = vec![Bind::Text(id.to_string())];
-                    let scope_where = sql::access_sql::<SqliteDialect>(access, "m", &mut binds);
-                    let sql = format!(
-                        "SELECT m.rid, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
-                         WHERE m.id = ? AND {scope_where}"
-                    );
-                    let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    match row {
-                        // Gone meanwhile: the text is written as a new
-                        // memory of the scope (nowhere without one).
-                        None => {
-                            let Some(scope) = access.scope() else {
-                                return Err(Error::not_found(format!("memory {id}")));
-                            };
-                            let m = NewMemory {
-                                id: Uuid::new_v4(),
-                                text,
-                                hash,
-                                metadata: metadata.unwrap_or_default(),
-                                scope: scope.clone(),
-                                actor_id,
-                                role,
-                                embedding,
-                                said_at: None,
-                            };
-                            Self::insert_memory(&mut tx, &m, seq, now, info.dims).await?
-                        }
-                        Some(row) => {
-                            let rid: i64 = row.try_get(0)?;
-                            let old_text: String = row.try_get(1)?;
-                            let old_hash: String = row.try_get(2)?;
-                            let old_meta: String = row.try_get(3)?;
-                            let owner = row_scope(&row)?;
-                            if old_hash == hash && metadata.is_none() {
-                                outcomes.push(Outcome::Duplicate { id, text: old_text });
-                                continue;
-                            }
-                            // Another current memory of the same scope already says this.
-                            if old_hash != hash {
-                                let other = sqlx::query(
-                                    "SELECT id, memory FROM homi_memories WHERE hash = ? AND user_id IS ? AND agent_id IS ? \
-                                     AND run_id IS ? AND valid_to IS NULL AND rid <> ? LIMIT 1",
-                                )
-                                .bind(&hash)
-                                .bind(&owner.user_id)
-                                .bind(&owner.agent_id)
-                                .bind(&owner.run_id)
-                                .bind(rid)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                                if let Some(o) = other {
-                                    outcomes.push(Outcome::Duplicate {
-                                        id: parse_uuid(&o.try_get::<String, _>(0)?)?,
-                                        text: o.try_get(1)?,
-                                    });
-                                    continue;
-                                }
-                            }
-                            if embedding.len() != info.dims {
-                                return Err(Error::invalid(
-                                    "embedding",
-                                    format!(
-                                        "has {} dimensions, the store holds {}",
-                                        embedding.len(),
-                                        info.dims
-                                    ),
-                                ));
-                            }
-                            let mut meta = match serde_json::from_str(&old_meta) {
-                                Ok(Value::Object(m)) if !replace_metadata => m,
-                                _ => Metadata::new(),
-                            };
-                            if let Some(new_meta) = metadata {
-                                meta.extend(new_meta);
-                            }
-                            let mut v = embedding;
-                            normalize(&mut v);
-                            sqlx::query(
-                                "UPDATE homi_memories SET memory = ?, hash = ?, metadata = ?, updated_at = ?, seq = ?, \
-                                 actor_id = COALESCE(?, actor_id), role = COALESCE(?, role) WHERE rid = ?",
-                            )
-                            .bind(&text)
-                            .bind(&hash)
-                            .bind(Value::Object(meta).to_string())
-                            .bind(now)
-                            .bind(seq)
-                            .bind(&actor_id)
-                            .bind(&role)
-                            .bind(rid)
-                            .execute(&mut *tx)
-                            .await?;
-                            sqlx::query(
-                                "UPDATE homi_memory_embeddings SET embedding = ? WHERE rid = ?",
-                            )
-                            .bind(encode_vec(&v))
-                            .bind(rid)
-                            .execute(&mut *tx)
-                            .await?;
-                            insert_history(
-                                &mut tx,
-                                id,
-                                Some(&old_text),
-                                Some(&text),
-                                Event::Update,
-                                now,
-                                false,
-                                actor_id.as_deref(),
-                                role.as_deref(),
-                                &owner,
-                            )
-                            .await?;
-                            Outcome::Updated {
-                                id,
-                                old_text,
-                                new_text: text,
-                            }
-                        }
-                    }
-                }
-                Change::Import {
-                    memory: m,
-                    created_at,
-                    updated_at,
-                } => {
-                    let exists = sqlx::query("SELECT 1 FROM homi_memories WHERE id = ?")
-                        .bind(m.id.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if exists.is_some() {
-                        Outcome::Exists { id: m.id }
-                    } else {
-                        let out = Self::insert_memory(&mut tx, &m, seq, now, info.dims).await?;
-                        if matches!(out, Outcome::Added { .. }) {
-                            let (c, u) =
-                                (created_at.timestamp_micros(), updated_at.timestamp_micros());
-                            sqlx::query("UPDATE homi_memories SET created_at = ?, updated_at = ?, valid_from = ? WHERE id = ?")
-                                .bind(c)
-                                .bind(u)
-                                .bind(c)
-                                .bind(m.id.to_string())
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query("UPDATE homi_memory_history SET created_at = ?, updated_at = ? WHERE memory_id = ?")
-                                .bind(c)
-                                .bind(c)
-                                .bind(m.id.to_string())
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        out
-                    }
-                }
-                Change::Supersede { id, replacement } => {
-                    let mut binds = vec![Bind::Text(id.to_string())];
-                    let scope_where = sql::access_sql::<SqliteDialect>(access, "m", &mut binds);
-                    let sql = format!(
-                        "SELECT m.rid, m.memory, m.user_id, m.agent_id, m.run_id FROM homi_memories m \
-                         WHERE m.id = ? AND m.valid_to IS NULL AND {scope_where}"
-                    );
-                    let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let added =
-                        Self::insert_memory(&mut tx, &replacement, seq, now, info.dims).await?;
-                    let (new_id, new_text) = match &added {
-                        Outcome::Added { id, text } | Outcome::Duplicate { id, text } => {
-                            (*id, text.clone())
-                        }
-                        _ => (replacement.id, replacement.text.clone()),
-                    };
-                    match row {
-                        Some(row) if new_id != id => {
-                            let rid: i64 = row.try_get(0)?;
-                            let old_text: String = row.try_get(1)?;
-                            let owner = row_scope(&row)?;
-                            sqlx::query(
-                                "UPDATE homi_memories SET valid_to = ?, superseded_by = ?, updated_at = ?, seq = ? WHERE rid = ?",
-                            )
-                            .bind(now)
-                            .bind(new_id.to_string())
-                            .bind(now)
-                            .bind(seq)
-                            .bind(rid)
-                            .execute(&mut *tx)
-                            .await?;
-                            insert_history(
-                                &mut tx,
-                                id,
-                                Some(&old_text),
-                                None,
-                                Event::Delete,
-                                now,
-                                false,
-                                replacement.actor_id.as_deref(),
-                                replacement.role.as_deref(),
-                                &owner,
-                            )
-                            .await?;
-                            Outcome::Superseded {
-                                id,
-                                old_text,
-                                replacement: new_id,
-                                replacement_text: new_text,
-                            }
-                        }
-                        _ => added,
-                    }
-                }
-            };
-            outcomes.push(outcome);
-        }
+        let outcomes =
+            sql::memory::apply::<SqliteDialect>(&mut tx, access, embedder, changes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
 
     async fn delete(&self, id: Uuid, access: &Access) -> Result<bool> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut binds = vec![Bind::Text(id.to_string())];
-        let scope_where = sql::access_sql::<SqliteDialect>(access, "m", &mut binds);
-        let sql = format!(
-            "SELECT m.rid, m.user_id, m.agent_id, m.run_id FROM homi_memories m WHERE m.id = ? AND {scope_where}"
-        );
-        let Some(row) = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let rid: i64 = row.try_get(0)?;
-        let owner = row_scope(&row)?;
-        let seq = bump_seq(&mut tx).await?;
-        let now = now_micros();
-        sqlx::query("DELETE FROM homi_memory_embeddings WHERE rid = ?")
-            .bind(rid)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM homi_memories WHERE rid = ?")
-            .bind(rid)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM homi_memory_history WHERE memory_id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM homi_memory_reembed WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        insert_deletion_marker(&mut tx, id, now, &owner).await?;
-        sqlx::query("INSERT INTO homi_memory_tombstones (seq, rid) VALUES (?, ?)")
-            .bind(seq)
-            .bind(rid)
-            .execute(&mut *tx)
-            .await?;
-        let floor = seq - TOMBSTONE_WINDOW;
-        if floor > 0 {
-            sqlx::query("DELETE FROM homi_memory_tombstones WHERE seq < ?")
-                .bind(floor)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE homi_store_state SET tomb_floor = MAX(tomb_floor, ?) WHERE id = 1")
-                .bind(floor)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let deleted = sql::memory::delete::<SqliteDialect>(&mut tx, id, access).await?;
         tx.commit().await?;
-        self.scrub_wal().await;
-        Ok(true)
+        if deleted {
+            self.scrub_wal().await;
+        }
+        Ok(deleted)
     }
 
     async fn delete_scope(&self, scope: &Scope) -> Result<u64> {
-        if scope.is_empty() {
-            return Err(Error::invalid(
-                "user_id",
-                "at least one of user_id, agent_id or run_id is required",
-            ));
-        }
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let seq = bump_seq(&mut tx).await?;
-        let now = now_micros();
-        let mut binds = Vec::new();
-        let w = sql::scope_sql::<SqliteDialect>(scope, "m", &mut binds);
-        let run = |sql: String| AssertSqlSafe(sql);
-        bind_all(
-            sqlx::query(run(format!(
-                "DELETE FROM homi_memory_embeddings WHERE rid IN (SELECT m.rid FROM homi_memories m WHERE {w})"
-            ))),
-            &binds,
-        )
-        .execute(&mut *tx)
-        .await?;
-        bind_all(
-            sqlx::query(run(format!(
-                "DELETE FROM homi_memory_reembed WHERE id IN (SELECT m.id FROM homi_memories m WHERE {w})"
-            ))),
-            &binds,
-        )
-        .execute(&mut *tx)
-        .await?;
-        bind_all(
-            sqlx::query(run(format!(
-                "DELETE FROM homi_memory_history WHERE memory_id IN (SELECT m.id FROM homi_memories m WHERE {w})"
-            ))),
-            &binds,
-        )
-        .execute(&mut *tx)
-        .await?;
-        let owners = bind_all(
-            sqlx::query(run(format!(
-                "SELECT m.id, m.user_id, m.agent_id, m.run_id FROM homi_memories m WHERE {w}"
-            ))),
-            &binds,
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in &owners {
-            let id = parse_uuid(&row.try_get::<String, _>(0)?)?;
-            insert_deletion_marker(&mut tx, id, now, &row_scope(row)?).await?;
-        }
-        let deleted = bind_all(
-            sqlx::query(run(format!("DELETE FROM homi_memories AS m WHERE {w}"))),
-            &binds,
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("UPDATE homi_store_state SET wipe_seq = ? WHERE id = 1")
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        // Extractions not run yet would bring back what was just deleted.
-        let mut job_binds = Vec::new();
-        let jw = sql::job_scope_sql::<SqliteDialect>(scope, &mut job_binds);
-        bind_all(
-            sqlx::query(run(format!(
-                "DELETE FROM homi_jobs WHERE state IN ('queued', 'running') AND {jw}"
-            ))),
-            &job_binds,
-        )
-        .execute(&mut *tx)
-        .await?;
+        let deleted = sql::memory::delete_scope::<SqliteDialect>(&mut tx, scope).await?;
         tx.commit().await?;
         self.scrub_wal().await;
         Ok(deleted)
     }
 
     async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>> {
-        let mut binds = vec![Bind::Text(id.to_string())];
-        let w = sql::access_sql::<SqliteDialect>(access, "h", &mut binds);
-        let sql = format!(
-            "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
-             h.is_deleted, h.actor_id, h.role FROM homi_memory_history h WHERE h.memory_id = ? AND {w} ORDER BY h.rowid"
-        );
-        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(history_from_row).collect()
+        let mut c = self.pool.acquire().await?;
+        sql::memory::history::<SqliteDialect>(&mut c, id, access).await
     }
 
     fn job_store(self: Arc<Self>) -> Option<Arc<dyn super::jobs::JobStore>> {

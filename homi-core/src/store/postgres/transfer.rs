@@ -9,11 +9,12 @@ use uuid::Uuid;
 
 use super::{
     Args, Bind, COLUMNS, PgDialect, PostgresStore, bind_all, build_vector_index_concurrently,
-    history_from_row, item_from_row, read_embedder, read_embedder_locked,
+    item_from_row,
 };
 use crate::error::{Error, Result};
 use crate::model::Access;
 use crate::store::sql;
+use crate::store::sql::memory::history_from_row;
 use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem, normalize,
 };
@@ -68,7 +69,7 @@ impl PostgresStore {
         let mut args = Args::default();
         let w = sql::access_sql::<PgDialect>(access, "m", &mut args);
         let a = args.push(Bind::OptUuid(after));
-        let l = args.push(Bind::I64(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let l = args.push(Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
         let extra = if embeddings { ", m.embedding" } else { "" };
         let sql = format!(
             "SELECT {COLUMNS}{extra} FROM homi_memories m WHERE {w} AND ({a}::uuid IS NULL OR m.id > {a}) ORDER BY m.id LIMIT {l}"
@@ -77,7 +78,9 @@ impl PostgresStore {
             .fetch_all(&mut *tx)
             .await?;
         let model = if embeddings {
-            read_embedder(&mut tx).await?.map(|e| e.model)
+            sql::memory::embedder::<PgDialect>(&mut tx, false)
+                .await?
+                .map(|e| e.model)
         } else {
             None
         };
@@ -140,7 +143,7 @@ impl PostgresStore {
         }
         let mut tx = self.pool.begin().await?;
         // Locked first, as `apply` does: a re-embedding's swap waits for this.
-        let Some(info) = read_embedder_locked(&mut tx).await? else {
+        let Some(info) = sql::memory::embedder::<PgDialect>(&mut tx, true).await? else {
             return Err(Error::storage(
                 "no embedder is recorded in the store; bind one before restoring",
             ));
@@ -246,7 +249,7 @@ impl PostgresStore {
                     Bind::Time(m.valid_from),
                     Bind::OptTime(m.valid_to),
                     Bind::OptUuid(m.superseded_by),
-                    Bind::Vector(Vector::from(v)),
+                    Bind::Vector(v),
                 ]
                 .into_iter()
                 .map(|b| args.push(b))
@@ -415,7 +418,7 @@ impl PostgresStore {
                 normalize(&mut v);
                 let id = args.push(Bind::Uuid(*id));
                 let hash = args.text(hash.clone());
-                let e = args.push(Bind::Vector(Vector::from(v)));
+                let e = args.push(Bind::Vector(v));
                 rows.push(format!("({id}::uuid, {hash}::text, {e}::vector)"));
             }
             let sql = format!(

@@ -8,11 +8,12 @@ use uuid::Uuid;
 
 use super::{
     Bind, COLUMNS, IN_CHUNK, SqliteDialect, SqliteStore, bind_all, bump_seq, decode_vec,
-    encode_vec, history_from_row, item_from_row, read_embedder,
+    encode_vec, item_from_row,
 };
 use crate::error::{Error, Result};
 use crate::model::Access;
 use crate::store::sql;
+use crate::store::sql::memory::{HISTORY_COLUMNS, history_from_row};
 use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem, normalize,
 };
@@ -80,7 +81,9 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         let model = if embeddings {
-            read_embedder(&mut tx).await?.map(|e| e.model)
+            sql::memory::embedder::<SqliteDialect>(&mut tx, false)
+                .await?
+                .map(|e| e.model)
         } else {
             None
         };
@@ -106,8 +109,7 @@ impl SqliteStore {
                 .map(|r| Bind::Text(r.item.id.to_string()))
                 .collect();
             let sql = format!(
-                "SELECT h.id, h.memory_id, h.old_memory, h.new_memory, h.event, h.created_at, h.updated_at, \
-                 h.is_deleted, h.actor_id, h.role FROM homi_memory_history h WHERE h.memory_id IN ({}) ORDER BY h.rowid",
+                "SELECT {HISTORY_COLUMNS} FROM homi_memory_history h WHERE h.memory_id IN ({}) ORDER BY h.rowid",
                 vec!["?"; ids.len()].join(", ")
             );
             let mut by_id: HashMap<Uuid, usize> = HashMap::with_capacity(records.len());
@@ -143,7 +145,7 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let Some(info) = read_embedder(&mut tx).await? else {
+        let Some(info) = sql::memory::embedder::<SqliteDialect>(&mut tx, false).await? else {
             return Err(Error::storage(
                 "no embedder is recorded in the store; bind one before restoring",
             ));

@@ -1,37 +1,128 @@
-//! The conditions both SQL stores build their statements from, written once
-//! over a [`Dialect`]: which rows a scope or an access reaches, what a read
-//! may see (the validity window and the metadata filter), and the walk of a
-//! [`Filter`] tree. A dialect says how a value is bound (its placeholder) and
-//! writes the filter's leaves (JSON equality, comparisons, existence,
-//! containment), which differ between SQLite's JSON functions and Postgres'
-//! `jsonb`.
+//! The SQL engine both stores share. Each store operation's control flow
+//! and most of its SQL are written here once, over a [`Dialect`]: the
+//! database's placeholders, its encodings of times, uuids and JSON (in the
+//! binds it takes and the rows it gives), its executor, and the few texts
+//! that differ (the filter's leaves on SQLite's JSON functions or Postgres'
+//! `jsonb`, a history's order). The stores keep what is theirs alone:
+//! opening, migrations, transactions' start, and the read paths (SQLite's
+//! vector cache, Postgres' HNSW index).
+//!
+//! [`memory`] holds the memory store's operations; the conditions below
+//! (which rows a scope or an access reaches, what a read may see, the walk
+//! of a [`Filter`] tree) are shared by all of them.
 
+pub(crate) mod memory;
+
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use uuid::Uuid;
 
 use super::ReadParams;
+use crate::error::Result;
 use crate::model::{Access, Field, Filter, Op, Scope};
 
-/// What differs between the SQL of two databases, for the conditions here.
+/// A value bound to a statement, before the dialect encodes it (SQLite
+/// stores uuids and JSON as text, times as Unix microseconds, flags as
+/// integers and vectors as little-endian `f32` blobs).
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Real(f64),
+    Bool(bool),
+    Uuid(Uuid),
+    OptUuid(Option<Uuid>),
+    Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
+    Json(Value),
+    Vector(Vec<f32>),
+}
+
+/// A row's columns by position, decoded from the dialect's encodings.
+pub(crate) trait Columns {
+    fn text(&self, i: usize) -> Result<String>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    fn int(&self, i: usize) -> Result<i64>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+    fn blob(&self, i: usize) -> Result<Vec<u8>>;
+    fn uuid(&self, i: usize) -> Result<Uuid>;
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>>;
+    fn time(&self, i: usize) -> Result<DateTime<Utc>>;
+    fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>>;
+    fn json(&self, i: usize) -> Result<Value>;
+    fn flag(&self, i: usize) -> Result<bool>;
+
+    /// The scope in three consecutive columns from `i` (user, agent, run).
+    fn scope(&self, i: usize) -> Result<Scope> {
+        Ok(Scope {
+            user_id: self.opt_text(i)?,
+            agent_id: self.opt_text(i + 1)?,
+            run_id: self.opt_text(i + 2)?,
+        })
+    }
+}
+
+/// A connection (or a transaction on one) that runs a driver's statements.
+#[async_trait]
+pub(crate) trait Exec<D: Driver>: Send {
+    async fn all(&mut self, sql: String, args: D::Args) -> Result<Vec<D::Row>>;
+    async fn optional(&mut self, sql: String, args: D::Args) -> Result<Option<D::Row>>;
+    /// Runs a statement; returns the rows it changed.
+    async fn run(&mut self, sql: String, args: D::Args) -> Result<u64>;
+}
+
+/// A dialect with the database to run it on: its connections and rows.
+pub(crate) trait Driver: Dialect + Sized + Send + Sync + 'static {
+    type Row: Columns + Send + Sync;
+    type Conn: Exec<Self> + ?Sized;
+    /// The column by which the store knows a memory's row (SQLite's vector
+    /// cache keys rows by `rid`).
+    const ROW_KEY: &'static str;
+    /// A memory's history entries (`h`), oldest first.
+    const HISTORY_ORDER: &'static str;
+}
+
+/// What differs between the SQL texts of two databases.
 pub(crate) trait Dialect {
     /// A statement's parameters so far.
-    type Args;
+    type Args: Default + Send;
     /// A condition that always holds.
     const TRUE: &'static str;
     /// A condition that never holds.
     const FALSE: &'static str;
 
+    /// Binds a value; returns its placeholder.
+    fn bind(args: &mut Self::Args, value: Bind) -> String;
+
     /// Binds a text; returns its placeholder.
-    fn text(args: &mut Self::Args, value: &str) -> String;
+    fn text(args: &mut Self::Args, value: &str) -> String {
+        Self::bind(args, Bind::Text(value.to_owned()))
+    }
 
     /// Binds a time; returns its placeholder.
-    fn time(args: &mut Self::Args, at: DateTime<Utc>) -> String;
+    fn time(args: &mut Self::Args, at: DateTime<Utc>) -> String {
+        Self::bind(args, Bind::Time(at))
+    }
 
     /// One condition of a filter, on the memories aliased `m`.
     fn condition(field: &Field, op: Op, value: &Value, args: &mut Self::Args) -> String;
 
     /// The text at `scope.<key>` of a job's JSON `payload`.
     fn job_scope_field(key: &str) -> String;
+}
+
+/// Placeholders for `values`, bound in order, joined by commas.
+pub(crate) fn list<D: Dialect>(
+    args: &mut D::Args,
+    values: impl IntoIterator<Item = Bind>,
+) -> String {
+    values
+        .into_iter()
+        .map(|v| D::bind(args, v))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `alias`'s rows in `scope`: each id the scope gives must match. An empty
@@ -142,12 +233,12 @@ mod tests {
         type Args = Vec<String>;
         const TRUE: &'static str = "TRUE";
         const FALSE: &'static str = "FALSE";
-        fn text(args: &mut Vec<String>, value: &str) -> String {
-            args.push(value.to_owned());
-            format!("${}", args.len())
-        }
-        fn time(args: &mut Vec<String>, at: DateTime<Utc>) -> String {
-            args.push(at.to_rfc3339());
+        fn bind(args: &mut Vec<String>, value: Bind) -> String {
+            args.push(match value {
+                Bind::Text(t) => t,
+                Bind::Time(at) => at.to_rfc3339(),
+                other => format!("{other:?}"),
+            });
             format!("${}", args.len())
         }
         fn condition(field: &Field, op: Op, _: &Value, args: &mut Vec<String>) -> String {
