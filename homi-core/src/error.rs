@@ -261,6 +261,18 @@ pub(crate) fn reject_nul_map(
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl Error {
+    /// Whether the database refused a write for a duplicate key.
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        let Error::Storage(e) = self else {
+            return false;
+        };
+        matches!(e.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::Database(d)) if d.is_unique_violation())
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         // Postgres refuses NUL characters in text (22021) and in JSON

@@ -18,19 +18,15 @@ use chrono::{DateTime, Utc};
 use pgvector::Vector;
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row};
 use uuid::Uuid;
 
-#[cfg(feature = "auth")]
-mod auth;
-#[cfg(feature = "chat")]
-mod chat;
-mod jobs;
 mod transfer;
 
 use super::sql::memory::{MemoryDriver, Removed, item_at, memory_columns};
-use super::sql::{self, Bind, Columns, Dialect, Driver, Exec};
+use super::sql::{self, Bind, Columns, Dialect, Driver, Exec, SqlStore};
 use super::{
     Change, EmbedderInfo, MemoryRecord, Neighbour, Outcome, ReadParams, ReembedBatch, Store,
     normalize, score_from_cosine,
@@ -202,7 +198,7 @@ async fn build_vector_index_concurrently(pool: &PgPool) -> Result<()> {
 
 /// SQL parameters with Postgres' numbered placeholders.
 #[derive(Debug, Default)]
-struct Args(Vec<Bind>);
+pub(crate) struct Args(Vec<Bind>);
 
 impl Args {
     fn push(&mut self, b: Bind) -> String {
@@ -230,6 +226,7 @@ fn bind_all<'q>(mut q: Query<'q>, args: &'q Args) -> Query<'q> {
             Bind::Vector(v) => q.bind(Vector::from(v.clone())),
             Bind::Int(i) => q.bind(*i),
             Bind::Real(r) => q.bind(*r),
+            Bind::Texts(t) => q.bind(t),
         };
     }
     q
@@ -237,7 +234,7 @@ fn bind_all<'q>(mut q: Query<'q>, args: &'q Args) -> Query<'q> {
 
 /// Postgres' side of the shared conditions (`store/sql.rs`): numbered `$n`
 /// placeholders, `timestamptz` times, JSON through `jsonb` operators.
-struct PgDialect;
+pub(crate) struct PgDialect;
 
 impl Dialect for PgDialect {
     type Args = Args;
@@ -262,10 +259,27 @@ impl Dialect for PgDialect {
 }
 
 impl Driver for PgDialect {
+    type Db = Postgres;
     type Row = PgRow;
     type Conn = PgConnection;
+    const LOCKS_ROWS: bool = true;
+    const MESSAGES_BY_CONVERSATION: &'static str = "";
+    const GREATEST: &'static str = "GREATEST";
     const ROW_KEY: &'static str = "id";
     const HISTORY_ORDER: &'static str = "h.pos";
+}
+
+#[async_trait]
+impl SqlStore for PostgresStore {
+    type D = PgDialect;
+
+    async fn write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn read(&self) -> Result<PoolConnection<Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
 }
 
 /// Postgres keeps no bookkeeping beside the rows: its search reads them.
@@ -340,6 +354,9 @@ impl Columns for PgRow {
         Ok(self.try_get::<sqlx::types::Json<Value>, _>(i)?.0)
     }
     fn flag(&self, i: usize) -> Result<bool> {
+        Ok(self.try_get(i)?)
+    }
+    fn texts(&self, i: usize) -> Result<Vec<String>> {
         Ok(self.try_get(i)?)
     }
 }
@@ -920,28 +937,32 @@ impl Store for PostgresStore {
         embedder: Option<&EmbedderInfo>,
         changes: Vec<Change>,
     ) -> Result<Vec<Outcome>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let outcomes = sql::memory::apply::<PgDialect>(&mut tx, access, embedder, changes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
 
     async fn delete(&self, id: Uuid, access: &Access) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let deleted = sql::memory::delete::<PgDialect>(&mut tx, id, access).await?;
         tx.commit().await?;
+        if deleted {
+            self.scrub().await;
+        }
         Ok(deleted)
     }
 
     async fn delete_scope(&self, scope: &Scope) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let deleted = sql::memory::delete_scope::<PgDialect>(&mut tx, scope).await?;
         tx.commit().await?;
+        self.scrub().await;
         Ok(deleted)
     }
 
     async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>> {
-        let mut c = self.pool.acquire().await?;
+        let mut c = self.read().await?;
         sql::memory::history::<PgDialect>(&mut c, id, access).await
     }
 

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -31,18 +32,13 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-#[cfg(feature = "auth")]
-mod auth;
-#[cfg(feature = "chat")]
-mod chat;
-mod jobs;
 mod reader;
 mod transfer;
 
 use super::sql::memory::{
     EMBEDDER_SQL, MemoryDriver, Removed, embedder_from_meta, item_at, memory_columns,
 };
-use super::sql::{self, Bind, Columns, Dialect, Driver, Exec};
+use super::sql::{self, Bind, Columns, Dialect, Driver, Exec, SqlStore};
 use super::vector::{Accept, ScopeVectors};
 use super::{
     Change, EmbedderInfo, HybridCandidates, MemoryRecord, Neighbour, Outcome, ReadParams,
@@ -313,6 +309,7 @@ fn stored(b: &Bind) -> SqlValue {
         Bind::OptTime(t) => t.map_or(SqlValue::Null, |t| SqlValue::Integer(t.timestamp_micros())),
         Bind::Json(v) => SqlValue::Text(v.to_string()),
         Bind::Vector(v) => SqlValue::Blob(encode_vec(v)),
+        Bind::Texts(t) => SqlValue::Text(t.join(",")),
     }
 }
 
@@ -356,7 +353,7 @@ impl Exec<SqliteDialect> for SqliteConnection {
 /// SQLite's side of the shared conditions (`store/sql.rs`): anonymous `?`
 /// placeholders bound in order, times as Unix microseconds, JSON through
 /// `json_extract` / `json_type` / `json_each`.
-struct SqliteDialect;
+pub(crate) struct SqliteDialect;
 
 impl Dialect for SqliteDialect {
     type Args = Vec<Bind>;
@@ -378,10 +375,38 @@ impl Dialect for SqliteDialect {
 }
 
 impl Driver for SqliteDialect {
+    type Db = Sqlite;
     type Row = SqliteRow;
     type Conn = SqliteConnection;
+    const LOCKS_ROWS: bool = false;
+    const MESSAGES_BY_CONVERSATION: &'static str = " INDEXED BY conversation_messages_conversation";
+    const GREATEST: &'static str = "MAX";
     const ROW_KEY: &'static str = "rid";
     const HISTORY_ORDER: &'static str = "h.rowid";
+}
+
+#[async_trait]
+impl SqlStore for SqliteStore {
+    type D = SqliteDialect;
+
+    async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn read(&self) -> Result<PoolConnection<Sqlite>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    async fn scrub(&self) {
+        self.scrub_wal().await;
+    }
+
+    fn exists_now(&self, sql: &str, args: &Vec<Bind>) -> Option<bool> {
+        self.reader.as_ref()?.read(|c| {
+            c.prepare_cached(sql)?
+                .exists(rusqlite::params_from_iter(args.iter().map(stored)))
+        })
+    }
 }
 
 #[async_trait]
@@ -642,6 +667,13 @@ macro_rules! sqlite_columns {
             }
             fn flag(&self, i: usize) -> Result<bool> {
                 Ok(self.int(i)? != 0)
+            }
+            fn texts(&self, i: usize) -> Result<Vec<String>> {
+                let t = self.text(i)?;
+                Ok(t.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect())
             }
         }
     };
@@ -1567,25 +1599,25 @@ impl Store for SqliteStore {
     }
 
     async fn delete(&self, id: Uuid, access: &Access) -> Result<bool> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let deleted = sql::memory::delete::<SqliteDialect>(&mut tx, id, access).await?;
         tx.commit().await?;
         if deleted {
-            self.scrub_wal().await;
+            self.scrub().await;
         }
         Ok(deleted)
     }
 
     async fn delete_scope(&self, scope: &Scope) -> Result<u64> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let deleted = sql::memory::delete_scope::<SqliteDialect>(&mut tx, scope).await?;
         tx.commit().await?;
-        self.scrub_wal().await;
+        self.scrub().await;
         Ok(deleted)
     }
 
     async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>> {
-        let mut c = self.pool.acquire().await?;
+        let mut c = self.read().await?;
         sql::memory::history::<SqliteDialect>(&mut c, id, access).await
     }
 

@@ -25,7 +25,7 @@ const ROWS_PER_INSERT: usize = 400;
 /// Memories a write deleted, as the driver's bookkeeping hears of them.
 pub(crate) enum Removed<'a, R> {
     /// These rows; each starts with the driver's [`Driver::ROW_KEY`].
-    Rows(&'a [R]),
+    Rows(#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] &'a [R]),
     /// Every memory of a scope.
     Scope,
 }

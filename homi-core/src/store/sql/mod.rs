@@ -11,6 +11,11 @@
 //! (which rows a scope or an access reaches, what a read may see, the walk
 //! of a [`Filter`] tree) are shared by all of them.
 
+#[cfg(feature = "auth")]
+pub(crate) mod auth;
+#[cfg(feature = "chat")]
+pub(crate) mod chat;
+pub(crate) mod jobs;
 pub(crate) mod memory;
 
 use async_trait::async_trait;
@@ -30,6 +35,7 @@ pub(crate) enum Bind {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Real(f64),
     Bool(bool),
     Uuid(Uuid),
@@ -38,6 +44,44 @@ pub(crate) enum Bind {
     OptTime(Option<DateTime<Utc>>),
     Json(Value),
     Vector(Vec<f32>),
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    /// A list of texts (Postgres `text[]`, SQLite comma-separated).
+    Texts(Vec<String>),
+}
+
+macro_rules! bind_from {
+    ($($t:ty => $variant:ident),* $(,)?) => {
+        $(impl From<$t> for Bind {
+            fn from(v: $t) -> Self {
+                Bind::$variant(v.into())
+            }
+        })*
+    };
+}
+
+bind_from!(
+    &str => Text,
+    String => Text,
+    Option<String> => OptText,
+    i64 => Int,
+    bool => Bool,
+    Uuid => Uuid,
+    Option<Uuid> => OptUuid,
+    DateTime<Utc> => Time,
+    Option<DateTime<Utc>> => OptTime,
+);
+
+impl From<Option<&str>> for Bind {
+    fn from(v: Option<&str>) -> Self {
+        Bind::OptText(v.map(str::to_owned))
+    }
+}
+
+/// Binds `values` in order; returns their placeholders and the parameters.
+pub(crate) fn binds<D: Dialect, const N: usize>(values: [Bind; N]) -> ([String; N], D::Args) {
+    let mut args = D::Args::default();
+    let placeholders = values.map(|v| D::bind(&mut args, v));
+    (placeholders, args)
 }
 
 /// A row's columns by position, decoded from the dialect's encodings.
@@ -45,7 +89,9 @@ pub(crate) trait Columns {
     fn text(&self, i: usize) -> Result<String>;
     fn opt_text(&self, i: usize) -> Result<Option<String>>;
     fn int(&self, i: usize) -> Result<i64>;
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     fn blob(&self, i: usize) -> Result<Vec<u8>>;
     fn uuid(&self, i: usize) -> Result<Uuid>;
     fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>>;
@@ -53,6 +99,8 @@ pub(crate) trait Columns {
     fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>>;
     fn json(&self, i: usize) -> Result<Value>;
     fn flag(&self, i: usize) -> Result<bool>;
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    fn texts(&self, i: usize) -> Result<Vec<String>>;
 
     /// The scope in three consecutive columns from `i` (user, agent, run).
     fn scope(&self, i: usize) -> Result<Scope> {
@@ -75,13 +123,58 @@ pub(crate) trait Exec<D: Driver>: Send {
 
 /// A dialect with the database to run it on: its connections and rows.
 pub(crate) trait Driver: Dialect + Sized + Send + Sync + 'static {
+    type Db: sqlx::Database<Connection = Self::Conn>;
     type Row: Columns + Send + Sync;
-    type Conn: Exec<Self> + ?Sized;
+    type Conn: Exec<Self> + sqlx::Connection<Database = Self::Db>;
+    /// Whether reads lock the rows a transaction will change (`FOR UPDATE`);
+    /// SQLite's write transactions hold the whole database instead.
+    const LOCKS_ROWS: bool;
+    /// The larger of two values (`GREATEST`, SQLite's two-argument `MAX`).
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    const GREATEST: &'static str;
+    /// What makes a read of a conversation's messages take the
+    /// conversation's index (SQLite's planner, without statistics, may read
+    /// every message of the user instead).
+    #[cfg_attr(not(feature = "chat"), allow(dead_code))]
+    const MESSAGES_BY_CONVERSATION: &'static str;
     /// The column by which the store knows a memory's row (SQLite's vector
     /// cache keys rows by `rid`).
     const ROW_KEY: &'static str;
     /// A memory's history entries (`h`), oldest first.
     const HISTORY_ORDER: &'static str;
+}
+
+/// `FOR UPDATE` of the tables `of` on a driver that locks rows.
+#[cfg_attr(not(feature = "auth"), allow(dead_code))]
+pub(crate) fn for_update<D: Driver>(of: &str) -> String {
+    if D::LOCKS_ROWS {
+        format!(" FOR UPDATE OF {of}")
+    } else {
+        String::new()
+    }
+}
+
+/// A store on a SQL database: the connections the engine runs on.
+#[async_trait]
+pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
+    type D: memory::MemoryDriver;
+
+    /// Begins a write transaction (SQLite: `BEGIN IMMEDIATE` on its writer).
+    async fn write(&self) -> Result<sqlx::Transaction<'static, <Self::D as Driver>::Db>>;
+
+    /// A connection for reads.
+    async fn read(&self) -> Result<sqlx::pool::PoolConnection<<Self::D as Driver>::Db>>;
+
+    /// After a write deleted text: SQLite truncates its write-ahead log, so
+    /// that no copy of it stays in the file.
+    async fn scrub(&self) {}
+
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    /// Whether `sql` finds a row, answered on the caller's thread when the
+    /// store can (SQLite's synchronous reader); `None`: ask [`read`](Self::read).
+    fn exists_now(&self, _sql: &str, _args: &<Self::D as Dialect>::Args) -> Option<bool> {
+        None
+    }
 }
 
 /// What differs between the SQL texts of two databases.

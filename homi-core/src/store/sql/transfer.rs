@@ -1,0 +1,318 @@
+//! Whole-memory export and restore (`homi memory export|import`), written
+//! once over a [`MemoryDriver`]. A restored memory keeps its id, its times,
+//! its validity window and its history.
+
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
+use super::memory::{
+    HISTORY_COLUMNS, IN_CHUNK, MemoryDriver, check_vector, current_hashes, embedder,
+    history_from_row, item_at, memory_columns, normalized, said,
+};
+use super::{Bind, Columns, Driver, Exec, access_sql, binds, list};
+use crate::error::{Error, Result};
+use crate::model::{HistoryEntry, MemoryItem};
+use crate::store::{EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding};
+
+/// Memories per multi-row insert while restoring (at most 17 parameters each).
+const RESTORE_ROWS: usize = 200;
+/// History entries per multi-row insert (13 parameters each).
+const HISTORY_ROWS: usize = 400;
+
+/// The ids of `ids` that are memories of the store.
+pub(crate) async fn existing_ids<D: Driver>(c: &mut D::Conn, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let mut args = D::Args::default();
+        let ids = list::<D>(&mut args, chunk.iter().map(|id| Bind::Uuid(*id)));
+        let sql = format!("SELECT id FROM homi_memories WHERE id IN ({ids})");
+        for row in c.all(sql, args).await? {
+            found.insert(row.uuid(0)?);
+        }
+    }
+    Ok(found)
+}
+
+/// Up to `limit` memories that `access` reaches, by id after `after`, each
+/// with its history and, with `embeddings`, its vector. Run it in one
+/// snapshot, so a page and its history agree.
+pub(crate) async fn export<D: MemoryDriver>(
+    c: &mut D::Conn,
+    access: &crate::model::Access,
+    after: Option<Uuid>,
+    limit: usize,
+    embeddings: bool,
+) -> Result<Vec<MemoryRecord>> {
+    let mut args = D::Args::default();
+    let w = access_sql::<D>(access, "m", &mut args);
+    let after = match after {
+        Some(id) => format!(" AND m.id > {}", D::bind(&mut args, id.into())),
+        None => String::new(),
+    };
+    let l = D::bind(&mut args, Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let (vector, join) = match (embeddings, D::VECTOR_INLINE) {
+        (false, _) => ("", ""),
+        (true, true) => (", m.embedding", ""),
+        (true, false) => (", e.embedding", " JOIN homi_memory_embeddings e ON e.rid = m.rid"),
+    };
+    let sql = format!(
+        "SELECT {}{vector} FROM homi_memories m{join} WHERE {w}{after} ORDER BY m.id LIMIT {l}",
+        memory_columns!()
+    );
+    let rows = c.all(sql, args).await?;
+    let model = match embeddings {
+        true => embedder::<D>(c, false).await?.map(|e| e.model),
+        false => None,
+    };
+    let mut records = Vec::with_capacity(rows.len());
+    let mut at = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let item = item_at(row, 0)?;
+        let embedding = match &model {
+            Some(model) => Some(RecordEmbedding {
+                model: model.clone(),
+                vector: row.vector(14)?,
+            }),
+            None => None,
+        };
+        at.insert(item.id, records.len());
+        records.push(MemoryRecord {
+            item,
+            history: Vec::new(),
+            embedding,
+        });
+    }
+    let ids: Vec<Uuid> = records.iter().map(|r| r.item.id).collect();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let mut args = D::Args::default();
+        let ids = list::<D>(&mut args, chunk.iter().map(|id| Bind::Uuid(*id)));
+        let sql = format!(
+            "SELECT {HISTORY_COLUMNS} FROM homi_memory_history h WHERE h.memory_id IN ({ids}) ORDER BY {}",
+            D::HISTORY_ORDER
+        );
+        for row in c.all(sql, args).await? {
+            let entry = history_from_row(&row)?;
+            if let Some(&i) = at.get(&entry.memory_id) {
+                records[i].history.push(entry);
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Restores exported memories with their vectors (made by `embedder`), in
+/// one transaction. A memory whose id exists is `Exists`; a current one
+/// whose text is already current in its exact scope is a `Duplicate`.
+pub(crate) async fn restore<D: MemoryDriver>(
+    c: &mut D::Conn,
+    embedder_info: &EmbedderInfo,
+    records: Vec<(MemoryRecord, Vec<f32>)>,
+) -> Result<Vec<Outcome>> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Locked first, as `apply` does: a re-embedding's swap waits for this.
+    let Some(info) = embedder::<D>(c, true).await? else {
+        return Err(Error::storage(
+            "no embedder is recorded in the store; bind one before restoring",
+        ));
+    };
+    info.must_match(embedder_info)?;
+    for (r, v) in &records {
+        check_vector(v, info.dims)
+            .map_err(|_| Error::invalid(
+                "embedding",
+                format!(
+                    "memory {} has a {}-dimension vector; the store holds {info}",
+                    r.item.id,
+                    v.len()
+                ),
+            ))?;
+    }
+    let seq = D::stamp(c).await?;
+    let ids: Vec<Uuid> = records.iter().map(|(r, _)| r.item.id).collect();
+    let present = existing_ids::<D>(c, &ids).await?;
+    // Current texts already current in their exact scope (in the store, or
+    // earlier in this batch) are duplicates.
+    let current_items = records.iter().map(|(r, _)| &r.item).filter(|m| m.valid_to.is_none());
+    let mut current = current_hashes::<D>(c, current_items.map(|m| m.hash.as_str())).await?;
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut fresh = Vec::with_capacity(records.len());
+    for (record, vector) in records {
+        let m = &record.item;
+        if present.contains(&m.id) {
+            outcomes.push(Outcome::Exists { id: m.id });
+            continue;
+        }
+        if m.valid_to.is_none() {
+            let key = said(&m.hash, &item_scope(m));
+            if let Some((id, text)) = current.get(&key) {
+                outcomes.push(Outcome::Duplicate {
+                    id: *id,
+                    text: text.clone(),
+                });
+                continue;
+            }
+            current.insert(key, (m.id, m.memory.clone()));
+        }
+        outcomes.push(Outcome::Added {
+            id: m.id,
+            text: m.memory.clone(),
+        });
+        fresh.push((outcomes.len() - 1, record, vector));
+    }
+    let mut columns = String::from(
+        "id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, created_at, updated_at, \
+         valid_from, valid_to, superseded_by",
+    );
+    if D::VECTOR_INLINE {
+        columns.push_str(", embedding");
+    }
+    if D::STAMPED {
+        columns.push_str(", seq");
+    }
+    for chunk in fresh.chunks(RESTORE_ROWS) {
+        let mut args = D::Args::default();
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(_, r, vector)| {
+                let m = &r.item;
+                let mut values = vec![
+                    Bind::Uuid(m.id),
+                    Bind::Text(m.memory.clone()),
+                    Bind::Text(m.hash.clone()),
+                    Bind::Json(serde_json::Value::Object(m.metadata.clone())),
+                    Bind::OptText(m.user_id.clone()),
+                    Bind::OptText(m.agent_id.clone()),
+                    Bind::OptText(m.run_id.clone()),
+                    Bind::OptText(m.actor_id.clone()),
+                    Bind::OptText(m.role.clone()),
+                    Bind::Time(m.created_at),
+                    Bind::Time(m.updated_at),
+                    Bind::Time(m.valid_from),
+                    Bind::OptTime(m.valid_to),
+                    Bind::OptUuid(m.superseded_by),
+                ];
+                if D::VECTOR_INLINE {
+                    values.push(Bind::Vector(normalized(vector)));
+                }
+                if D::STAMPED {
+                    values.push(Bind::Int(seq));
+                }
+                format!("({})", list::<D>(&mut args, values))
+            })
+            .collect();
+        // A row skipped here lost a race with another writer (same id, or
+        // the same current text in its scope): the unique indexes.
+        let sql = format!(
+            "INSERT INTO homi_memories ({columns}) VALUES {} ON CONFLICT DO NOTHING RETURNING id, {}",
+            rows.join(", "),
+            D::ROW_KEY
+        );
+        let mut inserted = HashMap::with_capacity(chunk.len());
+        for row in c.all(sql, args).await? {
+            inserted.insert(row.uuid(0)?, row);
+        }
+        if !D::VECTOR_INLINE && !inserted.is_empty() {
+            let mut args = D::Args::default();
+            let mut rows = Vec::with_capacity(inserted.len());
+            for (_, r, vector) in chunk {
+                if let Some(row) = inserted.get(&r.item.id) {
+                    let values = [Bind::Int(row.int(1)?), Bind::Vector(normalized(vector))];
+                    rows.push(format!("({})", list::<D>(&mut args, values)));
+                }
+            }
+            let sql = format!(
+                "INSERT INTO homi_memory_embeddings (rid, embedding) VALUES {}",
+                rows.join(", ")
+            );
+            c.run(sql, args).await?;
+        }
+        for (at, r, _) in chunk {
+            if !inserted.contains_key(&r.item.id) {
+                outcomes[*at] = lost_race::<D>(c, &r.item).await?;
+            }
+        }
+        let history: Vec<(&MemoryItem, &HistoryEntry)> = chunk
+            .iter()
+            .filter(|(_, r, _)| inserted.contains_key(&r.item.id))
+            .flat_map(|(_, r, _)| r.history.iter().map(move |h| (&r.item, h)))
+            .collect();
+        restore_history::<D>(c, &history).await?;
+    }
+    Ok(outcomes)
+}
+
+fn item_scope(m: &MemoryItem) -> crate::model::Scope {
+    crate::model::Scope {
+        user_id: m.user_id.clone(),
+        agent_id: m.agent_id.clone(),
+        run_id: m.run_id.clone(),
+    }
+}
+
+/// What a restored memory that another writer beat became: `Exists` (its
+/// id) or a `Duplicate` of the memory now current with its text.
+async fn lost_race<D: MemoryDriver>(c: &mut D::Conn, m: &MemoryItem) -> Result<Outcome> {
+    let same = D::SAME;
+    let ([i, h, u, a, r, first], args) = binds::<D, 6>([
+        m.id.into(),
+        m.hash.as_str().into(),
+        m.user_id.clone().into(),
+        m.agent_id.clone().into(),
+        m.run_id.clone().into(),
+        m.id.into(),
+    ]);
+    let sql = format!(
+        "SELECT id, memory FROM homi_memories WHERE id = {i} OR (hash = {h} AND user_id {same} {u} \
+         AND agent_id {same} {a} AND run_id {same} {r} AND valid_to IS NULL) \
+         ORDER BY id = {first} DESC LIMIT 1"
+    );
+    Ok(match c.optional(sql, args).await? {
+        Some(row) if row.uuid(0)? != m.id => Outcome::Duplicate {
+            id: row.uuid(0)?,
+            text: row.text(1)?,
+        },
+        _ => Outcome::Exists { id: m.id },
+    })
+}
+
+/// Writes history entries as exported (ids and times kept), in order.
+async fn restore_history<D: Driver>(
+    c: &mut D::Conn,
+    entries: &[(&MemoryItem, &HistoryEntry)],
+) -> Result<()> {
+    for part in entries.chunks(HISTORY_ROWS) {
+        let mut args = D::Args::default();
+        let rows: Vec<String> = part
+            .iter()
+            .map(|(m, h)| {
+                let values = [
+                    Bind::Uuid(h.id),
+                    Bind::Uuid(m.id),
+                    Bind::OptText(h.old_memory.clone()),
+                    Bind::OptText(h.new_memory.clone()),
+                    Bind::Text(h.event.as_str().to_owned()),
+                    Bind::Time(h.created_at),
+                    Bind::OptTime(h.updated_at),
+                    Bind::Bool(h.is_deleted),
+                    Bind::OptText(h.actor_id.clone()),
+                    Bind::OptText(h.role.clone()),
+                    Bind::OptText(m.user_id.clone()),
+                    Bind::OptText(m.agent_id.clone()),
+                    Bind::OptText(m.run_id.clone()),
+                ];
+                format!("({})", list::<D>(&mut args, values))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO homi_memory_history (id, memory_id, old_memory, new_memory, event, created_at, \
+             updated_at, is_deleted, actor_id, role, user_id, agent_id, run_id) VALUES {} \
+             ON CONFLICT (id) DO NOTHING",
+            rows.join(", ")
+        );
+        c.run(sql, args).await?;
+    }
+    Ok(())
+}
