@@ -277,6 +277,14 @@ impl SqlStore for PostgresStore {
         Ok(self.pool.begin().await?)
     }
 
+    async fn snapshot(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
     async fn read(&self) -> Result<PoolConnection<Postgres>> {
         Ok(self.pool.acquire().await?)
     }
@@ -355,6 +363,9 @@ impl Columns for PgRow {
     }
     fn flag(&self, i: usize) -> Result<bool> {
         Ok(self.try_get(i)?)
+    }
+    fn vector(&self, i: usize) -> Result<Vec<f32>> {
+        Ok(self.try_get::<Vector, _>(i)?.to_vec())
     }
     fn texts(&self, i: usize) -> Result<Vec<String>> {
         Ok(self.try_get(i)?)
@@ -973,11 +984,16 @@ impl Store for PostgresStore {
         limit: usize,
         embeddings: bool,
     ) -> Result<Vec<MemoryRecord>> {
-        self.export_records(access, after, limit, embeddings).await
+        let mut tx = self.snapshot().await?;
+        let records =
+            sql::transfer::export::<PgDialect>(&mut tx, access, after, limit, embeddings).await?;
+        tx.rollback().await?;
+        Ok(records)
     }
 
     async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
-        self.ids_present(ids).await
+        let mut c = self.read().await?;
+        sql::transfer::existing_ids::<PgDialect>(&mut c, ids).await
     }
 
     async fn restore(
@@ -985,7 +1001,10 @@ impl Store for PostgresStore {
         embedder: &EmbedderInfo,
         records: Vec<(MemoryRecord, Vec<f32>)>,
     ) -> Result<Vec<Outcome>> {
-        self.restore_records(embedder, records).await
+        let mut tx = self.write().await?;
+        let outcomes = sql::transfer::restore::<PgDialect>(&mut tx, embedder, records).await?;
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch> {

@@ -393,6 +393,10 @@ impl SqlStore for SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    async fn snapshot(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin().await?)
+    }
+
     async fn read(&self) -> Result<PoolConnection<Sqlite>> {
         Ok(self.pool.acquire().await?)
     }
@@ -667,6 +671,9 @@ macro_rules! sqlite_columns {
             }
             fn flag(&self, i: usize) -> Result<bool> {
                 Ok(self.int(i)? != 0)
+            }
+            fn vector(&self, i: usize) -> Result<Vec<f32>> {
+                Ok(decode_vec(&self.blob(i)?))
             }
             fn texts(&self, i: usize) -> Result<Vec<String>> {
                 let t = self.text(i)?;
@@ -1637,11 +1644,17 @@ impl Store for SqliteStore {
         limit: usize,
         embeddings: bool,
     ) -> Result<Vec<MemoryRecord>> {
-        self.export_records(access, after, limit, embeddings).await
+        let mut tx = self.snapshot().await?;
+        let records =
+            sql::transfer::export::<SqliteDialect>(&mut tx, access, after, limit, embeddings)
+                .await?;
+        tx.rollback().await?;
+        Ok(records)
     }
 
     async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
-        self.ids_present(ids).await
+        let mut c = self.read().await?;
+        sql::transfer::existing_ids::<SqliteDialect>(&mut c, ids).await
     }
 
     async fn restore(
@@ -1649,7 +1662,10 @@ impl Store for SqliteStore {
         embedder: &EmbedderInfo,
         records: Vec<(MemoryRecord, Vec<f32>)>,
     ) -> Result<Vec<Outcome>> {
-        self.restore_records(embedder, records).await
+        let mut tx = self.write().await?;
+        let outcomes = sql::transfer::restore::<SqliteDialect>(&mut tx, embedder, records).await?;
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch> {

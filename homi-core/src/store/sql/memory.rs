@@ -16,7 +16,7 @@ use crate::model::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope};
 use crate::store::{Change, EmbedderInfo, NewMemory, Outcome, normalize};
 
 /// Ids per `IN (…)` list.
-const IN_CHUNK: usize = 500;
+pub(crate) const IN_CHUNK: usize = 500;
 /// History entries per multi-row insert (13 parameters each).
 const ENTRIES_PER_INSERT: usize = 400;
 /// Memories per multi-row insert (at most 14 parameters each).
@@ -320,7 +320,7 @@ pub(crate) async fn embedder<D: MemoryDriver>(
     Ok(embedder_from_meta(meta))
 }
 
-fn check_dims(embedding: &[f32], dims: usize) -> Result<()> {
+pub(crate) fn check_vector(embedding: &[f32], dims: usize) -> Result<()> {
     if embedding.len() == dims {
         return Ok(());
     }
@@ -330,7 +330,7 @@ fn check_dims(embedding: &[f32], dims: usize) -> Result<()> {
     ))
 }
 
-fn normalized(v: &[f32]) -> Vec<f32> {
+pub(crate) fn normalized(v: &[f32]) -> Vec<f32> {
     let mut v = v.to_vec();
     normalize(&mut v);
     v
@@ -434,7 +434,7 @@ pub(crate) async fn apply<D: MemoryDriver>(
                     });
                     continue;
                 }
-                check_dims(&embedding, w.dims)?;
+                check_vector(&embedding, w.dims)?;
                 let mut meta = match row.json(3)? {
                     Value::Object(m) if !replace_metadata => m,
                     _ => Metadata::new(),
@@ -592,25 +592,23 @@ fn one(mut outcomes: Vec<Outcome>) -> Result<Outcome> {
 }
 
 /// A memory's text in its exact scope.
-type Said = (String, Option<String>, Option<String>, Option<String>);
+pub(crate) type Said = (String, Option<String>, Option<String>, Option<String>);
 
-fn said(m: &NewMemory) -> Said {
-    let s = &m.scope;
+pub(crate) fn said(hash: &str, s: &Scope) -> Said {
     (
-        m.hash.clone(),
+        hash.to_owned(),
         s.user_id.clone(),
         s.agent_id.clone(),
         s.run_id.clone(),
     )
 }
 
-/// The current memories whose hash is one of `ms`' hashes, by hash and
-/// exact scope.
-async fn current_hashes<D: Driver>(
+/// The current memories with one of these hashes, by hash and exact scope.
+pub(crate) async fn current_hashes<'a, D: Driver>(
     c: &mut D::Conn,
-    ms: &[&NewMemory],
+    hashes: impl Iterator<Item = &'a str>,
 ) -> Result<HashMap<Said, (Uuid, String)>> {
-    let mut hashes: Vec<&str> = ms.iter().map(|m| m.hash.as_str()).collect();
+    let mut hashes: Vec<&str> = hashes.collect();
     hashes.sort_unstable();
     hashes.dedup();
     let mut known = HashMap::new();
@@ -670,13 +668,13 @@ async fn insert<D: MemoryDriver>(
     imported: Option<(DateTime<Utc>, DateTime<Utc>)>,
 ) -> Result<Vec<Outcome>> {
     for m in ms {
-        check_dims(&m.embedding, w.dims)?;
+        check_vector(&m.embedding, w.dims)?;
     }
-    let mut known = current_hashes::<D>(c, ms).await?;
+    let mut known = current_hashes::<D>(c, ms.iter().map(|m| m.hash.as_str())).await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; ms.len()];
     let mut fresh: Vec<usize> = Vec::new();
     for (i, m) in ms.iter().enumerate() {
-        match known.entry(said(m)) {
+        match known.entry(said(&m.hash, &m.scope)) {
             Slot::Occupied(e) => {
                 let (id, text) = e.get().clone();
                 outcomes[i] = Some(Outcome::Duplicate { id, text });

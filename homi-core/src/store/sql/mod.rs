@@ -17,6 +17,7 @@ pub(crate) mod auth;
 pub(crate) mod chat;
 pub(crate) mod jobs;
 pub(crate) mod memory;
+pub(crate) mod transfer;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -101,6 +102,8 @@ pub(crate) trait Columns {
     fn flag(&self, i: usize) -> Result<bool>;
     #[cfg_attr(not(feature = "auth"), allow(dead_code))]
     fn texts(&self, i: usize) -> Result<Vec<String>>;
+    /// A memory's vector as stored.
+    fn vector(&self, i: usize) -> Result<Vec<f32>>;
 
     /// The scope in three consecutive columns from `i` (user, agent, run).
     fn scope(&self, i: usize) -> Result<Scope> {
@@ -161,6 +164,9 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Begins a write transaction (SQLite: `BEGIN IMMEDIATE` on its writer).
     async fn write(&self) -> Result<sqlx::Transaction<'static, <Self::D as Driver>::Db>>;
+
+    /// A read transaction that sees one snapshot of the database.
+    async fn snapshot(&self) -> Result<sqlx::Transaction<'static, <Self::D as Driver>::Db>>;
 
     /// A connection for reads.
     async fn read(&self) -> Result<sqlx::pool::PoolConnection<<Self::D as Driver>::Db>>;

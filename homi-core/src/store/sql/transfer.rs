@@ -21,7 +21,10 @@ const RESTORE_ROWS: usize = 200;
 const HISTORY_ROWS: usize = 400;
 
 /// The ids of `ids` that are memories of the store.
-pub(crate) async fn existing_ids<D: Driver>(c: &mut D::Conn, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+pub(crate) async fn existing_ids<D: Driver>(
+    c: &mut D::Conn,
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>> {
     let mut found = HashSet::new();
     for chunk in ids.chunks(IN_CHUNK) {
         let mut args = D::Args::default();
@@ -50,11 +53,17 @@ pub(crate) async fn export<D: MemoryDriver>(
         Some(id) => format!(" AND m.id > {}", D::bind(&mut args, id.into())),
         None => String::new(),
     };
-    let l = D::bind(&mut args, Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let l = D::bind(
+        &mut args,
+        Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+    );
     let (vector, join) = match (embeddings, D::VECTOR_INLINE) {
         (false, _) => ("", ""),
         (true, true) => (", m.embedding", ""),
-        (true, false) => (", e.embedding", " JOIN homi_memory_embeddings e ON e.rid = m.rid"),
+        (true, false) => (
+            ", e.embedding",
+            " JOIN homi_memory_embeddings e ON e.rid = m.rid",
+        ),
     };
     let sql = format!(
         "SELECT {}{vector} FROM homi_memories m{join} WHERE {w}{after} ORDER BY m.id LIMIT {l}",
@@ -120,22 +129,26 @@ pub(crate) async fn restore<D: MemoryDriver>(
     };
     info.must_match(embedder_info)?;
     for (r, v) in &records {
-        check_vector(v, info.dims)
-            .map_err(|_| Error::invalid(
+        check_vector(v, info.dims).map_err(|_| {
+            Error::invalid(
                 "embedding",
                 format!(
                     "memory {} has a {}-dimension vector; the store holds {info}",
                     r.item.id,
                     v.len()
                 ),
-            ))?;
+            )
+        })?;
     }
     let seq = D::stamp(c).await?;
     let ids: Vec<Uuid> = records.iter().map(|(r, _)| r.item.id).collect();
     let present = existing_ids::<D>(c, &ids).await?;
     // Current texts already current in their exact scope (in the store, or
     // earlier in this batch) are duplicates.
-    let current_items = records.iter().map(|(r, _)| &r.item).filter(|m| m.valid_to.is_none());
+    let current_items = records
+        .iter()
+        .map(|(r, _)| &r.item)
+        .filter(|m| m.valid_to.is_none());
     let mut current = current_hashes::<D>(c, current_items.map(|m| m.hash.as_str())).await?;
     let mut outcomes = Vec::with_capacity(records.len());
     let mut fresh = Vec::with_capacity(records.len());
