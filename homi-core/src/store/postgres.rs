@@ -7,7 +7,6 @@
 //! partial unique index keeps one current memory per text and exact scope, so
 //! concurrent writers cannot insert the same fact twice.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pgvector::Vector;
 use serde_json::Value;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row};
@@ -35,76 +34,53 @@ use crate::error::{Error, Result};
 use crate::model::{Access, HistoryEntry, MemoryItem, Scope, keywords};
 use crate::model::{Field, Op};
 
-const MIGRATION_0001: &str = include_str!("../../migrations/postgres/0001_memories.sql");
-const MIGRATION_0002: &str = include_str!("../../migrations/postgres/0002_inline_vectors.sql");
-const MIGRATION_0003: &str = include_str!("../../migrations/postgres/0003_auth.sql");
-const MIGRATION_0004: &str = include_str!("../../migrations/postgres/0004_jobs.sql");
-const MIGRATION_0005: &str = include_str!("../../migrations/postgres/0005_conversations.sql");
-const MIGRATION_0006: &str = include_str!("../../migrations/postgres/0006_api_keys.sql");
-const MIGRATION_0007: &str = include_str!("../../migrations/postgres/0007_reembed.sql");
-const MIGRATION_0008: &str = include_str!("../../migrations/postgres/0008_fts.sql");
+/// The schema's migrations, in order. The auth tables exist in every build,
+/// so one database serves builds with and without the `auth` feature.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "memories",
+        include_str!("../../migrations/postgres/0001_memories.sql"),
+    ),
+    (
+        2,
+        "inline vectors",
+        include_str!("../../migrations/postgres/0002_inline_vectors.sql"),
+    ),
+    (
+        3,
+        "auth",
+        include_str!("../../migrations/postgres/0003_auth.sql"),
+    ),
+    (
+        4,
+        "jobs",
+        include_str!("../../migrations/postgres/0004_jobs.sql"),
+    ),
+    (
+        5,
+        "conversations",
+        include_str!("../../migrations/postgres/0005_conversations.sql"),
+    ),
+    (
+        6,
+        "api keys",
+        include_str!("../../migrations/postgres/0006_api_keys.sql"),
+    ),
+    (
+        7,
+        "reembed",
+        include_str!("../../migrations/postgres/0007_reembed.sql"),
+    ),
+    (
+        8,
+        "full-text search",
+        include_str!("../../migrations/postgres/0008_fts.sql"),
+    ),
+];
 
 fn migrator() -> Migrator {
-    let mut m = Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            Cow::Borrowed("memories"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0001),
-            false,
-        ),
-        Migration::new(
-            2,
-            Cow::Borrowed("inline vectors"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0002),
-            false,
-        ),
-        // Auth tables exist in every build, so one database serves builds with
-        // and without the `auth` feature.
-        Migration::new(
-            3,
-            Cow::Borrowed("auth"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0003),
-            false,
-        ),
-        Migration::new(
-            4,
-            Cow::Borrowed("jobs"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0004),
-            false,
-        ),
-        Migration::new(
-            5,
-            Cow::Borrowed("conversations"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0005),
-            false,
-        ),
-        Migration::new(
-            6,
-            Cow::Borrowed("api keys"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0006),
-            false,
-        ),
-        Migration::new(
-            7,
-            Cow::Borrowed("reembed"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0007),
-            false,
-        ),
-        Migration::new(
-            8,
-            Cow::Borrowed("full-text search"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0008),
-            false,
-        ),
-    ]);
+    let mut m = sql::migrator(MIGRATIONS);
     // A shared database (e.g. a Supabase project) may run its own sqlx migrations.
     m.dangerous_set_table_name("homi_migrations");
     m
@@ -659,13 +635,6 @@ impl PostgresStore {
             .try_get(0)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
-
-    async fn fetch_items(&self, sql: String, args: &Args) -> Result<Vec<MemoryItem>> {
-        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), args)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(item_from_row).collect()
-    }
 }
 
 #[async_trait]
@@ -703,20 +672,8 @@ impl Store for PostgresStore {
     }
 
     async fn find_by_hash(&self, scope: &Scope, hashes: &[String]) -> Result<Vec<MemoryItem>> {
-        if hashes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut args = Args::default();
-        let w = sql::scope_sql::<PgDialect>(scope, "m", &mut args);
-        let mut list = Vec::with_capacity(hashes.len());
-        for h in hashes {
-            list.push(args.text(h.clone()));
-        }
-        let sql = format!(
-            "SELECT {COLUMNS} FROM homi_memories m WHERE {w} AND m.valid_to IS NULL AND m.hash IN ({})",
-            list.join(", ")
-        );
-        self.fetch_items(sql, &args).await
+        let mut c = self.read().await?;
+        sql::memory::find_by_hash::<PgDialect>(&mut c, scope, hashes).await
     }
 
     async fn search(
@@ -913,33 +870,18 @@ impl Store for PostgresStore {
     }
 
     async fn get(&self, id: Uuid, access: &Access) -> Result<Option<MemoryItem>> {
-        let mut args = Args::default();
-        let p = args.push(Bind::Uuid(id));
-        let w = sql::access_sql::<PgDialect>(access, "m", &mut args);
-        let sql = format!("SELECT {COLUMNS} FROM homi_memories m WHERE m.id = {p} AND {w}");
-        Ok(self.fetch_items(sql, &args).await?.into_iter().next())
+        let mut c = self.read().await?;
+        sql::memory::get::<PgDialect>(&mut c, id, access).await
     }
 
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
-        let mut args = Args::default();
-        let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
-        let limit = args.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM homi_memories m WHERE {readable} \
-             ORDER BY m.created_at DESC, m.id DESC LIMIT {limit}"
-        );
-        self.fetch_items(sql, &args).await
+        let mut c = self.read().await?;
+        sql::memory::list::<PgDialect>(&mut c, scope, params).await
     }
 
     async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
-        let mut args = Args::default();
-        let readable = sql::readable_sql::<PgDialect>(scope, params, &mut args);
-        let sql = format!("SELECT count(*) FROM homi_memories m WHERE {readable}");
-        let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &args)
-            .fetch_one(&self.pool)
-            .await?;
-        let n: i64 = row.try_get(0)?;
-        Ok(n.unsigned_abs())
+        let mut c = self.read().await?;
+        sql::memory::count::<PgDialect>(&mut c, scope, params).await
     }
 
     async fn apply(

@@ -12,7 +12,6 @@
 //! content, history keeps only that a deletion happened, and the write-ahead
 //! log is checkpointed and truncated afterwards.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +22,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -48,90 +46,60 @@ use crate::error::{Error, Result};
 use crate::model::{Access, HistoryEntry, MemoryItem, Scope};
 use crate::model::{Field, Op};
 
-const MIGRATION_0001: &str = include_str!("../../migrations/sqlite/0001_memories.sql");
-const MIGRATION_0002: &str = include_str!("../../migrations/sqlite/0002_auth.sql");
-const MIGRATION_0003: &str = include_str!("../../migrations/sqlite/0003_jobs.sql");
-const MIGRATION_0004: &str = include_str!("../../migrations/sqlite/0004_conversations.sql");
-const MIGRATION_0005: &str = include_str!("../../migrations/sqlite/0005_api_keys.sql");
-const MIGRATION_0006: &str = include_str!("../../migrations/sqlite/0006_reembed.sql");
-const MIGRATION_0007: &str = include_str!("../../migrations/sqlite/0007_fts.sql");
-const MIGRATION_0008: &str = include_str!("../../migrations/sqlite/0008_drop_fts.sql");
-const MIGRATION_0009: &str = include_str!("../../migrations/sqlite/0009_homi_names.sql");
-
 /// Tombstones older than this many changes are pruned; caches further behind reload fully.
 const TOMBSTONE_WINDOW: i64 = 100_000;
 /// Most SQL parameters per `IN (…)` list.
 const IN_CHUNK: usize = 500;
 
-fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            Cow::Borrowed("memories"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0001),
-            false,
-        ),
-        // Auth tables exist in every build, so one database serves builds with
-        // and without the `auth` feature.
-        Migration::new(
-            2,
-            Cow::Borrowed("auth"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0002),
-            false,
-        ),
-        Migration::new(
-            3,
-            Cow::Borrowed("jobs"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0003),
-            false,
-        ),
-        Migration::new(
-            4,
-            Cow::Borrowed("conversations"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0004),
-            false,
-        ),
-        Migration::new(
-            5,
-            Cow::Borrowed("api keys"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0005),
-            false,
-        ),
-        Migration::new(
-            6,
-            Cow::Borrowed("reembed"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0006),
-            false,
-        ),
-        Migration::new(
-            7,
-            Cow::Borrowed("full-text search"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0007),
-            false,
-        ),
-        Migration::new(
-            8,
-            Cow::Borrowed("keyword index in memory"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0008),
-            false,
-        ),
-        Migration::new(
-            9,
-            Cow::Borrowed("tables named as on Postgres"),
-            MigrationType::Simple,
-            sqlx::SqlStr::from_static(MIGRATION_0009),
-            false,
-        ),
-    ])
-}
+/// The schema's migrations, in order. The auth tables exist in every build,
+/// so one database serves builds with and without the `auth` feature.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "memories",
+        include_str!("../../migrations/sqlite/0001_memories.sql"),
+    ),
+    (
+        2,
+        "auth",
+        include_str!("../../migrations/sqlite/0002_auth.sql"),
+    ),
+    (
+        3,
+        "jobs",
+        include_str!("../../migrations/sqlite/0003_jobs.sql"),
+    ),
+    (
+        4,
+        "conversations",
+        include_str!("../../migrations/sqlite/0004_conversations.sql"),
+    ),
+    (
+        5,
+        "api keys",
+        include_str!("../../migrations/sqlite/0005_api_keys.sql"),
+    ),
+    (
+        6,
+        "reembed",
+        include_str!("../../migrations/sqlite/0006_reembed.sql"),
+    ),
+    (
+        7,
+        "full-text search",
+        include_str!("../../migrations/sqlite/0007_fts.sql"),
+    ),
+    (
+        8,
+        "keyword index in memory",
+        include_str!("../../migrations/sqlite/0008_drop_fts.sql"),
+    ),
+    (
+        9,
+        "tables named as on Postgres",
+        include_str!("../../migrations/sqlite/0009_homi_names.sql"),
+    ),
+];
 
 /// Runs the migrations. Two processes (or two opens in one) that create the
 /// same new database at once race: each migration is one transaction, so the
@@ -140,7 +108,7 @@ fn migrator() -> Migrator {
 async fn run_migrations(pool: &SqlitePool) -> Result<()> {
     let mut attempt = 0;
     loop {
-        match migrator().run(pool).await {
+        match sql::migrator(MIGRATIONS).run(pool).await {
             Ok(()) => return Ok(()),
             Err(e) if attempt < 5 => {
                 attempt += 1;
@@ -970,13 +938,6 @@ impl SqliteStore {
         rows.iter().map(|r| map(r)).collect()
     }
 
-    async fn fetch_items(&self, sql: String, binds: &[Bind]) -> Result<Vec<(i64, MemoryItem)>> {
-        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), binds)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(item_from_row).collect()
-    }
-
     /// [`Store::hybrid_candidates`] from the scope's cached vectors and one
     /// snapshot of the synchronous reader: the semantic candidates and every
     /// memory's neighbours come from the cache, the keyword candidates from
@@ -1347,23 +1308,8 @@ impl Store for SqliteStore {
     }
 
     async fn find_by_hash(&self, scope: &Scope, hashes: &[String]) -> Result<Vec<MemoryItem>> {
-        let mut out = Vec::new();
-        for chunk in hashes.chunks(IN_CHUNK) {
-            let mut binds = Vec::new();
-            let scope_where = sql::scope_sql::<SqliteDialect>(scope, "m", &mut binds);
-            binds.extend(chunk.iter().map(|h| Bind::Text(h.clone())));
-            let sql = format!(
-                "SELECT {COLUMNS} FROM homi_memories m WHERE {scope_where} AND m.valid_to IS NULL AND m.hash IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            out.extend(
-                self.fetch_items(sql, &binds)
-                    .await?
-                    .into_iter()
-                    .map(|(_, i)| i),
-            );
-        }
-        Ok(out)
+        let mut c = self.read().await?;
+        sql::memory::find_by_hash::<SqliteDialect>(&mut c, scope, hashes).await
     }
 
     async fn search(
@@ -1554,42 +1500,18 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, id: Uuid, access: &Access) -> Result<Option<MemoryItem>> {
-        let mut binds = vec![Bind::Text(id.to_string())];
-        let scope_where = sql::access_sql::<SqliteDialect>(access, "m", &mut binds);
-        let sql = format!("SELECT {COLUMNS} FROM homi_memories m WHERE m.id = ? AND {scope_where}");
-        Ok(self
-            .fetch_items(sql, &binds)
-            .await?
-            .into_iter()
-            .next()
-            .map(|(_, i)| i))
+        let mut c = self.read().await?;
+        sql::memory::get::<SqliteDialect>(&mut c, id, access).await
     }
 
     async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
-        let mut binds = Vec::new();
-        let readable = sql::readable_sql::<SqliteDialect>(scope, params, &mut binds);
-        binds.push(Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM homi_memories m WHERE {readable} \
-             ORDER BY m.created_at DESC, m.rid DESC LIMIT ?"
-        );
-        Ok(self
-            .fetch_items(sql, &binds)
-            .await?
-            .into_iter()
-            .map(|(_, i)| i)
-            .collect())
+        let mut c = self.read().await?;
+        sql::memory::list::<SqliteDialect>(&mut c, scope, params).await
     }
 
     async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
-        let mut binds = Vec::new();
-        let readable = sql::readable_sql::<SqliteDialect>(scope, params, &mut binds);
-        let sql = format!("SELECT count(*) FROM homi_memories m WHERE {readable}");
-        let row = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
-            .fetch_one(&self.pool)
-            .await?;
-        let n: i64 = row.try_get(0)?;
-        Ok(n.unsigned_abs())
+        let mut c = self.read().await?;
+        sql::memory::count::<SqliteDialect>(&mut c, scope, params).await
     }
 
     async fn apply(
@@ -1750,12 +1672,15 @@ mod tests {
             .create_if_missing(true)
             .foreign_keys(true);
         let pool = SqlitePool::connect_with(connect).await.unwrap();
-        let before: Vec<Migration> = migrator()
+        let before: Vec<sqlx::migrate::Migration> = sql::migrator(MIGRATIONS)
             .iter()
             .filter(|m| m.version <= 8)
             .cloned()
             .collect();
-        Migrator::with_migrations(before).run(&pool).await.unwrap();
+        sqlx::migrate::Migrator::with_migrations(before)
+            .run(&pool)
+            .await
+            .unwrap();
         let id = Uuid::new_v4();
         for sql in [
             "INSERT INTO homi_meta (key, value) VALUES ('embedder_model', 'm'), ('embedder_dims', '3')".to_owned(),

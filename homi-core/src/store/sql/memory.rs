@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Bind, Columns, Driver, Exec, access_sql, job_scope_sql, list, scope_sql};
+use super::{
+    Bind, Columns, Driver, Exec, access_sql, bind_list, job_scope_sql, readable_sql, scope_sql,
+};
 use crate::error::{Error, Result};
 use crate::model::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope};
-use crate::store::{Change, EmbedderInfo, NewMemory, Outcome, normalize};
+use crate::store::{Change, EmbedderInfo, NewMemory, Outcome, ReadParams, normalize};
 
 /// Ids per `IN (…)` list.
 pub(crate) const IN_CHUNK: usize = 500;
@@ -132,7 +134,7 @@ pub(crate) async fn insert_history<D: Driver>(
         let rows: Vec<String> = chunk
             .iter()
             .map(|e| {
-                let values = list::<D>(
+                let values = bind_list::<D>(
                     &mut args,
                     [
                         Bind::Uuid(Uuid::new_v4()),
@@ -212,7 +214,7 @@ async fn forget_history<D: Driver>(c: &mut D::Conn, ids: &[Uuid]) -> Result<()> 
             "homi_memory_reembed WHERE id",
         ] {
             let mut args = D::Args::default();
-            let ids = list::<D>(&mut args, chunk.iter().map(|id| Bind::Uuid(*id)));
+            let ids = bind_list::<D>(&mut args, chunk.iter().map(|id| Bind::Uuid(*id)));
             c.run(format!("DELETE FROM {rows} IN ({ids})"), args)
                 .await?;
         }
@@ -286,6 +288,88 @@ pub(crate) async fn delete_scope<D: MemoryDriver>(c: &mut D::Conn, scope: &Scope
 /// The recorded embedder's rows in `homi_meta`, as `(key, value)`.
 pub(crate) const EMBEDDER_SQL: &str =
     "SELECT key, value FROM homi_meta WHERE key IN ('embedder_model', 'embedder_dims')";
+
+/// Memory `id`, if `access` reaches it.
+pub(crate) async fn get<D: Driver>(
+    c: &mut D::Conn,
+    id: Uuid,
+    access: &Access,
+) -> Result<Option<MemoryItem>> {
+    let mut args = D::Args::default();
+    let p = D::bind(&mut args, Bind::Uuid(id));
+    let w = access_sql::<D>(access, "m", &mut args);
+    let sql = format!(
+        "SELECT {} FROM homi_memories m WHERE m.id = {p} AND {w}",
+        memory_columns!()
+    );
+    c.optional(sql, args)
+        .await?
+        .map(|r| item_at(&r, 0))
+        .transpose()
+}
+
+/// The newest memories a read of `scope` with `params` sees.
+pub(crate) async fn list<D: Driver>(
+    c: &mut D::Conn,
+    scope: &Scope,
+    params: &ReadParams,
+) -> Result<Vec<MemoryItem>> {
+    let mut args = D::Args::default();
+    let readable = readable_sql::<D>(scope, params, &mut args);
+    let limit = D::bind(
+        &mut args,
+        Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)),
+    );
+    let sql = format!(
+        "SELECT {} FROM homi_memories m WHERE {readable} ORDER BY m.created_at DESC, m.{} DESC LIMIT {limit}",
+        memory_columns!(),
+        D::ROW_KEY
+    );
+    c.all(sql, args)
+        .await?
+        .iter()
+        .map(|r| item_at(r, 0))
+        .collect()
+}
+
+/// How many memories a read of `scope` with `params` sees.
+pub(crate) async fn count<D: Driver>(
+    c: &mut D::Conn,
+    scope: &Scope,
+    params: &ReadParams,
+) -> Result<u64> {
+    let mut args = D::Args::default();
+    let readable = readable_sql::<D>(scope, params, &mut args);
+    let sql = format!("SELECT count(*) FROM homi_memories m WHERE {readable}");
+    let row = c.optional(sql, args).await?;
+    Ok(row
+        .map(|r| r.int(0))
+        .transpose()?
+        .unwrap_or(0)
+        .unsigned_abs())
+}
+
+/// The current memories of exactly `scope` with one of `hashes`.
+pub(crate) async fn find_by_hash<D: Driver>(
+    c: &mut D::Conn,
+    scope: &Scope,
+    hashes: &[String],
+) -> Result<Vec<MemoryItem>> {
+    let mut out = Vec::new();
+    for chunk in hashes.chunks(IN_CHUNK) {
+        let mut args = D::Args::default();
+        let w = scope_sql::<D>(scope, "m", &mut args);
+        let hashes = bind_list::<D>(&mut args, chunk.iter().map(|h| Bind::Text(h.clone())));
+        let sql = format!(
+            "SELECT {} FROM homi_memories m WHERE {w} AND m.valid_to IS NULL AND m.hash IN ({hashes})",
+            memory_columns!()
+        );
+        for row in c.all(sql, args).await? {
+            out.push(item_at(&row, 0)?);
+        }
+    }
+    Ok(out)
+}
 
 /// The embedder recorded in [`EMBEDDER_SQL`]'s rows, if complete.
 pub(crate) fn embedder_from_meta(meta: Vec<(String, String)>) -> Option<EmbedderInfo> {
@@ -614,7 +698,7 @@ pub(crate) async fn current_hashes<'a, D: Driver>(
     let mut known = HashMap::new();
     for chunk in hashes.chunks(IN_CHUNK) {
         let mut args = D::Args::default();
-        let hashes = list::<D>(&mut args, chunk.iter().map(|h| Bind::Text((*h).to_owned())));
+        let hashes = bind_list::<D>(&mut args, chunk.iter().map(|h| Bind::Text((*h).to_owned())));
         let sql = format!(
             "SELECT id, memory, hash, user_id, agent_id, run_id FROM homi_memories \
              WHERE valid_to IS NULL AND hash IN ({hashes})"
@@ -721,7 +805,7 @@ async fn insert<D: MemoryDriver>(
                 if D::STAMPED {
                     values.push(Bind::Int(w.seq));
                 }
-                format!("({})", list::<D>(&mut args, values))
+                format!("({})", bind_list::<D>(&mut args, values))
             })
             .collect();
         let sql = format!(
@@ -742,7 +826,7 @@ async fn insert<D: MemoryDriver>(
                         Bind::Int(row.int(1)?),
                         Bind::Vector(normalized(&ms[i].embedding)),
                     ];
-                    rows.push(format!("({})", list::<D>(&mut args, values)));
+                    rows.push(format!("({})", bind_list::<D>(&mut args, values)));
                 }
             }
             let sql = format!(

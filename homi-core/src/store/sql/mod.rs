@@ -212,8 +212,30 @@ pub(crate) trait Dialect {
     fn job_scope_field(key: &str) -> String;
 }
 
+/// A migrator running `migrations` (version, description, SQL) in order,
+/// each in its own transaction.
+pub(crate) fn migrator(
+    migrations: &[(i64, &'static str, &'static str)],
+) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType};
+    sqlx::migrate::Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    std::borrow::Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sqlx::SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
 /// Placeholders for `values`, bound in order, joined by commas.
-pub(crate) fn list<D: Dialect>(
+pub(crate) fn bind_list<D: Dialect>(
     args: &mut D::Args,
     values: impl IntoIterator<Item = Bind>,
 ) -> String {

@@ -10,7 +10,7 @@ use super::memory::{
     HISTORY_COLUMNS, IN_CHUNK, MemoryDriver, check_vector, current_hashes, embedder,
     history_from_row, item_at, memory_columns, normalized, said,
 };
-use super::{Bind, Columns, Driver, Exec, access_sql, binds, list};
+use super::{Bind, Columns, Driver, Exec, access_sql, bind_list, binds};
 use crate::error::{Error, Result};
 use crate::model::{HistoryEntry, MemoryItem};
 use crate::store::{EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding};
@@ -28,7 +28,7 @@ pub(crate) async fn existing_ids<D: Driver>(
     let mut found = HashSet::new();
     for chunk in ids.chunks(IN_CHUNK) {
         let mut args = D::Args::default();
-        let ids = list::<D>(&mut args, chunk.iter().map(|id| Bind::Uuid(*id)));
+        let ids = bind_list::<D>(&mut args, chunk.iter().map(|id| Bind::Uuid(*id)));
         let sql = format!("SELECT id FROM homi_memories WHERE id IN ({ids})");
         for row in c.all(sql, args).await? {
             found.insert(row.uuid(0)?);
@@ -95,7 +95,7 @@ pub(crate) async fn export<D: MemoryDriver>(
     let ids: Vec<Uuid> = records.iter().map(|r| r.item.id).collect();
     for chunk in ids.chunks(IN_CHUNK) {
         let mut args = D::Args::default();
-        let ids = list::<D>(&mut args, chunk.iter().map(|id| Bind::Uuid(*id)));
+        let ids = bind_list::<D>(&mut args, chunk.iter().map(|id| Bind::Uuid(*id)));
         let sql = format!(
             "SELECT {HISTORY_COLUMNS} FROM homi_memory_history h WHERE h.memory_id IN ({ids}) ORDER BY {}",
             D::HISTORY_ORDER
@@ -213,7 +213,7 @@ pub(crate) async fn restore<D: MemoryDriver>(
                 if D::STAMPED {
                     values.push(Bind::Int(seq));
                 }
-                format!("({})", list::<D>(&mut args, values))
+                format!("({})", bind_list::<D>(&mut args, values))
             })
             .collect();
         // A row skipped here lost a race with another writer (same id, or
@@ -233,7 +233,7 @@ pub(crate) async fn restore<D: MemoryDriver>(
             for (_, r, vector) in chunk {
                 if let Some(row) = inserted.get(&r.item.id) {
                     let values = [Bind::Int(row.int(1)?), Bind::Vector(normalized(vector))];
-                    rows.push(format!("({})", list::<D>(&mut args, values)));
+                    rows.push(format!("({})", bind_list::<D>(&mut args, values)));
                 }
             }
             let sql = format!(
@@ -316,7 +316,7 @@ async fn restore_history<D: Driver>(
                     Bind::OptText(m.agent_id.clone()),
                     Bind::OptText(m.run_id.clone()),
                 ];
-                format!("({})", list::<D>(&mut args, values))
+                format!("({})", bind_list::<D>(&mut args, values))
             })
             .collect();
         let sql = format!(
