@@ -239,10 +239,13 @@ impl Driver for PgDialect {
     type Row = PgRow;
     type Conn = PgConnection;
     const LOCKS_ROWS: bool = true;
-    const MESSAGES_BY_CONVERSATION: &'static str = "";
     const GREATEST: &'static str = "GREATEST";
     const ROW_KEY: &'static str = "id";
     const HISTORY_ORDER: &'static str = "h.pos";
+
+    fn indexed_by(_: &str) -> String {
+        String::new()
+    }
 }
 
 #[async_trait]
@@ -950,7 +953,10 @@ impl Store for PostgresStore {
     }
 
     async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch> {
-        self.reembed_next_batch(target, limit).await
+        let mut tx = self.write().await?;
+        let batch = sql::transfer::reembed_next::<PgDialect>(&mut tx, target, limit).await?;
+        tx.commit().await?;
+        Ok(batch)
     }
 
     async fn reembed_stage(

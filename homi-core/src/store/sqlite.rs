@@ -347,10 +347,13 @@ impl Driver for SqliteDialect {
     type Row = SqliteRow;
     type Conn = SqliteConnection;
     const LOCKS_ROWS: bool = false;
-    const MESSAGES_BY_CONVERSATION: &'static str = " INDEXED BY conversation_messages_conversation";
     const GREATEST: &'static str = "MAX";
     const ROW_KEY: &'static str = "rid";
     const HISTORY_ORDER: &'static str = "h.rowid";
+
+    fn indexed_by(index: &str) -> String {
+        format!(" INDEXED BY {index}")
+    }
 }
 
 #[async_trait]
@@ -1591,7 +1594,10 @@ impl Store for SqliteStore {
     }
 
     async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch> {
-        self.reembed_next_batch(target, limit).await
+        let mut tx = self.write().await?;
+        let batch = sql::transfer::reembed_next::<SqliteDialect>(&mut tx, target, limit).await?;
+        tx.commit().await?;
+        Ok(batch)
     }
 
     async fn reembed_stage(

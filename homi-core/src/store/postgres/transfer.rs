@@ -1,109 +1,25 @@
 //! Moving a store to another embedder (`homi memory reembed`) on Postgres:
 //! vectors staged beside the memories, then swapped in at once.
 
-use sqlx::{AssertSqlSafe, PgConnection, Row};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use super::{Args, Bind, PostgresStore, bind_all, build_vector_index_concurrently};
+use super::{Args, Bind, PgDialect, PostgresStore, bind_all, build_vector_index_concurrently};
 use crate::error::{Error, Result};
-use crate::store::{EmbedderInfo, ReembedBatch, ReembedItem, normalize};
+use crate::store::sql;
+use crate::store::{EmbedderInfo, normalize};
 
 /// Vectors per multi-row statement while staging (3 parameters each).
 const STAGE_ROWS: usize = 200;
 
-/// `homi_meta` key naming the embedder a re-embedding stages vectors for.
-const TARGET_KEY: &str = "reembed_target";
-
-fn target_value(t: &EmbedderInfo) -> String {
-    format!("{}\u{1f}{}", t.model, t.dims)
-}
-
-/// Memories without a staged vector for their current text.
-const PENDING: &str = "FROM homi_memories m LEFT JOIN homi_memory_reembed s ON s.id = m.id \
-     WHERE s.id IS NULL OR s.hash <> m.hash";
-
-/// Takes the re-embedding lock (one re-embedding step at a time) and checks
-/// the staged target.
-async fn check_target(tx: &mut PgConnection, target: &EmbedderInfo) -> Result<()> {
-    let staged_for: Option<String> =
-        sqlx::query_scalar("SELECT value FROM homi_meta WHERE key = $1 FOR UPDATE")
-            .bind(TARGET_KEY)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if staged_for.as_deref() == Some(target_value(target).as_str()) {
-        Ok(())
-    } else {
-        Err(Error::Conflict(format!(
-            "another re-embedding (to another model) started meanwhile; run it again for {}",
-            target.model
-        )))
-    }
-}
-
 impl PostgresStore {
-    pub(super) async fn reembed_next_batch(
-        &self,
-        target: &EmbedderInfo,
-        limit: usize,
-    ) -> Result<ReembedBatch> {
-        let mut tx = self.pool.begin().await?;
-        let wanted = target_value(target);
-        // Upsert-and-lock the target row; a new target starts over.
-        let previous: Option<String> =
-            sqlx::query_scalar("SELECT value FROM homi_meta WHERE key = $1 FOR UPDATE")
-                .bind(TARGET_KEY)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if previous.as_deref() != Some(wanted.as_str()) {
-            sqlx::query("DELETE FROM homi_memory_reembed")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO homi_meta (key, value) VALUES ($1, $2) \
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            )
-            .bind(TARGET_KEY)
-            .bind(&wanted)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM homi_memories")
-            .fetch_one(&mut *tx)
-            .await?;
-        let pending: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) {PENDING}")))
-            .fetch_one(&mut *tx)
-            .await?;
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT m.id, m.memory, m.hash {PENDING} ORDER BY m.id LIMIT $1"
-        )))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let todo = rows
-            .iter()
-            .map(|r| {
-                Ok(ReembedItem {
-                    id: r.try_get(0)?,
-                    text: r.try_get(1)?,
-                    hash: r.try_get(2)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ReembedBatch {
-            total: total.unsigned_abs(),
-            done: (total - pending).unsigned_abs(),
-            todo,
-        })
-    }
-
     pub(super) async fn reembed_stage_vectors(
         &self,
         target: &EmbedderInfo,
         vectors: Vec<(Uuid, String, Vec<f32>)>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        check_target(&mut tx, target).await?;
+        sql::transfer::check_target::<PgDialect>(&mut tx, target).await?;
         // Only for a memory that still exists with that text (one deleted
         // meanwhile leaves nothing behind); those rows are locked meanwhile.
         let ids: Vec<Uuid> = vectors.iter().map(|(id, _, _)| *id).collect();
@@ -148,15 +64,17 @@ impl PostgresStore {
         )
         .fetch_all(&mut *tx)
         .await?;
-        check_target(&mut tx, target).await?;
+        sql::transfer::check_target::<PgDialect>(&mut tx, target).await?;
         // No memory may change while the vectors are swapped.
         sqlx::query("LOCK TABLE homi_memories IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        let pending: Option<i32> =
-            sqlx::query_scalar(AssertSqlSafe(format!("SELECT 1 {PENDING} LIMIT 1")))
-                .fetch_optional(&mut *tx)
-                .await?;
+        let pending: Option<i32> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT 1 {} LIMIT 1",
+            sql::transfer::pending_sql::<PgDialect>()
+        )))
+        .fetch_optional(&mut *tx)
+        .await?;
         if pending.is_some() {
             return Ok(None);
         }
@@ -220,7 +138,7 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM homi_meta WHERE key = $1")
-            .bind(TARGET_KEY)
+            .bind(sql::transfer::TARGET_KEY)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

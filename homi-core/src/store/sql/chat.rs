@@ -85,7 +85,7 @@ impl<S: SqlStore> ChatStore for S {
             "SELECT id, conversation_id, user_id, role, content, memories_used, created_at FROM \
              (SELECT * FROM homi_conversation_messages{} WHERE conversation_id = {c} AND user_id = {u} \
               ORDER BY seq DESC LIMIT {l}) m ORDER BY seq",
-            S::D::MESSAGES_BY_CONVERSATION
+            S::D::indexed_by("conversation_messages_conversation")
         );
         let mut conn = self.read().await?;
         conn.all(sql, args).await?.iter().map(message).collect()

@@ -135,11 +135,11 @@ pub(crate) trait Driver: Dialect + Sized + Send + Sync + 'static {
     /// The larger of two values (`GREATEST`, SQLite's two-argument `MAX`).
     #[cfg_attr(not(feature = "auth"), allow(dead_code))]
     const GREATEST: &'static str;
-    /// What makes a read of a conversation's messages take the
-    /// conversation's index (SQLite's planner, without statistics, may read
-    /// every message of the user instead).
-    #[cfg_attr(not(feature = "chat"), allow(dead_code))]
-    const MESSAGES_BY_CONVERSATION: &'static str;
+
+    /// What makes a read of a table take `index` (SQLite's planner, without
+    /// statistics, may take another one that reads far more rows); nothing
+    /// where the planner needs no hint.
+    fn indexed_by(index: &str) -> String;
     /// The column by which the store knows a memory's row (SQLite's vector
     /// cache keys rows by `rid`).
     const ROW_KEY: &'static str;

@@ -10,10 +10,12 @@ use super::memory::{
     HISTORY_COLUMNS, IN_CHUNK, MemoryDriver, check_vector, current_hashes, embedder,
     history_from_row, item_at, memory_columns, normalized, said,
 };
-use super::{Bind, Columns, Driver, Exec, access_sql, bind_list, binds};
+use super::{Bind, Columns, Driver, Exec, access_sql, bind_list, binds, for_update};
 use crate::error::{Error, Result};
 use crate::model::{HistoryEntry, MemoryItem};
-use crate::store::{EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding};
+use crate::store::{
+    EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem,
+};
 
 /// Memories per multi-row insert while restoring (at most 17 parameters each).
 const RESTORE_ROWS: usize = 200;
@@ -328,4 +330,92 @@ async fn restore_history<D: Driver>(
         c.run(sql, args).await?;
     }
     Ok(())
+}
+
+/// `homi_meta` key naming the embedder a re-embedding stages vectors for.
+pub(crate) const TARGET_KEY: &str = "reembed_target";
+
+fn target_value(t: &EmbedderInfo) -> String {
+    format!("{}\u{1f}{}", t.model, t.dims)
+}
+
+/// Memories without a staged vector for their current text (`FROM …`).
+pub(crate) fn pending_sql<D: Driver>() -> String {
+    format!(
+        "FROM homi_memories m LEFT JOIN homi_memory_reembed s{} ON s.id = m.id \
+         WHERE s.id IS NULL OR s.hash <> m.hash",
+        D::indexed_by("memory_reembed_hash")
+    )
+}
+
+/// The embedder vectors are staged for, locked where rows lock: one
+/// re-embedding step at a time.
+async fn staged_target<D: Driver>(c: &mut D::Conn) -> Result<Option<String>> {
+    let ([k], args) = binds::<D, 1>([TARGET_KEY.into()]);
+    let sql = format!(
+        "SELECT value FROM homi_meta WHERE key = {k}{}",
+        for_update::<D>("homi_meta")
+    );
+    c.optional(sql, args).await?.map(|r| r.text(0)).transpose()
+}
+
+/// Checks that the vectors staged are for `target` (and takes the lock).
+pub(crate) async fn check_target<D: Driver>(c: &mut D::Conn, target: &EmbedderInfo) -> Result<()> {
+    if staged_target::<D>(c).await?.as_deref() == Some(target_value(target).as_str()) {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "another re-embedding (to another model) started meanwhile; run it again for {}",
+            target.model
+        )))
+    }
+}
+
+/// The next `limit` memories to embed for `target`, and how far the
+/// re-embedding is. A new target starts over.
+pub(crate) async fn reembed_next<D: Driver>(
+    c: &mut D::Conn,
+    target: &EmbedderInfo,
+    limit: usize,
+) -> Result<ReembedBatch> {
+    let wanted = target_value(target);
+    if staged_target::<D>(c).await?.as_deref() != Some(wanted.as_str()) {
+        c.run(
+            "DELETE FROM homi_memory_reembed".to_owned(),
+            D::Args::default(),
+        )
+        .await?;
+        let ([k, v], args) = binds::<D, 2>([TARGET_KEY.into(), wanted.into()]);
+        let sql = format!(
+            "INSERT INTO homi_meta (key, value) VALUES ({k}, {v}) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        );
+        c.run(sql, args).await?;
+    }
+    let pending = pending_sql::<D>();
+    let mut count = async |sql: String| -> Result<i64> {
+        let row = c.optional(sql, D::Args::default()).await?;
+        Ok(row.map(|r| r.int(0)).transpose()?.unwrap_or(0))
+    };
+    let total = count("SELECT count(*) FROM homi_memories".to_owned()).await?;
+    let left = count(format!("SELECT count(*) {pending}")).await?;
+    let ([l], args) = binds::<D, 1>([Bind::Int(i64::try_from(limit).unwrap_or(i64::MAX))]);
+    let sql = format!("SELECT m.id, m.memory, m.hash {pending} ORDER BY m.id LIMIT {l}");
+    let todo = c
+        .all(sql, args)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ReembedItem {
+                id: r.uuid(0)?,
+                text: r.text(1)?,
+                hash: r.text(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ReembedBatch {
+        total: total.unsigned_abs(),
+        done: (total - left).unsigned_abs(),
+        todo,
+    })
 }

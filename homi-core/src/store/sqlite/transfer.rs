@@ -1,103 +1,25 @@
 //! Moving a store to another embedder (`homi memory reembed`) on SQLite:
 //! vectors staged beside the memories, then swapped in at once.
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use super::{SqliteStore, bump_seq, encode_vec};
+use super::{SqliteDialect, SqliteStore, bump_seq, encode_vec};
 use crate::error::{Error, Result};
-use crate::store::{EmbedderInfo, ReembedBatch, ReembedItem, normalize};
+use crate::store::sql;
+use crate::store::{EmbedderInfo, normalize};
 
 /// Vectors per multi-row statement while staging (3 parameters each).
 const STAGE_ROWS: usize = 200;
 
-/// `homi_meta` key naming the embedder a re-embedding stages vectors for.
-const TARGET_KEY: &str = "reembed_target";
-
-fn target_value(t: &EmbedderInfo) -> String {
-    format!("{}\u{1f}{}", t.model, t.dims)
-}
-
-/// Memories without a staged vector for their current text.
-const PENDING: &str = "FROM homi_memories m LEFT JOIN homi_memory_reembed s INDEXED BY memory_reembed_hash \
-     ON s.id = m.id WHERE s.id IS NULL OR s.hash <> m.hash";
-
 impl SqliteStore {
-    pub(super) async fn reembed_next_batch(
-        &self,
-        target: &EmbedderInfo,
-        limit: usize,
-    ) -> Result<ReembedBatch> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let staged_for: Option<String> =
-            sqlx::query_scalar("SELECT value FROM homi_meta WHERE key = ?")
-                .bind(TARGET_KEY)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let wanted = target_value(target);
-        if staged_for.as_deref() != Some(wanted.as_str()) {
-            sqlx::query("DELETE FROM homi_memory_reembed")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT OR REPLACE INTO homi_meta (key, value) VALUES (?, ?)")
-                .bind(TARGET_KEY)
-                .bind(&wanted)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM homi_memories")
-            .fetch_one(&mut *tx)
-            .await?;
-        let pending: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) {PENDING}")))
-            .fetch_one(&mut *tx)
-            .await?;
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT m.id, m.memory, m.hash {PENDING} ORDER BY m.id LIMIT ?"
-        )))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let todo = rows
-            .iter()
-            .map(|r| {
-                Ok(ReembedItem {
-                    id: super::parse_uuid(&r.try_get::<String, _>(0)?)?,
-                    text: r.try_get(1)?,
-                    hash: r.try_get(2)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ReembedBatch {
-            total: total.unsigned_abs(),
-            done: (total - pending).unsigned_abs(),
-            todo,
-        })
-    }
-
-    async fn check_target(tx: &mut sqlx::SqliteConnection, target: &EmbedderInfo) -> Result<()> {
-        let staged_for: Option<String> =
-            sqlx::query_scalar("SELECT value FROM homi_meta WHERE key = ?")
-                .bind(TARGET_KEY)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if staged_for.as_deref() == Some(target_value(target).as_str()) {
-            Ok(())
-        } else {
-            Err(Error::Conflict(format!(
-                "another re-embedding (to another model) started meanwhile; run it again for {}",
-                target.model
-            )))
-        }
-    }
-
     pub(super) async fn reembed_stage_vectors(
         &self,
         target: &EmbedderInfo,
         vectors: Vec<(Uuid, String, Vec<f32>)>,
     ) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Self::check_target(&mut tx, target).await?;
+        sql::transfer::check_target::<SqliteDialect>(&mut tx, target).await?;
         // Only for a memory that still exists with that text: one deleted
         // meanwhile leaves nothing behind.
         for chunk in vectors.chunks(STAGE_ROWS) {
@@ -121,11 +43,13 @@ impl SqliteStore {
 
     pub(super) async fn reembed_swap(&self, target: &EmbedderInfo) -> Result<Option<EmbedderInfo>> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Self::check_target(&mut tx, target).await?;
-        let pending: Option<i64> =
-            sqlx::query_scalar(AssertSqlSafe(format!("SELECT 1 {PENDING} LIMIT 1")))
-                .fetch_optional(&mut *tx)
-                .await?;
+        sql::transfer::check_target::<SqliteDialect>(&mut tx, target).await?;
+        let pending: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT 1 {} LIMIT 1",
+            sql::transfer::pending_sql::<SqliteDialect>()
+        )))
+        .fetch_optional(&mut *tx)
+        .await?;
         if pending.is_some() {
             return Ok(None);
         }
@@ -183,7 +107,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM homi_meta WHERE key = ?")
-            .bind(TARGET_KEY)
+            .bind(sql::transfer::TARGET_KEY)
             .execute(&mut *tx)
             .await?;
         // Every cached vector is stale: caches reload in full.
