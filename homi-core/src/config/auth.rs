@@ -111,7 +111,7 @@ impl Default for AuthConfig {
 pub const PASSWORD_LENGTH_LIMIT: usize = 4096;
 
 impl AuthConfig {
-    /// Checks values set in code as [`Config::from_env`] checks the
+    /// Checks values set in code as [`Config::from_env`](super::Config::from_env) checks the
     /// environment; the error names the variable.
     pub fn validate(&self) -> Result<()> {
         if let Some(secret) = &self.jwt_secret
