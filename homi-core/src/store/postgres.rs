@@ -586,7 +586,7 @@ impl Store for PostgresStore {
         changes: Vec<Change>,
     ) -> Result<Vec<Outcome>> {
         let mut tx = self.write().await?;
-        let outcomes = sql::memory::apply::<PgDialect>(&mut tx, access, embedder, changes).await?;
+        let outcomes = sql::apply::apply::<PgDialect>(&mut tx, access, embedder, changes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

@@ -584,7 +584,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Outcome>> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let outcomes =
-            sql::memory::apply::<SqliteDialect>(&mut tx, access, embedder, changes).await?;
+            sql::apply::apply::<SqliteDialect>(&mut tx, access, embedder, changes).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

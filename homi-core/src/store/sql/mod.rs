@@ -7,10 +7,14 @@
 //! opening, migrations, transactions' start, and the read paths (SQLite's
 //! vector cache, Postgres' HNSW index).
 //!
-//! [`memory`] holds the memory store's operations; the conditions below
-//! (which rows a scope or an access reaches, what a read may see, the walk
-//! of a [`Filter`] tree) are shared by all of them.
+//! One module per port: [`memory`] (deletions, history, reads) and
+//! [`apply`] (the write transaction) for the memory store, [`transfer`]
+//! (export, restore, the re-embedding's bookkeeping), and the `auth`,
+//! `chat` and [`jobs`] ports, implemented for every [`SqlStore`]. The
+//! conditions below (which rows a scope or an access reaches, what a read
+//! may see, the walk of a [`Filter`] tree) are shared by all of them.
 
+pub(crate) mod apply;
 #[cfg(feature = "auth")]
 pub(crate) mod auth;
 #[cfg(feature = "chat")]

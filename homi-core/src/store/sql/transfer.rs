@@ -6,9 +6,10 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
+use super::apply::{NewRow, current_hashes, insert_rows, said};
 use super::memory::{
-    HISTORY_COLUMNS, IN_CHUNK, MemoryDriver, check_vector, current_hashes, embedder,
-    history_from_row, item_at, memory_columns, normalized, said,
+    HISTORY_COLUMNS, IN_CHUNK, MemoryDriver, check_vector, embedder, history_from_row, item_at,
+    memory_columns,
 };
 use super::{Bind, Columns, Driver, Exec, access_sql, bind_list, binds, for_update};
 use crate::error::{Error, Result};
@@ -17,8 +18,6 @@ use crate::store::{
     EmbedderInfo, MemoryRecord, Outcome, RecordEmbedding, ReembedBatch, ReembedItem,
 };
 
-/// Memories per multi-row insert while restoring (at most 17 parameters each).
-const RESTORE_ROWS: usize = 200;
 /// History entries per multi-row insert (13 parameters each).
 const HISTORY_ROWS: usize = 400;
 
@@ -177,85 +176,43 @@ pub(crate) async fn restore<D: MemoryDriver>(
         });
         fresh.push((outcomes.len() - 1, record, vector));
     }
-    let mut columns = String::from(
-        "id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, created_at, updated_at, \
-         valid_from, valid_to, superseded_by",
-    );
-    if D::VECTOR_INLINE {
-        columns.push_str(", embedding");
-    }
-    if D::STAMPED {
-        columns.push_str(", seq");
-    }
-    for chunk in fresh.chunks(RESTORE_ROWS) {
-        let mut args = D::Args::default();
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|(_, r, vector)| {
-                let m = &r.item;
-                let mut values = vec![
-                    Bind::Uuid(m.id),
-                    Bind::Text(m.memory.clone()),
-                    Bind::Text(m.hash.clone()),
-                    Bind::Json(serde_json::Value::Object(m.metadata.clone())),
-                    Bind::OptText(m.user_id.clone()),
-                    Bind::OptText(m.agent_id.clone()),
-                    Bind::OptText(m.run_id.clone()),
-                    Bind::OptText(m.actor_id.clone()),
-                    Bind::OptText(m.role.clone()),
-                    Bind::Time(m.created_at),
-                    Bind::Time(m.updated_at),
-                    Bind::Time(m.valid_from),
-                    Bind::OptTime(m.valid_to),
-                    Bind::OptUuid(m.superseded_by),
-                ];
-                if D::VECTOR_INLINE {
-                    values.push(Bind::Vector(normalized(vector)));
-                }
-                if D::STAMPED {
-                    values.push(Bind::Int(seq));
-                }
-                format!("({})", bind_list::<D>(&mut args, values))
-            })
-            .collect();
-        // A row skipped here lost a race with another writer (same id, or
-        // the same current text in its scope): the unique indexes.
-        let sql = format!(
-            "INSERT INTO homi_memories ({columns}) VALUES {} ON CONFLICT DO NOTHING RETURNING id, {}",
-            rows.join(", "),
-            D::ROW_KEY
-        );
-        let mut inserted = HashMap::with_capacity(chunk.len());
-        for row in c.all(sql, args).await? {
-            inserted.insert(row.uuid(0)?, row);
-        }
-        if !D::VECTOR_INLINE && !inserted.is_empty() {
-            let mut args = D::Args::default();
-            let mut rows = Vec::with_capacity(inserted.len());
-            for (_, r, vector) in chunk {
-                if let Some(row) = inserted.get(&r.item.id) {
-                    let values = [Bind::Int(row.int(1)?), Bind::Vector(normalized(vector))];
-                    rows.push(format!("({})", bind_list::<D>(&mut args, values)));
-                }
+    let scopes: HashMap<Uuid, crate::model::Scope> = fresh
+        .iter()
+        .map(|(_, r, _)| (r.item.id, item_scope(&r.item)))
+        .collect();
+    let rows: Vec<NewRow> = fresh
+        .iter()
+        .map(|(_, r, vector)| {
+            let m = &r.item;
+            NewRow {
+                id: m.id,
+                text: &m.memory,
+                hash: &m.hash,
+                metadata: &m.metadata,
+                scope: &scopes[&m.id],
+                actor_id: m.actor_id.as_deref(),
+                role: m.role.as_deref(),
+                created_at: m.created_at,
+                updated_at: m.updated_at,
+                valid_from: m.valid_from,
+                valid_to: m.valid_to,
+                superseded_by: m.superseded_by,
+                vector,
             }
-            let sql = format!(
-                "INSERT INTO homi_memory_embeddings (rid, embedding) VALUES {}",
-                rows.join(", ")
-            );
-            c.run(sql, args).await?;
+        })
+        .collect();
+    let inserted = insert_rows::<D>(c, seq, &rows).await?;
+    for (at, r, _) in &fresh {
+        if !inserted.contains(&r.item.id) {
+            outcomes[*at] = lost_race::<D>(c, &r.item).await?;
         }
-        for (at, r, _) in chunk {
-            if !inserted.contains_key(&r.item.id) {
-                outcomes[*at] = lost_race::<D>(c, &r.item).await?;
-            }
-        }
-        let history: Vec<(&MemoryItem, &HistoryEntry)> = chunk
-            .iter()
-            .filter(|(_, r, _)| inserted.contains_key(&r.item.id))
-            .flat_map(|(_, r, _)| r.history.iter().map(move |h| (&r.item, h)))
-            .collect();
-        restore_history::<D>(c, &history).await?;
     }
+    let history: Vec<(&MemoryItem, &HistoryEntry)> = fresh
+        .iter()
+        .filter(|(_, r, _)| inserted.contains(&r.item.id))
+        .flat_map(|(_, r, _)| r.history.iter().map(move |h| (&r.item, h)))
+        .collect();
+    restore_history::<D>(c, &history).await?;
     Ok(outcomes)
 }
 
