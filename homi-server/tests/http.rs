@@ -895,7 +895,18 @@ async fn users_never_reach_each_others_data(backend: Backend) {
     assert_eq!(body["homi"]["memories_used"], json!([]), "{body}");
     let resp = completions(&mallory, None, true).await.unwrap();
     let text = resp.text().await.unwrap();
-    assert!(!text.contains("4321"), "{text}");
+    // What the model said and was given, not the stream's random ids and times.
+    let said: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .map(|chunk| {
+            let delta = &chunk["choices"][0]["delta"]["content"];
+            format!("{}{}", delta.as_str().unwrap_or(""), chunk["homi"])
+        })
+        .collect();
+    assert!(text.contains("data: "), "{text}");
+    assert!(!said.contains("4321"), "{text}");
     let resp = completions(&mallory, Some(&session), false).await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let resp = completions(&mallory, Some(&session), true).await.unwrap();
