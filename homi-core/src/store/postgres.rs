@@ -177,6 +177,10 @@ impl SqlStore for PostgresStore {
         Ok(self.pool.begin().await?)
     }
 
+    async fn writer(&self) -> Result<PoolConnection<Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
+
     async fn snapshot(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

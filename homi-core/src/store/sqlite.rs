@@ -187,6 +187,10 @@ impl SqlStore for SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    async fn writer(&self) -> Result<PoolConnection<Sqlite>> {
+        Ok(self.writer.acquire().await?)
+    }
+
     async fn snapshot(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
         Ok(self.pool.begin().await?)
     }

@@ -173,7 +173,7 @@ impl<S: SqlStore> AuthStore for S {
     }
 
     async fn create_user(&self, user: &UserRecord) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut c = self.writer().await?;
         let (p, args) = binds::<S::D, 8>([
             user.id.into(),
             user.email.as_str().into(),
@@ -189,8 +189,7 @@ impl<S: SqlStore> AuthStore for S {
              email_confirmed_at, created_at, updated_at) VALUES ({})",
             p.join(", ")
         );
-        tx.run(sql, args).await.map_err(email_taken)?;
-        tx.commit().await?;
+        c.run(sql, args).await.map_err(email_taken)?;
         Ok(())
     }
 
@@ -316,7 +315,7 @@ impl<S: SqlStore> AuthStore for S {
         }
         let decision = attempt_decision(failures + 1, locked.is_some(), now, max_failures, lockout);
         let ([f, t, l, d], args) = binds::<S::D, 4>([
-            (failures + 1).into(),
+            (failures + 1).min(i64::from(i32::MAX)).into(),
             now.into(),
             decision.lock.or(locked).into(),
             email_digest.into(),
@@ -358,11 +357,10 @@ impl<S: SqlStore> AuthStore for S {
     }
 
     async fn clear_signin_failures(&self, email_digest: &str) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut c = self.writer().await?;
         let ([d], args) = binds::<S::D, 1>([email_digest.into()]);
         let sql = format!("DELETE FROM homi_auth_signin_failures WHERE email_digest = {d}");
-        tx.run(sql, args).await?;
-        tx.commit().await?;
+        c.run(sql, args).await?;
         Ok(())
     }
 
@@ -493,14 +491,13 @@ impl<S: SqlStore> AuthStore for S {
         user_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.write().await?;
+        let mut c = self.writer().await?;
         let ([t, s, u], args) = binds::<S::D, 3>([now.into(), session_id.into(), user_id.into()]);
         let sql = format!(
             "UPDATE homi_auth_sessions SET revoked_at = {t} WHERE id = {s} AND user_id = {u} \
              AND revoked_at IS NULL"
         );
-        let n = tx.run(sql, args).await?;
-        tx.commit().await?;
+        let n = c.run(sql, args).await?;
         Ok(n > 0)
     }
 
@@ -544,6 +541,8 @@ impl<S: SqlStore> AuthStore for S {
         let Some(user_id) =
             take_token::<S::D>(&mut tx, token_hash, TokenPurpose::ResetPassword, now).await?
         else {
+            // An expired token is gone for good.
+            tx.commit().await?;
             return Ok(None);
         };
         let ([h, t, c, u], args) =
@@ -568,6 +567,8 @@ impl<S: SqlStore> AuthStore for S {
         let Some(user_id) =
             take_token::<S::D>(&mut tx, token_hash, TokenPurpose::ConfirmEmail, now).await?
         else {
+            // An expired token is gone for good.
+            tx.commit().await?;
             return Ok(None);
         };
         let ([c, t, u], args) = binds::<S::D, 3>([now.into(), now.into(), user_id.into()]);
@@ -707,7 +708,7 @@ impl<S: SqlStore> AuthStore for S {
     async fn create_api_key(&self, record: &ApiKeyRecord) -> Result<()> {
         let k = &record.key;
         let scopes = k.scopes.iter().map(|s| s.as_str().to_owned()).collect();
-        let mut tx = self.write().await?;
+        let mut c = self.writer().await?;
         let (p, args) = binds::<S::D, 7>([
             k.id.into(),
             k.name.as_str().into(),
@@ -722,8 +723,7 @@ impl<S: SqlStore> AuthStore for S {
              VALUES ({})",
             p.join(", ")
         );
-        tx.run(sql, args).await?;
-        tx.commit().await?;
+        c.run(sql, args).await?;
         Ok(())
     }
 
@@ -751,22 +751,20 @@ impl<S: SqlStore> AuthStore for S {
     }
 
     async fn revoke_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
-        let mut tx = self.write().await?;
+        let mut c = self.writer().await?;
         let ([t, i], args) = binds::<S::D, 2>([now.into(), id.into()]);
         let sql = format!(
             "UPDATE homi_api_keys SET revoked_at = {t} WHERE id = {i} AND revoked_at IS NULL"
         );
-        let n = tx.run(sql, args).await?;
-        tx.commit().await?;
+        let n = c.run(sql, args).await?;
         Ok(n == 1)
     }
 
     async fn touch_api_key(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut c = self.writer().await?;
         let ([t, i], args) = binds::<S::D, 2>([now.into(), id.into()]);
         let sql = format!("UPDATE homi_api_keys SET last_used_at = {t} WHERE id = {i}");
-        tx.run(sql, args).await?;
-        tx.commit().await?;
+        c.run(sql, args).await?;
         Ok(())
     }
 }

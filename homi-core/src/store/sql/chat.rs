@@ -142,11 +142,10 @@ impl<S: SqlStore> ChatStore for S {
     }
 
     async fn delete_conversation(&self, id: &str, user_id: &str) -> Result<bool> {
-        let mut tx = self.write().await?;
+        let mut c = self.writer().await?;
         let ([i, u], args) = binds::<S::D, 2>([id.into(), user_id.into()]);
         let sql = format!("DELETE FROM homi_conversations WHERE id = {i} AND user_id = {u}");
-        let n = tx.run(sql, args).await?;
-        tx.commit().await?;
+        let n = c.run(sql, args).await?;
         if n > 0 {
             self.scrub().await;
         }

@@ -69,9 +69,8 @@ fn job_from_row(row: &impl Columns) -> Result<Job> {
 #[async_trait]
 impl<S: SqlStore> JobStore for S {
     async fn enqueue(&self, job: &NewJob, now: DateTime<Utc>) -> Result<Uuid> {
-        let mut tx = self.write().await?;
-        let id = insert_job::<S::D>(&mut tx, job, now).await?;
-        tx.commit().await?;
+        let mut c = self.writer().await?;
+        let id = insert_job::<S::D>(&mut c, job, now).await?;
         Ok(id)
     }
 
@@ -110,7 +109,7 @@ impl<S: SqlStore> JobStore for S {
     }
 
     async fn complete(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut c = self.writer().await?;
         let ([p, t, i], args) = binds::<S::D, 3>([
             Bind::Json(Value::Object(Default::default())),
             now.into(),
@@ -120,8 +119,7 @@ impl<S: SqlStore> JobStore for S {
             "UPDATE homi_jobs SET state = 'done', payload = {p}, locked_until = NULL, last_error = NULL, \
              updated_at = {t} WHERE id = {i}"
         );
-        tx.run(sql, args).await?;
-        tx.commit().await?;
+        c.run(sql, args).await?;
         Ok(())
     }
 
@@ -132,7 +130,7 @@ impl<S: SqlStore> JobStore for S {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.write().await?;
+        let mut c = self.writer().await?;
         let (change, mut args) = match retry_at {
             Some(at) => {
                 let ([r], args) = binds::<S::D, 1>([at.into()]);
@@ -151,8 +149,7 @@ impl<S: SqlStore> JobStore for S {
             "UPDATE homi_jobs SET {change}, locked_until = NULL, last_error = {e}, updated_at = {t} \
              WHERE id = {i}"
         );
-        tx.run(sql, args).await?;
-        tx.commit().await?;
+        c.run(sql, args).await?;
         Ok(())
     }
 

@@ -169,6 +169,10 @@ pub(crate) trait SqlStore: Send + Sync + std::fmt::Debug + 'static {
     /// Begins a write transaction (SQLite: `BEGIN IMMEDIATE` on its writer).
     async fn write(&self) -> Result<sqlx::Transaction<'static, <Self::D as Driver>::Db>>;
 
+    /// A connection for one write statement, which commits by itself (on
+    /// SQLite, the one writer).
+    async fn writer(&self) -> Result<sqlx::pool::PoolConnection<<Self::D as Driver>::Db>>;
+
     /// A read transaction that sees one snapshot of the database.
     async fn snapshot(&self) -> Result<sqlx::Transaction<'static, <Self::D as Driver>::Db>>;
 
