@@ -93,7 +93,7 @@ impl Exec<SqliteDialect> for SqliteConnection {
     }
 }
 
-/// SQLite's side of the shared conditions (`store/sql.rs`): anonymous `?`
+/// SQLite's side of the engine (`store/sql/`): anonymous `?`
 /// placeholders bound in order, times as Unix microseconds, JSON through
 /// `json_extract` / `json_type` / `json_each`.
 pub(crate) struct SqliteDialect;
