@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 
 if [ "$smoke" = 1 ]; then
   # All features: the build the other checks made already.
-  HOMI_RETRIEVAL_OUT="$work/rust.json" cargo test -q -p homi-core --all-features --bench retrieval
+  HOMI_RETRIEVAL_OUT="$work/rust.json" cargo test -q --workspace --all-features --bench retrieval
   flag=--smoke
   # The wheel the Python tests installed (scripts/python-test.sh).
   .venv/bin/python -c 'import homi' || { echo "install the homi wheel first: bash scripts/python-test.sh"; exit 1; }

@@ -12,7 +12,7 @@ if [ -n "${HOMI_BENCH_SMOKE:-}" ]; then n=300; profile=debug; fi
 if [ "$profile" = release ]; then
   cargo build -q --release -p homi-cli -p homi-testkit
 else
-  cargo build -q -p homi-cli -p homi-testkit
+  cargo build -q --workspace --all-features --bins
 fi
 bin="target/$profile"
 work=$(mktemp -d)

@@ -9,7 +9,9 @@
 #   must stop working), API keys; a wrong password must fail clearly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p homi-testkit -p homi-examples
+# Every script builds the one feature set the tests build (the whole workspace,
+# all features): one build of the dependency tree serves every check.
+cargo build -q --workspace --all-features --bins
 work=$(mktemp -d)
 fake_out="$work/fake.out"
 ./target/debug/homi-fake-provider >"$fake_out" 2>&1 &

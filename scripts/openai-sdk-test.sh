@@ -10,7 +10,9 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 if ! .venv/bin/python -c 'import openai' 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check 'openai==3.57.0'
 fi
-cargo build -q -p homi-testkit -p homi-server
+# Every script builds the one feature set the tests build (the whole workspace,
+# all features): one build of the dependency tree serves every check.
+cargo build -q --workspace --all-features --bins
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

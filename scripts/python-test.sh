@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check 'maturin>=1.9,<2' 'pytest>=8' 'openai==3.57.0' 'python-dotenv>=1'
-cargo build -q -p homi-testkit
+# Every script builds the one feature set the tests build (the whole workspace,
+# all features): one build of the dependency tree serves every check.
+cargo build -q --workspace --all-features --bins
 # pip builds release wheels; the tests take the quicker debug build, which
 # shares the workspace's target directory with the other checks.
 profile="--profile dev"

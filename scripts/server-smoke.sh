@@ -9,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # With its `postgres` feature, for the restart tests on Postgres.
-cargo build -q -p homi-testkit -p homi-server -p homi-cli --features homi-server/postgres
+# Every script builds the one feature set the tests build (the whole workspace,
+# all features): one build of the dependency tree serves every check.
+cargo build -q --workspace --all-features --bins
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

