@@ -1,0 +1,642 @@
+//! The Memory conformance suite: every test runs unchanged on the SQLite store
+//! (a temp file) and on Postgres + pgvector (a fresh database on the test
+//! server), with the fake OpenAI-compatible provider over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use homi_core::memory::{Filter, SearchMode};
+use homi_core::{
+    Access, AddOptions, Config, ErrorKind, Event, ListOptions, Memory, Scope, SearchOptions,
+};
+use homi_testkit::{FakeProvider, Fault, Target};
+use serde_json::json;
+
+use crate::common;
+use common::{Backend, postgres_holds, sqlite_files_hold};
+
+mod scopes;
+mod search;
+
+const DIMS: usize = 64;
+
+struct Env {
+    backend: Backend,
+    fake: FakeProvider,
+    memory: Memory,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn db_path(&self) -> PathBuf {
+        self.dir.path().join("homi.db")
+    }
+
+    fn config(&self) -> Config {
+        self.config_with_dims(DIMS)
+    }
+
+    fn config_with_dims(&self, dims: usize) -> Config {
+        config_for(&self.fake, &self.url, dims)
+    }
+
+    /// Whether `needle` is anywhere in the database: every byte of the SQLite
+    /// file, its WAL and shared-memory files; every text column on Postgres.
+    async fn holds(&self, needle: &str) -> bool {
+        match self.backend {
+            Backend::Sqlite => sqlite_files_hold(&self.db_path(), needle),
+            Backend::Postgres => postgres_holds(&self.url, needle).await,
+        }
+    }
+
+    /// Rows of the memories table owned by `user`, counted in SQL.
+    async fn count_rows(&self, user: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+                sqlx::query_scalar("SELECT COUNT(*) FROM homi_memories WHERE user_id = ?")
+                    .bind(user)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres => postgres_count(&self.url, user).await,
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_count(url: &str, user: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM homi_memories WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_count(_: &str, _: &str) -> i64 {
+    unreachable!("Postgres tests are compiled only with the postgres feature")
+}
+
+async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<String> {
+    common::database_url(backend, dir).await
+}
+
+fn config_for(fake: &FakeProvider, url: &str, dims: usize) -> Config {
+    common::provider_config(url, &fake.base_url(), dims, 1)
+}
+
+async fn env(backend: Backend) -> Option<Env> {
+    let fake = FakeProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = database_url(backend, dir.path()).await?;
+    let memory = Memory::open(&config_for(&fake, &url, DIMS)).await.unwrap();
+    Some(Env {
+        backend,
+        fake,
+        memory,
+        url,
+        dir,
+    })
+}
+
+fn ops(facts: serde_json::Value) -> String {
+    json!({ "facts": facts }).to_string()
+}
+
+async fn verbatim_add_stores_each_non_system_message(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let alice = Scope::user("alice");
+    let messages = homi_core::Messages::from_json(&json!([
+        {"role": "system", "content": "You are helpful."},
+        {"role": "user", "content": "I am allergic to peanuts", "name": "alice"},
+        {"role": "assistant", "content": "I will remember your peanut allergy."}
+    ]))
+    .unwrap();
+    let r = e
+        .memory
+        .add(messages, &alice, AddOptions::raw())
+        .await
+        .unwrap();
+    assert_eq!(r.results.len(), 2);
+    assert!(r.results.iter().all(|x| x.event == Event::Add));
+    assert_eq!(r.usage.chat_calls, 0);
+    assert_eq!(r.usage.embedding_calls, 1);
+    let all = e
+        .memory
+        .get_all(&alice, ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let user = all.iter().find(|m| m.memory.contains("peanuts")).unwrap();
+    assert_eq!(user.role.as_deref(), Some("user"));
+    assert_eq!(user.actor_id.as_deref(), Some("alice"));
+    assert_eq!(
+        user.hash,
+        homi_core::memory::text_hash("I am allergic to peanuts")
+    );
+    assert!(all.iter().all(|m| m.user_id.as_deref() == Some("alice")));
+    assert!(!all.iter().any(|m| m.memory.contains("helpful")));
+}
+
+async fn exact_duplicates_touch_nothing(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("u");
+    let first = e
+        .memory
+        .add("Drinks green tea", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    let before = e.fake.stats();
+    let again = e
+        .memory
+        .add("Drinks green tea", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    assert_eq!(again.results[0].event, Event::None);
+    assert_eq!(again.results[0].id, first.results[0].id);
+    // Inferred: a message that is already a memory needs no model at all.
+    let inferred = e
+        .memory
+        .add("Drinks green tea", &s, AddOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(inferred.results[0].event, Event::None);
+    assert_eq!(inferred.usage.model_calls(), 0);
+    assert_eq!(e.fake.stats(), before);
+    assert_eq!(
+        e.memory
+            .get_all(&s, ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn search_scores_are_in_range_and_sorted(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("bob");
+    for t in [
+        "Loves pizza with mushrooms",
+        "Works as a nurse",
+        "Has two cats",
+        "Plays tennis on Sundays",
+    ] {
+        e.memory.add(t, &s, AddOptions::raw()).await.unwrap();
+    }
+    let r = e
+        .memory
+        .search("pizza", &s, SearchOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.results[0].memory, "Loves pizza with mushrooms");
+    assert_eq!(r.results.len(), 4);
+    let scores: Vec<f32> = r.results.iter().map(|m| m.score.unwrap()).collect();
+    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "{scores:?}");
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert_eq!(r.usage.embedding_calls, 1);
+    assert!(r.usage.duration_ms > 0.0);
+    let top1 = e
+        .memory
+        .search("pizza", &s, SearchOptions::default().limit(1))
+        .await
+        .unwrap();
+    assert_eq!(top1.results.len(), 1);
+    let strict = e
+        .memory
+        .search(
+            "pizza",
+            &s,
+            SearchOptions::default().threshold(scores[0] - 1e-4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(strict.results.len(), 1);
+}
+
+async fn inferred_add_uses_one_chat_call_and_at_most_two_embedding_requests(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("carol");
+    e.memory
+        .add("Lives in Lisbon", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    let before = e.fake.stats();
+    let r = e
+        .memory
+        .add(
+            json_messages(json!([
+                {"role": "user", "content": "I just adopted a beagle"},
+                {"role": "assistant", "content": "Congratulations!"},
+                {"role": "user", "content": "I also started learning Portuguese"}
+            ])),
+            &s,
+            AddOptions::default(),
+        )
+        .await
+        .unwrap();
+    let after = e.fake.stats();
+    assert_eq!(after.chat_requests - before.chat_requests, 1);
+    assert!(after.embedding_requests - before.embedding_requests <= 2);
+    assert_eq!(r.usage.chat_calls, 1);
+    assert_eq!(r.usage.embedding_calls, 2);
+    assert!(r.usage.prompt_tokens > 0 && r.usage.completion_tokens > 0);
+    let added: Vec<&str> = r
+        .results
+        .iter()
+        .filter(|x| x.event == Event::Add)
+        .map(|x| x.memory.as_str())
+        .collect();
+    assert_eq!(
+        added,
+        vec![
+            "I just adopted a beagle",
+            "I also started learning Portuguese"
+        ]
+    );
+    // The model saw the scope's memory under a small integer id, never a UUID.
+    let sent = e
+        .fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with("chat/completions"))
+        .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(sent.body["messages"][1]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(doc["existing_memories"][0]["id"], 0);
+    assert_eq!(doc["existing_memories"][0]["text"], "Lives in Lisbon");
+    assert!(!sent.body.to_string().contains(&r.results[0].id.to_string()));
+}
+
+fn json_messages(v: serde_json::Value) -> homi_core::Messages {
+    homi_core::Messages::from_json(&v).unwrap()
+}
+
+async fn update_keeps_the_id_and_history_keeps_the_old_text(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("dan");
+    let id = e
+        .memory
+        .add("Likes pizza", &s, AddOptions::raw())
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    e.fake.push_reply(ops(
+        json!([{"text": "Likes pizza, especially margherita", "event": "UPDATE", "target": 0}]),
+    ));
+    let r = e
+        .memory
+        .add(
+            "My favourite pizza is margherita",
+            &s,
+            AddOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(r.results[0].event, Event::Update);
+    assert_eq!(r.results[0].id, id);
+    assert_eq!(r.results[0].previous_memory.as_deref(), Some("Likes pizza"));
+    let now = e.memory.get(&id.to_string(), &s).await.unwrap().unwrap();
+    assert_eq!(now.memory, "Likes pizza, especially margherita");
+    let h = e.memory.history(&id.to_string(), &s).await.unwrap();
+    assert_eq!(
+        h.iter().map(|x| x.event).collect::<Vec<_>>(),
+        vec![Event::Add, Event::Update]
+    );
+    assert_eq!(h[1].old_memory.as_deref(), Some("Likes pizza"));
+    assert_eq!(
+        h[1].new_memory.as_deref(),
+        Some("Likes pizza, especially margherita")
+    );
+}
+
+async fn contradiction_supersedes_and_as_of_still_sees_the_old_fact(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("erin");
+    let old = e
+        .memory
+        .add("Is vegetarian", &s, AddOptions::raw())
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    let before = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    e.fake.push_reply(ops(
+        json!([{"text": "Eats meat again", "event": "DELETE", "target": 0}]),
+    ));
+    let r = e
+        .memory
+        .add("I started eating meat again", &s, AddOptions::default())
+        .await
+        .unwrap();
+    let del = r.results.iter().find(|x| x.event == Event::Delete).unwrap();
+    let add = r.results.iter().find(|x| x.event == Event::Add).unwrap();
+    assert_eq!(del.id, old);
+    assert_eq!(del.memory, "Is vegetarian");
+    assert_eq!(del.superseded_by, Some(add.id));
+    assert_eq!(add.memory, "Eats meat again");
+
+    // Gone from default reads, kept with its validity window.
+    let current = e.memory.get_all(&s, ListOptions::default()).await.unwrap();
+    assert_eq!(
+        current
+            .iter()
+            .map(|m| m.memory.as_str())
+            .collect::<Vec<_>>(),
+        vec!["Eats meat again"]
+    );
+    let found = e
+        .memory
+        .search("vegetarian", &s, SearchOptions::default())
+        .await
+        .unwrap();
+    assert!(found.results.iter().all(|m| m.id != old));
+    let all = e
+        .memory
+        .get_all(&s, ListOptions::default().include_superseded(true))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let old_item = e.memory.get(&old.to_string(), &s).await.unwrap().unwrap();
+    assert!(old_item.valid_to.is_some());
+    assert_eq!(old_item.superseded_by, Some(add.id));
+    let with_old = e
+        .memory
+        .search(
+            "vegetarian",
+            &s,
+            SearchOptions::default().include_superseded(true),
+        )
+        .await
+        .unwrap();
+    assert!(with_old.results.iter().any(|m| m.id == old));
+
+    // What was true then.
+    let then = e
+        .memory
+        .search("vegetarian", &s, SearchOptions::default().as_of(before))
+        .await
+        .unwrap();
+    assert_eq!(
+        then.results
+            .iter()
+            .map(|m| m.memory.as_str())
+            .collect::<Vec<_>>(),
+        vec!["Is vegetarian"]
+    );
+    let then_list = e
+        .memory
+        .get_all(&s, ListOptions::default().as_of(before))
+        .await
+        .unwrap();
+    assert_eq!(then_list.len(), 1);
+    assert_eq!(then_list[0].id, old);
+    let h = e.memory.history(&old.to_string(), &s).await.unwrap();
+    assert_eq!(h.last().unwrap().event, Event::Delete);
+    assert_eq!(
+        h.last().unwrap().old_memory.as_deref(),
+        Some("Is vegetarian")
+    );
+    assert!(!h.last().unwrap().is_deleted);
+}
+
+async fn none_decision_writes_nothing(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("fay");
+    let id = e
+        .memory
+        .add("Has a sister called Ana", &s, AddOptions::raw())
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    e.fake.push_reply(ops(
+        json!([{"text": "Has a sister named Ana", "event": "NONE", "target": 0}]),
+    ));
+    let before = e.fake.stats();
+    let r = e
+        .memory
+        .add("My sister Ana visited", &s, AddOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(r.results[0].event, Event::None);
+    assert_eq!(r.results[0].id, id);
+    // Only the message embedding; nothing new to embed or write.
+    assert_eq!(
+        e.fake.stats().embedding_requests - before.embedding_requests,
+        1
+    );
+    assert_eq!(
+        e.memory.history(&id.to_string(), &s).await.unwrap().len(),
+        1
+    );
+}
+
+async fn a_fact_equal_to_a_memory_is_not_added_twice(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("gus");
+    e.memory
+        .add("Plays the cello", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    e.fake.push_reply(ops(json!([
+        {"text": "Plays the cello", "event": "ADD", "target": null},
+        {"text": "Lives in Porto", "event": "ADD", "target": null},
+        {"text": "Lives in Porto", "event": "ADD", "target": null}
+    ])));
+    let r = e
+        .memory
+        .add(
+            "I play the cello, I live in Porto",
+            &s,
+            AddOptions::default(),
+        )
+        .await
+        .unwrap();
+    let adds: Vec<_> = r.results.iter().filter(|x| x.event == Event::Add).collect();
+    assert_eq!(adds.len(), 1);
+    assert_eq!(adds[0].memory, "Lives in Porto");
+    assert!(
+        r.results
+            .iter()
+            .any(|x| x.event == Event::None && x.memory == "Plays the cello")
+    );
+    assert_eq!(
+        e.memory
+            .get_all(&s, ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+async fn malformed_model_json_is_repaired_once(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("hal");
+    e.fake
+        .push_reply("```json\n{\"facts\": [{\"text\": \"Runs marathons\", \"event\": \"ADD\"");
+    e.fake.push_reply(format!(
+        "```json\n{}\n```",
+        ops(json!([{"text": "Runs marathons", "event": "ADD", "target": null}]))
+    ));
+    let r = e
+        .memory
+        .add("I run marathons", &s, AddOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.usage.chat_calls, 2);
+    assert_eq!(r.results[0].memory, "Runs marathons");
+    // The repair request showed the model its error.
+    let repair = e
+        .fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with("chat/completions"))
+        .unwrap();
+    let msgs = repair.body["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 4);
+    assert!(
+        msgs[3]["content"]
+            .as_str()
+            .unwrap()
+            .contains("could not be used")
+    );
+}
+
+async fn invalid_answers_twice_fail_clearly_and_write_nothing(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("ida");
+    e.memory
+        .add("Speaks French", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    // An invented id, then an answer of the wrong schema.
+    e.fake.push_reply(ops(
+        json!([{"text": "Speaks German", "event": "UPDATE", "target": 7}]),
+    ));
+    e.fake.push_reply("{\"unexpected\": true}");
+    let err = e
+        .memory
+        .add("I speak German too", &s, AddOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ProviderInvalidResponse);
+    assert!(
+        err.to_string().contains("unexpected"),
+        "the raw answer is kept: {err}"
+    );
+    let all = e
+        .memory
+        .get_all(&s, ListOptions::default().include_superseded(true))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].memory, "Speaks French");
+}
+
+async fn provider_failures_are_clear_and_leave_nothing_half_written(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("jo");
+    e.memory
+        .add("Owns a bicycle", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    let cases = [
+        (
+            Target::Chat,
+            Fault::ServerError,
+            ErrorKind::ProviderUnavailable,
+        ),
+        (
+            Target::Chat,
+            Fault::RateLimited {
+                retry_after_secs: 300,
+            },
+            ErrorKind::RateLimited,
+        ),
+        (
+            Target::Chat,
+            Fault::Timeout { delay_ms: 5000 },
+            ErrorKind::ProviderTimeout,
+        ),
+        (
+            Target::Chat,
+            Fault::MalformedJson,
+            ErrorKind::ProviderInvalidResponse,
+        ),
+    ];
+    for (target, fault, kind) in cases {
+        e.fake.reset();
+        e.fake.push_fault(target, fault.clone(), 5);
+        let err = e
+            .memory
+            .add(
+                "I sold my bicycle and bought a car",
+                &s,
+                AddOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{fault:?}: {err}");
+    }
+    // The second embeddings request (for the new facts) fails after the model answered.
+    e.fake.reset();
+    e.fake.push_reply(ops(
+        json!([{"text": "Bought a car", "event": "DELETE", "target": 0}]),
+    ));
+    e.fake
+        .push_fault_after(Target::Embeddings, Fault::ServerError, 5, 1);
+    let err = e
+        .memory
+        .add(
+            "I sold my bicycle and bought a car",
+            &s,
+            AddOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ProviderUnavailable, "{err}");
+    assert_eq!(e.fake.stats().chat_requests, 1);
+    let all = e
+        .memory
+        .get_all(&s, ListOptions::default().include_superseded(true))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(all[0].is_current());
+    assert_eq!(all[0].memory, "Owns a bicycle");
+    assert_eq!(
+        e.memory
+            .history(&all[0].id.to_string(), &s)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+conformance!(
+    verbatim_add_stores_each_non_system_message,
+    exact_duplicates_touch_nothing,
+    search_scores_are_in_range_and_sorted,
+    inferred_add_uses_one_chat_call_and_at_most_two_embedding_requests,
+    update_keeps_the_id_and_history_keeps_the_old_text,
+    contradiction_supersedes_and_as_of_still_sees_the_old_fact,
+    none_decision_writes_nothing,
+    a_fact_equal_to_a_memory_is_not_added_twice,
+    malformed_model_json_is_repaired_once,
+    invalid_answers_twice_fail_clearly_and_write_nothing,
+    provider_failures_are_clear_and_leave_nothing_half_written,
+);
