@@ -31,50 +31,11 @@ use crate::error::{Error, Result};
 use crate::model::{Access, HistoryEntry, MemoryItem, Scope, keywords};
 use dialect::{Args, COLUMNS, PgDialect, bind_all, item_from_row, normalized};
 
-/// The schema's migrations, in order. The auth tables exist in every build,
+/// The schema's migrations, in order: every file of `migrations/postgres/`,
+/// listed by `build.rs`. The auth tables exist in every build,
 /// so one database serves builds with and without the `auth` feature.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "memories",
-        include_str!("../../migrations/postgres/0001_memories.sql"),
-    ),
-    (
-        2,
-        "inline vectors",
-        include_str!("../../migrations/postgres/0002_inline_vectors.sql"),
-    ),
-    (
-        3,
-        "auth",
-        include_str!("../../migrations/postgres/0003_auth.sql"),
-    ),
-    (
-        4,
-        "jobs",
-        include_str!("../../migrations/postgres/0004_jobs.sql"),
-    ),
-    (
-        5,
-        "conversations",
-        include_str!("../../migrations/postgres/0005_conversations.sql"),
-    ),
-    (
-        6,
-        "api keys",
-        include_str!("../../migrations/postgres/0006_api_keys.sql"),
-    ),
-    (
-        7,
-        "reembed",
-        include_str!("../../migrations/postgres/0007_reembed.sql"),
-    ),
-    (
-        8,
-        "full-text search",
-        include_str!("../../migrations/postgres/0008_fts.sql"),
-    ),
-];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    include!(concat!(env!("OUT_DIR"), "/postgres_migrations.rs"));
 
 fn migrator() -> Migrator {
     let mut m = sql::migrator(MIGRATIONS);

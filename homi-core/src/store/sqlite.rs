@@ -32,6 +32,7 @@ mod search;
 mod transfer;
 
 use super::sql::memory::{EMBEDDER_SQL, embedder_from_meta};
+use super::sql::row::ITEM_WIDTH;
 use super::sql::{self, Bind, Columns, SqlStore};
 use super::vector::{Accept, ScopeVectors};
 use super::{
@@ -48,55 +49,11 @@ const TOMBSTONE_WINDOW: i64 = 100_000;
 /// Most SQL parameters per `IN (…)` list.
 const IN_CHUNK: usize = 500;
 
-/// The schema's migrations, in order. The auth tables exist in every build,
+/// The schema's migrations, in order: every file of `migrations/sqlite/`,
+/// listed by `build.rs`. The auth tables exist in every build,
 /// so one database serves builds with and without the `auth` feature.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "memories",
-        include_str!("../../migrations/sqlite/0001_memories.sql"),
-    ),
-    (
-        2,
-        "auth",
-        include_str!("../../migrations/sqlite/0002_auth.sql"),
-    ),
-    (
-        3,
-        "jobs",
-        include_str!("../../migrations/sqlite/0003_jobs.sql"),
-    ),
-    (
-        4,
-        "conversations",
-        include_str!("../../migrations/sqlite/0004_conversations.sql"),
-    ),
-    (
-        5,
-        "api keys",
-        include_str!("../../migrations/sqlite/0005_api_keys.sql"),
-    ),
-    (
-        6,
-        "reembed",
-        include_str!("../../migrations/sqlite/0006_reembed.sql"),
-    ),
-    (
-        7,
-        "full-text search",
-        include_str!("../../migrations/sqlite/0007_fts.sql"),
-    ),
-    (
-        8,
-        "keyword index in memory",
-        include_str!("../../migrations/sqlite/0008_drop_fts.sql"),
-    ),
-    (
-        9,
-        "tables named as on Postgres",
-        include_str!("../../migrations/sqlite/0009_homi_names.sql"),
-    ),
-];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    include!(concat!(env!("OUT_DIR"), "/sqlite_migrations.rs"));
 
 /// Runs the migrations. Two processes (or two opens in one) that create the
 /// same new database at once race: each migration is one transaction, so the
@@ -535,7 +492,10 @@ impl Store for SqliteStore {
                         Some(c) => *c,
                         None => {
                             // No vector at all (none stored): no similarity.
-                            let v = row.blob(15).map(|b| decode_vec(&b)).unwrap_or_default();
+                            let v = row
+                                .blob(1 + ITEM_WIDTH)
+                                .map(|b| decode_vec(&b))
+                                .unwrap_or_default();
                             if v.len() == q.len() {
                                 v.iter().zip(&q).map(|(a, b)| a * b).sum()
                             } else {

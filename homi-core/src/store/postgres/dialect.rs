@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::model::{Field, MemoryItem, Op};
 use crate::store::normalize;
-use crate::store::sql::memory::{MemoryDriver, Removed, item_at, memory_columns};
+use crate::store::sql::memory::{MemoryDriver, Removed};
+use crate::store::sql::row::{item_at, memory_columns};
 use crate::store::sql::{Bind, Columns, Dialect, Driver, Exec};
 
 /// SQL parameters with Postgres' numbered placeholders.

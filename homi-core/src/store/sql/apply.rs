@@ -13,9 +13,9 @@ use uuid::Uuid;
 use super::memory::{
     Entry, IN_CHUNK, MemoryDriver, check_vector, embedder, insert_history, normalized,
 };
-use super::{Bind, Columns, Driver, Exec, access_sql, bind_list};
+use super::{Bind, Columns, Driver, Exec, access_sql, bind_list, row};
 use crate::error::{Error, Result};
-use crate::model::{Access, Event, Metadata, Scope};
+use crate::model::{Access, Event, MemoryItem, Metadata, Scope};
 use crate::store::{Change, EmbedderInfo, NewMemory, Outcome};
 
 /// Memories per multi-row insert (at most 16 parameters each).
@@ -370,26 +370,12 @@ async fn insert<D: MemoryDriver>(
             }
         }
     }
-    let rows: Vec<NewRow> = fresh
+    let rows: Vec<(MemoryItem, &[f32])> = fresh
         .iter()
         .map(|&i| {
             let m = ms[i];
             let (created, updated) = imported.unwrap_or((m.said_at.unwrap_or(w.now), w.now));
-            NewRow {
-                id: m.id,
-                text: &m.text,
-                hash: &m.hash,
-                metadata: &m.metadata,
-                scope: &m.scope,
-                actor_id: m.actor_id.as_deref(),
-                role: m.role.as_deref(),
-                created_at: created,
-                updated_at: updated,
-                valid_from: created,
-                valid_to: None,
-                superseded_by: None,
-                vector: &m.embedding,
-            }
+            (row::added(m, created, updated), m.embedding.as_slice())
         })
         .collect();
     let inserted = insert_rows::<D>(c, w.seq, &rows).await?;
@@ -433,24 +419,6 @@ async fn insert<D: MemoryDriver>(
         .collect()
 }
 
-/// A memory's row, as written.
-pub(crate) struct NewRow<'a> {
-    pub id: Uuid,
-    pub text: &'a str,
-    pub hash: &'a str,
-    pub metadata: &'a Metadata,
-    pub scope: &'a Scope,
-    pub actor_id: Option<&'a str>,
-    pub role: Option<&'a str>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub valid_from: DateTime<Utc>,
-    pub valid_to: Option<DateTime<Utc>>,
-    pub superseded_by: Option<Uuid>,
-    /// Its vector (normalised here).
-    pub vector: &'a [f32],
-}
-
 /// Writes memories' rows and vectors with multi-row statements, stamped
 /// `seq`. A row a unique index refuses (its id, or its text current in its
 /// scope, written by another writer meanwhile) is skipped; returns the ids
@@ -458,12 +426,9 @@ pub(crate) struct NewRow<'a> {
 pub(crate) async fn insert_rows<D: MemoryDriver>(
     c: &mut D::Conn,
     seq: i64,
-    rows: &[NewRow<'_>],
+    rows: &[(MemoryItem, &[f32])],
 ) -> Result<HashSet<Uuid>> {
-    let mut columns = String::from(
-        "id, memory, hash, metadata, user_id, agent_id, run_id, actor_id, role, created_at, updated_at, \
-         valid_from, valid_to, superseded_by",
-    );
+    let mut columns = row::insert_columns();
     if D::VECTOR_INLINE {
         columns.push_str(", embedding");
     }
@@ -475,25 +440,10 @@ pub(crate) async fn insert_rows<D: MemoryDriver>(
         let mut args = D::Args::default();
         let values: Vec<String> = chunk
             .iter()
-            .map(|r| {
-                let mut values = vec![
-                    Bind::Uuid(r.id),
-                    r.text.into(),
-                    r.hash.into(),
-                    Bind::Json(Value::Object(r.metadata.clone())),
-                    r.scope.user_id.clone().into(),
-                    r.scope.agent_id.clone().into(),
-                    r.scope.run_id.clone().into(),
-                    r.actor_id.into(),
-                    r.role.into(),
-                    r.created_at.into(),
-                    r.updated_at.into(),
-                    r.valid_from.into(),
-                    r.valid_to.into(),
-                    r.superseded_by.into(),
-                ];
+            .map(|(m, vector)| {
+                let mut values = row::item_binds(m);
                 if D::VECTOR_INLINE {
-                    values.push(Bind::Vector(normalized(r.vector)));
+                    values.push(Bind::Vector(normalized(vector)));
                 }
                 if D::STAMPED {
                     values.push(Bind::Int(seq));
@@ -513,9 +463,9 @@ pub(crate) async fn insert_rows<D: MemoryDriver>(
         if !D::VECTOR_INLINE && !inserted.is_empty() {
             let mut args = D::Args::default();
             let mut values = Vec::with_capacity(inserted.len());
-            for r in chunk {
-                if let Some(row) = inserted.get(&r.id) {
-                    let pair = [Bind::Int(row.int(1)?), Bind::Vector(normalized(r.vector))];
+            for (m, vector) in chunk {
+                if let Some(row) = inserted.get(&m.id) {
+                    let pair = [Bind::Int(row.int(1)?), Bind::Vector(normalized(vector))];
                     values.push(format!("({})", bind_list::<D>(&mut args, pair)));
                 }
             }

@@ -4,14 +4,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use uuid::Uuid;
 
+use super::row::{item_at, memory_columns};
 use super::{
     Bind, Columns, Driver, Exec, access_sql, bind_list, job_scope_sql, readable_sql, scope_sql,
 };
 use crate::error::{Error, Result};
-use crate::model::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope};
+use crate::model::{Access, Event, HistoryEntry, MemoryItem, Scope};
 use crate::store::{EmbedderInfo, ReadParams, normalize};
 
 /// Ids per `IN (…)` list.
@@ -51,41 +51,6 @@ pub(crate) trait MemoryDriver: Driver {
 
     /// Records that the write stamped `seq` deleted memories.
     async fn forget(c: &mut Self::Conn, seq: i64, removed: Removed<'_, Self::Row>) -> Result<()>;
-}
-
-/// A memory's columns as [`item_at`] reads them, from the memories `m` (a
-/// macro, for `concat!`).
-macro_rules! memory_columns {
-    () => {
-        "m.id, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id, m.actor_id, m.role, \
-         m.created_at, m.updated_at, m.valid_from, m.valid_to, m.superseded_by"
-    };
-}
-pub(crate) use memory_columns;
-
-/// The memory in [`memory_columns!`] from column `i` on.
-pub(crate) fn item_at(row: &(impl Columns + ?Sized), i: usize) -> Result<MemoryItem> {
-    let metadata = match row.json(i + 3)? {
-        Value::Object(m) => m,
-        _ => Metadata::new(),
-    };
-    Ok(MemoryItem {
-        id: row.uuid(i)?,
-        memory: row.text(i + 1)?,
-        hash: row.text(i + 2)?,
-        metadata,
-        score: None,
-        user_id: row.opt_text(i + 4)?,
-        agent_id: row.opt_text(i + 5)?,
-        run_id: row.opt_text(i + 6)?,
-        actor_id: row.opt_text(i + 7)?,
-        role: row.opt_text(i + 8)?,
-        created_at: row.time(i + 9)?,
-        updated_at: row.time(i + 10)?,
-        valid_from: row.time(i + 11)?,
-        valid_to: row.opt_time(i + 12)?,
-        superseded_by: row.opt_uuid(i + 13)?,
-    })
 }
 
 /// One entry for a memory's history.

@@ -7,6 +7,7 @@
 //! opening, migrations, transactions' start, and the read paths (SQLite's
 //! vector cache, Postgres' HNSW index).
 //!
+//! A memory's row (its columns, read and written) is in [`row`].
 //! One module per port: [`memory`] (deletions, history, reads) and
 //! [`apply`] (the write transaction) for the memory store, [`transfer`]
 //! (export, restore, the re-embedding's bookkeeping), and the `auth`,
@@ -21,6 +22,7 @@ pub(crate) mod auth;
 pub(crate) mod chat;
 pub(crate) mod jobs;
 pub(crate) mod memory;
+pub(crate) mod row;
 pub(crate) mod transfer;
 
 use async_trait::async_trait;

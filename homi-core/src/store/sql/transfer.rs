@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::apply::{NewRow, current_hashes, insert_rows, said};
+use super::apply::{current_hashes, insert_rows, said};
 use super::memory::{
-    HISTORY_COLUMNS, IN_CHUNK, MemoryDriver, check_vector, embedder, history_from_row, item_at,
-    memory_columns,
+    HISTORY_COLUMNS, IN_CHUNK, MemoryDriver, check_vector, embedder, history_from_row,
 };
+use super::row::{ITEM_WIDTH, item_at, memory_columns};
 use super::{Bind, Columns, Driver, Exec, access_sql, bind_list, binds, for_update};
 use crate::error::{Error, Result};
 use crate::model::{HistoryEntry, MemoryItem};
@@ -82,7 +82,7 @@ pub(crate) async fn export<D: MemoryDriver>(
         let embedding = match &model {
             Some(model) => Some(RecordEmbedding {
                 model: model.clone(),
-                vector: row.vector(14)?,
+                vector: row.vector(ITEM_WIDTH)?,
             }),
             None => None,
         };
@@ -176,30 +176,9 @@ pub(crate) async fn restore<D: MemoryDriver>(
         });
         fresh.push((outcomes.len() - 1, record, vector));
     }
-    let scopes: HashMap<Uuid, crate::model::Scope> = fresh
+    let rows: Vec<(MemoryItem, &[f32])> = fresh
         .iter()
-        .map(|(_, r, _)| (r.item.id, item_scope(&r.item)))
-        .collect();
-    let rows: Vec<NewRow> = fresh
-        .iter()
-        .map(|(_, r, vector)| {
-            let m = &r.item;
-            NewRow {
-                id: m.id,
-                text: &m.memory,
-                hash: &m.hash,
-                metadata: &m.metadata,
-                scope: &scopes[&m.id],
-                actor_id: m.actor_id.as_deref(),
-                role: m.role.as_deref(),
-                created_at: m.created_at,
-                updated_at: m.updated_at,
-                valid_from: m.valid_from,
-                valid_to: m.valid_to,
-                superseded_by: m.superseded_by,
-                vector,
-            }
-        })
+        .map(|(_, r, vector)| (r.item.clone(), vector.as_slice()))
         .collect();
     let inserted = insert_rows::<D>(c, seq, &rows).await?;
     for (at, r, _) in &fresh {

@@ -15,7 +15,8 @@ use uuid::Uuid;
 use super::{TOMBSTONE_WINDOW, bump_seq};
 use crate::error::{Error, Result};
 use crate::model::{Field, MemoryItem, Op};
-use crate::store::sql::memory::{MemoryDriver, Removed, item_at, memory_columns};
+use crate::store::sql::memory::{MemoryDriver, Removed};
+use crate::store::sql::row::{item_at, memory_columns};
 use crate::store::sql::{Bind, Columns, Dialect, Driver, Exec};
 
 pub(super) fn to_time(micros: i64) -> DateTime<Utc> {
