@@ -405,15 +405,18 @@ async fn export(
 ) -> homi_core::Result<()> {
     use std::io::Write;
     let bar = progress(None, "{spinner} exported {human_pos} memories [{elapsed}]");
-    let store = memory.store().as_ref();
     let count = |n: u64| bar.set_position(n);
     let written = match &output {
         None => {
             let mut writer = std::io::BufWriter::new(std::io::stdout().lock());
-            homi_core::transfer::export_jsonl(store, access, embeddings, &mut writer, count).await?
+            memory
+                .export_jsonl(access, embeddings, &mut writer, count)
+                .await?
         }
         Some(path) => {
-            homi_core::transfer::export_jsonl_file(store, access, embeddings, path, count).await?
+            memory
+                .export_jsonl_file(access, embeddings, path, count)
+                .await?
         }
     };
     bar.finish_and_clear();
@@ -435,8 +438,7 @@ async fn import(memory: &homi_core::Memory, file: &str, out: Out) -> homi_core::
     let report = if file == "-" {
         let bar = progress(None, "{spinner} imported {binary_bytes} [{elapsed}]");
         let input = std::io::BufReader::new(std::io::stdin().lock());
-        let report =
-            homi_core::transfer::import_jsonl(memory, input, |b| bar.set_position(b)).await;
+        let report = memory.import_jsonl(input, |b| bar.set_position(b)).await;
         bar.finish_and_clear();
         report?
     } else {
@@ -447,10 +449,9 @@ async fn import(memory: &homi_core::Memory, file: &str, out: Out) -> homi_core::
             len,
             "{bar:40} {binary_bytes}/{binary_total_bytes} [{elapsed}, {eta} left]",
         );
-        let report = homi_core::transfer::import_jsonl(memory, std::io::BufReader::new(f), |b| {
-            bar.set_position(b)
-        })
-        .await;
+        let report = memory
+            .import_jsonl(std::io::BufReader::new(f), |b| bar.set_position(b))
+            .await;
         bar.finish_and_clear();
         report?
     };
@@ -476,8 +477,7 @@ async fn import_mem0(
     embedding_model: Option<String>,
     out: Out,
 ) -> homi_core::Result<()> {
-    use homi_core::import::{Mem0Layout, Mem0Source};
-    let store = homi_core::open::open_store(config).await?;
+    use homi_core::transfer::{Mem0Layout, Mem0Source};
     let source = Mem0Source {
         url,
         collection,
@@ -488,12 +488,13 @@ async fn import_mem0(
         embedder_model: embedding_model
             .unwrap_or_else(|| config.embedder.model_for(config.embedder.kind).to_owned()),
     };
+    let memory = homi_core::Memory::open_without_provider(config).await?;
     let bar = progress(
         Some(0),
         "{bar:40} {pos}/{len} mem0 rows copied [{elapsed}, {eta} left]",
     );
-    let report =
-        homi_core::import::import_mem0_with_progress(store.as_ref(), &source, |read, total| {
+    let report = memory
+        .import_mem0(&source, |read, total| {
             bar.set_length(total);
             bar.set_position(read);
         })
@@ -504,15 +505,7 @@ async fn import_mem0(
         Some(Mem0Layout::Vecs) => "vecs",
         _ => "pgvector",
     };
-    let summary = json!({
-        "layout": layout,
-        "read": report.read,
-        "imported": report.imported,
-        "already_present": report.already_present,
-        "duplicates": report.duplicates,
-        "invalid": report.invalid,
-    });
-    out.show(&summary, |_| {
+    out.show(&report, |report| {
         println!(
             "read {} rows of {} ({layout} layout): {} imported, {} already present, {} duplicates, {} without text or scope",
             report.read,

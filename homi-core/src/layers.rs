@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["model", "provider"],
     &["store"],
     &["memory"],
-    &["jobs", "transfer", "import"],
+    &["jobs", "transfer"],
     &["chat", "auth"],
     &["open"],
     &["doctor"],

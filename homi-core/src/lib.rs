@@ -8,8 +8,6 @@ pub mod chat;
 pub mod config;
 pub mod doctor;
 pub mod error;
-#[cfg(all(feature = "memory", feature = "postgres"))]
-pub mod import;
 #[cfg(feature = "memory")]
 pub mod jobs;
 #[cfg(test)]

@@ -26,14 +26,14 @@ use crate::jobs::JobQueue;
     not(all(feature = "chat", feature = "openai"))
 ))]
 use crate::jobs::QueueOptions;
-#[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
+#[cfg(feature = "memory")]
 use crate::memory::Memory;
 #[cfg(feature = "memory")]
 use crate::store::Store;
 #[cfg(feature = "auth")]
 use crate::store::auth::AuthStore;
 #[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
-use crate::transfer::{REEMBED_BATCH, ReembedProgress, ReembedReport, reembed};
+use crate::transfer::{REEMBED_BATCH, ReembedProgress, ReembedReport};
 
 /// The stores of one database: the memories, and (with the `auth` feature)
 /// the accounts and auth sessions, sharing one connection pool.
@@ -247,6 +247,18 @@ impl Homi {
     }
 }
 
+#[cfg(feature = "memory")]
+impl Memory {
+    /// Opens the store named by `config.database_url` with no embedder and
+    /// no chat model, so that it opens whatever embedder the store records:
+    /// for moving memories ([`Memory::export_jsonl`], [`Memory::reembed`],
+    /// the mem0 import). Calls that need a model fail with a
+    /// `ProviderNotConfigured` error.
+    pub async fn open_without_provider(config: &Config) -> Result<Memory> {
+        Memory::builder(open_store(config).await?).build().await
+    }
+}
+
 #[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
 impl Memory {
     /// Opens the store named by `config.database_url`, the embedder of
@@ -322,8 +334,8 @@ async fn open_auth_store(config: &Config, shared: bool) -> Result<Arc<dyn AuthSt
     }
 }
 
-/// [`reembed`] with the store and the embedder `config` names (the embedder
-/// to move to is the configured one): what `homi memory reembed` does.
+/// [`Memory::reembed`] on the store `config` names, to the embedder it
+/// names: what `homi memory reembed` does.
 #[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
 pub async fn reembed_with_config(
     config: &Config,
@@ -336,6 +348,8 @@ pub async fn reembed_with_config(
                 .to_owned(),
         ));
     };
-    let store = open_store(config).await?;
-    reembed(&store, embedder.as_ref(), REEMBED_BATCH, progress).await
+    Memory::open_without_provider(config)
+        .await?
+        .reembed(embedder.as_ref(), REEMBED_BATCH, progress)
+        .await
 }

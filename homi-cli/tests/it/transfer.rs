@@ -194,7 +194,7 @@ async fn export_then_import_gives_the_same_bytes(b: Backend) {
     let again: Value = serde_json::from_slice(&again).unwrap();
     assert_eq!(
         again,
-        json!({"read": 4, "imported": 0, "already_present": 4, "duplicates": 0, "embedded": 0})
+        json!({"read": 4, "imported": 0, "already_present": 4, "duplicates": 0, "embedded": 0, "invalid": 0})
     );
     // The superseded memory came back superseded: not current, still there.
     let current = e.ok(&two, &["memory", "list", "--user", "alice", "--json"]);

@@ -1,10 +1,16 @@
-//! The extraction call of `add(infer=true)`: the prompt, the JSON schema, and
-//! the parsing and validation of the model's answer.
+//! The pure steps of `add(infer=true)`: the nearest memories the model is
+//! shown, the prompt and JSON schema of the extraction call, the parsing and
+//! validation of the model's answer, and the plan of writes it makes.
+
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::messages::InputMessage;
+use super::{AddEvent, MemoryItem};
+use crate::model::types::{Event, text_hash};
 use crate::provider::{ChatMessage, JsonSchema, Role};
 
 /// Name of the structured-output schema.
@@ -185,10 +191,235 @@ pub(crate) fn parse(raw: &str, existing_len: usize) -> Result<Vec<FactOp>, Strin
     Ok(out)
 }
 
+/// The memories shown to the model: the best `limit` of the nearest ones
+/// found for each new message, each once with its best score, best first.
+pub(crate) fn nearest(found: Vec<Vec<MemoryItem>>, limit: usize) -> Vec<MemoryItem> {
+    let mut best: HashMap<Uuid, MemoryItem> = HashMap::new();
+    for m in found.into_iter().flatten() {
+        let keep = best
+            .get(&m.id)
+            .is_none_or(|old| old.score.unwrap_or(0.0) < m.score.unwrap_or(0.0));
+        if keep {
+            best.insert(m.id, m);
+        }
+    }
+    let mut out: Vec<MemoryItem> = best.into_values().collect();
+    out.sort_by(|a, b| {
+        b.score
+            .unwrap_or(0.0)
+            .total_cmp(&a.score.unwrap_or(0.0))
+            .then(a.id.cmp(&b.id))
+    });
+    out.truncate(limit);
+    out
+}
+
+/// The event of a memory `add` leaves as it is.
+pub(crate) fn unchanged(m: &MemoryItem) -> AddEvent {
+    AddEvent {
+        id: m.id,
+        memory: m.memory.clone(),
+        event: Event::None,
+        previous_memory: None,
+        superseded_by: None,
+    }
+}
+
+/// What the model's decisions come to.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Plan {
+    /// The facts to write, with their text's hash: each `Add`, or an
+    /// `Update`/`Delete` (supersede) of one of the memories shown.
+    pub writes: Vec<(FactOp, String)>,
+    /// The memories left as they are, each once.
+    pub unchanged: Vec<AddEvent>,
+}
+
+/// Plans the writes of the model's decisions about the memories it was
+/// shown (`existing`), given `known`: the scope's current memories whose
+/// hash is one of the facts' (by hash).
+///
+/// - `NONE` leaves its memory as it is; so does an `UPDATE` to the same text.
+/// - A second decision about one memory would race the first: that fact is
+///   added as new instead.
+/// - An `ADD` of a text the scope already holds (shown or not) writes
+///   nothing and reports that memory; one text is added once.
+pub(crate) fn plan(
+    ops: Vec<FactOp>,
+    existing: &[MemoryItem],
+    known: &HashMap<String, MemoryItem>,
+) -> Plan {
+    let shown: HashMap<&str, &MemoryItem> = existing.iter().map(|m| (m.hash.as_str(), m)).collect();
+    let mut targeted = HashSet::new();
+    let mut planned = HashSet::new();
+    let mut out = Plan::default();
+    for op in ops {
+        let hash = text_hash(&op.text);
+        let decision = match op.decision {
+            Decision::None(t) => {
+                if targeted.insert(t) {
+                    out.unchanged.push(unchanged(&existing[t]));
+                }
+                continue;
+            }
+            Decision::Update(t) | Decision::Delete(t) if !targeted.insert(t) => Decision::Add,
+            Decision::Update(t) if existing[t].hash == hash => {
+                out.unchanged.push(unchanged(&existing[t]));
+                continue;
+            }
+            d => d,
+        };
+        if decision == Decision::Add {
+            if let Some(m) = shown
+                .get(hash.as_str())
+                .copied()
+                .or_else(|| known.get(&hash))
+            {
+                if planned.insert(hash) {
+                    out.unchanged.push(unchanged(m));
+                }
+                continue;
+            }
+            if !planned.insert(hash.clone()) {
+                continue;
+            }
+        } else {
+            planned.insert(hash.clone());
+        }
+        out.writes.push((
+            FactOp {
+                text: op.text,
+                decision,
+            },
+            hash,
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+
+    fn memory(text: &str, score: f32) -> MemoryItem {
+        let mut m: MemoryItem = serde_json::from_value(json!({
+            "id": Uuid::new_v4(), "memory": text, "hash": text_hash(text), "metadata": {},
+            "user_id": "alice", "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z", "valid_from": "2024-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        m.score = Some(score);
+        m
+    }
+
+    fn op(text: &str, decision: Decision) -> FactOp {
+        FactOp {
+            text: text.to_owned(),
+            decision,
+        }
+    }
+
+    fn texts(p: &Plan) -> (Vec<(&str, Decision)>, Vec<&str>) {
+        (
+            p.writes
+                .iter()
+                .map(|(o, _)| (o.text.as_str(), o.decision.clone()))
+                .collect(),
+            p.unchanged.iter().map(|e| e.memory.as_str()).collect(),
+        )
+    }
+
+    #[test]
+    fn the_model_is_shown_each_nearest_memory_once_best_first() {
+        let a = memory("Has a dog", 0.5);
+        let mut a_better = a.clone();
+        a_better.score = Some(0.9);
+        let b = memory("Lives in Lisbon", 0.7);
+        let c = memory("Likes tea", 0.1);
+        let shown = nearest(vec![vec![a, b.clone()], vec![a_better, c]], 2);
+        let got: Vec<(&str, Option<f32>)> =
+            shown.iter().map(|m| (m.memory.as_str(), m.score)).collect();
+        assert_eq!(
+            got,
+            [("Has a dog", Some(0.9)), ("Lives in Lisbon", Some(0.7))]
+        );
+        assert!(nearest(vec![vec![b]], 0).is_empty());
+    }
+
+    #[test]
+    fn new_facts_are_added_once_and_known_texts_are_not_added_again() {
+        let existing = [memory("Has a dog", 0.9)];
+        let elsewhere = memory("Likes tea", 0.0);
+        let known = HashMap::from([(elsewhere.hash.clone(), elsewhere)]);
+        let p = plan(
+            vec![
+                op("Plays chess", Decision::Add),
+                op("Plays chess", Decision::Add),
+                op("Has a dog", Decision::Add),
+                op("Likes tea", Decision::Add),
+                op("Likes tea", Decision::Add),
+            ],
+            &existing,
+            &known,
+        );
+        assert_eq!(
+            texts(&p),
+            (
+                vec![("Plays chess", Decision::Add)],
+                vec!["Has a dog", "Likes tea"]
+            )
+        );
+        assert_eq!(p.writes[0].1, text_hash("Plays chess"));
+    }
+
+    #[test]
+    fn one_memory_gets_one_decision_and_a_same_text_update_changes_nothing() {
+        let existing = [
+            memory("Has a dog", 0.9),
+            memory("Lives in Porto", 0.8),
+            memory("Likes tea", 0.7),
+        ];
+        let p = plan(
+            vec![
+                op("Has a beagle named Rex", Decision::Update(0)),
+                // A second decision about memory 0: kept as a new fact.
+                op("Walks the dog daily", Decision::Delete(0)),
+                op("Lives in Lisbon", Decision::Delete(1)),
+                op("Likes tea", Decision::Update(2)),
+                op("Likes tea", Decision::None(2)),
+            ],
+            &existing,
+            &HashMap::new(),
+        );
+        assert_eq!(
+            texts(&p),
+            (
+                vec![
+                    ("Has a beagle named Rex", Decision::Update(0)),
+                    ("Walks the dog daily", Decision::Add),
+                    ("Lives in Lisbon", Decision::Delete(1)),
+                ],
+                vec!["Likes tea"]
+            )
+        );
+    }
+
+    #[test]
+    fn none_reports_its_memory_once() {
+        let existing = [memory("Has a dog", 0.9)];
+        let p = plan(
+            vec![
+                op("Has a dog", Decision::None(0)),
+                op("Owns a dog", Decision::None(0)),
+            ],
+            &existing,
+            &HashMap::new(),
+        );
+        assert_eq!(texts(&p), (vec![], vec!["Has a dog"]));
+        assert_eq!(p.unchanged[0].id, existing[0].id);
+        assert_eq!(p.unchanged[0].event, Event::None);
+    }
 
     #[test]
     fn fences_are_stripped() {

@@ -224,6 +224,11 @@ impl Memory {
         &self.inner.store
     }
 
+    /// The embedder this Memory writes with, if one is configured.
+    pub(crate) fn configured_embedder(&self) -> Option<&Arc<dyn Embedder>> {
+        self.inner.embedder.as_ref()
+    }
+
     fn embedder(&self) -> Result<&Arc<dyn Embedder>> {
         self.inner
             .embedder
@@ -247,7 +252,8 @@ impl Memory {
         })
     }
 
-    async fn embed(&self, texts: &[String], usage: &mut Usage) -> Result<Vec<Vec<f32>>> {
+    /// Embeds `texts` and records the embedder in the store (refusing another).
+    pub(crate) async fn embed(&self, texts: &[String], usage: &mut Usage) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -361,7 +367,7 @@ impl Memory {
             .await?;
         let mut by_hash: HashMap<String, AddEvent> = HashMap::new();
         for o in outcomes {
-            for e in events_of(o) {
+            for e in AddEvent::of(o) {
                 by_hash.insert(text_hash(&e.memory), e);
             }
         }
@@ -375,13 +381,7 @@ impl Memory {
             if let Some(e) = by_hash.remove(h) {
                 out.push(e);
             } else if let Some(m) = known.get(h) {
-                out.push(AddEvent {
-                    id: m.id,
-                    memory: m.memory.clone(),
-                    event: Event::None,
-                    previous_memory: None,
-                    superseded_by: None,
-                });
+                out.push(infer::unchanged(m));
             }
         }
         Ok(out)
@@ -413,45 +413,24 @@ impl Memory {
                 .iter()
                 .filter(|h| seen.insert((*h).clone()))
                 .filter_map(|h| known.get(h))
-                .map(|m| AddEvent {
-                    id: m.id,
-                    memory: m.memory.clone(),
-                    event: Event::None,
-                    previous_memory: None,
-                    superseded_by: None,
-                })
+                .map(infer::unchanged)
                 .collect());
         }
 
         // (1) Embed the new messages; fetch the scope's nearest memories.
         let texts: Vec<String> = conversation.iter().map(|m| m.content.clone()).collect();
         let vectors = self.embed(&texts, usage).await?;
-        let mut existing: Vec<MemoryItem> = Vec::new();
+        let mut found = Vec::new();
         if self.inner.infer_context > 0 {
             let params = ReadParams {
                 limit: self.inner.infer_context,
                 ..ReadParams::default()
             };
-            let mut best: HashMap<Uuid, MemoryItem> = HashMap::new();
             for v in &vectors {
-                for m in self.inner.store.search(scope, v, &params).await? {
-                    let keep = best
-                        .get(&m.id)
-                        .is_none_or(|old| old.score.unwrap_or(0.0) < m.score.unwrap_or(0.0));
-                    if keep {
-                        best.insert(m.id, m);
-                    }
-                }
+                found.push(self.inner.store.search(scope, v, &params).await?);
             }
-            existing = best.into_values().collect();
-            existing.sort_by(|a, b| {
-                b.score
-                    .unwrap_or(0.0)
-                    .total_cmp(&a.score.unwrap_or(0.0))
-                    .then(a.id.cmp(&b.id))
-            });
-            existing.truncate(self.inner.infer_context);
         }
+        let existing = infer::nearest(found, self.inner.infer_context);
 
         // (2) One structured-output call; one repair attempt on a bad answer.
         let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
@@ -464,81 +443,17 @@ impl Memory {
             .await?;
 
         // Map the model's small ids back to memories and plan the changes.
-        let actor = single_actor(&conversation);
-        let metadata = options.metadata.clone().unwrap_or_default();
-        let existing_hashes: HashMap<String, usize> = existing
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.hash.clone(), i))
-            .collect();
         let fact_hashes: Vec<String> = ops.iter().map(|o| text_hash(&o.text)).collect();
         let known_facts = self.known(scope, &fact_hashes).await?;
-        let mut targeted = HashSet::new();
-        let mut planned_hashes = HashSet::new();
-        let mut none_events = Vec::new();
-        let mut plan: Vec<(FactOp, String)> = Vec::new();
-        for (op, hash) in ops.into_iter().zip(fact_hashes) {
-            let decision = match op.decision {
-                Decision::None(t) => {
-                    if targeted.insert(t) {
-                        let m = &existing[t];
-                        none_events.push(AddEvent {
-                            id: m.id,
-                            memory: m.memory.clone(),
-                            event: Event::None,
-                            previous_memory: None,
-                            superseded_by: None,
-                        });
-                    }
-                    continue;
-                }
-                // A second decision about one memory would race the first: keep the fact as new.
-                Decision::Update(t) | Decision::Delete(t) if !targeted.insert(t) => Decision::Add,
-                Decision::Update(t) if existing[t].hash == hash => {
-                    let m = &existing[t];
-                    none_events.push(AddEvent {
-                        id: m.id,
-                        memory: m.memory.clone(),
-                        event: Event::None,
-                        previous_memory: None,
-                        superseded_by: None,
-                    });
-                    continue;
-                }
-                d => d,
-            };
-            if decision == Decision::Add {
-                let dup = existing_hashes
-                    .get(&hash)
-                    .map(|&i| &existing[i])
-                    .or_else(|| known_facts.get(&hash));
-                if let Some(m) = dup {
-                    if planned_hashes.insert(hash.clone()) {
-                        none_events.push(AddEvent {
-                            id: m.id,
-                            memory: m.memory.clone(),
-                            event: Event::None,
-                            previous_memory: None,
-                            superseded_by: None,
-                        });
-                    }
-                    continue;
-                }
-            }
-            if !planned_hashes.insert(hash.clone()) && decision == Decision::Add {
-                continue;
-            }
-            plan.push((
-                FactOp {
-                    text: op.text,
-                    decision,
-                },
-                hash,
-            ));
-        }
+        let infer::Plan {
+            writes: plan,
+            unchanged: none_events,
+        } = infer::plan(ops, &existing, &known_facts);
         if plan.is_empty() {
             return Ok(none_events);
         }
+        let actor = single_actor(&conversation);
+        let metadata = options.metadata.clone().unwrap_or_default();
 
         // (3) One embeddings request for every new or changed text.
         let texts: Vec<String> = plan.iter().map(|(op, _)| op.text.clone()).collect();
@@ -583,7 +498,7 @@ impl Memory {
             .store
             .apply(&Access::from(scope), made_by.as_ref(), changes)
             .await?;
-        let mut events: Vec<AddEvent> = outcomes.into_iter().flat_map(events_of).collect();
+        let mut events: Vec<AddEvent> = outcomes.into_iter().flat_map(AddEvent::of).collect();
         events.extend(none_events);
         Ok(events)
     }
@@ -830,105 +745,6 @@ impl Memory {
         self.inner.store.history(uuid, &access).await
     }
 
-    /// Writes exported memories back whole — ids, texts, scopes, metadata,
-    /// validity windows and history — as [`crate::transfer::import_jsonl`]
-    /// does for `homi memory import`. A record's vector is used when it was
-    /// made by the configured embedder (or, with no provider configured, by
-    /// the store's); other records are embedded again. Records whose id
-    /// exists are skipped ([`Outcome::Exists`]), so restoring twice changes
-    /// nothing. Records are checked first: a bad one fails the call with
-    /// nothing written.
-    pub async fn restore(&self, records: Vec<crate::store::MemoryRecord>) -> Result<Restored> {
-        let mut usage = Usage::default();
-        for r in &records {
-            check_record(r)?;
-        }
-        // Records already in the store (an earlier import) are neither
-        // embedded nor written.
-        let ids: Vec<Uuid> = records.iter().map(|r| r.item.id).collect();
-        let present = self.inner.store.existing_ids(&ids).await?;
-        let mut todo = Vec::with_capacity(records.len());
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
-        for r in records {
-            if present.contains(&r.item.id) {
-                outcomes.push(Some(Outcome::Exists { id: r.item.id }));
-            } else {
-                outcomes.push(None);
-                todo.push(r);
-            }
-        }
-        // The embedder the memories go in with: the configured one, or
-        // without a provider the store's, or else the records' own.
-        let stored = self.inner.store.embedder().await?;
-        let (model, mut dims) = match (&self.inner.embedder, &stored) {
-            (Some(e), _) => (
-                Some(e.model().to_owned()),
-                e.dims().or(stored
-                    .as_ref()
-                    .filter(|s| s.model == e.model())
-                    .map(|s| s.dims)),
-            ),
-            (None, Some(s)) => (Some(s.model.clone()), Some(s.dims)),
-            (None, None) => (
-                todo.iter()
-                    .find_map(|r| r.embedding.as_ref().map(|e| e.model.clone())),
-                None,
-            ),
-        };
-        // A record's vector is used when that embedder made it, at its size.
-        let mut vectors: Vec<Option<Vec<f32>>> = Vec::with_capacity(todo.len());
-        for r in &todo {
-            let usable = r.embedding.as_ref().filter(|e| {
-                Some(&e.model) == model.as_ref()
-                    && !e.vector.is_empty()
-                    && dims.is_none_or(|d| d == e.vector.len())
-            });
-            if let Some(e) = usable {
-                dims = Some(e.vector.len());
-            }
-            vectors.push(usable.map(|e| e.vector.clone()));
-        }
-        let missing: Vec<usize> = (0..todo.len()).filter(|&i| vectors[i].is_none()).collect();
-        let mut embedded = 0;
-        if !missing.is_empty() {
-            let texts: Vec<String> = missing
-                .iter()
-                .map(|&i| todo[i].item.memory.clone())
-                .collect();
-            embedded = texts.len();
-            let made = self.embed(&texts, &mut usage).await?;
-            if let Some(v) = made.first() {
-                dims = Some(v.len());
-            }
-            for (i, v) in missing.into_iter().zip(made) {
-                vectors[i] = Some(v);
-            }
-        }
-        let mut written = Vec::new().into_iter();
-        if let (false, Some(model), Some(dims)) = (todo.is_empty(), model, dims) {
-            let info = EmbedderInfo { model, dims };
-            self.inner.store.bind_embedder(&info).await?;
-            let batch = todo
-                .into_iter()
-                .zip(vectors)
-                .map(|(r, v)| (r, v.unwrap_or_default()))
-                .collect();
-            written = self.inner.store.restore(&info, batch).await?.into_iter();
-        }
-        let outcomes = outcomes
-            .into_iter()
-            .map(|o| {
-                o.or_else(|| written.next())
-                    .ok_or_else(|| Error::storage("a restored memory has no outcome"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Restored {
-            outcomes,
-            embedded,
-            usage,
-        })
-    }
-
     /// Deletes every memory of every scope, and the recorded embedder.
     pub async fn reset(&self) -> Result<()> {
         self.inner.store.reset().await
@@ -947,112 +763,4 @@ fn single_actor(conversation: &[&InputMessage]) -> Option<String> {
     } else {
         None
     }
-}
-
-fn events_of(outcome: Outcome) -> Vec<AddEvent> {
-    match outcome {
-        Outcome::Exists { .. } => Vec::new(),
-        Outcome::Added { id, text } => vec![AddEvent {
-            id,
-            memory: text,
-            event: Event::Add,
-            previous_memory: None,
-            superseded_by: None,
-        }],
-        Outcome::Duplicate { id, text } => vec![AddEvent {
-            id,
-            memory: text,
-            event: Event::None,
-            previous_memory: None,
-            superseded_by: None,
-        }],
-        Outcome::Updated {
-            id,
-            old_text,
-            new_text,
-        } => vec![AddEvent {
-            id,
-            memory: new_text,
-            event: Event::Update,
-            previous_memory: Some(old_text),
-            superseded_by: None,
-        }],
-        Outcome::Superseded {
-            id,
-            old_text,
-            replacement,
-            replacement_text,
-        } => vec![
-            AddEvent {
-                id,
-                memory: old_text,
-                event: Event::Delete,
-                previous_memory: None,
-                superseded_by: Some(replacement),
-            },
-            AddEvent {
-                id: replacement,
-                memory: replacement_text,
-                event: Event::Add,
-                previous_memory: None,
-                superseded_by: None,
-            },
-        ],
-    }
-}
-
-/// What [`Memory::restore`] did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Restored {
-    /// One outcome per record, in order: `Added`, `Exists` or `Duplicate`.
-    pub outcomes: Vec<Outcome>,
-    /// Records embedded again (no usable vector in the record).
-    pub embedded: usize,
-    /// Model calls made.
-    pub usage: Usage,
-}
-
-/// What an exported memory must be to be restored.
-fn check_record(r: &crate::store::MemoryRecord) -> Result<()> {
-    let m = &r.item;
-    let what = |detail: String| format!("memory {}: {detail}", m.id);
-    let scope = Scope {
-        user_id: m.user_id.clone(),
-        agent_id: m.agent_id.clone(),
-        run_id: m.run_id.clone(),
-    };
-    scope.validate(true)?;
-    if m.memory.trim().is_empty() {
-        return Err(Error::invalid("memory", what("the text is empty".into())));
-    }
-    if m.hash != text_hash(&m.memory) {
-        return Err(Error::invalid(
-            "hash",
-            what("is not the MD5 of the memory's text".into()),
-        ));
-    }
-    if m.valid_to.is_some_and(|to| to < m.valid_from) {
-        return Err(Error::invalid(
-            "valid_to",
-            what("ends before valid_from".into()),
-        ));
-    }
-    if let Some(h) = r.history.iter().find(|h| h.memory_id != m.id) {
-        return Err(Error::invalid(
-            "history",
-            what(format!(
-                "history entry {} belongs to memory {}",
-                h.id, h.memory_id
-            )),
-        ));
-    }
-    if let Some(e) = &r.embedding
-        && e.vector.iter().any(|x| !x.is_finite())
-    {
-        return Err(Error::invalid(
-            "embedding",
-            what("the vector holds a value that is not a finite number".into()),
-        ));
-    }
-    Ok(())
 }

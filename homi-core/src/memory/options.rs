@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{Event, MemoryItem, Metadata};
 use crate::error::{Error, Result};
 use crate::model::Filter;
+use crate::store::Outcome;
 
 /// One entry of `add`'s results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,48 @@ pub struct AddEvent {
     /// For `DELETE`: the memory that replaced it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<Uuid>,
+}
+
+impl AddEvent {
+    fn new(id: Uuid, memory: String, event: Event) -> AddEvent {
+        AddEvent {
+            id,
+            memory,
+            event,
+            previous_memory: None,
+            superseded_by: None,
+        }
+    }
+
+    /// The events of what the store did with one change (none for a record
+    /// that was already there).
+    pub(crate) fn of(outcome: Outcome) -> Vec<AddEvent> {
+        match outcome {
+            Outcome::Exists { .. } => Vec::new(),
+            Outcome::Added { id, text } => vec![AddEvent::new(id, text, Event::Add)],
+            Outcome::Duplicate { id, text } => vec![AddEvent::new(id, text, Event::None)],
+            Outcome::Updated {
+                id,
+                old_text,
+                new_text,
+            } => vec![AddEvent {
+                previous_memory: Some(old_text),
+                ..AddEvent::new(id, new_text, Event::Update)
+            }],
+            Outcome::Superseded {
+                id,
+                old_text,
+                replacement,
+                replacement_text,
+            } => vec![
+                AddEvent {
+                    superseded_by: Some(replacement),
+                    ..AddEvent::new(id, old_text, Event::Delete)
+                },
+                AddEvent::new(replacement, replacement_text, Event::Add),
+            ],
+        }
+    }
 }
 
 /// What an operation cost.

@@ -16,18 +16,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
+use super::{ImportReport, Mem0Layout};
 use crate::error::{Error, Result};
-use crate::memory::{Access, Metadata, Scope, text_hash};
-use crate::store::{Change, EmbedderInfo, NewMemory, Outcome, Store};
-
-/// Where mem0 kept its memories.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mem0Layout {
-    /// mem0's pgvector store: `{collection}(id, vector, payload)` in the search path.
-    Pgvector,
-    /// The Supabase (vecs) store: `vecs."{collection}"(id, vec, metadata)`.
-    Vecs,
-}
+use crate::memory::{Access, Memory, Metadata, Scope, text_hash};
+use crate::store::{Change, EmbedderInfo, NewMemory};
 
 /// The mem0 collection to copy.
 #[derive(Debug, Clone)]
@@ -40,24 +32,6 @@ pub struct Mem0Source {
     pub layout: Option<Mem0Layout>,
     /// The embedding model that made the vectors (recorded in Homi's store).
     pub embedder_model: String,
-}
-
-/// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ImportReport {
-    /// The layout that was read.
-    pub layout: Option<Mem0Layout>,
-    /// Rows read from the collection.
-    pub read: u64,
-    /// Memories written.
-    pub imported: u64,
-    /// Rows whose id was already in Homi (an earlier import).
-    pub already_present: u64,
-    /// Rows whose text was already a current memory of their scope.
-    pub duplicates: u64,
-    /// Rows that could not be imported (no `data` text, or no scope id); their
-    /// ids are logged.
-    pub invalid: u64,
 }
 
 const PAGE: i64 = 1000;
@@ -154,122 +128,120 @@ fn to_change(id: &str, vector: Vec<f32>, payload: Value) -> Option<Change> {
     })
 }
 
-/// Copies a mem0 collection into `store`. Idempotent: ids are kept, and rows
-/// already imported are counted as `already_present`.
-pub async fn import_mem0(store: &dyn Store, source: &Mem0Source) -> Result<ImportReport> {
-    import_mem0_with_progress(store, source, |_, _| {}).await
-}
-
-/// [`import_mem0`], calling `progress(rows read, rows in the collection)`
-/// after each page of 1,000 rows (for a progress bar).
-pub async fn import_mem0_with_progress(
-    store: &dyn Store,
-    source: &Mem0Source,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<ImportReport> {
-    check_collection(&source.collection)?;
-    let connect = PgConnectOptions::from_str(&source.url)
-        .map_err(|e| Error::invalid("url", format!("not a valid Postgres URL: {e}")))?;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(connect)
-        .await
-        .map_err(|e| Error::Storage(format!("cannot connect to the mem0 database: {e}").into()))?;
-    let exists = |schema: &'static str| {
-        let pool = pool.clone();
-        let name = source.collection.clone();
-        async move {
-            let sql = if schema.is_empty() {
-                "SELECT to_regclass(quote_ident($1)) IS NOT NULL"
-            } else {
-                "SELECT to_regclass('vecs.' || quote_ident($1)) IS NOT NULL"
-            };
-            sqlx::query_scalar::<_, bool>(sql)
-                .bind(name)
-                .fetch_one(&pool)
-                .await
-        }
-    };
-    let layout = match source.layout {
-        Some(l) => l,
-        None if exists("vecs").await? => Mem0Layout::Vecs,
-        None if exists("").await? => Mem0Layout::Pgvector,
-        None => {
-            return Err(Error::not_found(format!(
-                "mem0 collection '{0}' (looked for vecs.\"{0}\" and \"{0}\")",
-                source.collection
-            )));
-        }
-    };
-    let c = &source.collection;
-    let sql = match layout {
-        Mem0Layout::Pgvector => format!(
-            "SELECT id::text AS id, vector AS v, payload AS p FROM \"{c}\" WHERE id::text > $1 ORDER BY id::text LIMIT {PAGE}"
-        ),
-        Mem0Layout::Vecs => format!(
-            "SELECT id::text AS id, vec AS v, metadata AS p FROM vecs.\"{c}\" WHERE id::text > $1 ORDER BY id::text LIMIT {PAGE}"
-        ),
-    };
-    let table = match layout {
-        Mem0Layout::Pgvector => format!("\"{c}\""),
-        Mem0Layout::Vecs => format!("vecs.\"{c}\""),
-    };
-    let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-        .fetch_one(&pool)
-        .await?;
-    let total = total.unsigned_abs();
-    progress(0, total);
-    let mut report = ImportReport {
-        layout: Some(layout),
-        ..ImportReport::default()
-    };
-    let mut after = String::new();
-    let mut bound: Option<EmbedderInfo> = None;
-    loop {
-        let rows = sqlx::query(AssertSqlSafe(sql.clone()))
-            .bind(&after)
-            .fetch_all(&pool)
+impl Memory {
+    /// Copies a mem0 collection into this Memory's store, calling
+    /// `progress(rows read, rows in the collection)` after each page of 1,000
+    /// rows (for a progress bar). Idempotent: ids are kept, and rows already
+    /// imported are counted as `already_present`. The vectors come along, made
+    /// by `source.embedder_model`, which the store records.
+    pub async fn import_mem0(
+        &self,
+        source: &Mem0Source,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<ImportReport> {
+        let store = self.store();
+        check_collection(&source.collection)?;
+        let connect = PgConnectOptions::from_str(&source.url)
+            .map_err(|e| Error::invalid("url", format!("not a valid Postgres URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(connect)
+            .await
+            .map_err(|e| {
+                Error::Storage(format!("cannot connect to the mem0 database: {e}").into())
+            })?;
+        let exists = |schema: &'static str| {
+            let pool = pool.clone();
+            let name = source.collection.clone();
+            async move {
+                let sql = if schema.is_empty() {
+                    "SELECT to_regclass(quote_ident($1)) IS NOT NULL"
+                } else {
+                    "SELECT to_regclass('vecs.' || quote_ident($1)) IS NOT NULL"
+                };
+                sqlx::query_scalar::<_, bool>(sql)
+                    .bind(name)
+                    .fetch_one(&pool)
+                    .await
+            }
+        };
+        let layout = match source.layout {
+            Some(l) => l,
+            None if exists("vecs").await? => Mem0Layout::Vecs,
+            None if exists("").await? => Mem0Layout::Pgvector,
+            None => {
+                return Err(Error::not_found(format!(
+                    "mem0 collection '{0}' (looked for vecs.\"{0}\" and \"{0}\")",
+                    source.collection
+                )));
+            }
+        };
+        let c = &source.collection;
+        let sql = match layout {
+            Mem0Layout::Pgvector => format!(
+                "SELECT id::text AS id, vector AS v, payload AS p FROM \"{c}\" WHERE id::text > $1 ORDER BY id::text LIMIT {PAGE}"
+            ),
+            Mem0Layout::Vecs => format!(
+                "SELECT id::text AS id, vec AS v, metadata AS p FROM vecs.\"{c}\" WHERE id::text > $1 ORDER BY id::text LIMIT {PAGE}"
+            ),
+        };
+        let table = match layout {
+            Mem0Layout::Pgvector => format!("\"{c}\""),
+            Mem0Layout::Vecs => format!("vecs.\"{c}\""),
+        };
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&pool)
             .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.try_get("id")?;
-        let mut changes = Vec::with_capacity(rows.len());
-        for row in &rows {
-            report.read += 1;
-            let id: String = row.try_get("id")?;
-            let vector: pgvector::Vector = row.try_get("v")?;
-            let payload: Option<sqlx::types::Json<Value>> = row.try_get("p")?;
-            match to_change(
-                &id,
-                vector.to_vec(),
-                payload.map(|p| p.0).unwrap_or(Value::Null),
-            ) {
-                Some(change) => changes.push(change),
-                None => {
-                    report.invalid += 1;
-                    tracing::warn!(id = %id, "mem0 row without a text or a scope id; not imported");
+        let total = total.unsigned_abs();
+        progress(0, total);
+        let mut report = ImportReport {
+            layout: Some(layout),
+            ..ImportReport::default()
+        };
+        let mut after = String::new();
+        let mut bound: Option<EmbedderInfo> = None;
+        loop {
+            let rows = sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(&after)
+                .fetch_all(&pool)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id")?;
+            let mut changes = Vec::with_capacity(rows.len());
+            for row in &rows {
+                report.read += 1;
+                let id: String = row.try_get("id")?;
+                let vector: pgvector::Vector = row.try_get("v")?;
+                let payload: Option<sqlx::types::Json<Value>> = row.try_get("p")?;
+                match to_change(
+                    &id,
+                    vector.to_vec(),
+                    payload.map(|p| p.0).unwrap_or(Value::Null),
+                ) {
+                    Some(change) => changes.push(change),
+                    None => {
+                        report.invalid += 1;
+                        tracing::warn!(id = %id, "mem0 row without a text or a scope id; not imported");
+                    }
                 }
             }
-        }
-        if bound.is_none()
-            && let Some(Change::Import { memory, .. }) = changes.first()
-        {
-            let info = EmbedderInfo {
-                model: source.embedder_model.clone(),
-                dims: memory.embedding.len(),
-            };
-            store.bind_embedder(&info).await?;
-            bound = Some(info);
-        }
-        for outcome in store.apply(&Access::Any, bound.as_ref(), changes).await? {
-            match outcome {
-                Outcome::Added { .. } => report.imported += 1,
-                Outcome::Exists { .. } => report.already_present += 1,
-                _ => report.duplicates += 1,
+            if bound.is_none()
+                && let Some(Change::Import { memory, .. }) = changes.first()
+            {
+                let info = EmbedderInfo {
+                    model: source.embedder_model.clone(),
+                    dims: memory.embedding.len(),
+                };
+                store.bind_embedder(&info).await?;
+                bound = Some(info);
             }
+            for outcome in store.apply(&Access::Any, bound.as_ref(), changes).await? {
+                report.count(&outcome);
+            }
+            progress(report.read, total.max(report.read));
         }
-        progress(report.read, total.max(report.read));
+        Ok(report)
     }
-    Ok(report)
 }
 
 #[cfg(test)]

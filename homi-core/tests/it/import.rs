@@ -2,7 +2,7 @@
 //! layout, created on the Postgres test server) into Homi, on both stores.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use homi_core::import::{Mem0Layout, Mem0Source, import_mem0, import_mem0_with_progress};
+use homi_core::transfer::{Mem0Layout, Mem0Source};
 use homi_core::{Config, ErrorKind, ListOptions, Memory, Scope, SearchOptions};
 use homi_testkit::{FakeProvider, lexical_embedding};
 use serde_json::json;
@@ -97,11 +97,10 @@ async fn import_into(target_url: String, layout: Mem0Layout) {
         embedder_model: "text-embedding-3-small".into(),
     };
     let mut seen = Vec::new();
-    let report = import_mem0_with_progress(memory.store().as_ref(), &source, |read, total| {
-        seen.push((read, total))
-    })
-    .await
-    .unwrap();
+    let report = memory
+        .import_mem0(&source, |read, total| seen.push((read, total)))
+        .await
+        .unwrap();
     assert_eq!(seen, [(0, 3), (3, 3)]);
     assert_eq!(report.layout, Some(layout));
     assert_eq!((report.read, report.imported, report.invalid), (3, 3, 0));
@@ -152,7 +151,7 @@ async fn import_into(target_url: String, layout: Mem0Layout) {
     assert_eq!(found.results[0].memory, "Is allergic to peanuts");
 
     // Idempotent.
-    let again = import_mem0(memory.store().as_ref(), &source).await.unwrap();
+    let again = memory.import_mem0(&source, |_, _| {}).await.unwrap();
     assert_eq!(
         (again.read, again.imported, again.already_present),
         (3, 0, 3)
@@ -172,7 +171,8 @@ async fn import_into(target_url: String, layout: Mem0Layout) {
         ..source.clone()
     };
     assert_eq!(
-        import_mem0(memory.store().as_ref(), &missing)
+        memory
+            .import_mem0(&missing, |_, _| {})
             .await
             .unwrap_err()
             .kind(),
@@ -182,9 +182,7 @@ async fn import_into(target_url: String, layout: Mem0Layout) {
         collection: "x\"; DROP TABLE y".into(),
         ..source
     };
-    let err = import_mem0(memory.store().as_ref(), &hostile)
-        .await
-        .unwrap_err();
+    let err = memory.import_mem0(&hostile, |_, _| {}).await.unwrap_err();
     assert!(err.to_string().contains("collection_name"), "{err}");
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use homi_core::provider::openai::OpenAiEmbedder;
-use homi_core::transfer::{ImportReport, export_jsonl, import_jsonl, reembed};
+use homi_core::transfer::ImportReport;
 use homi_core::{Access, AddOptions, Config, ErrorKind, ListOptions, Memory, Messages, Scope};
 use homi_testkit::{FakeProvider, Fault, Target};
 use serde_json::json;
@@ -27,15 +27,10 @@ fn config(fake: &FakeProvider, url: &str) -> Config {
 
 async fn export(memory: &Memory, access: &Access, embeddings: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    export_jsonl(
-        memory.store().as_ref(),
-        access,
-        embeddings,
-        &mut out,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    memory
+        .export_jsonl(access, embeddings, &mut out, |_| {})
+        .await
+        .unwrap();
     out
 }
 
@@ -144,7 +139,7 @@ async fn round_trip_is_exact_and_idempotent(b: Backend) {
         .await
         .unwrap();
     assert!(none.results.is_empty());
-    let report = import_jsonl(&copy, &plain[..], |_| {}).await.unwrap();
+    let report = copy.import_jsonl(&plain[..], |_| {}).await.unwrap();
     assert_eq!(
         report,
         ImportReport {
@@ -153,6 +148,7 @@ async fn round_trip_is_exact_and_idempotent(b: Backend) {
             already_present: 0,
             duplicates: 0,
             embedded: n as u64,
+            ..ImportReport::default()
         }
     );
     assert_eq!(
@@ -160,7 +156,7 @@ async fn round_trip_is_exact_and_idempotent(b: Backend) {
         String::from_utf8(plain.clone()).unwrap()
     );
     // Twice changes nothing.
-    let again = import_jsonl(&copy, &plain[..], |_| {}).await.unwrap();
+    let again = copy.import_jsonl(&plain[..], |_| {}).await.unwrap();
     assert_eq!((again.imported, again.already_present), (0, n as u64));
     assert_eq!(export(&copy, &Access::Any, false).await, plain);
     // The copy answers like the source: the superseded fact is not current.
@@ -183,9 +179,7 @@ async fn round_trip_is_exact_and_idempotent(b: Backend) {
         Backend::Sqlite => store_url(b, &d3).await.unwrap(),
     };
     let third = Memory::open(&config(&fake, &url3)).await.unwrap();
-    let report = import_jsonl(&third, &with_vectors[..], |_| {})
-        .await
-        .unwrap();
+    let report = third.import_jsonl(&with_vectors[..], |_| {}).await.unwrap();
     assert_eq!((report.imported, report.embedded), (n as u64, 0));
     assert_eq!(fake.stats().embedding_requests, embedding_requests);
     assert_eq!(
@@ -212,7 +206,8 @@ async fn bad_records_are_refused_whole(b: Backend) {
     let url2 = store_url(b, &d2).await.unwrap();
     let target = Memory::open(&config(&fake, &url2)).await.unwrap();
 
-    let err = import_jsonl(&target, "{\"id\": 1}\n".as_bytes(), |_| {})
+    let err = target
+        .import_jsonl("{\"id\": 1}\n".as_bytes(), |_| {})
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -220,7 +215,8 @@ async fn bad_records_are_refused_whole(b: Backend) {
 
     // A text edited without its hash: the whole batch is refused.
     let tampered = plain.replacen("Likes green tea", "Likes coffee", 1);
-    let err = import_jsonl(&target, tampered.as_bytes(), |_| {})
+    let err = target
+        .import_jsonl(tampered.as_bytes(), |_| {})
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -231,7 +227,8 @@ async fn bad_records_are_refused_whole(b: Backend) {
     for k in ["user_id", "agent_id", "run_id"] {
         record.as_object_mut().unwrap().remove(k);
     }
-    let err = import_jsonl(&target, record.to_string().as_bytes(), |_| {})
+    let err = target
+        .import_jsonl(record.to_string().as_bytes(), |_| {})
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -274,7 +271,7 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
 
     // The provider fails after the first batch: the run stops with it staged.
     fake.push_fault_after(Target::Embeddings, Fault::ServerError, 100, 1);
-    let err = reembed(&store, &embedder, 128, |_| {}).await.unwrap_err();
+    let err = memory.reembed(&embedder, 128, |_| {}).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ProviderUnavailable, "{err}");
     fake.reset();
     // The store still works on the old embedder meanwhile; a memory whose
@@ -332,7 +329,8 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
 
     let before = fake.stats().embedding_inputs;
     let mut seen = Vec::new();
-    let report = reembed(&store, &embedder, 128, |p| seen.push(p.done))
+    let report = memory
+        .reembed(&embedder, 128, |p| seen.push(p.done))
         .await
         .unwrap();
     let resumed = 127 - staged_u3.len() as u64 - 1;
@@ -366,7 +364,7 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
     // The export from before: what is still here is already present; what
     // was deleted since comes back, embedded by the new embedder (the
     // file's vectors are the old model's).
-    let again = import_jsonl(&same, &old_export[..], |_| {}).await.unwrap();
+    let again = same.import_jsonl(&old_export[..], |_| {}).await.unwrap();
     assert_eq!(
         (again.imported, again.already_present, again.embedded),
         (300 - left, left, 300 - left)
@@ -398,14 +396,14 @@ async fn reembed_resumes_after_an_interruption(b: Backend) {
         e.model == "all-minilm-l6-v2" && e.vector.len() == 384
     }));
     // Once more: nothing to do.
-    let report = reembed(&store, &embedder, 128, |_| {}).await.unwrap();
+    let report = memory.reembed(&embedder, 128, |_| {}).await.unwrap();
     assert_eq!(report.from, report.to);
     assert_eq!(report.embedded, 0);
 
     // A reset drops the vectors of a re-embedding left half done.
     let back = OpenAiEmbedder::new(&old_config.provider, &old_config.embedder).unwrap();
     fake.push_fault_after(Target::Embeddings, Fault::ServerError, 100, 1);
-    reembed(&store, &back, 128, |_| {}).await.unwrap_err();
+    memory.reembed(&back, 128, |_| {}).await.unwrap_err();
     fake.reset();
     assert_eq!(common::staged_vectors(&url).await, 128);
     moved.reset().await.unwrap();
