@@ -7,9 +7,8 @@
 //! partial unique index keeps one current memory per text and exact scope, so
 //! concurrent writers cannot insert the same fact twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,13 +21,11 @@ use uuid::Uuid;
 mod dialect;
 mod transfer;
 
+use super::sql::store::SqlMemory;
 use super::sql::{self, Bind, SqlStore};
-use super::{
-    Change, EmbedderInfo, MemoryRecord, Neighbour, Outcome, ReadParams, ReembedBatch, Store,
-    score_from_cosine,
-};
+use super::{EmbedderInfo, Neighbour, ReadParams, Store, score_from_cosine};
 use crate::error::{Error, Result};
-use crate::model::{Access, HistoryEntry, MemoryItem, Scope, keywords};
+use crate::model::{MemoryItem, Scope, keywords};
 use dialect::{Args, COLUMNS, PgDialect, bind_all, item_from_row, normalized};
 
 /// The schema's migrations, in order: every file of `migrations/postgres/`,
@@ -298,45 +295,12 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
-    async fn embedder(&self) -> Result<Option<EmbedderInfo>> {
-        let mut conn = self.pool.acquire().await?;
-        sql::memory::embedder::<PgDialect>(&mut conn, false).await
+impl SqlMemory for PostgresStore {
+    async fn embedder_recorded(&self, c: &mut PgConnection, info: &EmbedderInfo) -> Result<()> {
+        create_vector_index(c, info.dims).await
     }
 
-    async fn bind_embedder(&self, info: &EmbedderInfo) -> Result<()> {
-        if let Some(stored) = self.embedder().await? {
-            return stored.must_match(info);
-        }
-        let mut tx = self.pool.begin().await?;
-        // Serialise first writers: one of them records the embedder.
-        sqlx::query("LOCK TABLE homi_meta IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        match sql::memory::embedder::<PgDialect>(&mut tx, false).await? {
-            Some(stored) => stored.must_match(info)?,
-            None => {
-                sqlx::query(
-                    "INSERT INTO homi_meta (key, value) VALUES ('embedder_model', $1), ('embedder_dims', $2) \
-                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                )
-                .bind(&info.model)
-                .bind(info.dims.to_string())
-                .execute(&mut *tx)
-                .await?;
-                create_vector_index(&mut tx, info.dims).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn find_by_hash(&self, scope: &Scope, hashes: &[String]) -> Result<Vec<MemoryItem>> {
-        let mut c = self.read().await?;
-        sql::memory::find_by_hash::<PgDialect>(&mut c, scope, hashes).await
-    }
-
-    async fn search(
+    async fn semantic_search(
         &self,
         scope: &Scope,
         query: &[f32],
@@ -383,15 +347,12 @@ impl Store for PostgresStore {
         Ok(results)
     }
 
-    async fn keyword_search(
+    async fn keyword_ranking(
         &self,
         scope: &Scope,
         terms: &[String],
         params: &ReadParams,
     ) -> Result<Vec<MemoryItem>> {
-        if terms.is_empty() || params.limit == 0 {
-            return Ok(Vec::new());
-        }
         // BM25 over the scope, as the embedded store's keyword index ranks
         // (`store/keyword_index.rs`): each term's inverse
         // document frequency among the scope's memories, a memory's length
@@ -456,16 +417,13 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn neighbourhood(
+    async fn neighbours(
         &self,
         scope: &Scope,
         ids: &[Uuid],
         query: &[f32],
         params: &ReadParams,
     ) -> Result<Vec<Neighbour>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         // The memories just before and after each one, in the order of
         // writing (`pos`), among those the search reads.
         let mut args = Args::default();
@@ -529,94 +487,7 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn get(&self, id: Uuid, access: &Access) -> Result<Option<MemoryItem>> {
-        let mut c = self.read().await?;
-        sql::memory::get::<PgDialect>(&mut c, id, access).await
-    }
-
-    async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
-        let mut c = self.read().await?;
-        sql::memory::list::<PgDialect>(&mut c, scope, params).await
-    }
-
-    async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
-        let mut c = self.read().await?;
-        sql::memory::count::<PgDialect>(&mut c, scope, params).await
-    }
-
-    async fn apply(
-        &self,
-        access: &Access,
-        embedder: Option<&EmbedderInfo>,
-        changes: Vec<Change>,
-    ) -> Result<Vec<Outcome>> {
-        let mut tx = self.write().await?;
-        let outcomes = sql::apply::apply::<PgDialect>(&mut tx, access, embedder, changes).await?;
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
-    async fn delete(&self, id: Uuid, access: &Access) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let deleted = sql::memory::delete::<PgDialect>(&mut tx, id, access).await?;
-        tx.commit().await?;
-        if deleted {
-            self.scrub().await;
-        }
-        Ok(deleted)
-    }
-
-    async fn delete_scope(&self, scope: &Scope) -> Result<u64> {
-        let mut tx = self.write().await?;
-        let deleted = sql::memory::delete_scope::<PgDialect>(&mut tx, scope).await?;
-        tx.commit().await?;
-        self.scrub().await;
-        Ok(deleted)
-    }
-
-    async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>> {
-        let mut c = self.read().await?;
-        sql::memory::history::<PgDialect>(&mut c, id, access).await
-    }
-
-    async fn export(
-        &self,
-        access: &Access,
-        after: Option<Uuid>,
-        limit: usize,
-        embeddings: bool,
-    ) -> Result<Vec<MemoryRecord>> {
-        let mut tx = self.snapshot().await?;
-        let records =
-            sql::transfer::export::<PgDialect>(&mut tx, access, after, limit, embeddings).await?;
-        tx.rollback().await?;
-        Ok(records)
-    }
-
-    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
-        let mut c = self.read().await?;
-        sql::transfer::existing_ids::<PgDialect>(&mut c, ids).await
-    }
-
-    async fn restore(
-        &self,
-        embedder: &EmbedderInfo,
-        records: Vec<(MemoryRecord, Vec<f32>)>,
-    ) -> Result<Vec<Outcome>> {
-        let mut tx = self.write().await?;
-        let outcomes = sql::transfer::restore::<PgDialect>(&mut tx, embedder, records).await?;
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
-    async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch> {
-        let mut tx = self.write().await?;
-        let batch = sql::transfer::reembed_next::<PgDialect>(&mut tx, target, limit).await?;
-        tx.commit().await?;
-        Ok(batch)
-    }
-
-    async fn reembed_stage(
+    async fn stage_vectors(
         &self,
         target: &EmbedderInfo,
         vectors: Vec<(Uuid, String, Vec<f32>)>,
@@ -624,20 +495,11 @@ impl Store for PostgresStore {
         self.reembed_stage_vectors(target, vectors).await
     }
 
-    async fn reembed_finish(&self, target: &EmbedderInfo) -> Result<Option<EmbedderInfo>> {
+    async fn swap_vectors(&self, target: &EmbedderInfo) -> Result<Option<EmbedderInfo>> {
         self.reembed_swap(target).await
     }
 
-    fn job_store(self: Arc<Self>) -> Option<Arc<dyn super::jobs::JobStore>> {
-        Some(self)
-    }
-
-    #[cfg(feature = "chat")]
-    fn chat_store(self: Arc<Self>) -> Option<Arc<dyn super::chat::ChatStore>> {
-        Some(self)
-    }
-
-    async fn reset(&self) -> Result<()> {
+    async fn wipe(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for sql in [
             "DELETE FROM homi_memories",

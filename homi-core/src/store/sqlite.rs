@@ -33,14 +33,12 @@ mod transfer;
 
 use super::sql::memory::{EMBEDDER_SQL, embedder_from_meta};
 use super::sql::row::ITEM_WIDTH;
+use super::sql::store::SqlMemory;
 use super::sql::{self, Bind, Columns, SqlStore};
 use super::vector::{Accept, ScopeVectors};
-use super::{
-    Change, EmbedderInfo, HybridCandidates, MemoryRecord, Neighbour, Outcome, ReadParams,
-    ReembedBatch, Store, normalize, score_from_cosine,
-};
+use super::{EmbedderInfo, HybridCandidates, Neighbour, ReadParams, normalize, score_from_cosine};
 use crate::error::{Error, Result};
-use crate::model::{Access, HistoryEntry, MemoryItem, Scope};
+use crate::model::{MemoryItem, Scope};
 use dialect::{COLUMNS, SqliteDialect, bind_all, decode_vec, encode_vec, item_from_row, stored};
 use search::{FastHybrid, VectorCache, accept_of, cached_list, scan};
 
@@ -292,8 +290,8 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn embedder(&self) -> Result<Option<EmbedderInfo>> {
+impl SqlMemory for SqliteStore {
+    async fn recorded_embedder(&self) -> Result<Option<EmbedderInfo>> {
         // Asked before every embedding (to refuse a different embedder), so
         // answered on this thread when possible.
         if let Some(meta) = self.reader.as_ref().and_then(|r| {
@@ -311,31 +309,7 @@ impl Store for SqliteStore {
         sql::memory::embedder::<SqliteDialect>(&mut conn, false).await
     }
 
-    async fn bind_embedder(&self, info: &EmbedderInfo) -> Result<()> {
-        if let Some(stored) = self.embedder().await? {
-            return stored.must_match(info);
-        }
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        match sql::memory::embedder::<SqliteDialect>(&mut tx, false).await? {
-            Some(stored) => stored.must_match(info)?,
-            None => {
-                sqlx::query("INSERT OR REPLACE INTO homi_meta (key, value) VALUES ('embedder_model', ?), ('embedder_dims', ?)")
-                    .bind(&info.model)
-                    .bind(info.dims.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn find_by_hash(&self, scope: &Scope, hashes: &[String]) -> Result<Vec<MemoryItem>> {
-        let mut c = self.read().await?;
-        sql::memory::find_by_hash::<SqliteDialect>(&mut c, scope, hashes).await
-    }
-
-    async fn search(
+    async fn semantic_search(
         &self,
         scope: &Scope,
         query: &[f32],
@@ -364,15 +338,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn keyword_search(
+    async fn keyword_ranking(
         &self,
         scope: &Scope,
         terms: &[String],
         params: &ReadParams,
     ) -> Result<Vec<MemoryItem>> {
-        if terms.is_empty() || params.limit == 0 {
-            return Ok(Vec::new());
-        }
         let mut conn = self.pool.acquire().await?;
         let state = read_state(&mut conn).await?;
         let Some(dims) = state.dims else {
@@ -387,15 +358,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn hybrid_candidates(
+    async fn hybrid_read(
         &self,
         scope: &Scope,
         query: &[f32],
         terms: &[String],
         params: &ReadParams,
-    ) -> Result<HybridCandidates> {
+    ) -> Result<Option<HybridCandidates>> {
         match self.hybrid_sync(scope, query, terms, params)? {
-            FastHybrid::Found(found) => return Ok(found),
+            FastHybrid::Found(found) => return Ok(Some(found)),
             FastHybrid::Compose => {}
             // Bring the scope's vectors up to date, then try again.
             FastHybrid::Stale => {
@@ -407,15 +378,16 @@ impl Store for SqliteStore {
                     if let FastHybrid::Found(found) =
                         self.hybrid_sync(scope, query, terms, params)?
                     {
-                        return Ok(found);
+                        return Ok(Some(found));
                     }
                 }
             }
         }
-        super::composed_hybrid_candidates(self, scope, query, terms, params).await
+        // Compose it from its definition.
+        Ok(None)
     }
 
-    async fn neighbourhood(
+    async fn neighbours(
         &self,
         scope: &Scope,
         ids: &[Uuid],
@@ -525,105 +497,7 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn get(&self, id: Uuid, access: &Access) -> Result<Option<MemoryItem>> {
-        let mut c = self.read().await?;
-        sql::memory::get::<SqliteDialect>(&mut c, id, access).await
-    }
-
-    async fn list(&self, scope: &Scope, params: &ReadParams) -> Result<Vec<MemoryItem>> {
-        let mut c = self.read().await?;
-        sql::memory::list::<SqliteDialect>(&mut c, scope, params).await
-    }
-
-    async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64> {
-        let mut c = self.read().await?;
-        sql::memory::count::<SqliteDialect>(&mut c, scope, params).await
-    }
-
-    async fn apply(
-        &self,
-        access: &Access,
-        embedder: Option<&EmbedderInfo>,
-        changes: Vec<Change>,
-    ) -> Result<Vec<Outcome>> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let outcomes =
-            sql::apply::apply::<SqliteDialect>(&mut tx, access, embedder, changes).await?;
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
-    async fn delete(&self, id: Uuid, access: &Access) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let deleted = sql::memory::delete::<SqliteDialect>(&mut tx, id, access).await?;
-        tx.commit().await?;
-        if deleted {
-            self.scrub().await;
-        }
-        Ok(deleted)
-    }
-
-    async fn delete_scope(&self, scope: &Scope) -> Result<u64> {
-        let mut tx = self.write().await?;
-        let deleted = sql::memory::delete_scope::<SqliteDialect>(&mut tx, scope).await?;
-        tx.commit().await?;
-        self.scrub().await;
-        Ok(deleted)
-    }
-
-    async fn history(&self, id: Uuid, access: &Access) -> Result<Vec<HistoryEntry>> {
-        let mut c = self.read().await?;
-        sql::memory::history::<SqliteDialect>(&mut c, id, access).await
-    }
-
-    fn job_store(self: Arc<Self>) -> Option<Arc<dyn super::jobs::JobStore>> {
-        Some(self)
-    }
-
-    #[cfg(feature = "chat")]
-    fn chat_store(self: Arc<Self>) -> Option<Arc<dyn super::chat::ChatStore>> {
-        Some(self)
-    }
-
-    async fn export(
-        &self,
-        access: &Access,
-        after: Option<Uuid>,
-        limit: usize,
-        embeddings: bool,
-    ) -> Result<Vec<MemoryRecord>> {
-        let mut tx = self.snapshot().await?;
-        let records =
-            sql::transfer::export::<SqliteDialect>(&mut tx, access, after, limit, embeddings)
-                .await?;
-        tx.rollback().await?;
-        Ok(records)
-    }
-
-    async fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
-        let mut c = self.read().await?;
-        sql::transfer::existing_ids::<SqliteDialect>(&mut c, ids).await
-    }
-
-    async fn restore(
-        &self,
-        embedder: &EmbedderInfo,
-        records: Vec<(MemoryRecord, Vec<f32>)>,
-    ) -> Result<Vec<Outcome>> {
-        let mut tx = self.write().await?;
-        let outcomes = sql::transfer::restore::<SqliteDialect>(&mut tx, embedder, records).await?;
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
-    async fn reembed_next(&self, target: &EmbedderInfo, limit: usize) -> Result<ReembedBatch> {
-        let mut tx = self.write().await?;
-        let batch = sql::transfer::reembed_next::<SqliteDialect>(&mut tx, target, limit).await?;
-        tx.commit().await?;
-        Ok(batch)
-    }
-
-    async fn reembed_stage(
+    async fn stage_vectors(
         &self,
         target: &EmbedderInfo,
         vectors: Vec<(Uuid, String, Vec<f32>)>,
@@ -631,11 +505,11 @@ impl Store for SqliteStore {
         self.reembed_stage_vectors(target, vectors).await
     }
 
-    async fn reembed_finish(&self, target: &EmbedderInfo) -> Result<Option<EmbedderInfo>> {
+    async fn swap_vectors(&self, target: &EmbedderInfo) -> Result<Option<EmbedderInfo>> {
         self.reembed_swap(target).await
     }
 
-    async fn reset(&self) -> Result<()> {
+    async fn wipe(&self) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let seq = bump_seq(&mut tx).await?;
         for sql in [
@@ -663,6 +537,8 @@ impl Store for SqliteStore {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+    use crate::model::Access;
+    use crate::store::Store;
 
     /// A database made before migration 0009 named its tables without the
     /// `homi_` prefix: it opens with its memories, vectors, history and

@@ -101,6 +101,7 @@ impl MemoryDriver for PgDialect {
     const SHARE_LOCK: &'static str = " ORDER BY key FOR SHARE";
     const ROW_LOCK: &'static str = " FOR UPDATE";
     const SAME: &'static str = "IS NOT DISTINCT FROM";
+    const META_LOCK: &'static str = "LOCK TABLE homi_meta IN SHARE ROW EXCLUSIVE MODE";
 
     async fn stamp(_: &mut PgConnection) -> Result<i64> {
         Ok(0)

@@ -44,6 +44,9 @@ pub(crate) trait MemoryDriver: Driver {
     const ROW_LOCK: &'static str;
     /// Equality that holds between two NULLs.
     const SAME: &'static str;
+    /// What a transaction that records the first embedder runs before it
+    /// reads (nothing where the write transaction holds the database).
+    const META_LOCK: &'static str;
 
     /// Starts a write's bookkeeping; returns the change number the write
     /// stamps on the rows it touches (0 where none is kept).

@@ -23,6 +23,7 @@ pub(crate) mod chat;
 pub(crate) mod jobs;
 pub(crate) mod memory;
 pub(crate) mod row;
+pub(crate) mod store;
 pub(crate) mod transfer;
 
 use async_trait::async_trait;

@@ -139,6 +139,7 @@ impl MemoryDriver for SqliteDialect {
     const SHARE_LOCK: &'static str = "";
     const ROW_LOCK: &'static str = "";
     const SAME: &'static str = "IS";
+    const META_LOCK: &'static str = "";
 
     async fn stamp(c: &mut SqliteConnection) -> Result<i64> {
         bump_seq(c).await
