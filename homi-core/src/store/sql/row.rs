@@ -21,9 +21,21 @@ macro_rules! memory_columns {
 }
 pub(crate) use memory_columns;
 
-/// How many columns [`memory_columns!`] names: a query that selects more
-/// after them reads those from this index on (after the first column `i`).
-pub(crate) const ITEM_WIDTH: usize = 14;
+/// How many columns [`memory_columns!`] names (counted from it): a query
+/// that selects more after them reads those from this index on.
+pub(crate) const ITEM_WIDTH: usize = count_columns(memory_columns!());
+
+const fn count_columns(list: &str) -> usize {
+    let bytes = list.as_bytes();
+    let (mut n, mut i) = (1, 0);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
 
 /// The memory in [`memory_columns!`] from column `i` on.
 pub(crate) fn item_at(row: &(impl Columns + ?Sized), i: usize) -> Result<MemoryItem> {
@@ -94,5 +106,25 @@ pub(crate) fn added(m: &NewMemory, created: DateTime<Utc>, updated: DateTime<Utc
         valid_from: created,
         valid_to: None,
         superseded_by: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The columns read, the columns written and the values written agree.
+    #[test]
+    fn the_width_is_the_number_of_columns() {
+        assert_eq!(count_columns("m.id"), 1);
+        assert_eq!(insert_columns().split(", ").count(), ITEM_WIDTH);
+        let item: MemoryItem = serde_json::from_value(serde_json::json!({
+            "id": uuid::Uuid::new_v4(), "memory": "Likes tea", "hash": "h", "metadata": {},
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
+            "valid_from": "2024-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(item_binds(&item).len(), ITEM_WIDTH);
     }
 }
