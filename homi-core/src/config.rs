@@ -39,7 +39,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://homi.db";
 /// assert_eq!(config.provider.chat_model, "llama3.1");
 /// assert!(!format!("{config:?}").contains("sk-"));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// `sqlite://path` (or `sqlite::memory:`), or `postgres://user:pass@host/db`
@@ -61,6 +61,22 @@ pub struct Config {
     pub server: ServerConfig,
     /// Accounts and tokens (the `auth` feature): built-in, or Supabase Auth.
     pub auth: AuthConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.redacted_database_url())
+            .field("database_max_connections", &self.database_max_connections)
+            .field("database_min_connections", &self.database_min_connections)
+            .field("database_acquire_timeout", &self.database_acquire_timeout)
+            .field("provider", &self.provider)
+            .field("embedder", &self.embedder)
+            .field("memory", &self.memory)
+            .field("server", &self.server)
+            .field("auth", &self.auth)
+            .finish()
+    }
 }
 
 /// Memory engine tuning.
@@ -425,22 +441,47 @@ impl Config {
     }
 }
 
+/// `url` with its password hidden: the one in the user information
+/// (`user:***@host`) and any query parameter named `password` or ending in
+/// it (`?password=…`, `&sslpassword=…`).
 fn redact_url_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &authority[..colon],
-            &rest[at..]
-        ),
-        _ => url.to_owned(),
+    let (head, rest) = url.split_at(scheme_end + 3);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => match authority[..at].find(':') {
+            Some(colon) => format!("{}:***{}", &authority[..colon], &authority[at..]),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let (path, query) = match tail.find('?') {
+        Some(q) => (&tail[..q], Some(&tail[q + 1..])),
+        None => (tail, None),
+    };
+    let mut out = format!("{head}{authority}{path}");
+    if let Some(query) = query {
+        let (query, fragment) = match query.find('#') {
+            Some(h) => (&query[..h], &query[h..]),
+            None => (query, ""),
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().ends_with("password") => {
+                    format!("{key}=***")
+                }
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+        out.push_str(fragment);
     }
+    out
 }
 
 fn check_database_url(var: &str, url: &str) -> Result<String> {
@@ -555,6 +596,40 @@ mod tests {
         let debug = format!("{c:?}");
         assert!(!debug.contains("sk-secret"), "{debug}");
         assert_eq!(c.redacted_database_url(), "postgres://u:***@db/homi");
+    }
+
+    #[test]
+    fn database_passwords_are_redacted_wherever_the_url_holds_them() {
+        for (url, shown) in [
+            ("postgres://u:pw@db/homi", "postgres://u:***@db/homi"),
+            ("postgres://u:pw@db:5432", "postgres://u:***@db:5432"),
+            (
+                "postgres://u@db/homi?password=pw&sslmode=require",
+                "postgres://u@db/homi?password=***&sslmode=require",
+            ),
+            (
+                "postgresql://db?sslmode=verify-full&SSLPassword=pw",
+                "postgresql://db?sslmode=verify-full&SSLPassword=***",
+            ),
+            (
+                "postgres://db/homi?password=p@ss:word",
+                "postgres://db/homi?password=***",
+            ),
+            (
+                "postgres://u:p%40ss@db/homi?password=pw#x",
+                "postgres://u:***@db/homi?password=***#x",
+            ),
+            ("postgres://db/homi", "postgres://db/homi"),
+            ("sqlite://data/homi.db", "sqlite://data/homi.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(redact_url_password(url), shown, "{url}");
+            let config = Config::default().with_database_url(url);
+            assert_eq!(config.redacted_database_url(), shown);
+            let debug = format!("{config:?}");
+            assert!(debug.contains(shown), "{debug}");
+            assert!(!debug.contains("pw") && !debug.contains("p@ss"), "{debug}");
+        }
     }
 
     #[test]
