@@ -125,6 +125,9 @@ pub struct ServerConfig {
     /// `HOMI_REQUEST_TIMEOUT_SECS`: how long a request may take until its
     /// answer starts (a stream, once started, runs to its end).
     pub request_timeout: Duration,
+    /// `HOMI_METRICS_TOKEN`: when set, `GET /metrics` answers only a request
+    /// with `Authorization: Bearer <token>`; open when unset.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Default for Config {
@@ -167,6 +170,7 @@ impl Default for Config {
                 debug: false,
                 auth_rate_limit_per_minute: 30,
                 cors_origins: Vec::new(),
+                metrics_token: None,
                 request_timeout: Duration::from_secs(180),
             },
             auth: AuthConfig::default(),
@@ -351,6 +355,17 @@ impl Config {
                 }
             }
             c.server.cors_origins = origins;
+        }
+        if let Some(v) = get("HOMI_METRICS_TOKEN") {
+            let token = v.trim();
+            if !token.is_empty() && token.chars().count() < 16 {
+                return Err(Error::config(
+                    "HOMI_METRICS_TOKEN",
+                    "is shorter than 16 characters: use a long random value (e.g. `openssl rand -hex 32`)",
+                ));
+            }
+            c.server.metrics_token =
+                (!token.is_empty()).then(|| SecretString::from(token.to_owned()));
         }
         read_auth(&mut c.auth, &mut get)?;
         Ok(c)
@@ -633,6 +648,16 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_token_is_a_secret() {
+        let c = from(&[("HOMI_METRICS_TOKEN", " 0123456789abcdef-metrics ")]).unwrap();
+        let token = c.server.metrics_token.as_ref().unwrap();
+        assert_eq!(token.expose_secret(), "0123456789abcdef-metrics");
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        let unset = from(&[("HOMI_METRICS_TOKEN", " ")]).unwrap();
+        assert!(unset.server.metrics_token.is_none());
+    }
+
+    #[test]
     fn invalid_values_name_the_variable() {
         for (var, value) in [
             ("API_PORT", "70000"),
@@ -652,6 +677,7 @@ mod tests {
             ("HOMI_REQUIRE_EMAIL_CONFIRMATION", "true"),
             ("SUPABASE_URL", "https://x.supabase.co"),
             ("SUPABASE_KEY", "anon"),
+            ("HOMI_METRICS_TOKEN", "short"),
         ] {
             let err = from(&[(var, value)]).unwrap_err();
             assert!(err.to_string().contains(var), "{var}={value}: {err}");

@@ -53,6 +53,8 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     /// How long a request may take until its answer starts.
     pub request_timeout: Duration,
+    /// The bearer token `GET /metrics` requires, if any.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             auth_rate_limit_per_minute: config.server.auth_rate_limit_per_minute,
             cors_origins: config.server.cors_origins.clone(),
             request_timeout: config.server.request_timeout,
+            metrics_token: config.server.metrics_token.clone(),
         })
     }
 }

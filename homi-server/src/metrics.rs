@@ -6,14 +6,27 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use homi_core::Usage;
 use homi_core::provider::TokenUsage;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 
 use crate::AppState;
+use crate::error::ApiError;
+
+/// Whether the request's `Authorization` is `Bearer <token>`, compared in
+/// constant time.
+fn bearer_is(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())))
+}
 
 /// The process-wide recorder (installed once; every server of the process shares it).
 fn handle() -> Option<&'static PrometheusHandle> {
@@ -123,7 +136,15 @@ pub fn record_provider_error(code: &'static str) {
 }
 
 /// `GET /metrics`: the Prometheus text format.
-pub async fn render(State(s): State<AppState>) -> Response {
+pub async fn render(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &s.metrics_token
+        && !bearer_is(&headers, token.expose_secret())
+    {
+        return ApiError::unauthorized(
+            "the metrics need `Authorization: Bearer <HOMI_METRICS_TOKEN>`",
+        )
+        .into_response();
+    }
     let Some(handle) = handle() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -558,6 +558,55 @@ async fn bad_input_gets_a_clear_4xx(backend: Backend) {
     assert!(!status.is_server_error(), "{status} {answer}");
 }
 
+/// With `HOMI_METRICS_TOKEN`, `/metrics` answers only its bearer.
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    let token = "a-long-random-metrics-token-0123";
+    let Some((s, _)) = start_with(Backend::Sqlite, false, |state| {
+        state.metrics_token = Some(secrecy::SecretString::from(token.to_owned()));
+    })
+    .await
+    else {
+        return;
+    };
+    let metrics = |auth: Option<String>| {
+        let mut req = s.http.get(format!("{}/metrics", s.base));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+    for auth in [
+        None,
+        Some("Bearer wrong-token".to_owned()),
+        Some(format!("Bearer {token}x")),
+        Some(token.to_owned()),
+    ] {
+        let resp = metrics(auth.clone()).await.unwrap();
+        let status = resp.status();
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer", "{auth:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("HOMI_METRICS_TOKEN")
+        );
+    }
+    let resp = metrics(Some(format!("Bearer {token}"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("homi_http_requests_total")
+    );
+    // Other routes stay as they were.
+    let (status, health) = s.get("/health", None).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+}
+
 conformance!(
     the_original_walkthrough,
     streaming_chat_sends_server_sent_events,
