@@ -80,6 +80,7 @@ pub fn effective(config: &Config) -> Value {
             "request_timeout_secs": config.server.request_timeout.as_secs(),
             "auth_rate_limit_per_minute": config.server.auth_rate_limit_per_minute,
             "cors_origins": config.server.cors_origins,
+            "metrics_token": if config.server.metrics_token.is_some() { "set" } else { "not set (metrics open)" },
         },
     })
 }
@@ -268,5 +269,37 @@ async fn provider_check(config: &Config, embeds: bool) -> Check {
             ok: false,
             detail: "this build has no `openai` feature".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The effective configuration says whether a secret is set, never what
+    /// it is.
+    #[test]
+    fn secrets_are_said_to_be_set_never_shown() {
+        let mut config = Config::default()
+            .with_database_url("postgres://homi:db-password@db/homi?sslpassword=tls-password")
+            .with_openai_api_key("sk-provider-secret");
+        config.server.metrics_token = Some("metrics-token-0123456789".to_owned().into());
+        let shown = effective(&config);
+        let text = shown.to_string();
+        for secret in [
+            "db-password",
+            "tls-password",
+            "sk-provider-secret",
+            "metrics-token",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(shown["server"]["metrics_token"], "set");
+        assert_eq!(shown["provider"]["api_key"], "set");
+        assert_eq!(
+            effective(&Config::default())["server"]["metrics_token"],
+            "not set (metrics open)"
+        );
     }
 }
