@@ -226,21 +226,25 @@ pub(crate) async fn delete_scope<D: MemoryDriver>(c: &mut D::Conn, scope: &Scope
         D::ROW_KEY
     );
     let rows = c.all(sql, args).await?;
-    let seq = D::stamp(c).await?;
-    D::forget(c, seq, Removed::Scope).await?;
-    let ids = rows.iter().map(|r| r.uuid(1)).collect::<Result<Vec<_>>>()?;
-    forget_history::<D>(c, &ids).await?;
-    let owners = rows
-        .iter()
-        .map(|r| r.scope(2))
-        .collect::<Result<Vec<_>>>()?;
-    let markers: Vec<Entry> = ids
-        .iter()
-        .zip(&owners)
-        .map(|(id, owner)| Entry::deletion(*id, owner))
-        .collect();
-    insert_history::<D>(c, Utc::now(), &markers).await?;
-    // Extractions not run yet would bring back what was just deleted.
+    // Nothing deleted: no change to stamp, no cache to invalidate.
+    if !rows.is_empty() {
+        let seq = D::stamp(c).await?;
+        D::forget(c, seq, Removed::Scope).await?;
+        let ids = rows.iter().map(|r| r.uuid(1)).collect::<Result<Vec<_>>>()?;
+        forget_history::<D>(c, &ids).await?;
+        let owners = rows
+            .iter()
+            .map(|r| r.scope(2))
+            .collect::<Result<Vec<_>>>()?;
+        let markers: Vec<Entry> = ids
+            .iter()
+            .zip(&owners)
+            .map(|(id, owner)| Entry::deletion(*id, owner))
+            .collect();
+        insert_history::<D>(c, Utc::now(), &markers).await?;
+    }
+    // Extractions not run yet would bring back what was just deleted (and
+    // may be queued for a scope with no memory yet).
     let mut args = D::Args::default();
     let jobs = job_scope_sql::<D>(scope, &mut args);
     let sql = format!("DELETE FROM homi_jobs WHERE state IN ('queued', 'running') AND {jobs}");

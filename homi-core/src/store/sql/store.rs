@@ -218,7 +218,9 @@ impl<S: SqlMemory> Store for S {
         let mut tx = self.write().await?;
         let deleted = memory::delete_scope::<S::D>(&mut tx, scope).await?;
         tx.commit().await?;
-        self.scrub().await;
+        if deleted > 0 {
+            self.scrub().await;
+        }
         Ok(deleted)
     }
 

@@ -370,7 +370,59 @@ async fn an_empty_scope_is_an_error_never_every_user(b: Backend) {
     );
 }
 
+/// A delete-all that finds nothing writes nothing: no change is stamped (on
+/// SQLite, which would make every scope's vector cache load again), no
+/// history, and other scopes are untouched.
+async fn a_delete_all_that_finds_nothing_changes_nothing(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    e.memory
+        .add("keep me", &Scope::user("keeper"), AddOptions::raw())
+        .await
+        .unwrap();
+    let state = || async {
+        match e.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&e.url).await.unwrap();
+                let row: (i64, i64, i64) = sqlx::query_as(
+                    "SELECT seq, wipe_seq, (SELECT count(*) FROM homi_memory_history) \
+                     FROM homi_store_state WHERE id = 1",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+                row
+            }
+            Backend::Postgres => (0, 0, postgres_history_rows(&e.url).await),
+        }
+    };
+    let before = state().await;
+    assert_eq!(
+        e.memory.delete_all(&Scope::user("nobody")).await.unwrap(),
+        0
+    );
+    assert_eq!(state().await, before);
+    assert_eq!(e.count_rows("keeper").await, 1);
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_history_rows(url: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let n = sqlx::query_scalar("SELECT count(*) FROM homi_memory_history")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_history_rows(_: &str) -> i64 {
+    unreachable!("Postgres tests are compiled only with the postgres feature")
+}
+
 conformance!(
+    a_delete_all_that_finds_nothing_changes_nothing,
     deleted_text_is_found_nowhere_in_the_database_files,
     scopes_never_mix,
     delete_all_removes_every_memory_not_one_page,
