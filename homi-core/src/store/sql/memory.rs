@@ -211,8 +211,11 @@ pub(crate) async fn delete<D: MemoryDriver>(
 }
 
 /// Deletes every memory of `scope` (and the extractions still to run into
-/// it); returns how many memories there were.
-pub(crate) async fn delete_scope<D: MemoryDriver>(c: &mut D::Conn, scope: &Scope) -> Result<u64> {
+/// it); returns how many memories there were and how many jobs it dropped.
+pub(crate) async fn delete_scope<D: MemoryDriver>(
+    c: &mut D::Conn,
+    scope: &Scope,
+) -> Result<(u64, u64)> {
     if scope.is_empty() {
         return Err(Error::invalid(
             "user_id",
@@ -248,8 +251,8 @@ pub(crate) async fn delete_scope<D: MemoryDriver>(c: &mut D::Conn, scope: &Scope
     let mut args = D::Args::default();
     let jobs = job_scope_sql::<D>(scope, &mut args);
     let sql = format!("DELETE FROM homi_jobs WHERE state IN ('queued', 'running') AND {jobs}");
-    c.run(sql, args).await?;
-    Ok(rows.len() as u64)
+    let dropped = c.run(sql, args).await?;
+    Ok((rows.len() as u64, dropped))
 }
 
 /// The recorded embedder's rows in `homi_meta`, as `(key, value)`.

@@ -216,9 +216,10 @@ impl<S: SqlMemory> Store for S {
 
     async fn delete_scope(&self, scope: &Scope) -> Result<u64> {
         let mut tx = self.write().await?;
-        let deleted = memory::delete_scope::<S::D>(&mut tx, scope).await?;
+        let (deleted, dropped_jobs) = memory::delete_scope::<S::D>(&mut tx, scope).await?;
         tx.commit().await?;
-        if deleted > 0 {
+        // The texts of deleted memories, or of the messages pending jobs held.
+        if deleted > 0 || dropped_jobs > 0 {
             self.scrub().await;
         }
         Ok(deleted)
