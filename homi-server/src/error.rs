@@ -93,12 +93,30 @@ impl From<Error> for ApiError {
         if code.starts_with("provider_") {
             crate::metrics::record_provider_error(code);
         }
-        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            // The cause goes to the log, not to the client.
-            tracing::error!(error = %e, "request failed");
-            "the server failed; the cause is in its log".to_owned()
-        } else {
-            e.to_string()
+        // A cause that names the provider's address, quotes its answer or
+        // a database goes to the log (in the request's span, with its id),
+        // not to the client.
+        let in_log = "the cause is in the server's log, under this answer's x-request-id";
+        let detail = match &e {
+            _ if status == StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(error = %e, "request failed");
+                format!("the server failed; {in_log}")
+            }
+            Error::Provider { .. } => {
+                tracing::warn!(error = %e, "the model provider failed");
+                match e.retry_after() {
+                    Some(wait) if kind == ErrorKind::RateLimited => format!(
+                        "the model provider is limiting requests; try again in {}s",
+                        wait.as_secs().max(1)
+                    ),
+                    _ => format!("the model provider failed or could not be reached; {in_log}"),
+                }
+            }
+            Error::ProviderInvalidResponse { .. } => {
+                tracing::warn!(error = %e, "the model provider's answer could not be used");
+                format!("the model provider's answer could not be used; {in_log}")
+            }
+            _ => e.to_string(),
         };
         Self {
             status,

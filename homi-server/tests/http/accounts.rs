@@ -451,6 +451,19 @@ async fn provider_trouble_is_5xx_and_loses_nothing(backend: Backend) {
         StatusCode::BAD_GATEWAY,
         "provider_unavailable",
     );
+    // What the provider said, and where it is, stay in the server's log.
+    let private = |body: &Value| {
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("x-request-id"), "{detail}");
+        for leak in [
+            fake.base_url(),
+            "fake provider".to_owned(),
+            "chatcmpl-fake".to_owned(),
+        ] {
+            assert!(!detail.contains(&leak), "{leak} in {detail}");
+        }
+    };
+    private(&body);
     let user = s
         .state
         .auth
@@ -502,6 +515,7 @@ async fn provider_trouble_is_5xx_and_loses_nothing(backend: Backend) {
         StatusCode::BAD_GATEWAY,
         "provider_unavailable",
     );
+    private(&body);
     s.run_jobs().await;
     let (_, found) = s
         .post(
@@ -516,6 +530,26 @@ async fn provider_trouble_is_5xx_and_loses_nothing(backend: Backend) {
             .unwrap()
             .contains(&json!("My sister is called Ines")),
         "{found}"
+    );
+    // An answer that is not JSON: its text is not sent back.
+    fake.push_fault(Target::Chat, Fault::MalformedJson, 1);
+    let (status, body) = s
+        .post(
+            "/api/v1/chat",
+            Some(&token),
+            json!({"message": "Anything new?", "session_id": "carol-4"}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_GATEWAY,
+        "provider_invalid_response",
+    );
+    private(&body);
+    assert!(
+        !body["detail"].as_str().unwrap().contains("raw answer"),
+        "{body}"
     );
 }
 
