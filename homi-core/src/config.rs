@@ -12,10 +12,13 @@ use crate::error::{Error, Result};
 
 mod auth;
 mod provider;
+mod server;
 
 use auth::read_auth;
 pub use auth::{AuthConfig, PASSWORD_LENGTH_LIMIT, SupabaseConfig};
 pub use provider::{EmbedderConfig, EmbedderKind, ProviderConfig};
+use server::read_server;
+pub use server::ServerConfig;
 
 /// Default chat model (`MODEL_CHOICE`).
 pub const DEFAULT_CHAT_MODEL: &str = "gpt-4o-mini";
@@ -106,30 +109,6 @@ pub struct MemoryConfig {
     pub chat_token_budget: usize,
 }
 
-/// Server settings.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ServerConfig {
-    /// `API_HOST`.
-    pub host: String,
-    /// `API_PORT`.
-    pub port: u16,
-    /// `DEBUG`.
-    pub debug: bool,
-    /// `HOMI_AUTH_RATE_LIMIT`: requests per minute one IP address may send to
-    /// the auth routes (sign-up, sign-in, refresh, resets); 0 turns it off.
-    pub auth_rate_limit_per_minute: u32,
-    /// `HOMI_CORS_ORIGINS`: origins allowed to call the API from a browser
-    /// (comma-separated, or `*`); none by default.
-    pub cors_origins: Vec<String>,
-    /// `HOMI_REQUEST_TIMEOUT_SECS`: how long a request may take until its
-    /// answer starts (a stream, once started, runs to its end).
-    pub request_timeout: Duration,
-    /// `HOMI_METRICS_TOKEN`: when set, `GET /metrics` answers only a request
-    /// with `Authorization: Bearer <token>`; open when unset.
-    pub metrics_token: Option<SecretString>,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -164,15 +143,7 @@ impl Default for Config {
                 chat_memories: 3,
                 chat_token_budget: 4000,
             },
-            server: ServerConfig {
-                host: "0.0.0.0".to_owned(),
-                port: 8000,
-                debug: false,
-                auth_rate_limit_per_minute: 30,
-                cors_origins: Vec::new(),
-                metrics_token: None,
-                request_timeout: Duration::from_secs(180),
-            },
+            server: ServerConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -326,47 +297,7 @@ impl Config {
             c.memory.chat_token_budget =
                 parse_range("HOMI_CHAT_TOKEN_BUDGET", &v, 500, 1_000_000)? as usize;
         }
-        if let Some(host) = get("API_HOST") {
-            c.server.host = host.trim().to_owned();
-        }
-        if let Some(v) = get("API_PORT") {
-            c.server.port = parse_range("API_PORT", &v, 0, 65_535)? as u16;
-        }
-        if let Some(v) = get("DEBUG") {
-            c.server.debug = parse_bool("DEBUG", &v)?;
-        }
-        if let Some(v) = get("HOMI_AUTH_RATE_LIMIT") {
-            c.server.auth_rate_limit_per_minute =
-                parse_range("HOMI_AUTH_RATE_LIMIT", &v, 0, 60_000)? as u32;
-        }
-        if let Some(v) = get("HOMI_REQUEST_TIMEOUT_SECS") {
-            c.server.request_timeout =
-                Duration::from_secs(parse_range("HOMI_REQUEST_TIMEOUT_SECS", &v, 1, 86_400)?);
-        }
-        if let Some(v) = get("HOMI_CORS_ORIGINS") {
-            let origins: Vec<String> = v
-                .split(',')
-                .map(|o| o.trim().trim_end_matches('/').to_owned())
-                .filter(|o| !o.is_empty())
-                .collect();
-            for o in &origins {
-                if o != "*" {
-                    check_http_url("HOMI_CORS_ORIGINS", o)?;
-                }
-            }
-            c.server.cors_origins = origins;
-        }
-        if let Some(v) = get("HOMI_METRICS_TOKEN") {
-            let token = v.trim();
-            if !token.is_empty() && token.chars().count() < 16 {
-                return Err(Error::config(
-                    "HOMI_METRICS_TOKEN",
-                    "is shorter than 16 characters: use a long random value (e.g. `openssl rand -hex 32`)",
-                ));
-            }
-            c.server.metrics_token =
-                (!token.is_empty()).then(|| SecretString::from(token.to_owned()));
-        }
+        read_server(&mut c.server, &mut get)?;
         read_auth(&mut c.auth, &mut get)?;
         Ok(c)
     }

@@ -238,17 +238,12 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = app(state.clone());
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        tokio::spawn(homi_server::serve::serve_on(
+            listener,
+            router,
+            homi_server::serve::Limits::from_config(&config),
+            std::future::pending(),
+        ));
         let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
         state
             .chat

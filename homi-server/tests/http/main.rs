@@ -16,6 +16,7 @@ use homi_testkit::conformance;
 use homi_testkit::db::{self as common, Backend};
 
 mod accounts;
+mod connections;
 mod keys;
 
 struct Server {
@@ -75,14 +76,13 @@ async fn launch(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = app(state.clone());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let limits = homi_server::serve::Limits::from_config(&config);
+    tokio::spawn(homi_server::serve::serve_on(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
     let server = Server {
         backend,
         database_url: url,

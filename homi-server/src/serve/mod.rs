@@ -9,6 +9,10 @@ use tokio::net::TcpListener;
 
 use crate::{AppState, app};
 
+mod conn;
+
+pub use conn::{BodyTimedOut, Limits, serve_on};
+
 /// Logs for people, or JSON lines with `HOMI_LOG_FORMAT=json`; `RUST_LOG`
 /// overrides the level (`DEBUG=true` means debug).
 pub fn init_logging(config: &Config) {
@@ -57,18 +61,11 @@ pub async fn serve(config: &Config) -> homi_core::Result<()> {
         homi_core::Error::config("API_PORT", format!("cannot listen on {addr}: {e}"))
     })?;
     tracing::info!(address = %addr, database = %config.redacted_database_url(), "Homi is serving");
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     // On SIGTERM or Ctrl-C: no new connections, the requests in flight are
     // answered, for at most SHUTDOWN_GRACE.
     let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
     let notify = signalled.clone();
-    let server = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let server = serve_on(listener, app(state), Limits::from_config(config), async move {
         shutdown_signal().await;
         tracing::info!("shutting down: answering the requests in flight");
         notify.notify_one();
@@ -78,8 +75,7 @@ pub async fn serve(config: &Config) -> homi_core::Result<()> {
         tokio::time::sleep(crate::SHUTDOWN_GRACE).await;
     };
     tokio::select! {
-        served = server => served
-            .map_err(|e| homi_core::Error::Unavailable(format!("the server stopped: {e}")))?,
+        () = server => {}
         () = deadline => tracing::warn!(
             grace_secs = crate::SHUTDOWN_GRACE.as_secs(),
             "requests still running after the shutdown grace; stopping without them"
