@@ -17,8 +17,8 @@ mod server;
 use auth::read_auth;
 pub use auth::{AuthConfig, PASSWORD_LENGTH_LIMIT, SupabaseConfig};
 pub use provider::{EmbedderConfig, EmbedderKind, ProviderConfig};
-use server::read_server;
 pub use server::ServerConfig;
+use server::read_server;
 
 /// Default chat model (`MODEL_CHOICE`).
 pub const DEFAULT_CHAT_MODEL: &str = "gpt-4o-mini";

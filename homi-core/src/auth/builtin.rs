@@ -1,5 +1,6 @@
 //! The built-in backend: accounts in Homi's own store.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use uuid::Uuid;
 use super::jwt::Signer;
 use super::mail::Mailer;
 use super::store::{
-    AuthStore, NewSession, RefreshOutcome, RevokeSessions, TokenPurpose, UserRecord,
+    AuthStore, NewSession, RefreshOutcome, RevokeSessions, SigninKeys, TokenPurpose, UserRecord,
 };
 use super::{
     AuthBackend, AuthHealth, AuthSession, Principal, SignUp, SignedUp, User, UserUpdate,
@@ -21,6 +22,14 @@ use crate::error::{Error, Result};
 
 /// Failed sign-ins older than this are forgotten.
 const FAILURE_WINDOW: Duration = Duration::from_secs(3600);
+
+/// An account's failures from all networks that lock it (for the networks
+/// that failed on it), as a multiple of `HOMI_SIGNIN_MAX_FAILURES`.
+const ACCOUNT_FAILURES: u32 = 4;
+
+/// One network's failures across accounts that lock it out of signing in,
+/// as a multiple of `HOMI_SIGNIN_MAX_FAILURES`.
+const NETWORK_FAILURES: u32 = 10;
 
 #[derive(Clone)]
 pub(super) struct Builtin {
@@ -70,10 +79,10 @@ fn wrong_credentials() -> Error {
     Error::Unauthorized("invalid email or password".into())
 }
 
-fn locked(until: DateTime<Utc>, now: DateTime<Utc>) -> Error {
+fn locked(until: DateTime<Utc>, now: DateTime<Utc>, whose: &str) -> Error {
     let wait = (until - now).to_std().unwrap_or_default();
     Error::RateLimited {
-        message: "too many failed sign-ins for this email".into(),
+        message: format!("too many failed sign-ins {whose}"),
         retry_after: wait.max(Duration::from_secs(1)),
     }
 }
@@ -121,17 +130,49 @@ impl Builtin {
     }
 
     /// Checks `pw` against `hash` (a dummy hash when the account is unknown,
-    /// so both cost the same) under the email's failure lock: the attempt is
-    /// counted before the check, so parallel guesses cannot outrun the lock.
-    async fn guarded_check(&self, digest: &str, pw: &str, hash: Option<&str>) -> Result<bool> {
+    /// so both cost the same), guarded by the sign-in counters of `keys`:
+    ///
+    /// - a network that has failed too often, across accounts, gets no try;
+    /// - the account from that network locks after `max_failed_signins`
+    ///   failures (doubling, at most an hour); the attempt is counted before
+    ///   the check, so parallel guesses cannot outrun that lock;
+    /// - the account as a whole locks after [`ACCOUNT_FAILURES`] times as
+    ///   many, from anywhere. It then slows guessing without refusing the
+    ///   owner: only networks that have not failed on the account may try.
+    ///
+    /// A success clears the pair's counter alone: the failures an attacker
+    /// ran up on the account and from their network stay counted.
+    async fn guarded_check(&self, keys: &SigninKeys, pw: &str, hash: Option<&str>) -> Result<bool> {
         let (max, lockout) = (self.config.max_failed_signins, self.config.signin_lockout);
         let now = Utc::now();
+        if let Some(network) = &keys.network {
+            let counted = self
+                .store
+                .signin_failures(network, now, FAILURE_WINDOW)
+                .await?;
+            if let Some(until) = counted.locked(now) {
+                return Err(locked(until, now, "from this network"));
+            }
+        }
+        let account = self
+            .store
+            .signin_failures(&keys.account, now, FAILURE_WINDOW)
+            .await?;
+        if let Some(until) = account.locked(now) {
+            let pair = self
+                .store
+                .signin_failures(&keys.pair, now, FAILURE_WINDOW)
+                .await?;
+            if pair.failures > 0 {
+                return Err(locked(until, now, "for this email from this network"));
+            }
+        }
         if let Some(until) = self
             .store
-            .begin_signin_attempt(digest, now, max, lockout, FAILURE_WINDOW)
+            .begin_signin_attempt(&keys.pair, now, max, lockout, FAILURE_WINDOW)
             .await?
         {
-            return Err(locked(until, now));
+            return Err(locked(until, now, "for this email from this network"));
         }
         let hash = match hash {
             Some(h) => h.to_owned(),
@@ -140,14 +181,34 @@ impl Builtin {
         let matches = pw.chars().count() <= self.config.password_max_length
             && password::verify(pw, &hash).await?;
         if matches {
-            self.store.clear_signin_failures(digest).await?;
+            self.store.clear_signin_failures(&keys.pair).await?;
             return Ok(true);
         }
         let now = Utc::now();
-        match self.store.signin_failed(digest, now, max, lockout).await? {
-            Some(until) => Err(locked(until, now)),
+        let pair_lock = self
+            .store
+            .signin_failed(&keys.pair, now, max, lockout)
+            .await?;
+        self.count_failure(&keys.account, max.saturating_mul(ACCOUNT_FAILURES), now)
+            .await?;
+        if let Some(network) = &keys.network {
+            self.count_failure(network, max.saturating_mul(NETWORK_FAILURES), now)
+                .await?;
+        }
+        match pair_lock {
+            Some(until) => Err(locked(until, now, "for this email from this network")),
             None => Ok(false),
         }
+    }
+
+    /// Counts one failure under `key`, locking it from `max` failures on.
+    async fn count_failure(&self, key: &str, max: u32, now: DateTime<Utc>) -> Result<()> {
+        let lockout = self.config.signin_lockout;
+        self.store
+            .begin_signin_attempt(key, now, u32::MAX, lockout, FAILURE_WINDOW)
+            .await?;
+        self.store.signin_failed(key, now, max, lockout).await?;
+        Ok(())
     }
 
     fn pair(
@@ -234,7 +295,7 @@ impl Builtin {
         }
     }
 
-    pub async fn sign_up(&self, request: SignUp) -> Result<SignedUp> {
+    pub async fn sign_up(&self, request: SignUp, _client: Option<IpAddr>) -> Result<SignedUp> {
         let (email, _) = normalize_email("email", &request.email)?;
         let pw = request.password.expose_secret();
         password::check_policy(
@@ -274,9 +335,14 @@ impl Builtin {
         })
     }
 
-    pub async fn sign_in(&self, email: &str, pw: &str) -> Result<AuthSession> {
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        pw: &str,
+        client: Option<IpAddr>,
+    ) -> Result<AuthSession> {
         let normalized = email.trim().to_lowercase();
-        let digest = token_digest(&normalized);
+        let keys = SigninKeys::new(&normalized, client.map(super::client_network));
         if normalized.is_empty() {
             return Err(Error::invalid("email", "an email address is required"));
         }
@@ -285,7 +351,7 @@ impl Builtin {
         }
         let user = self.store.user_by_email(&normalized).await?;
         let hash = user.as_ref().map(|u| u.password_hash.as_str());
-        if !self.guarded_check(&digest, pw, hash).await? {
+        if !self.guarded_check(&keys, pw, hash).await? {
             return Err(wrong_credentials());
         }
         let Some(user) = user else {
@@ -307,7 +373,11 @@ impl Builtin {
         Ok(())
     }
 
-    pub async fn refresh(&self, refresh_token: &str) -> Result<AuthSession> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        _client: Option<IpAddr>,
+    ) -> Result<AuthSession> {
         let refresh_token = refresh_token.trim();
         if refresh_token.is_empty() {
             return Err(Error::invalid(
@@ -427,11 +497,11 @@ impl Builtin {
             self.config.password_max_length,
         )?;
         let user = self.current(principal).await?;
-        let digest = token_digest(&user.email.to_lowercase());
-        if !self
-            .guarded_check(&digest, current_password, Some(&user.password_hash))
-            .await?
-        {
+        // The caller holds a session: sign-in locks (which an attacker may
+        // have run up) do not apply, and a wrong guess here counts toward none.
+        let matches = current_password.chars().count() <= self.config.password_max_length
+            && password::verify(current_password, &user.password_hash).await?;
+        if !matches {
             return Err(Error::Unauthorized("the current password is wrong".into()));
         }
         let hash = password::hash(new_password).await?;
@@ -445,11 +515,11 @@ impl Builtin {
             .await
     }
 
-    pub async fn request_password_reset(&self, email: &str) -> Result<()> {
+    pub async fn request_password_reset(&self, email: &str, _client: Option<IpAddr>) -> Result<()> {
         self.send_later(email, TokenPurpose::ResetPassword)
     }
 
-    pub async fn resend_confirmation(&self, email: &str) -> Result<()> {
+    pub async fn resend_confirmation(&self, email: &str, _client: Option<IpAddr>) -> Result<()> {
         self.send_later(email, TokenPurpose::ConfirmEmail)
     }
 
@@ -479,7 +549,12 @@ impl Builtin {
         Ok(())
     }
 
-    pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Result<()> {
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        new_password: &str,
+        _client: Option<IpAddr>,
+    ) -> Result<()> {
         let token = token.trim();
         if token.is_empty() {
             return Err(Error::invalid("token", "the reset token is required"));
@@ -504,7 +579,7 @@ impl Builtin {
         }
     }
 
-    pub async fn confirm_email(&self, token: &str) -> Result<User> {
+    pub async fn confirm_email(&self, token: &str, _client: Option<IpAddr>) -> Result<User> {
         let token = token.trim();
         if token.is_empty() {
             return Err(Error::invalid(

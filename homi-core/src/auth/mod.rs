@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -233,6 +234,31 @@ pub struct Auth {
     backend: Arc<Backend>,
     /// Service API keys live in Homi's store whatever holds the accounts.
     store: Arc<dyn AuthStore>,
+    /// The address of the client this handle acts for ([`Auth::for_client`]).
+    client: Option<IpAddr>,
+}
+
+/// The network a client address counts as, for failed sign-ins and rate
+/// limits: an IPv4 address alone, an IPv6 address's /64 (a host or a
+/// household usually has a whole one), an IPv4-mapped IPv6 address as IPv4.
+///
+/// ```
+/// use homi_core::auth::client_network;
+/// let a = client_network("2001:db8:1:2::10".parse().unwrap());
+/// let b = client_network("2001:db8:1:2:ffff::1".parse().unwrap());
+/// assert_eq!(a, b);
+/// assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+/// assert_eq!(client_network("::ffff:192.0.2.7".parse().unwrap()).to_string(), "192.0.2.7/32");
+/// ```
+pub fn client_network(ip: IpAddr) -> ipnet::IpNet {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let prefix = if ip.is_ipv4() { 32 } else { 64 };
+    ipnet::IpNet::new(ip, prefix)
+        .map(|n| n.trunc())
+        .unwrap_or_else(|_| ipnet::IpNet::from(ip))
 }
 
 macro_rules! dispatch {
@@ -271,7 +297,21 @@ impl Auth {
         Ok(Self {
             backend: Arc::new(backend),
             store,
+            client: None,
         })
+    }
+
+    /// This client acting for a caller at `address` (a door passes the
+    /// address of the request it is answering). Sign-in failures are then
+    /// counted per account and network, so an attacker failing from one
+    /// network does not lock the account's owner out on another; with
+    /// Supabase, the address is passed on (`X-Forwarded-For`) so its per-IP
+    /// limits apply to this caller alone. Cheap: clones share one backend.
+    pub fn for_client(&self, address: IpAddr) -> Self {
+        Self {
+            client: Some(address),
+            ..self.clone()
+        }
     }
 
     /// Which backend holds the accounts.
@@ -286,14 +326,17 @@ impl Auth {
     /// required (then a confirmation link is emailed and `session` is `None`).
     /// `Conflict` when the email is taken; `InvalidInput` names the field at fault.
     pub async fn sign_up(&self, request: SignUp) -> Result<SignedUp> {
-        dispatch!(self.sign_up(request))
+        dispatch!(self.sign_up(request, self.client))
     }
 
     /// Signs in with email and password. `Unauthorized` for a wrong pair
     /// (never saying which part), `Forbidden` while the email is unconfirmed,
-    /// `RateLimited` after repeated failures for the email.
+    /// `RateLimited` after repeated failures: for this email from the
+    /// caller's network ([`Auth::for_client`]), or from that network for any
+    /// email. While the account as a whole is under guessing, only networks
+    /// that have not failed on it may try.
     pub async fn sign_in(&self, email: &str, password: &str) -> Result<AuthSession> {
-        dispatch!(self.sign_in(email, password))
+        dispatch!(self.sign_in(email, password, self.client))
     }
 
     /// Ends the caller's auth session: its access tokens stop working at once
@@ -305,7 +348,7 @@ impl Auth {
     /// Trades a refresh token for a new pair. Each refresh token works once:
     /// presenting a used one again revokes the whole auth session.
     pub async fn refresh(&self, refresh_token: &str) -> Result<AuthSession> {
-        dispatch!(self.refresh(refresh_token))
+        dispatch!(self.refresh(refresh_token, self.client))
     }
 
     /// Verifies an access token (signature, algorithm, expiry, audience,
@@ -342,24 +385,24 @@ impl Auth {
     /// Emails a one-time password-reset token if an account has this email.
     /// The answer (and its timing) is the same whether or not it has.
     pub async fn request_password_reset(&self, email: &str) -> Result<()> {
-        dispatch!(self.request_password_reset(email))
+        dispatch!(self.request_password_reset(email, self.client))
     }
 
     /// Sets a new password with a reset token; every auth session of the user
     /// is revoked. The token works once and expires.
     pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Result<()> {
-        dispatch!(self.confirm_password_reset(token, new_password))
+        dispatch!(self.confirm_password_reset(token, new_password, self.client))
     }
 
     /// Emails a new confirmation link if an unconfirmed account has this
     /// email. The answer (and its timing) is the same whether or not it has.
     pub async fn resend_confirmation(&self, email: &str) -> Result<()> {
-        dispatch!(self.resend_confirmation(email))
+        dispatch!(self.resend_confirmation(email, self.client))
     }
 
     /// Confirms an email address with the token of the confirmation link.
     pub async fn confirm_email(&self, token: &str) -> Result<User> {
-        dispatch!(self.confirm_email(token))
+        dispatch!(self.confirm_email(token, self.client))
     }
 
     /// Deletes a user and everything of theirs: the account, auth sessions,

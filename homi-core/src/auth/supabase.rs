@@ -1,6 +1,7 @@
 //! The Supabase backend: the same operations through Supabase Auth's (GoTrue's)
 //! REST API, with access tokens verified locally.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -251,6 +252,16 @@ impl Supabase {
             .bearer_auth(bearer.unwrap_or(key))
     }
 
+    /// A request made for a client: GoTrue's per-IP limits then count that
+    /// client's address (`X-Forwarded-For`), not Homi's.
+    fn request_for(&self, method: Method, path: &str, client: Option<IpAddr>) -> RequestBuilder {
+        let request = self.request(method, path, None);
+        match client {
+            Some(ip) => request.header("X-Forwarded-For", ip.to_string()),
+            None => request,
+        }
+    }
+
     /// Sends a request; the JSON body of a 2xx answer, or the mapped error.
     async fn call(&self, request: RequestBuilder) -> Result<Value> {
         self.call_as(request, false).await
@@ -268,17 +279,22 @@ impl Supabase {
         })
     }
 
-    async fn password_grant(&self, email: &str, pw: &str) -> Result<AuthSession> {
+    async fn password_grant(
+        &self,
+        email: &str,
+        pw: &str,
+        client: Option<IpAddr>,
+    ) -> Result<AuthSession> {
         let v = self
             .call(
-                self.request(Method::POST, "/token?grant_type=password", None)
+                self.request_for(Method::POST, "/token?grant_type=password", client)
                     .json(&json!({"email": email, "password": pw})),
             )
             .await?;
         Ok(Self::parse::<GoTrueSession>("session", v)?.into_session())
     }
 
-    pub async fn sign_up(&self, request: SignUp) -> Result<SignedUp> {
+    pub async fn sign_up(&self, request: SignUp, client: Option<IpAddr>) -> Result<SignedUp> {
         let (email, _) = normalize_email("email", &request.email)?;
         let pw = request.password.expose_secret();
         let (min, max) = self.password_length;
@@ -289,7 +305,10 @@ impl Supabase {
             body["data"] = json!({"full_name": name});
         }
         let v = self
-            .call(self.request(Method::POST, "/signup", None).json(&body))
+            .call(
+                self.request_for(Method::POST, "/signup", client)
+                    .json(&body),
+            )
             .await?;
         // With email confirmation on in the project, GoTrue answers the user
         // alone: signed up, not signed in.
@@ -308,14 +327,19 @@ impl Supabase {
         }
     }
 
-    pub async fn sign_in(&self, email: &str, pw: &str) -> Result<AuthSession> {
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        pw: &str,
+        client: Option<IpAddr>,
+    ) -> Result<AuthSession> {
         if email.trim().is_empty() {
             return Err(Error::invalid("email", "an email address is required"));
         }
         if pw.is_empty() {
             return Err(Error::invalid("password", "a password is required"));
         }
-        self.password_grant(email.trim(), pw).await
+        self.password_grant(email.trim(), pw, client).await
     }
 
     pub async fn sign_out(&self, principal: &Principal) -> Result<()> {
@@ -354,7 +378,11 @@ impl Supabase {
             .await
     }
 
-    pub async fn refresh(&self, refresh_token: &str) -> Result<AuthSession> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<AuthSession> {
         let refresh_token = refresh_token.trim();
         if refresh_token.is_empty() {
             return Err(Error::invalid(
@@ -364,7 +392,7 @@ impl Supabase {
         }
         let v = self
             .call_as(
-                self.request(Method::POST, "/token?grant_type=refresh_token", None)
+                self.request_for(Method::POST, "/token?grant_type=refresh_token", client)
                     .json(&json!({"refresh_token": refresh_token})),
                 true,
             )
@@ -470,7 +498,10 @@ impl Supabase {
         let user = self.get_user(principal).await?;
         // GoTrue does not check the current password itself: a password grant
         // does, and the session it opens is closed again at once.
-        let check = match self.password_grant(&user.email, current_password).await {
+        let check = match self
+            .password_grant(&user.email, current_password, None)
+            .await
+        {
             Ok(s) => s,
             Err(e) if e.kind() == crate::ErrorKind::Unauthorized => {
                 return Err(Error::Unauthorized("the current password is wrong".into()));
@@ -507,21 +538,27 @@ impl Supabase {
         Ok(())
     }
 
-    pub async fn request_password_reset(&self, email: &str) -> Result<()> {
-        self.send_later(email, "/recover", json!({}))
+    pub async fn request_password_reset(&self, email: &str, client: Option<IpAddr>) -> Result<()> {
+        self.send_later(email, "/recover", json!({}), client)
     }
 
-    pub async fn resend_confirmation(&self, email: &str) -> Result<()> {
-        self.send_later(email, "/resend", json!({"type": "signup"}))
+    pub async fn resend_confirmation(&self, email: &str, client: Option<IpAddr>) -> Result<()> {
+        self.send_later(email, "/resend", json!({"type": "signup"}), client)
     }
 
     /// Asks Supabase to email a link, after answering: GoTrue's answer (a
     /// rate limit for known emails only) and its timing would tell whether an
     /// account exists.
-    fn send_later(&self, email: &str, path: &'static str, mut body: Value) -> Result<()> {
+    fn send_later(
+        &self,
+        email: &str,
+        path: &'static str,
+        mut body: Value,
+        client: Option<IpAddr>,
+    ) -> Result<()> {
         let (email, _) = normalize_email("email", email)?;
         body["email"] = json!(email);
-        let request = self.request(Method::POST, path, None).json(&body);
+        let request = self.request_for(Method::POST, path, client).json(&body);
         tokio::spawn(async move {
             if let Err(e) = send(request, false).await {
                 tracing::error!(error = %e, path, "Supabase Auth did not take an email request");
@@ -532,24 +569,34 @@ impl Supabase {
 
     /// Verifies a one-time token hash from a Supabase email link and returns
     /// the session it opens.
-    async fn verify_otp(&self, kind: &str, token: &str) -> Result<AuthSession> {
+    async fn verify_otp(
+        &self,
+        kind: &str,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<AuthSession> {
         let token = token.trim();
         if token.is_empty() {
             return Err(Error::invalid("token", "the token is required"));
         }
         let v = self
             .call(
-                self.request(Method::POST, "/verify", None)
+                self.request_for(Method::POST, "/verify", client)
                     .json(&json!({"type": kind, "token_hash": token})),
             )
             .await?;
         Ok(Self::parse::<GoTrueSession>("session", v)?.into_session())
     }
 
-    pub async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Result<()> {
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        new_password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<()> {
         let (min, max) = self.password_length;
         password::check_policy("new_password", new_password, min, max)?;
-        let session = self.verify_otp("recovery", token).await?;
+        let session = self.verify_otp("recovery", token, client).await?;
         let set = self
             .call(
                 self.request(Method::PUT, "/user", Some(&session.access_token))
@@ -590,8 +637,8 @@ impl Supabase {
         Ok(())
     }
 
-    pub async fn confirm_email(&self, token: &str) -> Result<User> {
-        Ok(self.verify_otp("email", token).await?.user)
+    pub async fn confirm_email(&self, token: &str, client: Option<IpAddr>) -> Result<User> {
+        Ok(self.verify_otp("email", token, client).await?.user)
     }
 
     pub async fn delete_user(&self, user_id: Uuid) -> Result<bool> {

@@ -93,6 +93,57 @@ pub enum RevokeSessions {
 /// The lock a failure count earns: none below `max`, then `lockout` doubling
 /// per further failure, at most an hour.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+/// What a sign-in counter holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SigninFailures {
+    /// Attempts counted (and not cleared by a success) within the window.
+    pub failures: i64,
+    /// The end of the lock, if one was set.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl SigninFailures {
+    /// The lock's end, if it has not passed.
+    pub fn locked(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.locked_until.filter(|&t| t > now)
+    }
+}
+
+/// The counters a sign-in attempt is checked against, named by digests (the
+/// email's lower-cased form and the client network are never stored):
+/// the account everywhere, the account from the client's network, and the
+/// client's network for every account. Without a client address (a library
+/// caller), the pair counts for "an unknown network" and no network counter
+/// is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigninKeys {
+    /// `account:<email digest>`.
+    pub account: String,
+    /// `pair:<email digest>:<network digest>`.
+    pub pair: String,
+    /// `network:<network digest>`.
+    pub network: Option<String>,
+}
+
+impl SigninKeys {
+    /// The keys of a sign-in to `email_normalized` from `network`.
+    pub fn new(email_normalized: &str, network: Option<ipnet::IpNet>) -> Self {
+        let account = token_digest(email_normalized);
+        let net = network.map(|n| token_digest(&n.to_string()));
+        Self {
+            pair: format!("pair:{account}:{}", net.as_deref().unwrap_or("unknown")),
+            account: format!("account:{account}"),
+            network: net.map(|n| format!("network:{n}")),
+        }
+    }
+
+    /// A `LIKE` pattern for every pair counter of the account (digests are
+    /// hexadecimal: no wildcard in them).
+    pub fn pairs_of(email_normalized: &str) -> String {
+        format!("pair:{}:%", token_digest(email_normalized))
+    }
+}
+
 pub(crate) fn lock_length(failures: i64, max: u32, lockout: Duration) -> Option<Duration> {
     let over = failures - i64::from(max);
     if over < 0 {
@@ -245,35 +296,42 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// Counts a sign-in attempt for this email *before* its password is
-    /// checked, so that parallel guesses cannot outrun the lock. Emails are
-    /// named by the SHA-256 of their lower-cased form (`email_digest`), so
-    /// addresses typed at a sign-in form are never stored. Returns the end of
-    /// the lock when the email is locked (already, or now because this
-    /// attempt is one more than `max_failures` allows); attempts older than
-    /// `window` are forgotten.
+    /// Counts a sign-in attempt under `key` (see [`SigninKeys`]) *before*
+    /// its password is checked, so that parallel guesses cannot outrun the
+    /// lock. Returns the end of the lock when the key is locked (already, or
+    /// now because this attempt is one more than `max_failures` allows);
+    /// attempts older than `window` are forgotten.
     async fn begin_signin_attempt(
         &self,
-        email_digest: &str,
+        key: &str,
         now: DateTime<Utc>,
         max_failures: u32,
         lockout: Duration,
         window: Duration,
     ) -> Result<Option<DateTime<Utc>>>;
 
-    /// Records that the attempt failed: once the counted attempts reach
-    /// `max_failures`, the email is locked for `lockout`, doubling with each
-    /// further failure up to an hour. Returns the lock's end.
+    /// Records that the attempt counted under `key` failed: once the counted
+    /// attempts reach `max_failures`, the key is locked for `lockout`,
+    /// doubling with each further failure up to an hour. Returns the lock's
+    /// end.
     async fn signin_failed(
         &self,
-        email_digest: &str,
+        key: &str,
         now: DateTime<Utc>,
         max_failures: u32,
         lockout: Duration,
     ) -> Result<Option<DateTime<Utc>>>;
 
-    /// Forgets the failed sign-ins of this email.
-    async fn clear_signin_failures(&self, email_digest: &str) -> Result<()>;
+    /// The failures counted under `key` within `window`, and its lock.
+    async fn signin_failures(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<SigninFailures>;
+
+    /// Forgets the failures counted under `key`.
+    async fn clear_signin_failures(&self, key: &str) -> Result<()>;
 
     /// Creates an auth session with its first refresh token.
     async fn create_session(&self, session: &NewSession) -> Result<()>;

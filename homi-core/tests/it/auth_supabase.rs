@@ -145,6 +145,42 @@ async fn lifecycle_through_supabase_auth() {
 }
 
 #[tokio::test]
+async fn the_client_address_is_passed_on_to_gotrue() {
+    let e = env(SupabaseSigning::Hs256, true, Key::Anon, true).await;
+    let client = e.auth.for_client("2001:db8::7".parse().unwrap());
+    client
+        .sign_up(SignUp::new("ada@homi.test", PASSWORD))
+        .await
+        .unwrap();
+    let s = client.sign_in("ada@homi.test", PASSWORD).await.unwrap();
+    client.refresh(&s.refresh_token).await.unwrap();
+    client
+        .request_password_reset("ada@homi.test")
+        .await
+        .unwrap();
+    // Without a client (a library call), no address is claimed.
+    e.auth.sign_in("ada@homi.test", PASSWORD).await.unwrap();
+    let seen = eventually(|| {
+        let seen = e.fake.forwarded_for();
+        seen.iter()
+            .any(|(path, _)| path.starts_with("/auth/v1/recover"))
+            .then_some(seen)
+    })
+    .await;
+    let of = |prefix: &str| -> Vec<Option<&str>> {
+        seen.iter()
+            .filter(|(path, _)| path.starts_with(prefix))
+            .map(|(_, xff)| xff.as_deref())
+            .collect()
+    };
+    let from = Some("2001:db8::7");
+    assert_eq!(of("/auth/v1/signup"), [from]);
+    assert_eq!(of("/auth/v1/token?grant_type=password"), [from, None]);
+    assert_eq!(of("/auth/v1/token?grant_type=refresh_token"), [from]);
+    assert_eq!(of("/auth/v1/recover"), [from]);
+}
+
+#[tokio::test]
 async fn change_and_reset_password() {
     let e = env(SupabaseSigning::Hs256, true, Key::Anon, true).await;
     let s = e

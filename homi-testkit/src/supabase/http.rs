@@ -335,7 +335,16 @@ pub(super) async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next)
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| req.uri().path().to_owned());
-    s.lock().requests.push((req.method().to_string(), path));
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    {
+        let mut inner = s.lock();
+        inner.forwarded_for.push((path.clone(), forwarded));
+        inner.requests.push((req.method().to_string(), path));
+    }
     if let Some(status) = s.take_fault() {
         return fault_response(status);
     }

@@ -286,6 +286,7 @@ struct Db {
     last_recovery_email: Option<String>,
     last_recovery_token_hash: Option<String>,
     requests: Vec<(String, String)>,
+    forwarded_for: Vec<(String, Option<String>)>,
     faults: Vec<Fault>,
 }
 
@@ -742,6 +743,12 @@ impl FakeSupabase {
     /// refused requests are included.
     pub fn requests(&self) -> Vec<(String, String)> {
         self.shared.lock().requests.clone()
+    }
+
+    /// The `X-Forwarded-For` of every request so far, oldest first, with its
+    /// path and query: GoTrue counts its per-IP rate limits by it.
+    pub fn forwarded_for(&self) -> Vec<(String, Option<String>)> {
+        self.shared.lock().forwarded_for.clone()
     }
 
     /// Answers the next `times` requests (any route) with `status` and GoTrue

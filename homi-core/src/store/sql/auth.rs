@@ -15,8 +15,8 @@ use super::{Bind, Columns, Driver, Exec, SqlStore, binds, for_update};
 use crate::error::{Error, Result};
 use crate::store::auth::{
     ApiKey, ApiKeyRecord, AuthStore, ExternalRevocation, KeyScope, NewSession, RefreshOutcome,
-    RevokeSessions, TokenPurpose, UserRecord, attempt_decision, lock_length, token_digest,
-    within_grace,
+    RevokeSessions, SigninFailures, SigninKeys, TokenPurpose, UserRecord, attempt_decision,
+    lock_length, within_grace,
 };
 
 const USER_COLUMNS: &str =
@@ -129,10 +129,14 @@ async fn revoke_sessions<D: Driver>(
     Ok(())
 }
 
-/// Forgets the sign-in failures of the account with this normalised email.
+/// Forgets the sign-in failures of the account with this normalised email:
+/// its own counter and its pairs with every network.
 async fn clear_failures<D: Driver>(c: &mut D::Conn, email: &str) -> Result<()> {
-    let ([d], args) = binds::<D, 1>([token_digest(email).into()]);
-    let sql = format!("DELETE FROM homi_auth_signin_failures WHERE email_digest = {d}");
+    let keys = SigninKeys::new(email, None);
+    let ([a, p], args) = binds::<D, 2>([keys.account.into(), SigninKeys::pairs_of(email).into()]);
+    let sql = format!(
+        "DELETE FROM homi_auth_signin_failures WHERE guard_key = {a} OR guard_key LIKE {p}"
+    );
     c.run(sql, args).await?;
     Ok(())
 }
@@ -140,12 +144,12 @@ async fn clear_failures<D: Driver>(c: &mut D::Conn, email: &str) -> Result<()> {
 /// A sign-in failure row, locked: `(failures, locked_until)`.
 async fn failures<D: Driver>(
     c: &mut D::Conn,
-    email_digest: &str,
+    key: &str,
 ) -> Result<Option<(i64, Option<DateTime<Utc>>)>> {
-    let ([d], args) = binds::<D, 1>([email_digest.into()]);
+    let ([d], args) = binds::<D, 1>([key.into()]);
     let sql = format!(
         "SELECT CAST(failures AS BIGINT), locked_until FROM homi_auth_signin_failures \
-         WHERE email_digest = {d}{}",
+         WHERE guard_key = {d}{}",
         for_update::<D>("homi_auth_signin_failures")
     );
     match c.optional(sql, args).await? {
@@ -283,7 +287,7 @@ impl<S: SqlStore> AuthStore for S {
 
     async fn begin_signin_attempt(
         &self,
-        email_digest: &str,
+        key: &str,
         now: DateTime<Utc>,
         max_failures: u32,
         lockout: Duration,
@@ -300,15 +304,13 @@ impl<S: SqlStore> AuthStore for S {
         tx.run(sql, args).await?;
         // Make the row exist, then lock it: parallel attempts for one email
         // are decided one at a time.
-        let ([d, t], args) = binds::<S::D, 2>([email_digest.into(), now.into()]);
+        let ([d, t], args) = binds::<S::D, 2>([key.into(), now.into()]);
         let sql = format!(
-            "INSERT INTO homi_auth_signin_failures (email_digest, failures, last_failure_at) \
-             VALUES ({d}, 0, {t}) ON CONFLICT (email_digest) DO NOTHING"
+            "INSERT INTO homi_auth_signin_failures (guard_key, failures, last_failure_at) \
+             VALUES ({d}, 0, {t}) ON CONFLICT (guard_key) DO NOTHING"
         );
         tx.run(sql, args).await?;
-        let (failures, locked) = failures::<S::D>(&mut tx, email_digest)
-            .await?
-            .unwrap_or((0, None));
+        let (failures, locked) = failures::<S::D>(&mut tx, key).await?.unwrap_or((0, None));
         if let Some(until) = locked.filter(|&t| t > now) {
             tx.commit().await?;
             return Ok(Some(until));
@@ -318,11 +320,11 @@ impl<S: SqlStore> AuthStore for S {
             (failures + 1).min(i64::from(i32::MAX)).into(),
             now.into(),
             decision.lock.or(locked).into(),
-            email_digest.into(),
+            key.into(),
         ]);
         let sql = format!(
             "UPDATE homi_auth_signin_failures SET failures = {f}, last_failure_at = {t}, \
-             locked_until = {l} WHERE email_digest = {d}"
+             locked_until = {l} WHERE guard_key = {d}"
         );
         tx.run(sql, args).await?;
         tx.commit().await?;
@@ -331,13 +333,13 @@ impl<S: SqlStore> AuthStore for S {
 
     async fn signin_failed(
         &self,
-        email_digest: &str,
+        key: &str,
         now: DateTime<Utc>,
         max_failures: u32,
         lockout: Duration,
     ) -> Result<Option<DateTime<Utc>>> {
         let mut tx = self.write().await?;
-        let Some((failures, locked)) = failures::<S::D>(&mut tx, email_digest).await? else {
+        let Some((failures, locked)) = failures::<S::D>(&mut tx, key).await? else {
             return Ok(None);
         };
         if let Some(until) = locked.filter(|&t| t > now) {
@@ -347,19 +349,41 @@ impl<S: SqlStore> AuthStore for S {
             return Ok(None);
         };
         let until = now + length;
-        let ([u, d], args) = binds::<S::D, 2>([until.into(), email_digest.into()]);
+        let ([u, d], args) = binds::<S::D, 2>([until.into(), key.into()]);
         let sql = format!(
-            "UPDATE homi_auth_signin_failures SET locked_until = {u} WHERE email_digest = {d}"
+            "UPDATE homi_auth_signin_failures SET locked_until = {u} WHERE guard_key = {d}"
         );
         tx.run(sql, args).await?;
         tx.commit().await?;
         Ok(Some(until))
     }
 
-    async fn clear_signin_failures(&self, email_digest: &str) -> Result<()> {
+    async fn signin_failures(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<SigninFailures> {
+        let mut c = self.read().await?;
+        let stale = now - chrono::Duration::microseconds(micros(window));
+        let ([k, s, t], args) = binds::<S::D, 3>([key.into(), stale.into(), now.into()]);
+        let sql = format!(
+            "SELECT CAST(failures AS BIGINT), locked_until FROM homi_auth_signin_failures \
+             WHERE guard_key = {k} AND (last_failure_at >= {s} OR locked_until > {t})"
+        );
+        Ok(match c.optional(sql, args).await? {
+            Some(row) => SigninFailures {
+                failures: row.int(0)?,
+                locked_until: row.opt_time(1)?,
+            },
+            None => SigninFailures::default(),
+        })
+    }
+
+    async fn clear_signin_failures(&self, key: &str) -> Result<()> {
         let mut c = self.writer().await?;
-        let ([d], args) = binds::<S::D, 1>([email_digest.into()]);
-        let sql = format!("DELETE FROM homi_auth_signin_failures WHERE email_digest = {d}");
+        let ([d], args) = binds::<S::D, 1>([key.into()]);
+        let sql = format!("DELETE FROM homi_auth_signin_failures WHERE guard_key = {d}");
         c.run(sql, args).await?;
         Ok(())
     }

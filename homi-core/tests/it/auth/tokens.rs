@@ -43,6 +43,59 @@ async fn repeated_failures_lock_the_email(backend: Backend) {
         .unwrap();
 }
 
+async fn failures_count_per_account_and_network(backend: Backend) {
+    let Some(e) = env_with(backend, |c| c.auth.max_failed_signins = 2).await else {
+        return;
+    };
+    e.sign_up("target@homi.test").await;
+    let from = |ip: &str| e.auth.for_client(ip.parse().unwrap());
+    // Two addresses of one IPv6 /64 are one network: its second failure locks it.
+    let err = from("2001:db8:0:1::1")
+        .sign_in("target@homi.test", "guess 1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    let err = from("2001:db8:0:1::2")
+        .sign_in("target@homi.test", "guess 2")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited, "{err}");
+    for net in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        for guess in ["guess 1", "guess 2"] {
+            assert!(from(net).sign_in("target@homi.test", guess).await.is_err());
+        }
+    }
+    // The account is locked as a whole now (4 networks × 2), but its owner
+    // on a network that has not failed signs in; the failing ones cannot,
+    // even with the right password.
+    from("198.51.100.1")
+        .sign_in("target@homi.test", PASSWORD)
+        .await
+        .unwrap();
+    let err = from("192.0.2.1")
+        .sign_in("target@homi.test", PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited, "{err}");
+    // A password reset proves the owner: every counter of the account goes.
+    e.auth
+        .request_password_reset("target@homi.test")
+        .await
+        .unwrap();
+    let token = token_in(
+        &e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap()[0],
+        "Reset token: ",
+    );
+    e.auth
+        .confirm_password_reset(&token, "the owner's new password")
+        .await
+        .unwrap();
+    from("192.0.2.1")
+        .sign_in("target@homi.test", "the owner's new password")
+        .await
+        .unwrap();
+}
+
 async fn forged_and_expired_tokens_are_refused(backend: Backend) {
     let Some(e) = env(backend).await else { return };
     let s = e.sign_up("victim@homi.test").await;
@@ -350,6 +403,7 @@ async fn changing_the_email_voids_pending_reset_tokens(backend: Backend) {
 
 conformance!(
     repeated_failures_lock_the_email,
+    failures_count_per_account_and_network,
     forged_and_expired_tokens_are_refused,
     deleting_a_user_leaves_nothing,
     generated_secret_survives_a_restart,
