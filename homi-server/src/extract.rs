@@ -93,6 +93,27 @@ impl CurrentUser {
     }
 }
 
+/// The Auth client acting for the request's client address (see
+/// [`crate::client`]): sign-in failures and Supabase's per-IP limits count it.
+#[derive(Debug, Clone)]
+pub struct ClientAuth(pub homi_core::auth::Auth);
+
+impl FromRequestParts<AppState> for ClientAuth {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            match parts.extensions.get::<crate::client::ClientAddr>() {
+                Some(client) => state.auth.for_client(client.0),
+                None => state.auth.clone(),
+            },
+        ))
+    }
+}
+
 /// The header carrying a service API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
 /// The header naming the user a service request is for.

@@ -20,6 +20,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// The bearer token `GET /metrics` requires, if any.
     pub metrics_token: Option<secrecy::SecretString>,
+    /// The reverse proxies whose forwarded client addresses are believed.
+    pub trusted_proxies: std::sync::Arc<[ipnet::IpNet]>,
 }
 
 impl AppState {
@@ -71,18 +74,20 @@ impl AppState {
             cors_origins: config.server.cors_origins.clone(),
             request_timeout: config.server.request_timeout,
             metrics_token: config.server.metrics_token.clone(),
+            trusted_proxies: config.server.trusted_proxies.clone().into(),
         })
     }
 }
 
 /// The router with every route and the middleware. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()`: the auth routes'
-/// rate limit is per client IP address.
+/// [`serve::serve_on`] (or `into_make_service_with_connect_info::<SocketAddr>()`):
+/// the auth routes' rate limit and sign-in failures count the client's
+/// address ([`client`]).
 pub fn app(state: AppState) -> Router {
     use routes::*;
     metrics::install();
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
-    // Unauthenticated auth routes: rate limited per IP address.
+    // Unauthenticated auth routes: rate limited per client network.
     let mut open_auth = OpenApiRouter::new()
         .routes(routes!(signup))
         .routes(routes!(signin))
@@ -144,6 +149,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            client::identify,
+        ))
         .layer(
             // One INFO span per request, with the request id and the path
             // (never the query string: confirmation links carry tokens).
@@ -174,21 +183,38 @@ pub fn app(state: AppState) -> Router {
 }
 
 type RateLimit = tower_governor::GovernorLayer<
-    tower_governor::key_extractor::PeerIpKeyExtractor,
+    client::ClientNetworkKey,
     governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
     axum::body::Body,
 >;
 
-/// `per_minute` requests a minute per client IP (a burst of as many), answered
-/// beyond that with a JSON 429 and `Retry-After`.
+/// `per_minute` requests a minute per client network (a burst of as many),
+/// answered beyond that with a JSON 429 and `Retry-After`. Networks whose
+/// allowance is whole again are forgotten every [`RATE_LIMIT_PRUNE`].
 fn rate_limit(per_minute: u32) -> Option<RateLimit> {
     if per_minute == 0 {
         return None;
     }
     let config = tower_governor::governor::GovernorConfigBuilder::default()
+        .key_extractor(client::ClientNetworkKey)
         .per_millisecond(u64::from((60_000 / per_minute).max(1)))
         .burst_size(per_minute)
         .finish()?;
+    let limiter = std::sync::Arc::downgrade(config.limiter());
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(RATE_LIMIT_PRUNE);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                // The router (and its limiter) is gone: so is this task.
+                let Some(limiter) = limiter.upgrade() else {
+                    return;
+                };
+                prune(&limiter);
+            }
+        });
+    }
     Some(
         tower_governor::GovernorLayer::new(config).error_handler(|e| {
             use axum::response::IntoResponse;
@@ -212,6 +238,26 @@ fn rate_limit(per_minute: u32) -> Option<RateLimit> {
             }
         }),
     )
+}
+
+/// How often the auth routes' rate limiter forgets idle networks.
+const RATE_LIMIT_PRUNE: Duration = Duration::from_secs(60);
+
+/// Forgets the networks whose allowance is whole again, so that the map
+/// holds only the networks of the last minute, however many have called.
+fn prune<K: std::hash::Hash + Eq + Clone, M>(
+    limiter: &governor::RateLimiter<
+        K,
+        governor::state::keyed::DefaultKeyedStateStore<K>,
+        governor::clock::QuantaClock,
+        M,
+    >,
+) where
+    M: governor::middleware::RateLimitingMiddleware<governor::clock::QuantaInstant>,
+{
+    limiter.retain_recent();
+    limiter.shrink_to_fit();
+    ::metrics::gauge!("homi_auth_rate_limit_networks").set(limiter.len() as f64);
 }
 
 /// CORS for the configured origins (`*` allows any), none when there are none.

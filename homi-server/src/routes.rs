@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, CurrentUser, Reader, Writer};
+use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, ClientAuth, CurrentUser, Reader, Writer};
 use crate::metrics::ProviderTime;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -75,14 +75,14 @@ impl From<AuthSession> for TokenAnswer {
 /// `POST /api/v1/auth/signup`: creates an account (201), signed in unless the email must be confirmed.
 #[utoipa::path(post, path = "/auth/signup", tag = "Auth", request_body = SignUpBody, responses((status = 201, body = TokenAnswer), (status = 409, description = "the email is taken", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)))]
 pub async fn signup(
-    State(s): State<AppState>,
+    ClientAuth(auth): ClientAuth,
     ApiJson(b): ApiJson<SignUpBody>,
 ) -> ApiResult<(StatusCode, Json<TokenAnswer>)> {
     let mut request = SignUp::new(b.email, b.password);
     if let Some(name) = b.full_name {
         request = request.with_full_name(name);
     }
-    let up = s.auth.sign_up(request).await?;
+    let up = auth.sign_up(request).await?;
     let answer = match up.session {
         Some(session) => TokenAnswer::from(session),
         None => TokenAnswer {
@@ -100,10 +100,10 @@ pub async fn signup(
 /// `POST /api/v1/auth/signin`: email and password → tokens; 401 on a wrong pair.
 #[utoipa::path(post, path = "/auth/signin", tag = "Auth", request_body = SignInBody, responses((status = 200, body = TokenAnswer), (status = 401, description = "wrong email or password", body = ErrorBody), (status = 429, description = "too many failures; see Retry-After", body = ErrorBody)))]
 pub async fn signin(
-    State(s): State<AppState>,
+    ClientAuth(auth): ClientAuth,
     ApiJson(b): ApiJson<SignInBody>,
 ) -> ApiResult<Json<TokenAnswer>> {
-    Ok(Json(s.auth.sign_in(&b.email, &b.password).await?.into()))
+    Ok(Json(auth.sign_in(&b.email, &b.password).await?.into()))
 }
 
 /// `POST /api/v1/auth/signout`: ends the caller's auth session.
@@ -123,10 +123,10 @@ pub struct RefreshBody {
 /// `POST /api/v1/auth/refresh`: a refresh token → a new pair (each works once).
 #[utoipa::path(post, path = "/auth/refresh", tag = "Auth", request_body = RefreshBody, responses((status = 200, body = TokenAnswer), (status = 401, description = "missing or invalid credentials", body = ErrorBody)))]
 pub async fn refresh(
-    State(s): State<AppState>,
+    ClientAuth(auth): ClientAuth,
     ApiJson(b): ApiJson<RefreshBody>,
 ) -> ApiResult<Json<TokenAnswer>> {
-    Ok(Json(s.auth.refresh(&b.refresh_token).await?.into()))
+    Ok(Json(auth.refresh(&b.refresh_token).await?.into()))
 }
 
 /// `GET /api/v1/auth/me`: the caller's profile.
@@ -195,10 +195,10 @@ pub struct ResetBody {
 /// `POST /api/v1/auth/reset-password`: 202 whether or not the email has an account.
 #[utoipa::path(post, path = "/auth/reset-password", tag = "Auth", request_body = ResetBody, responses((status = 202, body = Object, description = "sent if the email has an account")))]
 pub async fn reset_password(
-    State(s): State<AppState>,
+    ClientAuth(auth): ClientAuth,
     ApiJson(b): ApiJson<ResetBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    s.auth.request_password_reset(&b.email).await?;
+    auth.request_password_reset(&b.email).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"message": "if an account has this email, a reset link is on its way"})),
@@ -216,11 +216,10 @@ pub struct ConfirmResetBody {
 /// `POST /api/v1/auth/reset-password/confirm`: a reset token and a new password.
 #[utoipa::path(post, path = "/auth/reset-password/confirm", tag = "Auth", request_body = ConfirmResetBody, responses((status = 200, body = Object), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)))]
 pub async fn confirm_reset(
-    State(s): State<AppState>,
+    ClientAuth(auth): ClientAuth,
     ApiJson(b): ApiJson<ConfirmResetBody>,
 ) -> ApiResult<Json<Value>> {
-    s.auth
-        .confirm_password_reset(&b.token, &b.new_password)
+    auth.confirm_password_reset(&b.token, &b.new_password)
         .await?;
     Ok(Json(
         json!({"message": "password changed; sign in with the new one"}),
@@ -236,10 +235,10 @@ pub struct ConfirmQuery {
 /// `GET /api/v1/auth/confirm?token=…`: confirms an email address.
 #[utoipa::path(get, path = "/auth/confirm", tag = "Auth", params(ConfirmQuery), responses((status = 200, body = User), (status = 401, description = "missing or invalid credentials", body = ErrorBody)))]
 pub async fn confirm_email(
-    State(s): State<AppState>,
+    ClientAuth(auth): ClientAuth,
     ApiQuery(q): ApiQuery<ConfirmQuery>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(s.auth.confirm_email(&q.token).await?))
+    Ok(Json(auth.confirm_email(&q.token).await?))
 }
 
 /// `GET /api/v1/auth/health`: the auth backend's state (503 when it does not answer).

@@ -65,11 +65,16 @@ pub async fn serve(config: &Config) -> homi_core::Result<()> {
     // answered, for at most SHUTDOWN_GRACE.
     let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
     let notify = signalled.clone();
-    let server = serve_on(listener, app(state), Limits::from_config(config), async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: answering the requests in flight");
-        notify.notify_one();
-    });
+    let server = serve_on(
+        listener,
+        app(state),
+        Limits::from_config(config),
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: answering the requests in flight");
+            notify.notify_one();
+        },
+    );
     let deadline = async {
         signalled.notified().await;
         tokio::time::sleep(crate::SHUTDOWN_GRACE).await;

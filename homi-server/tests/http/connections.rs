@@ -111,7 +111,10 @@ async fn idle_connections_at_the_cap_are_dropped_and_others_served() {
     let started = Instant::now();
     let sent = read_until_closed(&mut kept, Duration::from_secs(4)).await;
     assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
-    assert!(started.elapsed() >= Duration::from_millis(900), "closed too early");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed too early"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +144,11 @@ async fn a_request_being_answered_outlasts_the_connection_limits() {
     fake.set_latency(Duration::from_millis(1800));
     fake.push_reply("Still here.");
     let (status, body) = s
-        .post("/api/v1/chat", Some(&token), json!({"message": "Are you there?"}))
+        .post(
+            "/api/v1/chat",
+            Some(&token),
+            json!({"message": "Are you there?"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["response"], "Still here.");
