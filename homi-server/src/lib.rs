@@ -303,3 +303,28 @@ async fn time_limit(
 /// How long a graceful shutdown waits for requests in flight (and then for
 /// the extraction jobs running in this process).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pruning_forgets_networks_whose_allowance_is_whole_again() {
+        let config = tower_governor::governor::GovernorConfigBuilder::default()
+            .key_extractor(client::ClientNetworkKey)
+            .per_millisecond(1)
+            .burst_size(1)
+            .finish()
+            .unwrap();
+        let limiter = config.limiter();
+        for n in 0..200u32 {
+            let net = homi_core::auth::client_network(std::net::Ipv4Addr::from(n).into());
+            assert!(limiter.check_key(&net).is_ok());
+        }
+        assert_eq!(limiter.len(), 200);
+        std::thread::sleep(Duration::from_millis(20));
+        prune(limiter);
+        assert_eq!(limiter.len(), 0);
+    }
+}
