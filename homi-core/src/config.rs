@@ -121,6 +121,8 @@ impl Default for Config {
                 base_url: None,
                 chat_model: DEFAULT_CHAT_MODEL.to_owned(),
                 timeout: Duration::from_secs(60),
+                deadline: Duration::from_secs(150),
+                stream_idle_timeout: Duration::from_secs(60),
                 max_retries: 2,
             },
             embedder: EmbedderConfig {
@@ -237,6 +239,14 @@ impl Config {
                 ));
             }
             c.provider.timeout = Duration::from_secs_f64(secs);
+        }
+        if let Some(v) = get("HOMI_PROVIDER_DEADLINE_SECS") {
+            c.provider.deadline =
+                Duration::from_secs(parse_range("HOMI_PROVIDER_DEADLINE_SECS", &v, 1, 86_400)?);
+        }
+        if let Some(v) = get("HOMI_PROVIDER_STREAM_IDLE_SECS") {
+            c.provider.stream_idle_timeout =
+                Duration::from_secs(parse_range("HOMI_PROVIDER_STREAM_IDLE_SECS", &v, 1, 3600)?);
         }
         if let Some(v) = get("HOMI_PROVIDER_MAX_RETRIES") {
             c.provider.max_retries = parse_range("HOMI_PROVIDER_MAX_RETRIES", &v, 0, 10)? as u32;

@@ -34,6 +34,8 @@ pub fn effective(config: &Config) -> Value {
             "api_key": if config.provider.api_key.is_some() { "set" } else { "not set" },
             "chat_model": config.provider.chat_model,
             "timeout_secs": config.provider.timeout.as_secs_f64(),
+            "deadline_secs": config.provider.deadline.as_secs(),
+            "stream_idle_secs": config.provider.stream_idle_timeout.as_secs(),
             "max_retries": config.provider.max_retries,
         },
         "embedder": {

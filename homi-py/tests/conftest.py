@@ -45,7 +45,7 @@ class Fake:
 
     def fault(self, target, kind, times=1, **details):
         """Queues a fault: kind server_error, rate_limited (retry_after_secs=),
-        timeout (delay_ms=), malformed_json or wrong_schema."""
+        timeout (delay_ms=), malformed_json, wrong_schema or stall."""
         self.control("/_fake/faults", {"target": target, "fault": {"kind": kind, **details}, "times": times})
 
 

@@ -90,6 +90,11 @@ pub enum Fault {
     },
     /// HTTP 200 with a body that is not valid JSON.
     MalformedJson,
+    /// HTTP 200 and the start of the answer, then nothing, with the
+    /// connection left open: a chat answer stops in the middle of its JSON, a
+    /// stream after its first words, an embeddings answer after its first
+    /// bytes.
+    Stall,
     /// HTTP 200, valid JSON, but not the shape that was asked for: a chat answer
     /// whose content does not match the requested JSON schema, or an embeddings
     /// answer without vectors.

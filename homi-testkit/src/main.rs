@@ -21,7 +21,7 @@ Prints the base URL, then serves until interrupted. Control routes:
   POST /_fake/replies  {\"content\": \"...\"} or {\"contents\": [...]}
   POST /_fake/faults   {\"target\": \"chat\"|\"embeddings\"|\"any\",
                         \"fault\": {\"kind\": \"server_error\"|\"rate_limited\"|\"timeout\"|
-                                  \"malformed_json\"|\"wrong_schema\", ...}, \"times\": 1}
+                                  \"malformed_json\"|\"wrong_schema\"|\"stall\", ...}, \"times\": 1}
   POST /_fake/latency  {\"ms\": 200}
   GET  /_fake/stats    GET /_fake/requests    POST /_fake/reset
 ";

@@ -11,9 +11,27 @@ pub(super) fn api_error(status: StatusCode, kind: &str, message: &str) -> Respon
         .into_response()
 }
 
+/// A 200 answer that sends `start` and then nothing, keeping the connection.
+fn stalled(content_type: &'static str, start: String) -> Response {
+    let body = futures::StreamExt::chain(
+        futures::stream::iter([Ok::<_, std::convert::Infallible>(start)]),
+        futures::stream::pending(),
+    );
+    (
+        StatusCode::OK,
+        [("content-type", content_type)],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
 /// Applies latency and a queued fault. Returns a response to send instead of
-/// the normal answer, if any.
-pub(super) async fn before_answer(shared: &Shared, target: Target) -> Option<Response> {
+/// the normal answer, if any. `stream`: whether the request asked for a stream.
+pub(super) async fn before_answer(
+    shared: &Shared,
+    target: Target,
+    stream: bool,
+) -> Option<Response> {
     let latency = shared.lock().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -39,6 +57,22 @@ pub(super) async fn before_answer(shared: &Shared, target: Target) -> Option<Res
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             None
         }
+        Fault::Stall if stream => Some(stalled(
+            "text/event-stream",
+            format!(
+                "data: {}\n\n",
+                json!({
+                    "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+                    "model": "fake-model",
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Half an "},
+                                 "finish_reason": null, "logprobs": null}]
+                })
+            ),
+        )),
+        Fault::Stall => Some(stalled(
+            "application/json",
+            "{\"id\": \"chatcmpl-fake\", \"object\": ".to_owned(),
+        )),
         Fault::MalformedJson => Some(
             (
                 StatusCode::OK,
@@ -109,7 +143,8 @@ pub(crate) async fn chat_completions(
 ) -> Response {
     s.chat_requests.fetch_add(1, Ordering::Relaxed);
     s.record("/v1/chat/completions", &body);
-    if let Some(resp) = before_answer(&s, Target::Chat).await {
+    let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+    if let Some(resp) = before_answer(&s, Target::Chat, stream).await {
         return resp;
     }
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
@@ -401,7 +436,7 @@ pub fn lexical_embedding(text: &str, dims: usize) -> Vec<f32> {
 pub(crate) async fn embeddings(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
     s.embedding_requests.fetch_add(1, Ordering::Relaxed);
     s.record("/v1/embeddings", &body);
-    if let Some(resp) = before_answer(&s, Target::Embeddings).await {
+    if let Some(resp) = before_answer(&s, Target::Embeddings, false).await {
         return resp;
     }
     let inputs: Vec<String> = match body.get("input") {

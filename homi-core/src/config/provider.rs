@@ -17,8 +17,14 @@ pub struct ProviderConfig {
     pub base_url: Option<String>,
     /// `MODEL_CHOICE`.
     pub chat_model: String,
-    /// `HOMI_PROVIDER_TIMEOUT_SECS`: per attempt.
+    /// `HOMI_PROVIDER_TIMEOUT_SECS`: per attempt, until the answer's headers.
     pub timeout: Duration,
+    /// `HOMI_PROVIDER_DEADLINE_SECS`: a whole call that is not streamed (a
+    /// chat answer, a batch of embeddings), retries and the body included.
+    pub deadline: Duration,
+    /// `HOMI_PROVIDER_STREAM_IDLE_SECS`: the longest wait for a streamed
+    /// answer's next chunk.
+    pub stream_idle_timeout: Duration,
     /// `HOMI_PROVIDER_MAX_RETRIES`: retries after the first attempt on 429, 5xx,
     /// timeouts and connection errors.
     pub max_retries: u32,

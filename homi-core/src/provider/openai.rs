@@ -1,6 +1,9 @@
 //! [`ChatModel`] and [`Embedder`] for any OpenAI-compatible server, on
 //! `async-openai`, with per-attempt timeouts and retries with backoff that honour
-//! `Retry-After`.
+//! `Retry-After`. A provider that stalls after its headers cannot hold a
+//! caller: a call that is not streamed has a deadline for the whole of it
+//! (`HOMI_PROVIDER_DEADLINE_SECS`), and a stream an idle timeout between its
+//! chunks (`HOMI_PROVIDER_STREAM_IDLE_SECS`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -288,11 +291,20 @@ fn to_openai_message(m: &ChatMessage) -> ChatCompletionRequestMessage {
     }
 }
 
+/// `call`, or [`Error::ProviderTimeout`] once `limit` has passed.
+async fn within<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or(Err(Error::ProviderTimeout(limit)))
+}
+
 /// A chat model on an OpenAI-compatible server.
 #[derive(Clone)]
 pub struct OpenAiChatModel {
     client: Client<OpenAIConfig>,
     model: String,
+    deadline: Duration,
+    stream_idle: Duration,
 }
 
 impl std::fmt::Debug for OpenAiChatModel {
@@ -309,6 +321,8 @@ impl OpenAiChatModel {
         Ok(Self {
             client: client(config)?,
             model: config.chat_model.clone(),
+            deadline: config.deadline,
+            stream_idle: config.stream_idle_timeout,
         })
     }
 
@@ -342,12 +356,14 @@ impl ChatModel for OpenAiChatModel {
     }
 
     async fn complete(&self, request: ChatRequest) -> Result<ChatResponse> {
-        let response = self
-            .client
-            .chat()
-            .create(self.request(request, false))
-            .await
-            .map_err(map_error)?;
+        let call = async {
+            self.client
+                .chat()
+                .create(self.request(request, false))
+                .await
+                .map_err(map_error)
+        };
+        let response = within(self.deadline, call).await?;
         let usage = response
             .usage
             .as_ref()
@@ -375,28 +391,37 @@ impl ChatModel for OpenAiChatModel {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<BoxStream<'static, Result<ChatChunk>>> {
-        let inner = self
-            .client
-            .chat()
-            .create_stream(self.request(request, true))
-            .await
-            .map_err(map_error)?;
+        let call = async {
+            self.client
+                .chat()
+                .create_stream(self.request(request, true))
+                .await
+                .map_err(map_error)
+        };
+        let inner = within(self.deadline, call).await?;
         struct St<S> {
             inner: S,
             usage: Option<TokenUsage>,
             done: bool,
+            idle: Duration,
         }
         let state = St {
             inner,
             usage: None,
             done: false,
+            idle: self.stream_idle,
         };
         let stream = futures::stream::unfold(state, |mut st| async move {
             if st.done {
                 return None;
             }
             loop {
-                match st.inner.next().await {
+                let Ok(next) = tokio::time::timeout(st.idle, st.inner.next()).await else {
+                    // The provider stopped mid-stream: end it with the reason.
+                    st.done = true;
+                    return Some((Err(Error::ProviderTimeout(st.idle)), st));
+                };
+                match next {
                     None => {
                         st.done = true;
                         let usage = st.usage.take();
@@ -434,6 +459,7 @@ impl ChatModel for OpenAiChatModel {
 pub struct OpenAiEmbedder {
     client: Client<OpenAIConfig>,
     model: String,
+    deadline: Duration,
     dims: Option<usize>,
     send_dims: bool,
     batch_size: usize,
@@ -465,6 +491,7 @@ impl OpenAiEmbedder {
         Ok(Self {
             client: client(provider)?,
             model: model.to_owned(),
+            deadline: provider.deadline,
             dims: embedder.dims.or_else(|| known_dims(model)),
             send_dims,
             batch_size: embedder.batch_size.max(1),
@@ -601,7 +628,7 @@ impl Embedder for OpenAiEmbedder {
             .collect();
         let requests = batches.len() as u32;
         let results: Vec<Result<(Vec<Vec<f32>>, u64)>> = futures::stream::iter(batches)
-            .map(|b| self.embed_batch(b))
+            .map(|b| within(self.deadline, self.embed_batch(b)))
             .buffered(4)
             .collect()
             .await;

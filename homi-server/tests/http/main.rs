@@ -19,6 +19,7 @@ mod accounts;
 mod clients;
 mod connections;
 mod keys;
+mod stalls;
 
 struct Server {
     backend: Backend,

@@ -249,3 +249,65 @@ async fn unreachable_server_is_provider_unavailable() {
 
 #[cfg(feature = "local")]
 mod local;
+
+#[tokio::test]
+async fn a_provider_that_stalls_after_its_headers_fails_by_the_deadline() {
+    let fake = FakeProvider::start().await.unwrap();
+    let mut config = Config::default()
+        .with_openai_base_url(fake.base_url())
+        .with_provider_timeout(Duration::from_secs(30))
+        .with_provider_max_retries(0);
+    config.provider.deadline = Duration::from_millis(500);
+    config.provider.stream_idle_timeout = Duration::from_millis(500);
+    let model = OpenAiChatModel::new(&config.provider).unwrap();
+    let embedder = OpenAiEmbedder::new(&config.provider, &config.embedder).unwrap();
+
+    // A chat answer that stops mid-JSON: the per-attempt timeout (30 s)
+    // ended with its headers; the deadline ends the call.
+    fake.push_fault(Target::Chat, Fault::Stall, 1);
+    let started = Instant::now();
+    let err = model
+        .complete(ChatRequest::new(vec![ChatMessage::user("Hi")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ProviderTimeout, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Embeddings that stop after their first bytes.
+    fake.push_fault(Target::Embeddings, Fault::Stall, 1);
+    let err = embedder.embed(&["one".to_owned()]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ProviderTimeout, "{err}");
+
+    // A stream that stops after its first words: they arrive, then the error.
+    fake.push_fault(Target::Chat, Fault::Stall, 1);
+    let started = Instant::now();
+    let chunks: Vec<_> = model
+        .stream(ChatRequest::new(vec![ChatMessage::user("Hi")]))
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(
+        matches!(&chunks[0], Ok(ChatChunk::Delta(d)) if d == "Half an "),
+        "{chunks:?}"
+    );
+    assert!(
+        matches!(chunks.last(), Some(Err(e)) if e.kind() == ErrorKind::ProviderTimeout),
+        "{chunks:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The provider back: the same clients work.
+    model
+        .complete(ChatRequest::new(vec![ChatMessage::user("Hi")]))
+        .await
+        .unwrap();
+}
