@@ -158,6 +158,10 @@ pub enum JobOutcome {
         /// Why.
         error: String,
     },
+    /// This worker lost the job's lease (it could not renew it in time, and
+    /// another worker took the job over): what it did is not recorded, the
+    /// holder of the lease decides.
+    LeaseLost,
 }
 
 /// One job run by [`JobQueue::run_next`].
@@ -276,15 +280,32 @@ impl JobQueue {
     }
 
     /// Claims and runs the next runnable job; `None` when there is none.
+    ///
+    /// The lease is renewed while the job runs (a third of the lease at a
+    /// time), so a job that takes long is not taken over; if a renewal finds
+    /// the lease gone, the work stops and nothing of it is recorded
+    /// ([`JobOutcome::LeaseLost`]).
     pub async fn run_next(&self, memory: &Memory) -> Result<Option<JobRun>> {
         let Some(job) = self.store.claim(Utc::now(), self.options.lease).await? else {
             return Ok(None);
         };
-        let result = {
+        let work = async {
             let _one_at_a_time = self.hold_user(job.user_id.as_deref()).await;
             match job.kind {
                 JobKind::ExtractMemories => run_extraction(memory, &job.payload).await,
             }
+        };
+        let result = tokio::select! {
+            result = work => Some(result),
+            () = self.keep_lease(&job) => None,
+        };
+        let Some(result) = result else {
+            return Ok(Some(self.observed(JobRun {
+                id: job.id,
+                attempt: job.attempt,
+                outcome: JobOutcome::LeaseLost,
+                usage: crate::memory::Usage::default(),
+            })));
         };
         let (result, usage) = match result {
             Ok(usage) => (Ok(()), usage),
@@ -293,8 +314,11 @@ impl JobQueue {
         let now = Utc::now();
         let outcome = match result {
             Ok(()) => {
-                self.store.complete(job.id, now).await?;
-                JobOutcome::Done
+                if self.store.complete(job.id, job.lease, now).await? {
+                    JobOutcome::Done
+                } else {
+                    JobOutcome::LeaseLost
+                }
             }
             Err(e) => {
                 let error = e.to_string();
@@ -302,28 +326,67 @@ impl JobQueue {
                 let hopeless = e.kind() == ErrorKind::InvalidInput;
                 if hopeless || job.attempt >= job.max_attempts {
                     tracing::warn!(job = %job.id, attempt = job.attempt, %error, "job failed for good");
-                    self.store.fail(job.id, &error, None, now).await?;
-                    JobOutcome::Dead { error }
+                    if self
+                        .store
+                        .fail(job.id, job.lease, &error, None, now)
+                        .await?
+                    {
+                        JobOutcome::Dead { error }
+                    } else {
+                        JobOutcome::LeaseLost
+                    }
                 } else {
                     let wait = self.options.backoff_after(job.attempt);
                     let at =
                         now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
                     tracing::info!(job = %job.id, attempt = job.attempt, %error, retry_in = ?wait, "job failed; will retry");
-                    self.store.fail(job.id, &error, Some(at), now).await?;
-                    JobOutcome::Retry { at, error }
+                    if self
+                        .store
+                        .fail(job.id, job.lease, &error, Some(at), now)
+                        .await?
+                    {
+                        JobOutcome::Retry { at, error }
+                    } else {
+                        JobOutcome::LeaseLost
+                    }
                 }
             }
         };
-        let run = JobRun {
+        Ok(Some(self.observed(JobRun {
             id: job.id,
             attempt: job.attempt,
             outcome,
             usage,
-        };
+        })))
+    }
+
+    /// Tells the observer about a run, and hands it back.
+    fn observed(&self, run: JobRun) -> JobRun {
+        if run.outcome == JobOutcome::LeaseLost {
+            tracing::warn!(job = %run.id, attempt = run.attempt, "lost the job's lease to another worker; its result is dropped");
+        }
         if let Some(observe) = self.observer.0.get() {
             observe(&run);
         }
-        Ok(Some(run))
+        run
+    }
+
+    /// Renews `job`'s lease every third of it; returns once the lease is
+    /// lost (never, while this worker holds it). A renewal that fails (the
+    /// database briefly unreachable) is tried again at the next beat.
+    async fn keep_lease(&self, job: &Job) {
+        let lease = self.options.lease;
+        let beat = (lease / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(beat).await;
+            match self.store.renew(job.id, job.lease, Utc::now(), lease).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "could not renew a job's lease")
+                }
+            }
+        }
     }
 
     /// Waits until no job is queued or running (in any process), for at most

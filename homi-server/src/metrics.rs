@@ -111,6 +111,7 @@ pub fn record_job(run: &homi_core::jobs::JobRun) {
         homi_core::jobs::JobOutcome::Done => "done",
         homi_core::jobs::JobOutcome::Retry { .. } => "retry",
         homi_core::jobs::JobOutcome::Dead { .. } => "dead",
+        homi_core::jobs::JobOutcome::LeaseLost => "lease_lost",
     };
     metrics::counter!("homi_jobs_run_total", "outcome" => outcome).increment(1);
     record_usage("extraction", &run.usage);

@@ -67,6 +67,9 @@ pub struct Job {
     pub max_attempts: u32,
     /// When it was enqueued.
     pub created_at: DateTime<Utc>,
+    /// This claim's lease: renewing it, completing the job and recording a
+    /// failure take effect only while it is the job's current lease.
+    pub lease: Uuid,
 }
 
 /// How many jobs are in each state.
@@ -114,23 +117,38 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Writes a job, runnable at `now`.
     async fn enqueue(&self, job: &NewJob, now: DateTime<Utc>) -> Result<Uuid>;
 
-    /// Claims the oldest runnable job — queued with `run_at <= now`, or
-    /// running with an expired lease — counting the attempt and leasing it
-    /// until `now + lease`. Concurrent claims never get the same job.
+    /// Claims a runnable job — first one running with an expired lease, then
+    /// the oldest queued with `run_at <= now` whose user has no job running —
+    /// counting the attempt and leasing it until `now + lease` under a new
+    /// lease token. Concurrent claims (in any process) never get the same
+    /// job, nor two jobs of one user.
     async fn claim(&self, now: DateTime<Utc>, lease: Duration) -> Result<Option<Job>>;
 
-    /// Marks a claimed job done (its payload is dropped).
-    async fn complete(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
+    /// Extends a running job's lease to `now + lease`; `false` when `lease_token`
+    /// is no longer its lease (it ran out and another worker took the job).
+    async fn renew(
+        &self,
+        id: Uuid,
+        lease_token: Uuid,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool>;
+
+    /// Marks a claimed job done (its payload is dropped); `false`, changing
+    /// nothing, when `lease_token` is no longer its lease.
+    async fn complete(&self, id: Uuid, lease_token: Uuid, now: DateTime<Utc>) -> Result<bool>;
 
     /// Records a failed attempt: queued again at `retry_at`, or dead (payload
-    /// dropped) when `retry_at` is `None`.
+    /// dropped) when `retry_at` is `None`; `false`, changing nothing, when
+    /// `lease_token` is no longer its lease.
     async fn fail(
         &self,
         id: Uuid,
+        lease_token: Uuid,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 
     /// Jobs per state: all of them, or `user`'s.
     async fn counts(&self, user: Option<&str>) -> Result<JobCounts>;

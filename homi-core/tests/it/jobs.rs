@@ -447,7 +447,123 @@ async fn deleting_memories_drops_extractions_not_run_yet(backend: Backend) {
     assert_eq!(q.counts().await.unwrap().queued, 0);
 }
 
+async fn only_the_holder_of_the_lease_finishes_a_job(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let q = e.queue(fast());
+    q.enqueue_extraction(&Scope::user("fay"), vec![ChatMessage::user("Fay knits")])
+        .await
+        .unwrap();
+    let store = e.memory.store().clone().job_store().unwrap();
+    let now = chrono::Utc::now();
+    // Worker A claims; its lease runs out (a stalled process) and worker B
+    // takes the job over.
+    let a = store
+        .claim(now, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let later = now + chrono::Duration::seconds(2);
+    let b = store
+        .claim(later, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((a.id, a.attempt, b.attempt), (b.id, 1, 2));
+    assert_ne!(a.lease, b.lease);
+    // A comes back: it can neither renew, nor complete, nor fail the job.
+    assert!(
+        !store
+            .renew(a.id, a.lease, later, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(!store.complete(a.id, a.lease, later).await.unwrap());
+    assert!(
+        !store
+            .fail(a.id, a.lease, "late", None, later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(q.counts().await.unwrap().running, 1);
+    // B, the holder, completes it: once.
+    assert!(
+        store
+            .renew(b.id, b.lease, later, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(store.complete(b.id, b.lease, later).await.unwrap());
+    assert!(!store.complete(b.id, b.lease, later).await.unwrap());
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.running, c.done, c.dead, c.queued), (0, 1, 0, 0));
+}
+
+async fn a_long_job_keeps_its_lease(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    // Three provider calls of 400 ms: the job outlasts its 600 ms lease.
+    e.fake.set_latency(Duration::from_millis(400));
+    let lease = Duration::from_millis(600);
+    let q = e.queue(fast().lease(lease));
+    q.enqueue_extraction(&Scope::user("gus"), vec![ChatMessage::user("Gus paints")])
+        .await
+        .unwrap();
+    let memory = e.memory.clone();
+    let runner = q.clone();
+    let first = tokio::spawn(async move { runner.run_next(&memory).await.unwrap() });
+    // Another worker (its own connections) keeps trying meanwhile.
+    let other_memory = Memory::open(&e.config).await.unwrap();
+    let other = JobQueue::for_memory(&other_memory, fast().lease(lease)).unwrap();
+    while !first.is_finished() {
+        let run = other.run_next(&other_memory).await.unwrap();
+        assert!(run.is_none(), "a running job was taken over: {run:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run = first.await.unwrap().unwrap();
+    assert_eq!(run.outcome, JobOutcome::Done);
+    assert_eq!(e.fake.stats().chat_requests, 1, "the extraction ran once");
+    assert_eq!(q.counts().await.unwrap().done, 1);
+}
+
+async fn a_users_backlog_holds_one_worker_at_most(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let q = e.queue(
+        fast()
+            .concurrency(2)
+            .poll_interval(Duration::from_millis(50)),
+    );
+    let hoarder = Scope::user("hoarder");
+    for i in 0..500 {
+        q.enqueue_extraction(&hoarder, vec![ChatMessage::user(format!("Fact {i}"))])
+            .await
+            .unwrap();
+    }
+    q.enqueue_extraction(&Scope::user("ivy"), vec![ChatMessage::user("Ivy hikes")])
+        .await
+        .unwrap();
+    e.fake.set_latency(Duration::from_millis(100));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = q.spawn_worker(e.memory.clone(), async {
+        let _ = stopped.await;
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while q.user_counts("ivy").await.unwrap().done < 1 {
+        assert!(std::time::Instant::now() < deadline, "Ivy's job never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Ivy's job ran beside the backlog's first, not after 500 of them.
+    let hoarded = q.user_counts("hoarder").await.unwrap().done;
+    assert!(
+        hoarded <= 2,
+        "{hoarded} of the backlog ran before Ivy's job"
+    );
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+}
+
 conformance!(
+    only_the_holder_of_the_lease_finishes_a_job,
+    a_long_job_keeps_its_lease,
+    a_users_backlog_holds_one_worker_at_most,
     deleting_memories_drops_extractions_not_run_yet,
     a_worker_runs_users_in_parallel_and_each_users_jobs_one_at_a_time,
     extraction_runs_after_the_fact_and_keeps_no_payload,

@@ -84,6 +84,7 @@ impl Driver for PgDialect {
     type Row = PgRow;
     type Conn = PgConnection;
     const LOCKS_ROWS: bool = true;
+    const CLAIM_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7284610001)";
     const GREATEST: &'static str = "GREATEST";
     const ROW_KEY: &'static str = "id";
     const HISTORY_ORDER: &'static str = "h.pos";

@@ -63,6 +63,7 @@ fn job_from_row(row: &impl Columns) -> Result<Job> {
         attempt: u32::try_from(row.int(4)?).unwrap_or(u32::MAX),
         max_attempts: u32::try_from(row.int(5)?).unwrap_or(1),
         created_at: row.time(6)?,
+        lease: row.uuid(7)?,
     })
 }
 
@@ -77,6 +78,12 @@ impl<S: SqlStore> JobStore for S {
     async fn claim(&self, now: DateTime<Utc>, lease: Duration) -> Result<Option<Job>> {
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::zero());
         let mut tx = self.write().await?;
+        // One claim at a time across processes: two claims must not both
+        // see a user without a running job.
+        if !S::D::CLAIM_LOCK.is_empty() {
+            tx.run(S::D::CLAIM_LOCK.to_owned(), Default::default())
+                .await?;
+        }
         let ([p, e, t1, t2], args) = binds::<S::D, 4>([
             Bind::Json(Value::Object(Default::default())),
             LOST_ON_LAST_ATTEMPT.into(),
@@ -88,48 +95,77 @@ impl<S: SqlStore> JobStore for S {
              updated_at = {t1} WHERE state = 'running' AND locked_until <= {t2} AND attempts >= max_attempts"
         );
         tx.run(sql, args).await?;
-        // Lost leases first, then the oldest runnable job: two index range
-        // reads (state, run_at) instead of one OR that reads and sorts every
-        // queued job, which made each claim cost O(queue length).
-        let ([u, t, lost, due], args) =
-            binds::<S::D, 4>([until.into(), now.into(), now.into(), now.into()]);
+        // Lost leases first, then the oldest runnable job of a user with
+        // none running: index range reads (state, run_at), and the running
+        // jobs of a user through their own small index, instead of one OR
+        // that reads and sorts every queued job. A user's backlog is passed
+        // over, so it holds one worker at most.
+        let ([u, k, t, lost, due, live], args) = binds::<S::D, 6>([
+            until.into(),
+            Uuid::new_v4().into(),
+            now.into(),
+            now.into(),
+            now.into(),
+            now.into(),
+        ]);
         let skip = skip_locked::<S::D>();
         let sql = format!(
             "UPDATE homi_jobs SET state = 'running', attempts = attempts + 1, locked_until = {u}, \
-             updated_at = {t} WHERE id = COALESCE(\
+             lease_token = {k}, updated_at = {t} WHERE id = COALESCE(\
                (SELECT id FROM homi_jobs WHERE state = 'running' AND locked_until <= {lost} LIMIT 1{skip}), \
-               (SELECT id FROM homi_jobs WHERE state = 'queued' AND run_at <= {due} \
+               (SELECT id FROM homi_jobs q WHERE state = 'queued' AND run_at <= {due} \
+                AND NOT EXISTS (SELECT 1 FROM homi_jobs r WHERE r.state = 'running' \
+                  AND r.user_id = q.user_id AND r.locked_until > {live}) \
                 ORDER BY run_at LIMIT 1{skip})) \
              RETURNING id, kind, user_id, payload, CAST(attempts AS BIGINT), \
-             CAST(max_attempts AS BIGINT), created_at"
+             CAST(max_attempts AS BIGINT), created_at, lease_token"
         );
         let row = tx.optional(sql, args).await?;
         tx.commit().await?;
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn complete(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    async fn renew(
+        &self,
+        id: Uuid,
+        lease_token: Uuid,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool> {
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::zero());
         let mut c = self.writer().await?;
-        let ([p, t, i], args) = binds::<S::D, 3>([
+        let ([u, t, i, k], args) =
+            binds::<S::D, 4>([until.into(), now.into(), id.into(), lease_token.into()]);
+        let sql = format!(
+            "UPDATE homi_jobs SET locked_until = {u}, updated_at = {t} \
+             WHERE id = {i} AND state = 'running' AND lease_token = {k}"
+        );
+        Ok(c.run(sql, args).await? > 0)
+    }
+
+    async fn complete(&self, id: Uuid, lease_token: Uuid, now: DateTime<Utc>) -> Result<bool> {
+        let mut c = self.writer().await?;
+        let ([p, t, i, k], args) = binds::<S::D, 4>([
             Bind::Json(Value::Object(Default::default())),
             now.into(),
             id.into(),
+            lease_token.into(),
         ]);
         let sql = format!(
             "UPDATE homi_jobs SET state = 'done', payload = {p}, locked_until = NULL, last_error = NULL, \
-             updated_at = {t} WHERE id = {i}"
+             updated_at = {t} WHERE id = {i} AND state = 'running' AND lease_token = {k}"
         );
-        c.run(sql, args).await?;
-        Ok(())
+        Ok(c.run(sql, args).await? > 0)
     }
 
     async fn fail(
         &self,
         id: Uuid,
+        lease_token: Uuid,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut c = self.writer().await?;
         let (change, mut args) = match retry_at {
             Some(at) => {
@@ -145,12 +181,12 @@ impl<S: SqlStore> JobStore for S {
         let e = S::D::bind(&mut args, error.into());
         let t = S::D::bind(&mut args, now.into());
         let i = S::D::bind(&mut args, id.into());
+        let k = S::D::bind(&mut args, lease_token.into());
         let sql = format!(
             "UPDATE homi_jobs SET {change}, locked_until = NULL, last_error = {e}, updated_at = {t} \
-             WHERE id = {i}"
+             WHERE id = {i} AND state = 'running' AND lease_token = {k}"
         );
-        c.run(sql, args).await?;
-        Ok(())
+        Ok(c.run(sql, args).await? > 0)
     }
 
     async fn counts(&self, user: Option<&str>) -> Result<JobCounts> {

@@ -139,6 +139,10 @@ pub(crate) trait Driver: Dialect + Sized + Send + Sync + 'static {
     /// Whether reads lock the rows a transaction will change (`FOR UPDATE`);
     /// SQLite's write transactions hold the whole database instead.
     const LOCKS_ROWS: bool;
+    /// What serialises job claims across processes (Postgres' advisory
+    /// lock, for the transaction); nothing where a write transaction already
+    /// holds the whole database.
+    const CLAIM_LOCK: &'static str;
     /// The larger of two values (`GREATEST`, SQLite's two-argument `MAX`).
     #[cfg_attr(not(feature = "auth"), allow(dead_code))]
     const GREATEST: &'static str;

@@ -123,6 +123,7 @@ impl Driver for SqliteDialect {
     type Row = SqliteRow;
     type Conn = SqliteConnection;
     const LOCKS_ROWS: bool = false;
+    const CLAIM_LOCK: &'static str = "";
     const GREATEST: &'static str = "MAX";
     const ROW_KEY: &'static str = "rid";
     const HISTORY_ORDER: &'static str = "h.rowid";
