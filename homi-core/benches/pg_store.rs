@@ -117,14 +117,14 @@ async fn load(case: &Case, url: &str) -> Loaded {
             }));
             if batch.len() == 5_000 {
                 store
-                    .apply(&Access::Any, None, std::mem::take(&mut batch))
+                    .apply(&Access::Any, None, None, std::mem::take(&mut batch))
                     .await
                     .unwrap();
             }
         }
     }
     if !batch.is_empty() {
-        store.apply(&Access::Any, None, batch).await.unwrap();
+        store.apply(&Access::Any, None, None, batch).await.unwrap();
     }
     let insert = start.elapsed();
     let start = Instant::now();

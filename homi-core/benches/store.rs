@@ -101,7 +101,7 @@ async fn build(per_scope: usize, other_scopes: usize, dims: usize) -> Fixture {
                 }));
             }
             store
-                .apply(&scope.clone().into(), None, changes)
+                .apply(&scope.clone().into(), None, None, changes)
                 .await
                 .unwrap();
             inserted += n;

@@ -158,9 +158,9 @@ pub enum JobOutcome {
         /// Why.
         error: String,
     },
-    /// This worker lost the job's lease (it could not renew it in time, and
-    /// another worker took the job over): what it did is not recorded, the
-    /// holder of the lease decides.
+    /// This worker no longer holds the job: its lease ran out and another
+    /// worker took the job over, or the job was dropped with its scope's
+    /// memories (a delete-all). What this attempt did is not recorded.
     LeaseLost,
 }
 
@@ -363,7 +363,7 @@ impl JobQueue {
     /// Tells the observer about a run, and hands it back.
     fn observed(&self, run: JobRun) -> JobRun {
         if run.outcome == JobOutcome::LeaseLost {
-            tracing::warn!(job = %run.id, attempt = run.attempt, "lost the job's lease to another worker; its result is dropped");
+            tracing::warn!(job = %run.id, attempt = run.attempt, "no longer holds the job (its lease was taken over, or the job was deleted with its scope's memories); its result is dropped");
         }
         if let Some(observe) = self.observer.0.get() {
             observe(&run);

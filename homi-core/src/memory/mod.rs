@@ -51,7 +51,7 @@ pub use types::{
 
 use crate::error::{Error, Result};
 use crate::provider::{ChatModel, ChatRequest, Embedder, Role};
-use crate::store::{Change, EmbedderInfo, NewMemory, Outcome, ReadParams, Store};
+use crate::store::{Change, DeletionMark, EmbedderInfo, NewMemory, Outcome, ReadParams, Store};
 use infer::{Decision, FactOp};
 
 /// The Memory client. Cheap to clone; share one per process.
@@ -291,11 +291,13 @@ impl Memory {
             crate::error::reject_nul_map("metadata", m)?;
         }
         let mut usage = Usage::default();
+        // Before any slow part: a delete-all of the scope from now on wins.
+        let since = self.inner.store.deletion_mark(scope).await?;
         let results = if options.infer {
-            self.add_inferred(&messages, scope, &options, &mut usage)
+            self.add_inferred(&messages, scope, &options, &since, &mut usage)
                 .await?
         } else {
-            self.add_verbatim(&messages, scope, &options, &mut usage)
+            self.add_verbatim(&messages, scope, &options, &since, &mut usage)
                 .await?
         };
         usage.duration_ms = elapsed_ms(start);
@@ -321,6 +323,7 @@ impl Memory {
         messages: &Messages,
         scope: &Scope,
         options: &AddOptions,
+        since: &DeletionMark,
         usage: &mut Usage,
     ) -> Result<Vec<AddEvent>> {
         let items: Vec<&InputMessage> = messages
@@ -363,7 +366,7 @@ impl Memory {
         let outcomes = self
             .inner
             .store
-            .apply(&Access::from(scope), made_by.as_ref(), changes)
+            .apply(&Access::from(scope), made_by.as_ref(), Some(since), changes)
             .await?;
         let mut by_hash: HashMap<String, AddEvent> = HashMap::new();
         for o in outcomes {
@@ -392,6 +395,7 @@ impl Memory {
         messages: &Messages,
         scope: &Scope,
         options: &AddOptions,
+        since: &DeletionMark,
         usage: &mut Usage,
     ) -> Result<Vec<AddEvent>> {
         let conversation: Vec<&InputMessage> = messages
@@ -496,7 +500,7 @@ impl Memory {
         let outcomes = self
             .inner
             .store
-            .apply(&Access::from(scope), made_by.as_ref(), changes)
+            .apply(&Access::from(scope), made_by.as_ref(), Some(since), changes)
             .await?;
         let mut events: Vec<AddEvent> = outcomes.into_iter().flat_map(AddEvent::of).collect();
         events.extend(none_events);
@@ -681,6 +685,10 @@ impl Memory {
         if self.inner.store.get(uuid, &access).await?.is_none() {
             return Err(Error::not_found(format!("memory {uuid}")));
         }
+        let since = match access.scope() {
+            Some(scope) => Some(self.inner.store.deletion_mark(scope).await?),
+            None => None,
+        };
         let mut usage = Usage::default();
         let vectors = self.embed(&[text.to_owned()], &mut usage).await?;
         let made_by = self.made_by(&vectors);
@@ -698,7 +706,7 @@ impl Memory {
         let outcomes = self
             .inner
             .store
-            .apply(&access, made_by.as_ref(), vec![change])
+            .apply(&access, made_by.as_ref(), since.as_ref(), vec![change])
             .await?;
         let id_now = match outcomes.first() {
             Some(Outcome::Duplicate { id, .. }) if *id != uuid => {
@@ -706,6 +714,7 @@ impl Memory {
                     "memory {id} of the same scope already says this; delete one of them instead"
                 )));
             }
+            Some(Outcome::Gone { .. }) => return Err(Error::not_found(format!("memory {uuid}"))),
             Some(Outcome::Updated { id, .. }) | Some(Outcome::Duplicate { id, .. }) => *id,
             Some(Outcome::Added { id, .. }) => *id,
             _ => uuid,

@@ -42,7 +42,7 @@ impl AddEvent {
     /// that was already there).
     pub(crate) fn of(outcome: Outcome) -> Vec<AddEvent> {
         match outcome {
-            Outcome::Exists { .. } => Vec::new(),
+            Outcome::Exists { .. } | Outcome::Gone { .. } => Vec::new(),
             Outcome::Added { id, text } => vec![AddEvent::new(id, text, Event::Add)],
             Outcome::Duplicate { id, text } => vec![AddEvent::new(id, text, Event::None)],
             Outcome::Updated {

@@ -112,6 +112,16 @@ pub enum Change {
     },
 }
 
+/// The deletions a write's scope had seen when its work began: taken with
+/// [`Store::deletion_mark`] before the slow part of a write (embedding,
+/// the model's decisions) and given to [`Store::apply`], which then writes
+/// nothing if a delete-all covering the scope came since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletionMark {
+    pub(crate) scope: Scope,
+    pub(crate) epochs: Vec<(String, i64)>,
+}
+
 /// What happened to one [`Change`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -133,6 +143,12 @@ pub enum Outcome {
         id: Uuid,
         /// Its text.
         text: String,
+    },
+    /// Not written: the memory to update is gone (deleted meanwhile); an
+    /// update never brings a deleted memory back.
+    Gone {
+        /// The memory.
+        id: Uuid,
     },
     /// Text replaced.
     Updated {
@@ -338,14 +354,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// would return without a limit (`params.limit` is ignored).
     async fn count(&self, scope: &Scope, params: &ReadParams) -> Result<u64>;
 
+    /// The mark a write to `scope` takes before its slow part.
+    async fn deletion_mark(&self, scope: &Scope) -> Result<DeletionMark>;
+
     /// Applies changes in one transaction, writing history. Update and
     /// supersede targets must be reached by `access`. With `embedder`, the
     /// vectors were made by it: the change fails with `EmbedderMismatch`
     /// (nothing written) if the store was moved to another embedder meanwhile.
+    /// With `since`, it fails with `Conflict` (nothing written) if a
+    /// delete-all covering the mark's scope came after the mark.
     async fn apply(
         &self,
         access: &Access,
         embedder: Option<&EmbedderInfo>,
+        since: Option<&DeletionMark>,
         changes: Vec<Change>,
     ) -> Result<Vec<Outcome>>;
 

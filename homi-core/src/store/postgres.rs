@@ -501,6 +501,8 @@ impl SqlMemory for PostgresStore {
 
     async fn wipe(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        // Work in flight anywhere must not write after this.
+        super::sql::deletions::record::<PgDialect>(&mut tx, None, chrono::Utc::now()).await?;
         for sql in [
             "DELETE FROM homi_memories",
             "DELETE FROM homi_memory_history",

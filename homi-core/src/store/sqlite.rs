@@ -113,7 +113,7 @@ impl Default for SqliteOptions {
 ///     said_at: None,
 /// };
 /// let out = store
-///     .apply(&Access::from(&scope), None, vec![
+///     .apply(&Access::from(&scope), None, None, vec![
 ///         Change::Add(memory("Likes tea", vec![1.0, 0.0, 0.0])),
 ///         Change::Add(memory("Likes tea", vec![1.0, 0.0, 0.0])),
 ///     ])
@@ -512,6 +512,8 @@ impl SqlMemory for SqliteStore {
     async fn wipe(&self) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let seq = bump_seq(&mut tx).await?;
+        // Work in flight anywhere must not write after this.
+        super::sql::deletions::record::<SqliteDialect>(&mut tx, None, chrono::Utc::now()).await?;
         for sql in [
             "DELETE FROM homi_memory_embeddings",
             "DELETE FROM homi_memories",

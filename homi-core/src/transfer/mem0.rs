@@ -235,7 +235,10 @@ impl Memory {
                 store.bind_embedder(&info).await?;
                 bound = Some(info);
             }
-            for outcome in store.apply(&Access::Any, bound.as_ref(), changes).await? {
+            for outcome in store
+                .apply(&Access::Any, bound.as_ref(), None, changes)
+                .await?
+            {
                 report.count(&outcome);
             }
             progress(report.read, total.max(report.read));

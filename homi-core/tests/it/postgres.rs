@@ -93,7 +93,10 @@ async fn large_scopes_use_the_index_and_lose_nothing() {
             })
         })
         .collect();
-    exact.apply(&Access::Any, None, changes).await.unwrap();
+    exact
+        .apply(&Access::Any, None, None, changes)
+        .await
+        .unwrap();
     sqlx::query("ANALYZE homi_memories")
         .execute(exact.pool())
         .await
@@ -231,6 +234,7 @@ async fn supabase_api_roles_see_none_of_homis_rows() {
     store
         .apply(
             &Access::from(&scope),
+            None,
             None,
             vec![Change::Add(NewMemory {
                 id: uuid::Uuid::new_v4(),

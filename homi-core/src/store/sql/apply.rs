@@ -82,23 +82,8 @@ pub(crate) async fn apply<D: MemoryDriver>(
                     D::ROW_LOCK
                 );
                 let Some(row) = c.optional(sql, args).await? else {
-                    // Gone meanwhile: the text is written as a new memory of
-                    // the scope (nowhere without one).
-                    let Some(scope) = access.scope() else {
-                        return Err(Error::not_found(format!("memory {id}")));
-                    };
-                    let m = NewMemory {
-                        id: Uuid::new_v4(),
-                        text,
-                        hash,
-                        metadata: metadata.unwrap_or_default(),
-                        scope: scope.clone(),
-                        actor_id,
-                        role,
-                        embedding,
-                        said_at: None,
-                    };
-                    outcomes.extend(insert::<D>(c, &w, &[&m], None).await?);
+                    // Deleted meanwhile: an update never brings it back.
+                    outcomes.push(Outcome::Gone { id });
                     continue;
                 };
                 let old_text = row.text(1)?;

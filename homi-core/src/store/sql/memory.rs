@@ -222,6 +222,9 @@ pub(crate) async fn delete_scope<D: MemoryDriver>(
             "at least one of user_id, agent_id or run_id is required",
         ));
     }
+    // First (the lock order a write's check takes too): work in flight for
+    // this scope must not write after this.
+    super::deletions::record::<D>(c, Some(scope), Utc::now()).await?;
     let mut args = D::Args::default();
     let w = scope_sql::<D>(scope, "m", &mut args);
     let sql = format!(

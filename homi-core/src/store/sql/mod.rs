@@ -20,6 +20,7 @@ pub(crate) mod apply;
 pub(crate) mod auth;
 #[cfg(feature = "chat")]
 pub(crate) mod chat;
+pub(crate) mod deletions;
 pub(crate) mod jobs;
 pub(crate) mod memory;
 pub(crate) mod row;

@@ -12,12 +12,12 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::memory::MemoryDriver;
-use super::{Driver, Exec, SqlStore, apply, binds, memory, transfer};
+use super::{Driver, Exec, SqlStore, apply, binds, deletions, memory, transfer};
 use crate::error::Result;
 use crate::model::{Access, HistoryEntry, MemoryItem, Scope};
 use crate::store::{
-    Change, EmbedderInfo, HybridCandidates, MemoryRecord, Neighbour, Outcome, ReadParams,
-    ReembedBatch, Store, composed_hybrid_candidates,
+    Change, DeletionMark, EmbedderInfo, HybridCandidates, MemoryRecord, Neighbour, Outcome,
+    ReadParams, ReembedBatch, Store, composed_hybrid_candidates,
 };
 
 /// What a SQL store does its own way for the memory port.
@@ -192,13 +192,22 @@ impl<S: SqlMemory> Store for S {
         memory::count::<S::D>(&mut c, scope, params).await
     }
 
+    async fn deletion_mark(&self, scope: &Scope) -> Result<DeletionMark> {
+        let mut c = self.read().await?;
+        deletions::mark::<S::D>(&mut c, scope).await
+    }
+
     async fn apply(
         &self,
         access: &Access,
         embedder: Option<&EmbedderInfo>,
+        since: Option<&DeletionMark>,
         changes: Vec<Change>,
     ) -> Result<Vec<Outcome>> {
         let mut tx = self.write().await?;
+        if let Some(since) = since {
+            deletions::check::<S::D>(&mut tx, since).await?;
+        }
         let outcomes = apply::apply::<S::D>(&mut tx, access, embedder, changes).await?;
         tx.commit().await?;
         Ok(outcomes)

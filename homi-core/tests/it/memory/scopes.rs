@@ -405,6 +405,91 @@ async fn a_delete_all_that_finds_nothing_changes_nothing(b: Backend) {
     assert_eq!(e.count_rows("keeper").await, 1);
 }
 
+async fn a_delete_all_wins_over_work_in_flight(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("lena");
+    e.memory
+        .add("Lives in Lisbon", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    // The provider answers slowly: the extraction is still being worked
+    // out when the user forgets everything.
+    e.fake.set_latency(Duration::from_millis(600));
+    e.fake.push_reply(ops(json!([
+        {"text": "Lives in Porto", "event": "UPDATE", "target": 0},
+        {"text": "Has a dog named Rex", "event": "ADD"}
+    ])));
+    let (memory, scope) = (e.memory.clone(), s.clone());
+    let in_flight = tokio::spawn(async move {
+        memory
+            .add(
+                "I moved to Porto with my dog Rex",
+                &scope,
+                AddOptions::default(),
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(!in_flight.is_finished(), "the extraction was not in flight");
+    assert_eq!(e.memory.delete_all(&s).await.unwrap(), 1);
+    let err = in_flight.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(
+        e.memory
+            .get_all(&s, Default::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "an extraction begun before the delete-all wrote after it"
+    );
+    // Work begun after the delete-all writes as usual.
+    e.fake.set_latency(Duration::ZERO);
+    e.memory
+        .add("Has a dog named Rex", &s, AddOptions::raw())
+        .await
+        .unwrap();
+    assert_eq!(e.count_rows("lena").await, 1);
+}
+
+async fn an_update_never_brings_a_deleted_memory_back(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let s = Scope::user("milo");
+    let id = e
+        .memory
+        .add("Works at the bakery", &s, AddOptions::raw())
+        .await
+        .unwrap()
+        .results[0]
+        .id;
+    e.fake.set_latency(Duration::from_millis(600));
+    e.fake.push_reply(ops(json!([
+        {"text": "Works at the bakery on Main Street", "event": "UPDATE", "target": 0}
+    ])));
+    let (memory, scope) = (e.memory.clone(), s.clone());
+    let in_flight = tokio::spawn(async move {
+        memory
+            .add(
+                "The bakery is on Main Street",
+                &scope,
+                AddOptions::default(),
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // The memory the model is about to update is deleted meanwhile.
+    e.memory.delete(&id.to_string(), &s).await.unwrap();
+    let added = in_flight.await.unwrap().unwrap();
+    assert!(added.results.is_empty(), "{:?}", added.results);
+    assert!(
+        e.memory
+            .get_all(&s, Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    e.fake.set_latency(Duration::ZERO);
+}
+
 #[cfg(feature = "postgres")]
 async fn postgres_history_rows(url: &str) -> i64 {
     let pool = sqlx::PgPool::connect(url).await.unwrap();
@@ -423,6 +508,8 @@ async fn postgres_history_rows(_: &str) -> i64 {
 
 conformance!(
     a_delete_all_that_finds_nothing_changes_nothing,
+    a_delete_all_wins_over_work_in_flight,
+    an_update_never_brings_a_deleted_memory_back,
     deleted_text_is_found_nowhere_in_the_database_files,
     scopes_never_mix,
     delete_all_removes_every_memory_not_one_page,
