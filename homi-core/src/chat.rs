@@ -29,6 +29,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -83,6 +84,11 @@ pub struct ChatOptions {
     pub max_message_chars: usize,
     /// The assistant's persona (the start of the system prompt).
     pub persona: String,
+    /// How long a turn's message waits for its reply before its extraction
+    /// runs alone. The message and its extraction job are written together
+    /// before the model is asked, so a crash or a shutdown during the turn
+    /// loses no extraction; the reply, when it comes, joins the job.
+    pub reply_wait: Duration,
 }
 
 impl Default for ChatOptions {
@@ -92,6 +98,7 @@ impl Default for ChatOptions {
             prompt_token_budget: 4000,
             max_message_chars: 2000,
             persona: DEFAULT_PERSONA.to_owned(),
+            reply_wait: Duration::from_secs(300),
         }
     }
 }
@@ -200,6 +207,8 @@ impl Chat {
         let options = ChatOptions {
             memories_per_turn: config.memory.chat_memories,
             prompt_token_budget: config.memory.chat_token_budget,
+            // A turn that is not streamed ends by the provider's deadline.
+            reply_wait: config.provider.deadline.saturating_mul(2),
             ..ChatOptions::default()
         };
         let mut chat = Self::new(memory, model, options, queue)?;
@@ -322,6 +331,15 @@ impl Chat {
         let store = &self.inner.store;
         let now = Utc::now();
         let scope = Scope::user(user_id);
+        // The message's extraction job is written with it, to run alone once
+        // `reply_wait` has passed (the reply takes its place before).
+        let mut early = self
+            .inner
+            .queue
+            .extraction_job(&scope, vec![ChatMessage::user(&message)])?;
+        early.not_before = chrono::Duration::from_std(self.inner.options.reply_wait)
+            .ok()
+            .and_then(|wait| now.checked_add_signed(wait));
         // Storing the user's message and searching the memories do not depend
         // on each other: the store's work runs while the query is embedded.
         let record = async {
@@ -352,8 +370,10 @@ impl Chat {
                 memories_used: Vec::new(),
                 created_at: now,
             };
-            store.append_message(&user_message, None).await?;
-            Ok::<_, Error>(history)
+            let job = store
+                .append_message(&user_message, Some(&early), None)
+                .await?;
+            Ok::<_, Error>((history, job))
         };
         let search = self.inner.memory.search(
             &message,
@@ -362,7 +382,7 @@ impl Chat {
         );
         let (recorded, searched) = futures::future::join(record, search).await;
         // Nothing stored: nothing to extract later.
-        let history = recorded?;
+        let (history, pending_job) = recorded?;
         let (memories, search_provider_ms): (Vec<String>, f64) = match searched {
             Ok(found) => (
                 found.results.into_iter().map(|m| m.memory).collect(),
@@ -370,12 +390,13 @@ impl Chat {
             ),
             // The message is stored: its extraction runs once the provider is back.
             Err(e) => {
-                self.enqueue_after_failure(&scope, &message).await;
+                self.extract_alone(pending_job).await;
                 return Err(e);
             }
         };
         let request = self.prompt(&memories, &history, &message);
         Ok(Prepared {
+            pending_job,
             provider_ms: search_provider_ms,
             model,
             session_id,
@@ -433,16 +454,13 @@ impl Chat {
         ChatRequest::new(messages)
     }
 
-    /// When the model failed after the user's message was stored, its
-    /// extraction still happens (once the provider is back).
-    async fn enqueue_after_failure(&self, scope: &Scope, message: &str) {
-        if let Err(e) = self
-            .inner
-            .queue
-            .enqueue_extraction(scope, vec![ChatMessage::user(message)])
-            .await
-        {
-            tracing::error!(error = %e, "could not enqueue the extraction of a stored message");
+    /// When the turn failed after the user's message was stored, its
+    /// extraction (written with it) runs now, without a reply.
+    async fn extract_alone(&self, pending_job: Option<Uuid>) {
+        let Some(id) = pending_job else { return };
+        if let Err(e) = self.inner.queue.hurry(id).await {
+            // It still runs, once the reply wait has passed.
+            tracing::warn!(error = %e, job = %id, "could not hurry the extraction of a stored message");
         }
     }
 
@@ -469,6 +487,7 @@ impl Chat {
                     created_at: now,
                 },
                 Some(&job),
+                p.pending_job,
             )
             .await?;
         self.inner.queue.wake();
@@ -560,7 +579,7 @@ impl Chat {
                 Ok(turn)
             }
             Err(e) => {
-                self.enqueue_after_failure(&p.scope, &p.message).await;
+                self.extract_alone(p.pending_job).await;
                 Err(e)
             }
         }
@@ -606,7 +625,7 @@ impl Chat {
         let mut chunks = match p.model.stream(p.request.clone()).await {
             Ok(s) => s,
             Err(e) => {
-                self.enqueue_after_failure(&p.scope, &p.message).await;
+                self.extract_alone(p.pending_job).await;
                 return Err(e);
             }
         };
@@ -630,7 +649,7 @@ impl Chat {
                         break;
                     }
                     Err(e) => {
-                        this.enqueue_after_failure(&p.scope, &p.message).await;
+                        this.extract_alone(p.pending_job).await;
                         let _ = tx.unbounded_send(Err(e));
                         return;
                     }
@@ -758,6 +777,8 @@ async fn run_to_the_end<T: Send + 'static>(
 }
 
 struct Prepared {
+    /// The extraction job written with the user's message.
+    pending_job: Option<Uuid>,
     /// Provider time spent so far (the search's query embedding).
     provider_ms: f64,
     model: Arc<dyn ChatModel>,

@@ -248,7 +248,16 @@ impl JobQueue {
             user_id: scope.user_id.clone(),
             payload,
             max_attempts: self.options.max_attempts,
+            not_before: None,
         })
+    }
+
+    /// Lets job `id` run now if it waits for later (a turn that failed
+    /// before its reply: its message is extracted without waiting).
+    pub async fn hurry(&self, id: Uuid) -> Result<()> {
+        self.store.hurry(id, Utc::now()).await?;
+        self.wake();
+        Ok(())
     }
 
     /// Enqueues memory extraction for a turn's messages in `scope`.

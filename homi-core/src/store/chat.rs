@@ -69,12 +69,15 @@ pub trait ChatStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<ConversationMessage>>;
 
     /// Appends a message to its conversation and, with `job`, enqueues the
-    /// job in the same transaction.
+    /// job in the same transaction: in place of job `replaces` when that one
+    /// is still queued (its payload and `run_at` become `job`'s), as a new
+    /// job otherwise. Returns the job's id.
     async fn append_message(
         &self,
         message: &ConversationMessage,
         job: Option<&NewJob>,
-    ) -> Result<()>;
+        replaces: Option<Uuid>,
+    ) -> Result<Option<Uuid>>;
 
     /// The user's conversations, most recent first.
     async fn conversations(

@@ -48,6 +48,8 @@ pub struct NewJob {
     pub payload: Value,
     /// Attempts before it is dead.
     pub max_attempts: u32,
+    /// When it may run first (`None`: at once).
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// A claimed job.
@@ -149,6 +151,9 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+
+    /// Lets a queued job that waits for a later `run_at` run at `now`.
+    async fn hurry(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
 
     /// Jobs per state: all of them, or `user`'s.
     async fn counts(&self, user: Option<&str>) -> Result<JobCounts>;

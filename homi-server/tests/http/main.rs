@@ -18,6 +18,7 @@ use homi_testkit::db::{self as common, Backend};
 mod accounts;
 mod clients;
 mod connections;
+mod crash;
 mod keys;
 mod stalls;
 

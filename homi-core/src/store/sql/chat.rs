@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::provider::Role;
 use crate::store::chat::{ChatStore, Conversation, ConversationMessage};
 use crate::store::jobs::NewJob;
+use uuid::Uuid;
 
 const CONVERSATION_COLUMNS: &str = "id, user_id, title, created_at, updated_at";
 
@@ -91,7 +92,12 @@ impl<S: SqlStore> ChatStore for S {
         conn.all(sql, args).await?.iter().map(message).collect()
     }
 
-    async fn append_message(&self, m: &ConversationMessage, job: Option<&NewJob>) -> Result<()> {
+    async fn append_message(
+        &self,
+        m: &ConversationMessage,
+        job: Option<&NewJob>,
+        replaces: Option<Uuid>,
+    ) -> Result<Option<Uuid>> {
         let used = serde_json::to_value(&m.memories_used)
             .map_err(|e| Error::storage(format!("cannot encode memories_used: {e}")))?;
         let mut tx = self.write().await?;
@@ -119,11 +125,27 @@ impl<S: SqlStore> ChatStore for S {
             "UPDATE homi_conversations SET updated_at = {t} WHERE id = {c} AND user_id = {u}"
         );
         tx.run(sql, args).await?;
+        let mut id = None;
         if let Some(job) = job {
-            insert_job::<S::D>(&mut tx, job, m.created_at).await?;
+            if let Some(pending) = replaces {
+                let ([p, r, i], args) = binds::<S::D, 3>([
+                    Bind::Json(job.payload.clone()),
+                    job.not_before.unwrap_or(m.created_at).into(),
+                    pending.into(),
+                ]);
+                let sql = format!(
+                    "UPDATE homi_jobs SET payload = {p}, run_at = {r} WHERE id = {i} AND state = 'queued'"
+                );
+                if tx.run(sql, args).await? > 0 {
+                    id = Some(pending);
+                }
+            }
+            if id.is_none() {
+                id = Some(insert_job::<S::D>(&mut tx, job, m.created_at).await?);
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(id)
     }
 
     async fn conversations(

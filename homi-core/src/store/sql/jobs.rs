@@ -30,7 +30,7 @@ pub(crate) async fn insert_job<D: Driver>(
         job.user_id.clone().into(),
         Bind::Json(job.payload.clone()),
         i64::from(job.max_attempts).into(),
-        now.into(),
+        job.not_before.unwrap_or(now).into(),
         now.into(),
         now.into(),
     ]);
@@ -187,6 +187,16 @@ impl<S: SqlStore> JobStore for S {
              WHERE id = {i} AND state = 'running' AND lease_token = {k}"
         );
         Ok(c.run(sql, args).await? > 0)
+    }
+
+    async fn hurry(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        let mut c = self.writer().await?;
+        let ([t, i, later], args) = binds::<S::D, 3>([now.into(), id.into(), now.into()]);
+        let sql = format!(
+            "UPDATE homi_jobs SET run_at = {t} WHERE id = {i} AND state = 'queued' AND run_at > {later}"
+        );
+        c.run(sql, args).await?;
+        Ok(())
     }
 
     async fn counts(&self, user: Option<&str>) -> Result<JobCounts> {
