@@ -140,14 +140,16 @@ impl Auth {
         })
     }
 
-    /// Changes the token user's name and/or email.
-    #[pyo3(signature = (access_token, *, full_name=None, email=None))]
+    /// Changes the token user's name and/or email (a new email needs
+    /// `current_password`; with SMTP it is `new_email` until confirmed).
+    #[pyo3(signature = (access_token, *, full_name=None, email=None, current_password=None))]
     fn update_user<'py>(
         &self,
         py: Python<'py>,
         access_token: String,
         full_name: Option<String>,
         email: Option<String>,
+        current_password: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         run!(self, py, |s| {
             let (auth, p) = s.principal(&access_token).await?;
@@ -157,6 +159,9 @@ impl Auth {
             }
             if let Some(e) = email {
                 update = update.email(e);
+            }
+            if let Some(pw) = current_password {
+                update = update.current_password(pw);
             }
             Ok(json!(auth.update_user(&p, update).await.py()?))
         })

@@ -143,9 +143,14 @@ pub struct UpdateMeBody {
     full_name: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    /// Needed to change the email.
+    #[serde(default)]
+    current_password: Option<String>,
 }
 
-/// `PUT /api/v1/auth/me`: changes the caller's name and/or email.
+/// `PUT /api/v1/auth/me`: changes the caller's name and/or email. A new
+/// email needs `current_password`; with SMTP configured it is `new_email`
+/// until the link sent to it is followed (the old address is told).
 #[utoipa::path(put, path = "/auth/me", tag = "Auth", request_body = UpdateMeBody, responses((status = 200, body = User), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update_me(
     State(s): State<AppState>,
@@ -158,6 +163,9 @@ pub async fn update_me(
     }
     if let Some(e) = b.email {
         update = update.email(e);
+    }
+    if let Some(p) = b.current_password {
+        update = update.current_password(p);
     }
     Ok(Json(s.auth.update_user(&user.0, update).await?))
 }

@@ -56,6 +56,7 @@ fn to_user(r: &UserRecord) -> User {
         email: r.email.clone(),
         full_name: r.full_name.clone(),
         email_confirmed_at: r.email_confirmed_at,
+        new_email: r.pending_email.clone(),
         created_at: r.created_at,
         updated_at: r.updated_at,
     }
@@ -245,14 +246,23 @@ impl Builtin {
         self.pair(user, id, refresh, now)
     }
 
-    async fn send_link(&self, user: &UserRecord, purpose: TokenPurpose) -> Result<()> {
+    /// Emails `user` a one-time link for `purpose`, to their address or,
+    /// for an email change, to the new one (`to`), which following it proves.
+    async fn send_link(
+        &self,
+        user: &UserRecord,
+        purpose: TokenPurpose,
+        to: Option<&str>,
+    ) -> Result<()> {
         let now = Utc::now();
         let token = random_token()?;
+        let address = to.unwrap_or(&user.email);
         self.store
             .create_one_time_token(
                 &token_digest(&token),
                 user.id,
                 purpose,
+                Some(address),
                 now,
                 self.token_expiry(now)?,
             )
@@ -271,6 +281,18 @@ impl Builtin {
                     email = user.email
                 ),
             ),
+            TokenPurpose::ConfirmEmail if to.is_some() => (
+                "Confirm your new email for Homi",
+                format!(
+                    "Confirm that {address} is to be the email of your Homi account \
+                     (now {email}).\r\n\r\n\
+                     Confirmation token: {token}\r\n\r\n\
+                     Or open: {base}/api/v1/auth/confirm?token={token}\r\n\r\n\
+                     The link works once and expires in {minutes} minutes. Until it is \
+                     followed, the account keeps its current email.\r\n",
+                    email = user.email
+                ),
+            ),
             TokenPurpose::ConfirmEmail => (
                 "Confirm your email for Homi",
                 format!(
@@ -283,7 +305,7 @@ impl Builtin {
             ),
         };
         match &self.mailer {
-            Some(m) => m.send(&user.email, subject, &body).await,
+            Some(m) => m.send(address, subject, &body).await,
             None => {
                 if self.debug {
                     tracing::debug!(user_id = %user.id, %token, purpose = purpose.as_str(), "HOMI_SMTP_URL is not set: email not sent (token shown because DEBUG is on)");
@@ -312,13 +334,18 @@ impl Builtin {
             email,
             password_hash: password::hash(pw).await?,
             full_name,
-            email_confirmed_at: (!confirm).then_some(now),
+            // Confirmed only by following a link sent to it.
+            email_confirmed_at: None,
             created_at: now,
             updated_at: now,
+            pending_email: None,
         };
         self.store.create_user(&record).await?;
         if confirm {
-            if let Err(e) = self.send_link(&record, TokenPurpose::ConfirmEmail).await {
+            if let Err(e) = self
+                .send_link(&record, TokenPurpose::ConfirmEmail, None)
+                .await
+            {
                 // No account that cannot be confirmed: undo the sign-up.
                 self.store.delete_user(&record.id.to_string()).await?;
                 return Err(e);
@@ -445,36 +472,83 @@ impl Builtin {
             Some(n) => Some(normalize_name("full_name", Some(n))?),
             None => None,
         };
-        let mut confirm = false;
-        let email = match &update.email {
+        let new_email = match &update.email {
             Some(e) => {
                 let (email, normalized) = normalize_email("email", e)?;
-                if normalized == before.email.to_lowercase() {
-                    Some((email, before.email_confirmed_at))
-                } else {
-                    confirm = self.config.require_email_confirmation;
-                    Some((email, (!confirm).then(Utc::now)))
-                }
+                (normalized != before.email.to_lowercase()).then_some(email)
             }
             None => None,
         };
-        let after = self
-            .store
-            .update_user(principal.user_id, name, email, Utc::now())
-            .await?
-            .ok_or_else(ended)?;
-        if confirm && let Err(e) = self.send_link(&after, TokenPurpose::ConfirmEmail).await {
-            // Keep the old, confirmed address rather than one nobody can confirm.
+        if new_email.is_some() {
+            // A stolen session must not take the account over: the new
+            // address needs the current password.
+            let pw = update
+                .current_password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned())
+                .unwrap_or_default();
+            if pw.is_empty() {
+                return Err(Error::invalid(
+                    "current_password",
+                    "changing the email needs the current password",
+                ));
+            }
+            let matches = pw.chars().count() <= self.config.password_max_length
+                && password::verify(&pw, &before.password_hash).await?;
+            if !matches {
+                return Err(Error::Unauthorized("the current password is wrong".into()));
+            }
+        }
+        let now = Utc::now();
+        let mut after = if name.is_some() {
             self.store
-                .update_user(
-                    principal.user_id,
-                    None,
-                    Some((before.email.clone(), before.email_confirmed_at)),
-                    Utc::now(),
-                )
+                .update_user(principal.user_id, name, None, now)
+                .await?
+                .ok_or_else(ended)?
+        } else {
+            before.clone()
+        };
+        let Some(email) = new_email else {
+            return Ok(to_user(&after));
+        };
+        if self.mailer.is_none() {
+            // Nobody can be sent a link: the address changes now, unconfirmed.
+            after = self
+                .store
+                .update_user(principal.user_id, None, Some((email, None)), now)
+                .await?
+                .ok_or_else(ended)?;
+            return Ok(to_user(&after));
+        }
+        // It takes effect once a link sent to it is followed; the old
+        // address is told.
+        self.store
+            .set_pending_email(principal.user_id, Some(&email), now)
+            .await?;
+        if let Err(e) = self
+            .send_link(&after, TokenPurpose::ConfirmEmail, Some(&email))
+            .await
+        {
+            self.store
+                .set_pending_email(principal.user_id, None, Utc::now())
                 .await?;
             return Err(e);
         }
+        if let Some(m) = &self.mailer {
+            let notice = format!(
+                "Someone asked to change the email of your Homi account from {old} to {email}.\r\n\r\n\
+                 It changes only once a link sent to {email} is followed. If this was not you, \
+                 reset your password now: whoever asked knows it.\r\n",
+                old = before.email
+            );
+            if let Err(e) = m
+                .send(&before.email, "Your Homi email is being changed", &notice)
+                .await
+            {
+                tracing::warn!(user_id = %before.id, error = %e, "the old address could not be told of an email change");
+            }
+        }
+        after.pending_email = Some(email);
         Ok(to_user(&after))
     }
 
@@ -537,7 +611,7 @@ impl Builtin {
                     TokenPurpose::ConfirmEmail => user.filter(|u| u.email_confirmed_at.is_none()),
                 };
                 if let Some(user) = wanted {
-                    this.send_link(&user, purpose).await?;
+                    this.send_link(&user, purpose, None).await?;
                 }
                 Ok::<_, Error>(())
             }

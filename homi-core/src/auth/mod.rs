@@ -57,8 +57,13 @@ pub struct User {
     pub email: String,
     /// Display name.
     pub full_name: Option<String>,
-    /// When the email address was confirmed.
+    /// When the email address was confirmed (by following a link sent to
+    /// it); empty while it is not.
     pub email_confirmed_at: Option<DateTime<Utc>>,
+    /// A new address the account waits to be confirmed (it becomes `email`
+    /// once the link sent to it is followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_email: Option<String>,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -143,13 +148,17 @@ impl SignUp {
 }
 
 /// Profile changes: fields left `None` stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct UserUpdate {
     /// New display name (an empty string clears it).
     pub full_name: Option<String>,
-    /// New email address.
+    /// New email address: needs `current_password`. Where Homi can send
+    /// email, it takes effect once a link sent to it is followed.
     pub email: Option<String>,
+    /// The current password, which an email change needs.
+    #[serde(skip)]
+    pub current_password: Option<SecretString>,
 }
 
 impl UserUpdate {
@@ -162,6 +171,12 @@ impl UserUpdate {
     /// Sets the email address.
     pub fn email(mut self, email: impl Into<String>) -> Self {
         self.email = Some(email.into());
+        self
+    }
+
+    /// Gives the current password (an email change needs it).
+    pub fn current_password(mut self, password: impl Into<String>) -> Self {
+        self.current_password = Some(SecretString::from(password.into()));
         self
     }
 }

@@ -48,6 +48,8 @@ struct GoTrueUser {
     #[serde(default)]
     email_confirmed_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    new_email: Option<String>,
+    #[serde(default)]
     user_metadata: Value,
     created_at: DateTime<Utc>,
     #[serde(default)]
@@ -66,6 +68,7 @@ impl GoTrueUser {
             email: self.email.unwrap_or_default(),
             full_name,
             email_confirmed_at: self.email_confirmed_at,
+            new_email: self.new_email.filter(|e| !e.is_empty()),
             created_at: self.created_at,
             updated_at: self.updated_at.unwrap_or(self.created_at),
         }
@@ -467,7 +470,25 @@ impl Supabase {
     pub async fn update_user(&self, principal: &Principal, update: UserUpdate) -> Result<User> {
         let mut body = json!({});
         if let Some(e) = &update.email {
-            body["email"] = json!(normalize_email("email", e)?.0);
+            let (email, normalized) = normalize_email("email", e)?;
+            let user = self.get_user(principal).await?;
+            if normalized != user.email.to_lowercase() {
+                // A stolen session must not take the account over. Supabase
+                // confirms the new address itself before it takes effect.
+                let pw = update
+                    .current_password
+                    .as_ref()
+                    .map(|p| p.expose_secret().to_owned())
+                    .unwrap_or_default();
+                if pw.is_empty() {
+                    return Err(Error::invalid(
+                        "current_password",
+                        "changing the email needs the current password",
+                    ));
+                }
+                self.check_password(&user.email, &pw).await?;
+            }
+            body["email"] = json!(email);
         }
         if let Some(n) = &update.full_name {
             body["data"] = json!({"full_name": normalize_name("full_name", Some(n))?});
@@ -479,6 +500,27 @@ impl Supabase {
             )
             .await?;
         Ok(Self::parse::<GoTrueUser>("user", v)?.into_user())
+    }
+
+    /// Checks the caller's current password. GoTrue does not check it
+    /// itself: a password grant does, and the session it opens is closed
+    /// again at once.
+    async fn check_password(&self, email: &str, current_password: &str) -> Result<()> {
+        let check = match self.password_grant(email, current_password, None).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == crate::ErrorKind::Unauthorized => {
+                return Err(Error::Unauthorized("the current password is wrong".into()));
+            }
+            Err(e) => return Err(e),
+        };
+        let _ = self
+            .call(self.request(
+                Method::POST,
+                "/logout?scope=local",
+                Some(&check.access_token),
+            ))
+            .await;
+        Ok(())
     }
 
     pub async fn change_password(
@@ -496,25 +538,7 @@ impl Supabase {
         let (min, max) = self.password_length;
         password::check_policy("new_password", new_password, min, max)?;
         let user = self.get_user(principal).await?;
-        // GoTrue does not check the current password itself: a password grant
-        // does, and the session it opens is closed again at once.
-        let check = match self
-            .password_grant(&user.email, current_password, None)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) if e.kind() == crate::ErrorKind::Unauthorized => {
-                return Err(Error::Unauthorized("the current password is wrong".into()));
-            }
-            Err(e) => return Err(e),
-        };
-        let _ = self
-            .call(self.request(
-                Method::POST,
-                "/logout?scope=local",
-                Some(&check.access_token),
-            ))
-            .await;
+        self.check_password(&user.email, current_password).await?;
         self.call(
             self.request(Method::PUT, "/user", Some(principal.access_token()))
                 .json(&json!({"password": new_password})),

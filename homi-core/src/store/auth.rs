@@ -28,6 +28,8 @@ pub struct UserRecord {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// A new email address waiting for the link sent to it to be followed.
+    pub pending_email: Option<String>,
 }
 
 /// A new auth session with its first refresh token.
@@ -367,14 +369,26 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
-    /// Stores a one-time token, replacing the user's earlier ones of the same purpose.
+    /// Stores a one-time token, replacing the user's earlier ones of the
+    /// same purpose. `email`: the (normalised) address it was sent to, which
+    /// following it proves.
     async fn create_one_time_token(
         &self,
         token_hash: &str,
         user_id: Uuid,
         purpose: TokenPurpose,
+        email: Option<&str>,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Sets (or clears) the address an email change waits on; `Conflict`
+    /// when another account has it.
+    async fn set_pending_email(
+        &self,
+        id: Uuid,
+        pending: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<()>;
 
     /// Consumes a password-reset token: in one transaction, deletes it, sets
@@ -387,7 +401,12 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<Option<Uuid>>;
 
-    /// Consumes an email-confirmation token and marks the email confirmed.
+    /// Consumes an email-confirmation token. The token proves the address
+    /// it was sent to: the account's own (then marked confirmed), or its
+    /// pending new one (then it becomes the account's email, confirmed;
+    /// `Conflict` when another account took it meanwhile). `None` for a
+    /// token that is unknown, expired or for an address the account no
+    /// longer has.
     async fn confirm_email(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Uuid>>;
 
     /// Records that an external (Supabase) session was signed out, so its

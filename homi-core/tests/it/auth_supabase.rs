@@ -145,6 +145,49 @@ async fn lifecycle_through_supabase_auth() {
 }
 
 #[tokio::test]
+async fn an_email_change_needs_the_current_password() {
+    let e = env(SupabaseSigning::Hs256, true, Key::Anon, true).await;
+    let up = e
+        .auth
+        .sign_up(SignUp::new("grace@example.com", PASSWORD))
+        .await
+        .unwrap();
+    let p = e
+        .auth
+        .verify_access_token(&up.session.unwrap().access_token)
+        .await
+        .unwrap();
+    // A new email needs the current password (a stolen session cannot take
+    // the account over); Supabase then confirms the address itself.
+    let err = e
+        .auth
+        .update_user(&p, UserUpdate::default().email("grace@navy.test"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let err = e
+        .auth
+        .update_user(
+            &p,
+            UserUpdate::default()
+                .email("grace@navy.test")
+                .current_password("a wrong guess"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    e.auth
+        .update_user(
+            &p,
+            UserUpdate::default()
+                .email("grace@navy.test")
+                .current_password(PASSWORD),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn the_client_address_is_passed_on_to_gotrue() {
     let e = env(SupabaseSigning::Hs256, true, Key::Anon, true).await;
     let client = e.auth.for_client("2001:db8::7".parse().unwrap());

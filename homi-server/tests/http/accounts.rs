@@ -268,6 +268,59 @@ async fn account_routes_work_and_fail_clearly(backend: Backend) {
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
     );
+
+    // A stolen access token cannot move the account to another address:
+    // a new email needs the current password, and the new address's link.
+    smtp.clear();
+    let (status, body) = s
+        .put(
+            "/api/v1/auth/me",
+            Some(&token),
+            json!({"email": "mallory@example.com"}),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+    );
+    assert!(body["detail"].as_str().unwrap().contains("current_password"));
+    let (status, body) = s
+        .put(
+            "/api/v1/auth/me",
+            Some(&token),
+            json!({"email": "mallory@example.com", "current_password": "a guess"}),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, me) = s
+        .put(
+            "/api/v1/auth/me",
+            Some(&token),
+            json!({"email": "ada@lovelace.test", "current_password": "reset password 1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["email"], "ada@example.com", "{me}");
+    assert_eq!(me["new_email"], "ada@lovelace.test", "{me}");
+    let mails = smtp.wait_for(2, Duration::from_secs(10)).await.unwrap();
+    let link = mails.iter().find(|m| m.to == ["ada@lovelace.test"]).unwrap();
+    let told = mails.iter().find(|m| m.to == ["ada@example.com"]).unwrap();
+    assert!(told.body_text().contains("ada@lovelace.test"));
+    let (status, user) = s
+        .get(
+            &format!(
+                "/api/v1/auth/confirm?token={}",
+                token_in(link, "Confirmation token: ")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["email"], "ada@lovelace.test");
+    assert!(user["email_confirmed_at"].is_string(), "{user}");
+    assert!(user.get("new_email").is_none(), "{user}");
 }
 
 async fn users_never_reach_each_others_data(backend: Backend) {

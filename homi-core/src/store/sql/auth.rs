@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::memory::{MemoryDriver, Removed};
-use super::{Bind, Columns, Driver, Exec, SqlStore, binds, for_update};
+use super::{Bind, Columns, Dialect, Driver, Exec, SqlStore, binds, for_update};
 use crate::error::{Error, Result};
 use crate::store::auth::{
     ApiKey, ApiKeyRecord, AuthStore, ExternalRevocation, KeyScope, NewSession, RefreshOutcome,
@@ -19,8 +19,7 @@ use crate::store::auth::{
     lock_length, within_grace,
 };
 
-const USER_COLUMNS: &str =
-    "id, email, password_hash, full_name, email_confirmed_at, created_at, updated_at";
+const USER_COLUMNS: &str = "id, email, password_hash, full_name, email_confirmed_at, created_at, updated_at, pending_email";
 
 const KEY_COLUMNS: &str =
     "id, name, namespace, prefix, scopes, created_at, last_used_at, revoked_at, key_hash";
@@ -34,6 +33,7 @@ fn user_from_row(row: &impl Columns) -> Result<UserRecord> {
         email_confirmed_at: row.opt_time(4)?,
         created_at: row.time(5)?,
         updated_at: row.time(6)?,
+        pending_email: row.opt_text(7)?,
     })
 }
 
@@ -99,13 +99,25 @@ async fn take_token<D: Driver>(
     purpose: TokenPurpose,
     now: DateTime<Utc>,
 ) -> Result<Option<Uuid>> {
+    Ok(take_token_for::<D>(c, token_hash, purpose, now)
+        .await?
+        .map(|(user, _)| user))
+}
+
+/// Consumes a one-time token: its user and the address it was sent to.
+async fn take_token_for<D: Driver>(
+    c: &mut D::Conn,
+    token_hash: &str,
+    purpose: TokenPurpose,
+    now: DateTime<Utc>,
+) -> Result<Option<(Uuid, Option<String>)>> {
     let ([h, p], args) = binds::<D, 2>([token_hash.into(), purpose.as_str().into()]);
     let sql = format!(
         "DELETE FROM homi_auth_one_time_tokens WHERE token_hash = {h} AND purpose = {p} \
-         RETURNING user_id, expires_at"
+         RETURNING user_id, expires_at, email_normalized"
     );
     match c.optional(sql, args).await? {
-        Some(row) if row.time(1)? > now => Ok(Some(row.uuid(0)?)),
+        Some(row) if row.time(1)? > now => Ok(Some((row.uuid(0)?, row.opt_text(2)?))),
         _ => Ok(None),
     }
 }
@@ -530,6 +542,7 @@ impl<S: SqlStore> AuthStore for S {
         token_hash: &str,
         user_id: Uuid,
         purpose: TokenPurpose,
+        email: Option<&str>,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
@@ -538,16 +551,17 @@ impl<S: SqlStore> AuthStore for S {
         let sql =
             format!("DELETE FROM homi_auth_one_time_tokens WHERE user_id = {u} AND purpose = {p}");
         tx.run(sql, args).await?;
-        let (p, args) = binds::<S::D, 5>([
+        let (p, args) = binds::<S::D, 6>([
             token_hash.into(),
             user_id.into(),
             purpose.as_str().into(),
+            email.map(str::to_lowercase).into(),
             now.into(),
             expires_at.into(),
         ]);
         let sql = format!(
-            "INSERT INTO homi_auth_one_time_tokens (token_hash, user_id, purpose, created_at, expires_at) \
-             VALUES ({})",
+            "INSERT INTO homi_auth_one_time_tokens (token_hash, user_id, purpose, email_normalized, \
+             created_at, expires_at) VALUES ({})",
             p.join(", ")
         );
         tx.run(sql, args).await?;
@@ -586,21 +600,83 @@ impl<S: SqlStore> AuthStore for S {
         Ok(Some(user_id))
     }
 
+    async fn set_pending_email(
+        &self,
+        id: Uuid,
+        pending: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        if let Some(email) = pending {
+            let ([n, i], args) = binds::<S::D, 2>([email.to_lowercase().into(), id.into()]);
+            let sql =
+                format!("SELECT 1 FROM homi_auth_users WHERE email_normalized = {n} AND id <> {i}");
+            if tx.optional(sql, args).await?.is_some() {
+                return Err(Error::Conflict(
+                    "an account with this email already exists".into(),
+                ));
+            }
+        }
+        let ([p, t, i], args) =
+            binds::<S::D, 3>([pending.map(str::to_owned).into(), now.into(), id.into()]);
+        let sql = format!(
+            "UPDATE homi_auth_users SET pending_email = {p}, updated_at = {t} WHERE id = {i}"
+        );
+        tx.run(sql, args).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn confirm_email(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Uuid>> {
         let mut tx = self.write().await?;
-        let Some(user_id) =
-            take_token::<S::D>(&mut tx, token_hash, TokenPurpose::ConfirmEmail, now).await?
+        let Some((user_id, proven)) =
+            take_token_for::<S::D>(&mut tx, token_hash, TokenPurpose::ConfirmEmail, now).await?
         else {
             // An expired token is gone for good.
             tx.commit().await?;
             return Ok(None);
         };
-        let ([c, t, u], args) = binds::<S::D, 3>([now.into(), now.into(), user_id.into()]);
-        let sql = format!(
-            "UPDATE homi_auth_users SET email_confirmed_at = COALESCE(email_confirmed_at, {c}), \
-             updated_at = {t} WHERE id = {u}"
-        );
-        tx.run(sql, args).await?;
+        let Some(user) = user::<S::D>(&mut tx, "id", user_id.into()).await? else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let pending = user.pending_email.as_deref().map(str::to_lowercase);
+        // The pending address is proven: it becomes the account's. Or the
+        // account's own address is (a token from before tokens named their
+        // address was sent to the address of its time: an email change
+        // voids such tokens).
+        let becomes_pending = proven.is_some() && proven == pending;
+        let owns = proven
+            .as_deref()
+            .is_none_or(|address| *address == user.email.to_lowercase());
+        if !becomes_pending && !owns {
+            // An address the account no longer has or waits for.
+            tx.commit().await?;
+            return Ok(None);
+        }
+        // Placeholders are bound in the order the statement names them.
+        let mut args = Default::default();
+        let change = if becomes_pending {
+            let n = S::D::bind(&mut args, pending.clone().unwrap_or_default().into());
+            let c = S::D::bind(&mut args, now.into());
+            format!(
+                "email = pending_email, email_normalized = {n}, pending_email = NULL, \
+                 email_confirmed_at = {c}"
+            )
+        } else {
+            let c = S::D::bind(&mut args, now.into());
+            format!("email_confirmed_at = COALESCE(email_confirmed_at, {c})")
+        };
+        let t = S::D::bind(&mut args, now.into());
+        let u = S::D::bind(&mut args, user_id.into());
+        let sql = format!("UPDATE homi_auth_users SET {change}, updated_at = {t} WHERE id = {u}");
+        tx.run(sql, args).await.map_err(email_taken)?;
+        if becomes_pending {
+            // Links sent to the old address no longer apply.
+            let ([i], args) = binds::<S::D, 1>([user_id.into()]);
+            let sql = format!("DELETE FROM homi_auth_one_time_tokens WHERE user_id = {i}");
+            tx.run(sql, args).await?;
+        }
         tx.commit().await?;
         Ok(Some(user_id))
     }

@@ -125,7 +125,8 @@ async fn lifecycle_sign_up_refresh_update_sign_out(backend: Backend) {
         .unwrap();
     assert_eq!(up.user.email, "Ada@Example.COM");
     assert_eq!(up.user.full_name.as_deref(), Some("Ada"));
-    assert!(up.user.email_confirmed_at.is_some());
+    // Never confirmed without proof: no link was followed.
+    assert!(up.user.email_confirmed_at.is_none());
     let s = up.session.unwrap();
     assert_eq!(s.token_type, "bearer");
     assert_eq!(s.expires_in, 900);
@@ -160,19 +161,59 @@ async fn lifecycle_sign_up_refresh_update_sign_out(backend: Backend) {
         "a refresh keeps the auth session"
     );
 
-    // Profile update.
+    // Profile update. A new email needs the current password...
+    let err = e
+        .auth
+        .update_user(&p2, UserUpdate::default().email("ada@lovelace.test"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("current_password"), "{err}");
+    let err = e
+        .auth
+        .update_user(
+            &p2,
+            UserUpdate::default()
+                .email("ada@lovelace.test")
+                .current_password("not the password"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    // ... and waits for the link sent to it; the old address is told.
     let u = e
         .auth
         .update_user(
             &p2,
             UserUpdate::default()
                 .full_name("Ada King")
-                .email("ada@lovelace.test"),
+                .email("ada@lovelace.test")
+                .current_password(PASSWORD),
         )
         .await
         .unwrap();
     assert_eq!(u.full_name.as_deref(), Some("Ada King"));
-    assert_eq!(u.email, "ada@lovelace.test");
+    assert_eq!(u.email, "Ada@Example.COM");
+    assert_eq!(u.new_email.as_deref(), Some("ada@lovelace.test"));
+    let mails = e.smtp.wait_for(2, Duration::from_secs(10)).await.unwrap();
+    let link = mails
+        .iter()
+        .find(|m| m.to == ["ada@lovelace.test"])
+        .expect("a link to the new address");
+    let notice = mails
+        .iter()
+        .find(|m| m.to == ["Ada@Example.COM"])
+        .expect("a notice to the old address");
+    assert!(notice.body_text().contains("ada@lovelace.test"));
+    e.auth.sign_in("ada@example.com", PASSWORD).await.unwrap();
+    let confirmed = e
+        .auth
+        .confirm_email(&token_in(link, "Confirmation token: "))
+        .await
+        .unwrap();
+    assert_eq!(confirmed.email, "ada@lovelace.test");
+    assert!(confirmed.email_confirmed_at.is_some());
+    assert!(confirmed.new_email.is_none());
     assert!(e.auth.sign_in("ada@example.com", PASSWORD).await.is_err());
     e.auth.sign_in("ada@lovelace.test", PASSWORD).await.unwrap();
 

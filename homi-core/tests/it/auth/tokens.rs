@@ -389,7 +389,18 @@ async fn changing_the_email_voids_pending_reset_tokens(backend: Backend) {
     );
     let p = e.auth.verify_access_token(&s.access_token).await.unwrap();
     e.auth
-        .update_user(&p, UserUpdate::default().email("new@homi.test"))
+        .update_user(
+            &p,
+            UserUpdate::default()
+                .email("new@homi.test")
+                .current_password(PASSWORD),
+        )
+        .await
+        .unwrap();
+    let mails = e.smtp.wait_for(3, Duration::from_secs(10)).await.unwrap();
+    let link = mails.iter().find(|m| m.to == ["new@homi.test"]).unwrap();
+    e.auth
+        .confirm_email(&token_in(link, "Confirmation token: "))
         .await
         .unwrap();
     let err = e
