@@ -94,7 +94,21 @@ pub async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<Str
 
 /// Whether `needle` is anywhere in the bytes of the SQLite database at `db`:
 /// the file, its WAL and shared-memory files.
-pub fn sqlite_files_hold(db: &std::path::Path, needle: &str) -> bool {
+pub async fn sqlite_files_hold(db: &std::path::Path, needle: &str) -> bool {
+    // A deletion's scrub of the write-ahead log may wait for the end of the
+    // store's scrub interval (a second): give it that long to go.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    loop {
+        let held = sqlite_files_hold_now(db, needle);
+        if !held || std::time::Instant::now() >= deadline {
+            return held;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether `needle` is in the database's files at this moment.
+pub fn sqlite_files_hold_now(db: &std::path::Path, needle: &str) -> bool {
     let mut all = Vec::new();
     for suffix in ["", "-wal", "-shm", "-journal"] {
         if let Ok(b) = std::fs::read(format!("{}{suffix}", db.display())) {

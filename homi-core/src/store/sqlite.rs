@@ -132,6 +132,7 @@ pub struct SqliteStore {
     cache: Arc<VectorCache>,
     /// Synchronous readers for the hot paths (file databases only).
     reader: Option<Arc<reader::SyncReader>>,
+    scrubs: Arc<Scrubs>,
 }
 
 #[async_trait]
@@ -155,7 +156,28 @@ impl SqlStore for SqliteStore {
     }
 
     async fn scrub(&self) {
-        self.scrub_wal().await;
+        let wait = self.scrubs.wait();
+        if wait.is_zero() {
+            return checkpoint(&self.pool).await;
+        }
+        // Scrubbed lately: once more at the interval's end (one for all the
+        // deletions meanwhile).
+        if self
+            .scrubs
+            .due
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let (pool, scrubs) = (self.pool.clone(), self.scrubs.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            scrubs
+                .due
+                .store(false, std::sync::atomic::Ordering::Release);
+            let _ = scrubs.wait();
+            checkpoint(&pool).await;
+        });
     }
 
     fn exists_now(&self, sql: &str, args: &Vec<Bind>) -> Option<bool> {
@@ -163,6 +185,56 @@ impl SqlStore for SqliteStore {
             c.prepare_cached(sql)?
                 .exists(rusqlite::params_from_iter(args.iter().map(stored)))
         })
+    }
+}
+
+/// Truncates the write-ahead log, so that no copy of deleted text stays in
+/// it: readers may hold it back, and the next checkpoint completes it.
+async fn checkpoint(pool: &SqlitePool) {
+    for _ in 0..3 {
+        match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(row) if row.try_get::<i64, _>(0).unwrap_or(1) == 0 => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint after a deletion failed");
+                return;
+            }
+        }
+    }
+    tracing::debug!(
+        "WAL checkpoint after a deletion was blocked by readers; the next checkpoint completes it"
+    );
+}
+
+/// How often deletions truncate the write-ahead log at most: a deletion
+/// within the interval after one is scrubbed at its end, so a flood of
+/// deletions (cheap to send) does not make a checkpoint each.
+const SCRUB_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The deletions' scrubs of the write-ahead log, at most one per
+/// [`SCRUB_INTERVAL`].
+#[derive(Debug, Default)]
+struct Scrubs {
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+    /// A scrub at the end of the interval is due.
+    due: std::sync::atomic::AtomicBool,
+}
+
+impl Scrubs {
+    /// How long until the next scrub may run (zero: now, and it is noted).
+    fn wait(&self) -> Duration {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let wait = last.map_or(Duration::ZERO, |t| {
+            (t + SCRUB_INTERVAL).saturating_duration_since(now)
+        });
+        if wait.is_zero() {
+            *last = Some(now);
+        }
+        wait
     }
 }
 
@@ -258,6 +330,7 @@ impl SqliteStore {
                 .map(Arc::new),
             pool,
             cache: Arc::new(VectorCache::new(options.cache_bytes)),
+            scrubs: Arc::default(),
         })
     }
 
@@ -270,22 +343,7 @@ impl SqliteStore {
     /// does not linger in the `-wal` file. Best effort: readers holding an old
     /// snapshot can delay it to a later checkpoint.
     async fn scrub_wal(&self) {
-        for _ in 0..3 {
-            match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.pool)
-                .await
-            {
-                Ok(row) if row.try_get::<i64, _>(0).unwrap_or(1) == 0 => return,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "WAL checkpoint after a deletion failed");
-                    return;
-                }
-            }
-        }
-        tracing::debug!(
-            "WAL checkpoint after a deletion was blocked by readers; the next checkpoint completes it"
-        );
+        checkpoint(&self.pool).await;
     }
 }
 
@@ -541,6 +599,21 @@ mod tests {
     use super::*;
     use crate::model::Access;
     use crate::store::Store;
+
+    #[test]
+    fn deletions_scrub_the_log_at_most_once_an_interval() {
+        let scrubs = Scrubs::default();
+        assert_eq!(
+            scrubs.wait(),
+            Duration::ZERO,
+            "the first scrub runs at once"
+        );
+        let next = scrubs.wait();
+        assert!(
+            next > Duration::ZERO && next <= SCRUB_INTERVAL,
+            "a second one within the interval waits for its end: {next:?}"
+        );
+    }
 
     /// A database made before migration 0009 named its tables without the
     /// `homi_` prefix: it opens with its memories, vectors, history and

@@ -44,7 +44,7 @@ impl Env {
 
     async fn holds(&self, needle: &str) -> bool {
         match self.backend {
-            Backend::Sqlite => sqlite_files_hold(&self.dir.path().join("homi.db"), needle),
+            Backend::Sqlite => sqlite_files_hold(&self.dir.path().join("homi.db"), needle).await,
             Backend::Postgres => postgres_holds(&self.config.database_url, needle).await,
         }
     }

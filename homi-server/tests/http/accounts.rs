@@ -285,7 +285,12 @@ async fn account_routes_work_and_fail_clearly(backend: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_input",
     );
-    assert!(body["detail"].as_str().unwrap().contains("current_password"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("current_password")
+    );
     let (status, body) = s
         .put(
             "/api/v1/auth/me",
@@ -305,7 +310,10 @@ async fn account_routes_work_and_fail_clearly(backend: Backend) {
     assert_eq!(me["email"], "ada@example.com", "{me}");
     assert_eq!(me["new_email"], "ada@lovelace.test", "{me}");
     let mails = smtp.wait_for(2, Duration::from_secs(10)).await.unwrap();
-    let link = mails.iter().find(|m| m.to == ["ada@lovelace.test"]).unwrap();
+    let link = mails
+        .iter()
+        .find(|m| m.to == ["ada@lovelace.test"])
+        .unwrap();
     let told = mails.iter().find(|m| m.to == ["ada@example.com"]).unwrap();
     assert!(told.body_text().contains("ada@lovelace.test"));
     let (status, user) = s

@@ -102,7 +102,9 @@ impl Server {
     /// Whether any byte of the store (files or rows) holds `needle`.
     async fn holds(&self, needle: &str) -> bool {
         match self.backend {
-            Backend::Sqlite => common::sqlite_files_hold(&self._dir.path().join("homi.db"), needle),
+            Backend::Sqlite => {
+                common::sqlite_files_hold(&self._dir.path().join("homi.db"), needle).await
+            }
             Backend::Postgres => common::postgres_holds(&self.database_url, needle).await,
         }
     }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::model::{Field, MemoryItem, Op};
 use crate::store::normalize;
-use crate::store::sql::memory::{MemoryDriver, Removed};
+use crate::store::sql::memory::MemoryDriver;
 use crate::store::sql::row::{item_at, memory_columns};
 use crate::store::sql::{Bind, Columns, Dialect, Driver, Exec};
 
@@ -108,7 +108,7 @@ impl MemoryDriver for PgDialect {
         Ok(0)
     }
 
-    async fn forget(_: &mut PgConnection, _: i64, _: Removed<'_, PgRow>) -> Result<()> {
+    async fn forget(_: &mut PgConnection, _: i64, _: &[PgRow]) -> Result<()> {
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::memory::{MemoryDriver, Removed};
+use super::memory::MemoryDriver;
 use super::{Bind, Columns, Dialect, Driver, Exec, SqlStore, binds, for_update};
 use crate::error::{Error, Result};
 use crate::store::auth::{
@@ -759,6 +759,13 @@ impl<S: SqlStore> AuthStore for S {
 
     async fn delete_user(&self, user_id: &str) -> Result<bool> {
         let mut tx = self.write().await?;
+        // Work in flight for the user must not write after this.
+        super::deletions::record::<S::D>(
+            &mut tx,
+            Some(&crate::model::Scope::user(user_id)),
+            Utc::now(),
+        )
+        .await?;
         let ([u1, u2], args) = binds::<S::D, 2>([user_id.into(), user_id.into()]);
         let sql = format!(
             "DELETE FROM homi_memory_history WHERE user_id = {u1} \
@@ -771,14 +778,20 @@ impl<S: SqlStore> AuthStore for S {
         );
         tx.run(sql, args).await?;
         let ([u], args) = binds::<S::D, 1>([user_id.into()]);
-        let memories = tx
-            .run(
-                format!("DELETE FROM homi_memories WHERE user_id = {u}"),
+        let rows = tx
+            .all(
+                format!(
+                    "DELETE FROM homi_memories WHERE user_id = {u} RETURNING {}",
+                    S::D::ROW_KEY
+                ),
                 args,
             )
             .await?;
-        let seq = S::D::stamp(&mut tx).await?;
-        S::D::forget(&mut tx, seq, Removed::Scope).await?;
+        let memories = rows.len() as u64;
+        if !rows.is_empty() {
+            let seq = S::D::stamp(&mut tx).await?;
+            S::D::forget(&mut tx, seq, &rows).await?;
+        }
         // Accounts' ids are uuids; other users (of Supabase, of API keys)
         // have memories only.
         let mut account = false;

@@ -19,14 +19,6 @@ pub(crate) const IN_CHUNK: usize = 500;
 /// History entries per multi-row insert (13 parameters each).
 const ENTRIES_PER_INSERT: usize = 400;
 
-/// Memories a write deleted, as the driver's bookkeeping hears of them.
-pub(crate) enum Removed<'a, R> {
-    /// These rows; each starts with the driver's [`Driver::ROW_KEY`].
-    Rows(#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] &'a [R]),
-    /// Every memory of a scope.
-    Scope,
-}
-
 /// What a database keeps beside the memories' rows. SQLite stamps each
 /// write with a change number and records deletions, so that the vector
 /// caches of every process can catch up; Postgres keeps nothing.
@@ -52,8 +44,10 @@ pub(crate) trait MemoryDriver: Driver {
     /// stamps on the rows it touches (0 where none is kept).
     async fn stamp(c: &mut Self::Conn) -> Result<i64>;
 
-    /// Records that the write stamped `seq` deleted memories.
-    async fn forget(c: &mut Self::Conn, seq: i64, removed: Removed<'_, Self::Row>) -> Result<()>;
+    /// Records that the write stamped `seq` deleted these memories' rows
+    /// (each row starts with the driver's [`Driver::ROW_KEY`]): the vector
+    /// caches of their scopes drop them, and no other scope's is touched.
+    async fn forget(c: &mut Self::Conn, seq: i64, removed: &[Self::Row]) -> Result<()>;
 }
 
 /// One entry for a memory's history.
@@ -203,7 +197,7 @@ pub(crate) async fn delete<D: MemoryDriver>(
         return Ok(false);
     };
     let seq = D::stamp(c).await?;
-    D::forget(c, seq, Removed::Rows(std::slice::from_ref(&row))).await?;
+    D::forget(c, seq, std::slice::from_ref(&row)).await?;
     forget_history::<D>(c, &[id]).await?;
     let owner = row.scope(1)?;
     insert_history::<D>(c, Utc::now(), &[Entry::deletion(id, &owner)]).await?;
@@ -235,7 +229,7 @@ pub(crate) async fn delete_scope<D: MemoryDriver>(
     // Nothing deleted: no change to stamp, no cache to invalidate.
     if !rows.is_empty() {
         let seq = D::stamp(c).await?;
-        D::forget(c, seq, Removed::Scope).await?;
+        D::forget(c, seq, &rows).await?;
         let ids = rows.iter().map(|r| r.uuid(1)).collect::<Result<Vec<_>>>()?;
         forget_history::<D>(c, &ids).await?;
         let owners = rows

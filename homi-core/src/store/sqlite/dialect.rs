@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{TOMBSTONE_WINDOW, bump_seq};
 use crate::error::{Error, Result};
 use crate::model::{Field, MemoryItem, Op};
-use crate::store::sql::memory::{MemoryDriver, Removed};
+use crate::store::sql::memory::MemoryDriver;
 use crate::store::sql::row::{item_at, memory_columns};
 use crate::store::sql::{Bind, Columns, Dialect, Driver, Exec};
 
@@ -149,24 +149,16 @@ impl MemoryDriver for SqliteDialect {
     /// Single deletions leave tombstones (row ids), which caches drop one by
     /// one; deleting a scope marks a wipe, after which caches reload. The
     /// vectors go with their rows (`ON DELETE CASCADE`).
-    async fn forget(
-        c: &mut SqliteConnection,
-        seq: i64,
-        removed: Removed<'_, SqliteRow>,
-    ) -> Result<()> {
-        let Removed::Rows(rows) = removed else {
-            sqlx::query("UPDATE homi_store_state SET wipe_seq = ? WHERE id = 1")
-                .bind(seq)
-                .execute(c)
-                .await?;
-            return Ok(());
-        };
-        for row in rows {
-            sqlx::query("INSERT INTO homi_memory_tombstones (seq, rid) VALUES (?, ?)")
-                .bind(seq)
-                .bind(row.int(0)?)
-                .execute(&mut *c)
-                .await?;
+    async fn forget(c: &mut SqliteConnection, seq: i64, removed: &[SqliteRow]) -> Result<()> {
+        // A row per deleted memory, in multi-row statements.
+        for chunk in removed.chunks(400) {
+            let values = vec!["(?, ?)"; chunk.len()].join(", ");
+            let sql = format!("INSERT INTO homi_memory_tombstones (seq, rid) VALUES {values}");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                query = query.bind(seq).bind(row.int(0)?);
+            }
+            query.execute(&mut *c).await?;
         }
         let floor = seq - TOMBSTONE_WINDOW;
         if floor > 0 {

@@ -75,7 +75,7 @@ impl Env {
     /// files; every column of every table on Postgres.
     async fn holds(&self, needle: &str) -> bool {
         match self.backend {
-            Backend::Sqlite => sqlite_files_hold(&self.dir.path().join("homi.db"), needle),
+            Backend::Sqlite => sqlite_files_hold(&self.dir.path().join("homi.db"), needle).await,
             Backend::Postgres => postgres_holds(&self.url, needle).await,
         }
     }

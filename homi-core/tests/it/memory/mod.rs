@@ -46,7 +46,7 @@ impl Env {
     /// file, its WAL and shared-memory files; every text column on Postgres.
     async fn holds(&self, needle: &str) -> bool {
         match self.backend {
-            Backend::Sqlite => sqlite_files_hold(&self.db_path(), needle),
+            Backend::Sqlite => sqlite_files_hold(&self.db_path(), needle).await,
             Backend::Postgres => postgres_holds(&self.url, needle).await,
         }
     }

@@ -490,6 +490,68 @@ async fn an_update_never_brings_a_deleted_memory_back(b: Backend) {
     e.fake.set_latency(Duration::ZERO);
 }
 
+/// SQLite: one scope's delete-all drops that scope's rows from the vector
+/// caches (tombstones), not every scope's cache (no store-wide wipe mark).
+#[tokio::test]
+async fn a_delete_all_leaves_other_scopes_caches_alone() {
+    let Some(e) = env(Backend::Sqlite).await else {
+        return;
+    };
+    let (ann, bob) = (Scope::user("ann"), Scope::user("bob"));
+    for (scope, text) in [
+        (&ann, "Ann rows"),
+        (&ann, "Ann sails"),
+        (&bob, "Bob bakes bread"),
+    ] {
+        e.memory.add(text, scope, AddOptions::raw()).await.unwrap();
+    }
+    // Bob's vectors are cached by his search.
+    let found = e
+        .memory
+        .search("bread", &bob, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(found.results.len(), 1);
+    let state = || async {
+        let pool = sqlx::SqlitePool::connect(&e.url).await.unwrap();
+        let row: (i64, i64) = sqlx::query_as(
+            "SELECT wipe_seq, (SELECT count(*) FROM homi_memory_tombstones) \
+             FROM homi_store_state WHERE id = 1",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        row
+    };
+    let (wipe_before, tombs_before) = state().await;
+    assert_eq!(e.memory.delete_all(&ann).await.unwrap(), 2);
+    let (wipe_after, tombs_after) = state().await;
+    assert_eq!(
+        wipe_after, wipe_before,
+        "a delete-all marked every cache stale"
+    );
+    assert_eq!(
+        tombs_after - tombs_before,
+        2,
+        "one tombstone per deleted memory"
+    );
+    let found = e
+        .memory
+        .search("bread", &bob, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(found.results[0].memory, "Bob bakes bread");
+    assert!(
+        e.memory
+            .search("sails", &ann, Default::default())
+            .await
+            .unwrap()
+            .results
+            .is_empty()
+    );
+}
+
 #[cfg(feature = "postgres")]
 async fn postgres_history_rows(url: &str) -> i64 {
     let pool = sqlx::PgPool::connect(url).await.unwrap();
