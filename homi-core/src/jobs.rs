@@ -283,6 +283,25 @@ impl JobQueue {
         self.store.counts(None).await
     }
 
+    /// The jobs waiting or running, read without reading the finished ones
+    /// (done and dead are 0): for health checks and metrics.
+    pub async fn backlog(&self) -> Result<JobCounts> {
+        self.store.backlog().await
+    }
+
+    /// Deletes done jobs older than a day and dead ones older than a week
+    /// (their payloads are gone already; a dead job's error is kept that
+    /// long for its operator). Returns how many.
+    pub async fn prune_finished(&self) -> Result<u64> {
+        let now = Utc::now();
+        self.store
+            .prune(
+                now - chrono::Duration::days(1),
+                now - chrono::Duration::days(7),
+            )
+            .await
+    }
+
     /// One user's jobs per state.
     pub async fn user_counts(&self, user: &str) -> Result<JobCounts> {
         self.store.counts(Some(user)).await

@@ -153,14 +153,14 @@ pub async fn render(State(s): State<AppState>, headers: HeaderMap) -> Response {
         )
             .into_response();
     };
-    match s.chat.queue().counts().await {
+    // The backlog only (an index read): finished jobs are counted as they
+    // finish, in `homi_jobs_run_total`.
+    match s.chat.queue().backlog().await {
         Ok(c) => {
             for (state, n) in [
                 ("queued", c.queued),
                 ("retrying", c.retrying),
                 ("running", c.running),
-                ("done", c.done),
-                ("dead", c.dead),
             ] {
                 metrics::gauge!("homi_jobs", "state" => state).set(n as f64);
             }

@@ -146,7 +146,12 @@ pub async fn postgres_holds(url: &str, needle: &str) -> bool {
 
 /// Vectors staged by a re-embedding (`homi memory reembed`), counted in SQL.
 pub async fn staged_vectors(url: &str) -> i64 {
-    let sql = "SELECT count(*) FROM homi_memory_reembed";
+    count_rows(url, "homi_memory_reembed").await
+}
+
+/// The rows of one of Homi's tables, counted in SQL.
+pub async fn count_rows(url: &str, table: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"));
     if url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(url).await.unwrap();
         sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()

@@ -21,7 +21,7 @@ use crate::config::{AuthConfig, Config};
 use crate::error::{Error, Result};
 
 /// Failed sign-ins older than this are forgotten.
-const FAILURE_WINDOW: Duration = Duration::from_secs(3600);
+pub(super) const FAILURE_WINDOW: Duration = Duration::from_secs(3600);
 
 /// An account's failures from all networks that lock it (for the networks
 /// that failed on it), as a multiple of `HOMI_SIGNIN_MAX_FAILURES`.

@@ -448,6 +448,16 @@ impl Auth {
         dispatch!(self.health())
     }
 
+    /// Deletes what has expired from Homi's own tables (auth sessions past
+    /// their end or revoked a day ago with their refresh tokens, one-time
+    /// tokens, stale sign-in counters, revocations no token can need).
+    /// Returns how many rows; a long-running door calls it on a schedule.
+    pub async fn prune_expired(&self) -> Result<u64> {
+        self.store
+            .prune_expired(Utc::now(), builtin::FAILURE_WINDOW)
+            .await
+    }
+
     /// Creates a service API key; its secret is in the answer and nowhere
     /// else. See [`keys`].
     pub async fn create_api_key(&self, new: NewApiKey) -> Result<CreatedApiKey> {

@@ -335,6 +335,12 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     /// Forgets the failures counted under `key`.
     async fn clear_signin_failures(&self, key: &str) -> Result<()>;
 
+    /// Deletes what has expired: auth sessions past their end or revoked
+    /// a day ago (with their refresh tokens), one-time tokens, sign-in
+    /// counters past their window, external revocations no token can need.
+    /// Returns how many rows.
+    async fn prune_expired(&self, now: DateTime<Utc>, failure_window: Duration) -> Result<u64>;
+
     /// Creates an auth session with its first refresh token.
     async fn create_session(&self, session: &NewSession) -> Result<()>;
 

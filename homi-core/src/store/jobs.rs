@@ -155,6 +155,15 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     /// Lets a queued job that waits for a later `run_at` run at `now`.
     async fn hurry(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
 
+    /// The jobs waiting or running (queued, retrying, running; done and
+    /// dead are 0): read through the state index, without reading the
+    /// finished jobs, so that health checks and metrics stay cheap.
+    async fn backlog(&self) -> Result<JobCounts>;
+
+    /// Deletes done jobs last changed before `done_before` and dead ones
+    /// before `dead_before`; returns how many.
+    async fn prune(&self, done_before: DateTime<Utc>, dead_before: DateTime<Utc>) -> Result<u64>;
+
     /// Jobs per state: all of them, or `user`'s.
     async fn counts(&self, user: Option<&str>) -> Result<JobCounts>;
 }

@@ -447,6 +447,37 @@ async fn deleting_memories_drops_extractions_not_run_yet(backend: Backend) {
     assert_eq!(q.counts().await.unwrap().queued, 0);
 }
 
+async fn finished_jobs_are_pruned_and_health_reads_the_backlog(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let q = e.queue(fast().max_attempts(1));
+    let scope = Scope::user("pia");
+    q.enqueue_extraction(&scope, vec![ChatMessage::user("Pia draws maps")])
+        .await
+        .unwrap();
+    q.run_next(&e.memory).await.unwrap().unwrap();
+    e.fake.push_fault(Target::Chat, Fault::ServerError, 1);
+    q.enqueue_extraction(&scope, vec![ChatMessage::user("Pia skis")])
+        .await
+        .unwrap();
+    q.run_next(&e.memory).await.unwrap().unwrap();
+    q.enqueue_extraction(&scope, vec![ChatMessage::user("Pia sings")])
+        .await
+        .unwrap();
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.done, c.dead, c.queued), (1, 1, 1));
+    // The backlog leaves the finished jobs unread.
+    let b = q.backlog().await.unwrap();
+    assert_eq!((b.queued, b.running, b.done, b.dead), (1, 0, 0, 0));
+    // Nothing is old enough yet; a week on, both finished jobs are, and
+    // the queued one is never pruned.
+    assert_eq!(q.prune_finished().await.unwrap(), 0);
+    let store = e.memory.store().clone().job_store().unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::days(8);
+    assert_eq!(store.prune(later, later).await.unwrap(), 2);
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.done, c.dead, c.queued), (0, 0, 1));
+}
+
 async fn only_the_holder_of_the_lease_finishes_a_job(backend: Backend) {
     let Some(e) = env(backend).await else { return };
     let q = e.queue(fast());
@@ -561,6 +592,7 @@ async fn a_users_backlog_holds_one_worker_at_most(backend: Backend) {
 }
 
 conformance!(
+    finished_jobs_are_pruned_and_health_reads_the_backlog,
     only_the_holder_of_the_lease_finishes_a_job,
     a_long_job_keeps_its_lease,
     a_users_backlog_holds_one_worker_at_most,

@@ -49,6 +49,7 @@ pub async fn serve(config: &Config) -> homi_core::Result<()> {
         .spawn_worker(state.memory.clone(), async {
             let _ = worker_stopped.await;
         });
+    let pruner = tokio::spawn(prune_on_schedule(state.clone()));
     let addr: SocketAddr = format!("{}:{}", config.server.host, config.server.port)
         .parse()
         .map_err(|e| {
@@ -88,10 +89,34 @@ pub async fn serve(config: &Config) -> homi_core::Result<()> {
     }
     // Queued jobs stay in the store for the next start; a job in flight keeps
     // its lease and is taken over after it.
+    pruner.abort();
     let _ = stop_worker.send(());
     let _ = tokio::time::timeout(crate::SHUTDOWN_GRACE, worker).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the server deletes what has expired.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes expired sessions and tokens and long-finished jobs, at start and
+/// then every [`PRUNE_EVERY`] (each process on a database does; the work is
+/// the same whoever does it).
+async fn prune_on_schedule(state: AppState) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        every.tick().await;
+        match state.auth.prune_expired().await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "pruned expired sessions and tokens"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
+        }
+        match state.chat.queue().prune_finished().await {
+            Ok(n) if n > 0 => tracing::info!(jobs = n, "pruned finished jobs"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning finished jobs failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -313,7 +313,7 @@ async fn the_original_walkthrough(backend: Backend) {
     for needle in [
         "homi_http_requests_total{method=\"POST\",route=\"/api/v1/chat\",status=\"200\"}",
         "homi_http_request_duration_seconds_bucket",
-        "homi_jobs{state=\"done\"}",
+        "homi_jobs{state=\"queued\"}",
         "homi_model_calls_total{operation=\"search\",model=\"embeddings\"}",
         "homi_model_tokens_total{operation=\"chat\",kind=\"prompt\"}",
         "homi_model_calls_total{operation=\"extraction\",model=\"chat\"}",

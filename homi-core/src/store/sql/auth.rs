@@ -400,6 +400,30 @@ impl<S: SqlStore> AuthStore for S {
         Ok(())
     }
 
+    async fn prune_expired(&self, now: DateTime<Utc>, failure_window: Duration) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let mut pruned = 0;
+        let day_ago = now - chrono::Duration::days(1);
+        let ([e, r], args) = binds::<S::D, 2>([now.into(), day_ago.into()]);
+        // Refresh tokens go with their sessions (ON DELETE CASCADE).
+        let sql =
+            format!("DELETE FROM homi_auth_sessions WHERE expires_at < {e} OR revoked_at < {r}");
+        pruned += tx.run(sql, args).await?;
+        let ([e], args) = binds::<S::D, 1>([now.into()]);
+        let sql = format!("DELETE FROM homi_auth_one_time_tokens WHERE expires_at < {e}");
+        pruned += tx.run(sql, args).await?;
+        let stale = now - chrono::Duration::microseconds(micros(failure_window));
+        let ([s, t], args) = binds::<S::D, 2>([stale.into(), now.into()]);
+        let sql = format!(
+            "DELETE FROM homi_auth_signin_failures WHERE last_failure_at < {s} \
+             AND (locked_until IS NULL OR locked_until < {t})"
+        );
+        pruned += tx.run(sql, args).await?;
+        purge_expired_revocations::<S::D>(&mut tx).await?;
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
     async fn create_session(&self, session: &NewSession) -> Result<()> {
         let mut tx = self.write().await?;
         let (p, args) = binds::<S::D, 5>([

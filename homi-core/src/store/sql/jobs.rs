@@ -199,6 +199,29 @@ impl<S: SqlStore> JobStore for S {
         Ok(())
     }
 
+    async fn backlog(&self) -> Result<JobCounts> {
+        let sql = "SELECT state, COUNT(*), SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) \
+                   FROM homi_jobs WHERE state IN ('queued', 'running') GROUP BY state"
+            .to_owned();
+        let mut c = self.read().await?;
+        let rows = c.all(sql, Default::default()).await?;
+        let rows = rows
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.int(1)?, r.int(2)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(JobCounts::tally(rows))
+    }
+
+    async fn prune(&self, done_before: DateTime<Utc>, dead_before: DateTime<Utc>) -> Result<u64> {
+        let mut c = self.writer().await?;
+        let ([d, x], args) = binds::<S::D, 2>([done_before.into(), dead_before.into()]);
+        let sql = format!(
+            "DELETE FROM homi_jobs WHERE (state = 'done' AND updated_at < {d}) \
+             OR (state = 'dead' AND updated_at < {x})"
+        );
+        c.run(sql, args).await
+    }
+
     async fn counts(&self, user: Option<&str>) -> Result<JobCounts> {
         let mut args = Default::default();
         let whose = match user {

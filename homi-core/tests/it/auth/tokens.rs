@@ -96,6 +96,45 @@ async fn failures_count_per_account_and_network(backend: Backend) {
         .unwrap();
 }
 
+async fn expired_sessions_and_tokens_are_pruned(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let s = e.sign_up("prune@homi.test").await;
+    e.auth
+        .request_password_reset("prune@homi.test")
+        .await
+        .unwrap();
+    e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap();
+    let stores = homi_core::open::open_stores(&e.config).await.unwrap();
+    let count = |table: &'static str| {
+        let url = e.url.clone();
+        async move { common::count_rows(&url, table).await }
+    };
+    assert_eq!(count("homi_auth_sessions").await, 1);
+    assert!(count("homi_auth_refresh_tokens").await >= 1);
+    assert_eq!(count("homi_auth_one_time_tokens").await, 1);
+    // Nothing has expired yet: nothing goes.
+    e.auth.prune_expired().await.unwrap();
+    assert_eq!(count("homi_auth_sessions").await, 1);
+    e.auth.refresh(&s.refresh_token).await.unwrap();
+    // A month on, the session, its refresh tokens and the reset link have.
+    let later = chrono::Utc::now() + chrono::Duration::days(31);
+    let pruned = stores
+        .auth
+        .prune_expired(later, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(pruned >= 2, "{pruned}");
+    for table in [
+        "homi_auth_sessions",
+        "homi_auth_refresh_tokens",
+        "homi_auth_one_time_tokens",
+    ] {
+        assert_eq!(count(table).await, 0, "{table}");
+    }
+    // The account itself stays.
+    e.auth.sign_in("prune@homi.test", PASSWORD).await.unwrap();
+}
+
 async fn forged_and_expired_tokens_are_refused(backend: Backend) {
     let Some(e) = env(backend).await else { return };
     let s = e.sign_up("victim@homi.test").await;
@@ -414,6 +453,7 @@ async fn changing_the_email_voids_pending_reset_tokens(backend: Backend) {
 
 conformance!(
     repeated_failures_lock_the_email,
+    expired_sessions_and_tokens_are_pruned,
     failures_count_per_account_and_network,
     forged_and_expired_tokens_are_refused,
     deleting_a_user_leaves_nothing,
