@@ -315,6 +315,30 @@ impl Chat {
         given: Option<Vec<ChatMessage>>,
     ) -> Result<Prepared> {
         let message = self.check(user_id, message)?;
+        // The client's own system messages (OpenAI-style requests) go into
+        // the prompt whole: they may take half its budget at most.
+        if let Some(given) = &given {
+            let system: usize = given
+                .iter()
+                .filter(|m| m.role == Role::System)
+                .map(|m| estimate_tokens(&m.content))
+                .sum();
+            let cap = self.inner.options.prompt_token_budget / 2;
+            if system > cap {
+                return Err(Error::invalid(
+                    "messages",
+                    format!(
+                        "the system messages are about {system} tokens; at most {cap} are taken \
+                         (half of HOMI_CHAT_TOKEN_BUDGET)"
+                    ),
+                ));
+            }
+        }
+        // Within the user's budget, or not at all.
+        let budgets = self.inner.memory.budgets();
+        if budgets.is_limited() {
+            budgets.admit(user_id).await?;
+        }
         let model = self.model()?.clone();
         let session_id = match session_id.map(str::trim) {
             Some(s) if !s.is_empty() => {
@@ -375,7 +399,7 @@ impl Chat {
                 .await?;
             Ok::<_, Error>((history, job))
         };
-        let search = self.inner.memory.search(
+        let search = self.inner.memory.search_unmetered(
             &message,
             &scope,
             SearchOptions::default().limit(self.inner.options.memories_per_turn.max(1)),
@@ -383,10 +407,12 @@ impl Chat {
         let (recorded, searched) = futures::future::join(record, search).await;
         // Nothing stored: nothing to extract later.
         let (history, pending_job) = recorded?;
-        let (memories, search_provider_ms): (Vec<String>, f64) = match searched {
+        let (memories, search_provider_ms, search_tokens): (Vec<String>, f64, u64) = match searched
+        {
             Ok(found) => (
                 found.results.into_iter().map(|m| m.memory).collect(),
                 found.usage.provider_ms,
+                found.usage.total_tokens(),
             ),
             // The message is stored: its extraction runs once the provider is back.
             Err(e) => {
@@ -397,6 +423,7 @@ impl Chat {
         let request = self.prompt(&memories, &history, &message);
         Ok(Prepared {
             pending_job,
+            search_tokens,
             provider_ms: search_provider_ms,
             model,
             session_id,
@@ -466,6 +493,24 @@ impl Chat {
 
     /// Stores the reply and enqueues the turn's extraction, in one transaction.
     async fn finish(&self, p: &Prepared, reply: String, usage: TokenUsage) -> Result<TurnResult> {
+        // The turn's spend: what the provider reported, or (when it reports
+        // less, or nothing) the prompt and reply as estimated; a client's own
+        // system messages count either way. Plus the search's embedding.
+        let budgets = self.inner.memory.budgets();
+        if budgets.is_limited() {
+            let estimated: usize = p
+                .request
+                .messages
+                .iter()
+                .map(|m| estimate_tokens(&m.content))
+                .sum::<usize>()
+                + estimate_tokens(&reply);
+            let reported = usage.prompt_tokens + usage.completion_tokens;
+            let spent = reported.max(estimated as u64) + p.search_tokens;
+            budgets
+                .charge(&p.scope.user_id.clone().unwrap_or_default(), spent)
+                .await;
+        }
         let now = Utc::now();
         let job = self.inner.queue.extraction_job(
             &p.scope,
@@ -668,6 +713,10 @@ impl Chat {
             return Err(Error::invalid("user_id", "a user id is required"));
         }
         let scope = Scope::user(user_id);
+        let budgets = self.inner.memory.budgets();
+        if budgets.is_limited() {
+            budgets.admit(user_id).await?;
+        }
         let memory_count = self
             .inner
             .memory
@@ -700,6 +749,12 @@ impl Chat {
                 ChatMessage::user(list),
             ]))
             .await?;
+        budgets
+            .charge(
+                user_id,
+                answer.usage.prompt_tokens + answer.usage.completion_tokens,
+            )
+            .await;
         Ok(MemorySummary {
             user_id: user_id.to_owned(),
             summary: answer.content,
@@ -779,6 +834,8 @@ async fn run_to_the_end<T: Send + 'static>(
 struct Prepared {
     /// The extraction job written with the user's message.
     pending_job: Option<Uuid>,
+    /// Tokens the turn's memory search spent.
+    search_tokens: u64,
     /// Provider time spent so far (the search's query embedding).
     provider_ms: f64,
     model: Arc<dyn ChatModel>,

@@ -107,6 +107,12 @@ pub struct MemoryConfig {
     /// memories, earlier turns and the message); the oldest turns are left
     /// out first.
     pub chat_token_budget: usize,
+    /// `HOMI_USER_RPM`: model-spending requests (chat turns, searches, adds,
+    /// summaries) one user may make per minute, per process; 0: unlimited.
+    pub user_rpm: u32,
+    /// `HOMI_USER_TOKENS_PER_DAY`: model tokens (chat and embeddings) one
+    /// user may spend per UTC day, counted in the store; 0: unlimited.
+    pub user_tokens_per_day: u64,
 }
 
 impl Default for Config {
@@ -144,6 +150,8 @@ impl Default for Config {
                 job_concurrency: 8,
                 chat_memories: 3,
                 chat_token_budget: 4000,
+                user_rpm: 0,
+                user_tokens_per_day: 0,
             },
             server: ServerConfig::default(),
             auth: AuthConfig::default(),
@@ -302,6 +310,13 @@ impl Config {
         }
         if let Some(v) = get("HOMI_CHAT_MEMORIES") {
             c.memory.chat_memories = parse_range("HOMI_CHAT_MEMORIES", &v, 1, 100)? as usize;
+        }
+        if let Some(v) = get("HOMI_USER_RPM") {
+            c.memory.user_rpm = parse_range("HOMI_USER_RPM", &v, 0, 1_000_000)? as u32;
+        }
+        if let Some(v) = get("HOMI_USER_TOKENS_PER_DAY") {
+            c.memory.user_tokens_per_day =
+                parse_range("HOMI_USER_TOKENS_PER_DAY", &v, 0, 1_000_000_000_000)?;
         }
         if let Some(v) = get("HOMI_CHAT_TOKEN_BUDGET") {
             c.memory.chat_token_budget =

@@ -51,6 +51,8 @@ pub fn effective(config: &Config) -> Value {
             "infer_context": config.memory.infer_context,
             "chat_memories": config.memory.chat_memories,
             "chat_token_budget": config.memory.chat_token_budget,
+            "user_rpm": config.memory.user_rpm,
+            "user_tokens_per_day": config.memory.user_tokens_per_day,
         },
         "jobs": {
             "lease_secs": config.memory.job_lease.as_secs(),

@@ -537,8 +537,15 @@ async fn run_extraction(memory: &Memory, payload: &Value) -> Result<crate::memor
     let job: Extraction = serde_json::from_value(payload.clone())
         .map_err(|e| Error::invalid("job payload", e.to_string()))?;
     let added = memory
-        .add(job.messages, &job.scope, AddOptions::default())
+        .add_unmetered(job.messages.into(), &job.scope, AddOptions::default())
         .await?;
+    // The user asked for this work with their turn: it is charged, never refused.
+    if let Some(user) = job.scope.user_id.as_deref() {
+        memory
+            .budgets()
+            .charge(user, added.usage.total_tokens())
+            .await;
+    }
     Ok(added.usage)
 }
 

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["mem0_config"],
     &["model", "provider"],
     &["store"],
+    &["budget"],
     &["memory"],
     &["jobs", "transfer"],
     &["chat", "auth"],

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "memory")]
+pub mod budget;
 #[cfg(feature = "chat")]
 pub mod chat;
 pub mod config;

@@ -49,6 +49,7 @@ pub use types::{
     text_hash, unix_seconds,
 };
 
+use crate::budget::Budgets;
 use crate::error::{Error, Result};
 use crate::provider::{ChatModel, ChatRequest, Embedder, Role};
 use crate::store::{Change, DeletionMark, EmbedderInfo, NewMemory, Outcome, ReadParams, Store};
@@ -67,6 +68,7 @@ struct Inner {
     chat: Option<Arc<dyn ChatModel>>,
     infer_context: usize,
     not_configured: String,
+    budgets: Budgets,
 }
 
 /// Builds a [`Memory`] from parts.
@@ -97,6 +99,7 @@ pub struct MemoryBuilder {
     chat: Option<Arc<dyn ChatModel>>,
     infer_context: usize,
     not_configured: String,
+    budgets: Budgets,
 }
 
 impl MemoryBuilder {
@@ -118,6 +121,11 @@ impl MemoryBuilder {
     /// The sentence returned when a provider is needed and missing.
     pub fn not_configured_message(mut self, message: impl Into<String>) -> Self {
         self.not_configured = message.into();
+        self
+    }
+    /// Per-user limits on model spend ([`Budgets`]; none by default).
+    pub fn budgets(mut self, budgets: Budgets) -> Self {
+        self.budgets = budgets;
         self
     }
 
@@ -142,6 +150,7 @@ impl MemoryBuilder {
                 chat: self.chat,
                 infer_context: self.infer_context,
                 not_configured: self.not_configured,
+                budgets: self.budgets,
             }),
         })
     }
@@ -174,6 +183,7 @@ impl Memory {
             chat: None,
             infer_context: 10,
             not_configured: "set OPENAI_API_KEY or OPENAI_BASE_URL".to_owned(),
+            budgets: Budgets::unlimited(),
         }
     }
 
@@ -182,7 +192,10 @@ impl Memory {
     #[cfg(any(feature = "openai", feature = "local"))]
     pub async fn with_store(config: &crate::Config, store: Arc<dyn Store>) -> Result<Memory> {
         use crate::config::EmbedderKind;
-        let mut builder = Memory::builder(store.clone()).infer_context(config.memory.infer_context);
+        let budgets = Budgets::from_config(config, store.clone().usage_store())?;
+        let mut builder = Memory::builder(store.clone())
+            .infer_context(config.memory.infer_context)
+            .budgets(budgets);
         #[cfg(feature = "openai")]
         {
             use crate::provider::openai::{NOT_CONFIGURED, OpenAiChatModel};
@@ -222,6 +235,31 @@ impl Memory {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The per-user limits on model spend this Memory (and a Chat over it)
+    /// keeps.
+    pub fn budgets(&self) -> &Budgets {
+        &self.inner.budgets
+    }
+
+    /// Runs `call` for `scope`'s user within their budget: admitted first,
+    /// charged with what it spent after. Calls without a user are not
+    /// metered.
+    async fn metered<T>(
+        &self,
+        scope: &Scope,
+        call: impl std::future::Future<Output = Result<T>>,
+        spent: impl Fn(&T) -> u64,
+    ) -> Result<T> {
+        let budgets = &self.inner.budgets;
+        let Some(user) = scope.user_id.as_deref().filter(|_| budgets.is_limited()) else {
+            return call.await;
+        };
+        budgets.admit(user).await?;
+        let out = call.await?;
+        budgets.charge(user, spent(&out)).await;
+        Ok(out)
     }
 
     /// The embedder this Memory writes with, if one is configured.
@@ -283,8 +321,22 @@ impl Memory {
         scope: &Scope,
         options: AddOptions,
     ) -> Result<AddResult> {
-        let start = Instant::now();
         let messages = messages.into();
+        self.metered(scope, self.add_unmetered(messages, scope, options), |r| {
+            r.usage.total_tokens()
+        })
+        .await
+    }
+
+    /// [`Memory::add`] outside the user's budget; an extraction job charges
+    /// its spend itself, and is never refused.
+    pub(crate) async fn add_unmetered(
+        &self,
+        messages: Messages,
+        scope: &Scope,
+        options: AddOptions,
+    ) -> Result<AddResult> {
+        let start = Instant::now();
         scope.validate(true)?;
         messages.validate()?;
         if let Some(m) = &options.metadata {
@@ -551,6 +603,20 @@ impl Memory {
 
     /// Searches the scope's memories by meaning. Scores are in [0, 1], best first.
     pub async fn search(
+        &self,
+        query: &str,
+        scope: &Scope,
+        options: SearchOptions,
+    ) -> Result<SearchResult> {
+        self.metered(scope, self.search_unmetered(query, scope, options), |r| {
+            r.usage.total_tokens()
+        })
+        .await
+    }
+
+    /// [`Memory::search`] outside the user's budget (a chat turn counts its
+    /// search in its own spend).
+    pub(crate) async fn search_unmetered(
         &self,
         query: &str,
         scope: &Scope,

@@ -438,6 +438,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn job_store(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn super::jobs::JobStore>> {
         None
     }
+
+    /// The users' daily spend kept in the same database, if this store has it.
+    fn usage_store(
+        self: std::sync::Arc<Self>,
+    ) -> Option<std::sync::Arc<dyn super::usage::UsageStore>> {
+        None
+    }
 }
 
 /// Cosine similarity in [-1, 1] to Homi's score in [0, 1].

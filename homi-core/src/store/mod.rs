@@ -19,6 +19,8 @@ pub mod postgres;
 pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "memory")]
+pub mod usage;
 #[cfg(feature = "sqlite")]
 pub(crate) mod vector;
 

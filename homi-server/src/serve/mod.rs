@@ -116,6 +116,9 @@ async fn prune_on_schedule(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning finished jobs failed"),
         }
+        if let Err(e) = state.memory.budgets().prune().await {
+            tracing::warn!(error = %e, "pruning the users' past spend failed");
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use homi_testkit::conformance;
 use homi_testkit::db::{self as common, Backend};
 
 mod accounts;
+mod budgets;
 mod clients;
 mod connections;
 mod crash;

@@ -832,6 +832,7 @@ impl<S: SqlStore> AuthStore for S {
             "homi_jobs",
             "homi_conversation_messages",
             "homi_conversations",
+            "homi_usage",
         ] {
             let ([u], args) = binds::<S::D, 1>([user_id.into()]);
             tx.run(format!("DELETE FROM {table} WHERE user_id = {u}"), args)

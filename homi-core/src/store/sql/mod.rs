@@ -26,6 +26,7 @@ pub(crate) mod memory;
 pub(crate) mod row;
 pub(crate) mod store;
 pub(crate) mod transfer;
+pub(crate) mod usage;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

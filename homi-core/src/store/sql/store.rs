@@ -299,4 +299,8 @@ impl<S: SqlMemory> Store for S {
     fn job_store(self: Arc<Self>) -> Option<Arc<dyn crate::store::jobs::JobStore>> {
         Some(self)
     }
+
+    fn usage_store(self: Arc<Self>) -> Option<Arc<dyn crate::store::usage::UsageStore>> {
+        Some(self)
+    }
 }
