@@ -58,8 +58,8 @@ bash scripts/openai-sdk-test.sh
 step "Python: the homi wheel (maturin) under pytest, on SQLite and Postgres"
 bash scripts/python-test.sh
 
-step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth, the local embedder, server load, export/import/reembed)"
-cargo test -q --workspace --all-features --bench store --bench memory --bench pg_store --bench auth --bench embed --bench load
+step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth, the local embedder, server load and soak, export/import/reembed)"
+cargo test -q --workspace --all-features --bench store --bench memory --bench pg_store --bench auth --bench embed --bench load --bench soak
 HOMI_BENCH_SMOKE=1 bash scripts/bench-transfer.sh
 
 step "retrieval benchmark on LoCoMo, smoke size (Rust and Python, keyword / semantic / hybrid)"

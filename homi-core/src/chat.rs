@@ -207,8 +207,9 @@ impl Chat {
         let options = ChatOptions {
             memories_per_turn: config.memory.chat_memories,
             prompt_token_budget: config.memory.chat_token_budget,
-            // A turn that is not streamed ends by the provider's deadline.
-            reply_wait: config.provider.deadline.saturating_mul(2),
+            // A turn that is not streamed ends by the provider's deadlines:
+            // its search's embedding, then the chat call.
+            reply_wait: config.provider.deadline.saturating_mul(3),
             ..ChatOptions::default()
         };
         let mut chat = Self::new(memory, model, options, queue)?;

@@ -138,6 +138,9 @@ struct Inner {
     chunk_delay: Duration,
     base64: Base64Support,
     log: VecDeque<RecordedRequest>,
+    /// Every `.0`-th answer fails (500) and every `.1`-th stalls after its
+    /// headers (0: never), counted over all requests.
+    chaos: (u64, u64),
 }
 
 /// How the fake answers `encoding_format: "base64"` on embeddings requests.
@@ -159,6 +162,8 @@ struct Shared {
     chat_requests: AtomicU64,
     embedding_requests: AtomicU64,
     embedding_inputs: AtomicU64,
+    /// Requests answered under chaos so far.
+    chaos_seen: AtomicU64,
     default_dims: usize,
 }
 
@@ -258,6 +263,7 @@ impl FakeProvider {
             chat_requests: AtomicU64::new(0),
             embedding_requests: AtomicU64::new(0),
             embedding_inputs: AtomicU64::new(0),
+            chaos_seen: AtomicU64::new(0),
             default_dims: options.default_dims,
         });
         let app = router(shared.clone());
@@ -310,6 +316,14 @@ impl FakeProvider {
             skip: after,
             remaining: times,
         });
+    }
+
+    /// Fails every `fail_every`-th request with a 500 and stalls every
+    /// `stall_every`-th after its headers ([`Fault::Stall`]), counted over
+    /// chat and embeddings requests together (0: never): a provider with a
+    /// steady share of trouble, for soak runs.
+    pub fn set_chaos(&self, fail_every: u64, stall_every: u64) {
+        self.shared.lock().chaos = (fail_every, stall_every);
     }
 
     /// Sets the delay before every answer.

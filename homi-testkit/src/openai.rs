@@ -25,6 +25,29 @@ fn stalled(content_type: &'static str, start: String) -> Response {
         .into_response()
 }
 
+/// The answer of a provider that stalls after its headers: a stream stops
+/// after its first words, any other answer in the middle of its JSON.
+fn stall(stream: bool) -> Response {
+    if stream {
+        return stalled(
+            "text/event-stream",
+            format!(
+                "data: {}\n\n",
+                json!({
+                    "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
+                    "model": "fake-model",
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Half an "},
+                                 "finish_reason": null, "logprobs": null}]
+                })
+            ),
+        );
+    }
+    stalled(
+        "application/json",
+        "{\"id\": \"chatcmpl-fake\", \"object\": ".to_owned(),
+    )
+}
+
 /// Applies latency and a queued fault. Returns a response to send instead of
 /// the normal answer, if any. `stream`: whether the request asked for a stream.
 pub(super) async fn before_answer(
@@ -35,6 +58,21 @@ pub(super) async fn before_answer(
     let latency = shared.lock().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    let (fail_every, stall_every) = shared.lock().chaos;
+    if fail_every > 0 || stall_every > 0 {
+        let n = shared.chaos_seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if fail_every > 0 && n.is_multiple_of(fail_every) {
+            return Some(api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "The fake provider had an internal error.",
+            ));
+        }
+        // Offset by one, so that no request is both.
+        if stall_every > 0 && (n + 1).is_multiple_of(stall_every) {
+            return Some(stall(stream));
+        }
     }
     match shared.take_fault(target)? {
         Fault::ServerError => Some(api_error(
@@ -57,22 +95,7 @@ pub(super) async fn before_answer(
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             None
         }
-        Fault::Stall if stream => Some(stalled(
-            "text/event-stream",
-            format!(
-                "data: {}\n\n",
-                json!({
-                    "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
-                    "model": "fake-model",
-                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Half an "},
-                                 "finish_reason": null, "logprobs": null}]
-                })
-            ),
-        )),
-        Fault::Stall => Some(stalled(
-            "application/json",
-            "{\"id\": \"chatcmpl-fake\", \"object\": ".to_owned(),
-        )),
+        Fault::Stall => Some(stall(stream)),
         Fault::MalformedJson => Some(
             (
                 StatusCode::OK,

@@ -18,7 +18,7 @@ fn serve(url: &str, fake: &FakeProvider, port: u16) -> Child {
         .env("HOMI_EMBEDDER", "openai")
         .env("HOMI_EMBEDDING_MODEL", "text-embedding-3-small")
         .env("HOMI_EMBEDDING_DIMS", "64")
-        // A turn's message waits 2 × 3 s for its reply before it is
+        // A turn's message waits 3 × 3 s for its reply before it is
         // extracted alone.
         .env("HOMI_PROVIDER_DEADLINE_SECS", "3")
         .env("API_HOST", "127.0.0.1")
