@@ -480,21 +480,9 @@ impl Builtin {
             None => None,
         };
         if new_email.is_some() {
-            // A stolen session must not take the account over: the new
-            // address needs the current password.
-            let pw = update
-                .current_password
-                .as_ref()
-                .map(|p| p.expose_secret().to_owned())
-                .unwrap_or_default();
-            if pw.is_empty() {
-                return Err(Error::invalid(
-                    "current_password",
-                    "changing the email needs the current password",
-                ));
-            }
+            let pw = update.password_for_email_change()?;
             let matches = pw.chars().count() <= self.config.password_max_length
-                && password::verify(&pw, &before.password_hash).await?;
+                && password::verify(pw, &before.password_hash).await?;
             if !matches {
                 return Err(Error::Unauthorized("the current password is wrong".into()));
             }

@@ -179,6 +179,18 @@ impl UserUpdate {
         self.current_password = Some(SecretString::from(password.into()));
         self
     }
+
+    /// The current password an email change needs (a stolen session must
+    /// not move the account to another address), or the error naming it.
+    pub(crate) fn password_for_email_change(&self) -> Result<&str> {
+        match self.current_password.as_ref().map(|p| p.expose_secret()) {
+            Some(pw) if !pw.is_empty() => Ok(pw),
+            _ => Err(Error::invalid(
+                "current_password",
+                "changing the email needs the current password",
+            )),
+        }
+    }
 }
 
 /// The caller, as a verified access token names them.

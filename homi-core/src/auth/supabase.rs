@@ -473,20 +473,10 @@ impl Supabase {
             let (email, normalized) = normalize_email("email", e)?;
             let user = self.get_user(principal).await?;
             if normalized != user.email.to_lowercase() {
-                // A stolen session must not take the account over. Supabase
-                // confirms the new address itself before it takes effect.
-                let pw = update
-                    .current_password
-                    .as_ref()
-                    .map(|p| p.expose_secret().to_owned())
-                    .unwrap_or_default();
-                if pw.is_empty() {
-                    return Err(Error::invalid(
-                        "current_password",
-                        "changing the email needs the current password",
-                    ));
-                }
-                self.check_password(&user.email, &pw).await?;
+                // Supabase confirms the new address itself before it takes
+                // effect.
+                let pw = update.password_for_email_change()?;
+                self.check_password(&user.email, pw).await?;
             }
             body["email"] = json!(email);
         }
