@@ -22,12 +22,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use homi_testkit::FakeProvider;
 use homi_testkit::db::{self, Backend};
+use homi_testkit::{FakeProvider, process};
 use serde_json::{Value, json};
 
 /// One server process, restartable on its port.
@@ -36,27 +36,13 @@ struct Server {
     child: Child,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn(url: &str, fake: &FakeProvider, port: u16, log: &std::path::Path) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_homi-server"))
-        .env("DATABASE_URL", url)
-        .env("OPENAI_BASE_URL", fake.base_url())
-        .env("OPENAI_API_KEY", "sk-soak")
-        .env("HOMI_EMBEDDER", "openai")
-        .env("HOMI_EMBEDDING_MODEL", "text-embedding-3-small")
-        .env("HOMI_EMBEDDING_DIMS", "64")
+    process::server_command(env!("CARGO_BIN_EXE_homi-server"), url, fake, port)
         .env("HOMI_AUTH_RATE_LIMIT", "0")
         .env("HOMI_PROVIDER_TIMEOUT_SECS", "3")
         .env("HOMI_PROVIDER_DEADLINE_SECS", "3")
@@ -64,28 +50,16 @@ fn spawn(url: &str, fake: &FakeProvider, port: u16, log: &std::path::Path) -> Ch
         .env("HOMI_PROVIDER_MAX_RETRIES", "1")
         .env("HOMI_JOB_MAX_ATTEMPTS", "4")
         .env("RUST_LOG", "warn")
-        .env("API_HOST", "127.0.0.1")
-        .env("API_PORT", port.to_string())
-        .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap()
 }
 
-async fn wait_healthy(http: &reqwest::Client, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "a server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn wait_healthy(port: u16) {
+    assert!(
+        process::wait_healthy(port, Duration::from_secs(60)).await,
+        "a server did not start"
+    );
 }
 
 /// A process's resident memory, in MiB.
@@ -278,9 +252,9 @@ async fn soak(backend: Backend, secs: u64, users: usize, full: bool) {
     let http = reqwest::Client::new();
     let mut servers: Vec<Server> = Vec::new();
     for _ in 0..processes {
-        let port = free_port();
+        let port = process::free_port().unwrap();
         let child = spawn(&url, &fake, port, &log);
-        wait_healthy(&http, port).await;
+        wait_healthy(port).await;
         servers.push(Server { port, child });
     }
     let ports = Arc::new(servers.iter().map(|s| s.port).collect::<Vec<_>>());
@@ -326,7 +300,7 @@ async fn soak(backend: Backend, secs: u64, users: usize, full: bool) {
             s.child.wait().unwrap();
             tokio::time::sleep(Duration::from_secs(1)).await;
             s.child = spawn(&url, &fake, s.port, &log);
-            wait_healthy(&http, s.port).await;
+            wait_healthy(s.port).await;
         }
     }
     let mut seen = Vec::new();

@@ -151,14 +151,7 @@ pub async fn staged_vectors(url: &str) -> i64 {
 
 /// The rows of one of Homi's tables, counted in SQL.
 pub async fn count_rows(url: &str, table: &str) -> i64 {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"));
-    if url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
-    }
+    number(url, &format!("SELECT count(*) FROM {table}")).await
 }
 
 /// The first column of every row `sql` returns, as text (`CAST` it in the

@@ -54,6 +54,7 @@ use tokio::task::JoinHandle;
 pub mod db;
 pub mod hub;
 mod openai;
+pub mod process;
 pub mod smtp;
 pub mod supabase;
 

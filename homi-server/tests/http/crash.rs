@@ -2,44 +2,28 @@
 //! extraction: the user's message and its extraction job were written
 //! together before the model was asked, and the restarted server runs it.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use homi_testkit::db::{self as common, Backend};
-use homi_testkit::{FakeProvider, Fault, Target};
+use homi_testkit::{FakeProvider, Fault, Target, process};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 fn serve(url: &str, fake: &FakeProvider, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_homi-server"))
-        .env("DATABASE_URL", url)
-        .env("OPENAI_BASE_URL", fake.base_url())
-        .env("OPENAI_API_KEY", "sk-test")
-        .env("HOMI_EMBEDDER", "openai")
-        .env("HOMI_EMBEDDING_MODEL", "text-embedding-3-small")
-        .env("HOMI_EMBEDDING_DIMS", "64")
+    process::server_command(env!("CARGO_BIN_EXE_homi-server"), url, fake, port)
         // A turn's message waits 3 × 3 s for its reply before it is
         // extracted alone.
         .env("HOMI_PROVIDER_DEADLINE_SECS", "3")
-        .env("API_HOST", "127.0.0.1")
-        .env("API_PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap()
 }
 
-async fn wait_healthy(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn wait_healthy(port: u16) {
+    assert!(
+        process::wait_healthy(port, Duration::from_secs(30)).await,
+        "the server did not start"
+    );
 }
 
 async fn a_turn_killed_mid_answer_loses_no_extraction(backend: Backend) {
@@ -48,15 +32,11 @@ async fn a_turn_killed_mid_answer_loses_no_extraction(backend: Backend) {
         return;
     };
     let fake = FakeProvider::start().await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = process::free_port().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut server = serve(&url, &fake, port);
-    wait_healthy(&http, &base).await;
+    wait_healthy(port).await;
     let up: Value = http
         .post(format!("{base}/api/v1/auth/signup"))
         .json(&json!({"email": "kim@example.com", "password": "correct horse battery"}))
@@ -94,7 +74,7 @@ async fn a_turn_killed_mid_answer_loses_no_extraction(backend: Backend) {
 
     // Restarted, the server extracts the message on its own.
     let mut server = serve(&url, &fake, port);
-    wait_healthy(&http, &base).await;
+    wait_healthy(port).await;
     let deadline = Instant::now() + Duration::from_secs(40);
     let memories = loop {
         let found: Value = http
