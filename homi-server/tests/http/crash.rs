@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use homi_testkit::db::{self as common, Backend};
 use homi_testkit::{FakeProvider, Fault, Target, process};
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 fn serve(url: &str, fake: &FakeProvider, port: u16) -> Child {
