@@ -95,7 +95,7 @@ blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
 script = "\n".join(blocks)
 assert script.count("localhost:8000") >= 5 and "A moment later" in script, "the README walkthrough changed shape"
 script = script.replace("localhost:8000", "127.0.0.1:" + sys.argv[1])
-wait = ("for _ in $(seq 1 100); do curl -s 127.0.0.1:%s/metrics | grep -c '^homi_jobs{state=\"done\"} [1-9]' >/dev/null && break; "
+wait = ("for _ in $(seq 1 300); do curl -s 127.0.0.1:%s/metrics | grep -c '^homi_jobs_run_total{outcome=\"done\"} [1-9]' >/dev/null && break; "
         "sleep 0.1; done\n" % sys.argv[1])
 script = script.replace("# A moment later", wait + "# A moment later", 1)
 print("set -euo pipefail")
@@ -103,7 +103,15 @@ print(script)
 PY
 bash "$work/walkthrough.sh" >"$work/walkthrough.out" 2>"$work/walkthrough.err" \
   || { echo "the README walkthrough failed"; cat "$work/walkthrough.out" "$work/walkthrough.err"; exit 1; }
-python3 - "$work/walkthrough.out" <<'PY' || { cat "$work/walkthrough.out"; cat "$work/served.log"; exit 1; }
+# On failure: the server's log without its /metrics polls, then the answers,
+# then the failed check, so that the end of CI's output says what broke.
+walkthrough_failed() {
+  echo "the README walkthrough's answers are wrong; the server's log:"
+  grep -v '"path":"/metrics"' "$work/served.log" | tail -n 60
+  echo "its answers:"; cat "$work/walkthrough.out"; echo
+  cat "$work/walkthrough.check"; exit 1
+}
+python3 - "$work/walkthrough.out" >"$work/walkthrough.check" 2>&1 <<'PY' || walkthrough_failed
 import json, sys
 # curl prints each answer as it came (no newline between them): the sign-up,
 # a turn, the search, the next turn, the OpenAI completion.
@@ -126,6 +134,7 @@ assert completion["object"] == "chat.completion", completion
 assert search["memories"][0] in completion["homi"]["memories_used"], completion
 print("README walkthrough: sign-up, chat, search, chat with memory, OpenAI completion")
 PY
+cat "$work/walkthrough.check"
 grep -q '"level":"INFO"' "$work/served.log" || { echo "no JSON logs"; exit 1; }
 grep '"request_id"' "$work/served.log" | grep -q '"path":"/api/v1/chat"' \
   || { echo "no request log with its request id"; cat "$work/served.log"; exit 1; }
