@@ -16,7 +16,7 @@ mod server;
 
 use auth::read_auth;
 pub use auth::{AuthConfig, PASSWORD_LENGTH_LIMIT, SupabaseConfig};
-pub use provider::{EmbedderConfig, EmbedderKind, ProviderConfig};
+pub use provider::{AzureSettings, EmbedderConfig, EmbedderKind, ProviderConfig, Sampling};
 pub use server::ServerConfig;
 use server::read_server;
 
@@ -29,6 +29,25 @@ pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
 pub const DEFAULT_LOCAL_EMBEDDING_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 /// Default database (`DATABASE_URL`): an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://homi.db";
+
+/// Variables a library door reads besides `HOMI_*`: the provider's, and
+/// where the local embedder finds or fetches its model.
+pub const LIBRARY_VARS: &[&str] = &[
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "HF_ENDPOINT",
+    "HF_HOME",
+    "VIRTUAL_ENV",
+];
+
+/// Which door reads the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    /// The server and the CLI: the original's variables.
+    Server,
+    /// A library in someone else's application.
+    Library,
+}
 
 /// Everything Homi needs to run. Secrets are held as [`SecretString`] and are
 /// redacted from `Debug` output.
@@ -113,6 +132,10 @@ pub struct MemoryConfig {
     /// `HOMI_USER_TOKENS_PER_DAY`: model tokens (chat and embeddings) one
     /// user may spend per UTC day, counted in the store; 0: unlimited.
     pub user_tokens_per_day: u64,
+    /// `HOMI_EXTRACTION_INSTRUCTIONS`: the application's own instructions
+    /// for fact extraction (what to remember, how to word it), added to
+    /// Homi's prompt; mem0's `custom_instructions`.
+    pub extraction_instructions: Option<String>,
 }
 
 impl Default for Config {
@@ -130,12 +153,15 @@ impl Default for Config {
                 deadline: Duration::from_secs(150),
                 stream_idle_timeout: Duration::from_secs(60),
                 max_retries: 2,
+                azure: None,
+                sampling: Sampling::default(),
             },
             embedder: EmbedderConfig {
                 kind: EmbedderKind::Auto,
                 model: None,
                 dims: None,
                 batch_size: 512,
+                provider: None,
                 model_dir: None,
                 model_cache: None,
                 hf_endpoint: None,
@@ -152,6 +178,7 @@ impl Default for Config {
                 chat_token_budget: 4000,
                 user_rpm: 0,
                 user_tokens_per_day: 0,
+                extraction_instructions: None,
             },
             server: ServerConfig::default(),
             auth: AuthConfig::default(),
@@ -202,11 +229,72 @@ impl Config {
     /// let err = Config::from_lookup(|k| (k == "API_PORT").then(|| "eighty".to_string())).unwrap_err();
     /// assert!(err.to_string().contains("API_PORT"));
     /// ```
-    pub fn from_lookup(mut lookup: impl FnMut(&str) -> Option<String>) -> Result<Self> {
+    pub fn from_lookup(lookup: impl FnMut(&str) -> Option<String>) -> Result<Self> {
+        Self::read(lookup, Door::Server)
+    }
+
+    /// The configuration of a library door (Python's `homi.Memory()`) living
+    /// in someone else's application, from the process environment: only
+    /// `HOMI_*` and [`LIBRARY_VARS`] are read, never a `.env` file, and an
+    /// app's own `DATABASE_URL`, `DEBUG`, `API_PORT` or `SUPABASE_*` neither
+    /// break nor redirect it. See [`Config::for_library`].
+    pub fn from_library_env() -> Result<Self> {
+        Self::for_library(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_library_env`] from a lookup function. The store is
+    /// `HOMI_DATABASE_URL`, else `homi.db` in `HOMI_DIR`, else in `~/.homi`
+    /// (as mem0 keeps `~/.mem0`); the chat model is `HOMI_CHAT_MODEL`.
+    ///
+    /// ```
+    /// use homi_core::Config;
+    /// let c = Config::for_library(|k| match k {
+    ///     "DATABASE_URL" => Some("postgres://the-app/own".into()),
+    ///     "API_PORT" => Some("not a port".into()),
+    ///     "HOME" => Some("/home/ada".into()),
+    ///     "HOMI_CHAT_MODEL" => Some("llama3.1".into()),
+    ///     _ => None,
+    /// })?;
+    /// assert_eq!(c.database_url, "sqlite:///home/ada/.homi/homi.db");
+    /// assert_eq!(c.provider.chat_model, "llama3.1");
+    /// # Ok::<(), homi_core::Error>(())
+    /// ```
+    pub fn for_library(mut lookup: impl FnMut(&str) -> Option<String>) -> Result<Self> {
+        let mut c = Self::read(
+            |name| {
+                (name.starts_with("HOMI_") || LIBRARY_VARS.contains(&name))
+                    .then(|| lookup(name))
+                    .flatten()
+            },
+            Door::Library,
+        )?;
+        if lookup("HOMI_DATABASE_URL").is_none_or(|u| u.trim().is_empty()) {
+            let dir = match lookup("HOMI_DIR").filter(|d| !d.trim().is_empty()) {
+                Some(d) => PathBuf::from(d.trim()),
+                None => match lookup("HOME").filter(|h| !h.trim().is_empty()) {
+                    Some(home) => PathBuf::from(home.trim()).join(".homi"),
+                    None => {
+                        return Err(Error::config(
+                            "HOMI_DIR",
+                            "HOME is not set: set HOMI_DIR (the directory for homi.db) or HOMI_DATABASE_URL",
+                        ));
+                    }
+                },
+            };
+            c.database_url = format!("sqlite://{}", dir.join("homi.db").display());
+        }
+        Ok(c)
+    }
+
+    fn read(mut lookup: impl FnMut(&str) -> Option<String>, door: Door) -> Result<Self> {
         let mut get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut c = Config::default();
-        if let Some(url) = get("DATABASE_URL") {
-            c.database_url = check_database_url("DATABASE_URL", url.trim())?;
+        let (database_var, model_var) = match door {
+            Door::Server => ("DATABASE_URL", "MODEL_CHOICE"),
+            Door::Library => ("HOMI_DATABASE_URL", "HOMI_CHAT_MODEL"),
+        };
+        if let Some(url) = get(database_var) {
+            c.database_url = check_database_url(database_var, url.trim())?;
         }
         if let Some(v) = get("HOMI_DB_MAX_CONNECTIONS") {
             c.database_max_connections =
@@ -235,7 +323,7 @@ impl Config {
         if let Some(url) = get("OPENAI_BASE_URL") {
             c.provider.base_url = Some(check_http_url("OPENAI_BASE_URL", url.trim())?);
         }
-        if let Some(model) = get("MODEL_CHOICE") {
+        if let Some(model) = get(model_var) {
             c.provider.chat_model = model.trim().to_owned();
         }
         if let Some(v) = get("HOMI_PROVIDER_TIMEOUT_SECS") {
@@ -291,6 +379,22 @@ impl Config {
         if let Some(v) = get("HOMI_EMBEDDING_BATCH") {
             c.embedder.batch_size = parse_range("HOMI_EMBEDDING_BATCH", &v, 1, 2048)? as usize;
         }
+        // The embeddings' own server: the chat provider's settings, with
+        // this URL and key.
+        let (url, key) = (
+            get("HOMI_EMBEDDING_BASE_URL"),
+            get("HOMI_EMBEDDING_API_KEY"),
+        );
+        if url.is_some() || key.is_some() {
+            let mut own = c.provider.clone();
+            if let Some(url) = url {
+                own.base_url = Some(check_http_url("HOMI_EMBEDDING_BASE_URL", url.trim())?);
+            }
+            if let Some(key) = key {
+                own.api_key = Some(SecretString::from(key.trim().to_owned()));
+            }
+            c.embedder.provider = Some(own);
+        }
         if let Some(v) = get("HOMI_VECTOR_CACHE_MB") {
             c.memory.vector_cache_mb =
                 parse_range("HOMI_VECTOR_CACHE_MB", &v, 1, 1 << 20)? as usize;
@@ -318,11 +422,16 @@ impl Config {
             c.memory.user_tokens_per_day =
                 parse_range("HOMI_USER_TOKENS_PER_DAY", &v, 0, 1_000_000_000_000)?;
         }
+        if let Some(v) = get("HOMI_EXTRACTION_INSTRUCTIONS") {
+            c.memory.extraction_instructions = Some(v.trim().to_owned());
+        }
         if let Some(v) = get("HOMI_CHAT_TOKEN_BUDGET") {
             c.memory.chat_token_budget =
                 parse_range("HOMI_CHAT_TOKEN_BUDGET", &v, 500, 1_000_000)? as usize;
         }
-        read_server(&mut c.server, &mut get)?;
+        if door == Door::Server {
+            read_server(&mut c.server, &mut get)?;
+        }
         read_auth(&mut c.auth, &mut get)?;
         Ok(c)
     }
@@ -403,6 +512,12 @@ impl Config {
         redact_url_password(&self.database_url)
     }
 
+    /// The provider the OpenAI embedder calls: the embedder's own, or the
+    /// chat model's.
+    pub fn embedding_provider(&self) -> &ProviderConfig {
+        self.embedder.provider_or(&self.provider)
+    }
+
     /// Whether an API key is set, without exposing it.
     pub fn has_api_key(&self) -> bool {
         self.provider
@@ -472,7 +587,7 @@ fn check_database_url(var: &str, url: &str) -> Result<String> {
     }
 }
 
-fn check_http_url(var: &str, url: &str) -> Result<String> {
+pub(crate) fn check_http_url(var: &str, url: &str) -> Result<String> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));

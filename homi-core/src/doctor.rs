@@ -37,6 +37,10 @@ pub fn effective(config: &Config) -> Value {
             "deadline_secs": config.provider.deadline.as_secs(),
             "stream_idle_secs": config.provider.stream_idle_timeout.as_secs(),
             "max_retries": config.provider.max_retries,
+            "azure_deployment": config.provider.azure.as_ref().map(|a| a.deployment.clone()),
+            "temperature": config.provider.sampling.temperature,
+            "max_tokens": config.provider.sampling.max_tokens,
+            "top_p": config.provider.sampling.top_p,
         },
         "embedder": {
             "kind": config.embedder.kind.as_str(),
@@ -45,8 +49,15 @@ pub fn effective(config: &Config) -> Value {
             "dims": config.embedder.dims,
             "batch_size": config.embedder.batch_size,
             "model_dir": config.embedder.model_dir.as_ref().map(|d| d.display().to_string()),
+            // Its own server, when it is not the chat model's.
+            "server": config.embedder.provider.as_ref().map(|p| json!({
+                "base_url": p.base_url.clone().unwrap_or_else(|| "https://api.openai.com/v1 (OpenAI)".into()),
+                "api_key": if p.api_key.is_some() { "set" } else { "not set" },
+                "azure_deployment": p.azure.as_ref().map(|a| a.deployment.clone()),
+            })),
         },
         "memory": {
+            "extraction_instructions": config.memory.extraction_instructions.is_some(),
             "vector_cache_mb": config.memory.vector_cache_mb,
             "infer_context": config.memory.infer_context,
             "chat_memories": config.memory.chat_memories,
@@ -294,18 +305,28 @@ mod tests {
             .with_database_url("postgres://homi:db-password@db/homi?sslpassword=tls-password")
             .with_openai_api_key("sk-provider-secret");
         config.server.metrics_token = Some("metrics-token-0123456789".to_owned().into());
+        let mut embeddings = config.provider.clone();
+        embeddings.base_url = Some("http://embeddings.local/v1".into());
+        embeddings.api_key = Some("sk-embeddings-secret".to_owned().into());
+        config.embedder.provider = Some(embeddings);
         let shown = effective(&config);
         let text = shown.to_string();
         for secret in [
             "db-password",
             "tls-password",
             "sk-provider-secret",
+            "sk-embeddings-secret",
             "metrics-token",
         ] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert_eq!(shown["server"]["metrics_token"], "set");
         assert_eq!(shown["provider"]["api_key"], "set");
+        assert_eq!(shown["embedder"]["server"]["api_key"], "set");
+        assert_eq!(
+            shown["embedder"]["server"]["base_url"],
+            "http://embeddings.local/v1"
+        );
         assert_eq!(
             effective(&Config::default())["server"]["metrics_token"],
             "not set (metrics open)"

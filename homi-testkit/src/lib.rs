@@ -59,7 +59,7 @@ pub mod smtp;
 pub mod supabase;
 
 pub use openai::lexical_embedding;
-use openai::{chat_completions, embeddings, models};
+use openai::{azure_chat_completions, azure_embeddings, chat_completions, embeddings, models};
 
 /// Which endpoint a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -399,6 +399,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure_chat_completions),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(azure_embeddings),
+        )
         .route("/_fake/replies", post(control_replies))
         .route("/_fake/faults", post(control_faults))
         .route("/_fake/latency", post(control_latency))

@@ -1,6 +1,10 @@
 //! The fake's OpenAI routes (`/v1/chat/completions`, `/v1/embeddings`,
 //! `/v1/models`) and the answers it makes up without a script.
 
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query};
+
 use super::*;
 
 pub(super) fn api_error(status: StatusCode, kind: &str, message: &str) -> Response {
@@ -164,8 +168,60 @@ pub(crate) async fn chat_completions(
     State(s): State<Arc<Shared>>,
     Json(body): Json<Value>,
 ) -> Response {
+    chat_answer(s, body, "/v1/chat/completions").await
+}
+
+/// Azure OpenAI's shape of the same calls: the deployment in the path, the
+/// key in an `api-key` header, an `api-version` query parameter.
+fn azure_call(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<Response> {
+    if !headers.contains_key("api-key") || headers.contains_key("authorization") {
+        return Some(api_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "Azure OpenAI takes the key in the api-key header",
+        ));
+    }
+    if !query.contains_key("api-version") {
+        return Some(api_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "the api-version query parameter is required",
+        ));
+    }
+    None
+}
+
+pub(crate) async fn azure_chat_completions(
+    State(s): State<Arc<Shared>>,
+    Path(deployment): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(refused) = azure_call(&headers, &query) {
+        return refused;
+    }
+    let path = format!("/openai/deployments/{deployment}/chat/completions");
+    chat_answer(s, body, &path).await
+}
+
+pub(crate) async fn azure_embeddings(
+    State(s): State<Arc<Shared>>,
+    Path(deployment): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(refused) = azure_call(&headers, &query) {
+        return refused;
+    }
+    let path = format!("/openai/deployments/{deployment}/embeddings");
+    embeddings_answer(s, body, &path).await
+}
+
+async fn chat_answer(s: Arc<Shared>, body: Value, path: &str) -> Response {
     s.chat_requests.fetch_add(1, Ordering::Relaxed);
-    s.record("/v1/chat/completions", &body);
+    s.record(path, &body);
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
     if let Some(resp) = before_answer(&s, Target::Chat, stream).await {
         return resp;
@@ -457,8 +513,12 @@ pub fn lexical_embedding(text: &str, dims: usize) -> Vec<f32> {
 }
 
 pub(crate) async fn embeddings(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    embeddings_answer(s, body, "/v1/embeddings").await
+}
+
+async fn embeddings_answer(s: Arc<Shared>, body: Value, path: &str) -> Response {
     s.embedding_requests.fetch_add(1, Ordering::Relaxed);
-    s.record("/v1/embeddings", &body);
+    s.record(path, &body);
     if let Some(resp) = before_answer(&s, Target::Embeddings, false).await {
         return resp;
     }

@@ -148,12 +148,13 @@ fn errors_have_their_own_exit_codes() {
     );
     let users = homi(db, &["user", "list", "--json"]);
     assert!(!String::from_utf8_lossy(&users.stdout).contains("mail@example.com"));
-    // The store cannot be opened: 10.
+    // The store cannot be opened (its directory would be under a file): 10.
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_homi"))
         .args(["key", "list"])
         .env(
             "DATABASE_URL",
-            format!("sqlite://{}/no/such/dir/homi.db", dir.path().display()),
+            format!("sqlite://{}/a-file/dir/homi.db", dir.path().display()),
         )
         .output()
         .unwrap();

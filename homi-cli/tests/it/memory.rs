@@ -123,7 +123,7 @@ async fn every_memory_sub_command(backend: Backend) {
     ]);
     let said_id = said["results"][0]["id"].as_str().unwrap().to_owned();
     let got = e.json(&["memory", "get", &said_id, "--json"]);
-    assert_eq!(got["created_at"], "2023-05-08T13:56:00Z");
+    assert_eq!(got["created_at"], "2023-05-08T13:56:00+00:00");
     let bad = e.homi(&[
         "memory",
         "add",

@@ -28,6 +28,14 @@ pub struct ProviderConfig {
     /// `HOMI_PROVIDER_MAX_RETRIES`: retries after the first attempt on 429, 5xx,
     /// timeouts and connection errors.
     pub max_retries: u32,
+    /// Azure OpenAI's paths and `api-key` header instead of the OpenAI
+    /// protocol's; `base_url` is then the resource's endpoint
+    /// (`https://NAME.openai.azure.com`).
+    pub azure: Option<AzureSettings>,
+    /// Sampling settings sent with every chat call (mem0's `temperature`,
+    /// `max_tokens`, `top_p`); set ones win over Homi's own (extraction asks
+    /// for temperature 0).
+    pub sampling: Sampling,
 }
 
 impl ProviderConfig {
@@ -35,6 +43,40 @@ impl ProviderConfig {
     pub fn is_configured(&self) -> bool {
         self.api_key.is_some() || self.base_url.is_some()
     }
+}
+
+/// An Azure OpenAI deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AzureSettings {
+    /// The deployment's name (in the path of every call).
+    pub deployment: String,
+    /// The `api-version` query parameter, e.g. `2024-10-21`.
+    pub api_version: String,
+}
+
+impl AzureSettings {
+    /// A deployment and its API version.
+    pub fn new(deployment: impl Into<String>, api_version: impl Into<String>) -> Self {
+        Self {
+            deployment: deployment.into(),
+            api_version: api_version.into(),
+        }
+    }
+}
+
+/// Sampling settings for chat calls; `None` leaves the model's default (or
+/// Homi's, where it sets one).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Sampling {
+    /// `temperature`.
+    pub temperature: Option<f32>,
+    /// The longest answer, in tokens (`max_tokens`, or
+    /// `max_completion_tokens` for OpenAI's reasoning models).
+    pub max_tokens: Option<u32>,
+    /// `top_p`.
+    pub top_p: Option<f32>,
 }
 
 /// Which embedder turns texts into vectors (`HOMI_EMBEDDER`).
@@ -89,6 +131,10 @@ pub struct EmbedderConfig {
     pub dims: Option<usize>,
     /// `HOMI_EMBEDDING_BATCH`: texts per embeddings request.
     pub batch_size: usize,
+    /// The embeddings' own provider, when it is not the chat model's
+    /// (`HOMI_EMBEDDING_BASE_URL`, `HOMI_EMBEDDING_API_KEY`; mem0's
+    /// `embedder` section naming another server). `None`: the chat model's.
+    pub provider: Option<ProviderConfig>,
     /// `HOMI_EMBEDDING_MODEL_DIR`: a directory holding the local model
     /// (`config.json`, `model.safetensors`, `tokenizer.json`, and
     /// `1_Pooling/config.json` for sentence-transformers models). When set,
@@ -109,6 +155,11 @@ pub struct EmbedderConfig {
 }
 
 impl EmbedderConfig {
+    /// The provider the OpenAI embedder calls: its own, or `chat`'s.
+    pub fn provider_or<'a>(&'a self, chat: &'a ProviderConfig) -> &'a ProviderConfig {
+        self.provider.as_ref().unwrap_or(chat)
+    }
+
     /// The model the embedder of `kind` uses: `HOMI_EMBEDDING_MODEL`, or
     /// that embedder's default (the OpenAI one for [`EmbedderKind::Auto`]).
     ///

@@ -91,11 +91,27 @@ fact that replaces it; target is the contradicted memory's id.
 Use only ids from the list; never invent one. Target each existing memory at most once. \
 If nothing is worth remembering, return an empty list of facts. Answer with JSON only.";
 
+/// The system prompt of a procedural memory (an agent's summary of what it
+/// did), when the call gives none.
+pub(crate) const PROCEDURE_INSTRUCTIONS: &str = "\
+You summarise an AI agent's execution history so that the agent can continue its task later \
+without losing context.
+
+Write, in the language of the conversation:
+- Task: the overall goal and how far it has come (percent done, milestones reached).
+- Steps, numbered in order. For each: the agent's action, with its parameters; the result, \
+verbatim when it is data the agent will need (extracted text, errors, identifiers, links); \
+what the agent learned or decided next.
+
+Be precise and complete: keep every result the agent cannot get again cheaply. Answer with the \
+summary only.";
+
 /// The messages of the extraction call.
 pub(crate) fn prompt(
     existing: &[String],
     conversation: &[&InputMessage],
     today: &str,
+    instructions: Option<&str>,
 ) -> Vec<ChatMessage> {
     let existing: Vec<Value> = existing
         .iter()
@@ -108,7 +124,15 @@ pub(crate) fn prompt(
         .collect();
     let doc = json!({"existing_memories": existing, "messages": messages});
     vec![
-        ChatMessage::system(format!("{INSTRUCTIONS}\nToday is {today}.")),
+        ChatMessage::system(match instructions {
+            // The application's own rules come after Homi's: they choose what
+            // is worth remembering and how it is written, never the format.
+            Some(own) => format!(
+                "{INSTRUCTIONS}\nToday is {today}.\n\nThe application adds these instructions \
+                 (the answer's JSON format stays as described above):\n{own}"
+            ),
+            None => format!("{INSTRUCTIONS}\nToday is {today}."),
+        }),
         ChatMessage {
             role: Role::User,
             content: doc.to_string(),

@@ -57,6 +57,52 @@ pub fn limit(limit: Option<usize>, top_k: Option<usize>, default: usize) -> Resu
     }
 }
 
+/// mem0 2.x's `top_k` default, for `search` and `get_all` in its style.
+pub const V2_TOP_K: usize = 20;
+/// mem0 2.x's `search` threshold default, for calls in its style.
+pub const V2_THRESHOLD: f32 = 0.1;
+/// mem0 1.x's `limit` default.
+pub const V1_LIMIT: usize = 100;
+
+/// The limit and threshold of a mem0-style read (`search`, `get_all`), with
+/// the defaults of the mem0 version whose style the call has: 2.x's (20
+/// results, threshold 0.1) for `top_k=` or ids given inside `filters`, 1.x's
+/// (100 results, no threshold) for `limit=` or ids given as keywords. Given
+/// values always win.
+///
+/// ```
+/// use homi_core::memory::mem0::read_limits;
+/// assert_eq!(read_limits(false, true, None, None, None).unwrap(), (20, Some(0.1)));
+/// assert_eq!(read_limits(true, false, None, None, None).unwrap(), (100, None));
+/// assert_eq!(read_limits(false, true, None, Some(5), Some(0.3)).unwrap(), (5, Some(0.3)));
+/// ```
+pub fn read_limits(
+    ids_as_keywords: bool,
+    ids_in_filters: bool,
+    limit_: Option<usize>,
+    top_k: Option<usize>,
+    threshold: Option<f32>,
+) -> Result<(usize, Option<f32>)> {
+    let v2 = match (limit_, top_k) {
+        (Some(_), None) => false,
+        (None, Some(_)) => true,
+        _ => ids_in_filters && !ids_as_keywords,
+    };
+    if let Some(t) = threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(Error::invalid("threshold", "must be from 0 to 1"));
+    }
+    if v2 {
+        Ok((
+            limit(limit_, top_k, V2_TOP_K)?,
+            threshold.or(Some(V2_THRESHOLD)),
+        ))
+    } else {
+        Ok((limit(limit_, top_k, V1_LIMIT)?, threshold))
+    }
+}
+
 /// The new text of a mem0-style `update`: `data` (mem0 1.x, and the second
 /// positional argument of both) or `text=` (mem0 2.x), equal if both.
 pub fn update_text(data: Option<String>, text: Option<String>) -> Result<String> {

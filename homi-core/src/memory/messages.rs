@@ -53,11 +53,13 @@ impl Messages {
     pub fn from_json(value: &Value) -> Result<Self> {
         match value {
             Value::String(s) => Ok(Messages::from(s.as_str())),
-            Value::Object(_) => Ok(Messages(vec![parse_one(value, "messages")?])),
+            Value::Object(_) => Ok(Messages(
+                parse_one(value, "messages")?.into_iter().collect(),
+            )),
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    out.push(parse_one(item, &format!("messages[{i}]"))?);
+                    out.extend(parse_one(item, &format!("messages[{i}]"))?);
                 }
                 Ok(Messages(out))
             }
@@ -89,35 +91,56 @@ impl Messages {
     }
 }
 
-fn parse_one(value: &Value, path: &str) -> Result<InputMessage> {
+/// One message, or `None` for what mem0 leaves out too: a tool's or a
+/// function's message, no content (an assistant's tool call), content with no
+/// text part. Image parts are dropped (Homi remembers text).
+fn parse_one(value: &Value, path: &str) -> Result<Option<InputMessage>> {
     let Value::Object(map) = value else {
         return Err(Error::invalid(path, "must be a {role, content} object"));
     };
     let role = match map.get("role") {
         None => Role::User,
+        Some(Value::String(r)) if r == "tool" || r == "function" => return Ok(None),
         Some(Value::String(r)) => Role::parse(r).ok_or_else(|| {
             Error::invalid(
                 format!("{path}.role"),
-                format!("'{r}' is not one of system, user, assistant"),
+                format!("'{r}' is not one of system, user, assistant (tool and function messages are left out)"),
             )
         })?,
         Some(_) => return Err(Error::invalid(format!("{path}.role"), "must be a string")),
     };
+    let text = |part: &Value| -> Option<String> {
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") | None => part.get("text").and_then(Value::as_str).map(str::to_owned),
+            Some(other) => {
+                tracing::info!(
+                    part = other,
+                    message = path,
+                    "a non-text part of a message is left out"
+                );
+                None
+            }
+        }
+    };
     let content = match map.get("content") {
         Some(Value::String(c)) => c.clone(),
-        // OpenAI's content parts: keep the text parts.
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        Some(Value::Null) | None => {
-            return Err(Error::invalid(format!("{path}.content"), "is required"));
+        // OpenAI's content parts: the text parts, as mem0 joins them.
+        Some(Value::Array(parts)) => {
+            let texts: Vec<String> = parts.iter().filter_map(text).collect();
+            if texts.is_empty() {
+                return Ok(None);
+            }
+            texts.join(" ")
         }
+        Some(part @ Value::Object(_)) => match text(part) {
+            Some(t) => t,
+            None => return Ok(None),
+        },
+        Some(Value::Null) | None => return Ok(None),
         Some(_) => {
             return Err(Error::invalid(
                 format!("{path}.content"),
-                "must be a string",
+                "must be a string or a list of content parts",
             ));
         }
     };
@@ -125,11 +148,11 @@ fn parse_one(value: &Value, path: &str) -> Result<InputMessage> {
         Some(Value::String(n)) if !n.trim().is_empty() => Some(n.clone()),
         _ => None,
     };
-    Ok(InputMessage {
+    Ok(Some(InputMessage {
         role,
         content,
         name,
-    })
+    }))
 }
 
 impl From<&str> for Messages {
@@ -185,10 +208,43 @@ mod tests {
                 .unwrap();
         assert_eq!(one.0[0].role, Role::Assistant);
         assert_eq!(one.0[0].name.as_deref(), Some("bot"));
-        let e = Messages::from_json(&json!([{"role": "user"}])).unwrap_err();
+        let e = Messages::from_json(&json!([{"role": "user", "content": 3}])).unwrap_err();
         assert!(e.to_string().contains("messages[0].content"), "{e}");
         let e = Messages::from_json(&json!([{"role": "wizard", "content": "x"}])).unwrap_err();
         assert!(e.to_string().contains("messages[0].role"), "{e}");
         assert!(Messages::from_json(&json!(3)).is_err());
+    }
+
+    #[test]
+    fn what_mem0_leaves_out_is_left_out() {
+        // An agent's transcript: a tool call, its result, an image.
+        let m = Messages::from_json(&json!([
+            {"role": "user", "content": [
+                {"type": "text", "text": "Here is my cat"},
+                {"type": "image_url", "image_url": {"url": "https://x/cat.png"}},
+                {"type": "text", "text": "called Nori"}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function"}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "{\"ok\": true}"},
+            {"role": "function", "name": "f", "content": "42"},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
+            {"role": "user", "content": {"type": "image_url", "image_url": {"url": "https://x/z.png"}}},
+            {"role": "user"},
+            {"role": "assistant", "content": "Nori is a lovely name"}
+        ]))
+        .unwrap();
+        let kept: Vec<(&str, &str)> =
+            m.0.iter()
+                .map(|m| (m.role.as_str(), m.content.as_str()))
+                .collect();
+        assert_eq!(
+            kept,
+            [
+                ("user", "Here is my cat called Nori"),
+                ("assistant", "Nori is a lovely name")
+            ]
+        );
+        let none = Messages::from_json(&json!({"role": "tool", "content": "x"})).unwrap();
+        assert!(none.is_empty());
     }
 }

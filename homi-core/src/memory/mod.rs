@@ -51,7 +51,7 @@ pub use types::{
 
 use crate::budget::Budgets;
 use crate::error::{Error, Result};
-use crate::provider::{ChatModel, ChatRequest, Embedder, Role};
+use crate::provider::{ChatMessage, ChatModel, ChatRequest, Embedder, Role};
 use crate::store::{Change, DeletionMark, EmbedderInfo, NewMemory, Outcome, ReadParams, Store};
 use infer::{Decision, FactOp};
 
@@ -67,6 +67,7 @@ struct Inner {
     embedder: Option<Arc<dyn Embedder>>,
     chat: Option<Arc<dyn ChatModel>>,
     infer_context: usize,
+    instructions: Option<String>,
     not_configured: String,
     budgets: Budgets,
 }
@@ -98,6 +99,7 @@ pub struct MemoryBuilder {
     embedder: Option<Arc<dyn Embedder>>,
     chat: Option<Arc<dyn ChatModel>>,
     infer_context: usize,
+    instructions: Option<String>,
     not_configured: String,
     budgets: Budgets,
 }
@@ -116,6 +118,13 @@ impl MemoryBuilder {
     /// How many nearest existing memories the model sees per `add` (default 10).
     pub fn infer_context(mut self, n: usize) -> Self {
         self.infer_context = n;
+        self
+    }
+    /// The application's own instructions for fact extraction (mem0's
+    /// `custom_instructions`), added to Homi's prompt; the answer's format
+    /// stays Homi's. [`AddOptions::instructions`] replaces them for one call.
+    pub fn extraction_instructions(mut self, instructions: Option<String>) -> Self {
+        self.instructions = instructions.filter(|i| !i.trim().is_empty());
         self
     }
     /// The sentence returned when a provider is needed and missing.
@@ -149,6 +158,7 @@ impl MemoryBuilder {
                 embedder: self.embedder,
                 chat: self.chat,
                 infer_context: self.infer_context,
+                instructions: self.instructions,
                 not_configured: self.not_configured,
                 budgets: self.budgets,
             }),
@@ -182,6 +192,7 @@ impl Memory {
             embedder: None,
             chat: None,
             infer_context: 10,
+            instructions: None,
             not_configured: "set OPENAI_API_KEY or OPENAI_BASE_URL".to_owned(),
             budgets: Budgets::unlimited(),
         }
@@ -195,6 +206,7 @@ impl Memory {
         let budgets = Budgets::from_config(config, store.clone().usage_store())?;
         let mut builder = Memory::builder(store.clone())
             .infer_context(config.memory.infer_context)
+            .extraction_instructions(config.memory.extraction_instructions.clone())
             .budgets(budgets);
         #[cfg(feature = "openai")]
         {
@@ -342,10 +354,34 @@ impl Memory {
         if let Some(m) = &options.metadata {
             crate::error::reject_nul_map("metadata", m)?;
         }
+        if let Some(own) = &options.instructions {
+            crate::error::reject_nul("prompt", own)?;
+            if own.len() > messages::MAX_MESSAGE_BYTES {
+                return Err(Error::invalid(
+                    "prompt",
+                    format!("longer than {} bytes", messages::MAX_MESSAGE_BYTES),
+                ));
+            }
+        }
         let mut usage = Usage::default();
         // Before any slow part: a delete-all of the scope from now on wins.
         let since = self.inner.store.deletion_mark(scope).await?;
-        let results = if options.infer {
+        let results = if options.procedural && scope.agent_id.is_some() {
+            let summary = self
+                .procedure(&messages, options.instructions.as_deref(), &mut usage)
+                .await?;
+            let mut metadata = options.metadata.clone().unwrap_or_default();
+            metadata.insert("memory_type".into(), "procedural_memory".into());
+            let options = options.clone().metadata(metadata);
+            self.add_verbatim(
+                &Messages::from(ChatMessage::assistant(summary)),
+                scope,
+                &options,
+                &since,
+                &mut usage,
+            )
+            .await?
+        } else if options.infer {
             self.add_inferred(&messages, scope, &options, &since, &mut usage)
                 .await?
         } else {
@@ -354,6 +390,47 @@ impl Memory {
         };
         usage.duration_ms = elapsed_ms(start);
         Ok(AddResult { results, usage })
+    }
+
+    /// The chat model's summary of an agent's messages as its procedure.
+    async fn procedure(
+        &self,
+        messages: &Messages,
+        instructions: Option<&str>,
+        usage: &mut Usage,
+    ) -> Result<String> {
+        let chat = self.chat()?;
+        let mut prompt = vec![ChatMessage::system(
+            instructions.unwrap_or(infer::PROCEDURE_INSTRUCTIONS),
+        )];
+        prompt.extend(
+            messages
+                .0
+                .iter()
+                .filter(|m| !m.content.trim().is_empty())
+                .map(|m| ChatMessage {
+                    role: m.role,
+                    content: m.content.clone(),
+                }),
+        );
+        prompt.push(ChatMessage::user(
+            "Create procedural memory of the above conversation.",
+        ));
+        let start = Instant::now();
+        let response = chat.complete(ChatRequest::new(prompt)).await;
+        usage.provider_ms += elapsed_ms(start);
+        let response = response?;
+        usage.chat_calls += 1;
+        usage.prompt_tokens += response.usage.prompt_tokens;
+        usage.completion_tokens += response.usage.completion_tokens;
+        let summary = response.content.trim().to_owned();
+        if summary.is_empty() {
+            return Err(Error::ProviderInvalidResponse {
+                reason: "the procedure's summary is empty".into(),
+                raw: response.content,
+            });
+        }
+        Ok(summary)
     }
 
     /// Current memories of exactly this scope with these hashes, by hash.
@@ -491,7 +568,12 @@ impl Memory {
         // (2) One structured-output call; one repair attempt on a bad answer.
         let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
         let shown: Vec<String> = existing.iter().map(|m| m.memory.clone()).collect();
-        let mut request = ChatRequest::new(infer::prompt(&shown, &conversation, &today));
+        let instructions = options
+            .instructions
+            .as_deref()
+            .or(self.inner.instructions.as_deref());
+        let mut request =
+            ChatRequest::new(infer::prompt(&shown, &conversation, &today, instructions));
         request.json_schema = Some(infer::schema());
         request.temperature = Some(0.0);
         let ops = self
@@ -720,6 +802,26 @@ impl Memory {
             threshold: None,
         };
         self.inner.store.count(scope, &params).await
+    }
+
+    /// Merges `metadata` into a memory's metadata, its text unchanged (mem0's
+    /// `update(memory_id, metadata=…)`), if `access` reaches it. History
+    /// records the update. Returns the memory as it is now.
+    pub async fn update_metadata(
+        &self,
+        id: &str,
+        access: impl Into<Access>,
+        metadata: Metadata,
+    ) -> Result<MemoryItem> {
+        let access = access.into();
+        access.validate()?;
+        let uuid = parse_memory_id(id)?;
+        let Some(current) = self.inner.store.get(uuid, &access).await? else {
+            return Err(Error::not_found(format!("memory {uuid}")));
+        };
+        let mut merged = current.metadata.clone();
+        merged.extend(metadata);
+        self.update(id, access, &current.memory, Some(merged)).await
     }
 
     /// Replaces a memory's text (and, when given, its metadata) if `access`

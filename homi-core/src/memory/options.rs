@@ -146,6 +146,14 @@ pub struct AddOptions {
     /// When the messages were said (mem0's `timestamp=`): the memories'
     /// `created_at` and the start of their validity window. `None`: now.
     pub timestamp: Option<DateTime<Utc>>,
+    /// Extraction instructions for this call (mem0's `prompt=`), in place
+    /// of the configured ones ([`crate::config::MemoryConfig::extraction_instructions`]).
+    pub instructions: Option<String>,
+    /// mem0's `memory_type="procedural_memory"`: with an `agent_id` in the
+    /// scope, the chat model summarises the messages as the agent's
+    /// procedure so far (what it did, step by step, with results), stored as
+    /// one memory whose metadata says `memory_type: procedural_memory`.
+    pub procedural: bool,
 }
 
 impl Default for AddOptions {
@@ -154,6 +162,8 @@ impl Default for AddOptions {
             infer: true,
             metadata: None,
             timestamp: None,
+            instructions: None,
+            procedural: false,
         }
     }
 }
@@ -179,6 +189,17 @@ impl AddOptions {
     /// Sets the metadata.
     pub fn metadata(mut self, metadata: Metadata) -> Self {
         self.metadata = Some(metadata);
+        self
+    }
+    /// Summarises the messages as the agent's procedure (see [`AddOptions::procedural`]).
+    pub fn procedural(mut self, procedural: bool) -> Self {
+        self.procedural = procedural;
+        self
+    }
+    /// Sets this call's extraction instructions (see [`AddOptions::instructions`]).
+    pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
+        let text = instructions.into();
+        self.instructions = (!text.trim().is_empty()).then_some(text);
         self
     }
 }

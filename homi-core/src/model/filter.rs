@@ -121,9 +121,18 @@ impl Filter {
         let mut rest = Map::new();
         for (k, v) in map {
             if SCOPE_KEYS.contains(&k.as_str()) {
-                let Value::String(id) = v else {
-                    return Err(Error::invalid(format!("filters.{k}"), "must be a string"));
+                // Integer ids are strings, as mem0 makes them.
+                let id = match v {
+                    Value::String(id) => id.clone(),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+                    _ => {
+                        return Err(Error::invalid(
+                            format!("filters.{k}"),
+                            "must be a string (or an integer)",
+                        ));
+                    }
                 };
+                let id = &id;
                 match k.as_str() {
                     "user_id" => scope.user_id = Some(id.clone()),
                     "agent_id" => scope.agent_id = Some(id.clone()),
@@ -353,7 +362,7 @@ mod tests {
             (json!({"OR": {}}), "filters.OR"),
             (json!({"AND": [{"user_id": "x"}]}), "filters.AND[0].user_id"),
             (json!({"a": {"gt": [1]}}), "filters.a.gt"),
-            (json!({"user_id": 5}), "filters.user_id"),
+            (json!({"user_id": true}), "filters.user_id"),
         ] {
             let e = Filter::parse_mem0(&input).unwrap_err();
             assert!(e.to_string().contains(path), "{input}: {e}");

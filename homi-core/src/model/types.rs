@@ -184,6 +184,58 @@ impl Scope {
     }
 }
 
+/// A UTC time as Python's `datetime.isoformat()` writes it (mem0's
+/// timestamps): `+00:00`, and microseconds when there are any
+/// (`2024-07-20T17:22:33.123456+00:00`), which `datetime.fromisoformat` reads
+/// on every Python 3.
+///
+/// ```
+/// use homi_core::model::types::iso_utc;
+/// let t = chrono::DateTime::parse_from_rfc3339("2024-07-20T17:22:33.123456789Z").unwrap().to_utc();
+/// assert_eq!(iso_utc(&t), "2024-07-20T17:22:33.123456+00:00");
+/// assert_eq!(iso_utc(&t.with_nanosecond(0).unwrap()), "2024-07-20T17:22:33+00:00");
+/// # use chrono::Timelike;
+/// ```
+pub fn iso_utc(t: &DateTime<Utc>) -> String {
+    let format = if t.timestamp_subsec_micros() == 0 {
+        chrono::SecondsFormat::Secs
+    } else {
+        chrono::SecondsFormat::Micros
+    };
+    t.to_rfc3339_opts(format, false)
+}
+
+/// Serde for [`iso_utc`] times (any RFC 3339 time reads back).
+mod iso {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::iso_utc(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        DateTime::<Utc>::deserialize(d)
+    }
+}
+
+/// [`iso`] for an optional time (`null` when absent).
+mod iso_opt {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&super::iso_utc(t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<DateTime<Utc>>::deserialize(d)
+    }
+}
+
 /// One stored memory, as returned by `get`, `get_all` and `search`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -201,8 +253,10 @@ pub struct MemoryItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
     /// When it was created.
+    #[serde(with = "iso")]
     pub created_at: DateTime<Utc>,
     /// When it last changed.
+    #[serde(with = "iso")]
     pub updated_at: DateTime<Utc>,
     /// Owner ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,8 +274,10 @@ pub struct MemoryItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// Since when it holds.
+    #[serde(with = "iso")]
     pub valid_from: DateTime<Utc>,
     /// Until when it held; `None` while current.
+    #[serde(default, with = "iso_opt")]
     pub valid_to: Option<DateTime<Utc>>,
     /// The memory that replaced it, when superseded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -289,16 +345,18 @@ pub struct HistoryEntry {
     /// `ADD`, `UPDATE` or `DELETE`.
     pub event: Event,
     /// When.
+    #[serde(with = "iso")]
     pub created_at: DateTime<Utc>,
     /// When the entry was last changed.
+    #[serde(default, with = "iso_opt")]
     pub updated_at: Option<DateTime<Utc>>,
     /// Whether the memory was deleted by this change.
     pub is_deleted: bool,
-    /// Who.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Who (`null` when unknown, as in mem0's history).
+    #[serde(default)]
     pub actor_id: Option<String>,
-    /// Role of the message behind the change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Role of the message behind the change (`null` when unknown).
+    #[serde(default)]
     pub role: Option<String>,
 }
 

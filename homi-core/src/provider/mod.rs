@@ -225,7 +225,7 @@ pub fn known_dims(model: &str) -> Option<usize> {
 /// (`HOMI_EMBEDDING_MODEL_DIR`, or the model in a cache; only with the `local`
 /// feature). Never [`EmbedderKind::Auto`].
 pub fn effective_embedder(config: &Config) -> EmbedderKind {
-    let provider = config.provider.is_configured();
+    let provider = config.embedding_provider().is_configured();
     let found =
         config.embedder.kind == EmbedderKind::Auto && !provider && local_model_found(config);
     config.embedder.effective_kind(provider, found)
@@ -238,7 +238,7 @@ pub fn effective_embedder(config: &Config) -> EmbedderKind {
 /// that fails is logged and leaves Homi without an embedder, as before.
 #[cfg(feature = "local")]
 pub async fn fetch_local_model_when_unconfigured(config: &Config) -> bool {
-    if config.embedder.kind != EmbedderKind::Auto || config.provider.is_configured() {
+    if config.embedder.kind != EmbedderKind::Auto || config.embedding_provider().is_configured() {
         return false;
     }
     let model = local::LocalModelConfig::from_config(&config.embedder);
@@ -304,12 +304,12 @@ pub(crate) async fn open_embedder_of(
             "this build has no local embedder (the `local` feature): use HOMI_EMBEDDER=openai",
         ));
     }
-    if !config.provider.is_configured() {
+    if !config.embedding_provider().is_configured() {
         return Ok(None);
     }
     #[cfg(feature = "openai")]
     return Ok(Some(Arc::new(openai::OpenAiEmbedder::new(
-        &config.provider,
+        config.embedding_provider(),
         &config.embedder,
     )?)));
     #[cfg(not(feature = "openai"))]

@@ -29,7 +29,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use async_openai::Client;
-use async_openai::config::OpenAIConfig;
+use async_openai::config::{AzureConfig, Config as ClientConfig, OpenAIConfig};
 use async_openai::error::OpenAIError;
 use async_openai::middleware::{HttpRequestFactory, ReqwestService};
 use async_openai::types::chat::{
@@ -51,7 +51,7 @@ use super::{
     ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatResponse, Embedder, Embeddings, Role,
     TokenUsage, check_vectors, known_dims,
 };
-use crate::config::{EmbedderConfig, ProviderConfig};
+use crate::config::{EmbedderConfig, ProviderConfig, Sampling};
 use crate::error::{Error, Result};
 
 /// Longest `Retry-After` we wait for inside one call; longer asks are returned
@@ -248,7 +248,10 @@ fn map_error(e: OpenAIError) -> Error {
 pub const NOT_CONFIGURED: &str = "set OPENAI_API_KEY to use OpenAI, or OPENAI_BASE_URL to use any \
      OpenAI-compatible server (Ollama, vLLM, llama.cpp, …)";
 
-fn client(config: &ProviderConfig) -> Result<Client<OpenAIConfig>> {
+/// The client's protocol: OpenAI's, or Azure OpenAI's paths and header.
+type Api = std::sync::Arc<dyn ClientConfig>;
+
+fn client(config: &ProviderConfig) -> Result<Client<Api>> {
     if !config.is_configured() {
         return Err(Error::ProviderNotConfigured(NOT_CONFIGURED.to_owned()));
     }
@@ -262,7 +265,16 @@ fn client(config: &ProviderConfig) -> Result<Client<OpenAIConfig>> {
         .base_url
         .clone()
         .unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
-    let openai = OpenAIConfig::new().with_api_key(key).with_api_base(base);
+    let api: Api = match &config.azure {
+        Some(azure) => std::sync::Arc::new(
+            AzureConfig::new()
+                .with_api_base(base.trim_end_matches('/'))
+                .with_api_key(key)
+                .with_deployment_id(azure.deployment.as_str())
+                .with_api_version(azure.api_version.as_str()),
+        ),
+        None => std::sync::Arc::new(OpenAIConfig::new().with_api_key(key).with_api_base(base)),
+    };
     let http = reqwest::Client::builder()
         .connect_timeout(config.timeout.min(Duration::from_secs(10)))
         .tcp_nodelay(true)
@@ -278,7 +290,7 @@ fn client(config: &ProviderConfig) -> Result<Client<OpenAIConfig>> {
         timeout: config.timeout,
         max_retries: config.max_retries,
     };
-    Ok(Client::with_config(openai)
+    Ok(Client::with_config(api)
         .with_http_client(http)
         .with_http_service(service))
 }
@@ -291,6 +303,19 @@ fn to_openai_message(m: &ChatMessage) -> ChatCompletionRequestMessage {
     }
 }
 
+/// Whether `model` is one of OpenAI's reasoning models (o1, o3, o4, gpt-5),
+/// which refuse `max_tokens`.
+fn is_reasoning_model(model: &str) -> bool {
+    let base = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    ["o1", "o3", "o4", "gpt-5"].iter().any(|p| {
+        base == *p || base.starts_with(&format!("{p}-")) || base.starts_with(&format!("{p}."))
+    })
+}
+
 /// `call`, or [`Error::ProviderTimeout`] once `limit` has passed.
 async fn within<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(limit, call)
@@ -301,10 +326,11 @@ async fn within<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> Re
 /// A chat model on an OpenAI-compatible server.
 #[derive(Clone)]
 pub struct OpenAiChatModel {
-    client: Client<OpenAIConfig>,
+    client: Client<Api>,
     model: String,
     deadline: Duration,
     stream_idle: Duration,
+    sampling: Sampling,
 }
 
 impl std::fmt::Debug for OpenAiChatModel {
@@ -323,14 +349,22 @@ impl OpenAiChatModel {
             model: config.chat_model.clone(),
             deadline: config.deadline,
             stream_idle: config.stream_idle_timeout,
+            sampling: config.sampling,
         })
     }
 
     fn request(&self, request: ChatRequest, stream: bool) -> CreateChatCompletionRequest {
+        // OpenAI's reasoning models take `max_completion_tokens` only; other
+        // servers know `max_tokens` (mem0 draws the same line).
+        let reasoning = is_reasoning_model(&self.model);
+        #[allow(deprecated)]
         CreateChatCompletionRequest {
+            max_tokens: self.sampling.max_tokens.filter(|_| !reasoning),
+            max_completion_tokens: self.sampling.max_tokens.filter(|_| reasoning),
             model: self.model.clone(),
             messages: request.messages.iter().map(to_openai_message).collect(),
-            temperature: request.temperature,
+            temperature: self.sampling.temperature.or(request.temperature),
+            top_p: self.sampling.top_p,
             response_format: request.json_schema.map(|s| ResponseFormat::JsonSchema {
                 json_schema: ResponseFormatJsonSchema {
                     description: None,
@@ -457,7 +491,7 @@ impl ChatModel for OpenAiChatModel {
 /// An embedder on an OpenAI-compatible server.
 #[derive(Clone)]
 pub struct OpenAiEmbedder {
-    client: Client<OpenAIConfig>,
+    client: Client<Api>,
     model: String,
     deadline: Duration,
     dims: Option<usize>,

@@ -286,6 +286,19 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("secure_delete", "ON");
+        // The file's directory is made as needed (`~/.homi`, a mem0 store's
+        // `path`), as SQLite makes the file.
+        if !memory
+            && let Some(dir) = connect.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::storage(format!(
+                    "cannot create the store's directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
         // A local file cannot drop a connection: skip the ping on every acquire.
         let mut pool = SqlitePoolOptions::new()
             .test_before_acquire(false)

@@ -311,3 +311,110 @@ async fn a_provider_that_stalls_after_its_headers_fails_by_the_deadline() {
         .await
         .unwrap();
 }
+
+/// A mem0 configuration as a user writes it: the chat model on Azure OpenAI
+/// with its sampling settings, the embedder on another server, custom
+/// instructions. Each server gets only its calls, in its own protocol, and
+/// the settings and instructions reach the model.
+#[tokio::test]
+async fn a_mem0_config_with_azure_chat_and_a_separate_embedder_server() {
+    let chat = FakeProvider::start().await.unwrap();
+    let embeddings = FakeProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::default()
+        .apply_mem0(&json!({
+            "llm": {"provider": "azure_openai", "config": {
+                "model": "gpt-4o", "temperature": 0.3, "max_tokens": 321, "top_p": 0.8,
+                "azure_kwargs": {"api_key": "az-key", "azure_deployment": "chat-dep",
+                    "azure_endpoint": chat.base_url().trim_end_matches("/v1"), "api_version": "2024-10-21"}}},
+            "embedder": {"provider": "openai", "config": {
+                "model": "text-embedding-3-small", "embedding_dims": 64,
+                "api_key": "sk-emb", "openai_base_url": embeddings.base_url()}},
+            "vector_store": {"provider": "qdrant", "config": {"path": dir.path().join("mem0").to_str().unwrap()}},
+            "custom_instructions": "Only remember what the person eats."
+        }))
+        .unwrap();
+    let memory = homi_core::Memory::open(&config).await.unwrap();
+    let scope = homi_core::Scope::user("alice");
+    memory
+        .add(
+            "I had ramen for lunch",
+            &scope,
+            homi_core::AddOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        dir.path().join("mem0").join("homi.db").exists(),
+        "the store lives in the qdrant path"
+    );
+    let chat_calls = chat.requests();
+    assert!(!chat_calls.is_empty());
+    for call in &chat_calls {
+        assert_eq!(call.path, "/openai/deployments/chat-dep/chat/completions");
+        assert_eq!(
+            call.body["temperature"]
+                .as_f64()
+                .map(|t| (t * 10.0).round()),
+            Some(3.0)
+        );
+        assert_eq!(
+            call.body["top_p"].as_f64().map(|t| (t * 10.0).round()),
+            Some(8.0)
+        );
+        assert_eq!(call.body["max_tokens"], 321);
+        let system = call.body["messages"][0]["content"].as_str().unwrap();
+        assert!(
+            system.contains("Only remember what the person eats."),
+            "{system}"
+        );
+    }
+    let embedding_calls = embeddings.requests();
+    assert!(!embedding_calls.is_empty());
+    assert!(embedding_calls.iter().all(|c| c.path == "/v1/embeddings"));
+    assert_eq!(chat.stats().embedding_requests, 0);
+    assert_eq!(embeddings.stats().chat_requests, 0);
+
+    // `prompt=` on one call replaces the configured instructions.
+    memory
+        .add(
+            "I moved to Porto",
+            &scope,
+            homi_core::AddOptions::default().instructions("Only remember places."),
+        )
+        .await
+        .unwrap();
+    let last = chat.requests().pop().unwrap();
+    let system = last.body["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("Only remember places.") && !system.contains("eats"),
+        "{system}"
+    );
+}
+
+/// OpenAI's reasoning models take `max_completion_tokens`, others `max_tokens`.
+#[tokio::test]
+async fn max_tokens_takes_the_field_the_model_knows() {
+    let fake = FakeProvider::start().await.unwrap();
+    for (model, field) in [
+        ("gpt-5-mini", "max_completion_tokens"),
+        ("o3", "max_completion_tokens"),
+        ("llama3.1", "max_tokens"),
+    ] {
+        let mut c = config(&fake).with_chat_model(model);
+        c.provider.sampling.max_tokens = Some(64);
+        OpenAiChatModel::new(&c.provider)
+            .unwrap()
+            .complete(hello())
+            .await
+            .unwrap();
+        let body = fake.requests().pop().unwrap().body;
+        assert_eq!(body[field], 64, "{model}: {body}");
+        let other = if field == "max_tokens" {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        assert!(body.get(other).is_none(), "{model}: {body}");
+    }
+}
