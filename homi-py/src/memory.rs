@@ -44,6 +44,18 @@ impl<T: Clone> PerProcess<T> {
         }
     }
 
+    /// Lets go of this process's value (the next call opens a new one).
+    pub fn clear(&self) {
+        let mut slot = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((owner, value)) = slot.take() {
+            if owner == std::process::id() {
+                drop(value);
+            } else {
+                std::mem::forget(value);
+            }
+        }
+    }
+
     pub async fn get_or_open<F, Fut>(&self, open: F) -> PyResult<T>
     where
         F: FnOnce() -> Fut,
@@ -88,13 +100,46 @@ impl Shared {
     }
 }
 
-/// Configuration from the environment (and `.env`), with mem0's dict on top.
+/// Configuration from the environment (a library's share of it: `HOMI_*`
+/// and the OpenAI variables, no `.env`), with mem0's configuration on top: a
+/// dict, or a pydantic `MemoryConfig` (anything with `model_dump()`).
 pub fn config_from(mem0_config: Option<&Bound<'_, PyAny>>) -> PyResult<Config> {
-    let config = Config::from_env().py()?;
-    match mem0_config {
-        None => Ok(config),
-        Some(c) => config.apply_mem0(&to_json(c, "config")?).py(),
+    let config = Config::from_library_env().py()?;
+    let Some(c) = mem0_config.filter(|c| !c.is_none()) else {
+        return Ok(config);
+    };
+    let value = if c.hasattr("model_dump")? && !c.is_instance_of::<PyDict>() {
+        to_json(&c.call_method0("model_dump")?, "config")?
+    } else {
+        to_json(c, "config")?
+    };
+    // mem0 reads a provider's own variables (DEEPSEEK_API_KEY, …) when the
+    // configuration names that provider.
+    config
+        .apply_mem0_with(&value, &|name| std::env::var(name).ok())
+        .py()
+}
+
+/// An id argument: a string, or (as mem0 takes them) an integer or another
+/// scalar, made a string.
+pub fn id_arg(obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<String>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    if let Ok(s) = obj.cast::<pyo3::types::PyString>() {
+        return Ok(Some(s.to_cow()?.into_owned()));
     }
+    let scalar = !obj.is_instance_of::<pyo3::types::PyBool>()
+        && (obj.is_instance_of::<pyo3::types::PyInt>()
+            || obj.is_instance_of::<pyo3::types::PyFloat>()
+            || obj.getattr("hex").is_ok() && obj.getattr("int").is_ok());
+    if scalar {
+        return Ok(Some(obj.str()?.to_cow()?.into_owned()));
+    }
+    Err(crate::errors::invalid(
+        field,
+        "must be a string or an integer",
+    ))
 }
 
 fn opt_json(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<Value>> {
@@ -146,12 +191,37 @@ fn as_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<chrono::DateTime<chr
     time_arg(obj, "as_of")
 }
 
+/// The three ids of a mem0 call, as given (strings, integers…).
+struct Ids<'a, 'py> {
+    user_id: Option<&'a Bound<'py, PyAny>>,
+    agent_id: Option<&'a Bound<'py, PyAny>>,
+    run_id: Option<&'a Bound<'py, PyAny>>,
+}
+
+impl Ids<'_, '_> {
+    fn given(&self) -> bool {
+        [self.user_id, self.agent_id, self.run_id]
+            .iter()
+            .any(|i| i.is_some_and(|v| !v.is_none()))
+    }
+}
+
+/// Whether mem0 2.x-style `filters` carry an id.
+fn ids_in(filters: Option<&Value>) -> bool {
+    filters.and_then(Value::as_object).is_some_and(|f| {
+        ["user_id", "agent_id", "run_id"]
+            .iter()
+            .any(|k| f.get(*k).is_some_and(|v| !v.is_null()))
+    })
+}
+
 fn scope(
-    user_id: Option<String>,
-    agent_id: Option<String>,
-    run_id: Option<String>,
+    ids: &Ids<'_, '_>,
     filters: Option<&Value>,
 ) -> PyResult<(Scope, Option<homi_core::memory::filter::Filter>)> {
+    let user_id = id_arg(ids.user_id, "user_id")?;
+    let agent_id = id_arg(ids.agent_id, "agent_id")?;
+    let run_id = id_arg(ids.run_id, "run_id")?;
     mem0::scope_and_filter(
         user_id.as_deref(),
         agent_id.as_deref(),
@@ -161,14 +231,20 @@ fn scope(
     .py()
 }
 
-fn unsupported(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    match value {
-        Some(v) if !v.is_none() => Err(crate::errors::to_py_err(homi_core::Error::invalid(
+/// A mem0 argument Homi does not honour yet: its default passes, any other
+/// value is a ValidationError saying so.
+fn not_yet(name: &str, given: bool) -> PyResult<()> {
+    if given {
+        return Err(crate::errors::invalid(
             name,
-            "is not supported by Homi (facts are extracted with its own prompt)",
-        ))),
-        _ => Ok(()),
+            "is not supported by Homi yet (leave it out)",
+        ));
     }
+    Ok(())
+}
+
+fn is_set(v: Option<&Bound<'_, PyAny>>) -> bool {
+    v.is_some_and(|v| !v.is_none())
 }
 
 // ---------------------------------------------------------------- operations
@@ -177,28 +253,39 @@ fn unsupported(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
 fn op_add(
     shared: &Arc<Shared>,
     messages: &Bound<'_, PyAny>,
-    user_id: Option<String>,
-    agent_id: Option<String>,
-    run_id: Option<String>,
+    ids: Ids<'_, '_>,
     metadata_: Option<&Bound<'_, PyAny>>,
     filters: Option<&Bound<'_, PyAny>>,
     infer: bool,
-    memory_type: Option<&Bound<'_, PyAny>>,
-    prompt: Option<&Bound<'_, PyAny>>,
+    memory_type: Option<String>,
+    prompt: Option<String>,
     timestamp: Option<&Bound<'_, PyAny>>,
+    expiration_date: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Op> {
-    unsupported("memory_type", memory_type)?;
-    unsupported("prompt", prompt)?;
+    not_yet("expiration_date", is_set(expiration_date))?;
+    let procedural = match memory_type.as_deref() {
+        None => false,
+        Some("procedural_memory") => true,
+        Some(other) => {
+            return Err(crate::errors::invalid(
+                "memory_type",
+                format!("'{other}' is not a memory type: use 'procedural_memory' or leave it out"),
+            ));
+        }
+    };
     let messages =
         homi_core::memory::messages::Messages::from_json(&to_json(messages, "messages")?).py()?;
     let filters = opt_json(filters, "filters")?;
-    let (scope, _) = scope(user_id, agent_id, run_id, filters.as_ref())?;
-    let mut options = AddOptions::default().infer(infer);
+    let (scope, _) = scope(&ids, filters.as_ref())?;
+    let mut options = AddOptions::default().infer(infer).procedural(procedural);
     if let Some(m) = metadata(metadata_)? {
         options = options.metadata(m);
     }
     if let Some(t) = time_arg(timestamp, "timestamp")? {
         options = options.timestamp(t);
+    }
+    if let Some(p) = prompt {
+        options = options.instructions(p);
     }
     let shared = shared.clone();
     Ok(Box::pin(async move {
@@ -216,9 +303,7 @@ fn op_add(
 fn op_search(
     shared: &Arc<Shared>,
     query: String,
-    user_id: Option<String>,
-    agent_id: Option<String>,
-    run_id: Option<String>,
+    ids: Ids<'_, '_>,
     limit: Option<usize>,
     filters: Option<&Bound<'_, PyAny>>,
     threshold: Option<f32>,
@@ -228,9 +313,17 @@ fn op_search(
     mode: Option<String>,
 ) -> PyResult<Op> {
     let filters = opt_json(filters, "filters")?;
-    let (scope, filter) = scope(user_id, agent_id, run_id, filters.as_ref())?;
+    let (limit, threshold) = mem0::read_limits(
+        ids.given(),
+        ids_in(filters.as_ref()),
+        limit,
+        top_k,
+        threshold,
+    )
+    .py()?;
+    let (scope, filter) = scope(&ids, filters.as_ref())?;
     let mut options = SearchOptions::default()
-        .limit(mem0::limit(limit, top_k, 100).py()?)
+        .limit(limit)
         .include_superseded(include_superseded);
     if let Some(m) = mode {
         options = options.mode(m.parse().py()?);
@@ -259,9 +352,7 @@ fn op_search(
 #[allow(clippy::too_many_arguments)]
 fn op_get_all(
     shared: &Arc<Shared>,
-    user_id: Option<String>,
-    agent_id: Option<String>,
-    run_id: Option<String>,
+    ids: Ids<'_, '_>,
     filters: Option<&Bound<'_, PyAny>>,
     limit: Option<usize>,
     top_k: Option<usize>,
@@ -269,9 +360,11 @@ fn op_get_all(
     include_superseded: bool,
 ) -> PyResult<Op> {
     let filters = opt_json(filters, "filters")?;
-    let (scope, filter) = scope(user_id, agent_id, run_id, filters.as_ref())?;
+    let (limit, _) =
+        mem0::read_limits(ids.given(), ids_in(filters.as_ref()), limit, top_k, None).py()?;
+    let (scope, filter) = scope(&ids, filters.as_ref())?;
     let mut options = ListOptions::default()
-        .limit(mem0::limit(limit, top_k, 100).py()?)
+        .limit(limit)
         .include_superseded(include_superseded);
     if let Some(f) = filter {
         options = options.filters(f);
@@ -309,16 +402,23 @@ fn op_update(
     text: Option<String>,
     metadata_: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Op> {
-    let data = mem0::update_text(data, text).py()?;
-    let metadata = metadata(metadata_)?;
+    // mem0 2.x: new metadata alone leaves the text as it is.
+    enum Edit {
+        Text(String, Option<homi_core::Metadata>),
+        Metadata(homi_core::Metadata),
+    }
+    let edit = match (data, text, metadata(metadata_)?) {
+        (None, None, Some(m)) => Edit::Metadata(m),
+        (data, text, m) => Edit::Text(mem0::update_text(data, text).py()?, m),
+    };
     let shared = shared.clone();
     Ok(Box::pin(async move {
-        let item = shared
-            .memory()
-            .await?
-            .update(&memory_id, Access::Any, &data, metadata)
-            .await
-            .py()?;
+        let memory = shared.memory().await?;
+        let item = match edit {
+            Edit::Text(data, m) => memory.update(&memory_id, Access::Any, &data, m).await,
+            Edit::Metadata(m) => memory.update_metadata(&memory_id, Access::Any, m).await,
+        }
+        .py()?;
         Ok(json!({"message": "Memory updated successfully!", "id": item.id, "memory": item.memory}))
     }))
 }
@@ -338,13 +438,11 @@ fn op_delete(shared: &Arc<Shared>, memory_id: String) -> Op {
 
 fn op_delete_all(
     shared: &Arc<Shared>,
-    user_id: Option<String>,
-    agent_id: Option<String>,
-    run_id: Option<String>,
+    ids: Ids<'_, '_>,
     filters: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Op> {
     let filters = opt_json(filters, "filters")?;
-    let (scope, filter) = scope(user_id, agent_id, run_id, filters.as_ref())?;
+    let (scope, filter) = scope(&ids, filters.as_ref())?;
     if filter.is_some() {
         return Err(crate::errors::to_py_err(homi_core::Error::invalid(
             "filters",
@@ -403,9 +501,10 @@ macro_rules! memory_class {
 
         #[pymethods]
         impl $name {
-            /// On the configuration of the environment: `DATABASE_URL` (an
-            /// SQLite file `./homi.db` when unset), `OPENAI_API_KEY`,
-            /// `OPENAI_BASE_URL`, `MODEL_CHOICE`, `HOMI_EMBEDDING_MODEL`, ….
+            /// On the configuration of the environment: `HOMI_DATABASE_URL`
+            /// (else `homi.db` in `HOMI_DIR`, else in `~/.homi`),
+            /// `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `HOMI_CHAT_MODEL`,
+            /// `HOMI_EMBEDDING_MODEL`, …; no `.env` file.
             #[new]
             fn new() -> PyResult<Self> {
                 Ok(Self { shared: Shared::new(config_from(None)?) })
@@ -414,45 +513,42 @@ macro_rules! memory_class {
             /// mem0's configuration dict (`llm`, `embedder`, `vector_store`).
             #[classmethod]
             fn from_config(_cls: &Bound<'_, pyo3::types::PyType>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
-                let config = if let Ok(d) = config.cast::<PyDict>() {
-                    config_from(Some(d.as_any()))?
-                } else {
-                    config_from(Some(config))?
-                };
-                Ok(Self { shared: Shared::new(config) })
+                Ok(Self { shared: Shared::new(config_from(Some(config))?) })
             }
 
-            #[pyo3(signature = (messages, *, user_id=None, agent_id=None, run_id=None, metadata=None, filters=None, infer=true, memory_type=None, prompt=None, timestamp=None))]
+            #[pyo3(signature = (messages, *, user_id=None, agent_id=None, run_id=None, metadata=None, filters=None, infer=true, memory_type=None, prompt=None, timestamp=None, expiration_date=None))]
             #[allow(clippy::too_many_arguments)]
             fn add<'py>(
                 &self,
                 py: Python<'py>,
                 messages: &Bound<'py, PyAny>,
-                user_id: Option<String>,
-                agent_id: Option<String>,
-                run_id: Option<String>,
+                user_id: Option<&Bound<'py, PyAny>>,
+                agent_id: Option<&Bound<'py, PyAny>>,
+                run_id: Option<&Bound<'py, PyAny>>,
                 metadata: Option<&Bound<'py, PyAny>>,
                 filters: Option<&Bound<'py, PyAny>>,
                 infer: bool,
-                memory_type: Option<&Bound<'py, PyAny>>,
-                prompt: Option<&Bound<'py, PyAny>>,
+                memory_type: Option<String>,
+                prompt: Option<String>,
                 timestamp: Option<&Bound<'py, PyAny>>,
+                expiration_date: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let op = op_add(&self.shared, messages, user_id, agent_id, run_id, metadata, filters, infer, memory_type, prompt, timestamp)?;
+                let ids = Ids { user_id, agent_id, run_id };
+                let op = op_add(&self.shared, messages, ids, metadata, filters, infer, memory_type, prompt, timestamp, expiration_date)?;
                 $run(py, op)
             }
 
             // `rerank` is accepted for mem0 2.x callers: like mem0 without a
             // configured reranker, Homi ranks without a model call either way.
-            #[pyo3(signature = (query, *, user_id=None, agent_id=None, run_id=None, limit=None, filters=None, threshold=None, top_k=None, as_of=None, include_superseded=false, rerank=false, mode=None))]
+            #[pyo3(signature = (query, *, user_id=None, agent_id=None, run_id=None, limit=None, filters=None, threshold=None, top_k=None, as_of=None, include_superseded=false, rerank=false, mode=None, explain=false, reference_date=None, show_expired=false))]
             #[allow(clippy::too_many_arguments)]
             fn search<'py>(
                 &self,
                 py: Python<'py>,
                 query: String,
-                user_id: Option<String>,
-                agent_id: Option<String>,
-                run_id: Option<String>,
+                user_id: Option<&Bound<'py, PyAny>>,
+                agent_id: Option<&Bound<'py, PyAny>>,
+                run_id: Option<&Bound<'py, PyAny>>,
                 limit: Option<usize>,
                 filters: Option<&Bound<'py, PyAny>>,
                 threshold: Option<f32>,
@@ -461,9 +557,16 @@ macro_rules! memory_class {
                 include_superseded: bool,
                 rerank: bool,
                 mode: Option<String>,
+                explain: bool,
+                reference_date: Option<&Bound<'py, PyAny>>,
+                show_expired: bool,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let _ = rerank;
-                let op = op_search(&self.shared, query, user_id, agent_id, run_id, limit, filters, threshold, top_k, as_of, include_superseded, mode)?;
+                not_yet("explain", explain)?;
+                not_yet("reference_date", is_set(reference_date))?;
+                not_yet("show_expired", show_expired)?;
+                let ids = Ids { user_id, agent_id, run_id };
+                let op = op_search(&self.shared, query, ids, limit, filters, threshold, top_k, as_of, include_superseded, mode)?;
                 $run(py, op)
             }
 
@@ -471,25 +574,28 @@ macro_rules! memory_class {
                 $run(py, op_get(&self.shared, memory_id))
             }
 
-            #[pyo3(signature = (*, user_id=None, agent_id=None, run_id=None, filters=None, limit=None, top_k=None, as_of=None, include_superseded=false))]
+            #[pyo3(signature = (*, user_id=None, agent_id=None, run_id=None, filters=None, limit=None, top_k=None, as_of=None, include_superseded=false, show_expired=false))]
             #[allow(clippy::too_many_arguments)]
             fn get_all<'py>(
                 &self,
                 py: Python<'py>,
-                user_id: Option<String>,
-                agent_id: Option<String>,
-                run_id: Option<String>,
+                user_id: Option<&Bound<'py, PyAny>>,
+                agent_id: Option<&Bound<'py, PyAny>>,
+                run_id: Option<&Bound<'py, PyAny>>,
                 filters: Option<&Bound<'py, PyAny>>,
                 limit: Option<usize>,
                 top_k: Option<usize>,
                 as_of: Option<&Bound<'py, PyAny>>,
                 include_superseded: bool,
+                show_expired: bool,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let op = op_get_all(&self.shared, user_id, agent_id, run_id, filters, limit, top_k, as_of, include_superseded)?;
+                not_yet("show_expired", show_expired)?;
+                let ids = Ids { user_id, agent_id, run_id };
+                let op = op_get_all(&self.shared, ids, filters, limit, top_k, as_of, include_superseded)?;
                 $run(py, op)
             }
 
-            #[pyo3(signature = (memory_id, data=None, metadata=None, *, text=None))]
+            #[pyo3(signature = (memory_id, data=None, metadata=None, *, text=None, expiration_date=None))]
             fn update<'py>(
                 &self,
                 py: Python<'py>,
@@ -497,7 +603,9 @@ macro_rules! memory_class {
                 data: Option<String>,
                 metadata: Option<&Bound<'py, PyAny>>,
                 text: Option<String>,
+                expiration_date: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
+                not_yet("expiration_date", is_set(expiration_date))?;
                 $run(py, op_update(&self.shared, memory_id, data, text, metadata)?)
             }
 
@@ -505,16 +613,18 @@ macro_rules! memory_class {
                 $run(py, op_delete(&self.shared, memory_id))
             }
 
-            #[pyo3(signature = (*, user_id=None, agent_id=None, run_id=None, filters=None))]
+            // mem0 takes the ids positionally too: `delete_all("alice")`.
+            #[pyo3(signature = (user_id=None, agent_id=None, run_id=None, *, filters=None))]
             fn delete_all<'py>(
                 &self,
                 py: Python<'py>,
-                user_id: Option<String>,
-                agent_id: Option<String>,
-                run_id: Option<String>,
+                user_id: Option<&Bound<'py, PyAny>>,
+                agent_id: Option<&Bound<'py, PyAny>>,
+                run_id: Option<&Bound<'py, PyAny>>,
                 filters: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                $run(py, op_delete_all(&self.shared, user_id, agent_id, run_id, filters)?)
+                let ids = Ids { user_id, agent_id, run_id };
+                $run(py, op_delete_all(&self.shared, ids, filters)?)
             }
 
             fn history<'py>(&self, py: Python<'py>, memory_id: String) -> PyResult<Bound<'py, PyAny>> {
@@ -523,6 +633,21 @@ macro_rules! memory_class {
 
             fn reset<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 $run(py, op_reset(&self.shared))
+            }
+
+            /// Closes the store's connections; a later call opens them again.
+            fn close(&self) {
+                self.shared.memory.clear();
+            }
+
+            fn __enter__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
+
+            #[pyo3(signature = (*_args))]
+            fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+                self.shared.memory.clear();
+                false
             }
         }
     };

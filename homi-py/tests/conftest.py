@@ -40,6 +40,11 @@ class Fake:
     def reset(self):
         self.control("/_fake/reset")
 
+    def requests(self):
+        """Every request received since the last reset: [{path, body}]."""
+        with urllib.request.urlopen(self.root + "/_fake/requests") as resp:
+            return json.load(resp)
+
     def latency(self, ms):
         self.control("/_fake/latency", {"ms": ms})
 
@@ -49,8 +54,7 @@ class Fake:
         self.control("/_fake/faults", {"target": target, "fault": {"kind": kind, **details}, "times": times})
 
 
-@pytest.fixture(scope="session")
-def fake():
+def _start_fake():
     binary = os.environ.get("HOMI_FAKE_PROVIDER", str(REPO / "target" / "debug" / "homi-fake-provider"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,7 +62,22 @@ def fake():
     proc = subprocess.Popen([binary, "--port", str(port)], stdout=subprocess.PIPE, text=True)
     base_url = proc.stdout.readline().strip()
     assert base_url.startswith("http://"), f"the fake provider did not start: {base_url!r}"
-    yield Fake(base_url)
+    return proc, Fake(base_url)
+
+
+@pytest.fixture(scope="session")
+def fake():
+    proc, running = _start_fake()
+    yield running
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def other_fake():
+    """A second provider, for an embedder on another server than the LLM."""
+    proc, running = _start_fake()
+    yield running
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -92,7 +111,7 @@ def env(monkeypatch, fake, database_url):
     fake.reset()
     monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("HOMI_DATABASE_URL", database_url)
     monkeypatch.setenv("HOMI_EMBEDDING_DIMS", "64")
     monkeypatch.setenv("HOMI_PROVIDER_MAX_RETRIES", "0")
     monkeypatch.setenv("HOMI_PROVIDER_TIMEOUT_SECS", "5")

@@ -194,7 +194,7 @@ def test_errors_are_homi_errors_with_builtin_bases(env, fake):
     with pytest.raises(homi.ValidationError, match="memory_id|id"):
         m.get("not-a-uuid")
     with pytest.raises(homi.ValidationError, match="memory_type"):
-        m.add("x", user_id="a", memory_type="procedural_memory")
+        m.add("x", user_id="a", memory_type="episodic")
     with pytest.raises(homi.ValidationError, match="metadata"):
         m.add("x", user_id="a", metadata=[1, 2])
     with pytest.raises(homi.ValidationError, match="metadata"):
@@ -215,7 +215,7 @@ def test_errors_are_homi_errors_with_builtin_bases(env, fake):
     with pytest.raises(homi.ProviderError, match="raw answer"):
         m.add("I sail", user_id="a")
     with pytest.raises(homi.ValidationError, match="vector_store.provider"):
-        Memory.from_config({"vector_store": {"provider": "qdrant", "config": {}}})
+        Memory.from_config({"vector_store": {"provider": "pinecone", "config": {}}})
 
 
 def test_a_slow_provider_is_a_timeout_error(env, fake, monkeypatch):
@@ -454,7 +454,7 @@ def _run_without_a_key(tmp_path, script):
         if not k.startswith(("OPENAI_", "HOMI_", "HF_")) and k not in ("DATABASE_URL",)
     }
     env.update(
-        DATABASE_URL=f"sqlite://{tmp_path / 'homi.db'}",
+        HOMI_DATABASE_URL=f"sqlite://{tmp_path / 'homi.db'}",
         HOMI_MODEL_CACHE=str(tmp_path / "models"),
         HF_HOME=str(tmp_path / "hf"),
         HF_ENDPOINT="http://127.0.0.1:9",

@@ -41,20 +41,31 @@ class AsyncMemory:
     async def get_all(self, **kwargs):
         return await self._native.get_all(**kwargs)
 
-    async def update(self, memory_id, data=None, metadata=None, *, text=None):
-        return await self._native.update(memory_id, data, metadata, text=text)
+    async def update(self, memory_id, data=None, metadata=None, **kwargs):
+        return await self._native.update(memory_id, data, metadata, **kwargs)
 
     async def delete(self, memory_id):
         return await self._native.delete(memory_id)
 
-    async def delete_all(self, **kwargs):
-        return await self._native.delete_all(**kwargs)
+    async def delete_all(self, user_id=None, agent_id=None, run_id=None, **kwargs):
+        return await self._native.delete_all(user_id, agent_id, run_id, **kwargs)
 
     async def history(self, memory_id):
         return await self._native.history(memory_id)
 
     async def reset(self):
         return await self._native.reset()
+
+    def close(self):
+        """Closes the store's connections; a later call opens them again."""
+        self._native.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+        return False
 
 
 __all__ = ["Memory", "AsyncMemory", "Chat", "ChatStream", "Auth", "__version__", *_errors]

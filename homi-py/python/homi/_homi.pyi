@@ -4,6 +4,8 @@ from typing import Any, Dict, List, Literal, Optional, Union
 Message = Dict[str, Any]
 Messages = Union[str, Message, List[Message]]
 Filters = Dict[str, Any]
+# mem0 takes integer ids too (made strings).
+Id = Union[str, int]
 
 __version__: str
 
@@ -12,28 +14,29 @@ class Memory:
 
     def __init__(self) -> None: ...
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "Memory": ...
+    def from_config(cls, config: Any) -> "Memory": ...
     def add(
         self,
         messages: Messages,
         *,
-        user_id: Optional[str] = None,
-        agent_id: Optional[str] = None,
-        run_id: Optional[str] = None,
+        user_id: Optional[Id] = None,
+        agent_id: Optional[Id] = None,
+        run_id: Optional[Id] = None,
         metadata: Optional[Dict[str, Any]] = None,
         filters: Optional[Filters] = None,
         infer: bool = True,
-        memory_type: None = None,
-        prompt: None = None,
+        memory_type: Optional[Literal["procedural_memory"]] = None,
+        prompt: Optional[str] = None,
         timestamp: Optional[Union[datetime, str, int, float]] = None,
+        expiration_date: None = None,
     ) -> Dict[str, Any]: ...
     def search(
         self,
         query: str,
         *,
-        user_id: Optional[str] = None,
-        agent_id: Optional[str] = None,
-        run_id: Optional[str] = None,
+        user_id: Optional[Id] = None,
+        agent_id: Optional[Id] = None,
+        run_id: Optional[Id] = None,
         limit: Optional[int] = None,
         filters: Optional[Filters] = None,
         threshold: Optional[float] = None,
@@ -42,19 +45,23 @@ class Memory:
         include_superseded: bool = False,
         rerank: bool = False,
         mode: Optional[Literal["hybrid", "semantic", "keyword"]] = None,
+        explain: Literal[False] = False,
+        reference_date: None = None,
+        show_expired: Literal[False] = False,
     ) -> Dict[str, Any]: ...
     def get(self, memory_id: str) -> Optional[Dict[str, Any]]: ...
     def get_all(
         self,
         *,
-        user_id: Optional[str] = None,
-        agent_id: Optional[str] = None,
-        run_id: Optional[str] = None,
+        user_id: Optional[Id] = None,
+        agent_id: Optional[Id] = None,
+        run_id: Optional[Id] = None,
         filters: Optional[Filters] = None,
         limit: Optional[int] = None,
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
         include_superseded: bool = False,
+        show_expired: Literal[False] = False,
     ) -> Dict[str, Any]: ...
     def update(
         self,
@@ -63,46 +70,51 @@ class Memory:
         metadata: Optional[Dict[str, Any]] = None,
         *,
         text: Optional[str] = None,
+        expiration_date: None = None,
     ) -> Dict[str, Any]: ...
     def delete(self, memory_id: str) -> Dict[str, Any]: ...
     def delete_all(
         self,
+        user_id: Optional[Id] = None,
+        agent_id: Optional[Id] = None,
+        run_id: Optional[Id] = None,
         *,
-        user_id: Optional[str] = None,
-        agent_id: Optional[str] = None,
-        run_id: Optional[str] = None,
         filters: Optional[Filters] = None,
     ) -> Dict[str, Any]: ...
     def history(self, memory_id: str) -> List[Dict[str, Any]]: ...
     def reset(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "Memory": ...
+    def __exit__(self, *exc: Any) -> bool: ...
 
 class AsyncMemory:
     """mem0's AsyncMemory on Homi: the same methods, as coroutines."""
 
     def __init__(self) -> None: ...
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "AsyncMemory": ...
+    def from_config(cls, config: Any) -> "AsyncMemory": ...
     async def add(
         self,
         messages: Messages,
         *,
-        user_id: Optional[str] = None,
-        agent_id: Optional[str] = None,
-        run_id: Optional[str] = None,
+        user_id: Optional[Id] = None,
+        agent_id: Optional[Id] = None,
+        run_id: Optional[Id] = None,
         metadata: Optional[Dict[str, Any]] = None,
         filters: Optional[Filters] = None,
         infer: bool = True,
-        memory_type: None = None,
-        prompt: None = None,
+        memory_type: Optional[Literal["procedural_memory"]] = None,
+        prompt: Optional[str] = None,
         timestamp: Optional[Union[datetime, str, int, float]] = None,
+        expiration_date: None = None,
     ) -> Dict[str, Any]: ...
     async def search(
         self,
         query: str,
         *,
-        user_id: Optional[str] = None,
-        agent_id: Optional[str] = None,
-        run_id: Optional[str] = None,
+        user_id: Optional[Id] = None,
+        agent_id: Optional[Id] = None,
+        run_id: Optional[Id] = None,
         limit: Optional[int] = None,
         filters: Optional[Filters] = None,
         threshold: Optional[float] = None,
@@ -111,19 +123,23 @@ class AsyncMemory:
         include_superseded: bool = False,
         rerank: bool = False,
         mode: Optional[Literal["hybrid", "semantic", "keyword"]] = None,
+        explain: Literal[False] = False,
+        reference_date: None = None,
+        show_expired: Literal[False] = False,
     ) -> Dict[str, Any]: ...
     async def get(self, memory_id: str) -> Optional[Dict[str, Any]]: ...
     async def get_all(
         self,
         *,
-        user_id: Optional[str] = None,
-        agent_id: Optional[str] = None,
-        run_id: Optional[str] = None,
+        user_id: Optional[Id] = None,
+        agent_id: Optional[Id] = None,
+        run_id: Optional[Id] = None,
         filters: Optional[Filters] = None,
         limit: Optional[int] = None,
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
         include_superseded: bool = False,
+        show_expired: Literal[False] = False,
     ) -> Dict[str, Any]: ...
     async def update(
         self,
@@ -132,18 +148,22 @@ class AsyncMemory:
         metadata: Optional[Dict[str, Any]] = None,
         *,
         text: Optional[str] = None,
+        expiration_date: None = None,
     ) -> Dict[str, Any]: ...
     async def delete(self, memory_id: str) -> Dict[str, Any]: ...
     async def delete_all(
         self,
+        user_id: Optional[Id] = None,
+        agent_id: Optional[Id] = None,
+        run_id: Optional[Id] = None,
         *,
-        user_id: Optional[str] = None,
-        agent_id: Optional[str] = None,
-        run_id: Optional[str] = None,
         filters: Optional[Filters] = None,
     ) -> Dict[str, Any]: ...
     async def history(self, memory_id: str) -> List[Dict[str, Any]]: ...
     async def reset(self) -> None: ...
+    def close(self) -> None: ...
+    async def __aenter__(self) -> "AsyncMemory": ...
+    async def __aexit__(self, *exc: Any) -> bool: ...
 
 Event = Dict[str, Any]
 

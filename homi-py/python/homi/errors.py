@@ -2,22 +2,45 @@
 
 Each also derives from the built-in exception a Python user would catch for
 it: a ValidationError is a ValueError, a NotFoundError a LookupError (and,
-as in mem0, a ValueError), a
-ProviderTimeoutError a TimeoutError. RateLimitedError carries retry_after
-(seconds) when the wait is known.
+as in mem0, a ValueError), a ProviderTimeoutError a TimeoutError.
+RateLimitedError carries retry_after (seconds) when the wait is known.
+
+mem0's names work too, so `except MemoryNotFoundError` in code written for
+mem0 keeps catching what it caught: MemoryNotFoundError, RateLimitError,
+ConfigurationError, AuthenticationError, LLMError, EmbeddingError,
+NetworkError, VectorStoreError, DatabaseError (and `MemoryError`, mem0's
+base class, importable from this module). Like mem0's, every exception has
+`message`, `error_code`, `details`, `suggestion` and `debug_info`.
 """
 
 
 class HomiError(Exception):
     """Any error Homi raises."""
 
+    error_code = "HOMI_001"
+    suggestion = None
+
+    def __init__(self, message="", error_code=None, details=None, suggestion=None, debug_info=None):
+        super().__init__(message)
+        self.message = message
+        if error_code is not None:
+            self.error_code = error_code
+        self.details = details if details is not None else {}
+        if suggestion is not None:
+            self.suggestion = suggestion
+        self.debug_info = debug_info if debug_info is not None else {}
+
 
 class ValidationError(HomiError, ValueError):
     """An argument is invalid; the message names it."""
 
+    error_code = "VAL_001"
+
 
 class ConfigError(HomiError, ValueError):
     """A configuration value is missing or invalid; the message names it."""
+
+    error_code = "CFG_001"
 
 
 class NotFoundError(HomiError, LookupError, ValueError):
@@ -26,44 +49,77 @@ class NotFoundError(HomiError, LookupError, ValueError):
     Also a ValueError, which is what mem0 raises for an unknown memory id.
     """
 
+    error_code = "MEM_404"
+
 
 class ConflictError(HomiError):
     """The request conflicts with the store's state (e.g. another embedder)."""
+
+    error_code = "CONFLICT_001"
 
 
 class AuthError(HomiError, PermissionError):
     """Credentials or a token are missing, invalid, expired or revoked."""
 
+    error_code = "AUTH_001"
+
 
 class ForbiddenError(AuthError):
     """Known caller, not allowed to do this."""
+
+    error_code = "AUTH_003"
 
 
 class RateLimitedError(HomiError):
     """Too many requests; wait `retry_after` seconds when it is set."""
 
+    error_code = "RATE_001"
     retry_after = None
 
 
 class ProviderError(HomiError):
     """The model provider failed or answered something unusable."""
 
+    error_code = "LLM_001"
+    suggestion = "Please check your LLM configuration and API key"
+
 
 class ProviderNotConfiguredError(ProviderError):
     """No model provider is configured: set OPENAI_API_KEY or OPENAI_BASE_URL."""
+
+    error_code = "CFG_002"
 
 
 class ProviderTimeoutError(ProviderError, TimeoutError):
     """The model provider did not answer in time."""
 
+    error_code = "NET_002"
+
 
 class UnavailableError(HomiError, ConnectionError):
     """A service Homi depends on (Supabase Auth, SMTP) failed."""
+
+    error_code = "NET_001"
 
 
 class StorageError(HomiError):
     """The store failed."""
 
+    error_code = "DB_001"
+    suggestion = "Please check your database configuration and connection"
+
+
+# mem0's names for the same errors.
+MemoryError = HomiError  # noqa: A001 (mem0's base class shadows the built-in too; not in __all__)
+MemoryNotFoundError = NotFoundError
+RateLimitError = RateLimitedError
+ConfigurationError = ConfigError
+AuthenticationError = AuthError
+LLMError = ProviderError
+EmbeddingError = ProviderError
+NetworkError = UnavailableError
+VectorStoreError = StorageError
+DatabaseError = StorageError
 
 __all__ = [
     "HomiError",
@@ -79,4 +135,13 @@ __all__ = [
     "ProviderTimeoutError",
     "UnavailableError",
     "StorageError",
+    "MemoryNotFoundError",
+    "RateLimitError",
+    "ConfigurationError",
+    "AuthenticationError",
+    "LLMError",
+    "EmbeddingError",
+    "NetworkError",
+    "VectorStoreError",
+    "DatabaseError",
 ]
