@@ -61,7 +61,14 @@ fn parse_embedder(s: &str) -> Result<homi_core::config::EmbedderKind, String> {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the REST server (the configuration `homi-server` reads).
-    Serve,
+    Serve {
+        /// Listen on this address (overrides API_HOST).
+        #[arg(long)]
+        host: Option<String>,
+        /// Listen on this port (overrides API_PORT).
+        #[arg(long)]
+        port: Option<u16>,
+    },
     /// Chat with memory, like the original memory-agent.py: type a message,
     /// the reply streams in; `exit` or end of input quits. Works from a pipe.
     Chat {
@@ -167,16 +174,22 @@ pub async fn run(cli: Cli) -> homi_core::Result<()> {
         clap_complete::generate(*shell, &mut Cli::command(), "homi", &mut std::io::stdout());
         return Ok(());
     }
-    // `--embedder` stands for HOMI_EMBEDDER: the variable is not read then.
+    // A flag stands for its variable (`--embedder` for HOMI_EMBEDDER, `serve
+    // --host/--port` for API_HOST/API_PORT): the variable is not read then.
     let flag = cli.embedder;
-    let config = Config::from_env_with(|name| {
-        (name == "HOMI_EMBEDDER")
-            .then(|| flag.map(|k| k.as_str().to_owned()))
-            .flatten()
+    let (host, port) = match &cli.command {
+        Command::Serve { host, port } => (host.clone(), *port),
+        _ => (None, None),
+    };
+    let config = Config::from_env_with(|name| match name {
+        "HOMI_EMBEDDER" => flag.map(|k| k.as_str().to_owned()),
+        "API_HOST" => host.clone(),
+        "API_PORT" => port.map(|p| p.to_string()),
+        _ => None,
     })?;
     let out = Out { json: cli.json };
     match cli.command {
-        Command::Serve => {
+        Command::Serve { .. } => {
             homi_server::serve::init_logging(&config);
             homi_server::serve::serve(&config).await
         }

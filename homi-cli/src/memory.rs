@@ -116,10 +116,13 @@ pub(crate) enum MemoryCommand {
         #[command(flatten)]
         scope: ScopeArgs,
     },
-    /// Delete every memory of a scope.
+    /// Delete every memory of a scope (asks first on a terminal).
     DeleteAll {
         #[command(flatten)]
         scope: ScopeArgs,
+        /// Do not ask.
+        #[arg(long, short)]
+        yes: bool,
     },
     /// A memory's changes, oldest first.
     History {
@@ -141,10 +144,11 @@ pub(crate) enum MemoryCommand {
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
     },
-    /// Restore memories written by `homi memory export` ("-" reads stdin).
-    /// Ids already in the store are skipped, so importing twice changes nothing.
+    /// Restore memories written by `homi memory export`. Ids already in the
+    /// store are skipped, so importing twice changes nothing.
     Import {
-        /// The JSON Lines file.
+        /// The JSON Lines file; standard input when absent or "-".
+        #[arg(default_value = "-")]
         file: String,
     },
     /// Copy an existing mem0 collection from Postgres or Supabase (ids,
@@ -196,6 +200,35 @@ fn json_object(field: &str, text: Option<&str>) -> homi_core::Result<Option<homi
             "must be a JSON object, e.g. '{\"topic\": \"food\"}'",
         )),
     }
+}
+
+/// On a terminal, asks before deleting every memory of `scope`; elsewhere
+/// (a script, a pipe) the command is what was asked.
+fn confirm(scope: &homi_core::Scope) -> homi_core::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    let whose = [
+        ("user", &scope.user_id),
+        ("agent", &scope.agent_id),
+        ("run", &scope.run_id),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+    .collect::<Vec<_>>()
+    .join(", ");
+    eprint!("Delete every memory of {whose}? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::invalid("yes", format!("cannot read the answer: {e}")))?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Who a memory belongs to, e.g. `user=alice agent=tutor`.
@@ -355,11 +388,14 @@ pub(crate) async fn run(
         }
         MemoryCommand::Delete { id, scope } => {
             memory.delete(&id, scope.access()).await?;
-            out.show(&json!({"deleted": id}), |_| {
+            out.show(&json!({"deleted": 1, "id": id}), |_| {
                 println!("deleted {id}");
             });
         }
-        MemoryCommand::DeleteAll { scope } => {
+        MemoryCommand::DeleteAll { scope, yes } => {
+            if !yes && !confirm(&scope.scope())? {
+                return Err(Error::invalid("yes", "nothing was deleted (answered no)"));
+            }
             let n = memory.delete_all(&scope.scope()).await?;
             out.show(&json!({"deleted": n}), |_| {
                 println!("deleted {n} memories");
@@ -367,7 +403,7 @@ pub(crate) async fn run(
         }
         MemoryCommand::History { id, scope } => {
             let entries = memory.history(&id, scope.access()).await?;
-            out.show(&json!(entries), |_| {
+            out.show(&json!({"results": entries}), |_| {
                 let rows: Vec<Vec<String>> = entries
                     .into_iter()
                     .map(|h| {
@@ -486,7 +522,7 @@ async fn import_mem0(
             Mem0LayoutArg::Vecs => Mem0Layout::Vecs,
         }),
         embedder_model: embedding_model
-            .unwrap_or_else(|| config.embedder.model_for(config.embedder.kind).to_owned()),
+            .unwrap_or_else(|| Mem0Source::default_embedder_model(config)),
     };
     let memory = homi_core::Memory::open_without_provider(config).await?;
     let bar = progress(

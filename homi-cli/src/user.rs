@@ -9,7 +9,9 @@ use crate::output::{Out, print_table};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum UserCommand {
-    /// Create an account (the password comes from HOMI_NEW_PASSWORD or stdin).
+    /// Create an account. The password comes from HOMI_NEW_PASSWORD, or is
+    /// asked for twice without echo on a terminal, or is the first line of
+    /// standard input.
     Create {
         /// Email address.
         email: String,
@@ -39,13 +41,7 @@ pub(crate) async fn run(config: &Config, command: UserCommand, out: Out) -> homi
         UserCommand::Create { email, name } => {
             let password = match std::env::var("HOMI_NEW_PASSWORD") {
                 Ok(p) if !p.is_empty() => p,
-                _ => {
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line).map_err(|e| {
-                        Error::invalid("password", format!("cannot read stdin: {e}"))
-                    })?;
-                    line.trim_end_matches(['\n', '\r']).to_owned()
-                }
+                _ => read_password()?,
             };
             let mut request = homi_core::auth::SignUp::new(email, password);
             if let Some(n) = name {
@@ -79,10 +75,28 @@ pub(crate) async fn run(config: &Config, command: UserCommand, out: Out) -> homi
             if !auth.delete_user(uuid).await? {
                 return Err(Error::not_found(format!("user {id}")));
             }
-            out.show(&json!({"deleted": id}), |_| {
+            out.show(&json!({"deleted": 1, "id": id}), |_| {
                 println!("deleted user {id} and everything of theirs");
             });
         }
     }
     Ok(())
+}
+
+/// The new password: asked for twice, without echo, on a terminal; else the
+/// first line of standard input.
+fn read_password() -> homi_core::Result<String> {
+    use std::io::IsTerminal;
+    let failed = |e: std::io::Error| Error::invalid("password", format!("cannot read it: {e}"));
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(failed)?;
+        let again = rpassword::prompt_password("Repeat it: ").map_err(failed)?;
+        if first != again {
+            return Err(Error::invalid("password", "the two entries differ"));
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(failed)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }

@@ -165,7 +165,7 @@ async fn every_memory_sub_command(backend: Backend) {
         "alice",
     ]);
     let history = e.json(&["memory", "history", &id, "--json"]);
-    let events: Vec<&str> = history
+    let events: Vec<&str> = history["results"]
         .as_array()
         .unwrap()
         .iter()
@@ -186,6 +186,20 @@ async fn every_memory_sub_command(backend: Backend) {
     );
 
     assert!(e.text(&["memory", "delete", &id]).contains("deleted"));
+    let other = e.json(&[
+        "memory",
+        "add",
+        "Temporary",
+        "--user",
+        "alice",
+        "--no-infer",
+        "--json",
+    ]);
+    let other_id = other["results"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        e.json(&["memory", "delete", &other_id, "--json"]),
+        serde_json::json!({"deleted": 1, "id": other_id})
+    );
     assert_eq!(e.homi(&["memory", "get", &id]).status.code(), Some(5));
     assert_eq!(
         e.json(&["memory", "delete-all", "--user", "alice", "--json"])["deleted"],
@@ -410,6 +424,142 @@ async fn chat_on_a_terminal(backend: Backend) {
     assert_eq!(found["results"][0]["memory"], "I fly kites");
 }
 
+/// Drives a command on a pseudo-terminal as a person would: waits for each
+/// prompt, then types its answer. Prints what the terminal showed.
+const EXPECT: &str = r#"
+import json, os, pty, select, sys, time
+steps = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+screen = b""
+def read(until=None, deadline=30.0):
+    global screen
+    end = time.time() + deadline
+    while time.time() < end and (until is None or until.encode() not in screen):
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            screen += chunk
+for prompt, answer in steps:
+    read(prompt)
+    time.sleep(0.2)
+    os.write(fd, answer.encode())
+read(None, 10.0)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(screen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+/// `homi` on a pseudo-terminal: each `(prompt, answer)` step waits for the
+/// prompt, then types the answer.
+fn on_a_terminal(e: &Env, args: &[&str], steps: &[(&str, &str)]) -> (Option<i32>, String) {
+    let steps = serde_json::to_string(steps).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", EXPECT, &steps, env!("CARGO_BIN_EXE_homi")])
+        .args(args)
+        .env("DATABASE_URL", &e.url)
+        .env("OPENAI_BASE_URL", e.fake.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("HOMI_EMBEDDING_DIMS", "64")
+        .env_remove("HOMI_NEW_PASSWORD")
+        .env_remove("SUPABASE_URL")
+        .timeout(std::time::Duration::from_secs(90))
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    (out.status.code(), screen)
+}
+
+/// On a terminal, `user create` asks for the password twice without
+/// echoing it, and `memory delete-all` asks first (`--yes` does not).
+async fn prompts_on_a_terminal(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let phrase = "a long secret phrase\n";
+    let (code, screen) = on_a_terminal(
+        &e,
+        &["user", "create", "rex@example.com"],
+        &[("Password: ", phrase), ("Repeat it: ", phrase)],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("rex@example.com"), "{screen}");
+    assert!(
+        !screen.contains("a long secret phrase"),
+        "the password was echoed: {screen}"
+    );
+    let users = e.json(&["user", "list", "--json"]);
+    assert!(users.to_string().contains("rex@example.com"), "{users}");
+    let (code, screen) = on_a_terminal(
+        &e,
+        &["user", "create", "sam@example.com"],
+        &[("Password: ", phrase), ("Repeat it: ", "another phrase\n")],
+    );
+    assert_eq!(code, Some(4), "{screen}");
+    assert!(screen.contains("differ"), "{screen}");
+
+    e.json(&[
+        "memory",
+        "add",
+        "I fly kites",
+        "--user",
+        "ula",
+        "--no-infer",
+        "--json",
+    ]);
+    let delete_all = ["memory", "delete-all", "--user", "ula"];
+    let question = "Delete every memory of user ula? [y/N] ";
+    let (code, screen) = on_a_terminal(&e, &delete_all, &[(question, "n\n")]);
+    assert_eq!(code, Some(4), "{screen}");
+    let left = e.json(&["memory", "list", "--user", "ula", "--json"]);
+    assert_eq!(left["results"].as_array().unwrap().len(), 1, "{left}");
+    let (code, screen) = on_a_terminal(&e, &delete_all, &[(question, "y\n")]);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("deleted 1 memories"), "{screen}");
+    e.json(&[
+        "memory",
+        "add",
+        "I fly kites",
+        "--user",
+        "ula",
+        "--no-infer",
+        "--json",
+    ]);
+    let (code, screen) =
+        on_a_terminal(&e, &["memory", "delete-all", "--user", "ula", "--yes"], &[]);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        !screen.contains("[y/N]") && screen.contains("deleted 1 memories"),
+        "{screen}"
+    );
+}
+
+/// `homi serve --host --port` listens where the flags say, over API_PORT.
+async fn serve_takes_host_and_port(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let port = homi_testkit::process::free_port().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_homi"))
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .env("DATABASE_URL", &e.url)
+        .env("OPENAI_BASE_URL", e.fake.base_url())
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("HOMI_EMBEDDING_DIMS", "64")
+        .env("API_PORT", "not a port: the flag wins")
+        .env_remove("SUPABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = homi_testkit::process::wait_healthy(port, std::time::Duration::from_secs(60)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "homi serve --port {port} did not answer");
+}
+
 /// Input from stdin (`memory add -`, a new user's password), and the exit
 /// codes of a rate-limited provider (8).
 async fn stdin_and_more_exit_codes(backend: Backend) {
@@ -487,6 +637,8 @@ async fn stdin_and_more_exit_codes(backend: Backend) {
 }
 
 conformance!(
+    prompts_on_a_terminal,
+    serve_takes_host_and_port,
     chat_on_a_terminal,
     stdin_and_more_exit_codes,
     chat_from_a_pipe_remembers,

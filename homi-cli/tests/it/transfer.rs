@@ -214,7 +214,8 @@ async fn export_then_import_gives_the_same_bytes(b: Backend) {
     let three = e.store().await;
     let before = e.fake.stats().embedding_requests;
     let out = e
-        .homi(&three, &["memory", "import", "-", "--json"])
+        // No FILE: standard input, as psql, jq and sqlite3 read it.
+        .homi(&three, &["memory", "import", "--json"])
         .write_stdin(alice.clone())
         .assert()
         .success()

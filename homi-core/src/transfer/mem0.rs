@@ -34,6 +34,17 @@ pub struct Mem0Source {
     pub embedder_model: String,
 }
 
+impl Mem0Source {
+    /// The embedding model a collection's vectors are taken to come from
+    /// when the caller does not say: the one `config` embeds with now.
+    pub fn default_embedder_model(config: &crate::Config) -> String {
+        config
+            .embedder
+            .model_for(crate::provider::effective_embedder(config))
+            .to_owned()
+    }
+}
+
 const PAGE: i64 = 1000;
 const KNOWN_KEYS: [&str; 9] = [
     "data",
