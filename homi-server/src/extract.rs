@@ -200,10 +200,19 @@ impl std::ops::Deref for Writer {
     }
 }
 
-/// The key in `X-API-Key`, if sent.
+/// The service API key of the request: `X-API-Key`, or (as OpenAI's SDKs
+/// send their key) `Authorization: Bearer homi_sk_…`; `None` for a user.
 fn api_key(parts: &Parts) -> Result<Option<&str>, ApiError> {
     let Some(value) = parts.headers.get(API_KEY_HEADER) else {
-        return Ok(None);
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| token.starts_with(homi_core::auth::keys::KEY_PREFIX));
+        return Ok(bearer);
     };
     let key = value
         .to_str()
@@ -216,7 +225,8 @@ fn api_key(parts: &Parts) -> Result<Option<&str>, ApiError> {
     Ok(Some(key.trim()))
 }
 
-async fn caller(parts: &Parts, state: &AppState, scope: KeyScope) -> Result<Caller, ApiError> {
+/// Whose data the request reaches, for a key with `scope` (see [`Caller`]).
+pub async fn caller(parts: &Parts, state: &AppState, scope: KeyScope) -> Result<Caller, ApiError> {
     match api_key(parts)? {
         Some(key) => {
             let service = state.auth.verify_api_key(key).await?;

@@ -108,7 +108,7 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(chat_stream))
         .routes(routes!(search_memories))
         .routes(routes!(summary))
-        .routes(routes!(list_memories, delete_memories))
+        .routes(routes!(list_memories, add_memories, delete_memories))
         .routes(routes!(get_memory, update_memory, delete_memory))
         .routes(routes!(memory_history))
         .routes(routes!(sessions))

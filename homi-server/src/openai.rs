@@ -1,7 +1,8 @@
 //! The OpenAI-compatible door: `POST /v1/chat/completions` (plain and
 //! `stream: true`) and `GET /v1/models`, so any OpenAI SDK pointed at Homi
-//! gets memory. The API key is a Homi access token; that user's memories are
-//! injected, and the turn is stored and extracted like `/api/v1/chat`.
+//! gets memory. The API key is a Homi access token, or a service API key with
+//! the user in `X-User-Id`; that user's memories are injected, and the turn
+//! is stored and extracted like `/api/v1/chat`.
 
 use std::convert::Infallible;
 
@@ -18,8 +19,9 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, CurrentUser};
+use crate::extract::{ApiJson, Caller, caller};
 use crate::metrics::ProviderTime;
+use homi_core::auth::KeyScope;
 
 /// An error in the OpenAI API's shape.
 #[derive(Debug)]
@@ -46,8 +48,10 @@ impl IntoResponse for OpenAiError {
     }
 }
 
-/// The caller, with errors in the OpenAI shape.
-pub struct OpenAiUser(CurrentUser);
+/// The caller, with errors in the OpenAI shape: a user's access token as
+/// the API key, or a service API key (as the SDK's key, or in `X-API-Key`)
+/// with the user it acts for in `X-User-Id`; a turn is a write.
+pub struct OpenAiUser(Caller);
 
 impl axum::extract::FromRequestParts<AppState> for OpenAiUser {
     type Rejection = OpenAiError;
@@ -55,7 +59,21 @@ impl axum::extract::FromRequestParts<AppState> for OpenAiUser {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Self(CurrentUser::from_request_parts(parts, state).await?))
+        Ok(Self(caller(parts, state, KeyScope::Write).await?))
+    }
+}
+
+/// [`OpenAiUser`] for reading (`GET /v1/models`): only checked.
+pub struct OpenAiReader;
+
+impl axum::extract::FromRequestParts<AppState> for OpenAiReader {
+    type Rejection = OpenAiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        caller(parts, state, KeyScope::Read).await?;
+        Ok(Self)
     }
 }
 
@@ -235,10 +253,7 @@ pub async fn chat_completions(
 /// `GET /v1/models`: the chat model Homi answers with.
 #[utoipa::path(get, path = "/v1/models", tag = "OpenAI-compatible",
     responses((status = 200, body = Object, description = "The chat model Homi answers with")))]
-pub async fn models(
-    State(s): State<AppState>,
-    OpenAiUser(_): OpenAiUser,
-) -> Result<Response, OpenAiError> {
+pub async fn models(State(s): State<AppState>, _: OpenAiReader) -> Result<Response, OpenAiError> {
     let data: Vec<Value> = s
         .chat
         .model_name()

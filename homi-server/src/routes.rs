@@ -325,20 +325,35 @@ pub async fn chat_stream(
 
 // ---------------------------------------------------------------- memories
 
-fn default_limit() -> usize {
-    5
-}
-
-/// `POST /api/v1/memories/search`.
+/// `POST /api/v1/memories/search`: the original's `query` and `limit`, and
+/// mem0's `filters`, `top_k`, `threshold`, with `mode` and `as_of`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchBody {
     query: String,
-    #[serde(default = "default_limit")]
-    limit: usize,
+    /// How many (1–20; default 5).
+    #[serde(default)]
+    limit: Option<usize>,
+    /// mem0 2.x's name for the limit (1–100).
+    #[serde(default)]
+    top_k: Option<usize>,
     /// `hybrid` (default: words and meaning), `semantic` or `keyword`.
     #[serde(default)]
     mode: SearchMode,
+    /// Metadata filters in mem0's shape (`{"topic": "food"}`, `{"AND": […]}`,
+    /// operators `eq, ne, in, nin, gt, gte, lt, lte, contains, icontains`);
+    /// `agent_id` and `run_id` narrow the caller's memories.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    filters: Option<Value>,
+    /// Only results scoring at least this (0–1).
+    #[serde(default)]
+    threshold: Option<f32>,
+    /// What was true then (ISO 8601 or Unix seconds): superseded memories
+    /// included, later ones left out.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    as_of: Option<Value>,
 }
 
 /// The search answer: the original's `memories` (texts) and the full results.
@@ -350,6 +365,17 @@ pub struct SearchAnswer {
     query: String,
 }
 
+/// The caller's scope, narrowed by `agent_id` / `run_id` (in `filters` or
+/// the body); a `user_id` there must be the caller's.
+fn caller_scope(
+    user: &str,
+    agent_id: Option<&str>,
+    run_id: Option<&str>,
+    filters: Option<&Value>,
+) -> homi_core::Result<(Scope, Option<homi_core::Filter>)> {
+    homi_core::memory::mem0::scope_and_filter(Some(user), agent_id, run_id, filters)
+}
+
 /// `POST /api/v1/memories/search`: the caller's memories closest to `query`.
 #[utoipa::path(post, path = "/memories/search", tag = "Memories", request_body = SearchBody, responses((status = 200, body = SearchAnswer), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody), (status = 502, description = "the model provider failed", body = ErrorBody), (status = 503, description = "no model provider configured", body = ErrorBody), (status = 504, description = "the model provider timed out", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn search_memories(
@@ -357,21 +383,31 @@ pub async fn search_memories(
     user: Reader,
     ApiJson(b): ApiJson<SearchBody>,
 ) -> ApiResult<(Extension<ProviderTime>, Json<SearchAnswer>)> {
-    if !(1..=20).contains(&b.limit) {
-        return Err(homi_core::Error::InvalidInput {
-            field: "limit".into(),
-            reason: format!("{} is not between 1 and 20", b.limit),
+    let out_of = |field: &str, n: usize, max: usize| -> ApiResult<()> {
+        if (1..=max).contains(&n) {
+            return Ok(());
         }
-        .into());
+        Err(homi_core::Error::invalid(field, format!("{n} is not between 1 and {max}")).into())
+    };
+    if let Some(n) = b.limit {
+        out_of("limit", n, 20)?;
     }
-    let found = s
-        .memory
-        .search(
-            &b.query,
-            &Scope::user(user.id()),
-            SearchOptions::default().limit(b.limit).mode(b.mode),
-        )
-        .await?;
+    if let Some(n) = b.top_k {
+        out_of("top_k", n, 100)?;
+    }
+    let limit = homi_core::memory::mem0::limit(b.limit, b.top_k, 5)?;
+    let (scope, filter) = caller_scope(&user.id(), None, None, b.filters.as_ref())?;
+    let mut options = SearchOptions::default().limit(limit).mode(b.mode);
+    if let Some(f) = filter {
+        options = options.filters(f);
+    }
+    if let Some(t) = b.threshold {
+        options = options.threshold(t);
+    }
+    if let Some(at) = &b.as_of {
+        options = options.as_of(homi_core::memory::mem0::time_value("as_of", at)?);
+    }
+    let found = s.memory.search(&b.query, &scope, options).await?;
     crate::metrics::record_usage("search", &found.usage);
     Ok((
         Extension(ProviderTime(found.usage.provider_ms)),
@@ -381,6 +417,58 @@ pub async fn search_memories(
             user_id: user.id(),
             query: b.query,
         }),
+    ))
+}
+
+/// `POST /api/v1/memories`: memories added for the caller, from mem0's
+/// `messages` (a string, a `{role, content}` message or a list).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemoriesBody {
+    #[schema(value_type = Object)]
+    messages: Value,
+    /// Extract facts with the chat model (default), or store each message as it is.
+    #[serde(default = "yes")]
+    infer: bool,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<homi_core::Metadata>,
+    /// When it was said (ISO 8601 or Unix seconds).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    timestamp: Option<Value>,
+    /// Narrow the caller's memories to an agent or a run.
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    run_id: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /api/v1/memories`: adds memories for the caller; `{results, usage}`.
+#[utoipa::path(post, path = "/memories", tag = "Memories", request_body = AddMemoriesBody, responses((status = 200, body = Object, description = "`{results: [{id, memory, event, …}], usage}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody), (status = 502, description = "the model provider failed", body = ErrorBody), (status = 503, description = "no model provider configured", body = ErrorBody), (status = 504, description = "the model provider timed out", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
+pub async fn add_memories(
+    State(s): State<AppState>,
+    user: Writer,
+    ApiJson(b): ApiJson<AddMemoriesBody>,
+) -> ApiResult<(Extension<ProviderTime>, Json<homi_core::AddResult>)> {
+    let messages = homi_core::Messages::from_json(&b.messages)?;
+    let (scope, _) = caller_scope(&user.id(), b.agent_id.as_deref(), b.run_id.as_deref(), None)?;
+    let mut options = homi_core::AddOptions::default().infer(b.infer);
+    if let Some(m) = b.metadata {
+        options = options.metadata(m);
+    }
+    if let Some(at) = &b.timestamp {
+        options = options.timestamp(homi_core::memory::mem0::time_value("timestamp", at)?);
+    }
+    let added = s.memory.add(messages, &scope, options).await?;
+    crate::metrics::record_usage("add", &added.usage);
+    Ok((
+        Extension(ProviderTime(added.usage.provider_ms)),
+        Json(added),
     ))
 }
 
@@ -410,6 +498,18 @@ pub struct LimitQuery {
     limit: Option<usize>,
 }
 
+/// `GET /api/v1/memories?limit=&cursor=`: a page of the caller's memories.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// At most this many (default 100).
+    #[serde(default)]
+    limit: Option<usize>,
+    /// The `next_cursor` of the page before.
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
 /// `GET /api/v1/sessions?limit=&offset=`: paging of the caller's conversations.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -420,19 +520,28 @@ pub struct ListQuery {
     offset: Option<usize>,
 }
 
-/// `GET /api/v1/memories`: the caller's memories, newest first.
-#[utoipa::path(get, path = "/memories", tag = "Memories", params(LimitQuery), responses((status = 200, body = Object, description = "`{results: [memory], user_id}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
+/// `GET /api/v1/memories`: the caller's memories, newest first, a page at a
+/// time: `next_cursor` (absent on the last page) asks for the next.
+#[utoipa::path(get, path = "/memories", tag = "Memories", params(PageQuery), responses((status = 200, body = Object, description = "`{results: [memory], user_id, next_cursor}`"), (status = 401, description = "missing or invalid credentials", body = ErrorBody), (status = 403, description = "the API key lacks the scope", body = ErrorBody), (status = 422, description = "invalid input; `detail` names the field", body = ErrorBody)), security(("bearer" = []), ("api_key" = [], "user_id" = [])))]
 pub async fn list_memories(
     State(s): State<AppState>,
     user: Reader,
-    ApiQuery(q): ApiQuery<LimitQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(100);
-    let items = s
+    let page = s
         .memory
-        .get_all(&Scope::user(user.id()), ListOptions::default().limit(limit))
+        .list_page(
+            &Scope::user(user.id()),
+            ListOptions::default().limit(limit),
+            q.cursor.as_deref(),
+        )
         .await?;
-    Ok(Json(json!({"results": items, "user_id": user.id()})))
+    Ok(Json(json!({
+        "results": page.results,
+        "user_id": user.id(),
+        "next_cursor": page.next_cursor,
+    })))
 }
 
 /// `GET /api/v1/memories/{id}`: one of the caller's memories (404 for anyone else's).

@@ -103,6 +103,22 @@ pub fn read_limits(
     }
 }
 
+/// A time given in JSON (a REST body's `as_of`, `timestamp`): an ISO 8601
+/// string or Unix seconds.
+pub fn time_value(field: &str, value: &Value) -> Result<chrono::DateTime<chrono::Utc>> {
+    match value {
+        Value::String(s) => crate::model::types::parse_timestamp(field, s),
+        Value::Number(n) => match n.as_f64() {
+            Some(secs) => crate::model::types::unix_seconds(field, secs),
+            None => Err(Error::invalid(field, "is not a number of seconds")),
+        },
+        _ => Err(Error::invalid(
+            field,
+            "must be an ISO 8601 string or Unix seconds",
+        )),
+    }
+}
+
 /// The new text of a mem0-style `update`: `data` (mem0 1.x, and the second
 /// positional argument of both) or `text=` (mem0 2.x), equal if both.
 pub fn update_text(data: Option<String>, text: Option<String>) -> Result<String> {

@@ -41,7 +41,7 @@ use uuid::Uuid;
 pub use filter::{Field, Filter, Op};
 pub use messages::{InputMessage, Messages};
 pub use options::{
-    AddEvent, AddOptions, AddResult, DEFAULT_LIMIT, ListOptions, MAX_LIMIT, SearchMode,
+    AddEvent, AddOptions, AddResult, DEFAULT_LIMIT, ListOptions, MAX_LIMIT, MemoryPage, SearchMode,
     SearchOptions, SearchResult, Usage,
 };
 pub use types::{
@@ -724,6 +724,7 @@ impl Memory {
             as_of: options.as_of,
             include_superseded: options.include_superseded,
             threshold: options.threshold,
+            after: None,
         };
         let store = &self.inner.store;
         let results = match mode {
@@ -778,16 +779,40 @@ impl Memory {
 
     /// The scope's memories, newest first.
     pub async fn get_all(&self, scope: &Scope, options: ListOptions) -> Result<Vec<MemoryItem>> {
+        Ok(self.list_page(scope, options, None).await?.results)
+    }
+
+    /// One page of the scope's memories, newest first: the first one, or the
+    /// one after `cursor` (a page's `next_cursor`). A memory written while
+    /// pages are read is on none of the later pages, and none is listed twice.
+    pub async fn list_page(
+        &self,
+        scope: &Scope,
+        options: ListOptions,
+        cursor: Option<&str>,
+    ) -> Result<MemoryPage> {
         scope.validate(true)?;
         options::check_limit(options.limit)?;
+        let after = cursor.map(options::decode_cursor).transpose()?;
         let params = ReadParams {
-            limit: options.limit,
+            // One more, to know whether a next page exists.
+            limit: options.limit.saturating_add(1),
             filter: options.filters,
             as_of: options.as_of,
             include_superseded: options.include_superseded,
             threshold: None,
+            after,
         };
-        self.inner.store.list(scope, &params).await
+        let mut results = self.inner.store.list(scope, &params).await?;
+        let more = results.len() > options.limit;
+        results.truncate(options.limit);
+        let next_cursor = more
+            .then(|| results.last().map(options::encode_cursor))
+            .flatten();
+        Ok(MemoryPage {
+            results,
+            next_cursor,
+        })
     }
 
     /// How many memories [`Memory::get_all`] would list for `scope` with
@@ -800,6 +825,7 @@ impl Memory {
             as_of: options.as_of,
             include_superseded: options.include_superseded,
             threshold: None,
+            after: None,
         };
         self.inner.store.count(scope, &params).await
     }

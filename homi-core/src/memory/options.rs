@@ -401,3 +401,46 @@ pub(crate) fn check_limit(limit: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// One page of a listing ([`crate::Memory::list_page`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct MemoryPage {
+    /// The memories, newest first.
+    pub results: Vec<crate::model::MemoryItem>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page's cursor: the last memory's time and id, URL-safe.
+pub(crate) fn encode_cursor(last: &crate::model::MemoryItem) -> String {
+    use base64::Engine as _;
+    let raw = format!(
+        "{}/{}",
+        last.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        last.id
+    );
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// The memory a cursor names, or an error naming `cursor`.
+pub(crate) fn decode_cursor(cursor: &str) -> crate::Result<(DateTime<Utc>, uuid::Uuid)> {
+    use base64::Engine as _;
+    let bad = || {
+        crate::Error::invalid(
+            "cursor",
+            "is not a cursor of this listing (use next_cursor as given)",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (at, id) = raw.split_once('/').ok_or_else(bad)?;
+    let at = DateTime::parse_from_rfc3339(at)
+        .map_err(|_| bad())?
+        .to_utc();
+    let id = uuid::Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok((at, id))
+}

@@ -281,6 +281,9 @@ pub struct ReadParams {
     pub include_superseded: bool,
     /// Minimum score (search).
     pub threshold: Option<f32>,
+    /// `list` only: memories listed after this one (its `created_at` and
+    /// id), for paging; newest first.
+    pub after: Option<(DateTime<Utc>, uuid::Uuid)>,
 }
 
 /// The store: memories, their embeddings and history, and store metadata.

@@ -21,6 +21,7 @@ mod clients;
 mod connections;
 mod crash;
 mod keys;
+mod mem0_rest;
 mod stalls;
 
 struct Server {

@@ -283,12 +283,31 @@ pub(crate) async fn list<D: Driver>(
 ) -> Result<Vec<MemoryItem>> {
     let mut args = D::Args::default();
     let readable = readable_sql::<D>(scope, params, &mut args);
+    // A page after a memory: older ones, and ones as old written before it
+    // (the list's order). If that memory is gone, its equals come again
+    // rather than being skipped.
+    let after = match params.after {
+        None => String::new(),
+        Some((at, id)) => {
+            // Bound in the order the text names them (SQLite's `?`).
+            let t1 = D::bind(&mut args, at.into());
+            let t2 = D::bind(&mut args, at.into());
+            let i1 = D::bind(&mut args, id.into());
+            let i2 = D::bind(&mut args, id.into());
+            let key = D::ROW_KEY;
+            format!(
+                " AND (m.created_at < {t1} OR (m.created_at = {t2} AND (m.{key} < \
+                 (SELECT x.{key} FROM homi_memories x WHERE x.id = {i1}) OR NOT EXISTS \
+                 (SELECT 1 FROM homi_memories y WHERE y.id = {i2}))))"
+            )
+        }
+    };
     let limit = D::bind(
         &mut args,
         Bind::Int(i64::try_from(params.limit).unwrap_or(i64::MAX)),
     );
     let sql = format!(
-        "SELECT {} FROM homi_memories m WHERE {readable} ORDER BY m.created_at DESC, m.{} DESC LIMIT {limit}",
+        "SELECT {} FROM homi_memories m WHERE {readable}{after} ORDER BY m.created_at DESC, m.{} DESC LIMIT {limit}",
         memory_columns!(),
         D::ROW_KEY
     );

@@ -400,6 +400,7 @@ mod tests {
             as_of: None,
             include_superseded: false,
             threshold: None,
+            after: None,
         }
     }
 

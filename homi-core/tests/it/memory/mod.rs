@@ -627,7 +627,80 @@ async fn provider_failures_are_clear_and_leave_nothing_half_written(b: Backend) 
     );
 }
 
+/// Pages of a listing: every memory once, in the listing's order, with
+/// memories said at the same moment; a memory written between pages is on
+/// none of the later ones; the cursor's own memory deleted between pages
+/// loses nothing; a cursor that is not one is an error naming it.
+async fn pages_list_every_memory_once(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let ann = Scope::user("ann");
+    let same = homi_core::memory::parse_timestamp("timestamp", "2024-05-01T10:00:00Z").unwrap();
+    // Four said at the same moment (one add), three at their own.
+    let four = homi_core::Messages::from_json(&json!(
+        ["a1", "a2", "a3", "a4"].map(|t| json!({"role": "user", "content": t}))
+    ))
+    .unwrap();
+    e.memory
+        .add(four, &ann, AddOptions::raw().timestamp(same))
+        .await
+        .unwrap();
+    for t in ["b1", "b2", "b3"] {
+        e.memory.add(t, &ann, AddOptions::raw()).await.unwrap();
+    }
+    let all: Vec<String> = e
+        .memory
+        .get_all(&ann, ListOptions::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.memory)
+        .collect();
+    assert_eq!(all.len(), 7);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = e
+            .memory
+            .list_page(&ann, ListOptions::default().limit(2), cursor.as_deref())
+            .await
+            .unwrap();
+        pages += 1;
+        seen.extend(page.results.iter().map(|m| m.memory.clone()));
+        if pages == 1 {
+            // Written after the first page: newer, so on none of the next.
+            e.memory.add("c1", &ann, AddOptions::raw()).await.unwrap();
+        }
+        if pages == 2 {
+            // The cursor's own memory goes: nothing after it is lost.
+            let last = page.results.last().unwrap();
+            e.memory.delete(&last.id.to_string(), &ann).await.unwrap();
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 4);
+    assert!(!seen.contains(&"c1".to_owned()), "{seen:?}");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 7, "every memory once at least: {seen:?}");
+    // In the listing's order, except where the deleted cursor's equals came again.
+    let firsts: Vec<&String> = seen.iter().take(4).collect();
+    assert_eq!(firsts, all.iter().take(4).collect::<Vec<_>>());
+    let err = e
+        .memory
+        .list_page(&ann, ListOptions::default(), Some("not-a-cursor"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), homi_core::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("cursor"), "{err}");
+}
+
 conformance!(
+    pages_list_every_memory_once,
     verbatim_add_stores_each_non_system_message,
     exact_duplicates_touch_nothing,
     search_scores_are_in_range_and_sorted,

@@ -338,6 +338,7 @@ async fn an_empty_scope_is_an_error_never_every_user(b: Backend) {
         as_of: None,
         include_superseded: true,
         threshold: None,
+        after: None,
     };
     assert!(store.list(&none, &read).await.unwrap().is_empty());
     assert_eq!(store.count(&none, &read).await.unwrap(), 0);
