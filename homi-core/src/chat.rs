@@ -313,13 +313,14 @@ impl Chat {
         user_id: &str,
         message: &str,
         session_id: Option<&str>,
-        given: Option<Vec<ChatMessage>>,
+        given: Option<Given>,
     ) -> Result<Prepared> {
         let message = self.check(user_id, message)?;
         // The client's own system messages (OpenAI-style requests) go into
         // the prompt whole: they may take half its budget at most.
         if let Some(given) = &given {
             let system: usize = given
+                .earlier
                 .iter()
                 .filter(|m| m.role == Role::System)
                 .map(|m| estimate_tokens(&m.content))
@@ -374,17 +375,21 @@ impl Chat {
                 .ok_or_else(|| Error::not_found(format!("conversation {session_id}")))?;
             // The client's own history (OpenAI-style requests carry it), or the
             // conversation's.
-            let history: Vec<ChatMessage> = match given {
-                Some(messages) => messages,
-                None => store
-                    .recent_messages(&session_id, user_id, 100)
-                    .await?
-                    .into_iter()
-                    .map(|m| ChatMessage {
-                        role: m.role,
-                        content: m.content,
-                    })
-                    .collect(),
+            let (history, after): (Vec<ChatMessage>, Vec<ChatMessage>) = match given {
+                Some(g) => (g.earlier, g.after),
+                None => (
+                    store
+                        .recent_messages(&session_id, user_id, 100)
+                        .await?
+                        .into_iter()
+                        .map(|m| ChatMessage {
+                            role: m.role,
+                            content: m.content,
+                            raw: None,
+                        })
+                        .collect::<Vec<_>>(),
+                    Vec::new(),
+                ),
             };
             let user_message = ConversationMessage {
                 id: Uuid::new_v4(),
@@ -398,7 +403,7 @@ impl Chat {
             let job = store
                 .append_message(&user_message, Some(&early), None)
                 .await?;
-            Ok::<_, Error>((history, job))
+            Ok::<_, Error>((history, after, job))
         };
         let search = self.inner.memory.search_unmetered(
             &message,
@@ -407,7 +412,7 @@ impl Chat {
         );
         let (recorded, searched) = futures::future::join(record, search).await;
         // Nothing stored: nothing to extract later.
-        let (history, pending_job) = recorded?;
+        let (history, after, pending_job) = recorded?;
         let (memories, search_provider_ms, search_tokens): (Vec<String>, f64, u64) = match searched
         {
             Ok(found) => (
@@ -421,7 +426,9 @@ impl Chat {
                 return Err(e);
             }
         };
-        let request = self.prompt(&memories, &history, &message);
+        let mut request = self.prompt(&memories, &history, &message);
+        // An agent's tool calls and results since the message, as they came.
+        request.messages.extend(after);
         Ok(Prepared {
             pending_job,
             search_tokens,
@@ -441,7 +448,7 @@ impl Chat {
         // A system message of the client's replaces the persona.
         let client_system: Vec<&str> = history
             .iter()
-            .filter(|m| m.role == Role::System)
+            .filter(|m| m.role == Role::System && m.raw.is_none())
             .map(|m| m.content.as_str())
             .collect();
         let mut system = if client_system.is_empty() {
@@ -463,16 +470,20 @@ impl Chat {
             .prompt_token_budget
             .saturating_sub(estimate_tokens(&system) + estimate_tokens(message));
         let mut earlier = Vec::new();
-        for m in history.iter().rev().filter(|m| m.role != Role::System) {
-            let cost = estimate_tokens(&m.content);
+        for m in history
+            .iter()
+            .rev()
+            .filter(|m| m.role != Role::System || m.raw.is_some())
+        {
+            let cost = match &m.raw {
+                Some(raw) => estimate_tokens(&raw.to_string()),
+                None => estimate_tokens(&m.content),
+            };
             if cost > left {
                 break;
             }
             left -= cost;
-            earlier.push(ChatMessage {
-                role: m.role,
-                content: m.content.clone(),
-            });
+            earlier.push(m.clone());
         }
         earlier.reverse();
         let mut messages = Vec::with_capacity(earlier.len() + 2);
@@ -594,7 +605,7 @@ impl Chat {
         user_id: &str,
         message: String,
         session_id: Option<&str>,
-        given: Option<Vec<ChatMessage>>,
+        given: Option<Given>,
         then: F,
     ) -> Result<T>
     where
@@ -803,18 +814,46 @@ impl Chat {
 }
 
 /// The last message (which must be the user's) and the ones before it.
-fn split_last_user(mut messages: Vec<ChatMessage>) -> Result<(String, Vec<ChatMessage>)> {
-    match messages.pop() {
-        Some(last) if last.role == Role::User => Ok((last.content, messages)),
-        Some(_) => Err(Error::invalid(
-            "messages",
-            "the last message must be the user's (role \"user\")",
-        )),
-        None => Err(Error::invalid(
-            "messages",
-            "at least one message is required",
-        )),
+/// An OpenAI-style request's turn: the last user message, what came before
+/// it, and the tool calls and results after it (an agent's loop), which the
+/// model gets after the message.
+fn split_last_user(mut messages: Vec<ChatMessage>) -> Result<(String, Given)> {
+    let at = messages
+        .iter()
+        .rposition(|m| m.role == Role::User && m.raw.is_none())
+        .ok_or_else(|| {
+            Error::invalid(
+                "messages",
+                if messages.is_empty() {
+                    "at least one message is required"
+                } else {
+                    "a user's message (role \"user\") is required"
+                },
+            )
+        })?;
+    let after = messages.split_off(at + 1);
+    if let Some(i) = after.iter().position(|m| m.raw.is_none()) {
+        return Err(Error::invalid(
+            format!("messages[{}]", at + 1 + i),
+            "after the last user message only tool calls and tool results may come",
+        ));
     }
+    let message = messages.pop().map(|m| m.content).unwrap_or_default();
+    Ok((
+        message,
+        Given {
+            earlier: messages,
+            after,
+        },
+    ))
+}
+
+/// The conversation an OpenAI-style client sends with its turn.
+struct Given {
+    /// Before the turn's message (a system message replaces the persona).
+    earlier: Vec<ChatMessage>,
+    /// Tool calls and their results after it.
+    after: Vec<ChatMessage>,
 }
 
 /// Runs a turn on its own task, so it finishes even when the caller stops

@@ -492,7 +492,7 @@ fn run_async<'py>(py: Python<'py>, op: Op) -> PyResult<Bound<'py, PyAny>> {
 // ---------------------------------------------------------------- classes
 
 macro_rules! memory_class {
-    ($name:ident, $pyname:literal, $run:ident, $doc:literal) => {
+    ($name:ident, $pyname:literal, $run:ident, $doc:literal, { $($extra:tt)* }) => {
         #[doc = $doc]
         #[pyclass(name = $pyname, module = "homi._homi", frozen)]
         pub struct $name {
@@ -640,15 +640,7 @@ macro_rules! memory_class {
                 self.shared.memory.clear();
             }
 
-            fn __enter__(slf: Py<Self>) -> Py<Self> {
-                slf
-            }
-
-            #[pyo3(signature = (*_args))]
-            fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
-                self.shared.memory.clear();
-                false
-            }
+            $($extra)*
         }
     };
 }
@@ -657,11 +649,25 @@ memory_class!(
     Memory,
     "Memory",
     run_sync,
-    "mem0's Memory on Homi: every method blocks (with the GIL released) and returns mem0's dicts."
+    "mem0's Memory on Homi: every method blocks (with the GIL released) and returns mem0's dicts.",
+    {
+        /// `with Memory() as m:` closes it at the end.
+        fn __enter__(slf: Py<Self>) -> Py<Self> {
+            slf
+        }
+
+        #[pyo3(signature = (*_exc))]
+        fn __exit__(&self, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+            self.shared.memory.clear();
+            false
+        }
+    }
 );
+// (`async with` is the Python class `homi.AsyncMemory`'s, over this one.)
 memory_class!(
     AsyncMemory,
     "AsyncMemory",
     run_async,
-    "mem0's AsyncMemory on Homi: every method returns an awaitable driven by Homi's Rust runtime."
+    "mem0's AsyncMemory on Homi: every method returns an awaitable driven by Homi's Rust runtime.",
+    {}
 );

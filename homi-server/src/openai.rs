@@ -88,62 +88,68 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for OpenAiJs
     }
 }
 
-/// Message content: a string, or a list of parts of which the text ones count.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Content {
-    Text(String),
-    Parts(Vec<Value>),
-}
-
-/// One message of the request.
-#[derive(Debug, Deserialize)]
-struct InMessage {
-    role: String,
-    #[serde(default)]
-    content: Option<Content>,
-}
-
 /// `POST /v1/chat/completions` (the fields Homi uses; others are ignored, as
 /// OpenAI-compatible servers do).
 #[derive(Debug, Deserialize)]
 pub struct CompletionRequest {
     #[serde(default)]
     model: Option<String>,
-    messages: Vec<InMessage>,
+    messages: Vec<Value>,
     #[serde(default)]
     stream: bool,
 }
 
-fn to_messages(input: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
+/// The request's messages. A tool's result (`role: "tool"`, or the older
+/// `"function"`) and an assistant's tool calls go to the model as they came
+/// (never stored or extracted); text parts of a content list count, other
+/// parts (images) are left out.
+fn to_messages(input: Vec<Value>) -> Result<Vec<ChatMessage>, ApiError> {
     input
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
-            let role = match m.role.as_str() {
-                "system" | "developer" => Role::System,
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                other => {
-                    return Err(homi_core::Error::InvalidInput {
-                        field: format!("messages[{i}].role"),
-                        reason: format!(
-                            "'{other}' is not supported (system, developer, user, assistant)"
-                        ),
-                    }
-                    .into());
-                }
-            };
-            let content = match m.content {
-                Some(Content::Text(t)) => t,
-                Some(Content::Parts(parts)) => parts
+            let field = |f: &str| format!("messages[{i}]{f}");
+            let role = m.get("role").and_then(Value::as_str).ok_or_else(|| {
+                homi_core::Error::invalid(
+                    field(".role"),
+                    "is required (system, developer, user, assistant, tool)",
+                )
+            })?;
+            let content = match m.get("content") {
+                Some(Value::String(t)) => t.clone(),
+                Some(Value::Array(parts)) => parts
                     .iter()
                     .filter_map(|p| p.get("text").and_then(Value::as_str))
                     .collect::<Vec<_>>()
                     .join("\n"),
-                None => String::new(),
+                None | Some(Value::Null) => String::new(),
+                Some(_) => {
+                    return Err(homi_core::Error::invalid(
+                        field(".content"),
+                        "must be a string or a list of content parts",
+                    )
+                    .into());
+                }
             };
-            Ok(ChatMessage { role, content })
+            let tool_calls = m.get("tool_calls").is_some_and(|c| !c.is_null())
+                || m.get("function_call").is_some_and(|c| !c.is_null());
+            let (role, raw) = match role {
+                "system" | "developer" => (Role::System, None),
+                "user" => (Role::User, None),
+                "assistant" if tool_calls => (Role::Assistant, Some(m.clone())),
+                "assistant" => (Role::Assistant, None),
+                "tool" | "function" => (Role::User, Some(m.clone())),
+                other => {
+                    return Err(homi_core::Error::invalid(
+                        field(".role"),
+                        format!(
+                            "'{other}' is not supported (system, developer, user, assistant, tool)"
+                        ),
+                    )
+                    .into());
+                }
+            };
+            Ok(ChatMessage { role, content, raw })
         })
         .collect()
 }

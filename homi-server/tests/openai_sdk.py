@@ -60,6 +60,33 @@ while True:
     time.sleep(0.2)
 checks += 1
 
+# An agent's transcript with a tool call and its result: accepted, and the
+# reply answers the user's message (tool messages go to the model, are never
+# stored as the user's words).
+tool_call = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\": \"Porto\"}"}}
+reply = client.chat.completions.create(
+    model=models[0],
+    messages=[
+        {"role": "user", "content": "What is the weather in Porto?"},
+        {"role": "assistant", "content": None, "tool_calls": [tool_call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"sky\": \"sunny\"}"},
+        {"role": "assistant", "content": "It is sunny in Porto."},
+        {"role": "user", "content": "Then I will walk by the river"},
+    ],
+)
+assert reply.choices[0].message.content.startswith("You said: Then I will walk by the river"), reply
+# The step after a tool call: the last user message, then the call and its result.
+reply = client.chat.completions.create(
+    model=models[0],
+    messages=[
+        {"role": "user", "content": "Check the weather in Lisbon"},
+        {"role": "assistant", "content": None, "tool_calls": [dict(tool_call, id="call_2")]},
+        {"role": "tool", "tool_call_id": "call_2", "content": "{\"sky\": \"rain\"}"},
+    ],
+)
+assert reply.choices[0].message.content, reply
+checks += 1
+
 # A wrong key is refused the way OpenAI refuses one.
 bad = OpenAI(base_url=base, api_key="not-a-token", max_retries=0)
 try:

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::messages::InputMessage;
 use super::{AddEvent, MemoryItem};
 use crate::model::types::{Event, text_hash};
-use crate::provider::{ChatMessage, JsonSchema, Role};
+use crate::provider::{ChatMessage, JsonSchema};
 
 /// Name of the structured-output schema.
 pub(crate) const SCHEMA_NAME: &str = "memory_operations";
@@ -133,10 +133,7 @@ pub(crate) fn prompt(
             ),
             None => format!("{INSTRUCTIONS}\nToday is {today}."),
         }),
-        ChatMessage {
-            role: Role::User,
-            content: doc.to_string(),
-        },
+        ChatMessage::user(doc.to_string()),
     ]
 }
 

@@ -411,6 +411,7 @@ impl Memory {
                 .map(|m| ChatMessage {
                     role: m.role,
                     content: m.content.clone(),
+                    raw: None,
                 }),
         );
         prompt.push(ChatMessage::user(

@@ -61,6 +61,12 @@ pub struct ChatMessage {
     pub role: Role,
     /// What it says.
     pub content: String,
+    /// The message exactly as an OpenAI-style client sent it, when Homi has
+    /// no words for it (a tool's result, an assistant's tool calls): the
+    /// model gets it as it is; Homi itself reads `role` and `content` only,
+    /// and never stores or extracts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 impl ChatMessage {
@@ -69,6 +75,7 @@ impl ChatMessage {
         Self {
             role: Role::System,
             content: content.into(),
+            raw: None,
         }
     }
     /// A user message.
@@ -76,6 +83,7 @@ impl ChatMessage {
         Self {
             role: Role::User,
             content: content.into(),
+            raw: None,
         }
     }
     /// An assistant message.
@@ -83,6 +91,7 @@ impl ChatMessage {
         Self {
             role: Role::Assistant,
             content: content.into(),
+            raw: None,
         }
     }
 }

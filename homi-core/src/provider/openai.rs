@@ -296,6 +296,15 @@ fn client(config: &ProviderConfig) -> Result<Client<Api>> {
 }
 
 fn to_openai_message(m: &ChatMessage) -> ChatCompletionRequestMessage {
+    // A client's message Homi has no words for goes as it came; one the
+    // protocol cannot read at all goes as its text.
+    if let Some(message) = m
+        .raw
+        .as_ref()
+        .and_then(|raw| serde_json::from_value(raw.clone()).ok())
+    {
+        return message;
+    }
     match m.role {
         Role::System => ChatCompletionRequestSystemMessage::from(m.content.as_str()).into(),
         Role::User => ChatCompletionRequestUserMessage::from(m.content.as_str()).into(),

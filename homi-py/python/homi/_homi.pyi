@@ -1,14 +1,16 @@
 from datetime import datetime
-from typing import Any, Dict, List, Literal, Optional, Union
+from typing import Any, Dict, List, Literal, Optional, Union, final
 
-Message = Dict[str, Any]
-Messages = Union[str, Message, List[Message]]
-Filters = Dict[str, Any]
+_Message = Dict[str, Any]
+_Messages = Union[str, _Message, List[_Message]]
+_Filters = Dict[str, Any]
 # mem0 takes integer ids too (made strings).
-Id = Union[str, int]
+_Id = Union[str, int]
 
 __version__: str
+__all__ = ["Memory", "AsyncMemory", "Chat", "ChatStream", "Auth", "__version__"]
 
+@final
 class Memory:
     """mem0's Memory on Homi: blocking methods, mem0's return shapes."""
 
@@ -17,13 +19,13 @@ class Memory:
     def from_config(cls, config: Any) -> "Memory": ...
     def add(
         self,
-        messages: Messages,
+        messages: _Messages,
         *,
-        user_id: Optional[Id] = None,
-        agent_id: Optional[Id] = None,
-        run_id: Optional[Id] = None,
+        user_id: Optional[_Id] = None,
+        agent_id: Optional[_Id] = None,
+        run_id: Optional[_Id] = None,
         metadata: Optional[Dict[str, Any]] = None,
-        filters: Optional[Filters] = None,
+        filters: Optional[_Filters] = None,
         infer: bool = True,
         memory_type: Optional[Literal["procedural_memory"]] = None,
         prompt: Optional[str] = None,
@@ -34,11 +36,11 @@ class Memory:
         self,
         query: str,
         *,
-        user_id: Optional[Id] = None,
-        agent_id: Optional[Id] = None,
-        run_id: Optional[Id] = None,
+        user_id: Optional[_Id] = None,
+        agent_id: Optional[_Id] = None,
+        run_id: Optional[_Id] = None,
         limit: Optional[int] = None,
-        filters: Optional[Filters] = None,
+        filters: Optional[_Filters] = None,
         threshold: Optional[float] = None,
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
@@ -53,10 +55,10 @@ class Memory:
     def get_all(
         self,
         *,
-        user_id: Optional[Id] = None,
-        agent_id: Optional[Id] = None,
-        run_id: Optional[Id] = None,
-        filters: Optional[Filters] = None,
+        user_id: Optional[_Id] = None,
+        agent_id: Optional[_Id] = None,
+        run_id: Optional[_Id] = None,
+        filters: Optional[_Filters] = None,
         limit: Optional[int] = None,
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
@@ -75,11 +77,11 @@ class Memory:
     def delete(self, memory_id: str) -> Dict[str, Any]: ...
     def delete_all(
         self,
-        user_id: Optional[Id] = None,
-        agent_id: Optional[Id] = None,
-        run_id: Optional[Id] = None,
+        user_id: Optional[_Id] = None,
+        agent_id: Optional[_Id] = None,
+        run_id: Optional[_Id] = None,
         *,
-        filters: Optional[Filters] = None,
+        filters: Optional[_Filters] = None,
     ) -> Dict[str, Any]: ...
     def history(self, memory_id: str) -> List[Dict[str, Any]]: ...
     def reset(self) -> None: ...
@@ -87,6 +89,7 @@ class Memory:
     def __enter__(self) -> "Memory": ...
     def __exit__(self, *exc: Any) -> bool: ...
 
+@final
 class AsyncMemory:
     """mem0's AsyncMemory on Homi: the same methods, as coroutines."""
 
@@ -95,13 +98,13 @@ class AsyncMemory:
     def from_config(cls, config: Any) -> "AsyncMemory": ...
     async def add(
         self,
-        messages: Messages,
+        messages: _Messages,
         *,
-        user_id: Optional[Id] = None,
-        agent_id: Optional[Id] = None,
-        run_id: Optional[Id] = None,
+        user_id: Optional[_Id] = None,
+        agent_id: Optional[_Id] = None,
+        run_id: Optional[_Id] = None,
         metadata: Optional[Dict[str, Any]] = None,
-        filters: Optional[Filters] = None,
+        filters: Optional[_Filters] = None,
         infer: bool = True,
         memory_type: Optional[Literal["procedural_memory"]] = None,
         prompt: Optional[str] = None,
@@ -112,11 +115,11 @@ class AsyncMemory:
         self,
         query: str,
         *,
-        user_id: Optional[Id] = None,
-        agent_id: Optional[Id] = None,
-        run_id: Optional[Id] = None,
+        user_id: Optional[_Id] = None,
+        agent_id: Optional[_Id] = None,
+        run_id: Optional[_Id] = None,
         limit: Optional[int] = None,
-        filters: Optional[Filters] = None,
+        filters: Optional[_Filters] = None,
         threshold: Optional[float] = None,
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
@@ -131,10 +134,10 @@ class AsyncMemory:
     async def get_all(
         self,
         *,
-        user_id: Optional[Id] = None,
-        agent_id: Optional[Id] = None,
-        run_id: Optional[Id] = None,
-        filters: Optional[Filters] = None,
+        user_id: Optional[_Id] = None,
+        agent_id: Optional[_Id] = None,
+        run_id: Optional[_Id] = None,
+        filters: Optional[_Filters] = None,
         limit: Optional[int] = None,
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
@@ -153,28 +156,28 @@ class AsyncMemory:
     async def delete(self, memory_id: str) -> Dict[str, Any]: ...
     async def delete_all(
         self,
-        user_id: Optional[Id] = None,
-        agent_id: Optional[Id] = None,
-        run_id: Optional[Id] = None,
+        user_id: Optional[_Id] = None,
+        agent_id: Optional[_Id] = None,
+        run_id: Optional[_Id] = None,
         *,
-        filters: Optional[Filters] = None,
+        filters: Optional[_Filters] = None,
     ) -> Dict[str, Any]: ...
     async def history(self, memory_id: str) -> List[Dict[str, Any]]: ...
     async def reset(self) -> None: ...
     def close(self) -> None: ...
-    async def __aenter__(self) -> "AsyncMemory": ...
-    async def __aexit__(self, *exc: Any) -> bool: ...
 
-Event = Dict[str, Any]
+_Event = Dict[str, Any]
 
+@final
 class ChatStream:
     """A streamed turn: {"type": "memories"}, {"type": "delta"}…, {"type": "done"}."""
 
     def __iter__(self) -> "ChatStream": ...
-    def __next__(self) -> Event: ...
+    def __next__(self) -> _Event: ...
     def __aiter__(self) -> "ChatStream": ...
-    async def __anext__(self) -> Event: ...
+    async def __anext__(self) -> _Event: ...
 
+@final
 class Chat:
     """Memory-augmented chat: turns, conversations, summaries."""
 
@@ -189,6 +192,7 @@ class Chat:
     def messages(self, user_id: str, session_id: str, limit: int = 100) -> List[Dict[str, Any]]: ...
     def delete_conversation(self, user_id: str, session_id: str) -> bool: ...
 
+@final
 class Auth:
     """Accounts (built-in or Supabase Auth), tokens and service API keys."""
 
@@ -204,6 +208,6 @@ class Auth:
     def request_password_reset(self, email: str) -> None: ...
     def confirm_password_reset(self, token: str, new_password: str) -> None: ...
     def delete_user(self, user_id: str) -> bool: ...
-    def create_api_key(self, name: str, scopes: List[str], namespace: str = "default") -> Dict[str, Any]: ...
+    def create_api_key(self, name: str, scopes: List[str], namespace: str = ...) -> Dict[str, Any]: ...
     def list_api_keys(self) -> List[Dict[str, Any]]: ...
     def revoke_api_key(self, key_id: str) -> None: ...

@@ -14,13 +14,23 @@ base class, importable from this module). Like mem0's, every exception has
 """
 
 
+from typing import Any, Dict, Optional
+
+
 class HomiError(Exception):
     """Any error Homi raises."""
 
-    error_code = "HOMI_001"
-    suggestion = None
+    error_code: str = "HOMI_001"
+    suggestion: Optional[str] = None
 
-    def __init__(self, message="", error_code=None, details=None, suggestion=None, debug_info=None):
+    def __init__(
+        self,
+        message: str = "",
+        error_code: Optional[str] = None,
+        details: Optional[Dict[str, Any]] = None,
+        suggestion: Optional[str] = None,
+        debug_info: Optional[Dict[str, Any]] = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if error_code is not None:
@@ -74,7 +84,7 @@ class RateLimitedError(HomiError):
     """Too many requests; wait `retry_after` seconds when it is set."""
 
     error_code = "RATE_001"
-    retry_after = None
+    retry_after: Optional[float] = None
 
 
 class ProviderError(HomiError):

@@ -205,7 +205,7 @@ async fn openai_compatible_completions(backend: Backend) {
         .http
         .post(format!("{}/v1/chat/completions", s.base))
         .bearer_auth(&token)
-        .json(&json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}))
+        .json(&json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}))
         .send()
         .await
         .unwrap();

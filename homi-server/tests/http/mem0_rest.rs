@@ -68,7 +68,11 @@ async fn adding_searching_and_paging_as_mem0_users_do(backend: Backend) {
             json!({"query": "bees on the roof", "threshold": 0.99, "mode": "keyword"}),
         )
         .await;
-    assert_eq!(found["memories"], json!(["I keep bees on the roof"]), "{found}");
+    assert_eq!(
+        found["memories"],
+        json!(["I keep bees on the roof"]),
+        "{found}"
+    );
     let (_, before) = s
         .post(
             "/api/v1/memories/search",
@@ -201,7 +205,83 @@ async fn the_openai_endpoint_takes_service_keys(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
+/// Tool calls and their results reach the model as they came, after the
+/// user's message when an agent's loop ends with them; only the user's
+/// message and the reply are stored and extracted.
+async fn tool_messages_reach_the_model_and_nothing_else(backend: Backend) {
+    let Some((s, fake)) = start(backend, true).await else {
+        return;
+    };
+    let fake = fake.unwrap();
+    let ann = s.signup("ann@example.com").await;
+    let call = json!({"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Porto\"}"}});
+    let (status, body) = s
+        .post(
+            "/v1/chat/completions",
+            Some(&ann),
+            json!({"model": "m", "messages": [
+                {"role": "user", "content": "Check the weather in Porto"},
+                {"role": "assistant", "content": null, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 24 degrees"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sent = fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path == "/v1/chat/completions")
+        .unwrap()
+        .body;
+    let messages = sent["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool"], "{sent}");
+    assert_eq!(messages[2]["tool_calls"][0]["id"], "call_1");
+    assert_eq!(messages[3]["tool_call_id"], "call_1");
+    assert_eq!(messages[3]["content"], "sunny, 24 degrees");
+    s.run_jobs().await;
+    let session = body["homi"]["session_id"].as_str().unwrap();
+    let (_, stored) = s
+        .get(&format!("/api/v1/sessions/{session}/messages"), Some(&ann))
+        .await;
+    let stored: Vec<(&str, &str)> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+        .collect();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(stored[0], ("user", "Check the weather in Porto"));
+    assert!(!s.holds("24 degrees").await, "a tool's result was stored");
+    // Only tool messages may follow the user's; one message needs a role.
+    for (bad, field) in [
+        (
+            json!([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]),
+            "messages[1]",
+        ),
+        (json!([{"content": "a"}]), "messages[0].role"),
+    ] {
+        let (status, body) = s
+            .post(
+                "/v1/chat/completions",
+                Some(&ann),
+                json!({"model": "m", "messages": bad}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(field),
+            "{body}"
+        );
+    }
+}
+
 conformance!(
+    tool_messages_reach_the_model_and_nothing_else,
     adding_searching_and_paging_as_mem0_users_do,
     the_openai_endpoint_takes_service_keys,
 );
