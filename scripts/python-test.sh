@@ -31,7 +31,8 @@ wheel=$(ls "$wheels"/homi-*-abi3-*.whl)
 clean=$(mktemp -d)
 trap 'rm -rf "$wheels" "$clean"' EXIT
 python3 -m venv "$clean/venv"
-"$clean/venv/bin/pip" install -q --disable-pip-version-check "$wheel" 'pytest>=8' 'openai==3.57.0' 'mypy>=1.18,<2'
+# mem0ai itself, to write the store its import test reads (and qdrant-client with it).
+"$clean/venv/bin/pip" install -q --disable-pip-version-check "$wheel" 'pytest>=8' 'openai==3.57.0' 'mypy>=1.18,<2' 'mem0ai==2.2.1'
 (cd homi-py && "$clean/venv/bin/python" -m pytest -q tests)
 (cd homi-py && "$clean/venv/bin/python" -m mypy.stubtest homi --ignore-disjoint-bases)
 

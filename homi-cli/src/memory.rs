@@ -152,18 +152,26 @@ pub(crate) enum MemoryCommand {
         file: String,
     },
     /// Copy an existing mem0 collection from Postgres or Supabase (ids,
-    /// scopes, timestamps and vectors kept; running it again adds nothing).
+    /// scopes, timestamps, vectors and history kept; running it again adds
+    /// nothing). mem0's Qdrant store (its default) is pickled Python: the
+    /// Python package imports it (`homi.import_mem0(config)`).
     #[cfg(feature = "postgres")]
     ImportMem0 {
+        /// mem0's configuration, as JSON: the dict given to mem0's
+        /// Memory.from_config (its vector_store, collection_name,
+        /// history_db_path and embedder are read). Or name the parts:
+        #[arg(long, value_name = "FILE", conflicts_with = "url")]
+        config: Option<std::path::PathBuf>,
         /// The database holding the collection: postgres://… (or set
         /// MEM0_DATABASE_URL, which keeps a password out of the process list).
         #[arg(
             long = "from",
             value_name = "URL",
             env = "MEM0_DATABASE_URL",
-            hide_env_values = true
+            hide_env_values = true,
+            required_unless_present = "config"
         )]
-        url: String,
+        url: Option<String>,
         /// mem0's collection_name.
         #[arg(long, default_value = "mem0")]
         collection: String,
@@ -171,9 +179,13 @@ pub(crate) enum MemoryCommand {
         #[arg(long, value_enum)]
         layout: Option<Mem0LayoutArg>,
         /// The embedding model that made mem0's vectors (default: the
-        /// configured HOMI_EMBEDDING_MODEL).
+        /// config's embedder, or the configured HOMI_EMBEDDING_MODEL).
         #[arg(long)]
         embedding_model: Option<String>,
+        /// mem0's history.db (default: the config's history_db_path, else
+        /// $MEM0_DIR/history.db or ~/.mem0/history.db, when there).
+        #[arg(long, value_name = "FILE")]
+        history: Option<std::path::PathBuf>,
     },
     /// Move every memory to the embedder configured now (HOMI_EMBEDDING_MODEL,
     /// HOMI_EMBEDDING_DIMS, OPENAI_BASE_URL). Resumes where an interrupted run
@@ -274,16 +286,29 @@ pub(crate) async fn run(
     out: Out,
 ) -> homi_core::Result<()> {
     use homi_core::{AddOptions, ListOptions, SearchOptions};
-    // These two work on a store whose embedder is not (or not yet) the
-    // configured one, so they open no Memory.
+    // These two open their Memory themselves (re-embedding works on a store
+    // whose embedder is not the configured one yet).
     match command {
         #[cfg(feature = "postgres")]
         MemoryCommand::ImportMem0 {
+            config: mem0_config,
             url,
             collection,
             layout,
             embedding_model,
-        } => return import_mem0(config, url, collection, layout, embedding_model, out).await,
+            history,
+        } => {
+            let source = mem0_source(
+                config,
+                mem0_config,
+                url,
+                collection,
+                layout,
+                embedding_model,
+                history,
+            )?;
+            return import_mem0(config, source, out).await;
+        }
         MemoryCommand::Reembed => return reembed(config, out).await,
         _ => {}
     }
@@ -505,26 +530,69 @@ async fn import(memory: &homi_core::Memory, file: &str, out: Out) -> homi_core::
 }
 
 #[cfg(feature = "postgres")]
-async fn import_mem0(
+/// The mem0 collection to copy: from mem0's configuration, or from the
+/// flags (which also correct what a configuration says).
+#[cfg(feature = "postgres")]
+fn mem0_source(
     config: &Config,
-    url: String,
+    mem0_config: Option<std::path::PathBuf>,
+    url: Option<String>,
     collection: String,
     layout: Option<Mem0LayoutArg>,
     embedding_model: Option<String>,
-    out: Out,
-) -> homi_core::Result<()> {
-    use homi_core::transfer::{Mem0Layout, Mem0Source};
-    let source = Mem0Source {
-        url,
-        collection,
-        layout: layout.map(|l| match l {
+    history: Option<std::path::PathBuf>,
+) -> homi_core::Result<homi_core::transfer::Mem0Source> {
+    use homi_core::transfer::{Mem0Layout, Mem0Source, read_mem0_history};
+    let env = |name: &str| std::env::var(name).ok();
+    let mut source = match mem0_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Error::invalid("config", format!("cannot read {}: {e}", path.display()))
+            })?;
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                Error::invalid("config", format!("{} is not JSON: {e}", path.display()))
+            })?;
+            Mem0Source::from_mem0_config(&value, &env)?
+        }
+        None => {
+            let mem0_dir = env("MEM0_DIR")
+                .map(std::path::PathBuf::from)
+                .or_else(|| env("HOME").map(|h| std::path::PathBuf::from(h).join(".mem0")))
+                .unwrap_or_default();
+            Mem0Source {
+                url: url.unwrap_or_default(),
+                collection,
+                layout: None,
+                embedder_model: Mem0Source::default_embedder_model(config),
+                history: read_mem0_history(&mem0_dir.join("history.db"))?,
+            }
+        }
+    };
+    if let Some(l) = layout {
+        source.layout = Some(match l {
             Mem0LayoutArg::Pgvector => Mem0Layout::Pgvector,
             Mem0LayoutArg::Vecs => Mem0Layout::Vecs,
-        }),
-        embedder_model: embedding_model
-            .unwrap_or_else(|| Mem0Source::default_embedder_model(config)),
-    };
-    let memory = homi_core::Memory::open_without_provider(config).await?;
+        });
+    }
+    if let Some(m) = embedding_model {
+        source.embedder_model = m;
+    }
+    if let Some(h) = history {
+        source.history = read_mem0_history(&h)?;
+    }
+    Ok(source)
+}
+
+#[cfg(feature = "postgres")]
+async fn import_mem0(
+    config: &Config,
+    source: homi_core::transfer::Mem0Source,
+    out: Out,
+) -> homi_core::Result<()> {
+    use homi_core::transfer::Mem0Layout;
+    // With the configured embedder: mem0's vectors are kept when it made
+    // them, and the texts embedded again by it otherwise.
+    let memory = homi_core::Memory::open(config).await?;
     let bar = progress(
         Some(0),
         "{bar:40} {pos}/{len} mem0 rows copied [{elapsed}, {eta} left]",

@@ -605,11 +605,7 @@ impl Config {
                     &["model", "embedding_dims", "model_kwargs"],
                 )?;
                 if let Some(model) = string(&embedder, "model", "embedder.config")? {
-                    self.embedder.model = Some(if model.contains('/') {
-                        model
-                    } else {
-                        format!("sentence-transformers/{model}")
-                    });
+                    self.embedder.model = Some(local_model_name(model));
                 }
                 if let Some(dims) = number(&embedder, "embedding_dims", "embedder.config")? {
                     self.embedder.dims = Some(dims as usize);
@@ -831,6 +827,94 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// A local model's Hugging Face id: a bare sentence-transformers name gets
+/// its organisation.
+fn local_model_name(model: String) -> String {
+    if model.contains('/') {
+        model
+    } else {
+        format!("sentence-transformers/{model}")
+    }
+}
+
+/// The embedding model, as Homi names it, that made the vectors of a mem0
+/// store configured with `value`: its `embedder` section's `model`, or that
+/// provider's default in mem0 (mem0's default embedder: OpenAI's
+/// `text-embedding-3-small`).
+///
+/// ```
+/// use homi_core::mem0_config::mem0_embedding_model;
+/// use serde_json::json;
+/// assert_eq!(mem0_embedding_model(&json!({})).unwrap(), "text-embedding-3-small");
+/// let hf = json!({"embedder": {"provider": "huggingface", "config": {"model": "all-MiniLM-L6-v2"}}});
+/// assert_eq!(mem0_embedding_model(&hf).unwrap(), "sentence-transformers/all-MiniLM-L6-v2");
+/// ```
+pub fn mem0_embedding_model(value: &Value) -> Result<String> {
+    let top = object(value, "config")?;
+    let Some((name, embedder)) = section(top, "embedder")? else {
+        return Ok(crate::config::DEFAULT_EMBEDDING_MODEL.to_owned());
+    };
+    let model = string(&embedder, "model", "embedder.config")?;
+    if LOCAL_EMBEDDERS.contains(&name.as_str()) {
+        // mem0's defaults for its in-process embedders.
+        let default = if name == "fastembed" {
+            "thenlper/gte-large"
+        } else {
+            "multi-qa-MiniLM-L6-cos-v1"
+        };
+        return Ok(local_model_name(
+            model.unwrap_or_else(|| default.to_owned()),
+        ));
+    }
+    model
+        .or_else(|| {
+            spec_of(&name)
+                .and_then(|s| s.default_embedding)
+                .map(|(m, _)| m.to_owned())
+        })
+        .ok_or_else(|| {
+            Error::invalid(
+                "embedder.config.model",
+                format!("name the model mem0's '{name}' embedder used"),
+            )
+        })
+}
+
+/// What to tell a user whose mem0 configuration names an embedded vector
+/// store holding mem0's memories, and no Homi store there yet: how to bring
+/// the memories over. `None` otherwise.
+pub fn mem0_data_notice(value: &Value) -> Option<String> {
+    let top = value.as_object()?;
+    let (provider, store) = section(top, "vector_store").ok()??;
+    let dir = std::path::PathBuf::from(string(&store, "path", "").ok()??);
+    if dir.join("homi.db").exists() {
+        return None;
+    }
+    let collection = string(&store, "collection_name", "")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "mem0".to_owned());
+    let shown = dir.display();
+    match provider.as_str() {
+        "qdrant" if dir.join("collection").join(&collection).is_dir() => Some(format!(
+            "{shown} holds mem0's Qdrant memories (collection '{collection}'); Homi keeps its own \
+             store beside them ({shown}/homi.db). Bring them over once with \
+             homi.import_mem0(config), the config given to mem0"
+        )),
+        "chroma" if dir.join("chroma.sqlite3").exists() => Some(format!(
+            "{shown} holds mem0's Chroma memories, which Homi cannot read; Homi keeps its own store \
+             beside them ({shown}/homi.db): read them with mem0 (Memory.get_all) and add each to \
+             Homi with add(..., infer=False)"
+        )),
+        "faiss" if dir.join(format!("{collection}.faiss")).exists() => Some(format!(
+            "{shown} holds mem0's FAISS memories, which Homi cannot read; Homi keeps its own store \
+             beside them ({shown}/homi.db): read them with mem0 (Memory.get_all) and add each to \
+             Homi with add(..., infer=False)"
+        )),
+        _ => None,
     }
 }
 
@@ -1134,6 +1218,22 @@ mod tests {
                 "vector_store": {"provider": "qdrant", "config": {"path": "/q", "host": null, "url": null, "embedding_model_dims": 1536}}}))
             .unwrap();
         assert_eq!(c.database_url, "sqlite:///q/homi.db");
+    }
+
+    #[test]
+    fn mem0_data_where_the_store_goes_gets_a_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = json!({"vector_store": {"provider": "qdrant", "config": {"path": dir.path().to_str().unwrap()}}});
+        assert_eq!(mem0_data_notice(&config), None, "nothing of mem0's there");
+        std::fs::create_dir_all(dir.path().join("collection").join("mem0")).unwrap();
+        let notice = mem0_data_notice(&config).unwrap();
+        assert!(notice.contains("homi.import_mem0(config)"), "{notice}");
+        std::fs::write(dir.path().join("homi.db"), b"").unwrap();
+        assert_eq!(
+            mem0_data_notice(&config),
+            None,
+            "Homi's store is there already"
+        );
     }
 
     #[test]

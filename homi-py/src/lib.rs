@@ -11,9 +11,19 @@ mod errors;
 mod memory;
 mod runtime;
 
+/// The rows of mem0's `history.db` (none when it is not there), for
+/// `homi.import_mem0`.
+#[pyfunction]
+fn read_mem0_history(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Bound<'_, PyAny>> {
+    use errors::IntoPy;
+    let rows = homi_core::transfer::read_mem0_history(&path).py()?;
+    convert::to_py(py, &serde_json::Value::Array(rows))
+}
+
 /// The native module.
 #[pymodule]
 fn _homi(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(read_mem0_history, m)?)?;
     m.add_class::<memory::Memory>()?;
     m.add_class::<memory::AsyncMemory>()?;
     m.add_class::<chat::Chat>()?;

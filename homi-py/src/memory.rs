@@ -115,9 +115,17 @@ pub fn config_from(mem0_config: Option<&Bound<'_, PyAny>>) -> PyResult<Config> {
     };
     // mem0 reads a provider's own variables (DEEPSEEK_API_KEY, …) when the
     // configuration names that provider.
-    config
+    let config = config
         .apply_mem0_with(&value, &|name| std::env::var(name).ok())
-        .py()
+        .py()?;
+    // mem0's memories where Homi's store is to be: say how to bring them.
+    if let Some(notice) = homi_core::mem0_config::mem0_data_notice(&value) {
+        let py = c.py();
+        let category = py.get_type::<pyo3::exceptions::PyUserWarning>();
+        let text = std::ffi::CString::new(notice).unwrap_or_default();
+        PyErr::warn(py, &category, &text, 2)?;
+    }
+    Ok(config)
 }
 
 /// An id argument: a string, or (as mem0 takes them) an integer or another
@@ -469,6 +477,59 @@ fn op_history(shared: &Arc<Shared>, memory_id: String) -> Op {
     })
 }
 
+/// mem0's points and history rows (read by `homi.import_mem0`) into this store.
+fn op_import_mem0_points(
+    shared: &Arc<Shared>,
+    points: &Bound<'_, PyAny>,
+    history: &Bound<'_, PyAny>,
+    mem0_config: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Op> {
+    let points = match to_json(points, "points")? {
+        Value::Array(p) => p,
+        _ => return Err(crate::errors::invalid("points", "must be a list")),
+    };
+    let history = match to_json(history, "history")? {
+        Value::Array(h) => h,
+        _ => return Err(crate::errors::invalid("history", "must be a list")),
+    };
+    let mem0_config = opt_json(mem0_config, "mem0_config")?.unwrap_or(Value::Null);
+    let mem0_config = if mem0_config.is_null() {
+        json!({})
+    } else {
+        mem0_config
+    };
+    let model = homi_core::mem0_config::mem0_embedding_model(&mem0_config).py()?;
+    let shared = shared.clone();
+    Ok(Box::pin(async move {
+        let report = shared
+            .memory()
+            .await?
+            .import_mem0_points(&points, &history, &model, |_, _| {})
+            .await
+            .py()?;
+        Ok(json!(report))
+    }))
+}
+
+/// A mem0 collection in Postgres (its pgvector or Supabase layout), as its
+/// configuration names it, into this store.
+fn op_import_mem0_postgres(shared: &Arc<Shared>, mem0_config: &Bound<'_, PyAny>) -> PyResult<Op> {
+    let mem0_config = to_json(mem0_config, "config")?;
+    let source =
+        homi_core::transfer::Mem0Source::from_mem0_config(&mem0_config, &|n| std::env::var(n).ok())
+            .py()?;
+    let shared = shared.clone();
+    Ok(Box::pin(async move {
+        let report = shared
+            .memory()
+            .await?
+            .import_mem0(&source, |_, _| {})
+            .await
+            .py()?;
+        Ok(json!(report))
+    }))
+}
+
 fn op_reset(shared: &Arc<Shared>) -> Op {
     let shared = shared.clone();
     Box::pin(async move {
@@ -633,6 +694,31 @@ macro_rules! memory_class {
 
             fn reset<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 $run(py, op_reset(&self.shared))
+            }
+
+            /// Imports mem0's points (`[{id, vector, payload}]`) and history
+            /// rows, as `homi.import_mem0` reads them; `mem0_config` names
+            /// the embedder that made the vectors.
+            #[pyo3(signature = (points, history, mem0_config=None))]
+            fn import_mem0_points<'py>(
+                &self,
+                py: Python<'py>,
+                points: &Bound<'py, PyAny>,
+                history: &Bound<'py, PyAny>,
+                mem0_config: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                $run(py, op_import_mem0_points(&self.shared, points, history, mem0_config)?)
+            }
+
+            /// Imports the mem0 collection in Postgres (its pgvector or
+            /// Supabase layout) that mem0's configuration names, with its
+            /// history, as `homi.import_mem0` finds it.
+            fn import_mem0_postgres<'py>(
+                &self,
+                py: Python<'py>,
+                mem0_config: &Bound<'py, PyAny>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                $run(py, op_import_mem0_postgres(&self.shared, mem0_config)?)
             }
 
             /// Closes the store's connections; a later call opens them again.

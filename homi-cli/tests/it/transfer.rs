@@ -486,15 +486,11 @@ async fn mem0_collection_is_copied_once(b: Backend) {
         "--layout",
         "pgvector",
     ];
-    // Vectors of another model cannot join this store's: a conflict, nothing written.
-    e.homi(&url, &pg_args)
-        .args(["--embedding-model", "text-embedding-ada-002"])
-        .env("MEM0_DATABASE_URL", &source)
-        .assert()
-        .code(7);
+    // Vectors of another model are not this store's: the text is embedded
+    // again by the configured embedder.
     let said = e
         .homi(&url, &pg_args)
-        .args(["--embedding-model", "text-embedding-3-small", "--json"])
+        .args(["--embedding-model", "text-embedding-ada-002", "--json"])
         .env("MEM0_DATABASE_URL", &source)
         .assert()
         .success()
@@ -504,8 +500,12 @@ async fn mem0_collection_is_copied_once(b: Backend) {
     let said: Value = serde_json::from_slice(&said).unwrap();
     assert_eq!(said["layout"], "pgvector");
     assert_eq!(
-        (said["read"].as_u64(), said["imported"].as_u64()),
-        (Some(1), Some(1))
+        (
+            said["read"].as_u64(),
+            said["imported"].as_u64(),
+            said["embedded"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
     );
     let found: Value = serde_json::from_str(&e.ok(
         &url,
@@ -518,6 +518,115 @@ async fn mem0_collection_is_copied_once(b: Backend) {
         .env_remove("MEM0_DATABASE_URL")
         .assert()
         .code(2);
+
+    // mem0's own configuration, as JSON, and its history.db: each memory
+    // keeps its history.
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.db");
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", history.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE history (id TEXT PRIMARY KEY, memory_id TEXT, old_memory TEXT, new_memory TEXT, \
+         event TEXT, created_at DATETIME, updated_at DATETIME, is_deleted INTEGER, actor_id TEXT, role TEXT)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let peanuts = "00000000-0000-4000-8000-000000000000";
+    for (id, old, new, event, at) in [
+        (
+            "10000000-0000-4000-8000-000000000001",
+            None,
+            "Is allergic to nuts",
+            "ADD",
+            "2024-07-01T10:00:00+00:00",
+        ),
+        (
+            "10000000-0000-4000-8000-000000000002",
+            Some("Is allergic to nuts"),
+            "Is allergic to peanuts",
+            "UPDATE",
+            "2024-07-02T10:00:00+00:00",
+        ),
+    ] {
+        sqlx::query("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, NULL, 0, NULL, NULL)")
+            .bind(id)
+            .bind(peanuts)
+            .bind(old)
+            .bind(new)
+            .bind(event)
+            .bind(at)
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    db.close().await;
+    let mem0_config = dir.path().join("mem0.json");
+    std::fs::write(
+        &mem0_config,
+        json!({
+            "vector_store": {"provider": "supabase", "config": {"connection_string": source, "collection_name": "memories"}},
+            "embedder": {"provider": "openai", "config": {"model": "text-embedding-3-small"}},
+            "history_db_path": history,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let fresh = e.store().await;
+    let said: Value = serde_json::from_str(&e.ok(
+        &fresh,
+        &[
+            "memory",
+            "import-mem0",
+            "--config",
+            mem0_config.to_str().unwrap(),
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        (said["imported"].as_u64(), said["embedded"].as_u64()),
+        (Some(3), Some(0)),
+        "{said}"
+    );
+    let events: Value =
+        serde_json::from_str(&e.ok(&fresh, &["memory", "history", peanuts, "--json"])).unwrap();
+    let events: Vec<(&str, Option<&str>)> = events["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["event"].as_str().unwrap(), h["new_memory"].as_str()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("ADD", Some("Is allergic to nuts")),
+            ("UPDATE", Some("Is allergic to peanuts"))
+        ]
+    );
+    // mem0's Qdrant store is Python's to read: the error says so.
+    std::fs::write(
+        &mem0_config,
+        json!({"vector_store": {"provider": "qdrant", "config": {"path": "/tmp/q"}}}).to_string(),
+    )
+    .unwrap();
+    let out = e
+        .homi(
+            &fresh,
+            &[
+                "memory",
+                "import-mem0",
+                "--config",
+                mem0_config.to_str().unwrap(),
+            ],
+        )
+        .assert()
+        .code(4)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&out).contains("homi.import_mem0(config)"));
 }
 
 conformance!(

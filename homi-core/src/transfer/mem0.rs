@@ -3,23 +3,20 @@
 //! Two layouts are read: mem0's own pgvector store
 //! (`{collection}(id uuid, vector vector, payload jsonb)`) and the
 //! Supabase/vecs store (`vecs."{collection}"(id, vec vector, metadata jsonb)`).
-//! Payload keys `data`, `hash`, `user_id`, `agent_id`, `run_id`, `actor_id`,
-//! `role`, `created_at`, `updated_at` map to Homi's fields; every other key is
-//! kept as metadata. Ids, timestamps, scopes and vectors are kept, so running
-//! an import again adds nothing.
+//! Each row is read as the point mem0's Python would read, and imported as
+//! `Memory::import_mem0_points` maps points, with the history rows of mem0's
+//! `history.db` that the caller read. Ids, timestamps, scopes and vectors
+//! are kept, so running an import again adds nothing.
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
-use uuid::Uuid;
 
 use super::{ImportReport, Mem0Layout};
 use crate::error::{Error, Result};
-use crate::memory::{Access, Memory, Metadata, Scope, text_hash};
-use crate::store::{Change, EmbedderInfo, NewMemory};
+use crate::memory::Memory;
 
 /// The mem0 collection to copy.
 #[derive(Debug, Clone)]
@@ -32,6 +29,9 @@ pub struct Mem0Source {
     pub layout: Option<Mem0Layout>,
     /// The embedding model that made the vectors (recorded in Homi's store).
     pub embedder_model: String,
+    /// mem0's history rows (its `history.db`, as `read_mem0_history` reads
+    /// them): each imported memory keeps its own.
+    pub history: Vec<Value>,
 }
 
 impl Mem0Source {
@@ -46,17 +46,6 @@ impl Mem0Source {
 }
 
 const PAGE: i64 = 1000;
-const KNOWN_KEYS: [&str; 9] = [
-    "data",
-    "hash",
-    "user_id",
-    "agent_id",
-    "run_id",
-    "actor_id",
-    "role",
-    "created_at",
-    "updated_at",
-];
 
 fn check_collection(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -76,67 +65,60 @@ fn check_collection(name: &str) -> Result<()> {
     }
 }
 
-fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    let s = v?.as_str()?;
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
+impl Mem0Source {
+    /// The collection a mem0 configuration (the dict given to mem0's
+    /// `Memory.from_config`) names in Postgres: its `vector_store` (`pgvector`
+    /// with a `connection_string` or its parts, or `supabase`), its
+    /// `collection_name` (mem0's default `mem0`), the embedder that made its
+    /// vectors, and its history (`history_db_path`, else mem0's default
+    /// `$MEM0_DIR/history.db` or `~/.mem0/history.db`, through `env`).
+    #[cfg(feature = "sqlite")]
+    pub fn from_mem0_config(value: &Value, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let top = value.as_object().ok_or_else(|| {
+            Error::invalid("config", "must be mem0's configuration (a JSON object)")
+        })?;
+        let store = top.get("vector_store").cloned().unwrap_or(Value::Null);
+        let provider = store
+            .get("provider")
+            .and_then(Value::as_str)
+            .unwrap_or("qdrant");
+        if !matches!(provider, "pgvector" | "supabase") {
+            return Err(Error::invalid(
+                "vector_store.provider",
+                format!(
+                    "'{provider}': this import reads mem0's pgvector and Supabase stores; mem0's \
+                     Qdrant store (its default) is pickled Python, read by the Python package: \
+                     homi.import_mem0(config)"
+                ),
+            ));
+        }
+        // Homi's own reading of the section gives the URL.
+        let url = crate::Config::default()
+            .apply_mem0(&serde_json::json!({"vector_store": store}))?
+            .database_url;
+        let collection = store
+            .pointer("/config/collection_name")
+            .and_then(Value::as_str)
+            .unwrap_or("mem0")
+            .to_owned();
+        let history_path = match top.get("history_db_path").and_then(Value::as_str) {
+            Some(p) => std::path::PathBuf::from(p),
+            None => {
+                let dir = env("MEM0_DIR")
+                    .map(std::path::PathBuf::from)
+                    .or_else(|| env("HOME").map(|h| std::path::PathBuf::from(h).join(".mem0")))
+                    .unwrap_or_default();
+                dir.join("history.db")
+            }
+        };
+        Ok(Self {
+            url,
+            collection,
+            layout: None,
+            embedder_model: crate::mem0_config::mem0_embedding_model(value)?,
+            history: super::read_mem0_history(&history_path)?,
+        })
     }
-    // Naive ISO timestamps (no offset) are taken as UTC.
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|n| n.and_utc())
-}
-
-fn string_of(payload: &Metadata, key: &str) -> Option<String> {
-    payload
-        .get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-}
-
-/// One mem0 row as a Homi import, or `None` when it cannot be one.
-fn to_change(id: &str, vector: Vec<f32>, payload: Value) -> Option<Change> {
-    let Value::Object(payload) = payload else {
-        return None;
-    };
-    let text = payload.get("data").and_then(Value::as_str)?.to_owned();
-    if text.trim().is_empty() {
-        return None;
-    }
-    let scope = Scope {
-        user_id: string_of(&payload, "user_id"),
-        agent_id: string_of(&payload, "agent_id"),
-        run_id: string_of(&payload, "run_id"),
-    };
-    if scope.is_empty() || scope.validate(true).is_err() {
-        return None;
-    }
-    let id =
-        Uuid::from_str(id).unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, id.as_bytes()));
-    let created_at = parse_time(payload.get("created_at")).unwrap_or_else(Utc::now);
-    let updated_at = parse_time(payload.get("updated_at")).unwrap_or(created_at);
-    let metadata: Metadata = payload
-        .iter()
-        .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Some(Change::Import {
-        memory: NewMemory {
-            id,
-            hash: text_hash(&text),
-            text,
-            metadata,
-            scope,
-            actor_id: string_of(&payload, "actor_id"),
-            role: string_of(&payload, "role"),
-            embedding: vector,
-            said_at: None,
-        },
-        created_at,
-        updated_at,
-    })
 }
 
 impl Memory {
@@ -150,7 +132,6 @@ impl Memory {
         source: &Mem0Source,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<ImportReport> {
-        let store = self.store();
         check_collection(&source.collection)?;
         let connect = PgConnectOptions::from_str(&source.url)
             .map_err(|e| Error::invalid("url", format!("not a valid Postgres URL: {e}")))?;
@@ -210,7 +191,6 @@ impl Memory {
             ..ImportReport::default()
         };
         let mut after = String::new();
-        let mut bound: Option<EmbedderInfo> = None;
         loop {
             let rows = sqlx::query(AssertSqlSafe(sql.clone()))
                 .bind(&after)
@@ -218,40 +198,28 @@ impl Memory {
                 .await?;
             let Some(last) = rows.last() else { break };
             after = last.try_get("id")?;
-            let mut changes = Vec::with_capacity(rows.len());
+            // Each row as the point mem0's Python would read: one mapping,
+            // whichever store it comes from.
+            let mut points = Vec::with_capacity(rows.len());
             for row in &rows {
-                report.read += 1;
                 let id: String = row.try_get("id")?;
                 let vector: pgvector::Vector = row.try_get("v")?;
                 let payload: Option<sqlx::types::Json<Value>> = row.try_get("p")?;
-                match to_change(
-                    &id,
-                    vector.to_vec(),
-                    payload.map(|p| p.0).unwrap_or(Value::Null),
-                ) {
-                    Some(change) => changes.push(change),
-                    None => {
-                        report.invalid += 1;
-                        tracing::warn!(id = %id, "mem0 row without a text or a scope id; not imported");
-                    }
-                }
+                points.push(serde_json::json!({
+                    "id": id,
+                    "vector": vector.to_vec(),
+                    "payload": payload.map(|p| p.0).unwrap_or(Value::Null),
+                }));
             }
-            if bound.is_none()
-                && let Some(Change::Import { memory, .. }) = changes.first()
-            {
-                let info = EmbedderInfo {
-                    model: source.embedder_model.clone(),
-                    dims: memory.embedding.len(),
-                };
-                store.bind_embedder(&info).await?;
-                bound = Some(info);
-            }
-            for outcome in store
-                .apply(&Access::Any, bound.as_ref(), None, changes)
-                .await?
-            {
-                report.count(&outcome);
-            }
+            let page = self
+                .import_mem0_points(&points, &source.history, &source.embedder_model, |_, _| {})
+                .await?;
+            report.read += page.read;
+            report.imported += page.imported;
+            report.already_present += page.already_present;
+            report.duplicates += page.duplicates;
+            report.embedded += page.embedded;
+            report.invalid += page.invalid;
             progress(report.read, total.max(report.read));
         }
         Ok(report)
@@ -262,44 +230,6 @@ impl Memory {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn payload_maps_to_a_memory() {
-        let change = to_change(
-            "0b6c1c9e-1a7e-4d3e-9a55-3f4f1b2c3d4e",
-            vec![1.0, 0.0],
-            json!({"data": "Likes tea", "hash": "x", "user_id": "alice", "created_at": "2024-07-20T10:22:33.123456-07:00", "category": "food"}),
-        )
-        .unwrap();
-        let Change::Import {
-            memory,
-            created_at,
-            updated_at,
-        } = change
-        else {
-            panic!("not an import")
-        };
-        assert_eq!(memory.text, "Likes tea");
-        assert_eq!(memory.hash, text_hash("Likes tea"));
-        assert_eq!(memory.scope, Scope::user("alice"));
-        assert_eq!(
-            memory.metadata,
-            json!({"category": "food"}).as_object().unwrap().clone()
-        );
-        assert_eq!(created_at.to_rfc3339(), "2024-07-20T17:22:33.123456+00:00");
-        assert_eq!(updated_at, created_at);
-        assert!(to_change("x", vec![1.0], json!({"data": "no scope"})).is_none());
-        assert!(to_change("x", vec![1.0], json!({"user_id": "u"})).is_none());
-        // Ids that are not UUIDs get a stable one.
-        let id_of = |c: Change| match c {
-            Change::Import { memory, .. } => memory.id,
-            _ => panic!("not an import"),
-        };
-        let a = id_of(to_change("abc", vec![1.0], json!({"data": "t", "user_id": "u"})).unwrap());
-        let b = id_of(to_change("abc", vec![1.0], json!({"data": "t", "user_id": "u"})).unwrap());
-        assert_eq!(a, b);
-    }
 
     #[test]
     fn collection_names_are_plain_identifiers() {

@@ -47,8 +47,12 @@ pub use crate::store::{MemoryRecord as Record, RecordEmbedding};
 
 #[cfg(feature = "postgres")]
 mod mem0;
+mod mem0_points;
 #[cfg(feature = "postgres")]
 pub use mem0::Mem0Source;
+pub use mem0_points::mem0_records;
+#[cfg(feature = "sqlite")]
+pub use mem0_points::read_mem0_history;
 
 /// Memories read from the store per page while exporting.
 const EXPORT_PAGE: usize = 500;

@@ -95,6 +95,7 @@ async fn import_into(target_url: String, layout: Mem0Layout) {
         collection: "mem0_memories".into(),
         layout: None,
         embedder_model: "text-embedding-3-small".into(),
+        history: Vec::new(),
     };
     let mut seen = Vec::new();
     let report = memory

@@ -7,10 +7,12 @@
 same methods as coroutines, run by Homi's Rust runtime. `homi.Chat` runs
 memory-augmented turns (plain, or streamed as an iterator or an async
 iterator) and `homi.Auth` accounts, tokens and service API keys.
+`homi.import_mem0(config)` copies what mem0 stored with that config.
 """
 
 from homi import _homi
 from homi._homi import Auth, Chat, ChatStream, Memory, __version__
+from homi._mem0 import import_mem0
 from homi.errors import *  # noqa: F401,F403
 from homi.errors import __all__ as _errors
 
@@ -68,4 +70,4 @@ class AsyncMemory:
         return False
 
 
-__all__ = ["Memory", "AsyncMemory", "Chat", "ChatStream", "Auth", "__version__", *_errors]
+__all__ = ["Memory", "AsyncMemory", "Chat", "ChatStream", "Auth", "import_mem0", "__version__", *_errors]

@@ -9,6 +9,7 @@ from homi._homi import Chat as Chat
 from homi._homi import ChatStream as ChatStream
 from homi._homi import Memory as Memory
 from homi._homi import __version__ as __version__
+from homi._mem0 import import_mem0 as import_mem0
 from homi.errors import HomiError as HomiError
 from homi.errors import ValidationError as ValidationError
 from homi.errors import ConfigError as ConfigError
@@ -117,6 +118,7 @@ __all__ = [
     "Chat",
     "ChatStream",
     "Auth",
+    "import_mem0",
     "__version__",
     "HomiError",
     "ValidationError",
