@@ -721,9 +721,15 @@ impl Config {
                     ],
                 };
                 check_keys(store, field, known)?;
+                let file = embedded_file(string(store, "collection_name", field)?.as_deref())?;
                 match string(store, "path", field)? {
-                    Some(dir) => format!("sqlite://{}/homi.db", dir.trim_end_matches('/')),
-                    // No directory: Homi's own default place.
+                    Some(dir) => format!("sqlite://{}/{file}", dir.trim_end_matches('/')),
+                    // No directory: Homi's own default place (its file named
+                    // for the collection, as in a directory).
+                    None if file != "homi.db" => match self.database_url.strip_suffix("homi.db") {
+                        Some(dir) => format!("{dir}{file}"),
+                        None => self.database_url.clone(),
+                    },
                     None => self.database_url.clone(),
                 }
             }
@@ -883,6 +889,27 @@ pub fn mem0_embedding_model(value: &Value) -> Result<String> {
         })
 }
 
+/// The file of Homi's store for a mem0 collection in a directory: mem0's
+/// default collection (`mem0`) is `homi.db`, another one `homi-<name>.db`, so
+/// that collections in one directory never see each other's memories.
+fn embedded_file(collection: Option<&str>) -> Result<String> {
+    match collection.map(str::trim) {
+        None | Some("") | Some("mem0") => Ok("homi.db".to_owned()),
+        Some(name)
+            if name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            Ok(format!("homi-{name}.db"))
+        }
+        Some(name) => Err(Error::invalid(
+            "vector_store.config.collection_name",
+            format!("'{name}' is not a plain name (letters, digits, '_' and '-', at most 64)"),
+        )),
+    }
+}
+
 /// What to tell a user whose mem0 configuration names an embedded vector
 /// store holding mem0's memories, and no Homi store there yet: how to bring
 /// the memories over. `None` otherwise.
@@ -890,28 +917,29 @@ pub fn mem0_data_notice(value: &Value) -> Option<String> {
     let top = value.as_object()?;
     let (provider, store) = section(top, "vector_store").ok()??;
     let dir = std::path::PathBuf::from(string(&store, "path", "").ok()??);
-    if dir.join("homi.db").exists() {
-        return None;
-    }
     let collection = string(&store, "collection_name", "")
         .ok()
         .flatten()
         .unwrap_or_else(|| "mem0".to_owned());
+    let file = embedded_file(Some(&collection)).ok()?;
+    if dir.join(&file).exists() {
+        return None;
+    }
     let shown = dir.display();
     match provider.as_str() {
         "qdrant" if dir.join("collection").join(&collection).is_dir() => Some(format!(
             "{shown} holds mem0's Qdrant memories (collection '{collection}'); Homi keeps its own \
-             store beside them ({shown}/homi.db). Bring them over once with \
+             store beside them ({shown}/{file}). Bring them over once with \
              homi.import_mem0(config), the config given to mem0"
         )),
         "chroma" if dir.join("chroma.sqlite3").exists() => Some(format!(
             "{shown} holds mem0's Chroma memories, which Homi cannot read; Homi keeps its own store \
-             beside them ({shown}/homi.db): read them with mem0 (Memory.get_all) and add each to \
+             beside them ({shown}/{file}): read them with mem0 (Memory.get_all) and add each to \
              Homi with add(..., infer=False)"
         )),
         "faiss" if dir.join(format!("{collection}.faiss")).exists() => Some(format!(
             "{shown} holds mem0's FAISS memories, which Homi cannot read; Homi keeps its own store \
-             beside them ({shown}/homi.db): read them with mem0 (Memory.get_all) and add each to \
+             beside them ({shown}/{file}): read them with mem0 (Memory.get_all) and add each to \
              Homi with add(..., infer=False)"
         )),
         _ => None,
@@ -982,7 +1010,7 @@ mod tests {
                 "version": "v1.1"
             }))
             .unwrap();
-        assert_eq!(c.database_url, "sqlite:///tmp/q/homi.db");
+        assert_eq!(c.database_url, "sqlite:///tmp/q/homi-test.db");
         assert_eq!(c.provider.chat_model, "gpt-4.1-nano");
         let s = c.provider.sampling;
         assert_eq!(
@@ -994,18 +1022,32 @@ mod tests {
         assert_eq!(key(c.embedding_provider()).as_deref(), Some("sk-env"));
         for (store, path) in [("chroma", "/data/c"), ("faiss", "/data/f/")] {
             let c = Config::default()
-                .apply_mem0(&json!({"vector_store": {"provider": store, "config": {"path": path, "collection_name": "x"}}}))
+                .apply_mem0(&json!({"vector_store": {"provider": store, "config": {"path": path}}}))
                 .unwrap();
             assert_eq!(
                 c.database_url,
                 format!("sqlite://{}/homi.db", path.trim_end_matches('/'))
             );
         }
-        // No path: Homi's default place.
+        // Collections in one directory: one store each.
         let c = Config::default()
-            .apply_mem0(&json!({"vector_store": {"provider": "qdrant", "config": {"collection_name": "x"}}}))
+            .apply_mem0(&json!({"vector_store": {"provider": "qdrant", "config": {"path": "/q", "collection_name": "work"}}}))
+            .unwrap();
+        assert_eq!(c.database_url, "sqlite:///q/homi-work.db");
+        let err = Config::default()
+            .apply_mem0(&json!({"vector_store": {"provider": "qdrant", "config": {"path": "/q", "collection_name": "../x"}}}))
+            .unwrap_err();
+        assert!(err.to_string().contains("collection_name"), "{err}");
+        // No path: Homi's default place, a file per collection.
+        let c = Config::default()
+            .apply_mem0(&json!({"vector_store": {"provider": "qdrant", "config": {}}}))
             .unwrap();
         assert_eq!(c.database_url, Config::default().database_url);
+        let c = Config::default()
+            .with_database_url("sqlite:///home/ada/.homi/homi.db")
+            .apply_mem0(&json!({"vector_store": {"provider": "qdrant", "config": {"collection_name": "x"}}}))
+            .unwrap();
+        assert_eq!(c.database_url, "sqlite:///home/ada/.homi/homi-x.db");
     }
 
     #[test]

@@ -319,6 +319,7 @@ fn op_search(
     as_of_: Option<&Bound<'_, PyAny>>,
     include_superseded: bool,
     mode: Option<String>,
+    explain: bool,
 ) -> PyResult<Op> {
     let filters = opt_json(filters, "filters")?;
     let (limit, threshold) = mem0::read_limits(
@@ -332,7 +333,8 @@ fn op_search(
     let (scope, filter) = scope(&ids, filters.as_ref())?;
     let mut options = SearchOptions::default()
         .limit(limit)
-        .include_superseded(include_superseded);
+        .include_superseded(include_superseded)
+        .explain(explain);
     if let Some(m) = mode {
         options = options.mode(m.parse().py()?);
     }
@@ -623,11 +625,10 @@ macro_rules! memory_class {
                 show_expired: bool,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let _ = rerank;
-                not_yet("explain", explain)?;
                 not_yet("reference_date", is_set(reference_date))?;
                 not_yet("show_expired", show_expired)?;
                 let ids = Ids { user_id, agent_id, run_id };
-                let op = op_search(&self.shared, query, ids, limit, filters, threshold, top_k, as_of, include_superseded, mode)?;
+                let op = op_search(&self.shared, query, ids, limit, filters, threshold, top_k, as_of, include_superseded, mode, explain)?;
                 $run(py, op)
             }
 

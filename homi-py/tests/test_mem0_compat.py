@@ -35,7 +35,9 @@ def test_mem0_readme_config_with_a_local_qdrant_path(fake, tmp_path, monkeypatch
     }
     m = Memory.from_config(config)
     m.add([{"role": "user", "content": "I had ramen for lunch"}], user_id="alice")
-    assert (path / "homi.db").exists()
+    # mem0's collection "test" is Homi's homi-test.db there: another collection
+    # in the same directory is another store.
+    assert (path / "homi-test.db").exists()
     assert [r["memory"] for r in m.search("ramen", filters={"user_id": "alice"})["results"]] == ["I had ramen for lunch"]
     calls = _chat_calls(fake)
     assert calls, "no extraction call"
@@ -261,3 +263,37 @@ def test_exceptions_answer_to_mem0s_names(env):
 
     assert issubclass(homi.RateLimitError, Mem0Base) and homi.ConfigurationError is homi.ConfigError
     assert homi.VectorStoreError is homi.StorageError and homi.LLMError is homi.ProviderError
+
+
+def test_collections_in_one_directory_never_mix(fake, tmp_path, monkeypatch):
+    fake.reset()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("HOMI_EMBEDDING_DIMS", "64")
+
+    def config(collection):
+        return {"vector_store": {"provider": "qdrant", "config": {"path": str(tmp_path / "q"), "collection_name": collection}}}
+
+    work, home = Memory.from_config(config("work")), Memory.from_config(config("home"))
+    work.add("I write Rust", user_id="ann", infer=False)
+    home.add("I grow roses", user_id="ann", infer=False)
+    assert [m["memory"] for m in work.get_all(user_id="ann")["results"]] == ["I write Rust"]
+    assert [m["memory"] for m in home.search("roses", user_id="ann")["results"]] == ["I grow roses"]
+    assert work.search("roses", user_id="ann", mode="keyword")["results"] == []
+
+
+def test_explain_says_how_each_score_was_made(env):
+    m = Memory()
+    m.add("I keep bees on the roof", user_id="ann", infer=False)
+    m.add("The roof needs new tiles", user_id="ann", infer=False)
+    found = m.search("bees", filters={"user_id": "ann"}, explain=True)["results"]
+    assert found, found
+    for r in found:
+        d = r["score_details"]
+        assert abs(d["fused"] - r["score"]) < 1e-6, r
+        assert {"semantic", "keyword", "base", "neighbour", "speaker_factor"} <= set(d), d
+    assert found[0]["memory"] == "I keep bees on the roof" and found[0]["score_details"]["keyword"] == 1.0
+    plain = m.search("bees", filters={"user_id": "ann"})["results"]
+    assert all("score_details" not in r for r in plain)
+    keyword = m.search("bees", user_id="ann", mode="keyword", explain=True)["results"]
+    assert keyword[0]["score_details"] == {"keyword": 1.0, "fused": 1.0}

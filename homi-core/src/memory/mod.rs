@@ -719,6 +719,7 @@ impl Memory {
         }
         let mut usage = Usage::default();
         let mode = options.mode;
+        let explain = options.explain;
         let mut params = ReadParams {
             limit: options.limit,
             filter: options.filters,
@@ -753,6 +754,31 @@ impl Memory {
                 threshold(rank::hybrid(query, &found.keyword, found.loaded), &params)
             }
         };
+        let mut results = results;
+        for m in &mut results {
+            m.score_details = match (explain, mode) {
+                (false, _) => None,
+                (true, SearchMode::Hybrid) => m.score_details.take(),
+                (true, SearchMode::Semantic) => m.score.map(|s| crate::model::ScoreDetails {
+                    semantic: Some(s),
+                    keyword: None,
+                    base: None,
+                    neighbour: None,
+                    speaker_factor: None,
+                    date_match: None,
+                    fused: s,
+                }),
+                (true, SearchMode::Keyword) => m.score.map(|s| crate::model::ScoreDetails {
+                    semantic: None,
+                    keyword: Some(s),
+                    base: None,
+                    neighbour: None,
+                    speaker_factor: None,
+                    date_match: None,
+                    fused: s,
+                }),
+            };
+        }
         usage.duration_ms = elapsed_ms(start);
         Ok(SearchResult { results, usage })
     }

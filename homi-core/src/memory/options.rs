@@ -237,6 +237,8 @@ pub struct SearchOptions {
     /// How memories are found: by meaning and words (default), meaning
     /// alone, or words alone.
     pub mode: SearchMode,
+    /// Each result says how its score was made (`score_details`).
+    pub explain: bool,
 }
 
 impl Default for SearchOptions {
@@ -248,6 +250,7 @@ impl Default for SearchOptions {
             as_of: None,
             include_superseded: false,
             mode: SearchMode::Hybrid,
+            explain: false,
         }
     }
 }
@@ -293,6 +296,11 @@ impl std::str::FromStr for SearchMode {
 }
 
 impl SearchOptions {
+    /// Each result says how its score was made (`score_details`).
+    pub fn explain(mut self, explain: bool) -> Self {
+        self.explain = explain;
+        self
+    }
     /// Sets how memories are found.
     pub fn mode(mut self, mode: SearchMode) -> Self {
         self.mode = mode;

@@ -106,23 +106,34 @@ pub fn hybrid(query: &str, keyword: &[(Uuid, f32)], loaded: Vec<Neighbour>) -> V
         let mut m = n.item;
         let (before, after) = links.get(&m.id).copied().unwrap_or((None, None));
         let own = base.get(&m.id).copied().unwrap_or(0.0);
-        let mut s = (own + NEIGHBOUR_WEIGHT * base_of(before).max(base_of(after)))
-            / (1.0 + NEIGHBOUR_WEIGHT);
+        let neighbour = base_of(before).max(base_of(after));
+        let mut s = (own + NEIGHBOUR_WEIGHT * neighbour) / (1.0 + NEIGHBOUR_WEIGHT);
+        let mut speaker_factor = 1.0;
         if let Some(named) = &named
             && speaker(&m).is_some_and(|sp| &sp != named)
         {
+            speaker_factor = OTHER_SPEAKER;
             s *= OTHER_SPEAKER;
         }
+        let mut date_match = None;
         if !dates.is_empty() {
             let said = m.created_at.date_naive();
-            let d = if dates.iter().any(|q| q.matches(said)) {
-                1.0
-            } else {
-                0.0
-            };
+            let matched = dates.iter().any(|q| q.matches(said));
+            date_match = Some(matched);
+            let d = if matched { 1.0 } else { 0.0 };
             s = (s + DATE_WEIGHT * d) / (1.0 + DATE_WEIGHT);
         }
-        m.score = Some(s.clamp(0.0, 1.0));
+        let fused = s.clamp(0.0, 1.0);
+        m.score_details = Some(crate::model::ScoreDetails {
+            semantic: Some(cos_plus(m.score.unwrap_or(0.0))),
+            keyword: Some(kw.get(&m.id).copied().unwrap_or(0.0)),
+            base: Some(own),
+            neighbour: Some(neighbour),
+            speaker_factor: Some(speaker_factor),
+            date_match,
+            fused,
+        });
+        m.score = Some(fused);
         out.push(m);
     }
     out.sort_by(|a, b| {

@@ -8,4 +8,4 @@ pub mod keywords;
 pub mod types;
 
 pub use filter::{Field, Filter, Op};
-pub use types::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope};
+pub use types::{Access, Event, HistoryEntry, MemoryItem, Metadata, Scope, ScoreDetails};

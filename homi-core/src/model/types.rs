@@ -236,6 +236,36 @@ mod iso_opt {
     }
 }
 
+/// How a search result's score was made (see README's "How search ranks"):
+/// the parts a search mode uses are set.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScoreDetails {
+    /// Meaning: the cosine similarity to the query clamped to [0, 1]
+    /// (hybrid), or the semantic score `(1 + cos) / 2` (semantic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<f32>,
+    /// Words: the memory's keyword relevance over the query's best (0 when
+    /// it holds none of the words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<f32>,
+    /// Hybrid: `0.6 · semantic + 0.4 · keyword`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<f32>,
+    /// Hybrid: the better base score of the memories written just before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbour: Option<f32>,
+    /// Hybrid: 0.6 when the query names another speaker, else 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker_factor: Option<f32>,
+    /// Hybrid: whether the memory was said on the day or in the month the
+    /// query names (absent when it names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_match: Option<bool>,
+    /// The score, as returned: the parts fused.
+    pub fused: f32,
+}
+
 /// One stored memory, as returned by `get`, `get_all` and `search`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -252,6 +282,9 @@ pub struct MemoryItem {
     /// Similarity to the query in [0, 1], higher is closer (search only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
+    /// How the score was made (a search with `explain`; mem0's `score_details`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_details: Option<ScoreDetails>,
     /// When it was created.
     #[serde(with = "iso")]
     pub created_at: DateTime<Utc>,

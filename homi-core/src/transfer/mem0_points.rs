@@ -202,6 +202,7 @@ fn record(
             memory: text,
             metadata,
             score: None,
+            score_details: None,
             created_at,
             updated_at,
             user_id: scope.user_id,

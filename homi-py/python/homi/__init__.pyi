@@ -70,7 +70,7 @@ class AsyncMemory:
         include_superseded: bool = False,
         rerank: bool = False,
         mode: Optional[Literal["hybrid", "semantic", "keyword"]] = None,
-        explain: Literal[False] = False,
+        explain: bool = False,
         reference_date: None = None,
         show_expired: Literal[False] = False,
     ) -> Dict[str, Any]: ...
