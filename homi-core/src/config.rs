@@ -136,6 +136,20 @@ pub struct MemoryConfig {
     /// for fact extraction (what to remember, how to word it), added to
     /// Homi's prompt; mem0's `custom_instructions`.
     pub extraction_instructions: Option<String>,
+    /// mem0's `llm_reranker`: a search asked to rerank has the chat model
+    /// score each result's relevance. `None`: no reranker (`rerank` changes
+    /// nothing, as in mem0).
+    pub reranker: Option<RerankerConfig>,
+}
+
+/// The chat model as a reranker (mem0's `llm_reranker`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RerankerConfig {
+    /// At most this many results after reranking (`None`: the search's limit).
+    pub top_k: Option<usize>,
+    /// The scoring instructions (mem0's `scoring_prompt`), instead of Homi's.
+    pub prompt: Option<String>,
 }
 
 impl Default for Config {
@@ -179,6 +193,7 @@ impl Default for Config {
                 user_rpm: 0,
                 user_tokens_per_day: 0,
                 extraction_instructions: None,
+                reranker: None,
             },
             server: ServerConfig::default(),
             auth: AuthConfig::default(),

@@ -527,10 +527,7 @@ impl Config {
                     ));
                 }
                 "reranker" if !v.is_null() => {
-                    return Err(Error::invalid(
-                        "reranker",
-                        "Homi does not rerank with another model: search ranks by meaning and keyword together (leave reranker out)",
-                    ));
+                    self.memory.reranker = Some(reranker(top)?);
                 }
                 "graph_store" | "reranker" => {}
                 other => {
@@ -887,6 +884,41 @@ pub fn mem0_embedding_model(value: &Value) -> Result<String> {
                 format!("name the model mem0's '{name}' embedder used"),
             )
         })
+}
+
+/// mem0's `reranker` section: `llm_reranker`, scored by Homi's chat model.
+fn reranker(top: &Map<String, Value>) -> Result<crate::config::RerankerConfig> {
+    let (name, config) = section(top, "reranker")?.unwrap_or_default();
+    if name != "llm_reranker" {
+        return Err(Error::invalid(
+            "reranker.provider",
+            format!(
+                "'{name}' is a model Homi does not run; 'llm_reranker' reranks with the chat model \
+                 (the llm section), and without a reranker Homi ranks by meaning and keyword together"
+            ),
+        ));
+    }
+    let field = "reranker.config";
+    // The model is the chat model: another one named here cannot be honoured.
+    for key in ["llm", "provider", "model", "api_key"] {
+        if config.get(key).is_some_and(|v| !v.is_null()) {
+            return Err(Error::invalid(
+                format!("{field}.{key}"),
+                "llm_reranker scores with the chat model of the llm section (leave it out)",
+            ));
+        }
+    }
+    check_keys(
+        &config,
+        field,
+        &["top_k", "scoring_prompt", "temperature", "max_tokens"],
+    )?;
+    Ok(crate::config::RerankerConfig {
+        top_k: number(&config, "top_k", field)?
+            .map(|n| n as usize)
+            .filter(|&n| n > 0),
+        prompt: string(&config, "scoring_prompt", field)?.filter(|p| !p.trim().is_empty()),
+    })
 }
 
 /// The file of Homi's store for a mem0 collection in a directory: mem0's
@@ -1324,8 +1356,12 @@ mod tests {
                 "no graph store",
             ),
             (
-                json!({"reranker": {"provider": "llm_reranker"}}),
-                "reranker",
+                json!({"reranker": {"provider": "cohere"}}),
+                "reranker.provider",
+            ),
+            (
+                json!({"reranker": {"provider": "llm_reranker", "config": {"model": "gpt-5-mini"}}}),
+                "reranker.config.model",
             ),
             (
                 json!({"embedder": {"config": {"embedding_dims": 64}}, "vector_store": {"provider": "sqlite", "config": {"embedding_model_dims": 32}}}),

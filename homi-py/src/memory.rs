@@ -320,6 +320,7 @@ fn op_search(
     include_superseded: bool,
     mode: Option<String>,
     explain: bool,
+    rerank: bool,
 ) -> PyResult<Op> {
     let filters = opt_json(filters, "filters")?;
     let (limit, threshold) = mem0::read_limits(
@@ -334,7 +335,8 @@ fn op_search(
     let mut options = SearchOptions::default()
         .limit(limit)
         .include_superseded(include_superseded)
-        .explain(explain);
+        .explain(explain)
+        .rerank(rerank);
     if let Some(m) = mode {
         options = options.mode(m.parse().py()?);
     }
@@ -601,8 +603,8 @@ macro_rules! memory_class {
                 $run(py, op)
             }
 
-            // `rerank` is accepted for mem0 2.x callers: like mem0 without a
-            // configured reranker, Homi ranks without a model call either way.
+            // `rerank`: with mem0's `llm_reranker` configured, the chat model
+            // scores the results; without it nothing changes, as in mem0.
             #[pyo3(signature = (query, *, user_id=None, agent_id=None, run_id=None, limit=None, filters=None, threshold=None, top_k=None, as_of=None, include_superseded=false, rerank=false, mode=None, explain=false, reference_date=None, show_expired=false))]
             #[allow(clippy::too_many_arguments)]
             fn search<'py>(
@@ -624,11 +626,10 @@ macro_rules! memory_class {
                 reference_date: Option<&Bound<'py, PyAny>>,
                 show_expired: bool,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let _ = rerank;
                 not_yet("reference_date", is_set(reference_date))?;
                 not_yet("show_expired", show_expired)?;
                 let ids = Ids { user_id, agent_id, run_id };
-                let op = op_search(&self.shared, query, ids, limit, filters, threshold, top_k, as_of, include_superseded, mode, explain)?;
+                let op = op_search(&self.shared, query, ids, limit, filters, threshold, top_k, as_of, include_superseded, mode, explain, rerank)?;
                 $run(py, op)
             }
 

@@ -115,7 +115,7 @@ def test_azure_openai_by_its_mem0_config(fake, tmp_path, monkeypatch):
 def test_what_homi_cannot_honour_says_why(env):
     for config, says in [
         ({"graph_store": {"provider": "neo4j", "config": {}}}, "no graph store"),
-        ({"reranker": {"provider": "cohere"}}, "rerank"),
+        ({"reranker": {"provider": "cohere"}}, "llm_reranker"),
         ({"vector_store": {"provider": "qdrant", "config": {"host": "localhost", "port": 6333}}}, "Coming from mem0"),
         ({"vector_store": {"provider": "pinecone", "config": {}}}, "Coming from mem0"),
         ({"llm": {"provider": "anthropic", "config": {}}}, "OpenAI protocol"),
@@ -297,3 +297,28 @@ def test_explain_says_how_each_score_was_made(env):
     assert all("score_details" not in r for r in plain)
     keyword = m.search("bees", user_id="ann", mode="keyword", explain=True)["results"]
     assert keyword[0]["score_details"] == {"keyword": 1.0, "fused": 1.0}
+
+
+def test_the_llm_reranker_scores_with_the_chat_model(fake, tmp_path, monkeypatch):
+    fake.reset()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("HOMI_EMBEDDING_DIMS", "64")
+    m = Memory.from_config({
+        "vector_store": {"provider": "qdrant", "config": {"path": str(tmp_path / "q")}},
+        "reranker": {"provider": "llm_reranker", "config": {"top_k": 2}},
+    })
+    for text in ["I keep bees on the roof", "The bees swarmed in May", "I read about bees"]:
+        m.add(text, user_id="ann", infer=False)
+    plain = m.search("bees", filters={"user_id": "ann"}, mode="keyword")["results"]
+    assert len(plain) == 3 and all("rerank_score" not in r for r in plain)
+    calls = fake.stats()["chat_requests"]
+    # The chat model scores each result, in the search's order.
+    for score in ["0.1", "Score: 0.9", "no idea"]:
+        fake.control("/_fake/replies", {"content": score})
+    reranked = m.search("bees", filters={"user_id": "ann"}, mode="keyword", rerank=True)["results"]
+    assert fake.stats()["chat_requests"] == calls + 3
+    assert [r["memory"] for r in reranked] == [plain[1]["memory"], plain[2]["memory"]]
+    assert [round(r["rerank_score"], 3) for r in reranked] == [0.9, 0.5]
+    sent = [r for r in fake.requests() if r["path"] == "/v1/chat/completions"][-1]["body"]["messages"]
+    assert "relevance" in sent[0]["content"] and sent[1]["content"].startswith("Query: bees")

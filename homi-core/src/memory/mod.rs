@@ -68,6 +68,7 @@ struct Inner {
     chat: Option<Arc<dyn ChatModel>>,
     infer_context: usize,
     instructions: Option<String>,
+    reranker: Option<crate::config::RerankerConfig>,
     not_configured: String,
     budgets: Budgets,
 }
@@ -100,6 +101,7 @@ pub struct MemoryBuilder {
     chat: Option<Arc<dyn ChatModel>>,
     infer_context: usize,
     instructions: Option<String>,
+    reranker: Option<crate::config::RerankerConfig>,
     not_configured: String,
     budgets: Budgets,
 }
@@ -125,6 +127,12 @@ impl MemoryBuilder {
     /// stays Homi's. [`AddOptions::instructions`] replaces them for one call.
     pub fn extraction_instructions(mut self, instructions: Option<String>) -> Self {
         self.instructions = instructions.filter(|i| !i.trim().is_empty());
+        self
+    }
+    /// Reranks searches that ask for it with the chat model (mem0's
+    /// `llm_reranker`).
+    pub fn reranker(mut self, reranker: Option<crate::config::RerankerConfig>) -> Self {
+        self.reranker = reranker;
         self
     }
     /// The sentence returned when a provider is needed and missing.
@@ -159,6 +167,7 @@ impl MemoryBuilder {
                 chat: self.chat,
                 infer_context: self.infer_context,
                 instructions: self.instructions,
+                reranker: self.reranker,
                 not_configured: self.not_configured,
                 budgets: self.budgets,
             }),
@@ -193,6 +202,7 @@ impl Memory {
             chat: None,
             infer_context: 10,
             instructions: None,
+            reranker: None,
             not_configured: "set OPENAI_API_KEY or OPENAI_BASE_URL".to_owned(),
             budgets: Budgets::unlimited(),
         }
@@ -207,6 +217,7 @@ impl Memory {
         let mut builder = Memory::builder(store.clone())
             .infer_context(config.memory.infer_context)
             .extraction_instructions(config.memory.extraction_instructions.clone())
+            .reranker(config.memory.reranker.clone())
             .budgets(budgets);
         #[cfg(feature = "openai")]
         {
@@ -779,8 +790,54 @@ impl Memory {
                 }),
             };
         }
+        if options.rerank
+            && let Some(reranker) = &self.inner.reranker
+        {
+            results = self.rerank(query, results, reranker, &mut usage).await?;
+        }
         usage.duration_ms = elapsed_ms(start);
         Ok(SearchResult { results, usage })
+    }
+
+    /// mem0's LLM reranking: the chat model scores each result's relevance
+    /// to the query in [0, 1] (0.5 when its answer holds no number), one call
+    /// each, in order; the results go best first, at most `top_k`.
+    async fn rerank(
+        &self,
+        query: &str,
+        mut results: Vec<MemoryItem>,
+        reranker: &crate::config::RerankerConfig,
+        usage: &mut Usage,
+    ) -> Result<Vec<MemoryItem>> {
+        let chat = self.chat()?;
+        let system = reranker.prompt.as_deref().unwrap_or(rank::RERANK_PROMPT);
+        for m in &mut results {
+            let request = ChatRequest::new(vec![
+                ChatMessage::system(system),
+                ChatMessage::user(format!(
+                    "Query: {}\n\nDocument: {}",
+                    rank::truncate(query, 4000),
+                    rank::truncate(&m.memory, 4000)
+                )),
+            ]);
+            let start = Instant::now();
+            let answer = chat.complete(request).await;
+            usage.provider_ms += elapsed_ms(start);
+            let answer = answer?;
+            usage.chat_calls += 1;
+            usage.prompt_tokens += answer.usage.prompt_tokens;
+            usage.completion_tokens += answer.usage.completion_tokens;
+            m.rerank_score = Some(rank::relevance(&answer.content));
+        }
+        results.sort_by(|a, b| {
+            b.rerank_score
+                .unwrap_or(0.0)
+                .total_cmp(&a.rerank_score.unwrap_or(0.0))
+        });
+        if let Some(k) = reranker.top_k {
+            results.truncate(k);
+        }
+        Ok(results)
     }
 
     /// The query's embedding.

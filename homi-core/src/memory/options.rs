@@ -239,6 +239,10 @@ pub struct SearchOptions {
     pub mode: SearchMode,
     /// Each result says how its score was made (`score_details`).
     pub explain: bool,
+    /// With a reranker configured, the chat model scores each result and
+    /// the results are ordered by that (`rerank_score`); without one,
+    /// nothing changes (as in mem0).
+    pub rerank: bool,
 }
 
 impl Default for SearchOptions {
@@ -251,6 +255,7 @@ impl Default for SearchOptions {
             include_superseded: false,
             mode: SearchMode::Hybrid,
             explain: false,
+            rerank: false,
         }
     }
 }
@@ -299,6 +304,11 @@ impl SearchOptions {
     /// Each result says how its score was made (`score_details`).
     pub fn explain(mut self, explain: bool) -> Self {
         self.explain = explain;
+        self
+    }
+    /// Reranks with the configured reranker (see [`SearchOptions::rerank`]).
+    pub fn rerank(mut self, rerank: bool) -> Self {
+        self.rerank = rerank;
         self
     }
     /// Sets how memories are found.

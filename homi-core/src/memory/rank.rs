@@ -146,6 +146,38 @@ pub fn hybrid(query: &str, keyword: &[(Uuid, f32)], loaded: Vec<Neighbour>) -> V
     out
 }
 
+/// The reranker's instructions (mem0's `llm_reranker`), when the
+/// configuration gives none.
+pub const RERANK_PROMPT: &str = "You are a relevance scoring assistant. Given a query and a \
+document, rate how relevant the document is to the query, from 0.0 (not relevant) to 1.0 \
+(perfectly relevant). Answer with the number only.";
+
+/// A reranker's answer as a score in [0, 1]: its first number (0.5 when it
+/// holds none, as mem0 does).
+pub fn relevance(answer: &str) -> f32 {
+    let number: String = answer
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|w| w.chars().any(|c| c.is_ascii_digit()))
+        .map(|w| w.trim_matches('.').to_owned())
+        .unwrap_or_default();
+    number
+        .parse::<f32>()
+        .map(|x| x.clamp(0.0, 1.0))
+        .unwrap_or(0.5)
+}
+
+/// `text`, cut to at most `max` bytes at a character boundary.
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Who said a memory: its `actor_id`, or the one to three words before the
 /// first `": "` of its text ("Caroline: I went…"), lower-case.
 pub fn speaker(m: &MemoryItem) -> Option<String> {
@@ -257,6 +289,21 @@ pub fn query_dates(query: &str) -> Vec<QueryDate> {
         }
     }
     if days.is_empty() { months } else { days }
+}
+
+#[cfg(test)]
+mod rerank_tests {
+    use super::*;
+
+    #[test]
+    fn a_rerankers_answer_is_its_first_number() {
+        assert_eq!(relevance("0.8"), 0.8);
+        assert_eq!(relevance("Score: 0.35 (fairly relevant)"), 0.35);
+        assert_eq!(relevance("1"), 1.0);
+        assert_eq!(relevance("7"), 1.0);
+        assert_eq!(relevance("not relevant at all"), 0.5);
+        assert_eq!(truncate("héllo", 2), "h");
+    }
 }
 
 #[cfg(test)]

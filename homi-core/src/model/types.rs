@@ -285,6 +285,10 @@ pub struct MemoryItem {
     /// How the score was made (a search with `explain`; mem0's `score_details`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_details: Option<ScoreDetails>,
+    /// The chat model's relevance score in [0, 1] (a search with `rerank`
+    /// and a reranker configured; mem0's `rerank_score`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank_score: Option<f32>,
     /// When it was created.
     #[serde(with = "iso")]
     pub created_at: DateTime<Utc>,

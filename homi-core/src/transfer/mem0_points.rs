@@ -203,6 +203,7 @@ fn record(
             metadata,
             score: None,
             score_details: None,
+            rerank_score: None,
             created_at,
             updated_at,
             user_id: scope.user_id,
