@@ -542,7 +542,7 @@ fn mem0_source(
     embedding_model: Option<String>,
     history: Option<std::path::PathBuf>,
 ) -> homi_core::Result<homi_core::transfer::Mem0Source> {
-    use homi_core::transfer::{Mem0Layout, Mem0Source, read_mem0_history};
+    use homi_core::transfer::{Mem0Layout, Mem0Source, mem0_history_path, read_mem0_history};
     let env = |name: &str| std::env::var(name).ok();
     let mut source = match mem0_config {
         Some(path) => {
@@ -555,16 +555,13 @@ fn mem0_source(
             Mem0Source::from_mem0_config(&value, &env)?
         }
         None => {
-            let mem0_dir = env("MEM0_DIR")
-                .map(std::path::PathBuf::from)
-                .or_else(|| env("HOME").map(|h| std::path::PathBuf::from(h).join(".mem0")))
-                .unwrap_or_default();
+            let history = mem0_history_path(&serde_json::json!({}), &env);
             Mem0Source {
                 url: url.unwrap_or_default(),
                 collection,
                 layout: None,
                 embedder_model: Mem0Source::default_embedder_model(config),
-                history: read_mem0_history(&mem0_dir.join("history.db"))?,
+                history: read_mem0_history(&history)?,
             }
         }
     };

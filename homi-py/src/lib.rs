@@ -11,11 +11,16 @@ mod errors;
 mod memory;
 mod runtime;
 
-/// The rows of mem0's `history.db` (none when it is not there), for
-/// `homi.import_mem0`.
+/// The rows of the `history.db` mem0 keeps for `config` (none when it is
+/// not there), for `homi.import_mem0`.
 #[pyfunction]
-fn read_mem0_history(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Bound<'_, PyAny>> {
+fn read_mem0_history<'py>(
+    py: Python<'py>,
+    config: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     use errors::IntoPy;
+    let config = convert::to_json(config, "config")?;
+    let path = homi_core::transfer::mem0_history_path(&config, &|n| std::env::var(n).ok());
     let rows = homi_core::transfer::read_mem0_history(&path).py()?;
     convert::to_py(py, &serde_json::Value::Array(rows))
 }

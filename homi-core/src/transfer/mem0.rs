@@ -101,16 +101,7 @@ impl Mem0Source {
             .and_then(Value::as_str)
             .unwrap_or("mem0")
             .to_owned();
-        let history_path = match top.get("history_db_path").and_then(Value::as_str) {
-            Some(p) => std::path::PathBuf::from(p),
-            None => {
-                let dir = env("MEM0_DIR")
-                    .map(std::path::PathBuf::from)
-                    .or_else(|| env("HOME").map(|h| std::path::PathBuf::from(h).join(".mem0")))
-                    .unwrap_or_default();
-                dir.join("history.db")
-            }
-        };
+        let history_path = super::mem0_history_path(value, env);
         Ok(Self {
             url,
             collection,

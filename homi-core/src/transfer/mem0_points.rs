@@ -220,6 +220,24 @@ fn record(
     })
 }
 
+/// Where mem0 keeps the history of a store configured with `mem0_config`:
+/// its `history_db_path`, else mem0's default `$MEM0_DIR/history.db` or
+/// `~/.mem0/history.db` (`env` answers `MEM0_DIR` and `HOME`).
+pub fn mem0_history_path(
+    mem0_config: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    match mem0_config.get("history_db_path").and_then(Value::as_str) {
+        Some(p) => PathBuf::from(p),
+        None => env("MEM0_DIR")
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".mem0")))
+            .unwrap_or_default()
+            .join("history.db"),
+    }
+}
+
 /// The rows of mem0's `history.db` (its `history` table), as
 /// [`Memory::import_mem0_points`] takes them; none when the file or the
 /// table is not there.

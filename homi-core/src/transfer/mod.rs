@@ -50,9 +50,9 @@ mod mem0;
 mod mem0_points;
 #[cfg(feature = "postgres")]
 pub use mem0::Mem0Source;
-pub use mem0_points::mem0_records;
 #[cfg(feature = "sqlite")]
 pub use mem0_points::read_mem0_history;
+pub use mem0_points::{mem0_history_path, mem0_records};
 
 /// Memories read from the store per page while exporting.
 const EXPORT_PAGE: usize = 500;

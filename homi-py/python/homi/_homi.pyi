@@ -9,7 +9,7 @@ _Id = Union[str, int]
 
 __version__: str
 
-def read_mem0_history(path: str) -> List[Dict[str, Any]]: ...
+def read_mem0_history(config: Dict[str, Any]) -> List[Dict[str, Any]]: ...
 __all__ = ["Memory", "AsyncMemory", "Chat", "ChatStream", "Auth", "__version__", "read_mem0_history"]
 
 @final

@@ -27,10 +27,6 @@ def _plain(config: Any) -> Dict[str, Any]:
     return config
 
 
-def _mem0_dir() -> str:
-    return os.environ.get("MEM0_DIR") or os.path.join(os.path.expanduser("~"), ".mem0")
-
-
 def _qdrant_points(store: Dict[str, Any]) -> List[Dict[str, Any]]:
     try:
         from qdrant_client import QdrantClient
@@ -104,5 +100,5 @@ def import_mem0(config: Any = None, *, into: Optional[Any] = None) -> Dict[str, 
             "it reads mem0's Qdrant (local or a server), pgvector and Supabase stores"
         )
     embedder_only = {"embedder": cfg["embedder"]} if cfg.get("embedder") else {}
-    history = _homi.read_mem0_history(cfg.get("history_db_path") or os.path.join(_mem0_dir(), "history.db"))
+    history = _homi.read_mem0_history(cfg)
     return target.import_mem0_points(_qdrant_points(store), history, embedder_only)
