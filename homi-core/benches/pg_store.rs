@@ -114,6 +114,7 @@ async fn load(case: &Case, url: &str) -> Loaded {
                 role: None,
                 embedding: g.sample(),
                 said_at: None,
+                expires_at: None,
             }));
             if batch.len() == 5_000 {
                 store

@@ -98,6 +98,7 @@ async fn build(per_scope: usize, other_scopes: usize, dims: usize) -> Fixture {
                     role: None,
                     embedding: v,
                     said_at: None,
+                    expires_at: None,
                 }));
             }
             store

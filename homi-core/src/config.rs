@@ -73,6 +73,13 @@ pub struct Config {
     pub database_min_connections: u32,
     /// `HOMI_DB_ACQUIRE_TIMEOUT_SECS`: how long to wait for a free connection.
     pub database_acquire_timeout: Duration,
+    /// A collection of its own on Postgres (mem0's `collection_name`): Homi's
+    /// tables live in the schema `homi_<name>` of the database, so two
+    /// collections on one database never see each other's memories (nor
+    /// accounts). `None`: the database's default schema. A plain name:
+    /// letters, digits, `_` and `-`. (On SQLite a collection is a file of its
+    /// own: `homi-<name>.db`.)
+    pub collection: Option<String>,
     /// The OpenAI-compatible server behind the chat model and the embedder.
     pub provider: ProviderConfig,
     /// The embedder.
@@ -92,6 +99,7 @@ impl std::fmt::Debug for Config {
             .field("database_max_connections", &self.database_max_connections)
             .field("database_min_connections", &self.database_min_connections)
             .field("database_acquire_timeout", &self.database_acquire_timeout)
+            .field("collection", &self.collection)
             .field("provider", &self.provider)
             .field("embedder", &self.embedder)
             .field("memory", &self.memory)
@@ -152,6 +160,25 @@ pub struct RerankerConfig {
     pub prompt: Option<String>,
 }
 
+/// A collection's name ([`Config::collection`]) as given, if it is a plain
+/// one: 1 to 58 letters, digits, `_` and `-` (so that `homi_<name>` is a
+/// whole Postgres identifier and `homi-<name>.db` a file name).
+pub fn collection_name(name: &str) -> Result<&str> {
+    let plain = !name.is_empty()
+        && name.len() <= 58
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain {
+        Ok(name)
+    } else {
+        Err(Error::invalid(
+            "collection_name",
+            format!("'{name}' is not a plain name (1 to 58 letters, digits, '_' and '-')"),
+        ))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -159,6 +186,7 @@ impl Default for Config {
             database_max_connections: 10,
             database_min_connections: 0,
             database_acquire_timeout: Duration::from_secs(30),
+            collection: None,
             provider: ProviderConfig {
                 api_key: None,
                 base_url: None,

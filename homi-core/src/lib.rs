@@ -32,8 +32,8 @@ pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "memory")]
 pub use memory::{
     Access, AddEvent, AddOptions, AddResult, Event, Filter, HistoryEntry, ListOptions, Memory,
-    MemoryBuilder, MemoryItem, MemoryPage, Messages, Metadata, Scope, SearchMode, SearchOptions,
-    SearchResult, Usage,
+    MemoryBuilder, MemoryEdit, MemoryItem, MemoryPage, Messages, Metadata, Scope, SearchMode,
+    SearchOptions, SearchResult, Usage,
 };
 #[cfg(all(feature = "memory", any(feature = "openai", feature = "local")))]
 pub use open::Homi;

@@ -689,6 +689,13 @@ impl Config {
              (vector_store 'qdrant', 'chroma', 'faiss' or 'sqlite' with a path) or Postgres with pgvector \
              ('pgvector' or 'supabase' with a connection string). README's \"Coming from mem0\" says how \
              to bring memories over";
+        // On Postgres a collection is a schema of its own (on SQLite a file).
+        let collection = match provider {
+            "pgvector" | "supabase" => {
+                own_collection(string(store, "collection_name", field)?.as_deref())?
+            }
+            _ => None,
+        };
         let database_url = match provider {
             p if EMBEDDED_STORES.contains(&p) => {
                 let server = ["host", "port", "url", "api_key", "tenant", "client"]
@@ -818,6 +825,7 @@ impl Config {
             }
         };
         self.database_url = database_url;
+        self.collection = collection;
         if let Some(dims) = number(store, "embedding_model_dims", field)? {
             match self.embedder.dims {
                 Some(d) if d as u64 != dims => {
@@ -925,20 +933,24 @@ fn reranker(top: &Map<String, Value>) -> Result<crate::config::RerankerConfig> {
 /// default collection (`mem0`) is `homi.db`, another one `homi-<name>.db`, so
 /// that collections in one directory never see each other's memories.
 fn embedded_file(collection: Option<&str>) -> Result<String> {
+    Ok(match own_collection(collection)? {
+        None => "homi.db".to_owned(),
+        Some(name) => format!("homi-{name}.db"),
+    })
+}
+
+/// A mem0 `collection_name` other than mem0's default (`mem0`), checked.
+fn own_collection(collection: Option<&str>) -> Result<Option<String>> {
     match collection.map(str::trim) {
-        None | Some("") | Some("mem0") => Ok("homi.db".to_owned()),
-        Some(name)
-            if name.len() <= 64
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
-        {
-            Ok(format!("homi-{name}.db"))
-        }
-        Some(name) => Err(Error::invalid(
-            "vector_store.config.collection_name",
-            format!("'{name}' is not a plain name (letters, digits, '_' and '-', at most 64)"),
-        )),
+        None | Some("") | Some("mem0") => Ok(None),
+        Some(name) => match crate::config::collection_name(name) {
+            Ok(n) => Ok(Some(n.to_owned())),
+            Err(Error::InvalidInput { reason, .. }) => Err(Error::invalid(
+                "vector_store.config.collection_name",
+                reason,
+            )),
+            Err(e) => Err(e),
+        },
     }
 }
 
@@ -1027,6 +1039,21 @@ mod tests {
             .unwrap();
         assert_eq!(c.provider.chat_model, "gpt-4o-mini");
         assert_eq!(c.database_url, "postgresql://u:p@localhost:5432/postgres");
+        // Its collection is a schema of its own; mem0's default is the default schema.
+        assert_eq!(c.collection.as_deref(), Some("memories"));
+        let pg = |name: &str| {
+            Config::default()
+                .apply_mem0(&json!({"vector_store": {"provider": "pgvector", "config": {
+                "connection_string": "postgresql://u@h/db", "collection_name": name}}}))
+        };
+        assert_eq!(pg("mem0").unwrap().collection, None);
+        assert_eq!(pg("work").unwrap().collection.as_deref(), Some("work"));
+        let err = pg("no/slashes").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("vector_store.config.collection_name"),
+            "{err}"
+        );
     }
 
     #[test]

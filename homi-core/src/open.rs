@@ -86,6 +86,7 @@ pub async fn open_stores(config: &Config) -> Result<Stores> {
                 max_connections: config.database_max_connections,
                 min_connections: config.database_min_connections,
                 acquire_timeout: config.database_acquire_timeout,
+                collection: config.collection.clone(),
                 ..crate::store::postgres::PostgresOptions::default()
             };
             let store =
@@ -185,8 +186,9 @@ pub async fn open_stores_shared(config: &Config) -> Result<Stores> {
 #[cfg(feature = "memory")]
 fn store_key(config: &Config) -> String {
     format!(
-        "{} cache={} pool={}..{} acquire={:?}",
+        "{} collection={:?} cache={} pool={}..{} acquire={:?}",
         config.database_url,
+        config.collection,
         config.memory.vector_cache_mb,
         config.database_min_connections,
         config.database_max_connections,

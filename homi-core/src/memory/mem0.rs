@@ -3,11 +3,12 @@
 //! `filters={"user_id": …}` and `top_k=`. Both work, and may be mixed as long
 //! as they agree. Used by the Python `Memory` and the CLI.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use super::filter::Filter;
 use crate::error::{Error, Result};
-use crate::model::Scope;
+use crate::model::{MemoryItem, Scope};
 
 /// The scope (keyword ids merged with the ids inside `filters`) and the
 /// metadata filter of a mem0-style call.
@@ -132,6 +133,71 @@ pub fn update_text(data: Option<String>, text: Option<String>) -> Result<String>
     }
 }
 
+/// mem0's `expiration_date` ("YYYY-MM-DD": the last day the memory holds)
+/// as the end of its validity window: midnight UTC after that day. mem0
+/// hides a memory once the UTC date is past its expiration date; so does
+/// this end.
+pub fn expiration_end(date: &str) -> Result<DateTime<Utc>> {
+    let day = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| {
+        Error::invalid(
+            "expiration_date",
+            format!("'{date}' is not a date in YYYY-MM-DD format"),
+        )
+    })?;
+    day.succ_opt()
+        .and_then(|next| next.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| Error::invalid("expiration_date", format!("'{date}' is out of range")))
+}
+
+/// The mem0 `expiration_date` of a memory that has one: the last day of
+/// its window, when that window ends by expiry (not by being superseded).
+pub fn expiration_date(item: &MemoryItem) -> Option<String> {
+    item.valid_to
+        .filter(|_| item.superseded_by.is_none())
+        .map(last_day)
+}
+
+/// The day before a window's end (the end is exclusive).
+fn last_day(end: DateTime<Utc>) -> String {
+    let last = end - chrono::Duration::microseconds(1);
+    last.date_naive().format("%Y-%m-%d").to_string()
+}
+
+/// Adds mem0's `expiration_date` key to the memories of a rendered answer
+/// (one memory, or an object whose `results` are memories), where they have
+/// one.
+pub fn add_expiration_dates(value: &mut Value) {
+    fn one(v: &mut Value) {
+        if v.get("superseded_by").is_some_and(|s| !s.is_null()) {
+            return;
+        }
+        let end = v
+            .get("valid_to")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        if let (Some(end), Value::Object(map)) = (end, v) {
+            let day = last_day(end.with_timezone(&Utc));
+            map.insert("expiration_date".into(), Value::String(day));
+        }
+    }
+    match value.get_mut("results").and_then(Value::as_array_mut) {
+        Some(items) => items.iter_mut().for_each(one),
+        None => one(value),
+    }
+}
+
+/// mem0's `reference_date` of a search: a date ("YYYY-MM-DD", or an ISO
+/// 8601 time, whose UTC day counts) or Unix seconds.
+pub fn reference_date(value: &Value) -> Result<NaiveDate> {
+    if let Value::String(s) = value
+        && let Ok(day) = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+    {
+        return Ok(day);
+    }
+    time_value("reference_date", value).map(|t| t.date_naive())
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -139,6 +205,41 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn expiration_dates_end_after_their_day() {
+        let end = expiration_end("2026-03-09").unwrap();
+        assert_eq!(end.to_rfc3339(), "2026-03-10T00:00:00+00:00");
+        let err = expiration_end("09/03/2026").unwrap_err();
+        assert!(err.to_string().contains("expiration_date"), "{err}");
+        assert!(expiration_end("2026-02-30").is_err());
+        let mut item: MemoryItem = serde_json::from_value(json!({
+            "id": "6f1c1b8e-8c61-4b1e-9a3c-2b7f7a0c9d10", "memory": "m", "hash": "h", "metadata": {},
+            "created_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00",
+            "valid_from": "2026-01-01T00:00:00+00:00", "valid_to": end.to_rfc3339(),
+        }))
+        .unwrap();
+        assert_eq!(expiration_date(&item).as_deref(), Some("2026-03-09"));
+        let mut answer = json!({"results": [serde_json::to_value(&item).unwrap()]});
+        add_expiration_dates(&mut answer);
+        assert_eq!(answer["results"][0]["expiration_date"], "2026-03-09");
+        // A superseded memory's window did not end by expiry.
+        item.superseded_by = Some(uuid::Uuid::new_v4());
+        assert_eq!(expiration_date(&item), None);
+        let mut one = serde_json::to_value(&item).unwrap();
+        add_expiration_dates(&mut one);
+        assert!(one.get("expiration_date").is_none());
+    }
+
+    #[test]
+    fn reference_dates_are_days_times_or_seconds() {
+        let day = NaiveDate::from_ymd_opt(2023, 5, 8).unwrap();
+        assert_eq!(reference_date(&json!("2023-05-08")).unwrap(), day);
+        assert_eq!(reference_date(&json!("2023-05-08T23:30:00Z")).unwrap(), day);
+        assert_eq!(reference_date(&json!(1_683_540_000)).unwrap(), day);
+        let err = reference_date(&json!("last tuesday")).unwrap_err();
+        assert!(err.to_string().contains("reference_date"), "{err}");
+    }
 
     #[test]
     fn update_takes_data_or_text() {

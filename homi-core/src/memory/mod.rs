@@ -41,8 +41,8 @@ use uuid::Uuid;
 pub use filter::{Field, Filter, Op};
 pub use messages::{InputMessage, Messages};
 pub use options::{
-    AddEvent, AddOptions, AddResult, DEFAULT_LIMIT, ListOptions, MAX_LIMIT, MemoryPage, SearchMode,
-    SearchOptions, SearchResult, Usage,
+    AddEvent, AddOptions, AddResult, DEFAULT_LIMIT, ListOptions, MAX_LIMIT, MemoryEdit, MemoryPage,
+    SearchMode, SearchOptions, SearchResult, Usage,
 };
 pub use types::{
     Access, Event, HistoryEntry, MemoryItem, Metadata, Scope, parse_memory_id, parse_timestamp,
@@ -374,6 +374,10 @@ impl Memory {
                 ));
             }
         }
+        crate::model::types::check_window_end(
+            options.timestamp.unwrap_or_else(chrono::Utc::now),
+            options.expires_at,
+        )?;
         let mut usage = Usage::default();
         // Before any slow part: a delete-all of the scope from now on wins.
         let since = self.inner.store.deletion_mark(scope).await?;
@@ -501,6 +505,7 @@ impl Memory {
                     role: Some(items[i].role.as_str().to_owned()),
                     embedding,
                     said_at: options.timestamp,
+                    expires_at: options.expires_at,
                 })
             })
             .collect();
@@ -621,6 +626,7 @@ impl Memory {
             role: None,
             embedding,
             said_at: options.timestamp,
+            expires_at: options.expires_at,
         };
         let changes: Vec<Change> = plan
             .into_iter()
@@ -630,11 +636,12 @@ impl Memory {
                     id: existing[t].id,
                     text: op.text,
                     hash,
-                    embedding,
+                    embedding: Some(embedding),
                     metadata: options.metadata.clone(),
                     replace_metadata: false,
                     actor_id: actor.clone(),
                     role: None,
+                    expires: options.expires_at.map(Some),
                 },
                 Decision::Delete(t) => Change::Supersede {
                     id: existing[t].id,
@@ -731,11 +738,13 @@ impl Memory {
         let mut usage = Usage::default();
         let mode = options.mode;
         let explain = options.explain;
+        let reference = options.reference_date;
         let mut params = ReadParams {
             limit: options.limit,
             filter: options.filters,
             as_of: options.as_of,
             include_superseded: options.include_superseded,
+            show_expired: options.show_expired,
             threshold: options.threshold,
             after: None,
         };
@@ -762,7 +771,10 @@ impl Memory {
                     .await?;
                 params.limit = limit;
                 params.threshold = threshold_at;
-                threshold(rank::hybrid(query, &found.keyword, found.loaded), &params)
+                threshold(
+                    rank::hybrid(query, reference, &found.keyword, found.loaded),
+                    &params,
+                )
             }
         };
         let mut results = results;
@@ -884,6 +896,7 @@ impl Memory {
             filter: options.filters,
             as_of: options.as_of,
             include_superseded: options.include_superseded,
+            show_expired: options.show_expired,
             threshold: None,
             after,
         };
@@ -908,6 +921,7 @@ impl Memory {
             filter: options.filters,
             as_of: options.as_of,
             include_superseded: options.include_superseded,
+            show_expired: options.show_expired,
             threshold: None,
             after: None,
         };
@@ -923,15 +937,8 @@ impl Memory {
         access: impl Into<Access>,
         metadata: Metadata,
     ) -> Result<MemoryItem> {
-        let access = access.into();
-        access.validate()?;
-        let uuid = parse_memory_id(id)?;
-        let Some(current) = self.inner.store.get(uuid, &access).await? else {
-            return Err(Error::not_found(format!("memory {uuid}")));
-        };
-        let mut merged = current.metadata.clone();
-        merged.extend(metadata);
-        self.update(id, access, &current.memory, Some(merged)).await
+        self.edit(id, access, MemoryEdit::default().merge_metadata(metadata))
+            .await
     }
 
     /// Replaces a memory's text (and, when given, its metadata) if `access`
@@ -943,43 +950,82 @@ impl Memory {
         text: &str,
         metadata: Option<Metadata>,
     ) -> Result<MemoryItem> {
+        let mut edit = MemoryEdit::default().text(text);
+        if let Some(m) = metadata {
+            edit = edit.replace_metadata(m);
+        }
+        self.edit(id, access, edit).await
+    }
+
+    /// Changes a memory's text, metadata or expiry, any of them (see
+    /// [`MemoryEdit`]), if `access` reaches it, in one write. A new text is
+    /// embedded; history records the update. Returns the memory as it is now.
+    ///
+    /// Errors: nothing to change, an empty text or an expiry before the
+    /// memory's start ([`Error::InvalidInput`]); a missing memory
+    /// ([`Error::NotFound`]); a text another memory of the scope already
+    /// holds, or an expiry on a superseded memory ([`Error::Conflict`]).
+    pub async fn edit(
+        &self,
+        id: &str,
+        access: impl Into<Access>,
+        edit: MemoryEdit,
+    ) -> Result<MemoryItem> {
         let access = access.into();
         access.validate()?;
         let uuid = parse_memory_id(id)?;
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(Error::invalid("data", "must not be empty"));
-        }
-        crate::error::reject_nul("data", text)?;
-        if let Some(m) = &metadata {
-            crate::error::reject_nul_map("metadata", m)?;
-        }
-        if text.len() > messages::MAX_MESSAGE_BYTES {
+        if edit.text.is_none() && edit.metadata.is_none() && edit.expires_at.is_none() {
             return Err(Error::invalid(
-                "data",
-                format!("is longer than {} bytes", messages::MAX_MESSAGE_BYTES),
+                "text",
+                "nothing to change: give a new text, metadata or an expiration date",
             ));
         }
-        if self.inner.store.get(uuid, &access).await?.is_none() {
-            return Err(Error::not_found(format!("memory {uuid}")));
+        let text = match edit.text.as_deref().map(str::trim) {
+            Some(t) => {
+                if t.is_empty() {
+                    return Err(Error::invalid("data", "must not be empty"));
+                }
+                crate::error::reject_nul("data", t)?;
+                if t.len() > messages::MAX_MESSAGE_BYTES {
+                    return Err(Error::invalid(
+                        "data",
+                        format!("is longer than {} bytes", messages::MAX_MESSAGE_BYTES),
+                    ));
+                }
+                Some(t.to_owned())
+            }
+            None => None,
+        };
+        if let Some(m) = &edit.metadata {
+            crate::error::reject_nul_map("metadata", m)?;
         }
+        let Some(current) = self.inner.store.get(uuid, &access).await? else {
+            return Err(Error::not_found(format!("memory {uuid}")));
+        };
         let since = match access.scope() {
             Some(scope) => Some(self.inner.store.deletion_mark(scope).await?),
             None => None,
         };
-        let mut usage = Usage::default();
-        let vectors = self.embed(&[text.to_owned()], &mut usage).await?;
-        let made_by = self.made_by(&vectors);
-        let embedding = vectors.into_iter().next().unwrap_or_default();
+        // A new text is embedded; the same text keeps its vector.
+        let (text, embedding, made_by) = match text.filter(|t| *t != current.memory) {
+            Some(t) => {
+                let mut usage = Usage::default();
+                let vectors = self.embed(std::slice::from_ref(&t), &mut usage).await?;
+                let made_by = self.made_by(&vectors);
+                (t, vectors.into_iter().next(), made_by)
+            }
+            None => (current.memory.clone(), None, None),
+        };
         let change = Change::Update {
             id: uuid,
-            text: text.to_owned(),
-            hash: text_hash(text),
+            hash: text_hash(&text),
+            text,
             embedding,
-            replace_metadata: metadata.is_some(),
-            metadata,
+            replace_metadata: edit.metadata.is_some() && !edit.merge_metadata,
+            metadata: edit.metadata,
             actor_id: None,
             role: None,
+            expires: edit.expires_at,
         };
         let outcomes = self
             .inner

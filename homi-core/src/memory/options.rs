@@ -1,7 +1,7 @@
 //! The options and results of the Memory API: what `add`, `search` and
 //! `list` take and give back, and what a call cost.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -154,6 +154,11 @@ pub struct AddOptions {
     /// procedure so far (what it did, step by step, with results), stored as
     /// one memory whose metadata says `memory_type: procedural_memory`.
     pub procedural: bool,
+    /// When the memories stop holding (mem0's `expiration_date`): the end of
+    /// their validity window. Past it they leave `search`, `get_all` and
+    /// `count` unless `show_expired` is asked for; `get` and `as_of` reads
+    /// still see them. `None`: they hold until superseded or deleted.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Default for AddOptions {
@@ -164,6 +169,7 @@ impl Default for AddOptions {
             timestamp: None,
             instructions: None,
             procedural: false,
+            expires_at: None,
         }
     }
 }
@@ -196,10 +202,65 @@ impl AddOptions {
         self.procedural = procedural;
         self
     }
+    /// Sets when the memories expire (see [`AddOptions::expires_at`]).
+    pub fn expires_at(mut self, at: DateTime<Utc>) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
     /// Sets this call's extraction instructions (see [`AddOptions::instructions`]).
     pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
         let text = instructions.into();
         self.instructions = (!text.trim().is_empty()).then_some(text);
+        self
+    }
+}
+
+/// A change to one memory ([`crate::Memory::edit`]): its text, its metadata
+/// and its expiry, any of them.
+///
+/// ```
+/// use homi_core::MemoryEdit;
+/// let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+/// let meta = serde_json::json!({"topic": "travel"}).as_object().unwrap().clone();
+/// let edit = MemoryEdit::default().merge_metadata(meta).expires_at(Some(tomorrow));
+/// assert!(edit.text.is_none() && edit.merge_metadata);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct MemoryEdit {
+    /// The new text (embedded again); `None` keeps it.
+    pub text: Option<String>,
+    /// Metadata: merged over the stored keys with `merge_metadata`, else
+    /// replacing them; `None` keeps it.
+    pub metadata: Option<Metadata>,
+    /// Merge `metadata` instead of replacing.
+    pub merge_metadata: bool,
+    /// A new expiry (see [`AddOptions::expires_at`]): `Some(None)` lifts it,
+    /// `None` keeps it.
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+impl MemoryEdit {
+    /// Sets the new text.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+    /// Replaces the metadata.
+    pub fn replace_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = Some(metadata);
+        self.merge_metadata = false;
+        self
+    }
+    /// Merges these keys into the metadata.
+    pub fn merge_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = Some(metadata);
+        self.merge_metadata = true;
+        self
+    }
+    /// Sets (`Some`) or lifts (`None`) the expiry.
+    pub fn expires_at(mut self, at: Option<DateTime<Utc>>) -> Self {
+        self.expires_at = Some(at);
         self
     }
 }
@@ -243,6 +304,15 @@ pub struct SearchOptions {
     /// the results are ordered by that (`rerank_score`); without one,
     /// nothing changes (as in mem0).
     pub rerank: bool,
+    /// Also return memories past their expiry ([`AddOptions::expires_at`]).
+    pub show_expired: bool,
+    /// The day relative dates in the query are read from ("yesterday",
+    /// "last week", "3 days ago", "last month"…; mem0's `reference_date`):
+    /// memories said within the day or days they name rank higher, as for a
+    /// date the query spells out (hybrid mode, the default; see
+    /// [`crate::memory::rank::relative_dates`]). `None`: relative dates are
+    /// not read.
+    pub reference_date: Option<NaiveDate>,
 }
 
 impl Default for SearchOptions {
@@ -256,6 +326,8 @@ impl Default for SearchOptions {
             mode: SearchMode::Hybrid,
             explain: false,
             rerank: false,
+            show_expired: false,
+            reference_date: None,
         }
     }
 }
@@ -301,6 +373,16 @@ impl std::str::FromStr for SearchMode {
 }
 
 impl SearchOptions {
+    /// Also returns expired memories (see [`SearchOptions::show_expired`]).
+    pub fn show_expired(mut self, yes: bool) -> Self {
+        self.show_expired = yes;
+        self
+    }
+    /// Reads relative dates in the query from this day (see [`SearchOptions::reference_date`]).
+    pub fn reference_date(mut self, day: NaiveDate) -> Self {
+        self.reference_date = Some(day);
+        self
+    }
     /// Each result says how its score was made (`score_details`).
     pub fn explain(mut self, explain: bool) -> Self {
         self.explain = explain;
@@ -374,6 +456,8 @@ pub struct ListOptions {
     pub as_of: Option<DateTime<Utc>>,
     /// Also list superseded memories.
     pub include_superseded: bool,
+    /// Also list memories past their expiry ([`AddOptions::expires_at`]).
+    pub show_expired: bool,
 }
 
 impl Default for ListOptions {
@@ -383,6 +467,7 @@ impl Default for ListOptions {
             filters: None,
             as_of: None,
             include_superseded: false,
+            show_expired: false,
         }
     }
 }
@@ -406,6 +491,11 @@ impl ListOptions {
     /// Includes superseded memories.
     pub fn include_superseded(mut self, yes: bool) -> Self {
         self.include_superseded = yes;
+        self
+    }
+    /// Includes expired memories (see [`ListOptions::show_expired`]).
+    pub fn show_expired(mut self, yes: bool) -> Self {
+        self.show_expired = yes;
         self
     }
 }

@@ -16,7 +16,10 @@
 //!    exactly one of the speakers seen, memories of the others score `× 0.6`.
 //! 4. Dates: when the query names a day ("8 May 2023", "May 8, 2023") or a
 //!    month ("May 2023"), `s = (s + 0.2 · d) / 1.2` where `d` is 1 for
-//!    memories said (`created_at`) on that day or in that month.
+//!    memories said (`created_at`) on that day or in that month. With a
+//!    reference day (mem0's `reference_date`), relative dates count too:
+//!    "yesterday", "3 days ago", "last week", "last month", "last Friday"…
+//!    ([`relative_dates`]).
 //!
 //! The constants were measured on LoCoMo's development half (BENCHMARKS.md)
 //! and hold with one conversation left out of the choice; the stop words,
@@ -49,7 +52,13 @@ fn cos_plus(semantic_score: f32) -> f32 {
 /// Ranks the loaded memories for `query`. `keyword` holds the keyword
 /// candidates with the store's raw relevance; `loaded` every candidate and
 /// neighbour with its semantic score (see [`crate::store::Store::hybrid_candidates`]).
-pub fn hybrid(query: &str, keyword: &[(Uuid, f32)], loaded: Vec<Neighbour>) -> Vec<MemoryItem> {
+/// Relative dates in the query are read from `reference`, when given.
+pub fn hybrid(
+    query: &str,
+    reference: Option<NaiveDate>,
+    keyword: &[(Uuid, f32)],
+    loaded: Vec<Neighbour>,
+) -> Vec<MemoryItem> {
     let best_kw = keyword.iter().map(|(_, s)| *s).fold(0.0_f32, f32::max);
     let kw: HashMap<Uuid, f32> = keyword
         .iter()
@@ -99,7 +108,10 @@ pub fn hybrid(query: &str, keyword: &[(Uuid, f32)], loaded: Vec<Neighbour>) -> V
         [one] => Some((*one).clone()),
         _ => None,
     };
-    let dates = query_dates(query);
+    let mut dates = query_dates(query);
+    if let Some(day) = reference {
+        dates.extend(relative_dates(query, day));
+    }
 
     let mut out: Vec<MemoryItem> = Vec::with_capacity(loaded.len());
     for n in loaded {
@@ -193,13 +205,15 @@ pub fn speaker(m: &MemoryItem) -> Option<String> {
     .then(|| name.trim().to_lowercase())
 }
 
-/// A day or a month the query names.
+/// A day, a month or a span of days the query names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryDate {
-    /// "8 May 2023", "May 8th, 2023".
+    /// "8 May 2023", "May 8th, 2023", "yesterday".
     Day(NaiveDate),
-    /// "May 2023".
+    /// "May 2023", "last month".
     Month(i32, u32),
+    /// From the first day to the last, both included: "last week", "last year".
+    Days(NaiveDate, NaiveDate),
 }
 
 impl QueryDate {
@@ -207,8 +221,109 @@ impl QueryDate {
         match self {
             QueryDate::Day(d) => d == day,
             QueryDate::Month(y, m) => day.year() == y && day.month() == m,
+            QueryDate::Days(first, last) => first <= day && day <= last,
         }
     }
+}
+
+/// A small count in words or digits ("a", "two", "3").
+fn count(word: &str) -> Option<i64> {
+    const WORDS: [&str; 10] = [
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    match word {
+        "a" | "an" => Some(1),
+        w => WORDS
+            .iter()
+            .position(|n| *n == w)
+            .map(|i| i as i64 + 1)
+            .or_else(|| w.parse().ok().filter(|n| (1..=1000).contains(n))),
+    }
+}
+
+/// The month `back` months before `(year, month)`.
+fn months_before(year: i32, month: u32, back: i64) -> Option<QueryDate> {
+    let index = i64::from(year) * 12 + i64::from(month) - 1 - back;
+    let year = i32::try_from(index.div_euclid(12)).ok()?;
+    let month = u32::try_from(index.rem_euclid(12)).ok()? + 1;
+    Some(QueryDate::Month(year, month))
+}
+
+/// The whole year `year`.
+fn whole_year(year: i32) -> Option<QueryDate> {
+    Some(QueryDate::Days(
+        NaiveDate::from_ymd_opt(year, 1, 1)?,
+        NaiveDate::from_ymd_opt(year, 12, 31)?,
+    ))
+}
+
+/// The dates a query names relative to the day `today` (mem0's
+/// `reference_date`): "today", "tonight", "this morning"; "yesterday",
+/// "last night", "the day before yesterday"; "N days ago"; "last week"
+/// (Monday to Sunday before this week), "this week", "N weeks ago", "last
+/// weekend"; "last month", "this month", "N months ago"; "last year",
+/// "this year", "N years ago"; "last Friday" (the latest Friday before
+/// today). Counts may be words up to ten ("two weeks ago", "a month ago").
+pub fn relative_dates(query: &str, today: NaiveDate) -> Vec<QueryDate> {
+    let words: Vec<String> = query
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    let days = chrono::Duration::days;
+    let monday = today - days(i64::from(today.weekday().num_days_from_monday()));
+    let (y, m) = (today.year(), today.month());
+    let mut out = Vec::new();
+    for i in 0..words.len() {
+        let prev = i.checked_sub(1).map_or("", w);
+        let found = match (w(i), w(i + 1)) {
+            ("today" | "tonight", _) => Some(QueryDate::Day(today)),
+            ("this", "morning" | "afternoon" | "evening") => Some(QueryDate::Day(today)),
+            ("yesterday", _) if prev == "before" && i >= 2 && w(i - 2) == "day" => {
+                Some(QueryDate::Day(today - days(2)))
+            }
+            ("yesterday", _) | ("last", "night") => Some(QueryDate::Day(today - days(1))),
+            ("last", "week") => Some(QueryDate::Days(monday - days(7), monday - days(1))),
+            ("this", "week") => Some(QueryDate::Days(monday, today)),
+            ("last", "weekend") => Some(QueryDate::Days(monday - days(2), monday - days(1))),
+            ("last", "month") => months_before(y, m, 1),
+            ("this", "month") => Some(QueryDate::Month(y, m)),
+            ("last", "year") => whole_year(y - 1),
+            ("this", "year") => {
+                NaiveDate::from_ymd_opt(y, 1, 1).map(|first| QueryDate::Days(first, today))
+            }
+            ("last", day) => weekday(day).map(|wd| {
+                let back =
+                    (7 + today.weekday().num_days_from_monday() - wd.num_days_from_monday() - 1)
+                        % 7
+                        + 1;
+                QueryDate::Day(today - days(i64::from(back)))
+            }),
+            (n, unit) if w(i + 2) == "ago" => {
+                count(n).and_then(|n| match unit.trim_end_matches('s') {
+                    "day" => Some(QueryDate::Day(today - days(n))),
+                    "week" => {
+                        let start = monday - days(7 * n);
+                        Some(QueryDate::Days(start, start + days(6)))
+                    }
+                    "month" => months_before(y, m, n),
+                    "year" => whole_year(y - i32::try_from(n).ok()?),
+                    _ => None,
+                })
+            }
+            _ => None,
+        };
+        out.extend(found);
+    }
+    out
+}
+
+/// A weekday from its English name.
+fn weekday(word: &str) -> Option<chrono::Weekday> {
+    word.parse::<chrono::Weekday>()
+        .ok()
+        .filter(|_| word.len() >= 6 && word.ends_with("day"))
 }
 
 /// A month's number from its English name or its usual abbreviation.
@@ -371,6 +486,7 @@ mod tests {
         let kw = vec![(Uuid::from_u128(1), 4.0), (Uuid::from_u128(4), 2.0)];
         let ranked = hybrid(
             q,
+            None,
             &kw,
             vec![
                 loaded(a, None, Some(2)),
@@ -399,6 +515,51 @@ mod tests {
         // Without the date and speaker rules, 1 would be first: its own base
         // is the highest (0.6·0.8 + 0.4·1 = 0.88).
         assert!(s(1) < s(2));
-        assert!(hybrid("x", &[], Vec::new()).is_empty());
+        assert!(hybrid("x", None, &[], Vec::new()).is_empty());
+
+        // Read from a reference day, "yesterday" is 7 May 2023: the lines
+        // said then rise; without a reference day, nothing changes.
+        let said = |id, day| loaded(item(id, "Melanie: hello there", day, 0.7), None, None);
+        let ranked = |reference| {
+            hybrid(
+                "What did we say yesterday?",
+                reference,
+                &[],
+                vec![said(1, "2023-05-06"), said(2, "2023-05-07")],
+            )
+        };
+        let first = |r: Vec<MemoryItem>| r[0].id.as_u128();
+        assert_eq!(first(ranked(NaiveDate::from_ymd_opt(2023, 5, 8))), 2);
+        assert_eq!(first(ranked(None)), 1);
+    }
+
+    #[test]
+    fn relative_dates_read_from_the_reference_day() {
+        let d = |m, day| NaiveDate::from_ymd_opt(2023, m, day).unwrap();
+        // Monday 8 May 2023.
+        let today = d(5, 8);
+        let at = |q: &str| relative_dates(q, today);
+        assert_eq!(at("what did I eat yesterday?"), [QueryDate::Day(d(5, 7))]);
+        assert_eq!(at("the day before yesterday"), [QueryDate::Day(d(5, 6))]);
+        assert_eq!(at("plans for tonight"), [QueryDate::Day(today)]);
+        assert_eq!(at("3 days ago"), [QueryDate::Day(d(5, 5))]);
+        assert_eq!(at("two weeks ago"), [QueryDate::Days(d(4, 24), d(4, 30))]);
+        assert_eq!(at("last week"), [QueryDate::Days(d(5, 1), d(5, 7))]);
+        assert_eq!(at("last weekend"), [QueryDate::Days(d(5, 6), d(5, 7))]);
+        assert_eq!(at("Last month"), [QueryDate::Month(2023, 4)]);
+        assert_eq!(at("a month ago"), [QueryDate::Month(2023, 4)]);
+        assert_eq!(at("six months ago"), [QueryDate::Month(2022, 11)]);
+        assert_eq!(
+            at("last year"),
+            [QueryDate::Days(
+                NaiveDate::from_ymd_opt(2022, 1, 1).unwrap(),
+                NaiveDate::from_ymd_opt(2022, 12, 31).unwrap()
+            )]
+        );
+        // The latest Friday before Monday the 8th; a Monday means a week back.
+        assert_eq!(at("last Friday"), [QueryDate::Day(d(5, 5))]);
+        assert_eq!(at("last monday"), [QueryDate::Day(d(5, 1))]);
+        assert!(at("the last time we spoke").is_empty());
+        assert!(at("what was said?").is_empty());
     }
 }

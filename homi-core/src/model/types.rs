@@ -184,6 +184,23 @@ impl Scope {
     }
 }
 
+/// Checks that a validity window starting at `from` ends, if it does,
+/// after it starts (an expiry before that would hide the memory from the
+/// start).
+pub(crate) fn check_window_end(from: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Result<()> {
+    match end {
+        Some(t) if t <= from => Err(Error::invalid(
+            "expiration_date",
+            format!(
+                "the memory would stop holding ({}) before it starts ({}), so it would never be shown",
+                iso_utc(&t),
+                iso_utc(&from)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A UTC time as Python's `datetime.isoformat()` writes it (mem0's
 /// timestamps): `+00:00`, and microseconds when there are any
 /// (`2024-07-20T17:22:33.123456+00:00`), which `datetime.fromisoformat` reads
@@ -313,7 +330,8 @@ pub struct MemoryItem {
     /// Since when it holds.
     #[serde(with = "iso")]
     pub valid_from: DateTime<Utc>,
-    /// Until when it held; `None` while current.
+    /// When it stopped holding (superseded) or stops (its expiry); `None`
+    /// while it holds without an end.
     #[serde(default, with = "iso_opt")]
     pub valid_to: Option<DateTime<Utc>>,
     /// The memory that replaced it, when superseded.
@@ -322,9 +340,9 @@ pub struct MemoryItem {
 }
 
 impl MemoryItem {
-    /// Whether it is current (not superseded).
+    /// Whether it holds now: not superseded, and not past its expiry.
     pub fn is_current(&self) -> bool {
-        self.valid_to.is_none()
+        self.superseded_by.is_none() && self.valid_to.is_none_or(|t| t > Utc::now())
     }
 }
 

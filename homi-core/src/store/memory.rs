@@ -63,6 +63,9 @@ pub struct NewMemory {
     /// When it was said (`timestamp=` on add): its `created_at` and the start
     /// of its validity window. `None` is the time of the write.
     pub said_at: Option<DateTime<Utc>>,
+    /// When it stops holding (the end of its validity window, mem0's
+    /// `expiration_date`); `None` while it holds until superseded.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// One change, applied by [`Store::apply`] with the others in one transaction.
@@ -79,8 +82,8 @@ pub enum Change {
         text: String,
         /// Its hash.
         hash: String,
-        /// Its embedding.
-        embedding: Vec<f32>,
+        /// Its embedding; `None` keeps the stored one (the text is unchanged).
+        embedding: Option<Vec<f32>>,
         /// Metadata keys to set (merged over the existing metadata); `None` keeps it.
         metadata: Option<Metadata>,
         /// Replace the metadata instead of merging.
@@ -89,6 +92,9 @@ pub enum Change {
         actor_id: Option<String>,
         /// Role.
         role: Option<String>,
+        /// A new end of its validity window: `Some(None)` lifts an expiry,
+        /// `None` leaves it as it is. Refused for a superseded memory.
+        expires: Option<Option<DateTime<Utc>>>,
     },
     /// Close the target's validity window and point it at `replacement`, which
     /// is inserted. When the target is no longer current, only the replacement
@@ -279,6 +285,8 @@ pub struct ReadParams {
     pub as_of: Option<DateTime<Utc>>,
     /// Superseded memories too.
     pub include_superseded: bool,
+    /// Memories past their expiry too (mem0's `show_expired`).
+    pub show_expired: bool,
     /// Minimum score (search).
     pub threshold: Option<f32>,
     /// `list` only: memories listed after this one (its `created_at` and

@@ -54,6 +54,9 @@ pub struct PostgresOptions {
     /// larger ones go through the HNSW index (with pgvector's iterative scan,
     /// and an exact scan when the index returns fewer rows than asked).
     pub exact_scan_max: usize,
+    /// A collection of its own: Homi's tables in the schema `homi_<name>`
+    /// ([`crate::Config::collection`]), created when missing.
+    pub collection: Option<String>,
 }
 
 impl Default for PostgresOptions {
@@ -63,6 +66,7 @@ impl Default for PostgresOptions {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(30),
             exact_scan_max: DEFAULT_EXACT_SCAN_MAX,
+            collection: None,
         }
     }
 }
@@ -163,13 +167,51 @@ impl PostgresStore {
     pub async fn open_with(url: &str, options: PostgresOptions) -> Result<Self> {
         let connect = PgConnectOptions::from_str(url)
             .map_err(|e| Error::config("DATABASE_URL", format!("not a valid Postgres URL: {e}")))?;
-        let pool = PgPoolOptions::new()
+        let schema = match options.collection.as_deref() {
+            Some(name) => Some(format!(
+                "\"homi_{}\"",
+                crate::config::collection_name(name)?
+            )),
+            None => None,
+        };
+        let mut pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .min_connections(options.min_connections)
-            .acquire_timeout(options.acquire_timeout)
+            .acquire_timeout(options.acquire_timeout);
+        if let Some(schema) = schema.clone() {
+            // The collection's schema first, then the connection's usual
+            // path (where `vector` lives: public, or Supabase's extensions).
+            pool = pool.after_connect(move |conn, _| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    sqlx::query(
+                        "SELECT set_config('search_path', $1 || ', ' || current_setting('search_path'), false)",
+                    )
+                    .bind(schema)
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool
             .connect_with(connect)
             .await
             .map_err(|e| Error::Storage(format!("cannot connect to Postgres: {e}").into()))?;
+        if let Some(schema) = &schema {
+            // The extension where the migration would put it without the
+            // collection (the schema does not exist yet the first time), then
+            // the schema, which the connections' path already names.
+            let mut conn = pool.acquire().await?;
+            sqlx::query("CREATE EXTENSION IF NOT EXISTS vector")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}"
+            )))
+            .execute(&mut *conn)
+            .await?;
+        }
         migrator().run(&pool).await?;
         // An index a re-embedding could not rebuild is built now, without
         // blocking writes or this open.

@@ -35,7 +35,7 @@ use super::sql::memory::{EMBEDDER_SQL, embedder_from_meta};
 use super::sql::row::ITEM_WIDTH;
 use super::sql::store::SqlMemory;
 use super::sql::{self, Bind, Columns, SqlStore};
-use super::vector::{Accept, ScopeVectors};
+use super::vector::{Accept, ScopeVectors, Window};
 use super::{EmbedderInfo, HybridCandidates, Neighbour, ReadParams, normalize, score_from_cosine};
 use crate::error::{Error, Result};
 use crate::model::{MemoryItem, Scope};
@@ -111,6 +111,7 @@ impl Default for SqliteOptions {
 ///     role: None,
 ///     embedding,
 ///     said_at: None,
+///     expires_at: None,
 /// };
 /// let out = store
 ///     .apply(&Access::from(&scope), None, None, vec![

@@ -23,9 +23,11 @@ pub(crate) struct ScopeVectors {
     /// The store's change counter this copy reflects.
     pub seq: i64,
     rids: Vec<i64>,
-    /// Validity window, unix microseconds; `i64::MAX` while current.
+    /// Validity window, unix microseconds; `i64::MAX` while it has no end.
     valid_from: Vec<i64>,
     valid_to: Vec<i64>,
+    /// Whether the window was closed by a newer memory (else an end is an expiry).
+    superseded: Vec<bool>,
     vecs: Vec<f32>,
     codes: Vec<u8>,
     /// int8 copies of `vecs`, one scale per row.
@@ -38,12 +40,26 @@ pub(crate) struct ScopeVectors {
     pub keywords: super::keyword_index::KeywordIndex,
 }
 
+/// A row's validity window, unix microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub from: i64,
+    /// Its end, if any.
+    pub to: Option<i64>,
+    /// Whether a newer memory closed it (else an end is an expiry).
+    pub superseded: bool,
+}
+
 /// Which rows a scan accepts.
 pub(crate) struct Accept<'a> {
     /// Only rows valid at this time (unix µs); `None` with `current_only` false accepts all.
     pub as_of: Option<i64>,
-    /// Only current rows.
+    /// Only rows not superseded, and (unless `show_expired`) not expired at `now`.
     pub current_only: bool,
+    /// Expired rows too.
+    pub show_expired: bool,
+    /// The time of the read (unix µs).
+    pub now: i64,
     /// Only these row ids (from a metadata filter evaluated in SQL).
     pub allowed: Option<&'a std::collections::HashSet<i64>>,
 }
@@ -119,20 +135,15 @@ impl ScopeVectors {
     /// length); its codes are computed by [`ScopeVectors::derive`]. For
     /// loading a scope whole: rows already cached are left as they are.
     /// Whether the row was taken.
-    pub(crate) fn append(
-        &mut self,
-        rid: i64,
-        valid_from: i64,
-        valid_to: Option<i64>,
-        bytes: &[u8],
-    ) -> bool {
+    pub(crate) fn append(&mut self, rid: i64, window: Window, bytes: &[u8]) -> bool {
         if bytes.len() != self.dims * 4 || self.pos.contains_key(&rid) {
             return false;
         }
         self.pos.insert(rid, self.rids.len());
         self.rids.push(rid);
-        self.valid_from.push(valid_from);
-        self.valid_to.push(valid_to.unwrap_or(i64::MAX));
+        self.valid_from.push(window.from);
+        self.valid_to.push(window.to.unwrap_or(i64::MAX));
+        self.superseded.push(window.superseded);
         self.vecs.extend(
             bytes
                 .chunks_exact(4)
@@ -177,17 +188,11 @@ impl ScopeVectors {
 
     /// Inserts or replaces a row. `vec` must be unit length and `dims` long;
     /// whether it was.
-    pub(crate) fn upsert(
-        &mut self,
-        rid: i64,
-        valid_from: i64,
-        valid_to: Option<i64>,
-        vec: &[f32],
-    ) -> bool {
+    pub(crate) fn upsert(&mut self, rid: i64, window: Window, vec: &[f32]) -> bool {
         if vec.len() != self.dims {
             return false;
         }
-        let valid_to = valid_to.unwrap_or(i64::MAX);
+        let (valid_from, valid_to) = (window.from, window.to.unwrap_or(i64::MAX));
         let i = match self.pos.get(&rid) {
             Some(&i) => i,
             None => {
@@ -195,6 +200,7 @@ impl ScopeVectors {
                 self.rids.push(rid);
                 self.valid_from.push(valid_from);
                 self.valid_to.push(valid_to);
+                self.superseded.push(window.superseded);
                 self.vecs.resize(self.vecs.len() + self.dims, 0.0);
                 self.codes.resize(self.codes.len() + self.code_len, 0);
                 self.small.resize(self.small.len() + self.dims, 0);
@@ -205,6 +211,7 @@ impl ScopeVectors {
         };
         self.valid_from[i] = valid_from;
         self.valid_to[i] = valid_to;
+        self.superseded[i] = window.superseded;
         self.vecs[i * self.dims..(i + 1) * self.dims].copy_from_slice(vec);
         let (start, end) = (i * self.code_len, (i + 1) * self.code_len);
         Self::encode(vec, &mut self.codes[start..end]);
@@ -225,6 +232,7 @@ impl ScopeVectors {
             self.rids.swap(i, last);
             self.valid_from.swap(i, last);
             self.valid_to.swap(i, last);
+            self.superseded.swap(i, last);
             let d = self.dims;
             self.vecs.copy_within(last * d..(last + 1) * d, i * d);
             self.small.copy_within(last * d..(last + 1) * d, i * d);
@@ -236,6 +244,7 @@ impl ScopeVectors {
         self.rids.pop();
         self.valid_from.pop();
         self.valid_to.pop();
+        self.superseded.pop();
         self.vecs.truncate(last * self.dims);
         self.small.truncate(last * self.dims);
         self.scales.pop();
@@ -257,11 +266,14 @@ impl ScopeVectors {
     }
 
     fn accepts(&self, i: usize, accept: &Accept<'_>) -> bool {
+        let expired_shown = accept.show_expired && !self.superseded[i];
         if let Some(t) = accept.as_of {
-            if self.valid_from[i] > t || self.valid_to[i] <= t {
+            if self.valid_from[i] > t || (self.valid_to[i] <= t && !expired_shown) {
                 return false;
             }
-        } else if accept.current_only && self.valid_to[i] != i64::MAX {
+        } else if accept.current_only
+            && (self.superseded[i] || (self.valid_to[i] <= accept.now && !expired_shown))
+        {
             return false;
         }
         match accept.allowed {
@@ -410,6 +422,22 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
+    fn open(from: i64) -> Window {
+        Window {
+            from,
+            to: None,
+            superseded: false,
+        }
+    }
+
+    fn closed(from: i64, to: i64) -> Window {
+        Window {
+            from,
+            to: Some(to),
+            superseded: true,
+        }
+    }
+
     fn unit(seed: u64, dims: usize) -> Vec<f32> {
         let mut s = seed
             .wrapping_mul(6364136223846793005)
@@ -430,7 +458,7 @@ mod tests {
     fn upsert_remove_and_exact_search() {
         let mut sv = ScopeVectors::new(16, 0);
         for rid in 0..10 {
-            sv.upsert(rid, 0, None, &unit(rid as u64, 16));
+            sv.upsert(rid, open(0), &unit(rid as u64, 16));
         }
         sv.remove(3);
         sv.remove(9);
@@ -439,6 +467,8 @@ mod tests {
             as_of: None,
             current_only: true,
             allowed: None,
+            show_expired: false,
+            now: 1_000,
         };
         let top = sv.search(&unit(5, 16), 3, &all);
         assert_eq!(top[0].0, 5);
@@ -455,15 +485,17 @@ mod tests {
     fn neighbours_follow_row_ids_among_accepted_rows() {
         let mut sv = ScopeVectors::new(8, 0);
         for rid in [10, 20, 30, 40, 50] {
-            sv.upsert(rid, 0, None, &unit(rid as u64, 8));
+            sv.upsert(rid, open(0), &unit(rid as u64, 8));
         }
         // 30 is superseded; 40 removed.
-        sv.upsert(30, 0, Some(5), &unit(30, 8));
+        sv.upsert(30, closed(0, 5), &unit(30, 8));
         sv.remove(40);
         let current = Accept {
             as_of: None,
             current_only: true,
             allowed: None,
+            show_expired: false,
+            now: 1_000,
         };
         assert_eq!(sv.neighbours(20, &current), (Some(10), Some(50)));
         assert_eq!(sv.neighbours(10, &current), (None, Some(20)));
@@ -474,12 +506,16 @@ mod tests {
             as_of: None,
             current_only: false,
             allowed: None,
+            show_expired: false,
+            now: 1_000,
         };
         assert_eq!(sv.neighbours(20, &all), (Some(10), Some(30)));
         let then = Accept {
             as_of: Some(1),
             current_only: false,
             allowed: None,
+            show_expired: false,
+            now: 1_000,
         };
         assert_eq!(sv.neighbours(50, &then), (Some(30), None));
     }
@@ -490,9 +526,9 @@ mod tests {
         let (mut a, mut b) = (ScopeVectors::new(dims, 0), ScopeVectors::new(dims, 0));
         for rid in 0..3000 {
             let v = unit(rid as u64, dims);
-            a.upsert(rid, 0, None, &v);
+            a.upsert(rid, open(0), &v);
             let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            b.append(rid, 0, None, &bytes);
+            b.append(rid, open(0), &bytes);
         }
         b.derive();
         assert_eq!((a.codes == b.codes, a.small == b.small), (true, true));
@@ -501,6 +537,8 @@ mod tests {
             as_of: None,
             current_only: true,
             allowed: None,
+            show_expired: false,
+            now: 1_000,
         };
         let q = unit(77, dims);
         assert_eq!(a.search(&q, 10, &all), b.search(&q, 10, &all));
@@ -514,21 +552,61 @@ mod tests {
     #[test]
     fn validity_windows_filter() {
         let mut sv = ScopeVectors::new(8, 0);
-        sv.upsert(1, 100, Some(200), &unit(1, 8));
-        sv.upsert(2, 150, None, &unit(2, 8));
+        sv.upsert(1, closed(100, 200), &unit(1, 8));
+        sv.upsert(2, open(150), &unit(2, 8));
         let current = Accept {
             as_of: None,
             current_only: true,
             allowed: None,
+            show_expired: false,
+            now: 1_000,
         };
         assert_eq!(sv.search(&unit(1, 8), 5, &current).len(), 1);
         let then = Accept {
             as_of: Some(120),
             current_only: false,
             allowed: None,
+            show_expired: false,
+            now: 1_000,
         };
         let r = sv.search(&unit(1, 8), 5, &then);
         assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn expired_rows_leave_current_reads_unless_shown() {
+        let mut sv = ScopeVectors::new(8, 0);
+        let expires = |to| Window {
+            from: 100,
+            to: Some(to),
+            superseded: false,
+        };
+        sv.upsert(1, expires(500), &unit(1, 8));
+        sv.upsert(2, expires(2_000), &unit(2, 8));
+        sv.upsert(3, closed(100, 300), &unit(3, 8));
+        sv.upsert(4, open(100), &unit(4, 8));
+        let read = |now, show_expired, as_of| Accept {
+            as_of,
+            current_only: true,
+            allowed: None,
+            show_expired,
+            now,
+        };
+        let ids = |a: &Accept<'_>| {
+            let mut r: Vec<i64> = sv.search(&unit(1, 8), 10, a).iter().map(|x| x.0).collect();
+            r.sort_unstable();
+            r
+        };
+        // At 1000, 1 has expired and 3 was superseded.
+        assert_eq!(ids(&read(1_000, false, None)), [2, 4]);
+        // Before its expiry, 1 is current.
+        assert_eq!(ids(&read(400, false, None)), [1, 2, 4]);
+        // Shown expired: 1 again, never the superseded 3.
+        assert_eq!(ids(&read(1_000, true, None)), [1, 2, 4]);
+        // As of 200: 3 still held; 1 too. As of 600, 1 had expired.
+        assert_eq!(ids(&read(1_000, false, Some(200))), [1, 2, 3, 4]);
+        assert_eq!(ids(&read(1_000, false, Some(600))), [2, 4]);
+        assert_eq!(ids(&read(1_000, true, Some(600))), [1, 2, 4]);
     }
 
     #[test]
@@ -536,12 +614,14 @@ mod tests {
         let dims = 256;
         let mut sv = ScopeVectors::new(dims, 0);
         for rid in 0..5000 {
-            sv.upsert(rid, 0, None, &unit(rid as u64, dims));
+            sv.upsert(rid, open(0), &unit(rid as u64, dims));
         }
         let all = Accept {
             as_of: None,
             current_only: true,
             allowed: None,
+            show_expired: false,
+            now: 1_000,
         };
         for target in [7u64, 1234, 4999] {
             let mut q = unit(target, dims);

@@ -39,8 +39,8 @@ async fn indexed_plan(store: &PostgresStore) -> String {
     }
     let q = format!("[{}]", vec!["0.125"; DIMS].join(","));
     let sql = format!(
-        "EXPLAIN SELECT m.id FROM homi_memories m WHERE m.user_id = 'big' AND m.valid_to IS NULL \
-         ORDER BY (m.embedding::vector({DIMS})) <=> '{q}'::vector({DIMS}), m.id LIMIT 10"
+        "EXPLAIN SELECT m.id FROM homi_memories m WHERE m.user_id = 'big' AND m.superseded_by IS NULL \
+         AND (m.valid_to IS NULL OR m.valid_to > now()) ORDER BY (m.embedding::vector({DIMS})) <=> '{q}'::vector({DIMS}), m.id LIMIT 10"
     );
     let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .fetch_all(&mut *tx)
@@ -90,6 +90,7 @@ async fn large_scopes_use_the_index_and_lose_nothing() {
                 actor_id: None,
                 role: None,
                 said_at: None,
+                expires_at: None,
             })
         })
         .collect();
@@ -201,6 +202,93 @@ async fn sslmode_require_encrypts_the_connection() {
 /// project's anon key. Homi's tables must give it nothing: row-level security
 /// on every table, and no privileges for the `anon` / `authenticated` roles
 /// even where the project grants them by default.
+/// Records the test embedder and adds `text` to `scope`.
+async fn add_one(store: &PostgresStore, scope: &Scope, text: &str) {
+    store
+        .bind_embedder(&EmbedderInfo {
+            model: "m".into(),
+            dims: DIMS,
+        })
+        .await
+        .unwrap();
+    let memory = NewMemory {
+        id: uuid::Uuid::new_v4(),
+        text: text.into(),
+        hash: text_hash(text),
+        metadata: Default::default(),
+        scope: scope.clone(),
+        actor_id: None,
+        role: None,
+        embedding: lexical_embedding(text, DIMS),
+        said_at: None,
+        expires_at: None,
+    };
+    store
+        .apply(&Access::from(scope), None, None, vec![Change::Add(memory)])
+        .await
+        .unwrap();
+}
+
+/// mem0's `collection_name` on Postgres: each collection is a schema of its
+/// own, so two collections on one database never see each other's memories;
+/// a collection opened again finds its own.
+#[tokio::test]
+async fn collections_on_one_database_never_mix() {
+    let Some(url) = common::postgres_url().await else {
+        return;
+    };
+    let open = |collection: Option<&str>| {
+        let options = PostgresOptions {
+            collection: collection.map(str::to_owned),
+            ..PostgresOptions::default()
+        };
+        let url = url.clone();
+        async move { PostgresStore::open_with(&url, options).await }
+    };
+    let ann = Scope::user("ann");
+    let write = |store: PostgresStore, text: &'static str| {
+        let ann = ann.clone();
+        async move {
+            add_one(&store, &ann, text).await;
+            store
+        }
+    };
+    let texts = |store: PostgresStore| {
+        let ann = ann.clone();
+        async move {
+            let read = ReadParams {
+                limit: 10,
+                ..ReadParams::default()
+            };
+            let items = store.list(&ann, &read).await.unwrap();
+            items.into_iter().map(|m| m.memory).collect::<Vec<_>>()
+        }
+    };
+    let default = write(open(None).await.unwrap(), "I grow roses").await;
+    let work = write(open(Some("work")).await.unwrap(), "I write Rust").await;
+    let home = write(open(Some("home-2")).await.unwrap(), "I keep bees").await;
+    assert_eq!(texts(default).await, ["I grow roses"]);
+    assert_eq!(texts(work).await, ["I write Rust"]);
+    assert_eq!(texts(home).await, ["I keep bees"]);
+    // Opened again, a collection finds its own memories.
+    assert_eq!(
+        texts(open(Some("work")).await.unwrap()).await,
+        ["I write Rust"]
+    );
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT table_schema::text FROM information_schema.tables \
+         WHERE table_name = 'homi_memories' ORDER BY 1",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(schemas, ["homi_home-2", "homi_work", "public"]);
+    let err = open(Some("a; DROP TABLE x")).await.unwrap_err();
+    assert_eq!(err.kind(), homi_core::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("collection_name"), "{err}");
+}
+
 #[tokio::test]
 async fn supabase_api_roles_see_none_of_homis_rows() {
     let Some(url) = common::postgres_url().await else {
@@ -223,33 +311,7 @@ async fn supabase_api_roles_see_none_of_homis_rows() {
         sqlx::query(sql).execute(&admin).await.unwrap();
     }
     let store = PostgresStore::open(&url).await.unwrap();
-    store
-        .bind_embedder(&EmbedderInfo {
-            model: "m".into(),
-            dims: DIMS,
-        })
-        .await
-        .unwrap();
-    let scope = Scope::user("alice");
-    store
-        .apply(
-            &Access::from(&scope),
-            None,
-            None,
-            vec![Change::Add(NewMemory {
-                id: uuid::Uuid::new_v4(),
-                text: "Alice's secret".into(),
-                hash: text_hash("Alice's secret"),
-                metadata: Default::default(),
-                scope: scope.clone(),
-                actor_id: None,
-                role: None,
-                embedding: lexical_embedding("Alice's secret", DIMS),
-                said_at: None,
-            })],
-        )
-        .await
-        .unwrap();
+    add_one(&store, &Scope::user("alice"), "Alice's secret").await;
 
     let unprotected: Vec<String> = sqlx::query_scalar(
         "SELECT relname::text FROM pg_class WHERE relname LIKE 'homi\\_%' AND relkind = 'r' \

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::memory::{
     Entry, IN_CHUNK, MemoryDriver, check_vector, embedder, insert_history, normalized,
 };
-use super::{Bind, Columns, Driver, Exec, access_sql, bind_list, row};
+use super::{Bind, Columns, Driver, Exec, access_sql, bind_list, live_sql, row};
 use crate::error::{Error, Result};
 use crate::model::{Access, Event, MemoryItem, Metadata, Scope};
 use crate::store::{Change, EmbedderInfo, NewMemory, Outcome};
@@ -71,12 +71,14 @@ pub(crate) async fn apply<D: MemoryDriver>(
                 replace_metadata,
                 actor_id,
                 role,
+                expires,
             } => {
                 let mut args = D::Args::default();
                 let p = D::bind(&mut args, Bind::Uuid(id));
                 let scope = access_sql::<D>(access, "m", &mut args);
                 let sql = format!(
-                    "SELECT {}, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id \
+                    "SELECT {}, m.memory, m.hash, m.metadata, m.user_id, m.agent_id, m.run_id, \
+                     m.superseded_by IS NOT NULL, m.valid_from, m.valid_to \
                      FROM homi_memories m WHERE m.id = {p} AND {scope}{}",
                     D::ROW_KEY,
                     D::ROW_LOCK
@@ -89,12 +91,19 @@ pub(crate) async fn apply<D: MemoryDriver>(
                 let old_text = row.text(1)?;
                 let old_hash = row.text(2)?;
                 let owner = row.scope(4)?;
-                if old_hash == hash && metadata.is_none() {
+                let ends = row.opt_time(9)?;
+                if let Some(new_end) = expires {
+                    check_expiry(id, row.flag(7)?, row.time(8)?, new_end)?;
+                }
+                let new_end = expires.unwrap_or(ends);
+                let live = |end: Option<DateTime<Utc>>| end.is_none_or(|t| t > w.now);
+                if old_hash == hash && metadata.is_none() && new_end == ends {
                     outcomes.push(Outcome::Duplicate { id, text: old_text });
                     continue;
                 }
-                // Another current memory of the same scope already says this.
-                if old_hash != hash
+                // Another live memory of the same scope already says this
+                // (the new text, or the text of an expired memory revived).
+                if (old_hash != hash || (!live(ends) && live(new_end)))
                     && let Some((other, other_text)) =
                         current_with_hash::<D>(c, &hash, &owner, Some(id)).await?
                 {
@@ -104,7 +113,6 @@ pub(crate) async fn apply<D: MemoryDriver>(
                     });
                     continue;
                 }
-                check_vector(&embedding, w.dims)?;
                 let mut meta = match row.json(3)? {
                     Value::Object(m) if !replace_metadata => m,
                     _ => Metadata::new(),
@@ -112,7 +120,6 @@ pub(crate) async fn apply<D: MemoryDriver>(
                 if let Some(new_meta) = metadata {
                     meta.extend(new_meta);
                 }
-                let vector = normalized(&embedding);
                 let mut sets = vec![
                     ("memory = {}", Bind::Text(text.clone())),
                     ("hash = {}", Bind::Text(hash)),
@@ -124,13 +131,23 @@ pub(crate) async fn apply<D: MemoryDriver>(
                     ),
                     ("role = COALESCE({}, role)", Bind::OptText(role.clone())),
                 ];
-                if D::VECTOR_INLINE {
-                    sets.push(("embedding = {}", Bind::Vector(vector.clone())));
+                if let Some(end) = expires {
+                    sets.push(("valid_to = {}", Bind::OptTime(end)));
+                }
+                let vector = match &embedding {
+                    Some(e) => {
+                        check_vector(e, w.dims)?;
+                        Some(normalized(e))
+                    }
+                    None => None,
+                };
+                if let (true, Some(v)) = (D::VECTOR_INLINE, &vector) {
+                    sets.push(("embedding = {}", Bind::Vector(v.clone())));
                 }
                 update_memory::<D>(c, &w, id, sets).await?;
-                if !D::VECTOR_INLINE {
+                if let (false, Some(v)) = (D::VECTOR_INLINE, vector) {
                     let mut args = D::Args::default();
-                    let v = D::bind(&mut args, Bind::Vector(vector));
+                    let v = D::bind(&mut args, Bind::Vector(v));
                     let rid = D::bind(&mut args, Bind::Int(row.int(0)?));
                     let sql = format!(
                         "UPDATE homi_memory_embeddings SET embedding = {v} WHERE rid = {rid}"
@@ -255,6 +272,22 @@ async fn update_memory<D: MemoryDriver>(
     Ok(())
 }
 
+/// Whether memory `id` (superseded or not, valid from `from`) may be given
+/// a new end of its validity window.
+fn check_expiry(
+    id: Uuid,
+    superseded: bool,
+    from: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+) -> Result<()> {
+    if superseded {
+        return Err(Error::Conflict(format!(
+            "memory {id} was superseded: its validity window is closed and cannot be given an expiry"
+        )));
+    }
+    crate::model::types::check_window_end(from, end)
+}
+
 fn one(mut outcomes: Vec<Outcome>) -> Result<Outcome> {
     outcomes
         .pop()
@@ -284,10 +317,12 @@ pub(crate) async fn current_hashes<'a, D: Driver>(
     let mut known = HashMap::new();
     for chunk in hashes.chunks(IN_CHUNK) {
         let mut args = D::Args::default();
+        // Bound in the order the SQL names them (SQLite's `?` are positional).
+        let live = live_sql::<D>("", &mut args);
         let hashes = bind_list::<D>(&mut args, chunk.iter().map(|h| Bind::Text((*h).to_owned())));
         let sql = format!(
             "SELECT id, memory, hash, user_id, agent_id, run_id FROM homi_memories \
-             WHERE valid_to IS NULL AND hash IN ({hashes})"
+             WHERE {live} AND hash IN ({hashes})"
         );
         for row in c.all(sql, args).await? {
             let s = row.scope(3)?;
@@ -311,13 +346,14 @@ pub(crate) async fn current_with_hash<D: MemoryDriver>(
     let u = D::bind(&mut args, Bind::OptText(scope.user_id.clone()));
     let a = D::bind(&mut args, Bind::OptText(scope.agent_id.clone()));
     let r = D::bind(&mut args, Bind::OptText(scope.run_id.clone()));
+    let live = live_sql::<D>("", &mut args);
     let except = match except {
         Some(id) => format!(" AND id <> {}", D::bind(&mut args, Bind::Uuid(id))),
         None => String::new(),
     };
     let sql = format!(
         "SELECT id, memory FROM homi_memories WHERE hash = {h} AND user_id {same} {u} \
-         AND agent_id {same} {a} AND run_id {same} {r} AND valid_to IS NULL{except} LIMIT 1"
+         AND agent_id {same} {a} AND run_id {same} {r} AND {live}{except} LIMIT 1"
     );
     match c.optional(sql, args).await? {
         Some(row) => Ok(Some((row.uuid(0)?, row.text(1)?))),
@@ -339,6 +375,8 @@ async fn insert<D: MemoryDriver>(
 ) -> Result<Vec<Outcome>> {
     for m in ms {
         check_vector(&m.embedding, w.dims)?;
+        let from = imported.map_or(m.said_at.unwrap_or(w.now), |(created, _)| created);
+        crate::model::types::check_window_end(from, m.expires_at)?;
     }
     let mut known = current_hashes::<D>(c, ms.iter().map(|m| m.hash.as_str())).await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; ms.len()];

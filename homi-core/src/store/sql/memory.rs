@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::row::{item_at, memory_columns};
 use super::{
-    Bind, Columns, Driver, Exec, access_sql, bind_list, job_scope_sql, readable_sql, scope_sql,
+    Bind, Columns, Driver, Exec, access_sql, bind_list, job_scope_sql, live_sql, readable_sql,
+    scope_sql,
 };
 use crate::error::{Error, Result};
 use crate::model::{Access, Event, HistoryEntry, MemoryItem, Scope};
@@ -345,9 +346,10 @@ pub(crate) async fn find_by_hash<D: Driver>(
     for chunk in hashes.chunks(IN_CHUNK) {
         let mut args = D::Args::default();
         let w = scope_sql::<D>(scope, "m", &mut args);
+        let live = live_sql::<D>("m", &mut args);
         let hashes = bind_list::<D>(&mut args, chunk.iter().map(|h| Bind::Text(h.clone())));
         let sql = format!(
-            "SELECT {} FROM homi_memories m WHERE {w} AND m.valid_to IS NULL AND m.hash IN ({hashes})",
+            "SELECT {} FROM homi_memories m WHERE {w} AND {live} AND m.hash IN ({hashes})",
             memory_columns!()
         );
         for row in c.all(sql, args).await? {

@@ -314,17 +314,40 @@ pub(crate) fn job_scope_sql<D: Dialect>(scope: &Scope, args: &mut D::Args) -> St
     }
 }
 
+/// The memories of `alias` that are live now: not superseded, and not past
+/// the end of their validity window (an expiry given on add or update).
+/// Writes compare against these (a text already live in its scope is a
+/// duplicate); reads show them by default.
+pub(crate) fn live_sql<D: Dialect>(alias: &str, args: &mut D::Args) -> String {
+    let now = D::time(args, Utc::now());
+    let a = if alias.is_empty() {
+        String::new()
+    } else {
+        format!("{alias}.")
+    };
+    format!("{a}superseded_by IS NULL AND ({a}valid_to IS NULL OR {a}valid_to > {now})")
+}
+
 /// The memories (`m`) a read with `params` sees by time: those valid at
-/// `as_of`, else the current ones, or all with `include_superseded`.
+/// `as_of`, else the live ones ([`live_sql`]), or all with
+/// `include_superseded`. `show_expired` adds the memories whose window
+/// ended by expiry rather than by being superseded.
 pub(crate) fn validity_sql<D: Dialect>(params: &ReadParams, args: &mut D::Args) -> String {
     if let Some(at) = params.as_of {
         let from = D::time(args, at);
         let to = D::time(args, at);
-        format!("m.valid_from <= {from} AND (m.valid_to IS NULL OR m.valid_to > {to})")
+        let expired = if params.show_expired {
+            " OR m.superseded_by IS NULL"
+        } else {
+            ""
+        };
+        format!("m.valid_from <= {from} AND (m.valid_to IS NULL OR m.valid_to > {to}{expired})")
     } else if params.include_superseded {
         D::TRUE.to_owned()
+    } else if params.show_expired {
+        "m.superseded_by IS NULL".to_owned()
     } else {
-        "m.valid_to IS NULL".to_owned()
+        live_sql::<D>("m", args)
     }
 }
 
@@ -399,6 +422,7 @@ mod tests {
             filter: None,
             as_of: None,
             include_superseded: false,
+            show_expired: false,
             threshold: None,
             after: None,
         }
@@ -463,8 +487,20 @@ mod tests {
         let mut p = params();
         assert_eq!(
             readable_sql::<Shape>(&Scope::agent("a"), &p, &mut args),
-            "m.agent_id = $1 AND m.valid_to IS NULL AND TRUE"
+            "m.agent_id = $1 AND m.superseded_by IS NULL AND (m.valid_to IS NULL OR m.valid_to > $2) \
+             AND TRUE"
         );
+        p.show_expired = true;
+        assert_eq!(
+            validity_sql::<Shape>(&p, &mut args),
+            "m.superseded_by IS NULL"
+        );
+        p.as_of = Some(at);
+        assert_eq!(
+            validity_sql::<Shape>(&p, &mut args),
+            "m.valid_from <= $3 AND (m.valid_to IS NULL OR m.valid_to > $4 OR m.superseded_by IS NULL)"
+        );
+        p.as_of = None;
         p.include_superseded = true;
         assert_eq!(validity_sql::<Shape>(&p, &mut args), "TRUE");
     }

@@ -108,7 +108,7 @@ pub(crate) fn added(m: &NewMemory, created: DateTime<Utc>, updated: DateTime<Utc
         created_at: created,
         updated_at: updated,
         valid_from: created,
-        valid_to: None,
+        valid_to: m.expires_at,
         superseded_by: None,
     }
 }

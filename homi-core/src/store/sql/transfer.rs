@@ -149,7 +149,7 @@ pub(crate) async fn restore<D: MemoryDriver>(
     let current_items = records
         .iter()
         .map(|(r, _)| &r.item)
-        .filter(|m| m.valid_to.is_none());
+        .filter(|m| m.is_current());
     let mut current = current_hashes::<D>(c, current_items.map(|m| m.hash.as_str())).await?;
     let mut outcomes = Vec::with_capacity(records.len());
     let mut fresh = Vec::with_capacity(records.len());
@@ -159,7 +159,7 @@ pub(crate) async fn restore<D: MemoryDriver>(
             outcomes.push(Outcome::Exists { id: m.id });
             continue;
         }
-        if m.valid_to.is_none() {
+        if m.is_current() {
             let key = said(&m.hash, &item_scope(m));
             if let Some((id, text)) = current.get(&key) {
                 outcomes.push(Outcome::Duplicate {

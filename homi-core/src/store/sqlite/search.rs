@@ -82,7 +82,18 @@ pub(super) fn accept_of<'a>(params: &ReadParams, allowed: Option<&'a HashSet<i64
     Accept {
         as_of: params.as_of.map(|t| t.timestamp_micros()),
         current_only: !params.include_superseded,
+        show_expired: params.show_expired,
+        now: chrono::Utc::now().timestamp_micros(),
         allowed,
+    }
+}
+
+/// A cached row's validity window, from its stored columns.
+fn window(from: i64, to: Option<i64>, superseded: bool) -> Window {
+    Window {
+        from,
+        to,
+        superseded,
     }
 }
 
@@ -154,7 +165,7 @@ pub(super) fn load_scope_sync(
     let mut binds = Vec::new();
     let scope_where = sql::scope_sql::<SqliteDialect>(scope, "m", &mut binds);
     let sql = format!(
-        "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM homi_memories m \
+        "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory, m.superseded_by IS NOT NULL FROM homi_memories m \
          JOIN homi_memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
     );
     reader
@@ -168,7 +179,7 @@ pub(super) fn load_scope_sync(
             while let Some(row) = rows.next()? {
                 let blob = row.get_ref(3)?.as_blob()?;
                 let rid = row.get(0)?;
-                if sv.append(rid, row.get(1)?, row.get(2)?, blob) {
+                if sv.append(rid, window(row.get(1)?, row.get(2)?, row.get(5)?), blob) {
                     texts.push((rid, row.get(4)?));
                 }
             }
@@ -507,7 +518,7 @@ impl SqliteStore {
                     sv.remove(r.try_get(0)?);
                 }
                 let sql = format!(
-                    "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM homi_memories m INDEXED BY memories_seq \
+                    "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory, m.superseded_by IS NOT NULL FROM homi_memories m INDEXED BY memories_seq \
                      JOIN homi_memory_embeddings e ON e.rid = m.rid WHERE m.seq > ? AND {scope_where}"
                 );
                 let mut all = vec![Bind::Int(sv.seq)];
@@ -518,7 +529,11 @@ impl SqliteStore {
                 for r in rows {
                     let blob: Vec<u8> = r.try_get(3)?;
                     let rid: i64 = r.try_get(0)?;
-                    if sv.upsert(rid, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob)) {
+                    if sv.upsert(
+                        rid,
+                        window(r.try_get(1)?, r.try_get(2)?, r.try_get(5)?),
+                        &decode_vec(&blob),
+                    ) {
                         sv.keywords.upsert(rid, r.try_get::<&str, _>(4)?);
                     }
                     loaded += 1;
@@ -528,7 +543,7 @@ impl SqliteStore {
         } else {
             let mut sv = ScopeVectors::new(dims, state.seq);
             let sql = format!(
-                "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory FROM homi_memories m \
+                "SELECT m.rid, m.valid_from, m.valid_to, e.embedding, m.memory, m.superseded_by IS NOT NULL FROM homi_memories m \
                  JOIN homi_memory_embeddings e ON e.rid = m.rid WHERE {scope_where}"
             );
             let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
@@ -538,7 +553,11 @@ impl SqliteStore {
             for r in rows {
                 let blob: Vec<u8> = r.try_get(3)?;
                 let rid: i64 = r.try_get(0)?;
-                if sv.upsert(rid, r.try_get(1)?, r.try_get(2)?, &decode_vec(&blob)) {
+                if sv.upsert(
+                    rid,
+                    window(r.try_get(1)?, r.try_get(2)?, r.try_get(5)?),
+                    &decode_vec(&blob),
+                ) {
                     texts.push((rid, r.try_get(4)?));
                 }
             }

@@ -699,7 +699,168 @@ async fn pages_list_every_memory_once(b: Backend) {
     assert!(err.to_string().contains("cursor"), "{err}");
 }
 
+/// Expiry (mem0's `expiration_date`): a memory past its end leaves search,
+/// get_all and count unless `show_expired`; `get` and `as_of` still see it;
+/// its text may be said again; an edit moves or lifts the end (reviving a
+/// text another live memory holds is a conflict); an end before the start
+/// is refused naming the field; a metadata edit needs no embedding.
+async fn expired_memories_leave_reads_unless_shown(b: Backend) {
+    let Some(e) = env(b).await else { return };
+    let ann = Scope::user("ann");
+    // Stores keep microseconds.
+    let now =
+        chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap();
+    let day = chrono::Duration::days(1);
+    let lisbon = "Booked a trip to Lisbon";
+    let past = AddOptions::raw()
+        .timestamp(now - day * 10)
+        .expires_at(now - day);
+    let old = e.memory.add(lisbon, &ann, past).await.unwrap().results[0].id;
+    e.memory
+        .add("Drinks green tea", &ann, AddOptions::raw())
+        .await
+        .unwrap();
+    let pass = AddOptions::raw().expires_at(now + day);
+    let conf = e
+        .memory
+        .add("Has a conference pass", &ann, pass.clone())
+        .await
+        .unwrap();
+    let conf = conf.results[0].id;
+    // The live expiring memory is a duplicate of itself; the expired one is not.
+    let again = e
+        .memory
+        .add("Has a conference pass", &ann, pass)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.results[0].event, again.results[0].id),
+        (Event::None, conf)
+    );
+
+    let texts = |items: Vec<homi_core::MemoryItem>| {
+        let mut t: Vec<String> = items.into_iter().map(|m| m.memory).collect();
+        t.sort();
+        t
+    };
+    let listed = e
+        .memory
+        .get_all(&ann, ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(texts(listed), ["Drinks green tea", "Has a conference pass"]);
+    let shown = ListOptions::default().show_expired(true);
+    assert_eq!(
+        e.memory.get_all(&ann, shown.clone()).await.unwrap().len(),
+        3
+    );
+    assert_eq!(
+        e.memory.count(&ann, ListOptions::default()).await.unwrap(),
+        2
+    );
+    assert_eq!(e.memory.count(&ann, shown).await.unwrap(), 3);
+    for mode in [
+        SearchMode::Hybrid,
+        SearchMode::Semantic,
+        SearchMode::Keyword,
+    ] {
+        let found = |show| {
+            let opts = SearchOptions::default().mode(mode).show_expired(show);
+            let m = &e.memory;
+            let ann = &ann;
+            async move { texts(m.search("trip to Lisbon", ann, opts).await.unwrap().results) }
+        };
+        assert!(!found(false).await.contains(&lisbon.to_owned()), "{mode:?}");
+        assert!(found(true).await.contains(&lisbon.to_owned()), "{mode:?}");
+    }
+    let then = ListOptions::default().as_of(now - day * 5);
+    assert_eq!(texts(e.memory.get_all(&ann, then).await.unwrap()), [lisbon]);
+    let got = e.memory.get(&old.to_string(), &ann).await.unwrap().unwrap();
+    assert_eq!(got.valid_to, Some(now - day));
+    assert!(!got.is_current());
+    let last_day = (now - day - chrono::Duration::microseconds(1)).date_naive();
+    assert_eq!(
+        homi_core::memory::mem0::expiration_date(&got),
+        Some(last_day.to_string())
+    );
+
+    // Said again, the text is a new memory; reviving the old one would make two.
+    let new = e
+        .memory
+        .add(lisbon, &ann, AddOptions::raw())
+        .await
+        .unwrap()
+        .results[0]
+        .clone();
+    assert_eq!(new.event, Event::Add);
+    let lift = homi_core::MemoryEdit::default().expires_at(None);
+    let err = e
+        .memory
+        .edit(&old.to_string(), &ann, lift.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    e.memory.delete(&new.id.to_string(), &ann).await.unwrap();
+    let revived = e.memory.edit(&old.to_string(), &ann, lift).await.unwrap();
+    assert_eq!(revived.valid_to, None);
+    assert!(revived.is_current());
+    let listed = e
+        .memory
+        .get_all(&ann, ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+
+    // Moving an end: before the start is refused; a metadata edit embeds nothing.
+    let early = homi_core::MemoryEdit::default().expires_at(Some(now - day * 20));
+    let err = e
+        .memory
+        .edit(&conf.to_string(), &ann, early)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("expiration_date"), "{err}");
+    let before = e.fake.stats();
+    let meta = json!({"kind": "event"}).as_object().unwrap().clone();
+    let edit = homi_core::MemoryEdit::default()
+        .merge_metadata(meta)
+        .expires_at(Some(now + day * 2));
+    let edited = e.memory.edit(&conf.to_string(), &ann, edit).await.unwrap();
+    assert_eq!(edited.valid_to, Some(now + day * 2));
+    assert_eq!(edited.metadata["kind"], "event");
+    assert_eq!(e.fake.stats(), before);
+    let history = e.memory.history(&conf.to_string(), &ann).await.unwrap();
+    assert_eq!(history.len(), 2);
+    let err = e
+        .memory
+        .edit(&conf.to_string(), &ann, homi_core::MemoryEdit::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    // An end already past when added is refused before anything is written.
+    let err = e
+        .memory
+        .add(
+            "Parked on level 3",
+            &ann,
+            AddOptions::raw().expires_at(now - day),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("expiration_date"), "{err}");
+    assert_eq!(
+        e.memory
+            .get_all(&ann, ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
 conformance!(
+    expired_memories_leave_reads_unless_shown,
     pages_list_every_memory_once,
     verbatim_add_stores_each_non_system_message,
     exact_duplicates_touch_nothing,

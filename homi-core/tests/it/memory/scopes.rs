@@ -337,6 +337,7 @@ async fn an_empty_scope_is_an_error_never_every_user(b: Backend) {
         filter: None,
         as_of: None,
         include_superseded: true,
+        show_expired: false,
         threshold: None,
         after: None,
     };
