@@ -55,7 +55,7 @@ if [ -n "${HOMI_TEST_DATABASE_URL:-}" ]; then
   DATABASE_URL="$url" .venv/bin/python - <<'PY'
 import os
 from homi import Memory
-m = Memory.from_config({"vector_store": {"provider": "supabase", "config": {"connection_string": os.environ["DATABASE_URL"]}}})
+m = Memory.from_config({"vector_store": {"provider": "supabase", "config": {"connection_string": os.environ["DATABASE_URL"], "collection_name": "memories"}}})
 memories = [e["memory"] for e in m.get_all(user_id="default_user")["results"]]
 assert "I love pizza" in memories, memories
 print("memory_agent.py kept:", memories)

@@ -239,20 +239,65 @@ fn scope(
     .py()
 }
 
-/// A mem0 argument Homi does not honour yet: its default passes, any other
-/// value is a ValidationError saying so.
-fn not_yet(name: &str, given: bool) -> PyResult<()> {
-    if given {
-        return Err(crate::errors::invalid(
-            name,
-            "is not supported by Homi yet (leave it out)",
-        ));
-    }
-    Ok(())
+/// An argument whose absence differs from `None`: mem0's
+/// `update(memory_id, expiration_date=None)` lifts an expiry, while leaving
+/// the argument out keeps it.
+pub(crate) enum Given<'py> {
+    Absent,
+    Value(Bound<'py, PyAny>),
 }
 
-fn is_set(v: Option<&Bound<'_, PyAny>>) -> bool {
-    v.is_some_and(|v| !v.is_none())
+impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
+    type Error = PyErr;
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Given::Value(obj.to_owned()))
+    }
+}
+
+/// A date argument as mem0 takes it: a `date`, a `datetime` (its date), or
+/// a string; other values are given to the core as they are (Unix seconds).
+fn date_arg(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let obj = if obj.hasattr("hour")? && obj.hasattr("date")? {
+        obj.call_method0("date")?
+    } else {
+        obj.clone()
+    };
+    if obj.hasattr("isoformat")? {
+        let text: String = obj.call_method0("isoformat")?.extract()?;
+        return Ok(Value::String(text));
+    }
+    to_json(&obj, "date")
+}
+
+/// mem0's `expiration_date`: a date (or "YYYY-MM-DD"), as the end of the
+/// memory's validity window; `None` when the argument is None.
+fn expiration_arg(
+    obj: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<chrono::DateTime<chrono::Utc>>> {
+    match obj.filter(|o| !o.is_none()) {
+        None => Ok(None),
+        Some(o) => match date_arg(o)? {
+            Value::String(day) => mem0::expiration_end(&day).py().map(Some),
+            _ => Err(crate::errors::invalid(
+                "expiration_date",
+                "must be a date or a string in YYYY-MM-DD format",
+            )),
+        },
+    }
+}
+
+/// mem0's `reference_date`: a date, "YYYY-MM-DD" or Unix seconds.
+fn reference_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<chrono::NaiveDate>> {
+    match obj.filter(|o| !o.is_none()) {
+        None => Ok(None),
+        Some(o) => mem0::reference_date(&date_arg(o)?).py().map(Some),
+    }
+}
+
+/// A rendered answer with mem0's `expiration_date` on its memories.
+fn with_expiration_dates(mut value: Value) -> Value {
+    mem0::add_expiration_dates(&mut value);
+    value
 }
 
 // ---------------------------------------------------------------- operations
@@ -270,7 +315,7 @@ fn op_add(
     timestamp: Option<&Bound<'_, PyAny>>,
     expiration_date: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Op> {
-    not_yet("expiration_date", is_set(expiration_date))?;
+    let expires_at = expiration_arg(expiration_date)?;
     let procedural = match memory_type.as_deref() {
         None => false,
         Some("procedural_memory") => true,
@@ -294,6 +339,9 @@ fn op_add(
     }
     if let Some(p) = prompt {
         options = options.instructions(p);
+    }
+    if let Some(t) = expires_at {
+        options = options.expires_at(t);
     }
     let shared = shared.clone();
     Ok(Box::pin(async move {
@@ -321,6 +369,8 @@ fn op_search(
     mode: Option<String>,
     explain: bool,
     rerank: bool,
+    show_expired: bool,
+    reference_date: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Op> {
     let filters = opt_json(filters, "filters")?;
     let (limit, threshold) = mem0::read_limits(
@@ -335,8 +385,12 @@ fn op_search(
     let mut options = SearchOptions::default()
         .limit(limit)
         .include_superseded(include_superseded)
+        .show_expired(show_expired)
         .explain(explain)
         .rerank(rerank);
+    if let Some(day) = reference_arg(reference_date)? {
+        options = options.reference_date(day);
+    }
     if let Some(m) = mode {
         options = options.mode(m.parse().py()?);
     }
@@ -357,7 +411,7 @@ fn op_search(
             .search(&query, &scope, options)
             .await
             .py()?;
-        Ok(json!(found))
+        Ok(with_expiration_dates(json!(found)))
     }))
 }
 
@@ -370,6 +424,7 @@ fn op_get_all(
     top_k: Option<usize>,
     as_of_: Option<&Bound<'_, PyAny>>,
     include_superseded: bool,
+    show_expired: bool,
 ) -> PyResult<Op> {
     let filters = opt_json(filters, "filters")?;
     let (limit, _) =
@@ -377,7 +432,8 @@ fn op_get_all(
     let (scope, filter) = scope(&ids, filters.as_ref())?;
     let mut options = ListOptions::default()
         .limit(limit)
-        .include_superseded(include_superseded);
+        .include_superseded(include_superseded)
+        .show_expired(show_expired);
     if let Some(f) = filter {
         options = options.filters(f);
     }
@@ -387,7 +443,7 @@ fn op_get_all(
     let shared = shared.clone();
     Ok(Box::pin(async move {
         let items = shared.memory().await?.get_all(&scope, options).await.py()?;
-        Ok(json!({"results": items}))
+        Ok(with_expiration_dates(json!({"results": items})))
     }))
 }
 
@@ -403,7 +459,7 @@ fn op_get(shared: &Arc<Shared>, memory_id: String) -> Op {
             .get(&memory_id, Access::Any)
             .await
             .py()?;
-        Ok(json!(item))
+        Ok(with_expiration_dates(json!(item)))
     })
 }
 
@@ -413,24 +469,32 @@ fn op_update(
     data: Option<String>,
     text: Option<String>,
     metadata_: Option<&Bound<'_, PyAny>>,
+    expiration_date: Given<'_>,
 ) -> PyResult<Op> {
-    // mem0 2.x: new metadata alone leaves the text as it is.
-    enum Edit {
-        Text(String, Option<homi_core::Metadata>),
-        Metadata(homi_core::Metadata),
+    // mem0 2.x: new metadata alone is merged, the text left as it is; with
+    // a new text it replaces the metadata. `expiration_date=None` lifts an
+    // expiry.
+    let mut edit = homi_core::MemoryEdit::default();
+    let given_text = data.is_some() || text.is_some();
+    if given_text {
+        edit = edit.text(mem0::update_text(data, text).py()?);
     }
-    let edit = match (data, text, metadata(metadata_)?) {
-        (None, None, Some(m)) => Edit::Metadata(m),
-        (data, text, m) => Edit::Text(mem0::update_text(data, text).py()?, m),
-    };
+    match metadata(metadata_)? {
+        Some(m) if given_text => edit = edit.replace_metadata(m),
+        Some(m) => edit = edit.merge_metadata(m),
+        None => {}
+    }
+    if let Given::Value(v) = expiration_date {
+        edit = edit.expires_at(expiration_arg(Some(&v))?);
+    }
     let shared = shared.clone();
     Ok(Box::pin(async move {
-        let memory = shared.memory().await?;
-        let item = match edit {
-            Edit::Text(data, m) => memory.update(&memory_id, Access::Any, &data, m).await,
-            Edit::Metadata(m) => memory.update_metadata(&memory_id, Access::Any, m).await,
-        }
-        .py()?;
+        let item = shared
+            .memory()
+            .await?
+            .edit(&memory_id, Access::Any, edit)
+            .await
+            .py()?;
         Ok(json!({"message": "Memory updated successfully!", "id": item.id, "memory": item.memory}))
     }))
 }
@@ -626,10 +690,8 @@ macro_rules! memory_class {
                 reference_date: Option<&Bound<'py, PyAny>>,
                 show_expired: bool,
             ) -> PyResult<Bound<'py, PyAny>> {
-                not_yet("reference_date", is_set(reference_date))?;
-                not_yet("show_expired", show_expired)?;
                 let ids = Ids { user_id, agent_id, run_id };
-                let op = op_search(&self.shared, query, ids, limit, filters, threshold, top_k, as_of, include_superseded, mode, explain, rerank)?;
+                let op = op_search(&self.shared, query, ids, limit, filters, threshold, top_k, as_of, include_superseded, mode, explain, rerank, show_expired, reference_date)?;
                 $run(py, op)
             }
 
@@ -652,13 +714,13 @@ macro_rules! memory_class {
                 include_superseded: bool,
                 show_expired: bool,
             ) -> PyResult<Bound<'py, PyAny>> {
-                not_yet("show_expired", show_expired)?;
                 let ids = Ids { user_id, agent_id, run_id };
-                let op = op_get_all(&self.shared, ids, filters, limit, top_k, as_of, include_superseded)?;
+                let op = op_get_all(&self.shared, ids, filters, limit, top_k, as_of, include_superseded, show_expired)?;
                 $run(py, op)
             }
 
-            #[pyo3(signature = (memory_id, data=None, metadata=None, *, text=None, expiration_date=None))]
+            // `expiration_date` left out keeps an expiry; None lifts it.
+            #[pyo3(signature = (memory_id, data=None, metadata=None, *, text=None, expiration_date=Given::Absent))]
             fn update<'py>(
                 &self,
                 py: Python<'py>,
@@ -666,10 +728,9 @@ macro_rules! memory_class {
                 data: Option<String>,
                 metadata: Option<&Bound<'py, PyAny>>,
                 text: Option<String>,
-                expiration_date: Option<&Bound<'py, PyAny>>,
+                expiration_date: Given<'py>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                not_yet("expiration_date", is_set(expiration_date))?;
-                $run(py, op_update(&self.shared, memory_id, data, text, metadata)?)
+                $run(py, op_update(&self.shared, memory_id, data, text, metadata, expiration_date)?)
             }
 
             fn delete<'py>(&self, py: Python<'py>, memory_id: String) -> PyResult<Bound<'py, PyAny>> {

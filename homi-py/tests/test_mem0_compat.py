@@ -282,6 +282,31 @@ def test_collections_in_one_directory_never_mix(fake, tmp_path, monkeypatch):
     assert work.search("roses", user_id="ann", mode="keyword")["results"] == []
 
 
+def test_collections_on_one_postgres_database_never_mix(fake, monkeypatch):
+    from conftest import _fresh_postgres_database
+
+    url = _fresh_postgres_database()
+    fake.reset()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("HOMI_EMBEDDING_DIMS", "64")
+
+    def config(provider, collection):
+        return {"vector_store": {"provider": provider, "config": {"connection_string": url, "collection_name": collection}}}
+
+    work, home = Memory.from_config(config("pgvector", "work")), Memory.from_config(config("supabase", "home"))
+    default = Memory.from_config(config("pgvector", "mem0"))
+    work.add("I write Rust", user_id="ann", infer=False)
+    home.add("I grow roses", user_id="ann", infer=False)
+    assert [m["memory"] for m in work.get_all(user_id="ann")["results"]] == ["I write Rust"]
+    assert [m["memory"] for m in home.search("roses", user_id="ann")["results"]] == ["I grow roses"]
+    assert work.search("roses", user_id="ann", mode="keyword")["results"] == []
+    assert default.get_all(user_id="ann")["results"] == []
+    # The same collection from another Memory finds its memories.
+    again = Memory.from_config(config("supabase", "work"))
+    assert [m["memory"] for m in again.get_all(user_id="ann")["results"]] == ["I write Rust"]
+
+
 def test_explain_says_how_each_score_was_made(env):
     m = Memory()
     m.add("I keep bees on the roof", user_id="ann", infer=False)
@@ -322,3 +347,62 @@ def test_the_llm_reranker_scores_with_the_chat_model(fake, tmp_path, monkeypatch
     assert [round(r["rerank_score"], 3) for r in reranked] == [0.9, 0.5]
     sent = [r for r in fake.requests() if r["path"] == "/v1/chat/completions"][-1]["body"]["messages"]
     assert "relevance" in sent[0]["content"] and sent[1]["content"].startswith("Query: bees")
+
+
+def test_expiration_dates_hide_memories_as_mem0_does(env):
+    m = Memory()
+    now = dt.datetime.now(dt.timezone.utc)
+    today = now.date()
+    m.add("Parked on level 3", user_id="eve", infer=False, expiration_date=today.isoformat())
+    m.add("Dentist on Friday", user_id="eve", infer=False, expiration_date=today + dt.timedelta(days=3))
+    m.add("I like figs", user_id="eve", infer=False)
+    # Said ten days ago, over since yesterday.
+    m.add("Booked a trip to Lisbon", user_id="eve", infer=False,
+          timestamp=now - dt.timedelta(days=10), expiration_date=now - dt.timedelta(days=1))
+    listed = {r["memory"]: r for r in m.get_all(user_id="eve")["results"]}
+    assert set(listed) == {"Parked on level 3", "Dentist on Friday", "I like figs"}
+    assert listed["Parked on level 3"]["expiration_date"] == today.isoformat()
+    assert "expiration_date" not in listed["I like figs"]
+    shown = {r["memory"]: r for r in m.get_all(user_id="eve", show_expired=True)["results"]}
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    assert shown["Booked a trip to Lisbon"]["expiration_date"] == yesterday
+    for kwargs in ({"user_id": "eve"}, {"filters": {"user_id": "eve"}}):
+        hits = [r["memory"] for r in m.search("trip to Lisbon", **kwargs)["results"]]
+        assert "Booked a trip to Lisbon" not in hits
+        hits = [r["memory"] for r in m.search("trip to Lisbon", show_expired=True, **kwargs)["results"]]
+        assert "Booked a trip to Lisbon" in hits
+    assert m.get(shown["Booked a trip to Lisbon"]["id"])["expiration_date"] == yesterday
+
+    # update: left out keeps the date, a new date moves it, None lifts it.
+    dentist = listed["Dentist on Friday"]["id"]
+    m.update(dentist, metadata={"where": "clinic"})
+    got = m.get(dentist)
+    assert got["expiration_date"] == (today + dt.timedelta(days=3)).isoformat() and got["metadata"] == {"where": "clinic"}
+    m.update(dentist, expiration_date=dt.date(2099, 1, 31))
+    assert m.get(dentist)["expiration_date"] == "2099-01-31"
+    m.update(dentist, expiration_date=None)
+    assert "expiration_date" not in m.get(dentist)
+    with pytest.raises(homi.ValidationError, match="expiration_date"):
+        m.update(dentist, expiration_date="2001-01-01")
+    with pytest.raises(homi.ValidationError, match="expiration_date"):
+        m.add("x", user_id="eve", infer=False, expiration_date="next friday")
+
+
+def test_reference_date_reads_relative_dates(env):
+    m = Memory()
+    m.add("Talked about the garden with Ana", user_id="joe", infer=False, timestamp="2024-03-04T10:00:00Z")
+    m.add("Talked about the garden with Bo", user_id="joe", infer=False, timestamp="2024-03-07T10:00:00Z")
+
+    def matched(**kwargs):
+        found = m.search("what did we talk about yesterday?", user_id="joe", explain=True, **kwargs)["results"]
+        return {r["memory"]: r["score_details"].get("date_match") for r in found}
+
+    assert matched(reference_date="2024-03-05") == {"Talked about the garden with Ana": True,
+                                                    "Talked about the garden with Bo": False}
+    assert matched(reference_date=dt.date(2024, 3, 8))["Talked about the garden with Bo"] is True
+    # Unix seconds: 2024-03-08T12:00:00Z.
+    assert matched(reference_date=1709899200)["Talked about the garden with Bo"] is True
+    # Without a reference day, "yesterday" is not read.
+    assert set(matched().values()) == {None}
+    with pytest.raises(homi.ValidationError, match="reference_date"):
+        m.search("x", user_id="joe", reference_date="someday")

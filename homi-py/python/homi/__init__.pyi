@@ -1,6 +1,6 @@
 # Types of the `homi` package: the native classes of `homi._homi`, and
 # `AsyncMemory`, a Python class over the native one with the same methods.
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Dict, List, Literal, Optional, Union
 
 from homi import _homi
@@ -53,7 +53,7 @@ class AsyncMemory:
         memory_type: Optional[Literal["procedural_memory"]] = None,
         prompt: Optional[str] = None,
         timestamp: Optional[Union[datetime, str, int, float]] = None,
-        expiration_date: None = None,
+        expiration_date: Optional[Union[str, date]] = None,
     ) -> Dict[str, Any]: ...
     async def search(
         self,
@@ -71,8 +71,8 @@ class AsyncMemory:
         rerank: bool = False,
         mode: Optional[Literal["hybrid", "semantic", "keyword"]] = None,
         explain: bool = False,
-        reference_date: None = None,
-        show_expired: Literal[False] = False,
+        reference_date: Optional[Union[str, date, int]] = None,
+        show_expired: bool = False,
     ) -> Dict[str, Any]: ...
     async def get(self, memory_id: str) -> Optional[Dict[str, Any]]: ...
     async def get_all(
@@ -86,7 +86,7 @@ class AsyncMemory:
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
         include_superseded: bool = False,
-        show_expired: Literal[False] = False,
+        show_expired: bool = False,
     ) -> Dict[str, Any]: ...
     async def update(
         self,
@@ -95,7 +95,7 @@ class AsyncMemory:
         metadata: Optional[Dict[str, Any]] = None,
         *,
         text: Optional[str] = None,
-        expiration_date: None = None,
+        expiration_date: Optional[Union[str, date]] = ...,
     ) -> Dict[str, Any]: ...
     async def delete(self, memory_id: str) -> Dict[str, Any]: ...
     async def delete_all(

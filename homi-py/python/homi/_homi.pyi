@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Dict, List, Literal, Optional, Union, final
 
 _Message = Dict[str, Any]
@@ -6,6 +6,8 @@ _Messages = Union[str, _Message, List[_Message]]
 _Filters = Dict[str, Any]
 # mem0 takes integer ids too (made strings).
 _Id = Union[str, int]
+# mem0's dates: a date (or datetime) or "YYYY-MM-DD".
+_Date = Union[str, date]
 
 __version__: str
 
@@ -32,7 +34,7 @@ class Memory:
         memory_type: Optional[Literal["procedural_memory"]] = None,
         prompt: Optional[str] = None,
         timestamp: Optional[Union[datetime, str, int, float]] = None,
-        expiration_date: None = None,
+        expiration_date: Optional[_Date] = None,
     ) -> Dict[str, Any]: ...
     def search(
         self,
@@ -50,8 +52,8 @@ class Memory:
         rerank: bool = False,
         mode: Optional[Literal["hybrid", "semantic", "keyword"]] = None,
         explain: bool = False,
-        reference_date: None = None,
-        show_expired: Literal[False] = False,
+        reference_date: Optional[Union[_Date, int]] = None,
+        show_expired: bool = False,
     ) -> Dict[str, Any]: ...
     def get(self, memory_id: str) -> Optional[Dict[str, Any]]: ...
     def get_all(
@@ -65,7 +67,7 @@ class Memory:
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
         include_superseded: bool = False,
-        show_expired: Literal[False] = False,
+        show_expired: bool = False,
     ) -> Dict[str, Any]: ...
     def update(
         self,
@@ -74,7 +76,7 @@ class Memory:
         metadata: Optional[Dict[str, Any]] = None,
         *,
         text: Optional[str] = None,
-        expiration_date: None = None,
+        expiration_date: Optional[_Date] = ...,
     ) -> Dict[str, Any]: ...
     def delete(self, memory_id: str) -> Dict[str, Any]: ...
     def delete_all(
@@ -115,7 +117,7 @@ class AsyncMemory:
         memory_type: Optional[Literal["procedural_memory"]] = None,
         prompt: Optional[str] = None,
         timestamp: Optional[Union[datetime, str, int, float]] = None,
-        expiration_date: None = None,
+        expiration_date: Optional[_Date] = None,
     ) -> Dict[str, Any]: ...
     async def search(
         self,
@@ -133,8 +135,8 @@ class AsyncMemory:
         rerank: bool = False,
         mode: Optional[Literal["hybrid", "semantic", "keyword"]] = None,
         explain: bool = False,
-        reference_date: None = None,
-        show_expired: Literal[False] = False,
+        reference_date: Optional[Union[_Date, int]] = None,
+        show_expired: bool = False,
     ) -> Dict[str, Any]: ...
     async def get(self, memory_id: str) -> Optional[Dict[str, Any]]: ...
     async def get_all(
@@ -148,7 +150,7 @@ class AsyncMemory:
         top_k: Optional[int] = None,
         as_of: Optional[Union[datetime, str]] = None,
         include_superseded: bool = False,
-        show_expired: Literal[False] = False,
+        show_expired: bool = False,
     ) -> Dict[str, Any]: ...
     async def update(
         self,
@@ -157,7 +159,7 @@ class AsyncMemory:
         metadata: Optional[Dict[str, Any]] = None,
         *,
         text: Optional[str] = None,
-        expiration_date: None = None,
+        expiration_date: Optional[_Date] = ...,
     ) -> Dict[str, Any]: ...
     async def delete(self, memory_id: str) -> Dict[str, Any]: ...
     async def delete_all(
