@@ -55,6 +55,9 @@ bash scripts/server-smoke.sh
 step "the official openai Python package against the OpenAI-compatible endpoint"
 bash scripts/openai-sdk-test.sh
 
+step "MCP: the official Python MCP SDK over stdio (homi mcp) and streamable HTTP (/mcp)"
+bash scripts/mcp-test.sh
+
 step "Python: the homi wheel (maturin) under pytest, on SQLite and Postgres"
 bash scripts/python-test.sh
 

@@ -91,6 +91,20 @@ enum Command {
     /// Built-in accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Be the memory of an MCP client (Claude Desktop, Claude Code, Cursor,
+    /// an agent) over stdio: the client starts `homi mcp` and calls its
+    /// tools. Logs go to stderr.
+    Mcp {
+        /// Whose memories (default: HOMI_MCP_USER, else the OS user name).
+        #[arg(long, env = "HOMI_MCP_USER")]
+        user: Option<String>,
+        /// The agent scope of the memories: by default the client's name
+        /// from MCP's initialize, so each app keeps its own; give one name to
+        /// several apps to share them, or "" for the user's memories across
+        /// every app.
+        #[arg(long)]
+        agent: Option<String>,
+    },
     /// Create or bring the store's tables up to date.
     Migrate,
     /// The effective configuration.
@@ -200,6 +214,10 @@ pub async fn run(cli: Cli) -> homi_core::Result<()> {
             show_memories,
         } => chat::run(&config, user, session, show_memories, out).await,
         Command::Memory(m) => memory::run(&config, m, out).await,
+        Command::Mcp { user, agent } => {
+            homi_server::mcp::serve_stdio(&config, user, homi_server::mcp::Agent::from_arg(agent))
+                .await
+        }
         Command::Migrate => {
             homi_core::open::migrate(&config).await?;
             let url = config.redacted_database_url();

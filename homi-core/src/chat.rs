@@ -163,6 +163,21 @@ pub struct MemorySummary {
     pub memory_count: usize,
 }
 
+/// The memories a prompt brings to the model, as a block of text ("What you
+/// remember about the user:" and a line per memory); `None` without any.
+/// The chat turn's system prompt and the MCP door's `remember` prompt use it.
+pub fn remembered(memories: &[String]) -> Option<String> {
+    if memories.is_empty() {
+        return None;
+    }
+    let mut block = "What you remember about the user:".to_owned();
+    for m in memories {
+        block.push_str("\n- ");
+        block.push_str(m);
+    }
+    Some(block)
+}
+
 /// The Chat client. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Chat {
@@ -456,12 +471,9 @@ impl Chat {
         } else {
             client_system.join("\n\n")
         };
-        if !memories.is_empty() {
-            system.push_str("\n\nWhat you remember about the user:");
-            for m in memories {
-                system.push_str("\n- ");
-                system.push_str(m);
-            }
+        if let Some(block) = remembered(memories) {
+            system.push_str("\n\n");
+            system.push_str(&block);
         }
         // The memories and the message always go in; earlier turns fill what is left.
         let mut left = self

@@ -23,6 +23,7 @@ use utoipa_axum::routes;
 pub mod client;
 pub mod error;
 pub mod extract;
+pub mod mcp;
 pub mod metrics;
 pub mod openai;
 pub mod openapi;
@@ -141,6 +142,7 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .route("/metrics", get(metrics::render))
+        .merge(mcp_routes(&state))
         .route_layer(axum::middleware::from_fn_with_state(
             state.request_timeout,
             time_limit,
@@ -180,6 +182,67 @@ pub fn app(state: AppState) -> Router {
         router = router.layer(cors);
     }
     router.with_state(state)
+}
+
+/// `/mcp`: the MCP door over streamable HTTP, stateless (any server process
+/// answers any request), each request authenticated like the REST API.
+fn mcp_routes(state: &AppState) -> Router<AppState> {
+    use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    let (memory, chat) = (state.memory.clone(), state.chat.clone());
+    // Every request carries credentials, so the loopback-only Host check
+    // (against DNS rebinding of unauthenticated local servers) is not needed
+    // and would refuse a server's real host names.
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .disable_allowed_hosts();
+    let service = StreamableHttpService::new(
+        move || {
+            Ok(mcp::HomiMcp::new(
+                memory.clone(),
+                Some(chat.clone()),
+                mcp::Identity::Http,
+            ))
+        },
+        std::sync::Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    Router::new()
+        .route_service("/mcp", service)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            mcp_caller,
+        ))
+}
+
+/// Authenticates a request to `/mcp` as the REST API does (a user's access
+/// token, or a service key with the user header): 401 with
+/// `WWW-Authenticate` without valid credentials. The caller goes into the
+/// request's extensions for the tools.
+async fn mcp_caller(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (mut parts, body) = request.into_parts();
+    let caller = match extract::caller(&parts, &state, homi_core::auth::KeyScope::Read).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let can_write = caller
+        .service
+        .as_ref()
+        .is_none_or(|s| s.require(homi_core::auth::KeyScope::Write).is_ok());
+    parts.extensions.insert(mcp::McpCaller {
+        user_id: caller.id(),
+        can_write,
+    });
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
 
 type RateLimit = tower_governor::GovernorLayer<

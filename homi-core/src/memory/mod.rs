@@ -260,6 +260,12 @@ impl Memory {
         &self.inner.store
     }
 
+    /// Whether a chat model is configured, so that `add` can extract facts
+    /// (`infer`); without one only verbatim adds work.
+    pub fn infers(&self) -> bool {
+        self.inner.chat.is_some()
+    }
+
     /// The per-user limits on model spend this Memory (and a Chat over it)
     /// keeps.
     pub fn budgets(&self) -> &Budgets {

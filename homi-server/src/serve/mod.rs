@@ -16,6 +16,15 @@ pub use conn::{BodyTimedOut, Limits, serve_on};
 /// Logs for people, or JSON lines with `HOMI_LOG_FORMAT=json`; `RUST_LOG`
 /// overrides the level (`DEBUG=true` means debug).
 pub fn init_logging(config: &Config) {
+    init_logging_to(config, std::io::stdout);
+}
+
+/// [`init_logging`] to another writer (`homi mcp` logs to stderr: stdout
+/// carries the protocol).
+pub fn init_logging_to<W>(config: &Config, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let level = if config.server.debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
@@ -23,9 +32,13 @@ pub fn init_logging(config: &Config) {
         tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
+            .with_writer(writer)
             .try_init()
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).try_init()
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .try_init()
     };
     // Already set up by the embedding program: keep its choice.
     let _ = result;
