@@ -61,8 +61,8 @@ bash scripts/mcp-test.sh
 step "Python: the homi wheel (maturin) under pytest, on SQLite and Postgres"
 bash scripts/python-test.sh
 
-step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth, the local embedder, server load and soak, export/import/reembed)"
-cargo test -q --workspace --all-features --bench store --bench memory --bench pg_store --bench auth --bench embed --bench load --bench soak
+step "benchmarks, smoke size (SQLite, Memory, Postgres, Auth, the local embedder, server load and soak, the MCP door, export/import/reembed)"
+cargo test -q --workspace --all-features --bench store --bench memory --bench pg_store --bench auth --bench embed --bench load --bench soak --bench mcp
 HOMI_BENCH_SMOKE=1 bash scripts/bench-transfer.sh
 
 step "retrieval benchmark on LoCoMo, smoke size (Rust and Python, keyword / semantic / hybrid)"

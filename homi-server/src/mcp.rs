@@ -117,12 +117,14 @@ pub async fn serve_stdio(
             )
         })?;
     crate::serve::init_logging_to(config, std::io::stderr);
-    let homi = homi_core::Homi::open(config).await?;
+    // Memories and the chat model for the summary; no accounts here.
+    let memory = Memory::open(config).await?;
+    let chat = Chat::with_memory(config, memory.clone())?;
     let identity = Identity::Local {
         user: user.trim().to_owned(),
         agent,
     };
-    let server = HomiMcp::new(homi.memory, Some(homi.chat), identity);
+    let server = HomiMcp::new(memory, Some(chat), identity);
     let running = rmcp::ServiceExt::serve(server, rmcp::transport::stdio())
         .await
         .map_err(|e| Error::Unavailable(format!("the MCP client did not start a session: {e}")))?;
@@ -291,6 +293,12 @@ fn failure(e: &Error) -> CallToolResult {
     result
 }
 
+/// A tool's outcome as MCP answers it: a failure is a tool error, never a
+/// protocol error.
+fn rendered(outcome: homi_core::Result<CallToolResult>) -> Result<CallToolResult, McpError> {
+    Ok(outcome.unwrap_or_else(|e| failure(&e)))
+}
+
 fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
@@ -374,6 +382,23 @@ impl HomiMcp {
         }
     }
 
+    /// The scope a read reaches and its metadata filter: mem0-shaped
+    /// `filters` may narrow the scope (an `agent_id`), never widen it (another
+    /// `user_id` is refused).
+    fn filtered(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        filters: Option<&Value>,
+    ) -> homi_core::Result<(Scope, Option<homi_core::memory::Filter>)> {
+        let (scope, _) = self.caller(ctx)?;
+        mem0::scope_and_filter(
+            scope.user_id.as_deref(),
+            scope.agent_id.as_deref(),
+            None,
+            filters,
+        )
+    }
+
     /// The scope of a request that writes.
     fn writer(&self, ctx: &RequestContext<RoleServer>) -> homi_core::Result<Scope> {
         match self.caller(ctx)? {
@@ -436,11 +461,8 @@ impl HomiMcp {
         Parameters(a): Parameters<AddArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let result = match self.writer(&ctx) {
-            Ok(scope) => self.add(a, scope).await,
-            Err(e) => Err(e),
-        };
-        Ok(result.unwrap_or_else(|e| failure(&e)))
+        let run = async { self.add(a, self.writer(&ctx)?).await };
+        rendered(run.await)
     }
 
     /// Searches the user's memories.
@@ -453,13 +475,7 @@ impl HomiMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let run = async {
-            let (scope, _) = self.caller(&ctx)?;
-            let (scope, filter) = mem0::scope_and_filter(
-                scope.user_id.as_deref(),
-                scope.agent_id.as_deref(),
-                None,
-                a.filters.as_ref(),
-            )?;
+            let (scope, filter) = self.filtered(&ctx, a.filters.as_ref())?;
             let mut options = SearchOptions::default().limit(top_k(a.top_k)?);
             if let Some(f) = filter {
                 options = options.filters(f);
@@ -478,7 +494,7 @@ impl HomiMcp {
             };
             Ok(answer(text, to_value(&found)))
         };
-        Ok(run.await.unwrap_or_else(|e: Error| failure(&e)))
+        rendered(run.await)
     }
 
     /// Lists the user's memories, newest first, a page at a time.
@@ -491,13 +507,7 @@ impl HomiMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let run = async {
-            let (scope, _) = self.caller(&ctx)?;
-            let (scope, filter) = mem0::scope_and_filter(
-                scope.user_id.as_deref(),
-                scope.agent_id.as_deref(),
-                None,
-                a.filters.as_ref(),
-            )?;
+            let (scope, filter) = self.filtered(&ctx, a.filters.as_ref())?;
             let mut options = ListOptions::default()
                 .limit(
                     top_k(a.limit)
@@ -524,7 +534,7 @@ impl HomiMcp {
             }
             Ok(answer(text, to_value(&page)))
         };
-        Ok(run.await.unwrap_or_else(|e: Error| failure(&e)))
+        rendered(run.await)
     }
 
     /// One memory by id.
@@ -541,7 +551,7 @@ impl HomiMcp {
                 None => Err(Error::not_found(format!("memory {}", a.id))),
             }
         };
-        Ok(run.await.unwrap_or_else(|e: Error| failure(&e)))
+        rendered(run.await)
     }
 
     /// Changes a memory's text or metadata.
@@ -565,7 +575,7 @@ impl HomiMcp {
             let m = self.memory.edit(&a.id, &scope, edit).await?;
             Ok(answer(format!("Updated: {}", line(&m)), to_value(&m)))
         };
-        Ok(run.await.unwrap_or_else(|e: Error| failure(&e)))
+        rendered(run.await)
     }
 
     /// Deletes one memory.
@@ -585,7 +595,7 @@ impl HomiMcp {
                 json!({"deleted": 1, "id": a.id}),
             ))
         };
-        Ok(run.await.unwrap_or_else(|e: Error| failure(&e)))
+        rendered(run.await)
     }
 
     /// A memory's history.
@@ -618,7 +628,7 @@ impl HomiMcp {
                 .join("\n");
             Ok(answer(text, json!({"results": entries})))
         };
-        Ok(run.await.unwrap_or_else(|e: Error| failure(&e)))
+        rendered(run.await)
     }
 
     /// Deletes every memory of the scope.
@@ -644,7 +654,7 @@ impl HomiMcp {
                 json!({"deleted": n}),
             ))
         };
-        Ok(run.await.unwrap_or_else(|e: Error| failure(&e)))
+        rendered(run.await)
     }
 }
 

@@ -457,3 +457,26 @@ def test_the_readme_snippets_work_as_written(fake, tmp_path):
     out = subprocess.run([sys.executable, "-c", agent], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("Prefers window seats "), out.stdout
+
+
+def test_the_readme_claude_code_commands_connect(fake, server, tmp_path):
+    base, server_env = server
+    claude = os.environ.get("HOMI_CLAUDE_CLI")
+    if not claude:
+        pytest.fail("HOMI_CLAUDE_CLI is not set: run scripts/mcp-test.sh, which installs Claude Code's CLI")
+    token = _signup(base, "claude@example.com")["access_token"]
+    lines = [l for l in _readme_snippets("sh")[0].splitlines() if l.startswith("claude mcp add")]
+    assert len(lines) == 2, lines
+    import shlex
+    for i, line in enumerate(lines):
+        line = line.replace("https://homi.example.com/mcp", base + "/mcp").replace("<access token>", token)
+        home = tmp_path / f"home{i}"
+        home.mkdir()
+        # `homi` from the PATH; the stdio server inherits the provider and the store.
+        env = _env(fake, tmp_path, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", HOME=str(home),
+                   DISABLE_AUTOUPDATER="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
+        argv = shlex.split(line)
+        added = subprocess.run([claude, *argv[1:]], env=env, cwd=home, capture_output=True, text=True, timeout=120)
+        assert added.returncode == 0, added.stderr + added.stdout
+        listed = subprocess.run([claude, "mcp", "list"], env=env, cwd=home, capture_output=True, text=True, timeout=120)
+        assert "homi" in listed.stdout and "Connected" in listed.stdout, listed.stdout + listed.stderr
