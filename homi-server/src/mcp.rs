@@ -335,11 +335,9 @@ fn time_arg(
     }
 }
 
-fn top_k(given: Option<usize>) -> homi_core::Result<usize> {
-    match given.unwrap_or(DEFAULT_TOP_K) {
-        0 | 101.. => Err(Error::invalid("top_k", "must be between 1 and 100")),
-        k => Ok(k),
-    }
+/// A tool's count (`top_k`, `limit`): 1 to 100, [`DEFAULT_TOP_K`] when absent.
+fn count(field: &str, given: Option<usize>) -> homi_core::Result<usize> {
+    mem0::within(field, given.unwrap_or(DEFAULT_TOP_K), 100)
 }
 
 // ------------------------------------------------------------- the server
@@ -476,7 +474,7 @@ impl HomiMcp {
     ) -> Result<CallToolResult, McpError> {
         let run = async {
             let (scope, filter) = self.filtered(&ctx, a.filters.as_ref())?;
-            let mut options = SearchOptions::default().limit(top_k(a.top_k)?);
+            let mut options = SearchOptions::default().limit(count("top_k", a.top_k)?);
             if let Some(f) = filter {
                 options = options.filters(f);
             }
@@ -509,10 +507,7 @@ impl HomiMcp {
         let run = async {
             let (scope, filter) = self.filtered(&ctx, a.filters.as_ref())?;
             let mut options = ListOptions::default()
-                .limit(
-                    top_k(a.limit)
-                        .map_err(|_| Error::invalid("limit", "must be between 1 and 100"))?,
-                )
+                .limit(count("limit", a.limit)?)
                 .include_superseded(a.include_superseded);
             if let Some(f) = filter {
                 options = options.filters(f);

@@ -383,17 +383,12 @@ pub async fn search_memories(
     user: Reader,
     ApiJson(b): ApiJson<SearchBody>,
 ) -> ApiResult<(Extension<ProviderTime>, Json<SearchAnswer>)> {
-    let out_of = |field: &str, n: usize, max: usize| -> ApiResult<()> {
-        if (1..=max).contains(&n) {
-            return Ok(());
-        }
-        Err(homi_core::Error::invalid(field, format!("{n} is not between 1 and {max}")).into())
-    };
+    use homi_core::memory::mem0::within;
     if let Some(n) = b.limit {
-        out_of("limit", n, 20)?;
+        within("limit", n, 20)?;
     }
     if let Some(n) = b.top_k {
-        out_of("top_k", n, 100)?;
+        within("top_k", n, 100)?;
     }
     let limit = homi_core::memory::mem0::limit(b.limit, b.top_k, 5)?;
     let (scope, filter) = caller_scope(&user.id(), None, None, b.filters.as_ref())?;

@@ -104,6 +104,19 @@ pub fn read_limits(
     }
 }
 
+/// A count a door caps (REST's `limit` ≤ 20 and `top_k` ≤ 100, the MCP
+/// tools' `top_k`): `n`, if it is between 1 and `max`.
+pub fn within(field: &str, n: usize, max: usize) -> Result<usize> {
+    if (1..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{n} is not between 1 and {max}"),
+        ))
+    }
+}
+
 /// A time given in JSON (a REST body's `as_of`, `timestamp`): an ISO 8601
 /// string or Unix seconds.
 pub fn time_value(field: &str, value: &Value) -> Result<chrono::DateTime<chrono::Utc>> {
@@ -239,6 +252,15 @@ mod tests {
         assert_eq!(reference_date(&json!(1_683_540_000)).unwrap(), day);
         let err = reference_date(&json!("last tuesday")).unwrap_err();
         assert!(err.to_string().contains("reference_date"), "{err}");
+    }
+
+    #[test]
+    fn capped_counts_name_their_field() {
+        assert_eq!(within("top_k", 100, 100).unwrap(), 100);
+        for n in [0, 101] {
+            let err = within("top_k", n, 100).unwrap_err();
+            assert_eq!(err.to_string(), format!("invalid top_k: {n} is not between 1 and 100"));
+        }
     }
 
     #[test]
