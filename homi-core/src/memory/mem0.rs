@@ -259,7 +259,10 @@ mod tests {
         assert_eq!(within("top_k", 100, 100).unwrap(), 100);
         for n in [0, 101] {
             let err = within("top_k", n, 100).unwrap_err();
-            assert_eq!(err.to_string(), format!("invalid top_k: {n} is not between 1 and 100"));
+            assert_eq!(
+                err.to_string(),
+                format!("invalid top_k: {n} is not between 1 and 100")
+            );
         }
     }
 
