@@ -22,8 +22,11 @@ use ipnet::IpNet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
 
+/// Whether `ip` is one of the trusted proxies: its own address, not its
+/// network (a proxy named as one IPv6 address trusts only that address, not
+/// its /64). An IPv4 peer seen as `::ffff:a.b.c.d` counts as `a.b.c.d`.
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
-    let ip = client_network(ip).addr();
+    let ip = ip.to_canonical();
     proxies.iter().any(|p| p.contains(&ip))
 }
 
@@ -191,6 +194,32 @@ mod tests {
             client_address(ip("10.0.0.2"), &HeaderMap::new(), &proxies),
             ip("10.0.0.2")
         );
+    }
+
+    #[test]
+    fn a_proxy_is_trusted_by_its_own_address_not_its_network() {
+        // One IPv6 proxy, and a range narrower than a /64.
+        let proxies: Vec<IpNet> = vec![
+            "2001:db8::10/128".parse().unwrap(),
+            "2001:db8:1::/124".parse().unwrap(),
+            "127.0.0.1/32".parse().unwrap(),
+        ];
+        let forwarded = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        for proxy in ["2001:db8::10", "2001:db8:1::f", "::ffff:127.0.0.1"] {
+            assert_eq!(
+                client_address(ip(proxy), &forwarded, &proxies),
+                ip("203.0.113.9"),
+                "{proxy} is a trusted proxy"
+            );
+        }
+        // Neighbours in the same /64 are clients, and their header is theirs.
+        for neighbour in ["2001:db8::11", "2001:db8:1::10"] {
+            assert_eq!(
+                client_address(ip(neighbour), &forwarded, &proxies),
+                ip(neighbour),
+                "{neighbour} is not a proxy"
+            );
+        }
     }
 
     #[test]
