@@ -202,6 +202,62 @@ impl Builtin {
         }
     }
 
+    /// Checks the current password that an authenticated change (password,
+    /// email) needs. The caller holds a session, so the sign-in locks (which
+    /// an attacker may have run up against the account) do not apply, and a
+    /// wrong guess here counts toward none of them. The session counts its
+    /// own wrong guesses instead: at `max_failed_signins` it is signed out,
+    /// so a stolen access token cannot go on guessing the password (a new
+    /// session needs a sign-in, which is under the sign-in locks). Attempts
+    /// are counted before the check, as for a sign-in.
+    async fn check_current_password(
+        &self,
+        principal: &Principal,
+        user: &UserRecord,
+        pw: &str,
+    ) -> Result<()> {
+        let (max, lockout) = (self.config.max_failed_signins, self.config.signin_lockout);
+        let key = format!("session:{}", principal.session_id);
+        let now = Utc::now();
+        let too_many = || {
+            Error::Unauthorized(
+                "the current password was wrong too many times: this session is signed out, \
+                 sign in again"
+                    .into(),
+            )
+        };
+        if self
+            .store
+            .begin_signin_attempt(&key, now, max, lockout, FAILURE_WINDOW)
+            .await?
+            .is_some()
+        {
+            self.store
+                .revoke_session(principal.session_id, principal.user_id, now)
+                .await?;
+            return Err(too_many());
+        }
+        let matches = pw.chars().count() <= self.config.password_max_length
+            && password::verify(pw, &user.password_hash).await?;
+        if matches {
+            self.store.clear_signin_failures(&key).await?;
+            return Ok(());
+        }
+        let now = Utc::now();
+        if self
+            .store
+            .signin_failed(&key, now, max, lockout)
+            .await?
+            .is_some()
+        {
+            self.store
+                .revoke_session(principal.session_id, principal.user_id, now)
+                .await?;
+            return Err(too_many());
+        }
+        Err(Error::Unauthorized("the current password is wrong".into()))
+    }
+
     /// Counts one failure under `key`, locking it from `max` failures on.
     async fn count_failure(&self, key: &str, max: u32, now: DateTime<Utc>) -> Result<()> {
         let lockout = self.config.signin_lockout;
@@ -481,11 +537,7 @@ impl Builtin {
         };
         if new_email.is_some() {
             let pw = update.password_for_email_change()?;
-            let matches = pw.chars().count() <= self.config.password_max_length
-                && password::verify(pw, &before.password_hash).await?;
-            if !matches {
-                return Err(Error::Unauthorized("the current password is wrong".into()));
-            }
+            self.check_current_password(principal, &before, pw).await?;
         }
         let now = Utc::now();
         let mut after = if name.is_some() {
@@ -559,13 +611,8 @@ impl Builtin {
             self.config.password_max_length,
         )?;
         let user = self.current(principal).await?;
-        // The caller holds a session: sign-in locks (which an attacker may
-        // have run up) do not apply, and a wrong guess here counts toward none.
-        let matches = current_password.chars().count() <= self.config.password_max_length
-            && password::verify(current_password, &user.password_hash).await?;
-        if !matches {
-            return Err(Error::Unauthorized("the current password is wrong".into()));
-        }
+        self.check_current_password(principal, &user, current_password)
+            .await?;
         let hash = password::hash(new_password).await?;
         self.store
             .set_password(

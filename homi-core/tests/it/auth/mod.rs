@@ -477,6 +477,87 @@ async fn email_confirmation_gates_sign_in(backend: Backend) {
     );
 }
 
+/// A stolen access token cannot guess the account's password through the
+/// changes that need it: the session counts its wrong guesses (password and
+/// email changes alike) and is signed out at the sign-in limit. The owner's
+/// other sessions and sign-ins are untouched.
+async fn wrong_current_passwords_sign_the_session_out(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let stolen = e.sign_up("guess@homi.test").await;
+    let owner = e.auth.sign_in("guess@homi.test", PASSWORD).await.unwrap();
+    let p = e
+        .auth
+        .verify_access_token(&stolen.access_token)
+        .await
+        .unwrap();
+    let max = e.config.auth.max_failed_signins;
+    for guess in 1..max {
+        let err = if guess % 2 == 0 {
+            e.auth
+                .update_user(
+                    &p,
+                    UserUpdate::default()
+                        .email("thief@homi.test")
+                        .current_password(format!("guess {guess}")),
+                )
+                .await
+                .unwrap_err()
+        } else {
+            e.auth
+                .change_password(&p, &format!("guess {guess}"), "the thief's password")
+                .await
+                .unwrap_err()
+        };
+        assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+        assert!(err.to_string().contains("is wrong"), "{err}");
+    }
+    // Still signed in: a right guess would work now; the last wrong one ends it.
+    e.auth
+        .verify_access_token(&stolen.access_token)
+        .await
+        .unwrap();
+    let err = e
+        .auth
+        .change_password(&p, "one more guess", "the thief's password")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(err.to_string().contains("signed out"), "{err}");
+    assert_refused(
+        &e.auth,
+        &stolen.access_token,
+        "a session that guessed too often",
+    )
+    .await;
+    assert!(e.auth.refresh(&stolen.refresh_token).await.is_err());
+    let err = e
+        .auth
+        .change_password(&p, PASSWORD, "the thief's password")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+
+    // The owner's session, counted apart, changes the password at once, and
+    // the account still signs in.
+    let mine = e
+        .auth
+        .verify_access_token(&owner.access_token)
+        .await
+        .unwrap();
+    e.auth
+        .change_password(&mine, "a typo", "a new password")
+        .await
+        .unwrap_err();
+    e.auth
+        .change_password(&mine, PASSWORD, "a new password")
+        .await
+        .unwrap();
+    e.auth
+        .sign_in("guess@homi.test", "a new password")
+        .await
+        .unwrap();
+}
+
 async fn sign_up_fails_whole_when_the_confirmation_cannot_be_sent(backend: Backend) {
     let Some(e) = env_with(backend, |c| {
         c.auth.require_email_confirmation = true;
@@ -502,6 +583,7 @@ conformance!(
     reused_refresh_token_revokes_the_whole_session,
     grace_window_allows_a_concurrent_refresh,
     change_password_revokes_other_sessions,
+    wrong_current_passwords_sign_the_session_out,
     password_reset_by_email_is_one_time,
     expired_reset_token_is_refused,
     email_confirmation_gates_sign_in,
