@@ -256,13 +256,21 @@ impl Supabase {
     }
 
     /// A request made for a client: GoTrue's per-IP limits then count that
-    /// client's address (`X-Forwarded-For`), not Homi's.
+    /// client's address, not Homi's. Self-hosted GoTrue reads it from
+    /// `X-Forwarded-For` (with `GOTRUE_RATE_LIMIT_HEADER` naming it); hosted
+    /// Supabase from `Sb-Forwarded-For`, and only with a secret key
+    /// (`sb_secret_…`) and IP forwarding turned on for the project, so that
+    /// header goes only with such a key.
     fn request_for(&self, method: Method, path: &str, client: Option<IpAddr>) -> RequestBuilder {
         let request = self.request(method, path, None);
-        match client {
-            Some(ip) => request.header("X-Forwarded-For", ip.to_string()),
-            None => request,
-        }
+        let Some(ip) = client else { return request };
+        let ip = ip.to_string();
+        let request = if self.key.expose_secret().starts_with("sb_secret_") {
+            request.header("Sb-Forwarded-For", &ip)
+        } else {
+            request
+        };
+        request.header("X-Forwarded-For", ip)
     }
 
     /// Sends a request; the JSON body of a 2xx answer, or the mapped error.

@@ -39,6 +39,7 @@ async fn env(signing: SupabaseSigning, autoconfirm: bool, key: Key, secret: bool
     let key = match key {
         Key::Anon => fake.anon_key(),
         Key::ServiceRole => fake.service_role_key(),
+        Key::Secret => fake.secret_key(),
     };
     let mut vars = HashMap::from([
         ("SUPABASE_URL".to_string(), fake.url()),
@@ -66,6 +67,7 @@ async fn env(signing: SupabaseSigning, autoconfirm: bool, key: Key, secret: bool
 enum Key {
     Anon,
     ServiceRole,
+    Secret,
 }
 
 fn now() -> i64 {
@@ -221,6 +223,43 @@ async fn the_client_address_is_passed_on_to_gotrue() {
     assert_eq!(of("/auth/v1/token?grant_type=password"), [from, None]);
     assert_eq!(of("/auth/v1/token?grant_type=refresh_token"), [from]);
     assert_eq!(of("/auth/v1/recover"), [from]);
+    // Hosted Supabase's header goes only with a secret key.
+    assert!(
+        e.fake.sb_forwarded_for().iter().all(|(_, h)| h.is_none()),
+        "Sb-Forwarded-For with an anon key"
+    );
+}
+
+/// Hosted Supabase counts per-IP limits by `Sb-Forwarded-For`, sent with a
+/// secret key (`sb_secret_…`); self-hosted GoTrue by `X-Forwarded-For`.
+#[tokio::test]
+async fn a_secret_key_passes_the_client_to_hosted_supabase_too() {
+    let e = env(SupabaseSigning::Hs256, true, Key::Secret, true).await;
+    let client = e.auth.for_client("203.0.113.9".parse().unwrap());
+    client
+        .sign_up(SignUp::new("sb@homi.test", PASSWORD))
+        .await
+        .unwrap();
+    client.sign_in("sb@homi.test", PASSWORD).await.unwrap();
+    e.auth.sign_in("sb@homi.test", PASSWORD).await.unwrap();
+    let sent = |headers: Vec<(String, Option<String>)>| -> Vec<Option<String>> {
+        headers
+            .into_iter()
+            .filter(|(path, _)| {
+                path.starts_with("/auth/v1/signup") || path.starts_with("/auth/v1/token")
+            })
+            .map(|(_, h)| h)
+            .collect()
+    };
+    let from = Some("203.0.113.9".to_owned());
+    assert_eq!(
+        sent(e.fake.sb_forwarded_for()),
+        [from.clone(), from.clone(), None]
+    );
+    assert_eq!(sent(e.fake.forwarded_for()), [from.clone(), from, None]);
+    // The secret key has the service role: it deletes users.
+    let s = e.auth.sign_in("sb@homi.test", PASSWORD).await.unwrap();
+    assert!(e.auth.delete_user(s.user.id).await.unwrap());
 }
 
 #[tokio::test]

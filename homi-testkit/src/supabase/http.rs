@@ -335,14 +335,15 @@ pub(super) async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next)
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| req.uri().path().to_owned());
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header = |h: &axum::http::HeaderMap, name: &str| {
+        h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+    let forwarded = header(req.headers(), "x-forwarded-for");
+    let sb_forwarded = header(req.headers(), "sb-forwarded-for");
     {
         let mut inner = s.lock();
         inner.forwarded_for.push((path.clone(), forwarded));
+        inner.sb_forwarded_for.push((path.clone(), sb_forwarded));
         inner.requests.push((req.method().to_string(), path));
     }
     if let Some(status) = s.take_fault() {
@@ -369,7 +370,7 @@ pub(super) async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next)
             .into_response();
     };
     let key = key.trim();
-    if key != s.keys.anon_key && key != s.keys.service_role_key {
+    if key != s.keys.anon_key && key != s.keys.service_role_key && key != s.keys.secret_key {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({

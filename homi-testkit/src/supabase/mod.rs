@@ -202,6 +202,7 @@ struct Keys {
     rsa: Option<RsaKey>,
     anon_key: String,
     service_role_key: String,
+    secret_key: String,
 }
 
 impl Keys {
@@ -287,6 +288,7 @@ struct Db {
     last_recovery_token_hash: Option<String>,
     requests: Vec<(String, String)>,
     forwarded_for: Vec<(String, Option<String>)>,
+    sb_forwarded_for: Vec<(String, Option<String>)>,
     faults: Vec<Fault>,
 }
 
@@ -559,6 +561,7 @@ impl FakeSupabase {
         let keys = Keys {
             anon_key: api_key(&hs_encoding, "anon")?,
             service_role_key: api_key(&hs_encoding, "service_role")?,
+            secret_key: format!("sb_secret_{}", b64url(&random_bytes::<24>()?)),
             hs_decoding: DecodingKey::from_secret(jwt_secret.as_bytes()),
             hs_encoding,
             jwt_secret,
@@ -623,6 +626,13 @@ impl FakeSupabase {
     /// signed HS256 with the JWT secret.
     pub fn service_role_key(&self) -> String {
         self.shared.keys.service_role_key.clone()
+    }
+
+    /// The project's secret API key (`sb_secret_…`, the newer kind of key
+    /// that hosted Supabase needs to honour `Sb-Forwarded-For`). The gateway
+    /// accepts it like the others.
+    pub fn secret_key(&self) -> String {
+        self.shared.keys.secret_key.clone()
     }
 
     /// The project's JWT secret (40 random URL-safe characters, new for each
@@ -749,6 +759,13 @@ impl FakeSupabase {
     /// path and query: GoTrue counts its per-IP rate limits by it.
     pub fn forwarded_for(&self) -> Vec<(String, Option<String>)> {
         self.shared.lock().forwarded_for.clone()
+    }
+
+    /// The `Sb-Forwarded-For` of every request so far, like
+    /// [`forwarded_for`](Self::forwarded_for): hosted Supabase counts its
+    /// per-IP limits by it when the request carries a secret key.
+    pub fn sb_forwarded_for(&self) -> Vec<(String, Option<String>)> {
+        self.shared.lock().sb_forwarded_for.clone()
     }
 
     /// Answers the next `times` requests (any route) with `status` and GoTrue
