@@ -71,7 +71,11 @@ pub trait ChatStore: Send + Sync + std::fmt::Debug {
     /// Appends a message to its conversation and, with `job`, enqueues the
     /// job in the same transaction: in place of job `replaces` when that one
     /// is still queued (its payload and `run_at` become `job`'s), as a new
-    /// job otherwise. Returns the job's id.
+    /// job when there is no `replaces`. A `replaces` that is no longer
+    /// queued enqueues nothing: it has run or is running (its message is
+    /// being extracted already), or a delete-all cancelled it (the message
+    /// came before "forget everything", so nothing of it may be written).
+    /// Returns the job's id, if one is queued.
     async fn append_message(
         &self,
         message: &ConversationMessage,

@@ -369,6 +369,44 @@ async fn summary_and_input_errors(backend: Backend) {
     );
 }
 
+/// "Forget everything" while a turn waits for its reply: the turn's message
+/// came before it, so nothing of that turn is extracted afterwards (the
+/// reply must not queue the extraction the delete-all cancelled).
+async fn a_delete_all_during_a_turn_leaves_nothing_to_extract(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    e.fake.set_latency(Duration::from_millis(800));
+    let chat = e.chat.clone();
+    let turn = tokio::spawn(async move { chat.turn("ivy", "My locker code is 4711", None).await });
+    // The message and its held-back extraction are stored before the model
+    // is asked.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while e.chat.queue().counts().await.unwrap().queued == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the turn stored no job"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let scope = Scope::user("ivy");
+    e.chat.memory().delete_all(&scope).await.unwrap();
+    let reply = turn.await.unwrap().unwrap();
+    assert_eq!(reply.response, "You said: My locker code is 4711");
+    e.fake.set_latency(Duration::ZERO);
+    let counts = e.chat.queue().counts().await.unwrap();
+    assert_eq!((counts.queued, counts.running), (0, 0), "{counts:?}");
+    run_all_jobs(&e.chat).await;
+    let left = e
+        .chat
+        .memory()
+        .get_all(&scope, Default::default())
+        .await
+        .unwrap();
+    assert!(
+        left.is_empty(),
+        "the turn before the delete-all came back: {left:?}"
+    );
+}
+
 conformance!(
     turns_use_memories_and_extract_after_the_reply,
     streaming_yields_memories_then_deltas_then_the_stored_turn,
@@ -376,4 +414,5 @@ conformance!(
     users_never_see_each_others_conversations,
     the_token_budget_drops_the_oldest_turns_first,
     summary_and_input_errors,
+    a_delete_all_during_a_turn_leaves_nothing_to_extract,
 );

@@ -125,9 +125,10 @@ impl<S: SqlStore> ChatStore for S {
             "UPDATE homi_conversations SET updated_at = {t} WHERE id = {c} AND user_id = {u}"
         );
         tx.run(sql, args).await?;
-        let mut id = None;
-        if let Some(job) = job {
-            if let Some(pending) = replaces {
+        let id = match (job, replaces) {
+            (None, _) => None,
+            (Some(job), None) => Some(insert_job::<S::D>(&mut tx, job, m.created_at).await?),
+            (Some(job), Some(pending)) => {
                 let ([p, r, i], args) = binds::<S::D, 3>([
                     Bind::Json(job.payload.clone()),
                     job.not_before.unwrap_or(m.created_at).into(),
@@ -136,14 +137,9 @@ impl<S: SqlStore> ChatStore for S {
                 let sql = format!(
                     "UPDATE homi_jobs SET payload = {p}, run_at = {r} WHERE id = {i} AND state = 'queued'"
                 );
-                if tx.run(sql, args).await? > 0 {
-                    id = Some(pending);
-                }
+                (tx.run(sql, args).await? > 0).then_some(pending)
             }
-            if id.is_none() {
-                id = Some(insert_job::<S::D>(&mut tx, job, m.created_at).await?);
-            }
-        }
+        };
         tx.commit().await?;
         Ok(id)
     }
