@@ -192,6 +192,49 @@ impl Error {
         }
     }
 
+    /// What a remote client may be told of this error, when not its whole
+    /// text: `None` when the message can be shown as it is, otherwise the
+    /// sentence to show instead. The model provider's failures can quote its
+    /// address or its raw answer, a store failure the database's message,
+    /// [`Unavailable`](Error::Unavailable) Supabase's or the SMTP server's
+    /// reply, a configuration error the server's settings: a door serving
+    /// remote clients logs the whole error and shows this sentence (with
+    /// where the cause can be found). A 429 from the provider keeps its wait.
+    ///
+    /// ```
+    /// use homi_core::Error;
+    /// let e = Error::ProviderTimeout(std::time::Duration::from_secs(30));
+    /// assert_eq!(e.public_message(), None);
+    /// let e = Error::Unavailable("Supabase Auth could not be reached: http://10.0.0.5".into());
+    /// assert!(!e.public_message().unwrap().contains("10.0.0.5"));
+    /// ```
+    pub fn public_message(&self) -> Option<String> {
+        Some(match self {
+            Error::Provider {
+                status: Some(429),
+                retry_after,
+                ..
+            } => match retry_after {
+                Some(wait) => format!(
+                    "the model provider is limiting requests; try again in {}s",
+                    wait.as_secs().max(1)
+                ),
+                None => "the model provider is limiting requests; try again later".to_owned(),
+            },
+            Error::Provider { .. } => "the model provider failed or could not be reached".into(),
+            Error::ProviderInvalidResponse { .. } => {
+                "the model provider's answer could not be used".into()
+            }
+            Error::Unavailable(_) => {
+                "a service Homi depends on (Supabase Auth or the email server) failed or could \
+                 not be reached"
+                    .into()
+            }
+            Error::Storage(_) | Error::Config { .. } => "the server failed".into(),
+            _ => return None,
+        })
+    }
+
     /// `InvalidInput` naming the field at fault.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidInput {

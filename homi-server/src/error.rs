@@ -95,28 +95,24 @@ impl From<Error> for ApiError {
         }
         // A cause that names the provider's address, quotes its answer or
         // a database goes to the log (in the request's span, with its id),
-        // not to the client.
-        let in_log = "the cause is in the server's log, under this answer's x-request-id";
-        let detail = match &e {
-            _ if status == StatusCode::INTERNAL_SERVER_ERROR => {
-                tracing::error!(error = %e, "request failed");
-                format!("the server failed; {in_log}")
-            }
-            Error::Provider { .. } => {
-                tracing::warn!(error = %e, "the model provider failed");
-                match e.retry_after() {
-                    Some(wait) if kind == ErrorKind::RateLimited => format!(
-                        "the model provider is limiting requests; try again in {}s",
-                        wait.as_secs().max(1)
-                    ),
-                    _ => format!("the model provider failed or could not be reached; {in_log}"),
+        // not to the client: the core says what may be shown.
+        let detail = match e.public_message() {
+            None => e.to_string(),
+            Some(sentence) => {
+                if status == StatusCode::INTERNAL_SERVER_ERROR {
+                    tracing::error!(error = %e, "request failed");
+                } else {
+                    tracing::warn!(error = %e, "a service the request needed failed");
+                }
+                if kind == ErrorKind::RateLimited {
+                    sentence
+                } else {
+                    format!(
+                        "{sentence}; the cause is in the server's log, under this answer's \
+                         x-request-id"
+                    )
                 }
             }
-            Error::ProviderInvalidResponse { .. } => {
-                tracing::warn!(error = %e, "the model provider's answer could not be used");
-                format!("the model provider's answer could not be used; {in_log}")
-            }
-            _ => e.to_string(),
         };
         Self {
             status,
@@ -197,4 +193,51 @@ fn cause<'a, E: std::error::Error + 'static>(
         next = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a dependency said stays in the log: the provider's, Supabase's,
+    /// the SMTP server's and the database's messages never reach a client.
+    #[test]
+    fn dependencies_words_never_reach_the_client() {
+        let secret = "10.9.8.7:5432 relation homi_memories";
+        let cases = [
+            (
+                Error::Unavailable(format!("Supabase Auth could not be reached: {secret}")),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                Error::Storage(format!("connection to {secret} refused").into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (
+                Error::Provider {
+                    status: Some(500),
+                    message: format!("error sending request for url (http://{secret})"),
+                    retry_after: None,
+                },
+                StatusCode::BAD_GATEWAY,
+            ),
+            (
+                Error::ProviderInvalidResponse {
+                    reason: "not JSON".into(),
+                    raw: secret.into(),
+                },
+                StatusCode::BAD_GATEWAY,
+            ),
+        ];
+        for (e, status) in cases {
+            let answer = ApiError::from(e);
+            assert_eq!(answer.status(), status);
+            let body = answer.body().to_string();
+            assert!(!body.contains("10.9.8.7"), "{body}");
+            assert!(body.contains("x-request-id"), "{body}");
+        }
+        // A client's own mistake is told as it is.
+        let answer = ApiError::from(Error::invalid("limit", "must be at most 100"));
+        assert!(answer.body().to_string().contains("must be at most 100"));
+    }
 }

@@ -225,6 +225,10 @@ def test_stdio_provider_fault_is_a_tool_error_and_writes_nothing(fake, tmp_path)
             r = await c.call_tool("add_memory", {"text": "I am allergic to peanuts", "infer": False})
             assert r.is_error, _texts(r)
             assert r.structured_content["error"]["code"] == "provider_unavailable"
+            # The provider's address and answer stay in Homi's log.
+            said = _texts(r) + json.dumps(r.structured_content)
+            assert fake.root.split("//")[1] not in said, said
+            assert "model provider failed" in said and "cause is in Homi's log" in said, said
             fake.control("/_fake/reset")
             listed = await c.call_tool("list_memories", {})
             assert listed.structured_content["results"] == []
