@@ -41,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::jobs::{JobCounts, JobQueue, QueueOptions};
 use crate::memory::{ListOptions, Memory, Scope, SearchOptions};
 use crate::provider::{ChatChunk, ChatMessage, ChatModel, ChatRequest, Role, TokenUsage};
+use crate::store::DeletionMark;
 pub use crate::store::chat::{ChatStore, Conversation, ConversationMessage};
 
 /// The persona of the original backend.
@@ -372,13 +373,7 @@ impl Chat {
         let store = &self.inner.store;
         let now = Utc::now();
         let scope = Scope::user(user_id);
-        // The message's extraction job is written with it, to run alone once
-        // `reply_wait` has passed (the reply takes its place before).
-        let mut early = self
-            .inner
-            .queue
-            .extraction_job(&scope, vec![ChatMessage::user(&message)])?;
-        early.not_before = chrono::Duration::from_std(self.inner.options.reply_wait)
+        let reply_wait = chrono::Duration::from_std(self.inner.options.reply_wait)
             .ok()
             .and_then(|wait| now.checked_add_signed(wait));
         // Storing the user's message and searching the memories do not depend
@@ -415,10 +410,21 @@ impl Chat {
                 memories_used: Vec::new(),
                 created_at: now,
             };
+            // The message's extraction job is written with it, to run alone
+            // once `reply_wait` has passed (the reply takes its place before).
+            // Both answer to the scope's deletions as the message arrives: a
+            // delete-all from then on wins over them.
+            let since = self.inner.memory.deletion_mark(&scope).await?;
+            let mut early = self.inner.queue.extraction_job_since(
+                &scope,
+                vec![ChatMessage::user(&message)],
+                Some(&since),
+            )?;
+            early.not_before = reply_wait;
             let job = store
                 .append_message(&user_message, Some(&early), None)
                 .await?;
-            Ok::<_, Error>((history, after, job))
+            Ok::<_, Error>((history, after, job, since))
         };
         let search = self.inner.memory.search_unmetered(
             &message,
@@ -427,7 +433,7 @@ impl Chat {
         );
         let (recorded, searched) = futures::future::join(record, search).await;
         // Nothing stored: nothing to extract later.
-        let (history, after, pending_job) = recorded?;
+        let (history, after, pending_job, since) = recorded?;
         let (memories, search_provider_ms, search_tokens): (Vec<String>, f64, u64) = match searched
         {
             Ok(found) => (
@@ -446,6 +452,7 @@ impl Chat {
         request.messages.extend(after);
         Ok(Prepared {
             pending_job,
+            since,
             search_tokens,
             provider_ms: search_provider_ms,
             model,
@@ -536,12 +543,13 @@ impl Chat {
                 .await;
         }
         let now = Utc::now();
-        let job = self.inner.queue.extraction_job(
+        let job = self.inner.queue.extraction_job_since(
             &p.scope,
             vec![
                 ChatMessage::user(&p.message),
                 ChatMessage::assistant(&reply),
             ],
+            Some(&p.since),
         )?;
         self.inner
             .store
@@ -886,6 +894,8 @@ async fn run_to_the_end<T: Send + 'static>(
 struct Prepared {
     /// The extraction job written with the user's message.
     pending_job: Option<Uuid>,
+    /// The scope's deletions when the message arrived.
+    since: DeletionMark,
     /// Tokens the turn's memory search spent.
     search_tokens: u64,
     /// Provider time spent so far (the search's query embedding).

@@ -44,6 +44,7 @@ use uuid::Uuid;
 use crate::error::{Error, ErrorKind, Result};
 use crate::memory::{AddOptions, Memory, Scope};
 use crate::provider::ChatMessage;
+use crate::store::DeletionMark;
 pub use crate::store::jobs::{Job, JobCounts, JobKind, JobStore, NewJob};
 
 /// Queue settings.
@@ -139,6 +140,11 @@ fn jitter_unit() -> f64 {
 struct Extraction {
     scope: Scope,
     messages: Vec<ChatMessage>,
+    /// The scope's deletion epochs when the messages arrived: a delete-all
+    /// after them wins over this job, wherever it is by then (see
+    /// [`DeletionMark`]). Jobs queued without one take theirs when claimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<Vec<(String, i64)>>,
 }
 
 /// What running one job did.
@@ -231,6 +237,18 @@ impl JobQueue {
     /// The job that extracts memories from `messages` into `scope` (to
     /// enqueue with something else in one transaction).
     pub fn extraction_job(&self, scope: &Scope, messages: Vec<ChatMessage>) -> Result<NewJob> {
+        self.extraction_job_since(scope, messages, None)
+    }
+
+    /// [`JobQueue::extraction_job`] for messages that arrived when the
+    /// scope's deletions stood at `since`: a delete-all after that wins over
+    /// the job, even one that comes once the job is claimed.
+    pub(crate) fn extraction_job_since(
+        &self,
+        scope: &Scope,
+        messages: Vec<ChatMessage>,
+        since: Option<&DeletionMark>,
+    ) -> Result<NewJob> {
         scope.validate(true)?;
         if messages.is_empty() {
             return Err(Error::invalid(
@@ -241,6 +259,7 @@ impl JobQueue {
         let payload = serde_json::to_value(Extraction {
             scope: scope.clone(),
             messages,
+            since: since.map(|m| m.epochs.clone()),
         })
         .map_err(|e| Error::storage(format!("cannot encode a job: {e}")))?;
         Ok(NewJob {
@@ -318,10 +337,14 @@ impl JobQueue {
             return Ok(None);
         };
         let work = async {
+            // The deletions the work answers to are fixed before it waits for
+            // the user's turn: a delete-all meanwhile (which also deletes this
+            // job) wins.
+            let (extraction, since) = match job.kind {
+                JobKind::ExtractMemories => extraction(memory, &job.payload).await?,
+            };
             let _one_at_a_time = self.hold_user(job.user_id.as_deref()).await;
-            match job.kind {
-                JobKind::ExtractMemories => run_extraction(memory, &job.payload).await,
-            }
+            run_extraction(memory, extraction, since).await
         };
         let result = tokio::select! {
             result = work => Some(result),
@@ -533,11 +556,33 @@ impl Drop for UserTurn {
     }
 }
 
-async fn run_extraction(memory: &Memory, payload: &Value) -> Result<crate::memory::Usage> {
-    let job: Extraction = serde_json::from_value(payload.clone())
+/// An extraction job's input, and the deletion mark its writes answer to:
+/// the one it was queued with, else one taken now.
+async fn extraction(memory: &Memory, payload: &Value) -> Result<(Extraction, DeletionMark)> {
+    let mut job: Extraction = serde_json::from_value(payload.clone())
         .map_err(|e| Error::invalid("job payload", e.to_string()))?;
+    let since = match job.since.take() {
+        Some(epochs) => DeletionMark {
+            scope: job.scope.clone(),
+            epochs,
+        },
+        None => memory.deletion_mark(&job.scope).await?,
+    };
+    Ok((job, since))
+}
+
+async fn run_extraction(
+    memory: &Memory,
+    job: Extraction,
+    since: DeletionMark,
+) -> Result<crate::memory::Usage> {
     let added = memory
-        .add_unmetered(job.messages.into(), &job.scope, AddOptions::default())
+        .add_unmetered(
+            job.messages.into(),
+            &job.scope,
+            AddOptions::default(),
+            Some(since),
+        )
         .await?;
     // The user asked for this work with their turn: it is charged, never refused.
     if let Some(user) = job.scope.user_id.as_deref() {

@@ -351,19 +351,30 @@ impl Memory {
         options: AddOptions,
     ) -> Result<AddResult> {
         let messages = messages.into();
-        self.metered(scope, self.add_unmetered(messages, scope, options), |r| {
-            r.usage.total_tokens()
-        })
+        self.metered(
+            scope,
+            self.add_unmetered(messages, scope, options, None),
+            |r| r.usage.total_tokens(),
+        )
         .await
     }
 
+    /// The scope's deletions now: a write given this mark writes nothing if
+    /// a delete-all covering the scope comes after it.
+    pub(crate) async fn deletion_mark(&self, scope: &Scope) -> Result<DeletionMark> {
+        self.inner.store.deletion_mark(scope).await
+    }
+
     /// [`Memory::add`] outside the user's budget; an extraction job charges
-    /// its spend itself, and is never refused.
+    /// its spend itself, and is never refused. `since`: the scope's
+    /// deletions the write answers to (taken when its messages arrived);
+    /// `None` takes them now.
     pub(crate) async fn add_unmetered(
         &self,
         messages: Messages,
         scope: &Scope,
         options: AddOptions,
+        since: Option<DeletionMark>,
     ) -> Result<AddResult> {
         let start = Instant::now();
         scope.validate(true)?;
@@ -386,7 +397,10 @@ impl Memory {
         )?;
         let mut usage = Usage::default();
         // Before any slow part: a delete-all of the scope from now on wins.
-        let since = self.inner.store.deletion_mark(scope).await?;
+        let since = match since {
+            Some(mark) => mark,
+            None => self.deletion_mark(scope).await?,
+        };
         let results = if options.procedural && scope.agent_id.is_some() {
             let summary = self
                 .procedure(&messages, options.instructions.as_deref(), &mut usage)

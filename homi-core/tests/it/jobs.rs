@@ -591,11 +591,52 @@ async fn a_users_backlog_holds_one_worker_at_most(backend: Backend) {
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
 }
 
+/// A job claimed before a delete-all writes nothing after it, even when it
+/// waits for the user's turn meanwhile: job A runs slowly; "forget
+/// everything" deletes it mid-run; job B, queued next, is claimed and waits
+/// behind A; a second delete-all comes while B waits. B's memories must not
+/// appear (its deletions are fixed when it is claimed, not when its turn
+/// comes).
+async fn a_job_waiting_for_its_turn_loses_to_a_delete_all(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let q = e.queue(fast());
+    let kit = Scope::user("kit");
+    e.fake.set_latency(Duration::from_millis(500));
+    q.enqueue_extraction(&kit, vec![ChatMessage::user("Kit rows boats")])
+        .await
+        .unwrap();
+    let (memory, runner) = (e.memory.clone(), q.clone());
+    let a = tokio::spawn(async move { runner.run_next(&memory).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    e.memory.delete_all(&kit).await.unwrap();
+    q.enqueue_extraction(&kit, vec![ChatMessage::user("Kit's locker code is 4711")])
+        .await
+        .unwrap();
+    let (memory, runner) = (e.memory.clone(), q.clone());
+    let b = tokio::spawn(async move { runner.run_next(&memory).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !a.is_finished(),
+        "job A ended before the test could race it"
+    );
+    e.memory.delete_all(&kit).await.unwrap();
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert!(a.is_some() && b.is_some(), "{a:?} {b:?}");
+    e.fake.set_latency(Duration::ZERO);
+    while q.run_next(&e.memory).await.unwrap().is_some() {}
+    let left = e.memory.get_all(&kit, Default::default()).await.unwrap();
+    assert!(
+        left.is_empty(),
+        "memories written after the delete-all: {left:?}"
+    );
+}
+
 conformance!(
     finished_jobs_are_pruned_and_health_reads_the_backlog,
     only_the_holder_of_the_lease_finishes_a_job,
     a_long_job_keeps_its_lease,
     a_users_backlog_holds_one_worker_at_most,
+    a_job_waiting_for_its_turn_loses_to_a_delete_all,
     deleting_memories_drops_extractions_not_run_yet,
     a_worker_runs_users_in_parallel_and_each_users_jobs_one_at_a_time,
     extraction_runs_after_the_fact_and_keeps_no_payload,
