@@ -2,16 +2,19 @@
 //! with a provider in trouble and a server killed in the middle; then the
 //! promises are checked in the database.
 //!
-//! - users sign up, then for the whole run chat, search, list (export) their
-//!   memories, delete one, delete all, sign in again and read their profile;
+//! - users sign up, then for the whole run chat, search, list a page of
+//!   their memories, export them all (page after page), delete one, delete
+//!   all, sign in again and read their profile;
 //! - the fake provider fails every 20th request (5 %) and stalls every 100th
 //!   after its headers (1 %);
 //! - halfway, the first server process is killed (SIGKILL) and restarted;
 //! - at the end, once the extraction queue has drained: every message that
 //!   was answered is stored exactly once (and none twice), every job is done
-//!   or dead with a reason, no memory a user saw deleted has come back, no
-//!   response ever carried another user's text, and the servers' memory
-//!   (RSS) is reported, and checked flat on full runs.
+//!   or dead with a reason (a job gets two attempts, so some die), no memory
+//!   a user saw deleted has come back and none holds a message sent before
+//!   the user's last delete-all, no response ever carried another user's
+//!   text, and the servers' memory (RSS) is reported, and checked flat on
+//!   full runs (before the kill, and after the restart).
 //!
 //! SQLite runs one server process; Postgres (started by `scripts/pg.sh`) two
 //! on one database, the users' requests spread over both.
@@ -48,7 +51,7 @@ fn spawn(url: &str, fake: &FakeProvider, port: u16, log: &std::path::Path) -> Ch
         .env("HOMI_PROVIDER_DEADLINE_SECS", "3")
         .env("HOMI_PROVIDER_STREAM_IDLE_SECS", "3")
         .env("HOMI_PROVIDER_MAX_RETRIES", "1")
-        .env("HOMI_JOB_MAX_ATTEMPTS", "4")
+        .env("HOMI_JOB_MAX_ATTEMPTS", "2")
         .env("RUST_LOG", "warn")
         .stderr(log)
         .spawn()
@@ -82,6 +85,9 @@ struct Seen {
     messages: Vec<(String, bool)>,
     /// Texts of memories the user saw deleted.
     deleted: Vec<String>,
+    /// The number of the user's last request that deleted all their
+    /// memories: no memory may hold a message numbered below it.
+    forgot_at: usize,
     /// Responses that carried another user's tag.
     violations: Vec<String>,
     /// Answers by status (0: no answer: the connection failed).
@@ -167,25 +173,35 @@ async fn user_load(
                 check_isolation(&mut seen, user, users, &body);
             }
             13..=14 => {
-                let (status, json, body) = send(
-                    &mut seen,
-                    http.get(format!("{base}/api/v1/memories?limit=100"))
-                        .bearer_auth(&token),
-                )
-                .await;
-                check_isolation(&mut seen, user, users, &body);
-                if status == 200 {
-                    listed = json["results"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|m| {
+                // 13: the first page; 14: an export, every page in turn.
+                let mut pages = Vec::new();
+                let mut cursor: Option<String> = None;
+                let complete = loop {
+                    let mut url = format!("{base}/api/v1/memories?limit=100");
+                    if let Some(c) = &cursor {
+                        url.push_str(&format!("&cursor={c}"));
+                    }
+                    let (status, json, body) =
+                        send(&mut seen, http.get(url).bearer_auth(&token)).await;
+                    check_isolation(&mut seen, user, users, &body);
+                    if status != 200 {
+                        break false;
+                    }
+                    pages.extend(json["results"].as_array().into_iter().flatten().filter_map(
+                        |m| {
                             Some((
                                 m["id"].as_str()?.to_owned(),
                                 m["memory"].as_str()?.to_owned(),
                             ))
-                        })
-                        .collect();
+                        },
+                    ));
+                    cursor = json["next_cursor"].as_str().map(str::to_owned);
+                    if n % 20 == 13 || cursor.is_none() || pages.len() >= 5_000 {
+                        break true;
+                    }
+                };
+                if complete {
+                    listed = pages;
                 }
             }
             15..=16 => {
@@ -211,6 +227,7 @@ async fn user_load(
                 .await;
                 if status == 200 {
                     seen.deleted.extend(listed.drain(..).map(|(_, t)| t));
+                    seen.forgot_at = n;
                 }
             }
             18 => {
@@ -289,12 +306,14 @@ async fn soak(backend: Backend, secs: u64, users: usize, full: bool) {
     // Memory samples every 2 s; the kill and restart halfway.
     let mut rss: Vec<f64> = Vec::new();
     let mut killed = false;
+    let mut killed_at = 0;
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let total: f64 = servers.iter().filter_map(|s| rss_mib(s.child.id())).sum();
         rss.push(total);
         if !killed && started.elapsed() >= Duration::from_secs(secs / 2) {
             killed = true;
+            killed_at = rss.len();
             let s = &mut servers[0];
             s.child.kill().unwrap();
             s.child.wait().unwrap();
@@ -361,11 +380,24 @@ async fn soak(backend: Backend, secs: u64, users: usize, full: bool) {
         .await
         .into_iter()
         .collect();
-    let came_back: Vec<&String> = seen
+    let mut came_back: Vec<&String> = seen
         .iter()
         .flat_map(|s| &s.deleted)
         .filter(|t| memories.contains(*t))
         .collect();
+    // The fake provider extracts each user message as it is: a memory
+    // "zqUUUq note N: …" comes from user UUU's request N, which no memory
+    // may outlive once a later delete-all was answered.
+    came_back.extend(memories.iter().filter(|m| {
+        let numbered = || -> Option<(usize, usize)> {
+            let user = m.strip_prefix("zq")?.get(..3)?.parse().ok()?;
+            let (_, rest) = m.split_once(" note ")?;
+            Some((user, rest.split(':').next()?.parse().ok()?))
+        };
+        numbered().is_some_and(|(user, n)| seen.get(user).is_some_and(|s| n < s.forgot_at))
+    }));
+    came_back.sort();
+    came_back.dedup();
     let deleted: usize = seen.iter().map(|s| s.deleted.len()).sum();
     let violations: Vec<&String> = seen.iter().flat_map(|s| &s.violations).collect();
     let mut statuses: HashMap<u16, u64> = HashMap::new();
@@ -378,21 +410,25 @@ async fn soak(backend: Backend, secs: u64, users: usize, full: bool) {
     let mut by_status: Vec<_> = statuses.into_iter().collect();
     by_status.sort();
 
-    // Memory: the second quarter (warmed up) against the last.
-    let quarter = |q: usize| -> f64 {
-        let n = rss.len().max(4) / 4;
-        let part: Vec<f64> = rss.iter().skip(q * n).take(n).copied().collect();
-        part.iter().sum::<f64>() / part.len().max(1) as f64
+    // Memory, before the kill and after the restart apart (a fresh process
+    // starts small): each run's second quarter (warmed up) against its last.
+    let mean = |part: &[f64]| part.iter().sum::<f64>() / part.len().max(1) as f64;
+    let trend = |run: &[f64]| -> (f64, f64) {
+        let n = (run.len() / 4).max(1);
+        let warm = run.get(n..2 * n).unwrap_or(run);
+        (mean(warm), mean(&run[run.len().saturating_sub(n)..]))
     };
-    let (warm, last) = (quarter(1), quarter(3));
-    let flat = last <= warm * 1.25 + 16.0;
+    let (before, after) = rss.split_at(killed_at.min(rss.len()));
+    let ((warm, last), (warm2, last2)) = (trend(before), trend(after));
+    let flat = last <= warm * 1.25 + 16.0 && last2 <= warm2 * 1.25 + 16.0;
 
     println!(
         "soak {backend:?}: {processes} process(es), {users} users, {secs} s: {requests} requests \
          ({:.0}/s), statuses {by_status:?}; {sent} messages ({answered} answered, {} lost, {} stored twice); \
          jobs {done} done, {dead} dead ({dead_without_reason} without a reason), {active} still active, \
          drained in {:.1} s; {deleted} deletions seen, {} came back; {} isolation violations; \
-         RSS {warm:.0} MiB (2nd quarter) → {last:.0} MiB (last quarter), {}",
+         RSS {warm:.0} → {last:.0} MiB before the kill, {warm2:.0} → {last2:.0} MiB after \
+         (2nd quarter → last quarter of each), {}",
         requests as f64 / secs as f64,
         lost.len(),
         twice.len(),
