@@ -218,42 +218,34 @@ impl Builtin {
     ) -> Result<()> {
         let (max, lockout) = (self.config.max_failed_signins, self.config.signin_lockout);
         let key = format!("session:{}", principal.session_id);
-        let now = Utc::now();
-        let too_many = || {
-            Error::Unauthorized(
-                "the current password was wrong too many times: this session is signed out, \
-                 sign in again"
-                    .into(),
-            )
-        };
-        if self
+        let locked = self
             .store
-            .begin_signin_attempt(&key, now, max, lockout, FAILURE_WINDOW)
+            .begin_signin_attempt(&key, Utc::now(), max, lockout, FAILURE_WINDOW)
             .await?
-            .is_some()
-        {
-            self.store
-                .revoke_session(principal.session_id, principal.user_id, now)
-                .await?;
-            return Err(too_many());
-        }
-        let matches = pw.chars().count() <= self.config.password_max_length
+            .is_some();
+        let matches = !locked
+            && pw.chars().count() <= self.config.password_max_length
             && password::verify(pw, &user.password_hash).await?;
         if matches {
             self.store.clear_signin_failures(&key).await?;
             return Ok(());
         }
         let now = Utc::now();
-        if self
-            .store
-            .signin_failed(&key, now, max, lockout)
-            .await?
-            .is_some()
+        if locked
+            || self
+                .store
+                .signin_failed(&key, now, max, lockout)
+                .await?
+                .is_some()
         {
             self.store
                 .revoke_session(principal.session_id, principal.user_id, now)
                 .await?;
-            return Err(too_many());
+            return Err(Error::Unauthorized(
+                "the current password was wrong too many times: this session is signed out, \
+                 sign in again"
+                    .into(),
+            ));
         }
         Err(Error::Unauthorized("the current password is wrong".into()))
     }
