@@ -558,6 +558,65 @@ async fn wrong_current_passwords_sign_the_session_out(backend: Backend) {
         .unwrap();
 }
 
+/// Without SMTP nobody can be sent a link: an email change (with the
+/// current password) takes effect at once, and the new address is
+/// unconfirmed; a confirmation of the old address does not carry over.
+async fn without_email_an_email_change_is_at_once_and_unconfirmed(backend: Backend) {
+    let Some(e) = env(backend).await else { return };
+    let up = e.sign_up("nomail@homi.test").await;
+    assert!(
+        up.user.email_confirmed_at.is_none(),
+        "confirmed without proof"
+    );
+    // The old address is confirmed by its link (SMTP is there for that).
+    e.auth
+        .resend_confirmation("nomail@homi.test")
+        .await
+        .unwrap();
+    let mails = e.smtp.wait_for(1, Duration::from_secs(10)).await.unwrap();
+    let confirmed = e
+        .auth
+        .confirm_email(&token_in(&mails[0], "Confirmation token: "))
+        .await
+        .unwrap();
+    assert!(confirmed.email_confirmed_at.is_some());
+
+    // The same accounts, served by a process with no SMTP server.
+    let mut config = e.config.clone();
+    config.auth.smtp_url = None;
+    let auth = Auth::open(&config).await.unwrap();
+    let p = auth.verify_access_token(&up.access_token).await.unwrap();
+    let err = auth
+        .update_user(&p, UserUpdate::default().email("moved@homi.test"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("current_password"), "{err}");
+    let moved = auth
+        .update_user(
+            &p,
+            UserUpdate::default()
+                .email("moved@homi.test")
+                .current_password(PASSWORD),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.email, "moved@homi.test");
+    assert!(moved.new_email.is_none());
+    assert!(
+        moved.email_confirmed_at.is_none(),
+        "the new address is unproven"
+    );
+    assert!(
+        auth.get_user(&p)
+            .await
+            .unwrap()
+            .email_confirmed_at
+            .is_none()
+    );
+    auth.sign_in("moved@homi.test", PASSWORD).await.unwrap();
+    assert!(auth.sign_in("nomail@homi.test", PASSWORD).await.is_err());
+}
+
 async fn sign_up_fails_whole_when_the_confirmation_cannot_be_sent(backend: Backend) {
     let Some(e) = env_with(backend, |c| {
         c.auth.require_email_confirmation = true;
@@ -584,6 +643,7 @@ conformance!(
     grace_window_allows_a_concurrent_refresh,
     change_password_revokes_other_sessions,
     wrong_current_passwords_sign_the_session_out,
+    without_email_an_email_change_is_at_once_and_unconfirmed,
     password_reset_by_email_is_one_time,
     expired_reset_token_is_refused,
     email_confirmation_gates_sign_in,
