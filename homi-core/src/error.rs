@@ -153,8 +153,22 @@ pub enum Error {
         raw: String,
     },
     /// Supabase Auth or the SMTP server failed or could not be reached.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error("{message}{}", cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default())]
+    Unavailable {
+        /// What failed and what it means for the caller, in Homi's words.
+        message: String,
+        /// What the service said or why it could not be reached (its
+        /// address, its answer): for the log, not for remote clients.
+        cause: Option<String>,
+    },
+    /// A delete-all covering the write's scope came while the write was
+    /// being worked out (embedding, the model's decisions): nothing was
+    /// written, and nothing of this work ever will be.
+    #[error(
+        "the memories of this scope were deleted while this write was being worked out; \
+         nothing was written"
+    )]
+    DeletedMeanwhile,
     /// The store failed.
     #[error("storage error: {0}")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -167,7 +181,9 @@ impl Error {
             Error::InvalidInput { .. } => ErrorKind::InvalidInput,
             Error::Config { .. } => ErrorKind::Config,
             Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::EmbedderMismatch { .. } | Error::Conflict(_) => ErrorKind::Conflict,
+            Error::EmbedderMismatch { .. } | Error::Conflict(_) | Error::DeletedMeanwhile => {
+                ErrorKind::Conflict
+            }
             Error::Unauthorized(_) => ErrorKind::Unauthorized,
             Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::RateLimited { .. } => ErrorKind::RateLimited,
@@ -178,7 +194,7 @@ impl Error {
             Error::Provider { .. } => ErrorKind::ProviderUnavailable,
             Error::ProviderTimeout(_) => ErrorKind::ProviderTimeout,
             Error::ProviderInvalidResponse { .. } => ErrorKind::ProviderInvalidResponse,
-            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Storage(_) => ErrorKind::Storage,
         }
     }
@@ -195,18 +211,17 @@ impl Error {
     /// What a remote client may be told of this error, when not its whole
     /// text: `None` when the message can be shown as it is, otherwise the
     /// sentence to show instead. The model provider's failures can quote its
-    /// address or its raw answer, a store failure the database's message,
-    /// [`Unavailable`](Error::Unavailable) Supabase's or the SMTP server's
-    /// reply, a configuration error the server's settings: a door serving
-    /// remote clients logs the whole error and shows this sentence (with
-    /// where the cause can be found). A 429 from the provider keeps its wait.
+    /// address or its raw answer, a store failure the database's message, a
+    /// configuration error the server's settings, and an
+    /// [`Unavailable`](Error::Unavailable) service's `cause` its address or
+    /// answer; these stay in the log ([`Error::told`]).
     ///
     /// ```
     /// use homi_core::Error;
     /// let e = Error::ProviderTimeout(std::time::Duration::from_secs(30));
     /// assert_eq!(e.public_message(), None);
-    /// let e = Error::Unavailable("Supabase Auth could not be reached: http://10.0.0.5".into());
-    /// assert!(!e.public_message().unwrap().contains("10.0.0.5"));
+    /// let e = Error::unavailable("Supabase Auth could not be reached", "http://10.0.0.5");
+    /// assert_eq!(e.public_message().unwrap(), "Supabase Auth could not be reached");
     /// ```
     pub fn public_message(&self) -> Option<String> {
         Some(match self {
@@ -225,14 +240,44 @@ impl Error {
             Error::ProviderInvalidResponse { .. } => {
                 "the model provider's answer could not be used".into()
             }
-            Error::Unavailable(_) => {
-                "a service Homi depends on (Supabase Auth or the email server) failed or could \
-                 not be reached"
-                    .into()
-            }
+            Error::Unavailable {
+                message,
+                cause: Some(_),
+            } => message.clone(),
             Error::Storage(_) | Error::Config { .. } => "the server failed".into(),
             _ => return None,
         })
+    }
+
+    /// What a door serving remote clients answers for this error: its text,
+    /// or its [public sentence](Error::public_message) and where the cause
+    /// can be found (`in_log`, e.g. "the server's log, under this answer's
+    /// x-request-id"); the whole error is logged then. A provider's rate
+    /// limit says only how long to wait.
+    pub fn told(&self, in_log: &str) -> String {
+        let Some(sentence) = self.public_message() else {
+            return self.to_string();
+        };
+        match self.kind() {
+            ErrorKind::Storage | ErrorKind::Config => {
+                tracing::error!(error = %self, "a request failed")
+            }
+            _ => tracing::warn!(error = %self, "a service a request needed failed"),
+        }
+        if self.kind() == ErrorKind::RateLimited {
+            sentence
+        } else {
+            format!("{sentence}; the cause is in {in_log}")
+        }
+    }
+
+    /// `Unavailable`: `message` for everyone, and the service's words or
+    /// why it could not be reached (`cause`) for the log.
+    pub fn unavailable(message: impl Into<String>, cause: impl std::fmt::Display) -> Self {
+        Error::Unavailable {
+            message: message.into(),
+            cause: Some(cause.to_string()),
+        }
     }
 
     /// `InvalidInput` naming the field at fault.

@@ -95,25 +95,8 @@ impl From<Error> for ApiError {
         }
         // A cause that names the provider's address, quotes its answer or
         // a database goes to the log (in the request's span, with its id),
-        // not to the client: the core says what may be shown.
-        let detail = match e.public_message() {
-            None => e.to_string(),
-            Some(sentence) => {
-                if status == StatusCode::INTERNAL_SERVER_ERROR {
-                    tracing::error!(error = %e, "request failed");
-                } else {
-                    tracing::warn!(error = %e, "a service the request needed failed");
-                }
-                if kind == ErrorKind::RateLimited {
-                    sentence
-                } else {
-                    format!(
-                        "{sentence}; the cause is in the server's log, under this answer's \
-                         x-request-id"
-                    )
-                }
-            }
-        };
+        // not to the client: the core's rule.
+        let detail = e.told("the server's log, under this answer's x-request-id");
         Self {
             status,
             code,
@@ -206,7 +189,7 @@ mod tests {
         let secret = "10.9.8.7:5432 relation homi_memories";
         let cases = [
             (
-                Error::Unavailable(format!("Supabase Auth could not be reached: {secret}")),
+                Error::unavailable("Supabase Auth could not be reached", secret),
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
             (

@@ -127,11 +127,11 @@ pub async fn serve_stdio(
     let server = HomiMcp::new(memory, Some(chat), identity);
     let running = rmcp::ServiceExt::serve(server, rmcp::transport::stdio())
         .await
-        .map_err(|e| Error::Unavailable(format!("the MCP client did not start a session: {e}")))?;
+        .map_err(|e| Error::unavailable("the MCP client did not start a session", e))?;
     running
         .waiting()
         .await
-        .map_err(|e| Error::Unavailable(format!("the MCP session ended abnormally: {e}")))?;
+        .map_err(|e| Error::unavailable("the MCP session ended abnormally", e))?;
     Ok(())
 }
 
@@ -297,13 +297,7 @@ fn failure(e: &Error) -> CallToolResult {
 /// provider's address or answer, a database's or another service's message,
 /// the core's sentence for it (the whole error goes to the log).
 fn told(e: &Error) -> String {
-    match e.public_message() {
-        None => e.to_string(),
-        Some(sentence) => {
-            tracing::warn!(error = %e, "an MCP call failed");
-            format!("{sentence}; the cause is in Homi's log")
-        }
-    }
+    e.told("Homi's log")
 }
 
 /// A tool's outcome as MCP answers it: a failure is a tool error, never a

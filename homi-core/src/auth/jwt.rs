@@ -311,19 +311,19 @@ impl SupabaseVerifier {
             .header("apikey", self.api_key.expose_secret())
             .send()
             .await
-            .map_err(|e| Error::Unavailable(format!("Supabase Auth JWKS: {e}")))?;
+            .map_err(|e| Error::unavailable("Supabase Auth's JWKS could not be read", e))?;
         if !response.status().is_success() {
-            return Err(Error::Unavailable(format!(
-                "Supabase Auth JWKS answered HTTP {}",
-                response.status().as_u16()
-            )));
+            return Err(Error::unavailable(
+                "Supabase Auth's JWKS could not be read",
+                format!("HTTP {}", response.status().as_u16()),
+            ));
         }
         let body = response
             .text()
             .await
-            .map_err(|e| Error::Unavailable(format!("Supabase Auth JWKS: {e}")))?;
+            .map_err(|e| Error::unavailable("Supabase Auth's JWKS could not be read", e))?;
         let set: JwkSet = serde_json::from_str(&body)
-            .map_err(|e| Error::Unavailable(format!("Supabase Auth JWKS is not a JWK set: {e}")))?;
+            .map_err(|e| Error::unavailable("Supabase Auth's JWKS is not a JWK set", e))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             // The key's algorithm is pinned by the key: its `alg`, or its type

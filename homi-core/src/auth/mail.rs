@@ -58,10 +58,11 @@ impl Mailer for SmtpMailer {
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
             .body(body.to_owned())
-            .map_err(|e| Error::Unavailable(format!("cannot build the email: {e}")))?;
-        self.transport.send(message).await.map_err(|e| {
-            Error::Unavailable(format!("the SMTP server did not take the email: {e}"))
-        })?;
+            .map_err(|e| Error::unavailable("the email could not be built", e))?;
+        self.transport
+            .send(message)
+            .await
+            .map_err(|e| Error::unavailable("the SMTP server did not take the email", e))?;
         Ok(())
     }
 }

@@ -134,7 +134,7 @@ fn gotrue_error(
         return Error::config(
             "SUPABASE_KEY",
             format!(
-                "Supabase refused the project key: {msg}; set the project's anon or service-role key"
+                "Supabase refused the project key: {msg}; set the project's anon, service-role or secret (sb_secret_…) key"
             ),
         );
     }
@@ -161,7 +161,7 @@ fn gotrue_error(
             Error::Conflict("an account with this email already exists".into())
         }
         (_, "not_admin") => Error::Forbidden(format!(
-            "Supabase Auth refused: {msg} (SUPABASE_KEY must be the service-role key for this)"
+            "Supabase Auth refused: {msg} (SUPABASE_KEY must be the service-role or a secret key for this)"
         )),
         (_, "otp_expired" | "flow_state_expired" | "bad_code_verifier") => {
             Error::invalid("token", "the token is invalid, already used or expired")
@@ -172,10 +172,10 @@ fn gotrue_error(
             Error::invalid("email", msg)
         }
         (400 | 422, _) => Error::invalid("request", format!("Supabase Auth: {msg}")),
-        _ => Error::Unavailable(format!(
-            "Supabase Auth failed (HTTP {}): {msg}",
-            status.as_u16()
-        )),
+        _ => Error::unavailable(
+            "Supabase Auth failed",
+            format!("HTTP {}: {msg}", status.as_u16()),
+        ),
     }
 }
 
@@ -184,13 +184,13 @@ async fn send(request: RequestBuilder, refreshing: bool) -> Result<Value> {
     let response = request
         .send()
         .await
-        .map_err(|e| Error::Unavailable(format!("Supabase Auth could not be reached: {e}")))?;
+        .map_err(|e| Error::unavailable("Supabase Auth could not be reached", e))?;
     let status = response.status();
     let retry_after = parse_retry_after(response.headers());
     let body = response
         .text()
         .await
-        .map_err(|e| Error::Unavailable(format!("Supabase Auth's answer broke off: {e}")))?;
+        .map_err(|e| Error::unavailable("Supabase Auth's answer broke off", e))?;
     if !status.is_success() {
         return Err(gotrue_error(status, retry_after, &body, refreshing));
     }
@@ -198,10 +198,10 @@ async fn send(request: RequestBuilder, refreshing: bool) -> Result<Value> {
         return Ok(Value::Null);
     }
     serde_json::from_str(&body).map_err(|e| {
-        Error::Unavailable(format!(
-            "Supabase Auth answered something that is not JSON ({e}): {}",
-            body.chars().take(200).collect::<String>()
-        ))
+        Error::unavailable(
+            "Supabase Auth answered something that is not JSON",
+            format!("{e}: {}", body.chars().take(200).collect::<String>()),
+        )
     })
 }
 
@@ -284,9 +284,7 @@ impl Supabase {
 
     fn parse<T: for<'de> Deserialize<'de>>(what: &str, v: Value) -> Result<T> {
         serde_json::from_value(v).map_err(|e| {
-            Error::Unavailable(format!(
-                "Supabase Auth's {what} has an unexpected shape: {e}"
-            ))
+            Error::unavailable(format!("Supabase Auth's {what} has an unexpected shape"), e)
         })
     }
 
@@ -375,9 +373,10 @@ impl Supabase {
             Ok(_) => Ok(()),
             // Already ended at Supabase (e.g. by a password change elsewhere).
             Err(e) if e.kind() == crate::ErrorKind::Unauthorized => Ok(()),
-            Err(e) => Err(Error::Unavailable(format!(
-                "signed out in Homi, but Supabase Auth could not end the session (its refresh token may still work): {e}"
-            ))),
+            Err(e) => Err(Error::unavailable(
+                "signed out in Homi, but Supabase Auth could not end the session (its refresh token may still work)",
+                e,
+            )),
         }
     }
 
@@ -553,9 +552,10 @@ impl Supabase {
         ))
         .await
         .map_err(|e| {
-            Error::Unavailable(format!(
-                "the password was changed and Homi refuses the other sessions' tokens, but Supabase Auth could not end those sessions: {e}"
-            ))
+            Error::unavailable(
+                "the password was changed and Homi refuses the other sessions' tokens, but Supabase Auth could not end those sessions",
+                e,
+            )
         })?;
         Ok(())
     }
@@ -639,9 +639,10 @@ impl Supabase {
                     "new_password",
                     format!("{e}; the reset link is used up: request a new one"),
                 ),
-                _ => Error::Unavailable(format!(
-                    "the password was not changed ({e}); the reset link is used up: request a new one"
-                )),
+                _ => Error::unavailable(
+                    "the password was not changed; the reset link is used up: request a new one",
+                    e,
+                ),
             });
         }
         self.revoke_user_tokens(session.user.id, None).await?;
@@ -652,9 +653,10 @@ impl Supabase {
         ))
         .await
         .map_err(|e| {
-            Error::Unavailable(format!(
-                "the password was changed and Homi refuses the old sessions' tokens, but Supabase Auth could not end those sessions: {e}"
-            ))
+            Error::unavailable(
+                "the password was changed and Homi refuses the old sessions' tokens, but Supabase Auth could not end those sessions",
+                e,
+            )
         })?;
         Ok(())
     }
