@@ -360,6 +360,12 @@ impl JobQueue {
         };
         let (result, usage) = match result {
             Ok(usage) => (Ok(()), usage),
+            // The user deleted the scope's memories after this work's
+            // messages came: there is nothing to write, now or on a retry.
+            Err(Error::DeletedMeanwhile) => {
+                tracing::info!(job = %job.id, "the scope's memories were deleted after this job's messages; nothing written");
+                (Ok(()), crate::memory::Usage::default())
+            }
             Err(e) => (Err(e), crate::memory::Usage::default()),
         };
         let now = Utc::now();

@@ -135,7 +135,7 @@ pub(crate) async fn record<D: Driver>(
     Ok(())
 }
 
-/// Fails with `Conflict`, before anything is written, when a deletion that
+/// Fails with [`Error::DeletedMeanwhile`], before anything is written, when a deletion that
 /// covers the mark's scope came after the mark. Called first in a write's
 /// transaction.
 pub(crate) async fn check<D: Driver>(c: &mut D::Conn, since: &DeletionMark) -> Result<()> {
@@ -176,11 +176,7 @@ pub(crate) async fn check<D: Driver>(c: &mut D::Conn, since: &DeletionMark) -> R
             p[0], p[1], p[2], p[3], p[4]
         );
         if c.optional(sql, args).await?.is_some() {
-            return Err(Error::Conflict(
-                "the memories of this scope were deleted while this write was being worked out; \
-                 nothing was written"
-                    .into(),
-            ));
+            return Err(Error::DeletedMeanwhile);
         }
     }
     Ok(())
