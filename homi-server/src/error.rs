@@ -106,6 +106,29 @@ impl From<Error> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A request body that could not be read whole: 408 when the client
+    /// stopped sending it (`HOMI_BODY_TIMEOUT_SECS`), 413 past `limit`
+    /// bytes, 400 otherwise. Never a 5xx: the client's connection failed.
+    pub fn unreadable_body(e: &axum::Error, limit: usize) -> Self {
+        if let Some(timed_out) = cause::<crate::serve::BodyTimedOut>(e) {
+            return Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                timed_out.to_string(),
+            );
+        }
+        if cause::<http_body_util::LengthLimitError>(e).is_some() {
+            return Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            );
+        }
+        Self::bad_request("the request body could not be read")
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         if let Some(timed_out) = cause::<crate::serve::BodyTimedOut>(&r) {

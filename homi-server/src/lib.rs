@@ -241,9 +241,18 @@ async fn mcp_caller(
         user_id: caller.id(),
         can_write,
     });
+    // Read here, so that a body the client stops sending is a 408 (rmcp
+    // answers any failed read with a 500).
+    let body = match axum::body::to_bytes(body, MCP_BODY_LIMIT).await {
+        Ok(bytes) => axum::body::Body::from(bytes),
+        Err(e) => return error::ApiError::unreadable_body(&e, MCP_BODY_LIMIT).into_response(),
+    };
     next.run(axum::extract::Request::from_parts(parts, body))
         .await
 }
+
+/// The largest request `/mcp` reads (rmcp's own limit).
+const MCP_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 type RateLimit = tower_governor::GovernorLayer<
     client::ClientNetworkKey,

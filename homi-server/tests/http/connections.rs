@@ -82,7 +82,7 @@ async fn a_request_line_sent_a_byte_at_a_time_is_dropped() {
         }
         if i == 1 {
             // Others are answered while it dribbles.
-            health_within(&s, Duration::from_millis(500)).await;
+            health_within(&s, Duration::from_secs(2)).await;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         if started.elapsed() > Duration::from_secs(8) {
@@ -150,6 +150,19 @@ async fn a_body_that_stops_is_answered_408() {
     assert!(sent.contains("HOMI_BODY_TIMEOUT_SECS"), "{sent}");
     assert!(started.elapsed() < Duration::from_secs(3));
     health_within(&s, Duration::from_secs(2)).await;
+
+    // The MCP door too: a 408, not a server failure.
+    let token = s.signup("slow@example.com").await;
+    let mut tcp = connect(&s).await;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: homi\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Content-Length: 200\r\n\r\n{{\"jsonrpc\": \"2.0\""
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let sent = read_until_closed(&mut tcp, Duration::from_secs(4)).await;
+    assert!(sent.starts_with("HTTP/1.1 408"), "{sent}");
+    assert!(sent.contains("\"request_timeout\""), "{sent}");
 }
 
 #[tokio::test]
