@@ -217,7 +217,7 @@ impl Builtin {
         pw: &str,
     ) -> Result<()> {
         let (max, lockout) = (self.config.max_failed_signins, self.config.signin_lockout);
-        let key = format!("session:{}", principal.session_id);
+        let key = SigninKeys::session(principal.session_id);
         let locked = self
             .store
             .begin_signin_attempt(&key, Utc::now(), max, lockout, FAILURE_WINDOW)

@@ -139,6 +139,12 @@ impl SigninKeys {
         }
     }
 
+    /// The counter of one auth session's wrong current passwords (a
+    /// password or email change): `session:<session id>`.
+    pub fn session(session_id: uuid::Uuid) -> String {
+        format!("session:{session_id}")
+    }
+
     /// A `LIKE` pattern for every pair counter of the account (digests are
     /// hexadecimal: no wildcard in them).
     pub fn pairs_of(email_normalized: &str) -> String {
