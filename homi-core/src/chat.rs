@@ -88,7 +88,9 @@ pub struct ChatOptions {
     /// How long a turn's message waits for its reply before its extraction
     /// runs alone. The message and its extraction job are written together
     /// before the model is asked, so a crash or a shutdown during the turn
-    /// loses no extraction; the reply, when it comes, joins the job.
+    /// loses no extraction; the reply, when it comes while the job still
+    /// waits, joins it (a reply later than that is not extracted: the job
+    /// has taken the message already).
     pub reply_wait: Duration,
 }
 
