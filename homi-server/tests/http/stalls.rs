@@ -1,5 +1,6 @@
 //! A provider that stalls after its headers (mid-answer, mid-stream) holds
-//! nobody: the chat turn answers 504, the stream ends with an error event,
+//! nobody: the chat turn answers 504, the streams (Homi's and the
+//! OpenAI-compatible one) end with an error event,
 //! the extraction job fails its attempt and is retried. The user's message
 //! is kept and extracted once the provider is back.
 
@@ -85,6 +86,33 @@ async fn a_stalled_provider_holds_nobody(backend: Backend) {
     let kept = s.state.chat.messages(&user, "s-2", 10).await.unwrap();
     assert_eq!(kept[0].content, "My sister is called Ines");
 
+    // The OpenAI-compatible stream: an error chunk in OpenAI's shape, then
+    // [DONE], by the idle limit.
+    fake.push_fault(Target::Chat, Fault::Stall, 1);
+    let started = Instant::now();
+    let resp = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(&token)
+        .json(&json!({"model": "homi", "stream": true, "user": "s-3",
+                      "messages": [{"role": "user", "content": "I play the oboe"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let events = tokio::time::timeout(Duration::from_secs(10), resp.text())
+        .await
+        .expect("the stream was never ended")
+        .unwrap();
+    assert!(events.contains("Half an "), "{events}");
+    assert!(events.contains("\"code\":\"provider_timeout\""), "{events}");
+    assert!(events.trim_end().ends_with("data: [DONE]"), "{events}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
     // The first extraction job's model call stalls too: its attempt fails
     // by the deadline and the job is to be retried (here at once).
     let queue = JobQueue::for_memory(
@@ -109,12 +137,13 @@ async fn a_stalled_provider_holds_nobody(backend: Backend) {
         started.elapsed()
     );
 
-    // With the provider back, both messages become memories.
+    // With the provider back, every message becomes a memory.
     while queue.run_next(&s.state.memory).await.unwrap().is_some() {}
     let (_, all) = s.get("/api/v1/memories", Some(&token)).await;
     let all = all.to_string();
     assert!(all.contains("I adopted a cat named Miso"), "{all}");
     assert!(all.contains("My sister is called Ines"), "{all}");
+    assert!(all.contains("I play the oboe"), "{all}");
 }
 
 homi_testkit::conformance!(a_stalled_provider_holds_nobody);
