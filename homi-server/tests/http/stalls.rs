@@ -14,6 +14,38 @@ use serde_json::json;
 
 use super::{assert_error, start_configured};
 
+/// Posts `body` to a streaming `path` while the provider stalls mid-stream:
+/// the answer starts (200) and is ended within 5 s; returns its events.
+async fn stalled_stream(
+    s: &super::Server,
+    fake: &homi_testkit::FakeProvider,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> String {
+    fake.push_fault(Target::Chat, Fault::Stall, 1);
+    let started = Instant::now();
+    let resp = s
+        .http
+        .post(format!("{}{path}", s.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let events = tokio::time::timeout(Duration::from_secs(10), resp.text())
+        .await
+        .expect("the stream was never ended")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    events
+}
+
 async fn a_stalled_provider_holds_nobody(backend: Backend) {
     let Some((s, fake)) = start_configured(backend, true, |c| {
         c.provider.deadline = Duration::from_secs(1);
@@ -59,59 +91,35 @@ async fn a_stalled_provider_holds_nobody(backend: Backend) {
     assert_eq!(kept.len(), 1, "the message is saved");
 
     // A stream that stops after its first words.
-    fake.push_fault(Target::Chat, Fault::Stall, 1);
-    let started = Instant::now();
-    let resp = s
-        .http
-        .post(format!("{}/api/v1/chat/stream", s.base))
-        .bearer_auth(&token)
-        .json(&json!({"message": "My sister is called Ines", "session_id": "s-2"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let events = tokio::time::timeout(Duration::from_secs(10), resp.text())
-        .await
-        .expect("the stream was never ended")
-        .unwrap();
+    let events = stalled_stream(
+        &s,
+        &fake,
+        &token,
+        "/api/v1/chat/stream",
+        json!({"message": "My sister is called Ines", "session_id": "s-2"}),
+    )
+    .await;
     assert!(events.contains("event: delta"), "{events}");
     assert!(events.contains("Half an "), "{events}");
     assert!(events.contains("event: error"), "{events}");
     assert!(events.contains("provider_timeout"), "{events}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
     let kept = s.state.chat.messages(&user, "s-2", 10).await.unwrap();
     assert_eq!(kept[0].content, "My sister is called Ines");
 
     // The OpenAI-compatible stream: an error chunk in OpenAI's shape, then
     // [DONE], by the idle limit.
-    fake.push_fault(Target::Chat, Fault::Stall, 1);
-    let started = Instant::now();
-    let resp = s
-        .http
-        .post(format!("{}/v1/chat/completions", s.base))
-        .bearer_auth(&token)
-        .json(&json!({"model": "homi", "stream": true, "user": "s-3",
-                      "messages": [{"role": "user", "content": "I play the oboe"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let events = tokio::time::timeout(Duration::from_secs(10), resp.text())
-        .await
-        .expect("the stream was never ended")
-        .unwrap();
+    let events = stalled_stream(
+        &s,
+        &fake,
+        &token,
+        "/v1/chat/completions",
+        json!({"model": "homi", "stream": true, "user": "s-3",
+               "messages": [{"role": "user", "content": "I play the oboe"}]}),
+    )
+    .await;
     assert!(events.contains("Half an "), "{events}");
     assert!(events.contains("\"code\":\"provider_timeout\""), "{events}");
     assert!(events.trim_end().ends_with("data: [DONE]"), "{events}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
 
     // The first extraction job's model call stalls too: its attempt fails
     // by the deadline and the job is to be retried (here at once).
