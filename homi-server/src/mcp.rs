@@ -287,18 +287,15 @@ fn answer(text: String, value: Value) -> CallToolResult {
 /// `{"error": {"code", "message"}}`.
 fn failure(e: &Error) -> CallToolResult {
     let code = e.kind().code();
-    let message = told(e);
+    let message = e.told(IN_LOG);
     let mut result = CallToolResult::error(vec![ContentBlock::text(format!("{code}: {message}"))]);
     result.structured_content = Some(json!({"error": {"code": code, "message": message}}));
     result
 }
 
-/// What the client is told of `e`: its text, or, where that could quote the
-/// provider's address or answer, a database's or another service's message,
-/// the core's sentence for it (the whole error goes to the log).
-fn told(e: &Error) -> String {
-    e.told("Homi's log")
-}
+/// Where the cause of an error the client is not shown can be found
+/// ([`Error::told`]).
+const IN_LOG: &str = "Homi's log";
 
 /// A tool's outcome as MCP answers it: a failure is a tool error, never a
 /// protocol error.
@@ -704,7 +701,7 @@ fn protocol_error(e: &Error) -> McpError {
     match e.kind() {
         homi_core::ErrorKind::InvalidInput => McpError::invalid_params(e.to_string(), data),
         homi_core::ErrorKind::NotFound => McpError::resource_not_found(e.to_string(), data),
-        _ => McpError::internal_error(told(e), data),
+        _ => McpError::internal_error(e.told(IN_LOG), data),
     }
 }
 
